@@ -1,0 +1,5 @@
+export * from './start-postgres.js';
+export * from './create-test-database.js';
+export * from './container-runtime-answers.js';
+export * from './start-embedded-postgres.js';
+export * from './start-testcontainers-postgres.js';
