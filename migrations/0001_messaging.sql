@@ -23,13 +23,18 @@ CREATE TABLE outbox (
   headers      jsonb       NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(headers) = 'object'),
   -- 'prepared' is a half message: stored, invisible to delivery until committed.
   state        text        NOT NULL DEFAULT 'ready' CHECK (state IN ('ready', 'prepared')),
+  -- When the relay may (re)try to move it: now, or later after a failed delivery.
   available_at timestamptz NOT NULL DEFAULT now(),
+  -- When consumers may handle it (a delayed message). The relay moves delayed
+  -- messages to their queues at once, so a large delayed backlog never slows the
+  -- relay's claim; the queue's run_at does the waiting.
+  run_at       timestamptz,
   expires_at   timestamptz,
   attempts     integer     NOT NULL DEFAULT 0 CHECK (attempts >= 0),
   last_error   text,
   created_at   timestamptz NOT NULL DEFAULT now(),
   -- Half-message check-back bookkeeping: when to ask the producer's checker next,
-  -- how often it was asked, and who is asking right now (a short lease).
+  -- and how often it was asked. A checking relay holds the row lock while it asks.
   check_at     timestamptz,
   checks       integer     NOT NULL DEFAULT 0 CHECK (checks >= 0),
   CHECK (state = 'ready' OR check_at IS NOT NULL)

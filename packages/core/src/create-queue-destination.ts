@@ -1,0 +1,101 @@
+import type pg from 'pg';
+import type { Destination, RelayedMessage } from './destination.js';
+import { InvalidOptionsError } from './errors.js';
+import { DEFAULT_SCHEMA, validateSchemaName } from './schema-name.js';
+import { queueSql } from './sql/queue-sql.js';
+import { topicMatcher, validateQueueName } from './topic-name.js';
+
+/** A route: messages whose topic matches `topic` (exact, `*` one segment, `#` any segments) go to `queue`. */
+export interface QueueRoute {
+  topic: string;
+  queue: string;
+}
+
+/** Options of {@link createQueueDestination}. */
+export interface QueueDestinationOptions {
+  /** Topic patterns to queues. A topic matching several routes is copied to each queue (fan-out). */
+  routes: readonly QueueRoute[];
+  /**
+   * The database of the queues, when it is not the outbox's. Omit it for queues in the
+   * outbox's database: delivery then happens inside the relay's transaction.
+   */
+  pool?: pg.Pool;
+  /** sagabox schema in the queues' database. Default `'sagabox'`. */
+  schema?: string;
+  /** Name for logs. Default `'queues'` (or `'remote-queues'` with a pool). */
+  name?: string;
+}
+
+/**
+ * A destination that writes messages into sagabox queues, routed by topic. Delivery is
+ * idempotent by (queue, message id); each batch wakes the queues' workers with one
+ * NOTIFY per queue.
+ *
+ * @example
+ * const relay = createRelay({
+ *   pool: ordersDb,
+ *   destinations: [createQueueDestination({ pool: billingDb, routes: [{ topic: 'orders.*', queue: 'billing' }] })],
+ * });
+ */
+export function createQueueDestination(options: QueueDestinationOptions): Destination {
+  const problems: string[] = [];
+  let schema = DEFAULT_SCHEMA;
+  try {
+    schema = validateSchemaName(options.schema ?? DEFAULT_SCHEMA);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  const routes: { match: (topic: string) => boolean; queue: string }[] = [];
+  if (!Array.isArray(options.routes) || options.routes.length === 0) problems.push('routes must be a non-empty array');
+  for (const [i, r] of (options.routes ?? []).entries()) {
+    try {
+      routes.push({ match: topicMatcher(r.topic), queue: validateQueueName(r.queue) });
+    } catch (err) {
+      problems.push(`routes[${i}]: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length > 0) throw new InvalidOptionsError('queue destination', problems);
+  const sql = queueSql(schema);
+  const queuesOf = new Map<string, string[]>();
+  const route = (topic: string): string[] => {
+    let qs = queuesOf.get(topic);
+    if (!qs) {
+      qs = [...new Set(routes.filter((r) => r.match(topic)).map((r) => r.queue))];
+      if (queuesOf.size < 10_000) queuesOf.set(topic, qs);
+    }
+    return qs;
+  };
+  const remote = options.pool;
+
+  return {
+    name: options.name ?? (remote ? 'remote-queues' : 'queues'),
+    matches: (topic) => route(topic).length > 0,
+    async start({ pool }) {
+      // Queues exist before the first message, so admins see empty ones.
+      await (remote ?? pool).query(sql.ensureQueues, [[...new Set(routes.map((r) => r.queue))]]);
+    },
+    async deliver(messages: readonly RelayedMessage[], { client }) {
+      const cols: unknown[][] = [[], [], [], [], [], [], [], [], []];
+      for (const m of messages) {
+        for (const q of route(m.topic)) {
+          cols[0]!.push(q);
+          cols[1]!.push(m.id);
+          cols[2]!.push(m.topic);
+          cols[3]!.push(m.key);
+          cols[4]!.push(m.payload);
+          cols[5]!.push(m.headers);
+          cols[6]!.push(m.runAt);
+          cols[7]!.push(m.expiresAt);
+          cols[8]!.push(m.createdAt);
+        }
+      }
+      if (cols[0]!.length === 0) return;
+      await (remote ?? client).query(sql.enqueue, [...cols, sql.queueChannel]);
+    },
+  };
+}
+
+/** The queue names a set of routes mentions (for creating them up front). */
+export function routeQueues(routes: readonly QueueRoute[]): string[] {
+  return [...new Set(routes.map((r) => r.queue))];
+}

@@ -1,0 +1,343 @@
+import { EventEmitter } from 'node:events';
+import type pg from 'pg';
+import { createDrainLoop, type DrainLoop } from './drain-loop.js';
+import type { Destination, RelayedMessage } from './destination.js';
+import { createQueueDestination, type QueueRoute } from './create-queue-destination.js';
+import { InvalidOptionsError } from './errors.js';
+import { createListener, type Listener } from './listener.js';
+import { silentLogger, type Logger } from './logger.js';
+import { assertNoProblems, backoffMs, checkInt, resolveRetryPolicy, type RetryPolicy } from './retry-policy.js';
+import { DEFAULT_SCHEMA, validateSchemaName } from './schema-name.js';
+import { outboxSql } from './sql/outbox-sql.js';
+
+/** Default messages claimed per relay batch. */
+export const DEFAULT_RELAY_BATCH_SIZE = 200;
+/** Default polling interval of the relay when no NOTIFY wakes it, in milliseconds. */
+export const DEFAULT_RELAY_POLL_INTERVAL_MS = 1_000;
+/** Default retry policy of failed deliveries. */
+export const DEFAULT_RELAY_RETRY: RetryPolicy = { maxAttempts: 20, baseDelayMs: 500, maxDelayMs: 60_000, jitter: true };
+/** Default time `stop()` waits for the batch in flight, in milliseconds. */
+export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+
+/** Options of {@link createRelay}. */
+export interface RelayOptions {
+  /** Pool on the database that holds the outbox. Needs at least 2 connections (one listens). */
+  pool: pg.Pool;
+  /** sagabox schema. Default `'sagabox'`. */
+  schema?: string;
+  /** Where messages go. */
+  destinations?: readonly Destination[];
+  /** Shorthand for one queue destination in the outbox's own database. */
+  routes?: readonly QueueRoute[];
+  /** Messages claimed per batch. Default {@link DEFAULT_RELAY_BATCH_SIZE}. */
+  batchSize?: number;
+  /** Poll interval, in milliseconds, for when no NOTIFY arrives. Default {@link DEFAULT_RELAY_POLL_INTERVAL_MS}. */
+  pollIntervalMs?: number;
+  /** LISTEN for publish hints. Default true; set false behind a transaction-pooling PgBouncer (polling only). */
+  listen?: boolean;
+  /** Failed deliveries: retries with backoff, then the dead letters. */
+  retry?: Partial<RetryPolicy>;
+  /** What to do with a message no destination matches: dead-letter it as `unroutable` (default) or drop it. */
+  onUnroutable?: 'dead-letter' | 'drop';
+  /** Identifies this relay in logs. Default `relay-<pid>`. */
+  name?: string;
+  logger?: Logger;
+  /** Longest wait in `stop()` for the batch in flight, in milliseconds. Default 10,000. */
+  stopTimeoutMs?: number;
+}
+
+/** Events a relay emits; none of them is ever thrown. */
+export interface RelayEvents {
+  delivered: [{ count: number; destination: string }];
+  retry: [{ id: string; topic: string; attempts: number; error: string }];
+  deadLettered: [{ id: string; topic: string; reason: string; error: string }];
+  error: [{ error: unknown }];
+}
+
+/** A running relay. See {@link createRelay}. */
+export interface Relay {
+  /** Typed events: `delivered`, `retry`, `deadLettered`, `error`. */
+  readonly events: EventEmitter<RelayEvents>;
+  start(): Promise<void>;
+  /** Stops claiming, finishes the batch in flight (within `stopTimeoutMs`), closes its LISTEN session. */
+  stop(): Promise<void>;
+  /** Runs one claim-and-deliver batch now; resolves to the number of messages claimed. For tools and tests. */
+  runOnce(): Promise<number>;
+}
+
+interface ClaimedRow {
+  seq: string;
+  id: string;
+  topic: string;
+  key: string | null;
+  payload: string;
+  headers: string;
+  run_at: Date | null;
+  expires_at: Date | null;
+  attempts: number;
+  created_at: Date;
+}
+
+interface ResolvedRelayOptions {
+  pool: pg.Pool;
+  schema: string;
+  destinations: readonly Destination[];
+  batchSize: number;
+  pollIntervalMs: number;
+  listen: boolean;
+  retry: RetryPolicy;
+  onUnroutable: 'dead-letter' | 'drop';
+  name: string;
+  logger: Logger;
+  stopTimeoutMs: number;
+}
+
+/** Checks relay options, reporting every problem at once. */
+export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
+  const problems: string[] = [];
+  if (!options || typeof options.pool?.connect !== 'function') problems.push('pool must be a pg.Pool');
+  let schema = DEFAULT_SCHEMA;
+  try {
+    schema = validateSchemaName(options.schema ?? DEFAULT_SCHEMA);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  checkInt(problems, 'batchSize', options.batchSize, 1, 10_000);
+  checkInt(problems, 'pollIntervalMs', options.pollIntervalMs, 10, 3_600_000);
+  checkInt(problems, 'stopTimeoutMs', options.stopTimeoutMs, 0, 3_600_000);
+  const destinations: Destination[] = [...(options.destinations ?? [])];
+  if (options.routes) {
+    try {
+      destinations.push(createQueueDestination({ routes: options.routes, schema }));
+    } catch (err) {
+      if (err instanceof InvalidOptionsError) problems.push(...err.problems.map((p) => `routes: ${p}`));
+      else problems.push(String(err));
+    }
+  }
+  if (destinations.length === 0 && !options.routes) problems.push('give routes or destinations');
+  if (options.onUnroutable !== undefined && options.onUnroutable !== 'dead-letter' && options.onUnroutable !== 'drop') {
+    problems.push("onUnroutable must be 'dead-letter' or 'drop'");
+  }
+  const retry = resolveRetryPolicy(options.retry, DEFAULT_RELAY_RETRY, problems);
+  assertNoProblems('relay', problems);
+  return {
+    pool: options.pool,
+    schema,
+    destinations,
+    batchSize: options.batchSize ?? DEFAULT_RELAY_BATCH_SIZE,
+    pollIntervalMs: options.pollIntervalMs ?? DEFAULT_RELAY_POLL_INTERVAL_MS,
+    listen: options.listen ?? true,
+    retry,
+    onUnroutable: options.onUnroutable ?? 'dead-letter',
+    name: options.name ?? `relay-${process.pid}`,
+    logger: options.logger ?? silentLogger,
+    stopTimeoutMs: options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
+  };
+}
+
+function toRelayed(r: ClaimedRow): RelayedMessage {
+  return {
+    seq: r.seq,
+    id: r.id,
+    topic: r.topic,
+    key: r.key,
+    payload: r.payload,
+    headers: r.headers,
+    runAt: r.run_at,
+    expiresAt: r.expires_at,
+    attempts: r.attempts,
+    createdAt: r.created_at,
+  };
+}
+
+function errorText(err: unknown): string {
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return text.length > 2_000 ? `${text.slice(0, 2_000)}…` : text;
+}
+
+/**
+ * Creates a relay: it moves committed outbox messages to their destinations.
+ *
+ * It wakes on LISTEN (a hint sent by `publish`) and polls every `pollIntervalMs` as the
+ * guarantee. Each batch is claimed with `FOR UPDATE SKIP LOCKED` in one transaction
+ * that also removes the delivered rows, so any number of relays can run against one
+ * outbox, and a relay killed mid-batch leaves its rows to the others (its delivery
+ * may be repeated; destinations deduplicate by message id). Messages with the same
+ * key leave one at a time in commit order. A failing delivery is retried with
+ * backoff, then dead-lettered; the relay never stops for one bad message.
+ *
+ * @example
+ * const relay = createRelay({ pool, routes: [{ topic: 'orders.*', queue: 'billing' }], logger });
+ * await relay.start();
+ * // ...
+ * await relay.stop();
+ */
+export function createRelay(options: RelayOptions): Relay {
+  const o = resolveRelayOptions(options);
+  const log = o.logger.child({ component: 'relay', relay: o.name, schema: o.schema });
+  const sql = outboxSql(o.schema);
+  const events = new EventEmitter<RelayEvents>();
+  let loop: DrainLoop | undefined;
+  let listener: Listener | undefined;
+  let started = false;
+
+  const emitError = (error: unknown): void => {
+    log.error({ err: error }, 'relay batch failed; backing off');
+    if (events.listenerCount('error') > 0) events.emit('error', { error });
+  };
+
+  const deliverIsolated = async (
+    client: pg.PoolClient,
+    dest: Destination,
+    batch: RelayedMessage[],
+    failures: Map<string, string>,
+  ): Promise<void> => {
+    await client.query('SAVEPOINT sagabox_deliver');
+    try {
+      await dest.deliver(batch, { client });
+      await client.query('RELEASE SAVEPOINT sagabox_deliver');
+      events.emit('delivered', { count: batch.length, destination: dest.name });
+      return;
+    } catch (err) {
+      await client.query('ROLLBACK TO SAVEPOINT sagabox_deliver');
+      if (batch.length === 1) {
+        failures.set(batch[0]!.seq, `${dest.name}: ${errorText(err)}`);
+        return;
+      }
+      log.warn({ err, destination: dest.name, count: batch.length }, 'batch delivery failed; retrying one by one');
+    }
+    for (const m of batch) await deliverIsolated(client, dest, [m], failures);
+  };
+
+  const runOnce = async (): Promise<number> => {
+    const client = await o.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<ClaimedRow>({ text: sql.claim, values: [o.batchSize, null] });
+      if (rows.length === 0) {
+        await client.query('COMMIT');
+        return 0;
+      }
+      const now = Date.now();
+      const dead: { seq: string; id: string; topic: string; reason: string; error: string }[] = [];
+      const perDestination = new Map<Destination, RelayedMessage[]>();
+      const live: RelayedMessage[] = [];
+      for (const row of rows) {
+        const m = toRelayed(row);
+        if (m.expiresAt && m.expiresAt.getTime() <= now) {
+          dead.push({ seq: m.seq, id: m.id, topic: m.topic, reason: 'expired', error: `expired at ${m.expiresAt.toISOString()} before delivery` });
+          continue;
+        }
+        const targets = o.destinations.filter((d) => d.matches(m.topic));
+        if (targets.length === 0) {
+          if (o.onUnroutable === 'dead-letter') {
+            dead.push({ seq: m.seq, id: m.id, topic: m.topic, reason: 'unroutable', error: `no destination matches topic ${m.topic}` });
+          } else {
+            live.push(m);
+          }
+          continue;
+        }
+        live.push(m);
+        for (const d of targets) {
+          let list = perDestination.get(d);
+          if (!list) perDestination.set(d, (list = []));
+          list.push(m);
+        }
+      }
+      const failures = new Map<string, string>();
+      for (const [dest, batch] of perDestination) await deliverIsolated(client, dest, batch, failures);
+
+      const delivered = live.filter((m) => !failures.has(m.seq)).map((m) => m.seq);
+      const retrySeqs: string[] = [];
+      const retryDelays: number[] = [];
+      const retryErrors: string[] = [];
+      for (const m of live) {
+        const error = failures.get(m.seq);
+        if (error === undefined) continue;
+        const attempts = m.attempts + 1;
+        if (attempts >= o.retry.maxAttempts) {
+          dead.push({ seq: m.seq, id: m.id, topic: m.topic, reason: 'failed', error });
+        } else {
+          retrySeqs.push(m.seq);
+          retryDelays.push(backoffMs(o.retry, attempts));
+          retryErrors.push(error);
+          events.emit('retry', { id: m.id, topic: m.topic, attempts, error });
+          log.warn({ messageId: m.id, topic: m.topic, attempts, error }, 'delivery failed; will retry');
+        }
+      }
+      if (delivered.length > 0) await client.query(sql.deleteDelivered, [delivered]);
+      if (retrySeqs.length > 0) await client.query(sql.retryLater, [retrySeqs, retryDelays, retryErrors]);
+      if (dead.length > 0) {
+        // Failed deliveries count the attempt that just failed; expired/unroutable do not.
+        const failed = dead.filter((d) => d.reason === 'failed');
+        const other = dead.filter((d) => d.reason !== 'failed');
+        for (const [group, extra] of [[failed, 1], [other, 0]] as const) {
+          if (group.length === 0) continue;
+          await client.query(sql.deadLetter, [group.map((d) => d.seq), group.map((d) => d.reason), group.map((d) => d.error), extra]);
+        }
+      }
+      await client.query('COMMIT');
+      for (const d of dead) {
+        log.error({ messageId: d.id, topic: d.topic, reason: d.reason, error: d.error }, 'message dead-lettered by the relay');
+        events.emit('deadLettered', { id: d.id, topic: d.topic, reason: d.reason, error: d.error });
+      }
+      log.debug({ claimed: rows.length, delivered: delivered.length, retried: retrySeqs.length, dead: dead.length }, 'relay batch');
+      return rows.length;
+    } catch (err) {
+      broken = err as Error;
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      // A connection that failed mid-transaction is discarded, not returned to the pool.
+      client.release(broken);
+    }
+  };
+
+  return {
+    events,
+    runOnce,
+    async start() {
+      if (started) return;
+      started = true;
+      for (const d of o.destinations) await d.start?.({ pool: o.pool });
+      loop = createDrainLoop({
+        run: async () => {
+          const n = await runOnce();
+          return { handled: n, full: n >= o.batchSize };
+        },
+        pollIntervalMs: o.pollIntervalMs,
+        lingerMs: 20,
+        logger: log,
+        onError: emitError,
+      });
+      if (o.listen) {
+        listener = createListener({
+          connection: o.pool.options,
+          pool: o.pool,
+          channels: [sql.outboxChannel],
+          onNotify: () => loop?.wake(),
+          onReconnect: () => loop?.wake(),
+          logger: log,
+        });
+        await listener.start();
+      }
+      loop.start();
+      log.info({ destinations: o.destinations.map((d) => d.name), batchSize: o.batchSize, listen: o.listen }, 'relay started');
+    },
+    async stop() {
+      if (!started) return;
+      started = false;
+      const stopping = Promise.all([loop?.stop(), listener?.stop()]);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        stopping.then(() => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), o.stopTimeoutMs))),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) log.warn({ stopTimeoutMs: o.stopTimeoutMs }, 'relay stop timed out waiting for its batch');
+      for (const d of o.destinations) await d.stop?.().catch((err) => log.warn({ err, destination: d.name }, 'destination stop failed'));
+      log.info({}, 'relay stopped');
+    },
+  };
+}

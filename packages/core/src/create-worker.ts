@@ -1,0 +1,483 @@
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type pg from 'pg';
+import { kyselyOnClient } from './client-kysely.js';
+import type { TopicRegistry } from './define-topics.js';
+import { createDrainLoop, type DrainLoop } from './drain-loop.js';
+import { isHandlerOutcome, type HandlerOutcome } from './handler-outcome.js';
+import { createListener, type Listener } from './listener.js';
+import { silentLogger, type Logger } from './logger.js';
+import { assertNoProblems, backoffMs, checkInt, DEFAULT_RETRY_POLICY, resolveRetryPolicy, type RetryPolicy } from './retry-policy.js';
+import { DEFAULT_SCHEMA, validateSchemaName } from './schema-name.js';
+import { queueSql } from './sql/queue-sql.js';
+import { validateQueueName } from './topic-name.js';
+import { DEFAULT_STOP_TIMEOUT_MS } from './create-relay.js';
+
+/** Default number of batches a worker handles at once. */
+export const DEFAULT_WORKER_CONCURRENCY = 1;
+/** Default messages claimed per batch (handled in one transaction). */
+export const DEFAULT_WORKER_BATCH_SIZE = 10;
+/** Default lease, in milliseconds: how long a dead worker's messages wait before others may take them. */
+export const DEFAULT_LEASE_MS = 30_000;
+/** Default poll interval of a worker, in milliseconds. */
+export const DEFAULT_WORKER_POLL_INTERVAL_MS = 1_000;
+/** Default inbox retention, in milliseconds (7 days). */
+export const DEFAULT_INBOX_RETENTION_MS = 7 * 24 * 3_600_000;
+
+/** A message as a handler sees it. */
+export interface Message<P = unknown> {
+  id: string;
+  queue: string;
+  topic: string;
+  key: string | null;
+  payload: P;
+  headers: Record<string, string>;
+  /** This delivery's number: 1 on the first try. */
+  attempts: number;
+  /** When the producer published it. */
+  createdAt: Date;
+}
+
+/** What a handler gets besides the message. Everything it writes through `client` or `db` commits with the ack. */
+export interface HandlerContext {
+  /** The transaction's connection. Do not COMMIT or ROLLBACK it. */
+  client: pg.PoolClient;
+  /** A kysely instance on the same transaction (created on first use). */
+  readonly db: Kysely<any>;
+  consumer: string;
+  logger: Logger;
+}
+
+/** A message handler. Return nothing to ack, an {@link HandlerOutcome} to retry or dead-letter, or throw to retry with backoff. */
+export type Handler<P = unknown> = (message: Message<P>, context: HandlerContext) => Promise<void | HandlerOutcome> | void | HandlerOutcome;
+
+/** Options of {@link createWorker}. */
+export interface WorkerOptions<P = unknown> {
+  /** Pool on the queue's database; needs `concurrency + 1` connections. */
+  pool: pg.Pool;
+  schema?: string;
+  queue: string;
+  handler: Handler<P>;
+  /** Inbox identity: handling is deduplicated per (consumer, message id). Default: the queue name. */
+  consumer?: string;
+  /** Record handled ids in the inbox so a redelivered message has no second effect. Default true. */
+  inbox?: boolean;
+  /** Batches handled at once, each on its own connection. Default {@link DEFAULT_WORKER_CONCURRENCY}. */
+  concurrency?: number;
+  /**
+   * Messages claimed per batch. A batch is one transaction: handlers run one after the
+   * other in it and commit together (fast). Use 1 for slow handlers. Default {@link DEFAULT_WORKER_BATCH_SIZE}.
+   */
+  batchSize?: number;
+  /** Lease length, in milliseconds. Default {@link DEFAULT_LEASE_MS}. */
+  leaseMs?: number;
+  pollIntervalMs?: number;
+  listen?: boolean;
+  retry?: Partial<RetryPolicy>;
+  /** Validate payloads at consume; a failing one is dead-lettered as `invalid`. */
+  topics?: TopicRegistry;
+  inboxRetentionMs?: number;
+  /** How often to purge old inbox rows, in milliseconds (0: never). Default 600,000. */
+  inboxPurgeIntervalMs?: number;
+  name?: string;
+  logger?: Logger;
+  stopTimeoutMs?: number;
+}
+
+/** Events a worker emits; none is ever thrown. */
+export interface WorkerEvents {
+  handled: [{ count: number }];
+  failed: [{ id: string; topic: string; attempts: number; error: unknown }];
+  deadLettered: [{ id: string; topic: string; reason: string; error: string }];
+  error: [{ error: unknown }];
+}
+
+/** A running worker. See {@link createWorker}. */
+export interface Worker {
+  readonly events: EventEmitter<WorkerEvents>;
+  start(): Promise<void>;
+  /** Stops claiming and waits (up to `stopTimeoutMs`) for batches in flight. */
+  stop(): Promise<void>;
+  /** Claims and handles one batch now; resolves to the number claimed. For tools and tests. */
+  runOnce(): Promise<number>;
+}
+
+interface ClaimedRow {
+  seq: string;
+  id: string;
+  topic: string;
+  key: string | null;
+  payload: unknown;
+  headers: Record<string, string>;
+  priority: number;
+  attempts: number;
+  created_at: Date;
+  expired: boolean | null;
+}
+
+type Verdict =
+  | { kind: 'ack' }
+  | { kind: 'retry'; delayMs: number; error: string }
+  | { kind: 'dead'; reason: string; error: string };
+
+function errorText(err: unknown): string {
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return text.length > 2_000 ? `${text.slice(0, 2_000)}…` : text;
+}
+
+class FastPathAbort extends Error {}
+
+/**
+ * Creates a worker: competing consumers of one queue with an idempotent inbox.
+ *
+ * A batch is claimed with `FOR UPDATE SKIP LOCKED` under a lease, then handled in one
+ * transaction: the leased rows are locked (fenced by the lease token, so a worker whose
+ * lease expired and was taken over does nothing), their ids go into the inbox (an id
+ * already there is acked without running the handler), the handler runs with the
+ * transaction's connection, and the ack (DELETE) commits with the handler's writes.
+ * When a handler throws, the batch is rolled back and handled again with a savepoint
+ * per message, so only the failing message's effects are undone; it is retried with
+ * backoff and dead-lettered after `retry.maxAttempts`.
+ *
+ * While a handler runs its row stays locked, so no lease renewal is needed for long
+ * handlers; the lease only decides how soon a crashed worker's messages come back.
+ *
+ * @example
+ * const worker = createWorker({
+ *   pool, queue: 'billing', concurrency: 4,
+ *   handler: async (message, { client }) => {
+ *     await client.query('INSERT INTO invoices (order_id) VALUES ($1)', [message.payload.orderId]);
+ *   },
+ * });
+ * await worker.start();
+ */
+export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
+  const problems: string[] = [];
+  if (!options || typeof options.pool?.connect !== 'function') problems.push('pool must be a pg.Pool');
+  if (typeof options?.handler !== 'function') problems.push('handler must be a function');
+  let schema = DEFAULT_SCHEMA;
+  let queue = '';
+  try {
+    schema = validateSchemaName(options.schema ?? DEFAULT_SCHEMA);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  try {
+    queue = validateQueueName(options.queue);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  checkInt(problems, 'concurrency', options.concurrency, 1, 1_000);
+  checkInt(problems, 'batchSize', options.batchSize, 1, 10_000);
+  checkInt(problems, 'leaseMs', options.leaseMs, 100, 86_400_000);
+  checkInt(problems, 'pollIntervalMs', options.pollIntervalMs, 10, 3_600_000);
+  checkInt(problems, 'inboxRetentionMs', options.inboxRetentionMs, 0, 10 * 365 * 86_400_000);
+  checkInt(problems, 'inboxPurgeIntervalMs', options.inboxPurgeIntervalMs, 0, 86_400_000);
+  if (options.consumer !== undefined && (typeof options.consumer !== 'string' || options.consumer.length === 0 || options.consumer.length > 255)) {
+    problems.push('consumer must be a string of 1-255 characters');
+  }
+  const retry = resolveRetryPolicy(options.retry, DEFAULT_RETRY_POLICY, problems);
+  assertNoProblems('worker', problems);
+
+  const pool = options.pool;
+  const consumer = options.consumer ?? queue;
+  const useInbox = options.inbox ?? true;
+  const concurrency = options.concurrency ?? DEFAULT_WORKER_CONCURRENCY;
+  const batchSize = options.batchSize ?? DEFAULT_WORKER_BATCH_SIZE;
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+  const name = options.name ?? `worker-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const handler = options.handler;
+  const log = (options.logger ?? silentLogger).child({ component: 'worker', worker: name, queue, schema });
+  const sql = queueSql(schema);
+  const events = new EventEmitter<WorkerEvents>();
+  const loops: DrainLoop[] = [];
+  let listener: Listener | undefined;
+  let purgeTimer: NodeJS.Timeout | undefined;
+  let started = false;
+
+  const toMessage = (r: ClaimedRow): Message<P> => ({
+    id: r.id,
+    queue,
+    topic: r.topic,
+    key: r.key,
+    payload: r.payload as P,
+    headers: r.headers ?? {},
+    attempts: r.attempts,
+    createdAt: r.created_at,
+  });
+
+  const contextFor = (client: pg.PoolClient): HandlerContext => {
+    let db: Kysely<any> | undefined;
+    return {
+      client,
+      consumer,
+      logger: log,
+      get db() {
+        return (db ??= kyselyOnClient(client));
+      },
+    };
+  };
+
+  const failureVerdict = (r: ClaimedRow, err: unknown): Verdict => {
+    const error = errorText(err);
+    if (r.attempts >= retry.maxAttempts) return { kind: 'dead', reason: 'failed', error };
+    return { kind: 'retry', delayMs: backoffMs(retry, r.attempts), error };
+  };
+
+  const outcomeVerdict = (r: ClaimedRow, outcome: HandlerOutcome): Verdict => {
+    if (outcome.kind === 'dead-letter') return { kind: 'dead', reason: 'non_retryable', error: outcome.reason };
+    const error = outcome.reason ?? 'handler asked to retry';
+    if (r.attempts >= retry.maxAttempts) return { kind: 'dead', reason: 'failed', error };
+    return { kind: 'retry', delayMs: outcome.delayMs ?? backoffMs(retry, r.attempts), error };
+  };
+
+  /** Applies the verdicts of one batch inside its transaction. */
+  const settle = async (client: pg.PoolClient, rows: ClaimedRow[], verdicts: Map<string, Verdict>): Promise<void> => {
+    const ack: string[] = [];
+    const retryIds: string[] = [];
+    const retryDelays: number[] = [];
+    const retryErrors: string[] = [];
+    const dead: { r: ClaimedRow; reason: string; error: string }[] = [];
+    for (const r of rows) {
+      const v = verdicts.get(r.id);
+      if (!v) continue;
+      if (v.kind === 'ack') ack.push(r.id);
+      else if (v.kind === 'retry') {
+        retryIds.push(r.id);
+        retryDelays.push(v.delayMs);
+        retryErrors.push(v.error);
+      } else dead.push({ r, reason: v.reason, error: v.error });
+    }
+    if (ack.length > 0) await client.query(sql.ack, [queue, ack]);
+    if (retryIds.length > 0) await client.query(sql.retryLater, [queue, retryIds, retryDelays, retryErrors]);
+    if (dead.length > 0) {
+      await client.query(sql.deadLetter, [queue, dead.map((d) => d.r.id), dead.map((d) => d.reason), dead.map((d) => d.error)]);
+    }
+  };
+
+  /** Verdicts that need no handler: expired and (with topics) invalid payloads. */
+  const precheck = async (rows: ClaimedRow[]): Promise<Map<string, Verdict>> => {
+    const verdicts = new Map<string, Verdict>();
+    for (const r of rows) {
+      if (r.expired) {
+        verdicts.set(r.id, { kind: 'dead', reason: 'expired', error: 'expired before it was handled' });
+        continue;
+      }
+      if (options.topics) {
+        try {
+          r.payload = await options.topics.validate(r.topic, r.payload);
+        } catch (err) {
+          verdicts.set(r.id, { kind: 'dead', reason: 'invalid', error: errorText(err) });
+        }
+      }
+    }
+    return verdicts;
+  };
+
+  const fence = async (client: pg.PoolClient, rows: ClaimedRow[], token: string): Promise<ClaimedRow[]> => {
+    const { rows: valid } = await client.query<{ id: string }>(sql.fence, [queue, rows.map((r) => r.id), token]);
+    if (valid.length === rows.length) return rows;
+    const ids = new Set(valid.map((v) => v.id));
+    log.warn({ lost: rows.length - valid.length }, 'lease lost before handling; leaving those messages to their new owner');
+    return rows.filter((r) => ids.has(r.id));
+  };
+
+  /** Fast path: the whole batch in one transaction, no savepoints. Throws FastPathAbort to fall back. */
+  const handleBatch = async (client: pg.PoolClient, claimed: ClaimedRow[], token: string, pre: Map<string, Verdict>) => {
+    const rows = await fence(client, claimed, token);
+    const verdicts = new Map<string, Verdict>();
+    const todo: ClaimedRow[] = [];
+    for (const r of rows) {
+      const v = pre.get(r.id);
+      if (v) verdicts.set(r.id, v);
+      else todo.push(r);
+    }
+    let fresh: Set<string> | undefined;
+    if (useInbox && todo.length > 0) {
+      const { rows: inserted } = await client.query<{ message_id: string }>(sql.inboxInsertMany, [consumer, todo.map((r) => r.id)]);
+      fresh = new Set(inserted.map((i) => i.message_id));
+    }
+    const ctx = contextFor(client);
+    for (const r of todo) {
+      if (fresh && !fresh.has(r.id)) {
+        log.debug({ messageId: r.id }, 'already in the inbox; acking without handling');
+        verdicts.set(r.id, { kind: 'ack' });
+        continue;
+      }
+      let outcome: unknown;
+      try {
+        outcome = await handler(toMessage(r), ctx);
+      } catch (err) {
+        throw new FastPathAbort('handler failed', { cause: err });
+      }
+      if (isHandlerOutcome(outcome)) throw new FastPathAbort('handler returned an outcome');
+      verdicts.set(r.id, { kind: 'ack' });
+    }
+    await settle(client, rows, verdicts);
+    return rows;
+  };
+
+  /** Slow path: a savepoint per message, so one failure undoes only its own effects. */
+  const handleOneByOne = async (client: pg.PoolClient, claimed: ClaimedRow[], token: string, pre: Map<string, Verdict>) => {
+    const rows = await fence(client, claimed, token);
+    const verdicts = new Map<string, Verdict>();
+    const ctx = contextFor(client);
+    for (const r of rows) {
+      const v = pre.get(r.id);
+      if (v) {
+        verdicts.set(r.id, v);
+        continue;
+      }
+      await client.query('SAVEPOINT sagabox_message');
+      try {
+        if (useInbox) {
+          const { rowCount } = await client.query(sql.inboxInsertOne, [consumer, r.id]);
+          if (rowCount === 0) {
+            await client.query('RELEASE SAVEPOINT sagabox_message');
+            verdicts.set(r.id, { kind: 'ack' });
+            continue;
+          }
+        }
+        const outcome = await handler(toMessage(r), ctx);
+        if (isHandlerOutcome(outcome)) {
+          await client.query('ROLLBACK TO SAVEPOINT sagabox_message');
+          verdicts.set(r.id, outcomeVerdict(r, outcome));
+        } else {
+          await client.query('RELEASE SAVEPOINT sagabox_message');
+          verdicts.set(r.id, { kind: 'ack' });
+        }
+      } catch (err) {
+        await client.query('ROLLBACK TO SAVEPOINT sagabox_message');
+        verdicts.set(r.id, failureVerdict(r, err));
+      }
+    }
+    await settle(client, rows, verdicts);
+    return { rows, verdicts };
+  };
+
+  const inTransaction = async <T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+      if (!(err instanceof FastPathAbort)) broken ??= err as Error;
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  };
+
+  const runOnce = async (): Promise<number> => {
+    const token = randomUUID();
+    const { rows: claimed } = await pool.query<ClaimedRow>(sql.claim, [queue, batchSize, token, name, null, leaseMs]);
+    if (claimed.length === 0) return 0;
+    claimed.sort((a, b) => b.priority - a.priority || (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
+    const pre = await precheck(claimed);
+    let verdicts: Map<string, Verdict> | undefined;
+    try {
+      await inTransaction((client) => handleBatch(client, claimed, token, pre));
+    } catch (err) {
+      if (!(err instanceof FastPathAbort)) throw err;
+      log.debug({ err: err.cause ?? err }, 'a handler failed; handling the batch one by one');
+      ({ verdicts } = await inTransaction((client) => handleOneByOne(client, claimed, token, pre)));
+    }
+    let handledCount = 0;
+    for (const r of claimed) {
+      const v: Verdict | undefined = verdicts ? verdicts.get(r.id) : pre.get(r.id) ?? { kind: 'ack' };
+      if (!v) continue; // lease lost: another worker owns it now
+      if (v.kind === 'ack') handledCount++;
+      else if (v.kind === 'retry') {
+        log.warn({ messageId: r.id, topic: r.topic, attempts: r.attempts, error: v.error }, 'handler failed; will retry');
+        events.emit('failed', { id: r.id, topic: r.topic, attempts: r.attempts, error: v.error });
+      } else {
+        log.error({ messageId: r.id, topic: r.topic, attempts: r.attempts, reason: v.reason, error: v.error }, 'message dead-lettered');
+        events.emit('deadLettered', { id: r.id, topic: r.topic, reason: v.reason, error: v.error });
+      }
+    }
+    if (handledCount > 0) events.emit('handled', { count: handledCount });
+    return claimed.length;
+  };
+
+  const purgeInbox = async (): Promise<void> => {
+    const retentionMs = options.inboxRetentionMs ?? DEFAULT_INBOX_RETENTION_MS;
+    try {
+      for (;;) {
+        const { rowCount } = await pool.query(sql.purgeInbox, [retentionMs, 5_000]);
+        if (!rowCount || rowCount < 5_000 || !started) break;
+      }
+    } catch (err) {
+      log.warn({ err }, 'inbox purge failed; will try again');
+    }
+  };
+
+  return {
+    events,
+    runOnce,
+    async start() {
+      if (started) return;
+      started = true;
+      await pool.query(sql.ensureQueues, [[queue]]).catch((err) => log.warn({ err }, 'could not register the queue yet'));
+      for (let i = 0; i < concurrency; i++) {
+        loops.push(
+          createDrainLoop({
+            run: async () => {
+              const n = await runOnce();
+              return { handled: n, full: n >= batchSize };
+            },
+            pollIntervalMs: options.pollIntervalMs ?? DEFAULT_WORKER_POLL_INTERVAL_MS,
+            lingerMs: 20,
+            logger: log,
+            onError: (error) => {
+              log.error({ err: error }, 'worker batch failed; backing off');
+              if (events.listenerCount('error') > 0) events.emit('error', { error });
+            },
+          }),
+        );
+      }
+      if (options.listen ?? true) {
+        listener = createListener({
+          connection: pool.options,
+          pool,
+          channels: [sql.queueChannel],
+          onNotify: (_channel, payload) => {
+            if (payload === queue) for (const l of loops) l.wake();
+          },
+          onReconnect: () => {
+            for (const l of loops) l.wake();
+          },
+          logger: log,
+        });
+        await listener.start();
+      }
+      for (const l of loops) l.start();
+      const purgeEvery = options.inboxPurgeIntervalMs ?? 600_000;
+      if (useInbox && purgeEvery > 0) {
+        purgeTimer = setInterval(() => void purgeInbox(), purgeEvery);
+        purgeTimer.unref();
+      }
+      log.info({ consumer, concurrency, batchSize, inbox: useInbox }, 'worker started');
+    },
+    async stop() {
+      if (!started) return;
+      started = false;
+      if (purgeTimer) clearInterval(purgeTimer);
+      const stopping = Promise.all([...loops.map((l) => l.stop()), listener?.stop()]);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        stopping.then(() => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), stopTimeoutMs))),
+      ]);
+      clearTimeout(timer);
+      loops.length = 0;
+      if (timedOut) log.warn({ stopTimeoutMs }, 'worker stop timed out waiting for batches in flight');
+      log.info({}, 'worker stopped');
+    },
+  };
+}

@@ -1,0 +1,59 @@
+import type pg from 'pg';
+
+/**
+ * A message as the relay hands it to a destination. `payload` and `headers` are the
+ * JSON text stored in the outbox, passed through unparsed.
+ */
+export interface RelayedMessage {
+  /** Outbox sequence number (database-assigned order), as a decimal string. */
+  seq: string;
+  id: string;
+  topic: string;
+  key: string | null;
+  /** JSON text of the payload. */
+  payload: string;
+  /** JSON text of the headers object. */
+  headers: string;
+  /** When consumers may handle it (delayed messages), or null for now. */
+  runAt: Date | null;
+  expiresAt: Date | null;
+  /** Failed delivery attempts so far. */
+  attempts: number;
+  createdAt: Date;
+}
+
+/** What a destination gets besides the messages. */
+export interface DeliveryContext {
+  /**
+   * The relay's connection to the outbox database, inside the transaction that holds
+   * the claimed rows. A destination in the same database writes through it, so the
+   * delivery and the removal from the outbox commit together.
+   */
+  client: pg.PoolClient;
+}
+
+/**
+ * Where the relay moves messages: a Postgres queue (same or another database), a
+ * broker, an HTTP endpoint. `deliver` must be idempotent by message id (the relay may
+ * deliver a message again if it dies between delivering and removing it from the
+ * outbox), and must either deliver all `messages` or throw. On a throw the relay
+ * retries the batch one message at a time to find the failing one.
+ *
+ * @example
+ * const logDestination: Destination = {
+ *   name: 'log',
+ *   matches: (topic) => topic.startsWith('audit.'),
+ *   async deliver(messages) { for (const m of messages) await appendToAuditLog(m.id, m.payload); },
+ * };
+ */
+export interface Destination {
+  /** A short name for logs and metrics. */
+  readonly name: string;
+  /** Whether messages of this topic go to this destination. */
+  matches(topic: string): boolean;
+  deliver(messages: readonly RelayedMessage[], context: DeliveryContext): Promise<void>;
+  /** Called by the relay's `start` (create queues, open connections); `pool` is the relay's outbox pool. */
+  start?(context: { pool: pg.Pool }): Promise<void>;
+  /** Called by the relay's `stop`. */
+  stop?(): Promise<void>;
+}

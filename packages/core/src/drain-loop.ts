@@ -1,0 +1,100 @@
+import type { Logger } from './logger.js';
+
+/** Options of {@link createDrainLoop}. */
+export interface DrainLoopOptions {
+  /** Does one unit of work; resolves to how many items it handled and whether the batch was full. */
+  run(): Promise<{ handled: number; full: boolean }>;
+  pollIntervalMs: number;
+  /** After the last productive run, check once more after this long (catches throttled wake-ups). */
+  lingerMs: number;
+  logger: Logger;
+  onError(err: unknown): void;
+}
+
+/** A background loop that drains work while there is some, then waits for a wake-up or the poll interval. */
+export interface DrainLoop {
+  start(): void;
+  /** Ask for a run as soon as possible (a NOTIFY hint arrived). */
+  wake(): void;
+  /** Stops after the run in flight; resolves when it has finished. */
+  stop(): Promise<void>;
+}
+
+const ERROR_BACKOFF_BASE_MS = 100;
+const ERROR_BACKOFF_MAX_MS = 10_000;
+
+/**
+ * The shared loop of the relay and the workers. A failing run never escapes: it is
+ * reported through `onError` and the loop backs off (100 ms doubling to 10 s) and
+ * continues, so a database restart only pauses it.
+ */
+export function createDrainLoop(options: DrainLoopOptions): DrainLoop {
+  let running = false;
+  let woken = false;
+  let wakeWaiter: (() => void) | undefined;
+  let done: Promise<void> | undefined;
+
+  const sleep = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      if (woken) {
+        woken = false;
+        resolve();
+        return;
+      }
+      const t = setTimeout(() => {
+        wakeWaiter = undefined;
+        resolve();
+      }, ms);
+      wakeWaiter = () => {
+        clearTimeout(t);
+        wakeWaiter = undefined;
+        resolve();
+      };
+    });
+
+  const loop = async (): Promise<void> => {
+    let errors = 0;
+    let lingering = false;
+    while (running) {
+      woken = false;
+      try {
+        const { handled, full } = await options.run();
+        errors = 0;
+        if (!running) break;
+        if (full || handled > 0) {
+          lingering = true;
+          continue;
+        }
+        if (lingering) {
+          lingering = false;
+          await sleep(options.lingerMs);
+          continue;
+        }
+        await sleep(options.pollIntervalMs);
+      } catch (err) {
+        errors++;
+        options.onError(err);
+        if (!running) break;
+        await sleep(Math.min(ERROR_BACKOFF_MAX_MS, ERROR_BACKOFF_BASE_MS * 2 ** Math.min(errors - 1, 10)));
+      }
+    }
+  };
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      done = loop();
+    },
+    wake() {
+      if (wakeWaiter) wakeWaiter();
+      else woken = true;
+    },
+    async stop() {
+      if (!running) return done;
+      running = false;
+      wakeWaiter?.();
+      await done;
+    },
+  };
+}

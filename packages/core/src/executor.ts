@@ -1,0 +1,46 @@
+import { CompiledQuery } from 'kysely';
+import type pg from 'pg';
+import { SagaboxError } from './errors.js';
+
+/**
+ * Where a caller's statements run: a kysely `Kysely`/`Transaction`, or a `pg` client
+ * (`Client` or `PoolClient`, normally inside the caller's transaction).
+ * A `pg.Pool` is accepted too, but each statement then runs on its own connection,
+ * outside any transaction of yours.
+ */
+export type Executor = KyselyLike | pg.ClientBase | pg.Pool;
+
+/** The part of kysely's `Kysely` and `Transaction` that sagabox uses. */
+export interface KyselyLike {
+  executeQuery<R>(query: CompiledQuery<R>): Promise<{ rows: R[] }>;
+}
+
+/** A function that runs one parameterised statement and returns its rows. */
+export type RunQuery = <R = Record<string, unknown>>(text: string, values: unknown[]) => Promise<R[]>;
+
+function isKysely(db: unknown): db is KyselyLike {
+  return typeof (db as KyselyLike | null)?.executeQuery === 'function';
+}
+
+function isPg(db: unknown): db is pg.ClientBase | pg.Pool {
+  return typeof (db as pg.ClientBase | null)?.query === 'function';
+}
+
+/**
+ * Adapts any accepted {@link Executor} to one `run(text, values)` function.
+ * @throws {SagaboxError} `UNSUPPORTED_EXECUTOR` for anything else.
+ */
+export function toRunQuery(db: Executor): RunQuery {
+  if (isKysely(db)) {
+    return async <R>(text: string, values: unknown[]) =>
+      (await db.executeQuery(CompiledQuery.raw(text, values))).rows as R[];
+  }
+  if (isPg(db)) {
+    return async <R>(text: string, values: unknown[]) =>
+      (await (db as pg.ClientBase).query({ text, values })).rows as R[];
+  }
+  throw new SagaboxError(
+    'UNSUPPORTED_EXECUTOR',
+    'db must be a kysely Kysely/Transaction or a pg Client/PoolClient/Pool',
+  );
+}

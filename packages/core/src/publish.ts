@@ -1,0 +1,117 @@
+import { DEFAULT_MAX_PAYLOAD_BYTES, encodeMessage, type OutboxMessage } from './envelope.js';
+import { toRunQuery, type Executor } from './executor.js';
+import { DEFAULT_SCHEMA } from './schema-name.js';
+import { outboxSql } from './sql/outbox-sql.js';
+import type { TopicRegistry } from './define-topics.js';
+
+/**
+ * Default NOTIFY throttle, in milliseconds: a process sends at most one wake-up
+ * NOTIFY per schema in this window. See {@link PublishOptions.notifyThrottleMs}.
+ */
+export const DEFAULT_NOTIFY_THROTTLE_MS = 2;
+
+/** Options of {@link publish}. */
+export interface PublishOptions {
+  /** sagabox schema. Default `'sagabox'`. */
+  schema?: string;
+  /** Largest serialised payload accepted, in bytes. Default {@link DEFAULT_MAX_PAYLOAD_BYTES} (1 MiB). */
+  maxPayloadBytes?: number;
+  /**
+   * Wake the relay with a NOTIFY (sent by Postgres when your transaction commits).
+   * `true` (default) sends at most one per `notifyThrottleMs` per process; `'always'`
+   * sends one every time; `false` never, leaving the relay to its polling.
+   */
+  notify?: boolean | 'always';
+  /**
+   * Throttle window for wake-up NOTIFYs, in milliseconds. Default
+   * {@link DEFAULT_NOTIFY_THROTTLE_MS}. A NOTIFY makes the committing transaction take a
+   * database-wide lock at commit, which serialises concurrent committers; sending one
+   * per window instead of one per message keeps publish cheap under many writers,
+   * while a relay that has just been woken keeps draining the backlog anyway.
+   */
+  notifyThrottleMs?: number;
+  /** Typed topic contracts: payloads are validated against their schema before insert. */
+  topics?: TopicRegistry;
+}
+
+/** What {@link publish} did: the ids it inserted and the ids that were already there. */
+export interface PublishResult {
+  /** Ids of all messages given, in order (generated ones included). */
+  ids: string[];
+  /** Ids that were new. An id published before and still undelivered is not here (a no-op). */
+  inserted: string[];
+}
+
+const lastNotifyAt = new Map<string, number>();
+
+function shouldNotify(schema: string, options: PublishOptions): boolean {
+  const mode = options.notify ?? true;
+  if (mode === false) return false;
+  if (mode === 'always') return true;
+  const now = performance.now();
+  const last = lastNotifyAt.get(schema);
+  if (last !== undefined && now - last < (options.notifyThrottleMs ?? DEFAULT_NOTIFY_THROTTLE_MS)) return false;
+  lastNotifyAt.set(schema, now);
+  return true;
+}
+
+/**
+ * Writes messages to the outbox through `db`, so they commit or roll back with the
+ * caller's own writes. Give it your transaction: a kysely `Transaction` or a `pg`
+ * client between BEGIN and COMMIT. Nothing is delivered before your commit, and
+ * nothing is ever delivered if you roll back.
+ *
+ * Publishing an id that is already in the outbox is a no-op, so a producer that
+ * does not know whether its commit went through can retry with the same id. (Once
+ * delivered, the row is gone; a re-publish is delivered again and the consumers'
+ * inbox removes its effect.)
+ *
+ * Bad input throws a {@link SagaboxError} before any SQL runs: `INVALID_TOPIC`,
+ * `INVALID_MESSAGE`, `INVALID_PAYLOAD` (BigInt, cycles, functions, `undefined`,
+ * `\u0000`), `PAYLOAD_TOO_LARGE`, `INVALID_HEADERS`, `VALIDATION_FAILED`.
+ *
+ * @example
+ * await db.transaction().execute(async (trx) => {
+ *   const order = await trx.insertInto('orders').values(row).returning('id').executeTakeFirstOrThrow();
+ *   await publish(trx, { topic: 'orders.created', key: order.id, payload: { orderId: order.id } });
+ * });
+ */
+export async function publish(
+  db: Executor,
+  messages: OutboxMessage | readonly OutboxMessage[],
+  options: PublishOptions = {},
+): Promise<PublishResult> {
+  const schema = options.schema ?? DEFAULT_SCHEMA;
+  const sql = outboxSql(schema);
+  const list = Array.isArray(messages) ? (messages as readonly OutboxMessage[]) : [messages as OutboxMessage];
+  const maxBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  if (options.topics) {
+    for (const m of list) await options.topics.validate(m.topic, m.payload);
+  }
+  const now = Date.now();
+  const encoded = list.map((m) => encodeMessage(m, maxBytes, now));
+  const ids = encoded.map((m) => m.id);
+  if (encoded.length === 0) return { ids, inserted: [] };
+  const run = toRunQuery(db);
+  const notify = shouldNotify(schema, options);
+  let rows: { id: string }[];
+  if (encoded.length === 1) {
+    const m = encoded[0]!;
+    const values: unknown[] = [m.id, m.topic, m.key, m.payload, m.headers, m.availableAt, m.expiresAt];
+    if (notify) values.push(sql.outboxChannel);
+    rows = await run<{ id: string }>(notify ? sql.insertOneNotify : sql.insertOne, values);
+  } else {
+    const values: unknown[] = [
+      ids,
+      encoded.map((m) => m.topic),
+      encoded.map((m) => m.key),
+      encoded.map((m) => m.payload),
+      encoded.map((m) => m.headers),
+      encoded.map((m) => m.availableAt),
+      encoded.map((m) => m.expiresAt),
+    ];
+    if (notify) values.push(sql.outboxChannel);
+    rows = await run<{ id: string }>(notify ? sql.insertManyNotify : sql.insertMany, values);
+  }
+  return { ids, inserted: rows.map((r) => r.id) };
+}

@@ -1,0 +1,48 @@
+import { InvalidOptionsError } from './errors.js';
+
+/** How failed work is retried: exponential backoff with full jitter, capped. */
+export interface RetryPolicy {
+  /** Attempts before the message is dead-lettered (the first try counts). Default 10 (worker) / 20 (relay). */
+  maxAttempts: number;
+  /** Delay before the second attempt, in milliseconds. Default 1,000. */
+  baseDelayMs: number;
+  /** Largest delay, in milliseconds. Default 300,000 (5 minutes). */
+  maxDelayMs: number;
+  /** Randomise delays (full jitter between half and all of the computed delay). Default true. */
+  jitter: boolean;
+}
+
+/** Defaults for {@link RetryPolicy}. */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 10, baseDelayMs: 1_000, maxDelayMs: 300_000, jitter: true };
+
+/** Completes a partial retry policy with defaults and checks it; returns problems instead of throwing. */
+export function resolveRetryPolicy(input: Partial<RetryPolicy> | undefined, defaults: RetryPolicy, problems: string[]): RetryPolicy {
+  const p = { ...defaults, ...(input ?? {}) };
+  if (!Number.isInteger(p.maxAttempts) || p.maxAttempts < 1 || p.maxAttempts > 1_000_000) problems.push('retry.maxAttempts must be an integer from 1 to 1,000,000');
+  if (!(p.baseDelayMs >= 0) || !Number.isFinite(p.baseDelayMs)) problems.push('retry.baseDelayMs must be a non-negative number');
+  if (!(p.maxDelayMs >= p.baseDelayMs) || !Number.isFinite(p.maxDelayMs)) problems.push('retry.maxDelayMs must be a number >= retry.baseDelayMs');
+  return p;
+}
+
+/**
+ * Delay before the next attempt after `attempts` failed ones, in milliseconds.
+ * @example backoffMs({ ...DEFAULT_RETRY_POLICY, jitter: false }, 3) // 4000
+ */
+export function backoffMs(policy: RetryPolicy, attempts: number): number {
+  const exp = policy.baseDelayMs * 2 ** Math.max(0, attempts - 1);
+  const capped = Math.min(policy.maxDelayMs, exp);
+  return policy.jitter ? capped / 2 + Math.random() * (capped / 2) : capped;
+}
+
+/** Throws {@link InvalidOptionsError} when `problems` is not empty. */
+export function assertNoProblems(what: string, problems: string[]): void {
+  if (problems.length > 0) throw new InvalidOptionsError(what, problems);
+}
+
+/** Appends a problem when `value` is given and is not an integer in [min, max]. */
+export function checkInt(problems: string[], name: string, value: unknown, min: number, max: number): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    problems.push(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+}

@@ -1,0 +1,71 @@
+import { SagaboxError } from './errors.js';
+
+// Dot-separated segments of letters, digits, '_', '-' or ':'. Dots separate the
+// segments that route patterns ('orders.*', 'orders.#') match on.
+const TOPIC = /^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$/;
+const QUEUE = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/** Longest topic name accepted, in characters. */
+export const MAX_TOPIC_LENGTH = 255;
+
+/**
+ * Returns `topic` when it is a valid topic name: 1-255 characters, dot-separated
+ * segments of letters, digits, `_`, `-` or `:`.
+ * @throws {SagaboxError} `INVALID_TOPIC`
+ */
+export function validateTopic(topic: unknown): string {
+  if (typeof topic !== 'string' || topic.length > MAX_TOPIC_LENGTH || !TOPIC.test(topic)) {
+    throw new SagaboxError(
+      'INVALID_TOPIC',
+      `invalid topic ${JSON.stringify(topic)}: use dot-separated segments of letters, digits, "_", "-" or ":", at most ${MAX_TOPIC_LENGTH} characters`,
+      { details: { topic } },
+    );
+  }
+  return topic;
+}
+
+/**
+ * Returns `queue` when it is a valid queue name: 1-128 letters, digits, `_`, `.`, `:` or `-`.
+ * @throws {SagaboxError} `INVALID_QUEUE_NAME`
+ */
+export function validateQueueName(queue: unknown): string {
+  if (typeof queue !== 'string' || !QUEUE.test(queue)) {
+    throw new SagaboxError(
+      'INVALID_QUEUE_NAME',
+      `invalid queue name ${JSON.stringify(queue)}: use 1-128 letters, digits, "_", ".", ":" or "-"`,
+      { details: { queue } },
+    );
+  }
+  return queue;
+}
+
+/**
+ * Compiles a topic pattern to a matcher. `*` matches exactly one segment, `#` matches
+ * zero or more segments (as in AMQP topic exchanges); anything else matches itself.
+ * @example
+ * topicMatcher('orders.*')('orders.created') // true
+ * topicMatcher('orders.#')('orders')         // true
+ * topicMatcher('orders.#')('orders.a.b')     // true
+ */
+export function topicMatcher(pattern: string): (topic: string) => boolean {
+  const segments = pattern.split('.');
+  for (const s of segments) {
+    if (s !== '*' && s !== '#' && !/^[A-Za-z0-9_:-]+$/.test(s)) {
+      throw new SagaboxError('INVALID_TOPIC', `invalid topic pattern ${JSON.stringify(pattern)}`, {
+        details: { pattern },
+      });
+    }
+  }
+  if (!pattern.includes('*') && !pattern.includes('#')) return (topic) => topic === pattern;
+  const match = (p: number, t: string[], i: number): boolean => {
+    if (p === segments.length) return i === t.length;
+    const seg = segments[p];
+    if (seg === '#') {
+      for (let j = i; j <= t.length; j++) if (match(p + 1, t, j)) return true;
+      return false;
+    }
+    if (i >= t.length) return false;
+    return (seg === '*' || seg === t[i]) && match(p + 1, t, i + 1);
+  };
+  return (topic) => match(0, topic.split('.'), 0);
+}
