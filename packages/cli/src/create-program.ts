@@ -1,0 +1,23 @@
+import { Command } from 'commander';
+import { registerMigrateCommand, type CommandOutput } from './migrate-command.js';
+
+/** The CLI's version, printed by `sagabox --version`. */
+export const CLI_VERSION = '0.1.0';
+
+/**
+ * Builds the `sagabox` command tree. Each command group lives in its own file
+ * (`migrate-command.ts`, ...) and registers itself here.
+ *
+ * @param out - where commands print results; default stdout.
+ */
+export function createProgram(out: CommandOutput = process.stdout): Command {
+  const program = new Command('sagabox')
+    .description('reliable messaging on PostgreSQL: outbox, relay, queues, inbox, sagas')
+    .version(CLI_VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    // Throw instead of exiting, so main decides the exit code; set before
+    // adding commands, as .command() copies it to each subcommand.
+    .exitOverride();
+  registerMigrateCommand(program, out);
+  return program;
+}

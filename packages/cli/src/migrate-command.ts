@@ -1,0 +1,91 @@
+import { Command, Option } from 'commander';
+import Table from 'cli-table3';
+import {
+  migrateDown,
+  migrateUp,
+  migrationStatus,
+  type MigrateOptions,
+  type MigrationStatus,
+} from '@sagabox/core';
+import { addConnectionOptions, requireDatabaseUrl, type ConnectionFlags } from './connection-options.js';
+import { createCliLogger, LOG_LEVELS } from './cli-logger.js';
+
+interface MigrateFlags extends ConnectionFlags {
+  dir?: string;
+  json?: boolean;
+  logLevel: string;
+}
+
+/** Where a command writes its results; tests may pass their own. */
+export interface CommandOutput {
+  write(text: string): void;
+}
+
+/**
+ * Registers `sagabox migrate up | down | status` on `program`.
+ *
+ * @example
+ * const program = new Command('sagabox');
+ * registerMigrateCommand(program);
+ * await program.parseAsync(['node', 'sagabox', 'migrate', 'status', '--json']);
+ */
+export function registerMigrateCommand(program: Command, out: CommandOutput = process.stdout): Command {
+  const migrate = program
+    .command('migrate')
+    .description("apply, revert or list migrations of the sagabox schema (and, with --dir, the application's own)");
+
+  leaf(migrate, 'up', 'apply every pending migration, each in its own transaction').action(async (flags: MigrateFlags) => {
+    const { applied } = await migrateUp(toOptions(flags));
+    if (flags.json) return out.write(`${JSON.stringify({ applied })}\n`);
+    if (applied.length === 0) return out.write('nothing to apply: all migrations are applied\n');
+    for (const m of applied) out.write(`applied ${m.name} (${m.set})\n`);
+  });
+
+  leaf(migrate, 'down', "revert the last applied migration (the application's, with --dir)").action(
+    async (flags: MigrateFlags) => {
+      const { reverted } = await migrateDown(toOptions(flags));
+      if (flags.json) return out.write(`${JSON.stringify({ reverted })}\n`);
+      out.write(reverted ? `reverted ${reverted.name} (${reverted.set})\n` : 'nothing to revert\n');
+    },
+  );
+
+  leaf(migrate, 'status', 'list applied and pending migrations').action(async (flags: MigrateFlags) => {
+    const status = await migrationStatus(toOptions(flags));
+    out.write(flags.json ? `${JSON.stringify(status)}\n` : renderStatus(status));
+  });
+
+  return migrate;
+}
+
+function leaf(parent: Command, name: string, description: string): Command {
+  const command = parent
+    .command(name)
+    .description(description)
+    .option('--dir <path>', "also the application's folder of NNNN_name.sql migrations")
+    .option('--json', 'print the result as JSON, for scripts')
+    .addOption(new Option('--log-level <level>', 'log level of the JSON log on stderr').choices(LOG_LEVELS).default('warn'));
+  return addConnectionOptions(command);
+}
+
+function toOptions(flags: MigrateFlags): MigrateOptions {
+  const connectionString = requireDatabaseUrl(flags);
+  return {
+    connectionString,
+    schema: flags.schema,
+    ...(flags.dir !== undefined ? { appMigrationsDir: flags.dir } : {}),
+    logger: createCliLogger(flags.logLevel),
+  };
+}
+
+function renderStatus(status: MigrationStatus): string {
+  const table = new Table({
+    head: ['set', 'migration', 'status', 'applied at', 'note'],
+    style: { head: [], border: [] }, // plain text: the output is often piped or captured
+  });
+  for (const m of status.migrations) {
+    const notes = [m.changed ? 'FILE CHANGED since applied' : '', m.reversible ? '' : 'no down'].filter(Boolean);
+    table.push([m.set, m.name, m.status, m.appliedAt ? m.appliedAt.toISOString() : '', notes.join(', ')]);
+  }
+  const pending = status.migrations.filter((m) => m.status === 'pending').length;
+  return `schema ${status.schema}\n${table.toString()}\n${pending === 0 ? 'up to date' : `${pending} pending`}\n`;
+}
