@@ -1,0 +1,144 @@
+import { parseArgs } from 'node:util';
+
+/** Which workloads exist; `--workloads` picks a subset. */
+export const WORKLOADS = ['w1', 'w2', 'w2r', 'w3'] as const;
+export type Workload = (typeof WORKLOADS)[number];
+
+/** Which systems to run: the peers (graphile-worker, pg-boss and the plain-SQL floors), sagabox, or both. */
+export type SystemSelection = 'all' | 'peers' | 'sagabox';
+
+export interface BenchOptions {
+  databaseUrl: string;
+  quick: boolean;
+  systems: SystemSelection;
+  workloads: readonly Workload[];
+  /** W1: concurrent producer connections. */
+  w1Clients: number;
+  /** W1: measured seconds per variant (after the warm-up). */
+  w1DurationMs: number;
+  w1WarmupMs: number;
+  /** W2 / W2r: messages in the backlog. */
+  w2Messages: number;
+  /** W2: consumer concurrency. */
+  w2Concurrency: number;
+  /** W3: producer commits per second. */
+  w3Rate: number;
+  w3DurationMs: number;
+  keepDatabases: boolean;
+  writeReport: boolean;
+}
+
+const HELP = `Usage: npm run bench -- [options]
+
+  --quick                   short smoke run (about a minute)
+  --only all|peers|sagabox  which systems to run (default all); alias --systems
+  --workloads w1,w2,w2r,w3  which workloads to run (default all)
+  --w1-clients N            W1 concurrent clients (default 4)
+  --w1-seconds S            W1 measured seconds per variant (default 15, quick 3)
+  --w1-warmup-seconds S     W1 warm-up seconds per variant (default 2, quick 1)
+  --w2-messages N           W2/W2r backlog size (default 50000, quick 10000)
+  --w2-concurrency N        W2 worker concurrency (default 10)
+  --w3-rate N               W3 producer commits per second (default 200)
+  --w3-seconds S            W3 producer seconds (default 20, quick 5)
+  --database-url URL        admin URL; default $BENCH_DATABASE_URL or
+                            postgres://postgres@127.0.0.1:5432/postgres
+  --keep-databases          do not drop the bench_* databases afterwards
+  --no-report               do not write bench/RESULTS.md (JSON is always written)
+  -h, --help
+
+Bare words work as well: quick, peers, sagabox, w1, w2, w2r, w3.
+
+Through the root script (npm run bench -- ...) a second npm run sits in between: it
+turns flags it does not know into npm_config_* variables (read here too) and eats
+--only, which is one of its own. From the root, write
+  npm run bench -- --quick --systems=peers --workloads=w1,w3
+or bare words: npm run bench -- quick peers w1 w3
+or call the workspace directly: npm run --workspace bench bench -- --quick --only peers
+BENCH_QUICK=1 and BENCH_ONLY=peers work too.`;
+
+/** Parses argv (and the npm_config_* / BENCH_* fallbacks) into options, reporting every problem at once. */
+export function resolveOptions(argv: readonly string[], env: NodeJS.ProcessEnv): BenchOptions | { help: string } {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: true,
+    options: {
+      quick: { type: 'boolean' },
+      only: { type: 'string' },
+      systems: { type: 'string' },
+      workloads: { type: 'string' },
+      'w1-clients': { type: 'string' },
+      'w1-seconds': { type: 'string' },
+      'w1-warmup-seconds': { type: 'string' },
+      'w2-messages': { type: 'string' },
+      'w2-concurrency': { type: 'string' },
+      'w3-rate': { type: 'string' },
+      'w3-seconds': { type: 'string' },
+      'database-url': { type: 'string' },
+      'keep-databases': { type: 'boolean' },
+      'no-report': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) return { help: HELP };
+
+  // `npm run bench -- --quick` at the root goes through a second `npm run`, which
+  // turns unknown flags into npm_config_<name> variables instead of passing them on.
+  const fromNpm = (name: string): string | undefined => env[`npm_config_${name.replaceAll('-', '_')}`];
+  const flag = (name: keyof typeof values & string): string | undefined => {
+    const value = values[name];
+    if (typeof value === 'string') return value;
+    // npm's own `only` config is not ours, whatever npm left in it.
+    if (name === 'only') return undefined;
+    const viaNpm = fromNpm(name);
+    return viaNpm === '' || viaNpm === 'null' ? undefined : viaNpm;
+  };
+  const isOn = (v: string | boolean | undefined): boolean => v === true || v === 'true' || v === '1';
+
+  const problems: string[] = [];
+  const words = positionals.map((p) => p.trim().toLowerCase()).filter((p) => p !== '');
+  const wordWorkloads = words.filter((w) => (WORKLOADS as readonly string[]).includes(w));
+  const wordSystems: string[] = words.filter((w) => w === 'peers' || w === 'sagabox' || w === 'all');
+  const strayWords = words.filter((w) => w !== 'quick' && !wordWorkloads.includes(w) && !wordSystems.includes(w));
+  if (strayWords.length > 0) problems.push(`unknown argument(s): ${strayWords.join(' ')}`);
+  const quick = isOn(values.quick) || words.includes('quick') || isOn(fromNpm('quick')) || isOn(env.BENCH_QUICK);
+  const number = (name: keyof typeof values & string, fallback: number, min: number): number => {
+    const raw = flag(name);
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < min) {
+      problems.push(`--${name} must be a number >= ${min}, got ${JSON.stringify(raw)}`);
+      return fallback;
+    }
+    return n;
+  };
+
+  const only = flag('only') ?? flag('systems') ?? wordSystems[0] ?? env.BENCH_ONLY ?? 'all';
+  if (only !== 'all' && only !== 'peers' && only !== 'sagabox') {
+    problems.push(`--only must be all, peers or sagabox, got ${JSON.stringify(only)}`);
+  }
+  const workloadList = (flag('workloads') ?? (wordWorkloads.length > 0 ? wordWorkloads.join(',') : WORKLOADS.join(',')))
+    .split(',')
+    .map((w) => w.trim().toLowerCase())
+    .filter((w) => w !== '');
+  const unknown = workloadList.filter((w) => !(WORKLOADS as readonly string[]).includes(w));
+  if (unknown.length > 0) problems.push(`--workloads: unknown ${unknown.join(', ')} (known: ${WORKLOADS.join(', ')})`);
+
+  const options: BenchOptions = {
+    databaseUrl: flag('database-url') ?? env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    quick,
+    systems: only as SystemSelection,
+    workloads: WORKLOADS.filter((w) => workloadList.includes(w)),
+    w1Clients: Math.round(number('w1-clients', 4, 1)),
+    w1DurationMs: number('w1-seconds', quick ? 3 : 15, 0.5) * 1000,
+    w1WarmupMs: number('w1-warmup-seconds', quick ? 1 : 2, 0) * 1000,
+    w2Messages: Math.round(number('w2-messages', quick ? 10_000 : 50_000, 100)),
+    w2Concurrency: Math.round(number('w2-concurrency', 10, 1)),
+    w3Rate: number('w3-rate', 200, 1),
+    w3DurationMs: number('w3-seconds', quick ? 5 : 20, 1) * 1000,
+    keepDatabases: isOn(values['keep-databases']) || isOn(fromNpm('keep-databases')),
+    writeReport: !(isOn(values['no-report']) || isOn(fromNpm('no-report'))),
+  };
+  if (problems.length > 0) throw new Error(`invalid bench options:\n  ${problems.join('\n  ')}\n\n${HELP}`);
+  return options;
+}

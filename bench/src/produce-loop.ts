@@ -1,0 +1,58 @@
+import pg from 'pg';
+import { INSERT_ORDER_SQL } from './databases.js';
+import type { Publisher } from './variant.js';
+
+export interface ProduceResult {
+  clients: number;
+  measuredMs: number;
+  commits: number;
+  commitsPerSecond: number;
+}
+
+/**
+ * W1: `clients` connections, each looping BEGIN; INSERT a business row; publish;
+ * COMMIT, for `warmupMs + durationMs`. Only commits that return inside the measured
+ * window count.
+ */
+export async function runProduceLoop(url: string, publisher: Publisher, options: { clients: number; warmupMs: number; durationMs: number }): Promise<ProduceResult> {
+  const clients = await Promise.all(
+    Array.from({ length: options.clients }, async () => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      return client;
+    }),
+  );
+  const start = performance.now();
+  const windowStart = start + options.warmupMs;
+  const windowEnd = windowStart + options.durationMs;
+  let commits = 0;
+  let sequence = 0;
+  try {
+    await Promise.all(
+      clients.map(async (client, index) => {
+        while (performance.now() < windowEnd) {
+          const n = (sequence += 1);
+          await client.query('BEGIN');
+          try {
+            await client.query(INSERT_ORDER_SQL, [`customer-${index}`, n % 1000]);
+            await publisher.publish(client, n);
+            await client.query('COMMIT');
+          } catch (error) {
+            await client.query('ROLLBACK').catch(() => undefined);
+            throw error;
+          }
+          const now = performance.now();
+          if (now >= windowStart && now < windowEnd) commits += 1;
+        }
+      }),
+    );
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+  }
+  return {
+    clients: options.clients,
+    measuredMs: options.durationMs,
+    commits,
+    commitsPerSecond: commits / (options.durationMs / 1000),
+  };
+}

@@ -1,0 +1,56 @@
+import type { MemoryReport } from './child-protocol.js';
+import type { Environment } from './environment.js';
+import type { LatencySummary } from './latency.js';
+
+interface Row {
+  id: string;
+  label: string;
+  kind: 'sagabox' | 'peer' | 'floor';
+  /** Set when the variant failed; the other fields may then be missing. */
+  error?: string;
+}
+
+export interface ProduceRow extends Row {
+  commits?: number;
+  commitsPerSecond?: number;
+}
+
+export interface DrainRow extends Row {
+  messages?: number;
+  handled?: number;
+  duplicates?: number;
+  elapsedMs?: number;
+  messagesPerSecond?: number;
+  timedOut?: boolean;
+  memory?: MemoryReport;
+}
+
+export interface LatencyRow extends Row {
+  produced?: number;
+  handled?: number;
+  duplicates?: number;
+  achievedRate?: number;
+  latency?: LatencySummary;
+  memory?: MemoryReport;
+}
+
+export interface Results {
+  environment: Environment;
+  mode: 'quick' | 'full';
+  settings: {
+    w1Clients: number;
+    w1DurationMs: number;
+    w1WarmupMs: number;
+    w2Messages: number;
+    w2Concurrency: number;
+    w3Rate: number;
+    w3DurationMs: number;
+  };
+  sagaboxSkipped?: string;
+  w1: ProduceRow[];
+  w2: DrainRow[];
+  w2r: DrainRow[];
+  w3: LatencyRow[];
+  notes: string[];
+  totalSeconds?: number;
+}

@@ -1,0 +1,167 @@
+/**
+ * The sagabox side of every workload, written against @sagabox/core's public API
+ * only. Loaded with a dynamic import, so the peers still run when the core does not
+ * build yet (main.ts then prints why sagabox was skipped).
+ */
+import { createRelay, createWorker, migrateUp, publish } from '@sagabox/core';
+import pg from 'pg';
+import { execute } from './databases.js';
+import type { Consumer, ConsumerOptions, Publisher, Variant, VariantSet } from './variant.js';
+
+const SCHEMA = 'sagabox';
+const QUEUE = 'bench';
+const TOPIC = 'bench.noop';
+const ROUTES = [{ topic: 'bench.*', queue: QUEUE }];
+
+async function install(url: string): Promise<void> {
+  await migrateUp({ connectionString: url, schema: SCHEMA });
+  await execute(url, `INSERT INTO ${SCHEMA}.queues (name) VALUES ('${QUEUE}') ON CONFLICT DO NOTHING`);
+}
+
+function publisher(notify: boolean) {
+  return async (): Promise<Publisher> => ({
+    async publish(client, n) {
+      await publish(client, { topic: TOPIC, payload: { n } }, { schema: SCHEMA, notify });
+    },
+    async close() {},
+  });
+}
+
+/** W2: the backlog goes straight into the queue table (the relay is not what W2 measures). */
+async function seedQueue(url: string, count: number): Promise<void> {
+  await execute(
+    url,
+    `INSERT INTO ${SCHEMA}.queue_messages (queue, id, topic, payload, created_at)
+     SELECT '${QUEUE}', gen_random_uuid(), '${TOPIC}', jsonb_build_object('n', g), now()
+     FROM generate_series(1, ${Math.trunc(count)}) AS g`,
+  );
+}
+
+/** W2r: the backlog sits in the outbox, as if producers had published it. */
+async function seedOutbox(url: string, count: number): Promise<void> {
+  await execute(
+    url,
+    `INSERT INTO ${SCHEMA}.outbox (id, topic, payload)
+     SELECT gen_random_uuid(), '${TOPIC}', jsonb_build_object('n', g)
+     FROM generate_series(1, ${Math.trunc(count)}) AS g`,
+  );
+}
+
+function payloadNumber(payload: unknown): number {
+  return (payload as { n: number }).n;
+}
+
+function worker(inbox: boolean) {
+  return async (url: string, options: ConsumerOptions): Promise<Consumer> => {
+    const pool = new pg.Pool({ connectionString: url, max: options.concurrency + 2 });
+    const w = createWorker({
+      pool,
+      schema: SCHEMA,
+      queue: QUEUE,
+      concurrency: options.concurrency,
+      inbox,
+      handler: async (message) => {
+        options.onMessage(payloadNumber(message.payload));
+      },
+    });
+    return {
+      start: () => w.start(),
+      async stop() {
+        await w.stop();
+        await pool.end();
+      },
+    };
+  };
+}
+
+async function relayOnly(url: string): Promise<Consumer> {
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  const relay = createRelay({ pool, schema: SCHEMA, routes: ROUTES });
+  return {
+    start: () => relay.start(),
+    async stop() {
+      await relay.stop();
+      await pool.end();
+    },
+  };
+}
+
+/** W3: relay and worker in one process, as a small service would run them. */
+async function relayAndWorker(url: string, options: ConsumerOptions): Promise<Consumer> {
+  const relay = await relayOnly(url);
+  const consumer = await worker(true)(url, options);
+  return {
+    async start() {
+      await consumer.start();
+      await relay.start();
+    },
+    async stop() {
+      await relay.stop();
+      await consumer.stop();
+    },
+  };
+}
+
+const queueBusySql = `SELECT EXISTS (SELECT 1 FROM ${SCHEMA}.queue_messages WHERE queue = '${QUEUE}') AS busy`;
+
+/** Every sagabox variant, by workload. */
+export function sagaboxVariants(): VariantSet {
+  return {
+    w1: [
+      { id: 'sagabox', label: 'sagabox publish', kind: 'sagabox', install, openPublisher: publisher(true) },
+      {
+        id: 'sagabox_nonotify',
+        label: 'sagabox publish (notify: false)',
+        kind: 'sagabox',
+        install,
+        openPublisher: publisher(false),
+      },
+    ],
+    w2: [
+      {
+        id: 'sagabox_inbox',
+        label: 'sagabox worker (inbox on)',
+        kind: 'sagabox',
+        install,
+        seed: seedQueue,
+        openConsumer: worker(true),
+        busySql: queueBusySql,
+        handlesMessages: true,
+      },
+      {
+        id: 'sagabox_noinbox',
+        label: 'sagabox worker (inbox off)',
+        kind: 'sagabox',
+        install,
+        seed: seedQueue,
+        openConsumer: worker(false),
+        busySql: queueBusySql,
+        handlesMessages: true,
+      },
+    ],
+    w2r: [
+      {
+        id: 'sagabox_relay',
+        label: 'sagabox relay (outbox -> queue)',
+        kind: 'sagabox',
+        install,
+        seed: seedOutbox,
+        openConsumer: (url) => relayOnly(url),
+        busySql: `SELECT EXISTS (SELECT 1 FROM ${SCHEMA}.outbox) AS busy`,
+        handlesMessages: false,
+      },
+    ],
+    w3: [
+      {
+        id: 'sagabox',
+        label: 'sagabox (outbox -> relay -> queue -> worker)',
+        kind: 'sagabox',
+        install,
+        openPublisher: publisher(true),
+        openConsumer: relayAndWorker,
+      },
+    ],
+  } satisfies VariantSet;
+}
+
+export type { Variant };
