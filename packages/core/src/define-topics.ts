@@ -1,4 +1,6 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
+
+export type { StandardSchemaV1 } from '@standard-schema/spec';
 import { SagaboxError } from './errors.js';
 
 /** A topic's contract: a Standard Schema (zod, valibot, arktype ...) or `null` for "typed only". */

@@ -18,3 +18,4 @@ export * from './create-worker.js';
 export * from './retry-policy.js';
 export { kyselyOnClient } from './client-kysely.js';
 export { createListener, type Listener, type ListenerOptions } from './listener.js';
+export * from './admin.js';

@@ -1,0 +1,183 @@
+import { SagaboxError } from './errors.js';
+import { toRunQuery, type Executor } from './executor.js';
+import { DEFAULT_SCHEMA, quoteSchema } from './schema-name.js';
+import { validateQueueName, validateTopic } from './topic-name.js';
+
+/** Options shared by the admin functions. */
+export interface AdminOptions {
+  /** sagabox schema. Default `'sagabox'`. */
+  schema?: string;
+}
+
+/** Depth of one queue. */
+export interface QueueStats {
+  queue: string;
+  /** Runnable now and not leased. */
+  ready: number;
+  /** Leased by a worker (being handled, or waiting for a dead worker's lease to run out). */
+  inFlight: number;
+  /** Waiting for their run time (delayed or backing off). */
+  delayed: number;
+  /** In the dead letters. */
+  dead: number;
+  /** Age of the oldest message not yet handled, in milliseconds (null when empty). */
+  oldestAgeMs: number | null;
+}
+
+/**
+ * Depth of every queue (or of the given ones): ready, in flight, delayed, dead, oldest age.
+ * @example const [billing] = await queueStats(pool, { queues: ['billing'] });
+ */
+export async function queueStats(db: Executor, options: AdminOptions & { queues?: string[] } = {}): Promise<QueueStats[]> {
+  const s = quoteSchema(options.schema ?? DEFAULT_SCHEMA);
+  const queues = options.queues?.map(validateQueueName) ?? null;
+  const rows = await toRunQuery(db)<{
+    queue: string; ready: number; in_flight: number; delayed: number; dead: number; oldest_ms: number | null;
+  }>(
+    `SELECT q.name AS queue,
+            coalesce(m.ready, 0)::int AS ready, coalesce(m.in_flight, 0)::int AS in_flight,
+            coalesce(m.delayed, 0)::int AS delayed, coalesce(d.dead, 0)::int AS dead, m.oldest_ms
+     FROM ${s}.queues q
+     LEFT JOIN (
+       SELECT queue,
+              count(*) FILTER (WHERE run_at <= now() AND (locked_until IS NULL OR locked_until < now())) AS ready,
+              count(*) FILTER (WHERE locked_until >= now()) AS in_flight,
+              count(*) FILTER (WHERE run_at > now() AND (locked_until IS NULL OR locked_until < now())) AS delayed,
+              (extract(epoch FROM now() - min(created_at)) * 1000)::float8 AS oldest_ms
+       FROM ${s}.queue_messages GROUP BY queue
+     ) m ON m.queue = q.name
+     LEFT JOIN (SELECT queue, count(*) AS dead FROM ${s}.dead_letters WHERE queue IS NOT NULL GROUP BY queue) d ON d.queue = q.name
+     WHERE $1::text[] IS NULL OR q.name = ANY($1::text[])
+     ORDER BY q.name`,
+    [queues],
+  );
+  if (queues) {
+    const known = new Set(rows.map((r) => r.queue));
+    const unknown = queues.filter((q) => !known.has(q));
+    if (unknown.length > 0) throw new SagaboxError('NOT_FOUND', `unknown queue(s): ${unknown.join(', ')}`, { details: { queues: unknown } });
+  }
+  return rows.map((r) => ({
+    queue: r.queue, ready: r.ready, inFlight: r.in_flight, delayed: r.delayed, dead: r.dead,
+    oldestAgeMs: r.oldest_ms === null ? null : Math.max(0, Math.round(r.oldest_ms)),
+  }));
+}
+
+/** State of the outbox: what the relay still has to move. */
+export interface OutboxStats {
+  /** Committed messages not yet delivered. */
+  ready: number;
+  /** Half messages waiting for commit, rollback or check-back. */
+  prepared: number;
+  /** Age of the oldest undelivered committed message, in milliseconds: the relay lag (null when empty). */
+  lagMs: number | null;
+}
+
+/** Relay lag and outbox contents. */
+export async function outboxStats(db: Executor, options: AdminOptions = {}): Promise<OutboxStats> {
+  const s = quoteSchema(options.schema ?? DEFAULT_SCHEMA);
+  const [r] = await toRunQuery(db)<{ ready: number; prepared: number; lag_ms: number | null }>(
+    `SELECT count(*) FILTER (WHERE state = 'ready')::int AS ready,
+            count(*) FILTER (WHERE state = 'prepared')::int AS prepared,
+            (extract(epoch FROM now() - min(created_at) FILTER (WHERE state = 'ready')) * 1000)::float8 AS lag_ms
+     FROM ${s}.outbox`,
+    [],
+  );
+  return { ready: r!.ready, prepared: r!.prepared, lagMs: r!.lag_ms === null ? null : Math.max(0, Math.round(r!.lag_ms)) };
+}
+
+/** A dead letter, as listed by {@link listDeadLetters}. */
+export interface DeadLetter {
+  deadId: string;
+  source: 'outbox' | 'queue';
+  queue: string | null;
+  id: string;
+  topic: string;
+  key: string | null;
+  payload: unknown;
+  headers: Record<string, string>;
+  reason: string;
+  error: string;
+  attempts: number;
+  createdAt: Date;
+  deadAt: Date;
+}
+
+/** Which dead letters an admin call applies to. All filters combine with AND. */
+export interface DeadLetterFilter extends AdminOptions {
+  queue?: string;
+  topic?: string;
+  reason?: string;
+  /** Only dead letters older than this, in milliseconds. */
+  olderThanMs?: number;
+  /** Only these dead-letter ids. */
+  deadIds?: string[];
+  /** Most rows to list. Default 100. */
+  limit?: number;
+}
+
+function filterValues(f: DeadLetterFilter): unknown[] {
+  if (f.queue !== undefined) validateQueueName(f.queue);
+  if (f.topic !== undefined) validateTopic(f.topic);
+  if (f.olderThanMs !== undefined && !(f.olderThanMs >= 0)) throw new SagaboxError('INVALID_OPTIONS', 'olderThanMs must be >= 0');
+  if (f.deadIds?.some((d) => !/^\d{1,19}$/.test(d))) throw new SagaboxError('INVALID_OPTIONS', 'deadIds must be decimal ids');
+  return [f.queue ?? null, f.topic ?? null, f.reason ?? null, f.olderThanMs ?? null, f.deadIds ?? null];
+}
+
+const FILTER = `($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR topic = $2) AND ($3::text IS NULL OR reason = $3)
+  AND ($4::float8 IS NULL OR dead_at < now() - $4::float8 * interval '1 millisecond')
+  AND ($5::bigint[] IS NULL OR dead_id = ANY($5::bigint[]))`;
+
+/** Lists dead letters, newest first. */
+export async function listDeadLetters(db: Executor, filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
+  const s = quoteSchema(filter.schema ?? DEFAULT_SCHEMA);
+  const rows = await toRunQuery(db)<Record<string, unknown>>(
+    `SELECT * FROM ${s}.dead_letters WHERE ${FILTER} ORDER BY dead_id DESC LIMIT $6`,
+    [...filterValues(filter), filter.limit ?? 100],
+  );
+  return rows.map((r) => ({
+    deadId: String(r.dead_id), source: r.source as 'outbox' | 'queue', queue: r.queue as string | null, id: r.id as string,
+    topic: r.topic as string, key: r.key as string | null, payload: r.payload, headers: r.headers as Record<string, string>,
+    reason: r.reason as string, error: r.error as string, attempts: r.attempts as number,
+    createdAt: r.created_at as Date, deadAt: r.dead_at as Date,
+  }));
+}
+
+/**
+ * Moves dead letters back to where they died, attempts reset: a queue's back to that
+ * queue (ready now), the relay's back to the outbox. Returns how many moved. A message
+ * whose id is already back in its queue or outbox is left in the dead letters.
+ */
+export async function replayDeadLetters(db: Executor, filter: DeadLetterFilter = {}): Promise<number> {
+  const s = quoteSchema(filter.schema ?? DEFAULT_SCHEMA);
+  const [r] = await toRunQuery(db)<{ n: number }>(
+    `WITH picked AS (
+       DELETE FROM ${s}.dead_letters d WHERE ${FILTER}
+         AND NOT EXISTS (SELECT 1 FROM ${s}.queue_messages m WHERE m.queue = d.queue AND m.id = d.id)
+         AND NOT EXISTS (SELECT 1 FROM ${s}.outbox o WHERE o.id = d.id)
+       RETURNING *
+     ), to_queue AS (
+       INSERT INTO ${s}.queue_messages (queue, id, topic, key, payload, headers, priority, created_at)
+       SELECT queue, id, topic, key, payload, headers, priority, created_at FROM picked WHERE source = 'queue'
+       RETURNING queue
+     ), to_outbox AS (
+       INSERT INTO ${s}.outbox (id, topic, key, payload, headers, created_at)
+       SELECT id, topic, key, payload, headers, created_at FROM picked WHERE source = 'outbox' ORDER BY dead_id
+       RETURNING id
+     ), wake AS (
+       SELECT pg_notify($6::text, queue) FROM (SELECT DISTINCT queue FROM to_queue) q
+     )
+     SELECT ((SELECT count(*) FROM to_queue) + (SELECT count(*) FROM to_outbox) + 0 * (SELECT count(*) FROM wake))::int AS n`,
+    [...filterValues(filter), `${filter.schema ?? DEFAULT_SCHEMA}.queue`],
+  );
+  return r!.n;
+}
+
+/** Deletes dead letters for good. Returns how many were deleted. */
+export async function purgeDeadLetters(db: Executor, filter: DeadLetterFilter = {}): Promise<number> {
+  const s = quoteSchema(filter.schema ?? DEFAULT_SCHEMA);
+  const [r] = await toRunQuery(db)<{ n: number }>(
+    `WITH gone AS (DELETE FROM ${s}.dead_letters WHERE ${FILTER} RETURNING 1) SELECT count(*)::int AS n FROM gone`,
+    filterValues(filter),
+  );
+  return r!.n;
+}
