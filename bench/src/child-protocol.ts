@@ -46,8 +46,11 @@ export interface LatencyReport {
   duplicates: number;
   /** Producer commits per second actually reached. */
   achievedRate: number;
-  /** Commit-to-handler-start latencies in milliseconds, index = sequence number - 1 (NaN = not handled). */
-  latenciesMs: number[];
+  /**
+   * Commit-to-handler-start latencies in milliseconds, index = sequence number - 1;
+   * null = never handled (IPC is JSON, which has no NaN).
+   */
+  latenciesMs: (number | null)[];
   memory: MemoryReport;
 }
 

@@ -117,8 +117,11 @@ async function latency(job: Extract<ChildJob, { kind: 'latency' }>): Promise<Lat
   await publisher.close();
   await stopWithin(consumer, 15_000);
 
-  const latenciesMs: number[] = [];
-  for (let n = 1; n <= total; n += 1) latenciesMs.push((startedAt[n] ?? Number.NaN) - (committedAt[n] ?? Number.NaN));
+  const latenciesMs: (number | null)[] = [];
+  for (let n = 1; n <= total; n += 1) {
+    const latency = (startedAt[n] ?? Number.NaN) - (committedAt[n] ?? Number.NaN);
+    latenciesMs.push(Number.isNaN(latency) ? null : latency);
+  }
   return { kind: 'latency', produced: total, handled, duplicates, achievedRate: total / (producedMs / 1000), latenciesMs, memory };
 }
 

@@ -4,6 +4,7 @@
  * bench/results/latest.json. Started by run.sh under the Node 24 binary.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInChild } from './child-runner.js';
@@ -39,30 +40,58 @@ async function withDatabase<T>(options: BenchOptions, name: string, variant: Var
   }
 }
 
+/**
+ * W1 runs in interleaved rounds (a, b, c, ... then a, b, c, ... again) so that a
+ * change in machine load during the run hits every variant alike; each variant keeps
+ * its own database across rounds. Ratios come from the summed commits.
+ */
 async function runW1(options: BenchOptions, variants: Variant[]): Promise<ProduceRow[]> {
-  const rows: ProduceRow[] = [];
-  for (const variant of variants) {
-    const row: ProduceRow = { id: variant.id, label: variant.label, kind: variant.kind };
-    try {
-      if (variant.openPublisher === undefined) throw new Error('no publisher');
-      const openPublisher = variant.openPublisher.bind(variant);
-      const result = await withDatabase(options, `w1_${variant.id}`, variant, async (url) => {
-        const publisher = await openPublisher(url);
-        try {
-          await settle(url);
-          return await runProduceLoop(url, publisher, { clients: options.w1Clients, warmupMs: options.w1WarmupMs, durationMs: options.w1DurationMs });
-        } finally {
-          await publisher.close();
-        }
-      });
-      row.commits = result.commits;
-      row.commitsPerSecond = result.commitsPerSecond;
-      progress(`W1 ${variant.label}: ${Math.round(result.commitsPerSecond)} commits/s`);
-    } catch (error) {
-      row.error = errorText(error);
-      progress(`W1 ${variant.label} failed: ${row.error}`);
+  const rows = variants.map((v): ProduceRow => ({ id: v.id, label: v.label, kind: v.kind, commits: 0, roundRates: [] }));
+  const urls = new Map<string, string>();
+  const roundMs = options.w1DurationMs / options.w1Rounds;
+  try {
+    for (const [i, variant] of variants.entries()) {
+      try {
+        const url = await createFreshDatabase(options.databaseUrl, `w1_${variant.id}`);
+        urls.set(variant.id, url);
+        await execute(url, ...BUSINESS_TABLES_SQL);
+        await variant.install(url);
+      } catch (error) {
+        rows[i]!.error = errorText(error);
+        progress(`W1 ${variant.label}: setup failed: ${rows[i]!.error}`);
+      }
     }
-    rows.push(row);
+    for (let round = 1; round <= options.w1Rounds; round += 1) {
+      for (const [i, variant] of variants.entries()) {
+        const row = rows[i]!;
+        const url = urls.get(variant.id);
+        if (row.error !== undefined || url === undefined) continue;
+        try {
+          if (variant.openPublisher === undefined) throw new Error('no publisher');
+          // Opened per round, so that no peer's background timers run during another's round.
+          const publisher = await variant.openPublisher(url);
+          try {
+            await settle(url);
+            const result = await runProduceLoop(url, publisher, { clients: options.w1Clients, warmupMs: options.w1WarmupMs, durationMs: roundMs });
+            row.commits = (row.commits ?? 0) + result.commits;
+            row.roundRates?.push(Math.round(result.commitsPerSecond));
+            progress(`W1 round ${round}/${options.w1Rounds} ${variant.label}: ${Math.round(result.commitsPerSecond)} commits/s`);
+          } finally {
+            await publisher.close();
+          }
+        } catch (error) {
+          row.error = errorText(error);
+          progress(`W1 ${variant.label} failed: ${row.error}`);
+        }
+      }
+    }
+  } finally {
+    if (!options.keepDatabases) {
+      for (const variant of variants) await dropDatabase(options.databaseUrl, `w1_${variant.id}`).catch(() => undefined);
+    }
+  }
+  for (const row of rows) {
+    if (row.error === undefined) row.commitsPerSecond = (row.commits ?? 0) / (options.w1DurationMs / 1000);
   }
   return rows;
 }
@@ -122,7 +151,7 @@ async function runW3(options: BenchOptions, variants: Variant[]): Promise<Latenc
       });
       if (report.kind === 'error') throw new Error(report.message);
       if (report.kind !== 'latency') throw new Error(`unexpected report ${report.kind}`);
-      const latency = summarizeLatencies(report.latenciesMs.filter((v) => !Number.isNaN(v)));
+      const latency = summarizeLatencies(report.latenciesMs.filter((v): v is number => typeof v === 'number'));
       Object.assign(row, {
         produced: report.produced,
         handled: report.handled,
@@ -151,6 +180,7 @@ async function main(): Promise<void> {
   }
   const options = resolved;
   const began = performance.now();
+  const loadBefore = os.loadavg()[0] ?? 0;
   const environment = await describeEnvironment(options.databaseUrl);
   progress(`${environment.postgres}, Node ${environment.node}, ${options.quick ? 'quick' : 'full'} run, systems: ${options.systems}, workloads: ${options.workloads.join(', ')}`);
   const { variants, sagaboxSkipped } = await loadVariants(options.systems);
@@ -163,6 +193,7 @@ async function main(): Promise<void> {
       w1Clients: options.w1Clients,
       w1DurationMs: options.w1DurationMs,
       w1WarmupMs: options.w1WarmupMs,
+      w1Rounds: options.w1Rounds,
       w2Messages: options.w2Messages,
       w2Concurrency: options.w2Concurrency,
       w3Rate: options.w3Rate,
@@ -184,6 +215,7 @@ async function main(): Promise<void> {
   const used = [...(has('w1') ? variants.w1 : []), ...(has('w2') ? variants.w2 : []), ...(has('w2r') ? variants.w2r : []), ...(has('w3') ? variants.w3 : [])];
   results.notes = [...new Set(used.flatMap((v) => (v.notes === undefined ? [] : [v.notes])))];
   results.totalSeconds = (performance.now() - began) / 1000;
+  results.loadAverage = { before: loadBefore, after: os.loadavg()[0] ?? 0 };
 
   const report = renderReport(results);
   process.stdout.write(`\n${report}`);

@@ -17,6 +17,8 @@ export interface BenchOptions {
   /** W1: measured seconds per variant (after the warm-up). */
   w1DurationMs: number;
   w1WarmupMs: number;
+  /** W1: interleaved rounds the measured time is split into. */
+  w1Rounds: number;
   /** W2 / W2r: messages in the backlog. */
   w2Messages: number;
   /** W2: consumer concurrency. */
@@ -35,7 +37,8 @@ const HELP = `Usage: npm run bench -- [options]
   --workloads w1,w2,w2r,w3  which workloads to run (default all)
   --w1-clients N            W1 concurrent clients (default 4)
   --w1-seconds S            W1 measured seconds per variant (default 15, quick 3)
-  --w1-warmup-seconds S     W1 warm-up seconds per variant (default 2, quick 1)
+  --w1-warmup-seconds S     W1 warm-up seconds per variant and round (default 1, quick 0.5)
+  --w1-rounds N             W1 interleaved rounds sharing the measured time (default 3, quick 1)
   --w2-messages N           W2/W2r backlog size (default 50000, quick 10000)
   --w2-concurrency N        W2 worker concurrency (default 10)
   --w3-rate N               W3 producer commits per second (default 200)
@@ -70,6 +73,7 @@ export function resolveOptions(argv: readonly string[], env: NodeJS.ProcessEnv):
       'w1-clients': { type: 'string' },
       'w1-seconds': { type: 'string' },
       'w1-warmup-seconds': { type: 'string' },
+      'w1-rounds': { type: 'string' },
       'w2-messages': { type: 'string' },
       'w2-concurrency': { type: 'string' },
       'w3-rate': { type: 'string' },
@@ -131,7 +135,8 @@ export function resolveOptions(argv: readonly string[], env: NodeJS.ProcessEnv):
     workloads: WORKLOADS.filter((w) => workloadList.includes(w)),
     w1Clients: Math.round(number('w1-clients', 4, 1)),
     w1DurationMs: number('w1-seconds', quick ? 3 : 15, 0.5) * 1000,
-    w1WarmupMs: number('w1-warmup-seconds', quick ? 1 : 2, 0) * 1000,
+    w1WarmupMs: number('w1-warmup-seconds', quick ? 0.5 : 1, 0) * 1000,
+    w1Rounds: Math.round(number('w1-rounds', quick ? 1 : 3, 1)),
     w2Messages: Math.round(number('w2-messages', quick ? 10_000 : 50_000, 100)),
     w2Concurrency: Math.round(number('w2-concurrency', 10, 1)),
     w3Rate: number('w3-rate', 200, 1),

@@ -19,8 +19,14 @@ function w1Table(rows: ProduceRow[]): string {
   const base = rows.find((r) => r.id === 'business_only')?.commitsPerSecond;
   const plain = rows.find((r) => r.id === 'plain_insert')?.commitsPerSecond;
   return table(
-    ['variant', 'commits/s', 'vs (a) business only', 'vs (b) plain 2nd INSERT'],
-    rows.map((r) => [r.label, failed(r) ?? int(r.commitsPerSecond), ratio(r.commitsPerSecond, base), ratio(r.commitsPerSecond, plain)]),
+    ['variant', 'commits/s', 'vs (a) business only', 'vs (b) plain 2nd INSERT', 'per round'],
+    rows.map((r) => [
+      r.label,
+      failed(r) ?? int(r.commitsPerSecond),
+      ratio(r.commitsPerSecond, base),
+      ratio(r.commitsPerSecond, plain),
+      (r.roundRates ?? []).map((x) => int(x)).join(' / '),
+    ]),
   );
 }
 
@@ -46,7 +52,7 @@ function drainTable(rows: DrainRow[], references: DrainRow[], what: string): str
 function w3Table(rows: LatencyRow[]): string {
   const gw = rows.find((r) => r.id === 'graphile')?.latency;
   return table(
-    ['system', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'handled / produced', 'p50 vs graphile-worker', 'p99 vs graphile-worker'],
+    ['system', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'handled / produced', 'commits/s reached', 'p50 vs graphile-worker', 'p99 vs graphile-worker'],
     rows.map((r) => [
       r.label,
       failed(r) ?? ms(r.latency?.p50Ms),
@@ -54,6 +60,7 @@ function w3Table(rows: LatencyRow[]): string {
       ms(r.latency?.p99Ms),
       ms(r.latency?.maxMs),
       r.produced === undefined ? '–' : `${int(r.handled)} / ${int(r.produced)}`,
+      int(r.achievedRate),
       ratio(r.latency?.p50Ms, gw?.p50Ms),
       ratio(r.latency?.p99Ms, gw?.p99Ms),
     ]),
@@ -75,11 +82,14 @@ export function renderReport(results: Results): string {
   out.push(`- Node ${env.node} (benchmark and consumer processes)`);
   out.push(`- ${env.postgres} on the same machine, default durability: ${Object.entries(env.postgresSettings).map(([k, v]) => `${k}=${v}`).join(', ')}`);
   out.push(`- Versions: ${Object.entries(env.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  if (results.loadAverage !== undefined) {
+    out.push(`- 1-minute load average before / after: ${results.loadAverage.before.toFixed(2)} / ${results.loadAverage.after.toFixed(2)} (anything else running on the machine skews all numbers)`);
+  }
   if (results.sagaboxSkipped !== undefined) out.push('', `**sagabox skipped:** ${results.sagaboxSkipped}`);
   if (results.w1.length > 0) {
     out.push('', `## W1 transactional produce`, '');
     out.push(
-      `${s.w1Clients} clients (one connection each), ${s.w1DurationMs / 1000} s measured after ${s.w1WarmupMs / 1000} s warm-up per variant; each loops BEGIN; INSERT INTO orders; publish one message; COMMIT.`,
+      `${s.w1Clients} clients (one connection each) loop BEGIN; INSERT INTO orders; publish one message; COMMIT. ${s.w1DurationMs / 1000} s measured per variant, in ${s.w1Rounds} interleaved round(s) of ${(s.w1DurationMs / 1000 / s.w1Rounds).toFixed(1)} s (each after ${s.w1WarmupMs / 1000} s warm-up), so that load drift hits every variant alike. (a) and (b) are the ceiling and the physical floor; the ratios are the point.`,
       '',
       w1Table(results.w1),
     );

@@ -13,6 +13,8 @@ interface Row {
 export interface ProduceRow extends Row {
   commits?: number;
   commitsPerSecond?: number;
+  /** commits/s of each interleaved round, to show the spread. */
+  roundRates?: number[];
 }
 
 export interface DrainRow extends Row {
@@ -41,6 +43,7 @@ export interface Results {
     w1Clients: number;
     w1DurationMs: number;
     w1WarmupMs: number;
+    w1Rounds: number;
     w2Messages: number;
     w2Concurrency: number;
     w3Rate: number;
@@ -53,4 +56,6 @@ export interface Results {
   w3: LatencyRow[];
   notes: string[];
   totalSeconds?: number;
+  /** 1-minute load average before and after the run: other work on the machine skews everything. */
+  loadAverage?: { before: number; after: number };
 }
