@@ -200,6 +200,18 @@ describe('migrateUp / migrateDown / migrationStatus', () => {
     expect(err.message).toBe(`cannot connect to PostgreSQL at 127.0.0.1:${port}/orders: ECONNREFUSED`);
   });
 
+  it('names host and port of an unreachable pool it was given', async () => {
+    const port = await closedPort();
+    const unreachable = new pg.Pool({ host: '127.0.0.1', port, database: 'orders', password: 's3cret' });
+    try {
+      const err = await caught(migrationStatus({ pool: unreachable }));
+      expect(isSagaboxError(err, 'DATABASE_UNREACHABLE')).toBe(true);
+      expect(err.message).toBe(`cannot connect to PostgreSQL at 127.0.0.1:${port}/orders: ECONNREFUSED`);
+    } finally {
+      await unreachable.end();
+    }
+  });
+
   it('says so in one line and exits 1 when the CLI cannot reach the database', async () => {
     const port = await closedPort();
     const run = await runCli(['migrate', 'up', '--database-url', `postgres://app:s3cret@127.0.0.1:${port}/orders`]);

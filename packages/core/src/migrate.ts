@@ -343,10 +343,18 @@ async function withDatabase<T>(resolved: ResolvedMigrateOptions, fn: (db: Kysely
       const client = await pool.connect();
       client.release();
     } catch (err) {
-      throw databaseUnreachableError(err, resolved.connectionString);
+      throw databaseUnreachableError(err, resolved.connectionString ?? poolConnectionString(pool));
     }
     return await fn(db);
   } finally {
     if (ownPool) await db.destroy();
   }
+}
+
+/** A password-free URL for a caller's pool, only to name it in error messages. */
+function poolConnectionString(pool: pg.Pool): string | undefined {
+  const o = pool.options ?? {};
+  if (typeof o.connectionString === 'string') return o.connectionString;
+  const host = typeof o.host === 'string' ? o.host : 'localhost';
+  return `postgres://${host.startsWith('/') ? 'localhost' : host}:${o.port ?? 5432}/${o.database ?? ''}`;
 }
