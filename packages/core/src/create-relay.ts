@@ -1,5 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
+import {
+  createCheckBack,
+  resolveCheckBackOptions,
+  type CheckBackEvents,
+  type CheckBackOptions,
+  type HalfMessageChecker,
+  type ResolvedCheckBackOptions,
+} from './check-back.js';
 import { createDrainLoop, type DrainLoop } from './drain-loop.js';
 import type { Destination, RelayedMessage } from './destination.js';
 import { createQueueDestination, type QueueRoute } from './create-queue-destination.js';
@@ -19,8 +27,8 @@ export const DEFAULT_RELAY_RETRY: RetryPolicy = { maxAttempts: 20, baseDelayMs: 
 /** Default time `stop()` waits for the batch in flight, in milliseconds. */
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 
-/** Options of {@link createRelay}. */
-export interface RelayOptions {
+/** Options of {@link createRelay}; the half-message check-back options are in {@link CheckBackOptions}. */
+export interface RelayOptions extends CheckBackOptions {
   /** Pool on the database that holds the outbox. Needs at least 2 connections (one listens). */
   pool: pg.Pool;
   /** sagabox schema. Default `'sagabox'`. */
@@ -47,7 +55,7 @@ export interface RelayOptions {
 }
 
 /** Events a relay emits; none of them is ever thrown. */
-export interface RelayEvents {
+export interface RelayEvents extends CheckBackEvents {
   delivered: [{ count: number; destination: string }];
   retry: [{ id: string; topic: string; attempts: number; error: string }];
   deadLettered: [{ id: string; topic: string; reason: string; error: string }];
@@ -63,6 +71,14 @@ export interface Relay {
   stop(): Promise<void>;
   /** Runs one claim-and-deliver batch now; resolves to the number of messages claimed. For tools and tests. */
   runOnce(): Promise<number>;
+  /**
+   * Registers (or replaces) the checker asked about half messages of `topic` whose
+   * producer neither committed nor rolled back within their `checkAfterMs`.
+   * @example relay.onCheck('payments.captured', async (m) => (await provider.find(m.id)) ? 'commit' : 'rollback');
+   */
+  onCheck(topic: string, checker: HalfMessageChecker): void;
+  /** Checks one batch of due half messages now; resolves to the number claimed. For tools and tests. */
+  runChecksOnce(): Promise<number>;
 }
 
 interface ClaimedRow {
@@ -90,6 +106,7 @@ interface ResolvedRelayOptions {
   name: string;
   logger: Logger;
   stopTimeoutMs: number;
+  checkBack: ResolvedCheckBackOptions;
 }
 
 /** Checks relay options, reporting every problem at once. */
@@ -119,6 +136,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     problems.push("onUnroutable must be 'dead-letter' or 'drop'");
   }
   const retry = resolveRetryPolicy(options.retry, DEFAULT_RELAY_RETRY, problems);
+  const checkBack = resolveCheckBackOptions(options, problems);
   assertNoProblems('relay', problems);
   return {
     pool: options.pool,
@@ -132,6 +150,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     name: options.name ?? `relay-${process.pid}`,
     logger: options.logger ?? silentLogger,
     stopTimeoutMs: options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
+    checkBack,
   };
 }
 
@@ -185,6 +204,20 @@ export function createRelay(options: RelayOptions): Relay {
     log.error({ err: error }, 'relay batch failed; backing off');
     if (events.listenerCount('error') > 0) events.emit('error', { error });
   };
+  // Half messages: a second loop beside delivery (see check-back.ts).
+  const checkBack = createCheckBack({
+    pool: o.pool,
+    schema: o.schema,
+    relayName: o.name,
+    options: o.checkBack,
+    logger: log,
+    onDecision: (e) => events.emit('halfMessageChecked', e),
+    onDeadLettered: (e) => events.emit('deadLettered', e),
+    onOutboxChanged: () => loop?.wake(),
+    onError: (error) => {
+      if (events.listenerCount('error') > 0) events.emit('error', { error });
+    },
+  });
 
   const deliverIsolated = async (
     client: pg.PoolClient,
@@ -297,6 +330,8 @@ export function createRelay(options: RelayOptions): Relay {
   return {
     events,
     runOnce,
+    onCheck: checkBack.onCheck,
+    runChecksOnce: checkBack.runOnce,
     async start() {
       if (started) return;
       started = true;
@@ -323,12 +358,13 @@ export function createRelay(options: RelayOptions): Relay {
         await listener.start();
       }
       loop.start();
+      checkBack.start();
       log.info({ destinations: o.destinations.map((d) => d.name), batchSize: o.batchSize, listen: o.listen }, 'relay started');
     },
     async stop() {
       if (!started) return;
       started = false;
-      const stopping = Promise.all([loop?.stop(), listener?.stop()]);
+      const stopping = Promise.all([loop?.stop(), listener?.stop(), checkBack.stop()]);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
         stopping.then(() => false),

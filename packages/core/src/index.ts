@@ -19,3 +19,20 @@ export * from './retry-policy.js';
 export { kyselyOnClient } from './client-kysely.js';
 export { createListener, type Listener, type ListenerOptions } from './listener.js';
 export * from './admin.js';
+export * from './half-message.js';
+export {
+  DEFAULT_CHECK_BACKOFF,
+  DEFAULT_CHECK_BATCH_SIZE,
+  DEFAULT_CHECK_INTERVAL_MS,
+  DEFAULT_CHECK_TIMEOUT_MS,
+  DEFAULT_MAX_CHECKS,
+  type CheckBackEvents,
+  type CheckBackOptions,
+  type CheckBackoff,
+  type HalfMessage,
+  type HalfMessageCheckContext,
+  type HalfMessageCheckDecision,
+  type HalfMessageChecker,
+  type HalfMessageVerdict,
+} from './check-back.js';
+export * from './half-message-admin.js';

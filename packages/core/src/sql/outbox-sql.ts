@@ -18,9 +18,9 @@ export interface OutboxSql {
   lag: string;
 }
 
-// Advisory-lock namespace for ordering keys at publish (an arbitrary constant, so
+// Advisory-lock namespace for ordering keys at publish and prepare (an arbitrary constant, so
 // sagabox's locks are unlikely to meet an application's own).
-const KEY_LOCK_SEED = 7_337_105;
+export const KEY_LOCK_SEED = 7_337_105;
 
 const cache = new Map<string, OutboxSql>();
 

@@ -1,0 +1,116 @@
+import type { HalfMessageCheckDecision } from './check-back.js';
+import { SagaboxError } from './errors.js';
+import { toRunQuery, type Executor } from './executor.js';
+import { assertNoProblems, checkInt } from './retry-policy.js';
+import { DEFAULT_SCHEMA } from './schema-name.js';
+import { halfMessageSql } from './sql/half-message-sql.js';
+
+/** A half message still prepared: neither committed nor rolled back yet. */
+export interface PreparedHalfMessageInfo {
+  id: string;
+  topic: string;
+  key: string | null;
+  /** How many times a checker was asked about it so far. */
+  checks: number;
+  /** When the relay asks its checker next (or first). */
+  checkAt: Date;
+  /** When it was prepared. */
+  createdAt: Date;
+}
+
+/** One recorded decision about a half message. */
+export interface HalfMessageDecisionRecord {
+  messageId: string;
+  topic: string;
+  /** `prepared`, a producer's or checker's `commit` / `rollback`, a checker's `unknown` or `check_failed`, or the relay's `no_checker` / `unresolved`. */
+  decision: 'prepared' | HalfMessageCheckDecision;
+  /** Who decided: the producer (`prepare`, `commitHalfMessage`, `rollbackHalfMessage`), the topic's checker, or the relay. */
+  source: 'producer' | 'checker' | 'relay';
+  /** The producer's note, the checking relay, or the error of a failed check. */
+  detail: string | null;
+  decidedAt: Date;
+}
+
+/** Options of {@link listHalfMessages}. */
+export interface ListHalfMessagesOptions {
+  /** sagabox schema. Default `'sagabox'`. */
+  schema?: string;
+  /** Only this topic. */
+  topic?: string;
+  /** Only messages whose check is due now. Default false. */
+  dueOnly?: boolean;
+  /** Most rows returned. Default 100, at most 10,000. */
+  limit?: number;
+}
+
+/**
+ * Lists the half messages still prepared -- awaiting their producer's decision or a
+ * check-back -- soonest check first.
+ *
+ * @example
+ * const stuck = await listHalfMessages(pool, { dueOnly: true });
+ * for (const m of stuck) logger.warn({ messageId: m.id, topic: m.topic, checks: m.checks }, 'half message awaiting check');
+ */
+export async function listHalfMessages(db: Executor, options: ListHalfMessagesOptions = {}): Promise<PreparedHalfMessageInfo[]> {
+  const problems: string[] = [];
+  checkInt(problems, 'limit', options.limit, 1, 10_000);
+  assertNoProblems('listHalfMessages', problems);
+  const sql = halfMessageSql(options.schema ?? DEFAULT_SCHEMA);
+  const rows = await toRunQuery(db)<{ id: string; topic: string; key: string | null; checks: number; check_at: Date; created_at: Date }>(
+    sql.list,
+    [options.topic ?? null, options.dueOnly ?? false, options.limit ?? 100],
+  );
+  return rows.map((r) => ({ id: r.id, topic: r.topic, key: r.key, checks: r.checks, checkAt: r.check_at, createdAt: r.created_at }));
+}
+
+/**
+ * Every decision recorded about one half message, oldest first: prepared, then the
+ * producer's commit or rollback, or each check-back answer up to the final one.
+ * Empty for an id never prepared (or whose history was purged).
+ *
+ * @example
+ * const history = await halfMessageHistory(pool, id);
+ * // [{ decision: 'prepared', source: 'producer' }, { decision: 'unknown', source: 'checker' }, { decision: 'commit', source: 'checker' }]
+ */
+export async function halfMessageHistory(db: Executor, id: string, options: { schema?: string } = {}): Promise<HalfMessageDecisionRecord[]> {
+  if (typeof id !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
+    throw new SagaboxError('INVALID_MESSAGE', `half message id ${JSON.stringify(id)} is not a UUID`, { details: { id } });
+  }
+  const sql = halfMessageSql(options.schema ?? DEFAULT_SCHEMA);
+  const rows = await toRunQuery(db)<{
+    message_id: string;
+    topic: string;
+    decision: HalfMessageDecisionRecord['decision'];
+    source: HalfMessageDecisionRecord['source'];
+    detail: string | null;
+    decided_at: Date;
+  }>(sql.history, [id]);
+  return rows.map((r) => ({
+    messageId: r.message_id,
+    topic: r.topic,
+    decision: r.decision,
+    source: r.source,
+    detail: r.detail,
+    decidedAt: r.decided_at,
+  }));
+}
+
+/**
+ * Deletes the decision history of half messages that left the outbox (delivered,
+ * rolled back or dead-lettered) more than `olderThanMs` ago; resolves to the number
+ * of records deleted. After the purge, a late `commitHalfMessage` of such a message
+ * gets `NOT_FOUND` instead of an idempotent answer, and its id can be prepared again:
+ * keep the window longer than any producer could still retry.
+ *
+ * @example
+ * await purgeHalfMessageDecisions(pool, { olderThanMs: 30 * 24 * 3_600_000 });
+ */
+export async function purgeHalfMessageDecisions(db: Executor, options: { olderThanMs: number; schema?: string }): Promise<number> {
+  const problems: string[] = [];
+  if (options?.olderThanMs === undefined) problems.push('olderThanMs is required');
+  checkInt(problems, 'olderThanMs', options?.olderThanMs, 0, Number.MAX_SAFE_INTEGER);
+  assertNoProblems('purgeHalfMessageDecisions', problems);
+  const sql = halfMessageSql(options.schema ?? DEFAULT_SCHEMA);
+  const rows = await toRunQuery(db)<{ n: number }>(sql.purgeDecisions, [options.olderThanMs]);
+  return rows[0]?.n ?? 0;
+}
