@@ -1,0 +1,99 @@
+import { SagaboxError, toRunQuery, validateSchemaName, type Executor } from '@sagabox/core';
+import { sagaSql, type SagaRowData, type SagaStatus } from './saga-sql.js';
+
+const STATUSES: readonly SagaStatus[] = ['running', 'compensating', 'completed', 'compensated', 'failed'];
+/** Default and largest `limit` of {@link listSagas}. */
+export const DEFAULT_LIST_SAGAS_LIMIT = 100;
+const MAX_LIST_SAGAS_LIMIT = 10_000;
+
+/** One saga instance as the inspection API shows it. */
+export interface SagaSummary {
+  id: string;
+  type: string;
+  version: number;
+  status: SagaStatus;
+  /** Index of the step in flight (or being compensated); the step count once completed. */
+  currentStep: number;
+  state: unknown;
+  /** Bumped by every transition. */
+  revision: number;
+  /** When the step in flight times out, if it has a timeout. */
+  deadline: Date | null;
+  /** Why the saga failed or is compensating. */
+  error: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** One event of a saga's step history. */
+export interface SagaHistoryEvent {
+  seq: number;
+  /** Step name, or `$saga` for events of the saga as a whole. */
+  step: string;
+  /** `started`, `command_sent`, `completed`, `failed`, `timed_out`, `compensation_sent`, `compensated`, `reply_ignored`, ... */
+  event: string;
+  detail: unknown;
+  at: Date;
+}
+
+/** A saga with its full step history. */
+export interface SagaDetails extends SagaSummary {
+  history: SagaHistoryEvent[];
+}
+
+/** Options of {@link listSagas}. */
+export interface ListSagasOptions {
+  status?: SagaStatus;
+  /** Saga type (definition name). */
+  type?: string;
+  /** Most rows returned, newest update first. Default {@link DEFAULT_LIST_SAGAS_LIMIT}. */
+  limit?: number;
+  schema?: string;
+}
+
+function toSummary(r: SagaRowData): SagaSummary {
+  return {
+    id: r.id,
+    type: r.saga_type,
+    version: r.saga_version,
+    status: r.status,
+    currentStep: r.current_step,
+    state: r.state,
+    revision: r.revision,
+    deadline: r.deadline,
+    error: r.error,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+/**
+ * Lists sagas, most recently changed first, filtered by status and type.
+ * @example
+ * const stuck = await listSagas(pool, { status: 'failed', limit: 20 });
+ */
+export async function listSagas(db: Executor, options: ListSagasOptions = {}): Promise<SagaSummary[]> {
+  const problems: string[] = [];
+  if (options.status !== undefined && !STATUSES.includes(options.status)) problems.push(`status must be one of ${STATUSES.join(', ')}`);
+  const limit = options.limit ?? DEFAULT_LIST_SAGAS_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_SAGAS_LIMIT) problems.push(`limit must be an integer from 1 to ${MAX_LIST_SAGAS_LIMIT}`);
+  if (problems.length > 0) throw new SagaboxError('INVALID_OPTIONS', `invalid listSagas options: ${problems.join('; ')}`, { details: { problems } });
+  const sql = sagaSql(validateSchemaName(options.schema ?? 'sagabox'));
+  const rows = await toRunQuery(db)<SagaRowData>(sql.listSagas, [options.status ?? null, options.type ?? null, limit]);
+  return rows.map(toSummary);
+}
+
+/**
+ * One saga's row and its full step history, or `undefined` when there is no such saga.
+ * @example
+ * const saga = await getSaga(pool, orderId);
+ * for (const e of saga?.history ?? []) logger.info({ step: e.step, event: e.event }, 'saga history');
+ */
+export async function getSaga(db: Executor, id: string, options: { schema?: string } = {}): Promise<SagaDetails | undefined> {
+  const sql = sagaSql(validateSchemaName(options.schema ?? 'sagabox'));
+  const run = toRunQuery(db);
+  const [row] = await run<SagaRowData>(sql.selectSaga, [id]);
+  if (!row) return undefined;
+  const history = await run<{ seq: string; step: string; event: string; detail: unknown; at: Date }>(sql.selectHistory, [id]);
+  return { ...toSummary(row), history: history.map((h) => ({ seq: Number(h.seq), step: h.step, event: h.event, detail: h.detail, at: h.at })) };
+}

@@ -1,0 +1,84 @@
+import { quoteSchema } from '@sagabox/core';
+
+/** The saga tables' runtime queries for one schema; every value is a bind parameter. */
+export interface SagaSql {
+  insertSaga: string;
+  selectType: string;
+  lockSaga: string;
+  updateSaga: string;
+  insertHistory: string;
+  selectSaga: string;
+  selectHistory: string;
+  listSagas: string;
+}
+
+const cache = new Map<string, SagaSql>();
+
+/** The columns every saga read returns. */
+const COLUMNS = `id, saga_type, saga_version, status, current_step, state, revision, step_token, deadline, error, created_at, updated_at`;
+
+/** Returns (and caches) the saga queries for `schema`. */
+export function sagaSql(schema: string): SagaSql {
+  let q = cache.get(schema);
+  if (q) return q;
+  const s = quoteSchema(schema);
+  q = {
+    // ON CONFLICT: a caller-chosen id makes the start idempotent; the caller learns
+    // from the empty RETURNING that the saga already existed.
+    insertSaga: `
+      INSERT INTO ${s}.sagas (id, saga_type, saga_version, status, current_step, state, step_token, deadline)
+      VALUES ($1::uuid, $2::text, $3::int, 'running', $4::int, $5::jsonb, $6::uuid, $7::timestamptz)
+      ON CONFLICT (id) DO NOTHING
+      RETURNING id`,
+    selectType: `SELECT saga_type, saga_version FROM ${s}.sagas WHERE id = $1::uuid`,
+    // A transition holds the row lock from its read to its commit, so two transitions of
+    // one saga (a reply and a timeout handled by two workers) run one after the other.
+    lockSaga: `SELECT ${COLUMNS} FROM ${s}.sagas WHERE id = $1::uuid FOR UPDATE`,
+    // The revision guard is redundant with the row lock; it makes a bug that skips the
+    // lock fail loudly (0 rows updated) instead of silently losing a transition.
+    updateSaga: `
+      UPDATE ${s}.sagas
+      SET status = $2::text, current_step = $3::int, state = $4::jsonb, step_token = $5::uuid,
+          deadline = $6::timestamptz, error = $7::text, revision = revision + 1, updated_at = now()
+      WHERE id = $1::uuid AND revision = $8::int
+      RETURNING revision`,
+    insertHistory: `
+      INSERT INTO ${s}.saga_steps (saga_id, step, event, detail)
+      SELECT $1::uuid, t.step, t.event, t.detail
+      FROM unnest($2::text[], $3::text[], $4::jsonb[]) WITH ORDINALITY AS t(step, event, detail, ord)
+      ORDER BY t.ord`,
+    selectSaga: `SELECT ${COLUMNS} FROM ${s}.sagas WHERE id = $1::uuid`,
+    selectHistory: `SELECT seq, step, event, detail, at FROM ${s}.saga_steps WHERE saga_id = $1::uuid ORDER BY seq`,
+    listSagas: `
+      SELECT ${COLUMNS} FROM ${s}.sagas
+      WHERE ($1::text IS NULL OR status = $1::text)
+        AND ($2::text IS NULL OR saga_type = $2::text)
+      ORDER BY updated_at DESC, id
+      LIMIT $3::int`,
+  };
+  cache.set(schema, q);
+  return q;
+}
+
+/** A `sagas` row as the queries above return it. */
+export interface SagaRowData {
+  id: string;
+  saga_type: string;
+  saga_version: number;
+  status: SagaStatus;
+  current_step: number;
+  state: unknown;
+  revision: number;
+  step_token: string | null;
+  deadline: Date | null;
+  error: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/**
+ * Saga statuses. `running` and `compensating` are in flight; `completed` and
+ * `compensated` are final; `failed` means a compensation kept failing and waits for an
+ * operator's `retrySaga`.
+ */
+export type SagaStatus = 'running' | 'compensating' | 'completed' | 'compensated' | 'failed';
