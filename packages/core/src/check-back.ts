@@ -263,6 +263,11 @@ export function createCheckBack(deps: CheckBackDependencies): CheckBack {
   const runOnce = async (): Promise<number> => {
     const stop = stopping.signal;
     const client = await deps.pool.connect();
+    // The client sits idle in its transaction while checkers run; if the connection
+    // dies then, node-postgres emits 'error' on it, which without a listener would be
+    // an uncaught exception. The failure still surfaces through the next query.
+    const onConnectionError = (err: Error): void => log.warn({ err }, 'database connection lost during a check');
+    client.on('error', onConnectionError);
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
@@ -349,6 +354,7 @@ export function createCheckBack(deps: CheckBackDependencies): CheckBack {
       throw err;
     } finally {
       // A connection that failed mid-transaction is discarded, not returned to the pool.
+      client.off('error', onConnectionError);
       client.release(broken);
     }
   };

@@ -8,6 +8,7 @@ import {
   type HalfMessageChecker,
   type ResolvedCheckBackOptions,
 } from './check-back.js';
+import { checkoutClient } from './checkout-client.js';
 import { createDrainLoop, type DrainLoop } from './drain-loop.js';
 import type { Destination, RelayedMessage } from './destination.js';
 import { createQueueDestination, type QueueRoute } from './create-queue-destination.js';
@@ -243,7 +244,7 @@ export function createRelay(options: RelayOptions): Relay {
   };
 
   const runOnce = async (): Promise<number> => {
-    const client = await o.pool.connect();
+    const { client, release } = await checkoutClient(o.pool, log);
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
@@ -323,7 +324,7 @@ export function createRelay(options: RelayOptions): Relay {
       throw err;
     } finally {
       // A connection that failed mid-transaction is discarded, not returned to the pool.
-      client.release(broken);
+      release(broken);
     }
   };
 

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
+import { checkoutClient } from './checkout-client.js';
 import { kyselyOnClient } from './client-kysely.js';
 import type { TopicRegistry } from './define-topics.js';
 import { createDrainLoop, type DrainLoop } from './drain-loop.js';
@@ -358,7 +359,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   };
 
   const inTransaction = async <T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
-    const client = await pool.connect();
+    const { client, release } = await checkoutClient(pool, log);
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
@@ -370,7 +371,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       if (!(err instanceof FastPathAbort)) broken ??= err as Error;
       throw err;
     } finally {
-      client.release(broken);
+      release(broken);
     }
   };
 
