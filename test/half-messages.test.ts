@@ -343,6 +343,76 @@ describe('half messages', () => {
     expect(await effectsOf([m.id])).toBe(0);
   });
 
+  it('counts a checker that outlives checkTimeoutMs as a failed check, aborting its signal', async () => {
+    let asks = 0;
+    const aborted: unknown[] = [];
+    await start({
+      checkTimeoutMs: 80,
+      checkers: {
+        'hm.timeout': async (_m, { signal }) => {
+          if (++asks > 2) return 'commit';
+          await new Promise((_, reject) => signal.addEventListener('abort', () => { aborted.push(signal.reason); reject(new Error('aborted')); }));
+          return 'unknown';
+        },
+      },
+    });
+    const m = await prepare(p, { topic: 'hm.timeout', payload: {} }, { checkAfterMs: 0 });
+    await waitFor('delivered after two timeouts', async () => (await effectsOf([m.id])) === 1);
+    expect(aborted).toHaveLength(2);
+    const history = await halfMessageHistory(p, m.id);
+    expect(history.map((h) => h.decision)).toEqual(['prepared', 'check_failed', 'check_failed', 'commit']);
+    expect(history[1]!.detail).toContain('timed out after 80 ms');
+  });
+
+  it('leaves a message untouched when the relay stops mid-check, for the next relay to ask', async () => {
+    let started!: () => void;
+    const checking = new Promise<void>((r) => (started = r));
+    let abortedByStop = false;
+    const relay = await start({
+      checkers: {
+        'hm.stop': (_m, { signal }) => {
+          started();
+          return new Promise((resolve) => signal.addEventListener('abort', () => { abortedByStop = true; resolve('commit'); }));
+        },
+      },
+    });
+    const m = await prepare(p, { topic: 'hm.stop', payload: {} }, { checkAfterMs: 0 });
+    await checking;
+    await relay.stop();
+    expect(abortedByStop).toBe(true);
+    expect(await decisionsOf(m.id)).toEqual(['producer:prepared']);
+    expect(await listHalfMessages(p, { topic: 'hm.stop' })).toEqual([expect.objectContaining({ id: m.id, checks: 0 })]);
+    await start({ checkers: { 'hm.stop': async () => 'rollback' } }, false);
+    await waitFor('rolled back by the next relay', async () => (await decisionsOf(m.id)).includes('checker:rollback'));
+    expect(await listHalfMessages(p, { topic: 'hm.stop' })).toEqual([]);
+  });
+
+  it('survives its connection being killed during a check, and asks again', async () => {
+    let asks = 0;
+    const errors: unknown[] = [];
+    const relay = await start({
+      checkers: {
+        'hm.killed': async () => {
+          if (++asks === 1) {
+            // Kill the checking relay's own connection, idle in its transaction right now.
+            const { rowCount } = await p.query(`
+              SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = current_database() AND state = 'idle in transaction' AND query LIKE '%check_at <= coalesce%'`);
+            expect(rowCount).toBe(1);
+          }
+          return 'commit';
+        },
+      },
+    });
+    relay.events.on('error', (e) => errors.push(e.error));
+    const m = await prepare(p, { topic: 'hm.killed', payload: {} }, { checkAfterMs: 0 });
+    await waitFor('delivered after the retry', async () => (await effectsOf([m.id])) === 1 && settled([m.id]));
+    expect(asks).toBe(2);
+    expect(errors.length).toBeGreaterThanOrEqual(1);
+    // The answer lost with the connection was never recorded; the second one was, once.
+    expect(await decisionsOf(m.id)).toEqual(['producer:prepared', 'checker:commit']);
+  });
+
   it('shows prepared messages and purges old histories of finished ones', async () => {
     const m = await prepare(p, { topic: 'hm.admin', key: 'adm', payload: {} }, { checkAfterMs: 120_000, note: 'order 7' });
     const [listed] = await listHalfMessages(p, { topic: 'hm.admin' });
