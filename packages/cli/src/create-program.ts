@@ -1,5 +1,8 @@
 import { Command } from 'commander';
+import { registerDlqCommand } from './dlq-command.js';
 import { registerMigrateCommand, type CommandOutput } from './migrate-command.js';
+import { registerQueuesCommands } from './queues-command.js';
+import { registerRelayCommand } from './relay-command.js';
 
 /** The CLI's version, printed by `sagabox --version`. */
 export const CLI_VERSION = '0.1.0';
@@ -19,5 +22,8 @@ export function createProgram(out: CommandOutput = process.stdout): Command {
     // adding commands, as .command() copies it to each subcommand.
     .exitOverride();
   registerMigrateCommand(program, out);
+  registerRelayCommand(program);
+  registerQueuesCommands(program, out);
+  registerDlqCommand(program, out);
   return program;
 }

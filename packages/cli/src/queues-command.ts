@@ -1,0 +1,48 @@
+import type { Command } from 'commander';
+import Table from 'cli-table3';
+import { outboxStats, queueStats } from '@sagabox/core';
+import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
+import type { CommandOutput } from './migrate-command.js';
+import { withPool } from './open-pool.js';
+
+interface Flags extends ConnectionFlags {
+  json?: boolean;
+}
+
+const plain = { style: { head: [], border: [] } };
+
+/** Formats milliseconds as a short age: 850ms, 12.3s, 4.0m, 2.5h. */
+export function formatAge(ms: number | null): string {
+  if (ms === null) return '-';
+  if (ms < 1_000) return `${ms}ms`;
+  if (ms < 60_000) return `${(ms / 1_000).toFixed(1)}s`;
+  if (ms < 3_600_000) return `${(ms / 60_000).toFixed(1)}m`;
+  return `${(ms / 3_600_000).toFixed(1)}h`;
+}
+
+/** Registers `sagabox queues [name...]` and `sagabox outbox`. */
+export function registerQueuesCommands(program: Command, out: CommandOutput = process.stdout): void {
+  addConnectionOptions(
+    program
+      .command('queues')
+      .description('depth of each queue: ready, in flight, delayed, dead, oldest age')
+      .argument('[queue...]', 'only these queues')
+      .option('--json', 'print JSON, for scripts'),
+  ).action(async (queues: string[], flags: Flags) => {
+    const stats = await withPool(flags, (pool) => queueStats(pool, { schema: flags.schema, ...(queues.length ? { queues } : {}) }));
+    if (flags.json) return out.write(`${JSON.stringify(stats)}\n`);
+    const table = new Table({ head: ['queue', 'ready', 'in flight', 'delayed', 'dead', 'oldest'], ...plain });
+    for (const s of stats) table.push([s.queue, s.ready, s.inFlight, s.delayed, s.dead, formatAge(s.oldestAgeMs)]);
+    out.write(stats.length ? `${table.toString()}\n` : 'no queues yet\n');
+  });
+
+  addConnectionOptions(
+    program.command('outbox').description('relay lag and what waits in the outbox (ready, prepared half messages)').option('--json', 'print JSON, for scripts'),
+  ).action(async (flags: Flags) => {
+    const stats = await withPool(flags, (pool) => outboxStats(pool, { schema: flags.schema }));
+    if (flags.json) return out.write(`${JSON.stringify(stats)}\n`);
+    const table = new Table({ head: ['ready', 'prepared (half messages)', 'relay lag'], ...plain });
+    table.push([stats.ready, stats.prepared, formatAge(stats.lagMs)]);
+    out.write(`${table.toString()}\n`);
+  });
+}

@@ -1,0 +1,79 @@
+import { Command, Option } from 'commander';
+import { createQueueDestination, createRelay, type Destination, type QueueRoute } from '@sagabox/core';
+import { addConnectionOptions, requireDatabaseUrl, type ConnectionFlags } from './connection-options.js';
+import { createCliLogger, LOG_LEVELS } from './cli-logger.js';
+import { checkReachable, openPool } from './open-pool.js';
+import { UsageError } from './usage-error.js';
+
+interface RelayFlags extends ConnectionFlags {
+  route: string[];
+  targetDatabaseUrl?: string;
+  targetSchema?: string;
+  batchSize?: number;
+  pollIntervalMs?: number;
+  listen: boolean;
+  logLevel: string;
+}
+
+/** Parses `topic-pattern=queue` into a route. */
+export function parseRoute(text: string): QueueRoute {
+  const i = text.lastIndexOf('=');
+  if (i <= 0 || i === text.length - 1) throw new UsageError(`--route must look like 'orders.*=billing', got ${JSON.stringify(text)}`);
+  return { topic: text.slice(0, i), queue: text.slice(i + 1) };
+}
+
+const int = (name: string) => (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+};
+
+/**
+ * Registers `sagabox relay`: runs a relay until SIGINT or SIGTERM, then stops it gracefully.
+ * @example sagabox relay --route 'orders.*=billing' --route 'orders.#=audit'
+ */
+export function registerRelayCommand(program: Command): Command {
+  const command = program
+    .command('relay')
+    .description('move committed outbox messages to queues; runs until SIGINT/SIGTERM')
+    .requiredOption('--route <pattern=queue>', "route a topic pattern to a queue ('*' one segment, '#' any); repeatable", (v: string, prev: string[] = []) => [...prev, v])
+    .option('--target-database-url <url>', 'deliver into the queues of another database (default: the outbox database)')
+    .option('--target-schema <name>', 'sagabox schema in the target database (default: --schema)')
+    .option('--batch-size <n>', 'messages claimed per batch', int('--batch-size'))
+    .option('--poll-interval-ms <ms>', 'poll interval when no NOTIFY arrives', int('--poll-interval-ms'))
+    .option('--no-listen', 'poll only (behind a transaction-pooling PgBouncer)')
+    .addOption(new Option('--log-level <level>', 'log level of the JSON log on stderr').choices(LOG_LEVELS).default('info'))
+    .action(async (flags: RelayFlags) => {
+      const routes = flags.route.map(parseRoute);
+      const logger = createCliLogger(flags.logLevel);
+      const pool = openPool(requireDatabaseUrl(flags), 4);
+      const target = flags.targetDatabaseUrl ? openPool(flags.targetDatabaseUrl, 4) : undefined;
+      try {
+        await checkReachable(pool, flags.databaseUrl);
+        if (target) await checkReachable(target, flags.targetDatabaseUrl);
+        const destinations: Destination[] = [
+          createQueueDestination({ routes, schema: flags.targetSchema ?? flags.schema, ...(target ? { pool: target } : {}) }),
+        ];
+        const relay = createRelay({
+          pool,
+          schema: flags.schema,
+          destinations,
+          listen: flags.listen,
+          logger,
+          ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
+          ...(flags.pollIntervalMs ? { pollIntervalMs: flags.pollIntervalMs } : {}),
+        });
+        await relay.start();
+        await new Promise<void>((resolve) => {
+          const stop = (): void => resolve();
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+        });
+        await relay.stop();
+      } finally {
+        await pool.end();
+        await target?.end();
+      }
+    });
+  return addConnectionOptions(command);
+}
