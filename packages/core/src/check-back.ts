@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { checkoutClient } from './checkout-client.js';
 import { createDrainLoop, type DrainLoop } from './drain-loop.js';
 import { SagaboxError } from './errors.js';
 import type { Logger } from './logger.js';
@@ -262,12 +263,9 @@ export function createCheckBack(deps: CheckBackDependencies): CheckBack {
 
   const runOnce = async (): Promise<number> => {
     const stop = stopping.signal;
-    const client = await deps.pool.connect();
-    // The client sits idle in its transaction while checkers run; if the connection
-    // dies then, node-postgres emits 'error' on it, which without a listener would be
-    // an uncaught exception. The failure still surfaces through the next query.
-    const onConnectionError = (err: Error): void => log.warn({ err }, 'database connection lost during a check');
-    client.on('error', onConnectionError);
+    // The client sits idle in its transaction while checkers run, the likeliest moment
+    // for its connection to die: checkoutClient keeps that from crashing the process.
+    const { client, release } = await checkoutClient(deps.pool, log);
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
@@ -354,8 +352,7 @@ export function createCheckBack(deps: CheckBackDependencies): CheckBack {
       throw err;
     } finally {
       // A connection that failed mid-transaction is discarded, not returned to the pool.
-      client.off('error', onConnectionError);
-      client.release(broken);
+      release(broken);
     }
   };
 
