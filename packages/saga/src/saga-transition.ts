@@ -121,7 +121,7 @@ function send(
   t.status = phase === 'command' ? 'running' : 'compensating';
   t.currentStep = index;
   t.stepToken = token;
-  t.record(step, phase === 'command' ? 'command_sent' : 'compensation_sent', { topic: command.topic, attempt });
+  t.record(step, phase === 'command' ? 'command_sent' : 'compensation_sent', { topic: command.topic, attempt, token });
 }
 
 /** Sends step `index`'s command (attempt `attempt`). */
