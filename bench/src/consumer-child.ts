@@ -10,6 +10,9 @@ import { preciseNow } from './latency.js';
 import { findVariant, loadVariants } from './registry.js';
 import { RssSampler } from './rss-sampler.js';
 
+/** W3 producer connections: enough to keep the offered rate when one publish is slow. */
+const PRODUCERS = 4;
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** A library whose stop() hangs must not hang the run: the process exits after its report anyway. */
@@ -89,8 +92,26 @@ async function latency(job: Extract<ChildJob, { kind: 'latency' }>): Promise<Lat
     },
   });
   const publisher = await variant.openPublisher(job.url);
-  const producer = new pg.Client({ connectionString: job.url });
-  await producer.connect();
+  // Open loop: a transaction starts when it is due, on any idle producer connection,
+  // so a slow publish does not lower the offered rate (up to PRODUCERS in flight).
+  const producers = await Promise.all(
+    Array.from({ length: PRODUCERS }, async () => {
+      const client = new pg.Client({ connectionString: job.url });
+      await client.connect();
+      return client;
+    }),
+  );
+  const idle = [...producers];
+  const waiters: ((client: pg.Client) => void)[] = [];
+  const acquire = (): Promise<pg.Client> => {
+    const client = idle.pop();
+    return client !== undefined ? Promise.resolve(client) : new Promise((resolve) => waiters.push(resolve));
+  };
+  const release = (client: pg.Client): void => {
+    const waiter = waiters.shift();
+    if (waiter !== undefined) waiter(client);
+    else idle.push(client);
+  };
   const sampler = new RssSampler();
   sampler.start(100);
   await consumer.start();
@@ -98,22 +119,38 @@ async function latency(job: Extract<ChildJob, { kind: 'latency' }>): Promise<Lat
   await sleep(1_000);
 
   const intervalMs = 1000 / job.rate;
+  const inFlight = new Set<Promise<void>>();
+  let producerError: unknown;
   const t0 = performance.now();
-  for (let n = 1; n <= total; n += 1) {
+  for (let n = 1; n <= total && producerError === undefined; n += 1) {
     const due = t0 + (n - 1) * intervalMs;
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
-    await producer.query('BEGIN');
-    await producer.query(INSERT_ORDER_SQL, ['latency', n]);
-    await publisher.publish(producer, n);
-    await producer.query('COMMIT');
-    committedAt[n] = preciseNow();
+    const client = await acquire();
+    const txn = (async () => {
+      try {
+        await client.query('BEGIN');
+        await client.query(INSERT_ORDER_SQL, ['latency', n]);
+        await publisher.publish(client, n);
+        await client.query('COMMIT');
+        committedAt[n] = preciseNow();
+      } catch (error) {
+        producerError ??= error;
+        await client.query('ROLLBACK').catch(() => undefined);
+      } finally {
+        release(client);
+      }
+    })();
+    inFlight.add(txn);
+    void txn.then(() => inFlight.delete(txn));
   }
+  await Promise.all(inFlight);
+  if (producerError !== undefined) throw producerError;
   const producedMs = performance.now() - t0;
   const deadline = performance.now() + job.drainTimeoutMs;
   while (handled < total && performance.now() < deadline) await sleep(10);
   const memory = sampler.stop();
-  await producer.end();
+  await Promise.all(producers.map((c) => c.end()));
   await publisher.close();
   await stopWithin(consumer, 15_000);
 

@@ -39,10 +39,10 @@ const HELP = `Usage: npm run bench -- [options]
   --w1-seconds S            W1 measured seconds per variant (default 15, quick 3)
   --w1-warmup-seconds S     W1 warm-up seconds per variant and round (default 1, quick 0.5)
   --w1-rounds N             W1 interleaved rounds sharing the measured time (default 3, quick 1)
-  --w2-messages N           W2/W2r backlog size (default 50000, quick 10000)
+  --w2-messages N           W2/W2r backlog size (default 50000, quick 5000)
   --w2-concurrency N        W2 worker concurrency (default 10)
   --w3-rate N               W3 producer commits per second (default 200)
-  --w3-seconds S            W3 producer seconds (default 20, quick 5)
+  --w3-seconds S            W3 producer seconds (default 20, quick 4)
   --database-url URL        admin URL; default $BENCH_DATABASE_URL or
                             postgres://postgres@127.0.0.1:5432/postgres
   --keep-databases          do not drop the bench_* databases afterwards
@@ -137,10 +137,10 @@ export function resolveOptions(argv: readonly string[], env: NodeJS.ProcessEnv):
     w1DurationMs: number('w1-seconds', quick ? 3 : 15, 0.5) * 1000,
     w1WarmupMs: number('w1-warmup-seconds', quick ? 0.5 : 1, 0) * 1000,
     w1Rounds: Math.round(number('w1-rounds', quick ? 1 : 3, 1)),
-    w2Messages: Math.round(number('w2-messages', quick ? 10_000 : 50_000, 100)),
+    w2Messages: Math.round(number('w2-messages', quick ? 5_000 : 50_000, 100)),
     w2Concurrency: Math.round(number('w2-concurrency', 10, 1)),
     w3Rate: number('w3-rate', 200, 1),
-    w3DurationMs: number('w3-seconds', quick ? 5 : 20, 1) * 1000,
+    w3DurationMs: number('w3-seconds', quick ? 4 : 20, 1) * 1000,
     keepDatabases: isOn(values['keep-databases']) || isOn(fromNpm('keep-databases')),
     writeReport: !(isOn(values['no-report']) || isOn(fromNpm('no-report'))),
   };
