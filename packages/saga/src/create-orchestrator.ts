@@ -35,6 +35,8 @@ export interface OrchestratorOptions extends SagaTopicOptions {
   concurrency?: number;
   /** Messages per batch transaction. Default 10. */
   batchSize?: number;
+  /** Lease of claimed messages, in milliseconds: how soon a killed orchestrator's messages are taken by another. Default 30,000. */
+  leaseMs?: number;
   /** Poll interval of the worker, in milliseconds. Default 1,000. */
   pollIntervalMs?: number;
   /** LISTEN for queue hints. Default true. */
@@ -134,6 +136,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
     ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
     ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
+    ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
     ...(options.listen !== undefined ? { listen: options.listen } : {}),
     ...(options.retry !== undefined ? { retry: options.retry } : {}),
     ...(options.stopTimeoutMs !== undefined ? { stopTimeoutMs: options.stopTimeoutMs } : {}),
