@@ -2,6 +2,7 @@ import { SagaboxError } from './errors.js';
 import { toRunQuery, type Executor } from './executor.js';
 import { DEFAULT_SCHEMA, quoteSchema } from './schema-name.js';
 import { validateQueueName, validateTopic } from './topic-name.js';
+import { limitsFromRow, type QueueLimits } from './queue-limits.js';
 
 /** Options shared by the admin functions. */
 export interface AdminOptions {
@@ -22,6 +23,8 @@ export interface QueueStats {
   dead: number;
   /** Age of the oldest message not yet handled, in milliseconds (null when empty). */
   oldestAgeMs: number | null;
+  /** Flow-control limits in force (see `setQueueLimits`). */
+  limits: QueueLimits;
 }
 
 /**
@@ -33,8 +36,9 @@ export async function queueStats(db: Executor, options: AdminOptions & { queues?
   const queues = options.queues?.map(validateQueueName) ?? null;
   const rows = await toRunQuery(db)<{
     queue: string; ready: number; in_flight: number; delayed: number; dead: number; oldest_ms: number | null;
-  }>(
-    `SELECT q.name AS queue,
+  } & Parameters<typeof limitsFromRow>[0]>(
+    `SELECT q.name AS queue, q.max_in_flight, q.rate_per_second, q.burst, q.group_max_in_flight,
+            q.group_rate_per_second, q.group_burst, q.priority_aging_ms,
             coalesce(m.ready, 0)::int AS ready, coalesce(m.in_flight, 0)::int AS in_flight,
             coalesce(m.delayed, 0)::int AS delayed, coalesce(d.dead, 0)::int AS dead, m.oldest_ms
      FROM ${s}.queues q
@@ -59,6 +63,7 @@ export async function queueStats(db: Executor, options: AdminOptions & { queues?
   return rows.map((r) => ({
     queue: r.queue, ready: r.ready, inFlight: r.in_flight, delayed: r.delayed, dead: r.dead,
     oldestAgeMs: r.oldest_ms === null ? null : Math.max(0, Math.round(r.oldest_ms)),
+    limits: limitsFromRow(r),
   }));
 }
 
@@ -156,12 +161,12 @@ export async function replayDeadLetters(db: Executor, filter: DeadLetterFilter =
          AND NOT EXISTS (SELECT 1 FROM ${s}.outbox o WHERE o.id = d.id)
        RETURNING *
      ), to_queue AS (
-       INSERT INTO ${s}.queue_messages (queue, id, topic, key, payload, headers, priority, created_at)
-       SELECT queue, id, topic, key, payload, headers, priority, created_at FROM picked WHERE source = 'queue'
+       INSERT INTO ${s}.queue_messages (queue, id, topic, key, group_key, payload, headers, priority, created_at)
+       SELECT queue, id, topic, key, group_key, payload, headers, priority, created_at FROM picked WHERE source = 'queue'
        RETURNING queue
      ), to_outbox AS (
-       INSERT INTO ${s}.outbox (id, topic, key, payload, headers, created_at)
-       SELECT id, topic, key, payload, headers, created_at FROM picked WHERE source = 'outbox' ORDER BY dead_id
+       INSERT INTO ${s}.outbox (id, topic, key, group_key, priority, payload, headers, created_at)
+       SELECT id, topic, key, group_key, priority, payload, headers, created_at FROM picked WHERE source = 'outbox' ORDER BY dead_id
        RETURNING id
      ), wake AS (
        SELECT pg_notify($6::text, queue) FROM (SELECT DISTINCT queue FROM to_queue) q

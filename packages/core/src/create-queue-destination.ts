@@ -76,6 +76,8 @@ export function createQueueDestination(options: QueueDestinationOptions): Destin
     },
     async deliver(messages: readonly RelayedMessage[], { client }) {
       const cols: unknown[][] = [[], [], [], [], [], [], [], [], []];
+      const priorities: number[] = [];
+      const groups: (string | null)[] = [];
       for (const m of messages) {
         for (const q of route(m.topic)) {
           cols[0]!.push(q);
@@ -87,10 +89,12 @@ export function createQueueDestination(options: QueueDestinationOptions): Destin
           cols[6]!.push(m.runAt);
           cols[7]!.push(m.expiresAt);
           cols[8]!.push(m.createdAt);
+          priorities.push(m.priority ?? 0);
+          groups.push(m.group ?? null);
         }
       }
       if (cols[0]!.length === 0) return;
-      await (remote ?? client).query(sql.enqueue, [...cols, sql.queueChannel]);
+      await (remote ?? client).query(sql.enqueue, [...cols, sql.queueChannel, priorities, groups]);
     },
   };
 }

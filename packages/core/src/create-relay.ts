@@ -93,6 +93,8 @@ interface ClaimedRow {
   expires_at: Date | null;
   attempts: number;
   created_at: Date;
+  priority: number;
+  group_key: string | null;
 }
 
 interface ResolvedRelayOptions {
@@ -167,6 +169,8 @@ function toRelayed(r: ClaimedRow): RelayedMessage {
     expiresAt: r.expires_at,
     attempts: r.attempts,
     createdAt: r.created_at,
+    priority: r.priority,
+    group: r.group_key,
   };
 }
 

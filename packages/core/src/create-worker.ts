@@ -38,6 +38,10 @@ export interface Message<P = unknown> {
   attempts: number;
   /** When the producer published it. */
   createdAt: Date;
+  /** Priority when claimed (the published one, raised by aging while it waited). */
+  priority: number;
+  /** Flow-control group given at publish, or null. */
+  group: string | null;
 }
 
 /** What a handler gets besides the message. Everything it writes through `client` or `db` commits with the ack. */
@@ -79,7 +83,7 @@ export interface WorkerOptions<P = unknown> {
   /** Validate payloads at consume; a failing one is dead-lettered as `invalid`. */
   topics?: TopicRegistry;
   inboxRetentionMs?: number;
-  /** How often to purge old inbox rows, in milliseconds (0: never). Default 600,000. */
+  /** How often to purge old inbox rows (and refilled group token buckets), in milliseconds (0: never). Default 600,000. */
   inboxPurgeIntervalMs?: number;
   name?: string;
   logger?: Logger;
@@ -109,12 +113,28 @@ interface ClaimedRow {
   id: string;
   topic: string;
   key: string | null;
+  group_key: string | null;
   payload: unknown;
   headers: Record<string, string>;
   priority: number;
   attempts: number;
   created_at: Date;
   expired: boolean | null;
+}
+
+/** The claim's rows: messages, or one row of NULLs (id null) when nothing was claimed. */
+interface ClaimResultRow extends Omit<ClaimedRow, 'id'> {
+  id: string | null;
+  /** The batch was recorded in queue_leases (the queue has max_in_flight). */
+  counted: boolean;
+  /** A flow limit binds: when nothing was claimed, try again after this long. */
+  wait_ms: number | null;
+}
+
+/** A claimed batch's lease: its token, and whether it counts against max_in_flight. */
+interface Lease {
+  token: string;
+  counted: boolean;
 }
 
 type Verdict =
@@ -207,6 +227,8 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
     headers: r.headers ?? {},
     attempts: r.attempts,
     createdAt: r.created_at,
+    priority: r.priority,
+    group: r.group_key,
   });
 
   const contextFor = (client: pg.PoolClient): HandlerContext => {
@@ -235,7 +257,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   };
 
   /** Applies the verdicts of one batch inside its transaction. */
-  const settle = async (client: pg.PoolClient, rows: ClaimedRow[], verdicts: Map<string, Verdict>): Promise<void> => {
+  const settle = async (client: pg.PoolClient, rows: ClaimedRow[], verdicts: Map<string, Verdict>, lease: Lease): Promise<void> => {
     const ack: string[] = [];
     const retryIds: string[] = [];
     const retryDelays: number[] = [];
@@ -251,6 +273,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
         retryErrors.push(v.error);
       } else dead.push({ r, reason: v.reason, error: v.error });
     }
+    if (lease.counted) await client.query(sql.releaseLease, [queue, lease.token]);
     if (ack.length > 0) await client.query(sql.ack, [queue, ack]);
     if (retryIds.length > 0) await client.query(sql.retryLater, [queue, retryIds, retryDelays, retryErrors]);
     if (dead.length > 0) {
@@ -286,8 +309,8 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   };
 
   /** Fast path: the whole batch in one transaction, no savepoints. Throws FastPathAbort to fall back. */
-  const handleBatch = async (client: pg.PoolClient, claimed: ClaimedRow[], token: string, pre: Map<string, Verdict>) => {
-    const rows = await fence(client, claimed, token);
+  const handleBatch = async (client: pg.PoolClient, claimed: ClaimedRow[], lease: Lease, pre: Map<string, Verdict>) => {
+    const rows = await fence(client, claimed, lease.token);
     const verdicts = new Map<string, Verdict>();
     const todo: ClaimedRow[] = [];
     for (const r of rows) {
@@ -316,13 +339,13 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       if (isHandlerOutcome(outcome)) throw new FastPathAbort('handler returned an outcome');
       verdicts.set(r.id, { kind: 'ack' });
     }
-    await settle(client, rows, verdicts);
+    await settle(client, rows, verdicts, lease);
     return rows;
   };
 
   /** Slow path: a savepoint per message, so one failure undoes only its own effects. */
-  const handleOneByOne = async (client: pg.PoolClient, claimed: ClaimedRow[], token: string, pre: Map<string, Verdict>) => {
-    const rows = await fence(client, claimed, token);
+  const handleOneByOne = async (client: pg.PoolClient, claimed: ClaimedRow[], lease: Lease, pre: Map<string, Verdict>) => {
+    const rows = await fence(client, claimed, lease.token);
     const verdicts = new Map<string, Verdict>();
     const ctx = contextFor(client);
     for (const r of rows) {
@@ -354,7 +377,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
         verdicts.set(r.id, failureVerdict(r, err));
       }
     }
-    await settle(client, rows, verdicts);
+    await settle(client, rows, verdicts, lease);
     return { rows, verdicts };
   };
 
@@ -375,20 +398,25 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
     }
   };
 
-  const runOnce = async (): Promise<number> => {
+  /** Claims and handles one batch; `waitMs` is set when a flow limit held the claim back. */
+  const claimAndHandle = async (): Promise<{ claimed: number; waitMs: number | null }> => {
     const token = randomUUID();
-    const { rows: claimed } = await pool.query<ClaimedRow>(sql.claim, [queue, batchSize, token, name, null, leaseMs]);
-    if (claimed.length === 0) return 0;
+    const { rows: result } = await pool.query<ClaimResultRow>(sql.claim, [queue, batchSize, token, name, null, leaseMs]);
+    const claimed = result.filter((r): r is ClaimResultRow & ClaimedRow => r.id !== null);
+    if (claimed.length === 0) return { claimed: 0, waitMs: result[0]?.wait_ms ?? null };
+    const lease: Lease = { token, counted: claimed[0]!.counted };
     claimed.sort((a, b) => b.priority - a.priority || (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
     const pre = await precheck(claimed);
     let verdicts: Map<string, Verdict> | undefined;
     try {
-      await inTransaction((client) => handleBatch(client, claimed, token, pre));
+      await inTransaction((client) => handleBatch(client, claimed, lease, pre));
     } catch (err) {
       if (!(err instanceof FastPathAbort)) throw err;
       log.debug({ err: err.cause ?? err }, 'a handler failed; handling the batch one by one');
-      ({ verdicts } = await inTransaction((client) => handleOneByOne(client, claimed, token, pre)));
+      ({ verdicts } = await inTransaction((client) => handleOneByOne(client, claimed, lease, pre)));
     }
+    // A slot of a queue with max_in_flight just freed up: let this process's idle loops try.
+    if (lease.counted) for (const l of loops) l.wake();
     let handledCount = 0;
     for (const r of claimed) {
       const v: Verdict | undefined = verdicts ? verdicts.get(r.id) : pre.get(r.id) ?? { kind: 'ack' };
@@ -403,8 +431,10 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       }
     }
     if (handledCount > 0) events.emit('handled', { count: handledCount });
-    return claimed.length;
+    return { claimed: claimed.length, waitMs: null };
   };
+
+  const runOnce = async (): Promise<number> => (await claimAndHandle()).claimed;
 
   const purgeInbox = async (): Promise<void> => {
     const retentionMs = options.inboxRetentionMs ?? DEFAULT_INBOX_RETENTION_MS;
@@ -418,6 +448,10 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
     }
   };
 
+  const purgeBuckets = async (): Promise<void> => {
+    await pool.query(sql.purgeBuckets, [queue]).catch((err) => log.warn({ err }, 'bucket purge failed; will try again'));
+  };
+
   return {
     events,
     runOnce,
@@ -429,8 +463,8 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
         loops.push(
           createDrainLoop({
             run: async () => {
-              const n = await runOnce();
-              return { handled: n, full: n >= batchSize };
+              const { claimed, waitMs } = await claimAndHandle();
+              return { handled: claimed, full: claimed >= batchSize, ...(waitMs === null ? {} : { retryInMs: waitMs }) };
             },
             pollIntervalMs: options.pollIntervalMs ?? DEFAULT_WORKER_POLL_INTERVAL_MS,
             lingerMs: 20,
@@ -459,8 +493,8 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       }
       for (const l of loops) l.start();
       const purgeEvery = options.inboxPurgeIntervalMs ?? 600_000;
-      if (useInbox && purgeEvery > 0) {
-        purgeTimer = setInterval(() => void purgeInbox(), purgeEvery);
+      if (purgeEvery > 0) {
+        purgeTimer = setInterval(() => void purgeBuckets().then(() => (useInbox ? purgeInbox() : undefined)), purgeEvery);
         purgeTimer.unref();
       }
       log.info({ consumer, concurrency, batchSize, inbox: useInbox }, 'worker started');

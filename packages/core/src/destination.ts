@@ -20,6 +20,10 @@ export interface RelayedMessage {
   /** Failed delivery attempts so far. */
   attempts: number;
   createdAt: Date;
+  /** Priority given at publish (0 by default); higher is handled first. */
+  priority: number;
+  /** Flow-control group given at publish, or null. */
+  group: string | null;
 }
 
 /** What a destination gets besides the messages. */

@@ -2,8 +2,12 @@ import type { Logger } from './logger.js';
 
 /** Options of {@link createDrainLoop}. */
 export interface DrainLoopOptions {
-  /** Does one unit of work; resolves to how many items it handled and whether the batch was full. */
-  run(): Promise<{ handled: number; full: boolean }>;
+  /**
+   * Does one unit of work; resolves to how many items it handled and whether the batch
+   * was full. `retryInMs`: when nothing was handled, try again after this long rather
+   * than the poll interval (a rate limit says when its next token is due).
+   */
+  run(): Promise<{ handled: number; full: boolean; retryInMs?: number }>;
   pollIntervalMs: number;
   /** After the last productive run, check once more after this long (catches throttled wake-ups). */
   lingerMs: number;
@@ -58,11 +62,16 @@ export function createDrainLoop(options: DrainLoopOptions): DrainLoop {
     while (running) {
       woken = false;
       try {
-        const { handled, full } = await options.run();
+        const { handled, full, retryInMs } = await options.run();
         errors = 0;
         if (!running) break;
         if (full || handled > 0) {
           lingering = true;
+          continue;
+        }
+        if (retryInMs !== undefined) {
+          lingering = false;
+          await sleep(Math.max(1, Math.min(retryInMs, options.pollIntervalMs)));
           continue;
         }
         if (lingering) {

@@ -34,7 +34,22 @@ export interface OutboxMessage<P = unknown> {
   ttlMs?: number;
   /** Absolute expiry. Wins over `ttlMs`. */
   expiresAt?: Date;
+  /**
+   * Priority in its queue: higher is claimed first. An integer from -32768 to 32767;
+   * default 0. Waiting messages rise with age (see `priorityAgingMs` in
+   * `setQueueLimits`), so a stream of high ones does not starve low ones forever.
+   */
+  priority?: number;
+  /**
+   * Flow-control group (tenant, customer, merchant): a queue can cap how many
+   * messages of one group are in flight and how fast they start (`setQueueLimits`).
+   * 1-255 characters; default none.
+   */
+  group?: string | null;
 }
+
+/** Lowest and highest message priority (a PostgreSQL smallint). */
+export const PRIORITY_RANGE = { min: -32_768, max: 32_767 } as const;
 
 /** A message checked and serialised, ready for an INSERT. */
 export interface EncodedMessage {
@@ -45,6 +60,8 @@ export interface EncodedMessage {
   headers: string;
   availableAt: Date | null;
   expiresAt: Date | null;
+  priority: number;
+  group: string | null;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -149,6 +166,14 @@ export function encodeMessage(message: OutboxMessage, maxPayloadBytes: number, n
   if (key !== null && (typeof key !== 'string' || key.length === 0 || key.length > 255 || key.includes('\u0000'))) {
     throw invalid('key must be a string of 1-255 characters', { topic, id });
   }
+  const group = message.group ?? null;
+  if (group !== null && (typeof group !== 'string' || group.length === 0 || group.length > 255 || group.includes('\u0000'))) {
+    throw invalid('group must be a string of 1-255 characters', { topic, id });
+  }
+  const priority = message.priority ?? 0;
+  if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < PRIORITY_RANGE.min || priority > PRIORITY_RANGE.max) {
+    throw invalid(`priority must be an integer from ${PRIORITY_RANGE.min} to ${PRIORITY_RANGE.max}`, { topic, id });
+  }
   const delay = optionalMs(message.delayMs, 'delayMs', topic);
   const ttl = optionalMs(message.ttlMs, 'ttlMs', topic);
   const availableAt = optionalDate(message.availableAt, 'availableAt', topic) ?? (delay ? new Date(now + delay) : null);
@@ -161,5 +186,7 @@ export function encodeMessage(message: OutboxMessage, maxPayloadBytes: number, n
     headers: encodeHeaders(message.headers, topic),
     availableAt,
     expiresAt,
+    priority,
+    group,
   };
 }

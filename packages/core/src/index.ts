@@ -19,6 +19,7 @@ export * from './retry-policy.js';
 export { kyselyOnClient } from './client-kysely.js';
 export { createListener, type Listener, type ListenerOptions } from './listener.js';
 export * from './admin.js';
+export * from './queue-limits.js';
 export * from './half-message.js';
 export {
   DEFAULT_CHECK_BACKOFF,

@@ -97,7 +97,7 @@ export async function publish(
   let rows: { id: string }[];
   if (encoded.length === 1) {
     const m = encoded[0]!;
-    const values: unknown[] = [m.id, m.topic, m.key, m.payload, m.headers, m.availableAt, m.expiresAt];
+    const values: unknown[] = [m.id, m.topic, m.key, m.payload, m.headers, m.availableAt, m.expiresAt, m.priority, m.group];
     if (notify) values.push(sql.outboxChannel);
     rows = await run<{ id: string }>(notify ? sql.insertOneNotify : sql.insertOne, values);
   } else {
@@ -109,6 +109,8 @@ export async function publish(
       encoded.map((m) => m.headers),
       encoded.map((m) => m.availableAt),
       encoded.map((m) => m.expiresAt),
+      encoded.map((m) => m.priority),
+      encoded.map((m) => m.group),
     ];
     if (notify) values.push(sql.outboxChannel);
     rows = await run<{ id: string }>(notify ? sql.insertManyNotify : sql.insertMany, values);

@@ -34,23 +34,24 @@ export function outboxSql(schema: string): OutboxSql {
   // until the first commits, so per key, seq order is commit order -- which is what
   // lets the relay deliver per key in commit order by ordering on seq alone.
   const insertOne = `
-    INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at)
-    SELECT $1::uuid, $2::text, $3::text, $4::jsonb, $5::jsonb, $6::timestamptz, $7::timestamptz
+    INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key)
+    SELECT $1::uuid, $2::text, $3::text, $4::jsonb, $5::jsonb, $6::timestamptz, $7::timestamptz, $8::smallint, $9::text
     WHERE $3::text IS NULL
        OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, ${KEY_LOCK_SEED}))) l)
     ON CONFLICT (id) DO NOTHING
     RETURNING id`;
   const insertMany = `
     WITH input AS (
-      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::timestamptz[], $7::timestamptz[])
-        WITH ORDINALITY AS t(id, topic, key, payload, headers, run_at, expires_at, ord)
+      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::timestamptz[], $7::timestamptz[],
+                           $8::smallint[], $9::text[])
+        WITH ORDINALITY AS t(id, topic, key, payload, headers, run_at, expires_at, priority, group_key, ord)
     ), locks AS (
       -- Sorted, so two publishers of overlapping key sets take the locks in one order.
       SELECT pg_advisory_xact_lock(hashtextextended(k, ${KEY_LOCK_SEED}))
       FROM (SELECT DISTINCT key AS k FROM input WHERE key IS NOT NULL ORDER BY 1) keys
     )
-    INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at)
-    SELECT id, topic, key, payload, headers, run_at, expires_at
+    INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key)
+    SELECT id, topic, key, payload, headers, run_at, expires_at, priority, group_key
     FROM input, (SELECT count(*) FROM locks) taken
     ORDER BY ord
     ON CONFLICT (id) DO NOTHING
@@ -61,16 +62,16 @@ export function outboxSql(schema: string): OutboxSql {
     outboxChannel: `${schema}.outbox`,
     queueChannel: `${schema}.queue`,
     insertOne,
-    insertOneNotify: notify(insertOne, 8),
+    insertOneNotify: notify(insertOne, 10),
     insertMany,
-    insertManyNotify: notify(insertMany, 8),
+    insertManyNotify: notify(insertMany, 10),
     // Head-of-key rule: a keyed row is claimable only when no earlier row with its
     // key is left in the outbox (claimed by another relay, waiting to retry, or a
     // prepared half message). So one key never has two rows in flight, and a stuck
     // key holds back only itself. SKIP LOCKED lets any number of relays claim at once.
     claim: `
       SELECT o.seq, o.id, o.topic, o.key, o.payload::text AS payload, o.headers::text AS headers,
-             o.run_at, o.expires_at, o.attempts, o.created_at
+             o.run_at, o.expires_at, o.attempts, o.created_at, o.priority, o.group_key
       FROM ${s}.outbox o
       WHERE o.state = 'ready'
         AND o.available_at <= coalesce($2::timestamptz, now())
@@ -93,8 +94,8 @@ export function outboxSql(schema: string): OutboxSql {
       ), moved AS (
         DELETE FROM ${s}.outbox o USING f WHERE o.seq = f.seq RETURNING o.*
       )
-      INSERT INTO ${s}.dead_letters (source, queue, id, topic, key, payload, headers, reason, error, attempts, created_at)
-      SELECT 'outbox', NULL, m.id, m.topic, m.key, m.payload, m.headers, f.reason, f.error, m.attempts + $4::int, m.created_at
+      INSERT INTO ${s}.dead_letters (source, queue, id, topic, key, group_key, priority, payload, headers, reason, error, attempts, created_at)
+      SELECT 'outbox', NULL, m.id, m.topic, m.key, m.group_key, m.priority, m.payload, m.headers, f.reason, f.error, m.attempts + $4::int, m.created_at
       FROM moved m JOIN f USING (seq)`,
     lag: `SELECT count(*)::int AS ready, extract(epoch FROM now() - min(created_at)) * 1000 AS oldest_ms
           FROM ${s}.outbox WHERE state = 'ready'`,

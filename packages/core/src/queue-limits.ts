@@ -1,0 +1,144 @@
+import { InvalidOptionsError, SagaboxError } from './errors.js';
+import { toRunQuery, type Executor } from './executor.js';
+import { DEFAULT_SCHEMA, quoteSchema } from './schema-name.js';
+import { validateQueueName } from './topic-name.js';
+import type { AdminOptions } from './admin.js';
+
+/** Default priority aging, in milliseconds: waiting messages move up one priority level per minute. */
+export const DEFAULT_PRIORITY_AGING_MS = 60_000;
+/** Largest count or rate a limit accepts. */
+export const MAX_FLOW_LIMIT = 1_000_000;
+
+/**
+ * Flow-control limits of one queue, enforced by every worker's claim across all
+ * processes. `null` means "no limit" (or, for bursts, "the default").
+ */
+export interface QueueLimits {
+  /** At most this many messages of the queue leased (being handled) at once. */
+  maxInFlight: number | null;
+  /** At most this many messages started per second (a token bucket). May be fractional, e.g. 0.5. */
+  ratePerSecond: number | null;
+  /** Bucket size: how many may start at once after a quiet spell. Default (null): max(1, ceil(ratePerSecond / 10)). */
+  burst: number | null;
+  /** At most this many messages of one group in flight at once (counting earlier ones waiting to be retried). */
+  groupMaxInFlight: number | null;
+  /** At most this many messages of one group started per second. */
+  groupRatePerSecond: number | null;
+  /** Bucket size per group. Default (null): max(1, ceil(groupRatePerSecond / 10)). */
+  groupBurst: number | null;
+  /**
+   * Anti-starvation: every this many milliseconds, waiting messages at least this old
+   * and below the highest waiting priority move up one level. `null`: strict
+   * priorities. Default {@link DEFAULT_PRIORITY_AGING_MS}.
+   */
+  priorityAgingMs: number | null;
+}
+
+const FIELDS = {
+  maxInFlight: { column: 'max_in_flight', kind: 'int', min: 1, max: MAX_FLOW_LIMIT },
+  ratePerSecond: { column: 'rate_per_second', kind: 'number', min: 0, max: MAX_FLOW_LIMIT },
+  burst: { column: 'burst', kind: 'int', min: 1, max: MAX_FLOW_LIMIT },
+  groupMaxInFlight: { column: 'group_max_in_flight', kind: 'int', min: 1, max: MAX_FLOW_LIMIT },
+  groupRatePerSecond: { column: 'group_rate_per_second', kind: 'number', min: 0, max: MAX_FLOW_LIMIT },
+  groupBurst: { column: 'group_burst', kind: 'int', min: 1, max: MAX_FLOW_LIMIT },
+  priorityAgingMs: { column: 'priority_aging_ms', kind: 'int', min: 100, max: 86_400_000 },
+} as const;
+
+type Field = keyof typeof FIELDS;
+const FIELD_NAMES = Object.keys(FIELDS) as Field[];
+
+/**
+ * Checks a (partial) set of limits, reporting every problem at once.
+ * @throws {InvalidOptionsError} `INVALID_OPTIONS` listing each bad or unknown field.
+ * @example checkQueueLimits({ maxInFlight: 5, ratePerSecond: 50 }) // returns it unchanged
+ */
+export function checkQueueLimits(limits: Partial<QueueLimits>): Partial<QueueLimits> {
+  const problems: string[] = [];
+  if (typeof limits !== 'object' || limits === null || Array.isArray(limits)) {
+    throw new InvalidOptionsError('queue limits', ['limits must be an object']);
+  }
+  for (const key of Object.keys(limits)) {
+    if (!(key in FIELDS)) problems.push(`unknown limit ${JSON.stringify(key)} (known: ${FIELD_NAMES.join(', ')})`);
+  }
+  for (const name of FIELD_NAMES) {
+    const value: unknown = limits[name];
+    if (value === undefined || value === null) continue;
+    const f = FIELDS[name];
+    if (f.kind === 'int') {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < f.min || value > f.max) {
+        problems.push(`${name} must be null or an integer from ${f.min} to ${f.max}, got ${JSON.stringify(value)}`);
+      }
+    } else if (typeof value !== 'number' || !Number.isFinite(value) || value <= f.min || value > f.max) {
+      problems.push(`${name} must be null or a number above ${f.min} and at most ${f.max}, got ${JSON.stringify(value)}`);
+    }
+  }
+  if (problems.length > 0) throw new InvalidOptionsError('queue limits', problems);
+  return limits;
+}
+
+type LimitsRow = Record<(typeof FIELDS)[Field]['column'], number | null>;
+
+/** Maps a `queues` row to {@link QueueLimits}. */
+export function limitsFromRow(row: Partial<LimitsRow>): QueueLimits {
+  const out = {} as QueueLimits;
+  for (const name of FIELD_NAMES) {
+    const v = row[FIELDS[name].column];
+    out[name] = v === null || v === undefined ? null : Number(v);
+  }
+  return out;
+}
+
+const COLUMNS = FIELD_NAMES.map((n) => FIELDS[n].column).join(', ');
+
+/**
+ * Sets flow-control limits of a queue, at run time: every worker's next claim obeys
+ * them. Fields given are set (`null` removes a limit); fields left out keep their
+ * value. Creates the queue when it does not exist yet. Resolves to the limits now in
+ * force.
+ *
+ * Batches already claimed when `maxInFlight` is first set do not count against it;
+ * from then on every claim does. Publishing is never held back: a queue over its
+ * limits buffers.
+ *
+ * @throws {InvalidOptionsError} `INVALID_OPTIONS` listing every problem (negative,
+ *   fractional or absurd values, unknown fields); `INVALID_QUEUE_NAME`.
+ * @example
+ * // A flash sale: the payment back end bears 500 calls a second, 50 at once,
+ * // and no merchant more than 5 at once.
+ * await setQueueLimits(pool, 'payments', { ratePerSecond: 500, maxInFlight: 50, groupMaxInFlight: 5 });
+ */
+export async function setQueueLimits(
+  db: Executor,
+  queue: string,
+  limits: Partial<QueueLimits>,
+  options: AdminOptions = {},
+): Promise<QueueLimits> {
+  const name = validateQueueName(queue);
+  checkQueueLimits(limits);
+  const s = quoteSchema(options.schema ?? DEFAULT_SCHEMA);
+  const run = toRunQuery(db);
+  const given = FIELD_NAMES.filter((f) => limits[f] !== undefined);
+  await run(`INSERT INTO ${s}.queues (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, [name]);
+  const sets = given.map((f, i) => `${FIELDS[f].column} = $${i + 2}`);
+  const [row] = await run<LimitsRow>(
+    sets.length > 0
+      ? `UPDATE ${s}.queues SET ${sets.join(', ')} WHERE name = $1 RETURNING ${COLUMNS}`
+      : `SELECT ${COLUMNS} FROM ${s}.queues WHERE name = $1`,
+    [name, ...given.map((f) => limits[f])],
+  );
+  return limitsFromRow(row!);
+}
+
+/**
+ * The flow-control limits of a queue (all `null` but `priorityAgingMs` for a queue
+ * never limited).
+ * @throws {SagaboxError} `NOT_FOUND` for an unknown queue.
+ * @example const { ratePerSecond } = await getQueueLimits(pool, 'payments');
+ */
+export async function getQueueLimits(db: Executor, queue: string, options: AdminOptions = {}): Promise<QueueLimits> {
+  const name = validateQueueName(queue);
+  const s = quoteSchema(options.schema ?? DEFAULT_SCHEMA);
+  const [row] = await toRunQuery(db)<LimitsRow>(`SELECT ${COLUMNS} FROM ${s}.queues WHERE name = $1`, [name]);
+  if (!row) throw new SagaboxError('NOT_FOUND', `unknown queue: ${name}`, { details: { queue: name } });
+  return limitsFromRow(row);
+}

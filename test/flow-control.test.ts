@@ -1,0 +1,219 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  createRelay, createWorker, getQueueLimits, publish, queueStats, setQueueLimits,
+  type OutboxMessage, type Relay, type Worker,
+} from '@sagabox/core';
+import { useDatabase } from './support/test-pool.js';
+import { startChild, type Child } from './support/child.js';
+import { waitFor } from './support/wait-for.js';
+
+const { db, pool, count } = await useDatabase();
+const p = pool(20);
+await p.query('CREATE TABLE runs (id uuid PRIMARY KEY, worker text, grp text, n int, started timestamptz, ended timestamptz)');
+
+const running: (Relay | Worker)[] = [];
+const children: Child[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((r) => r.stop()));
+  await Promise.all(children.splice(0).map((c) => c.kill('SIGTERM')));
+});
+function track<T extends Relay | Worker>(r: T): T {
+  running.push(r);
+  return r;
+}
+
+/** Publishes and relays `messages` into `queue` (topic `<queue>.m`), then stops the relay. */
+async function fill(queue: string, messages: Omit<OutboxMessage, 'topic'>[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < messages.length; i += 1_000) {
+    const r = await publish(p, messages.slice(i, i + 1_000).map((m) => ({ ...m, topic: `${queue}.m` })));
+    ids.push(...r.ids);
+  }
+  const relay = createRelay({ pool: p, routes: [{ topic: `${queue}.*`, queue }], batchSize: 1_000, listen: false });
+  await relay.start();
+  while ((await relay.runOnce()) > 0);
+  await relay.stop();
+  return ids;
+}
+
+/** Most handlers of `queue`'s messages running at one instant, from their recorded intervals. */
+async function maxOverlap(ids: string[], grp?: string): Promise<number> {
+  return count(
+    `SELECT coalesce(max((SELECT count(*) FROM runs r2 WHERE r2.id = ANY($1) AND ($2::text IS NULL OR r2.grp = $2)
+                            AND r2.started <= r1.started AND r2.ended > r1.started)), 0) AS n
+     FROM runs r1 WHERE r1.id = ANY($1) AND ($2::text IS NULL OR r1.grp = $2)`,
+    [ids, grp ?? null],
+  );
+}
+
+async function startChildren(queue: string, n: number, env: Record<string, string>): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const c = startChild('flow-worker-child.mjs', { DATABASE_URL: db.url, QUEUE: queue, ...env });
+    children.push(c);
+  }
+  await Promise.all(children.map((c) => c.waitForLine(/^ready$/)));
+}
+
+const handled = (ids: string[]) => count('SELECT count(*) AS n FROM runs WHERE id = ANY($1) AND ended IS NOT NULL', [ids]);
+
+describe('flow control', () => {
+  it('holds a global in-flight limit of 5 across 3 worker processes', async () => {
+    await setQueueLimits(p, 'inflight', { maxInFlight: 5 });
+    const ids = await fill('inflight', Array.from({ length: 120 }, (_, n) => ({ payload: { n } })));
+    // 3 processes x 4 slots x batches of 1-2: up to 24 wanted at once.
+    await startChildren('inflight', 3, { CONCURRENCY: '4', BATCH_SIZE: '2', SLEEP_MS: '30' });
+    await waitFor('all handled', async () => (await handled(ids)) === ids.length, 60_000);
+    const overlap = await maxOverlap(ids);
+    expect(overlap).toBeLessThanOrEqual(5);
+    expect(overlap).toBeGreaterThanOrEqual(2); // it did run concurrently
+    expect(await count('SELECT count(DISTINCT worker) AS n FROM runs WHERE id = ANY($1)', [ids])).toBe(3);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_leases WHERE queue = 'inflight'`)).toBe(0);
+  });
+
+  it('holds a rate of 50 messages a second across 3 worker processes (within 10% over 10 s)', async () => {
+    await setQueueLimits(p, 'rate', { ratePerSecond: 50, burst: 5 });
+    const ids = await fill('rate', Array.from({ length: 640 }, (_, n) => ({ payload: { n } })));
+    await startChildren('rate', 3, { CONCURRENCY: '2', BATCH_SIZE: '10' });
+    await waitFor('started', async () => (await handled(ids)) > 0);
+    const first = (await p.query<{ t: Date }>('SELECT min(started) AS t FROM runs WHERE id = ANY($1)', [ids])).rows[0]!.t;
+    // Measure a 10 s window that starts 1 s in (past the initial burst).
+    await new Promise((r) => setTimeout(r, first.getTime() + 11_500 - Date.now()));
+    const inWindow = await count(
+      `SELECT count(*) AS n FROM runs WHERE id = ANY($1)
+         AND started >= $2::timestamptz + interval '1 second' AND started < $2::timestamptz + interval '11 seconds'`,
+      [ids, first],
+    );
+    expect(inWindow).toBeGreaterThanOrEqual(450);
+    expect(inWindow).toBeLessThanOrEqual(550);
+  }, 60_000);
+
+  it('serialises a group with a group limit of 1 while other groups proceed', async () => {
+    await setQueueLimits(p, 'groups', { groupMaxInFlight: 1 });
+    const noisy = await fill('groups', Array.from({ length: 10 }, (_, n) => ({ payload: { n }, group: 'noisy' })));
+    const others = await fill('groups', Array.from({ length: 12 }, (_, n) => ({ payload: { n }, group: `tenant-${n}` })));
+    const all = [...noisy, ...others];
+    for (let i = 0; i < 2; i++) {
+      await track(createWorker({
+        pool: p, queue: 'groups', concurrency: 3, batchSize: 1, pollIntervalMs: 50,
+        handler: async (m, { client }) => {
+          await client.query('INSERT INTO runs (id, grp, started) VALUES ($1, $2, clock_timestamp())', [m.id, m.group]);
+          await new Promise((r) => setTimeout(r, 40));
+          await client.query('UPDATE runs SET ended = clock_timestamp() WHERE id = $1', [m.id]);
+        },
+      })).start();
+    }
+    await waitFor('all handled', async () => (await handled(all)) === all.length, 30_000);
+    expect(await maxOverlap(noisy, 'noisy')).toBe(1);
+    // The other tenants were not held behind the noisy one: all of them finished before
+    // the noisy group's 5th message started.
+    const { rows } = await p.query<{ ok: boolean }>(
+      `SELECT (SELECT max(ended) FROM runs WHERE id = ANY($2)) <
+              (SELECT started FROM runs WHERE id = ANY($1) ORDER BY started OFFSET 4 LIMIT 1) AS ok`,
+      [noisy, others],
+    );
+    expect(rows[0]!.ok).toBe(true);
+    expect(await maxOverlap(all)).toBeGreaterThan(1);
+  });
+
+  it('limits each group to its rate, and a noisy group does not hold back the others', async () => {
+    await setQueueLimits(p, 'grate', { groupRatePerSecond: 10, groupBurst: 1 });
+    const noisy = await fill('grate', Array.from({ length: 200 }, (_, n) => ({ payload: { n }, group: 'noisy' })));
+    const quiet = await fill('grate', Array.from({ length: 5 }, (_, n) => ({ payload: { n }, group: 'quiet' })));
+    await track(createWorker({
+      pool: p, queue: 'grate', concurrency: 2, batchSize: 10, pollIntervalMs: 50,
+      handler: async (m, { client }) => {
+        await client.query('INSERT INTO runs (id, grp, started, ended) VALUES ($1, $2, clock_timestamp(), clock_timestamp())', [m.id, m.group]);
+      },
+    })).start();
+    await waitFor('quiet group handled', async () => (await handled(quiet)) === 5, 10_000);
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 2_000));
+    const { rows } = await p.query<{ n: number; secs: number }>(
+      `SELECT count(*)::int AS n, extract(epoch FROM max(started) - min(started))::float8 AS secs FROM runs WHERE id = ANY($1)`,
+      [noisy],
+    );
+    // 10 a second (plus the burst of 1), never the 200 at once.
+    expect(rows[0]!.n).toBeLessThanOrEqual(Math.ceil(rows[0]!.secs * 10) + 2);
+    expect(rows[0]!.n).toBeGreaterThanOrEqual(Math.floor((Date.now() - t0) / 1_000) * 10 - 5);
+  });
+
+  it('claims by priority, highest first, then in publish order', async () => {
+    await setQueueLimits(p, 'prio', { priorityAgingMs: null });
+    const prios = [0, 5, 1, 5, -3, 9, 0, 1];
+    const ids = await fill('prio', prios.map((priority, n) => ({ payload: { n }, priority })));
+    const order: number[] = [];
+    await track(createWorker({
+      pool: p, queue: 'prio', batchSize: 1, pollIntervalMs: 50,
+      handler: (m) => void order.push((m.payload as { n: number }).n),
+    })).start();
+    await waitFor('all handled', () => order.length === ids.length);
+    expect(order.map((n) => prios[n])).toEqual([9, 5, 5, 1, 1, 0, 0, -3]);
+    expect(order).toEqual([5, 1, 3, 2, 7, 0, 6, 4]);
+  });
+
+  it('does not starve a low-priority message under a steady stream of high ones (aging)', async () => {
+    await setQueueLimits(p, 'aging', { priorityAgingMs: 200 });
+    const [low] = await fill('aging', [{ payload: { n: -1 }, priority: 0 }]);
+    await fill('aging', Array.from({ length: 50 }, (_, n) => ({ payload: { n }, priority: 3 })));
+    let lowDone = false;
+    let highsHandled = 0;
+    await track(createWorker({
+      pool: p, queue: 'aging', batchSize: 1, pollIntervalMs: 20,
+      handler: async (m) => {
+        if (m.id === low) lowDone = true;
+        else highsHandled++;
+        await new Promise((r) => setTimeout(r, 10));
+      },
+    })).start();
+    // Keep more priority-3 messages waiting than the worker can take.
+    let feeding = true;
+    const feeder = (async () => {
+      for (let i = 0; feeding; i++) {
+        await fill('aging', Array.from({ length: 20 }, (_, n) => ({ payload: { n: i * 20 + n }, priority: 3 })));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    try {
+      await waitFor('the low-priority message handled', () => lowDone, 15_000);
+      expect(highsHandled).toBeGreaterThan(0);
+      // High-priority messages were still waiting when it went: it was not just the last one left.
+      expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'aging'`)).toBeGreaterThan(0);
+    } finally {
+      feeding = false;
+      await feeder;
+    }
+  });
+
+  it('refuses invalid limits with a typed error listing every problem', async () => {
+    const err = await setQueueLimits(p, 'bad', { maxInFlight: -1, ratePerSecond: 0, burst: 1.5, groupMaxInFlight: 1e9, priorityAgingMs: 5, bogus: 1 } as never)
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'INVALID_OPTIONS', name: 'InvalidOptionsError' });
+    const problems = (err as { problems: string[] }).problems;
+    expect(problems).toHaveLength(6);
+    expect(problems.join('\n')).toMatch(/bogus[\s\S]*maxInFlight[\s\S]*ratePerSecond[\s\S]*burst[\s\S]*groupMaxInFlight[\s\S]*priorityAgingMs/);
+    await expect(setQueueLimits(p, 'bad queue!', { maxInFlight: 1 })).rejects.toMatchObject({ code: 'INVALID_QUEUE_NAME' });
+    await expect(getQueueLimits(p, 'never-made')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('applies limits changed at run time, and shows them in queueStats', async () => {
+    await setQueueLimits(p, 'live', { ratePerSecond: 2, burst: 1 });
+    const ids = await fill('live', Array.from({ length: 60 }, (_, n) => ({ payload: { n } })));
+    await track(createWorker({
+      pool: p, queue: 'live', concurrency: 2, batchSize: 10, pollIntervalMs: 100,
+      handler: async (m, { client }) => {
+        await client.query('INSERT INTO runs (id, started, ended) VALUES ($1, clock_timestamp(), clock_timestamp())', [m.id]);
+      },
+    })).start();
+    await new Promise((r) => setTimeout(r, 1_500));
+    const slow = await handled(ids);
+    expect(slow).toBeGreaterThanOrEqual(1);
+    expect(slow).toBeLessThanOrEqual(5);
+    const [stats] = await queueStats(p, { queues: ['live'] });
+    expect(stats!.limits).toMatchObject({ ratePerSecond: 2, burst: 1, maxInFlight: null });
+
+    const now = await setQueueLimits(p, 'live', { ratePerSecond: null, maxInFlight: 3 });
+    expect(now).toMatchObject({ ratePerSecond: null, burst: 1, maxInFlight: 3 });
+    expect(await getQueueLimits(p, 'live')).toEqual(now);
+    await waitFor('drained once the rate is lifted', async () => (await handled(ids)) === ids.length, 10_000);
+  });
+});
