@@ -7,3 +7,4 @@ export * from './participant.js';
 export * from './list-sagas.js';
 export * from './cancel-saga.js';
 export { SAGA_EVENT_STEP } from './saga-transition.js';
+export * from './half-message-participant.js';
