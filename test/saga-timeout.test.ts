@@ -7,10 +7,12 @@ import { createSagaWorld, waitFor, type SagaWorld } from './fixtures/saga-world.
 // Short step timeouts; compensations wait longer, since a compensation queues behind
 // the slow command at the participant (both are keyed by the saga id).
 const orderSaga = makeOrderSaga({ timeoutMs: 600, compensationTimeoutMs: 15_000 });
+// Version 2 sends a command again when it times out, up to 3 sends.
+const retryingSaga = makeOrderSaga({ version: 2, timeoutMs: 600, compensationTimeoutMs: 15_000, retry: { maxAttempts: 3 } });
 let world: SagaWorld;
 
 beforeAll(async () => {
-  world = await createSagaWorld({ definitions: [orderSaga] });
+  world = await createSagaWorld({ definitions: [orderSaga, retryingSaga] });
 });
 afterAll(() => world?.stop());
 
@@ -55,5 +57,17 @@ describe('saga step timeouts', () => {
       const { rows } = await world.pool.query('SELECT count(*)::int AS n FROM sagabox.queue_messages WHERE queue = $1 AND run_at <= now()', [world.orchestrator!.queue]);
       return rows[0].n === 0 ? true : undefined;
     });
+  });
+
+  it('a step with retry is sent again on timeout; the reply to the latest send is applied', async () => {
+    // The first send is slow (times out); the second is handled at once.
+    const id = await world.start(retryingSaga, { orderId: `o-${randomUUID()}`, amount: 5, slowAt: 'payment', slowMs: 1_000, slowAttempts: 1 });
+    const saga = await world.waitForSaga(id, ['completed', 'compensated', 'failed']);
+    expect(saga.status).toBe('completed');
+    const charge = saga.history.filter((e) => e.step === 'charge').map((e) => `${e.event}:${(e.detail as { attempt?: number } | null)?.attempt ?? ''}`);
+    expect(charge).toEqual(['command_sent:1', 'timed_out:1', 'command_sent:2', 'reply_ignored:', 'completed:2']);
+    // The participant saw both sends (a real one deduplicates by saga id and step).
+    const sends = (await world.effects()).filter((e) => e.saga_id === id && e.step === 'charge').map((e) => e.attempt);
+    expect(sends).toEqual([1, 2]);
   });
 });
