@@ -3,6 +3,7 @@ import { registerDlqCommand } from './dlq-command.js';
 import { registerMigrateCommand, type CommandOutput } from './migrate-command.js';
 import { registerQueuesCommands } from './queues-command.js';
 import { registerRelayCommand } from './relay-command.js';
+import { registerSagasCommand } from './sagas-command.js';
 
 /** The CLI's version, printed by `sagabox --version`. */
 export const CLI_VERSION = '0.1.0';
@@ -25,5 +26,6 @@ export function createProgram(out: CommandOutput = process.stdout): Command {
   registerRelayCommand(program);
   registerQueuesCommands(program, out);
   registerDlqCommand(program, out);
+  registerSagasCommand(program, out);
   return program;
 }

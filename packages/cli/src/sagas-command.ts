@@ -1,0 +1,119 @@
+import type { Command } from 'commander';
+import Table from 'cli-table3';
+import { SagaboxError } from '@sagabox/core';
+import { cancelSaga, getSaga, listSagas, retrySaga, type SagaDetails, type SagaStatus } from '@sagabox/saga';
+import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
+import { confirm } from './confirm.js';
+import type { CommandOutput } from './migrate-command.js';
+import { withPool } from './open-pool.js';
+import { UsageError } from './usage-error.js';
+
+interface Flags extends ConnectionFlags {
+  status?: string;
+  type?: string;
+  limit?: string;
+  reason?: string;
+  json?: boolean;
+  yes?: boolean;
+}
+
+const STATUSES: readonly SagaStatus[] = ['running', 'compensating', 'completed', 'compensated', 'failed'];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const plain = { style: { head: [], border: [] } };
+
+function sagaId(id: string): string {
+  if (!UUID.test(id)) throw new UsageError(`saga ids are UUIDs, got ${JSON.stringify(id)} (see \`sagabox sagas list\`)`);
+  return id;
+}
+
+function notFound(id: string): SagaboxError {
+  return new SagaboxError('NOT_FOUND', `no saga ${id}`, { details: { sagaId: id } });
+}
+
+/** Renders a saga and its step history as a timeline, oldest event first. */
+export function formatSagaTimeline(saga: SagaDetails): string {
+  const head = [
+    `saga ${saga.id}`,
+    `  type     ${saga.type} v${saga.version}`,
+    `  status   ${saga.status}${saga.error ? ` (${saga.error})` : ''}`,
+    `  step     ${saga.currentStep}`,
+    `  created  ${saga.createdAt.toISOString()}`,
+    `  updated  ${saga.updatedAt.toISOString()}`,
+    ...(saga.deadline ? [`  deadline ${saga.deadline.toISOString()}`] : []),
+    `  state    ${JSON.stringify(saga.state)}`,
+    '',
+    'history',
+  ];
+  const start = saga.history[0]?.at.getTime() ?? saga.createdAt.getTime();
+  const table = new Table({ head: ['#', 'at', '+ms', 'step', 'event', 'detail'], ...plain });
+  for (const e of saga.history) {
+    table.push([e.seq, e.at.toISOString(), e.at.getTime() - start, e.step, e.event, e.detail == null ? '' : JSON.stringify(e.detail).slice(0, 80)]);
+  }
+  return `${head.join('\n')}\n${saga.history.length ? table.toString() : '  (no events)'}\n`;
+}
+
+/** Registers `sagabox sagas list | show | retry | cancel`. */
+export function registerSagasCommand(program: Command, out: CommandOutput = process.stdout): void {
+  const sagas = program.command('sagas').description('sagas: list, show with step history, retry a failed one, cancel a running one');
+
+  addConnectionOptions(
+    sagas
+      .command('list')
+      .description('sagas, most recently changed first')
+      .option('--status <status>', STATUSES.join(' | '))
+      .option('--type <type>', 'saga type (definition name)')
+      .option('--limit <n>', 'most rows (default 100)')
+      .option('--json', 'print JSON, for scripts'),
+  ).action(async (flags: Flags) => {
+    if (flags.status !== undefined && !STATUSES.includes(flags.status as SagaStatus)) {
+      throw new UsageError(`--status must be one of ${STATUSES.join(', ')}`);
+    }
+    let limit: number | undefined;
+    if (flags.limit !== undefined) {
+      limit = Number(flags.limit);
+      if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive integer');
+    }
+    const rows = await withPool(flags, (pool) =>
+      listSagas(pool, {
+        schema: flags.schema,
+        ...(flags.status !== undefined ? { status: flags.status as SagaStatus } : {}),
+        ...(flags.type !== undefined ? { type: flags.type } : {}),
+        ...(limit !== undefined ? { limit } : {}),
+      }),
+    );
+    if (flags.json) return out.write(`${JSON.stringify(rows)}\n`);
+    const table = new Table({ head: ['id', 'type', 'version', 'status', 'step', 'updated', 'error'], ...plain });
+    for (const s of rows) table.push([s.id, s.type, s.version, s.status, s.currentStep, s.updatedAt.toISOString(), (s.error ?? '').slice(0, 50)]);
+    out.write(rows.length ? `${table.toString()}\n` : 'no sagas\n');
+  });
+
+  addConnectionOptions(sagas.command('show').description('one saga: state and step history timeline').argument('<id>').option('--json', 'print JSON'))
+    .action(async (id: string, flags: Flags) => {
+      const saga = await withPool(flags, (pool) => getSaga(pool, sagaId(id), { schema: flags.schema }));
+      if (!saga) throw notFound(id);
+      out.write(flags.json ? `${JSON.stringify(saga)}\n` : formatSagaTimeline(saga));
+    });
+
+  addConnectionOptions(
+    sagas.command('retry').description('resume a failed saga: its stuck compensation is sent again with fresh attempts').argument('<id>').option('--yes', 'do not ask'),
+  ).action(async (id: string, flags: Flags) => {
+    sagaId(id);
+    if (!(await confirm(`retry the compensation of saga ${id}?`, flags.yes))) return;
+    await withPool(flags, (pool) => retrySaga(pool, id, { schema: flags.schema }));
+    out.write(`retry requested for saga ${id}\n`);
+  });
+
+  addConnectionOptions(
+    sagas
+      .command('cancel')
+      .description('cancel a running saga: its completed steps are compensated in reverse order')
+      .argument('<id>')
+      .option('--reason <text>', 'kept in the saga history', 'cancelled by operator')
+      .option('--yes', 'do not ask'),
+  ).action(async (id: string, flags: Flags) => {
+    sagaId(id);
+    if (!(await confirm(`cancel saga ${id} and compensate its completed steps?`, flags.yes))) return;
+    await withPool(flags, (pool) => cancelSaga(pool, id, { schema: flags.schema, ...(flags.reason !== undefined ? { reason: flags.reason } : {}) }));
+    out.write(`cancel requested for saga ${id}\n`);
+  });
+}
