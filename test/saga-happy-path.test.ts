@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Kysely, PostgresDialect } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getSaga, listSagas, startSaga } from '@sagabox/saga';
 import { makeOrderSaga } from './fixtures/saga-order.mjs';
@@ -65,6 +66,13 @@ describe('startSaga + orchestrator: happy path across three services on three da
     } finally {
       client.release();
     }
+  });
+
+  it('starts inside a kysely transaction too', async () => {
+    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: world.pool }) });
+    const orderId = `order-${randomUUID()}`;
+    const { id } = await db.transaction().execute((trx) => startSaga(trx, orderSaga, { orderId, amount: 7 }));
+    expect((await world.waitForSaga(id, ['completed', 'compensated', 'failed'])).status).toBe('completed');
   });
 
   it('listSagas filters by status and type', async () => {
