@@ -68,7 +68,7 @@ async function drain(job: Extract<ChildJob, { kind: 'drain' }>): Promise<DrainRe
   const memory = sampler.stop();
   await probe.end();
   await stopWithin(consumer, 15_000);
-  return { kind: 'drain', handled, duplicates, elapsedMs, messagesPerSecond: job.expected / (elapsedMs / 1000), timedOut, memory };
+  return { kind: 'drain', handled, duplicates, elapsedMs, messagesPerSecond: (timedOut ? handled : job.expected) / (elapsedMs / 1000), timedOut, memory };
 }
 
 async function latency(job: Extract<ChildJob, { kind: 'latency' }>): Promise<LatencyReport> {

@@ -31,18 +31,24 @@ function w1Table(rows: ProduceRow[]): string {
 }
 
 function drainTable(rows: DrainRow[], references: DrainRow[], what: string): string {
-  const gwDefault = references.find((r) => r.id === 'graphile_default')?.messagesPerSecond;
-  const gwBatched = references.find((r) => r.id === 'graphile_batched')?.messagesPerSecond;
+  const rateOf = (id: string) => {
+    const row = references.find((r) => r.id === id);
+    return row?.timedOut === true ? undefined : row?.messagesPerSecond;
+  };
+  const gwDefault = rateOf('graphile_default');
+  const gwBatched = rateOf('graphile_batched');
   return table(
     [what, 'messages/s', 'seconds', 'vs graphile-worker defaults', 'vs graphile-worker batched', 'RSS start → peak (MiB)'],
     rows.map((r) => {
-      const bad = failed(r) ?? (r.timedOut === true ? `timed out (${int(r.handled)} handled)` : undefined);
+      const timedOut = r.timedOut === true;
+      const bad = failed(r) ?? (timedOut ? `≥ ${int(r.messagesPerSecond)} (timed out: ${int(r.handled)} of ${int(r.messages)} handled)` : undefined);
+      const rate = timedOut ? undefined : r.messagesPerSecond;
       return [
         r.label,
         bad ?? int(r.messagesPerSecond),
         r.elapsedMs === undefined ? '–' : (r.elapsedMs / 1000).toFixed(1),
-        ratio(r.messagesPerSecond, gwDefault),
-        ratio(r.messagesPerSecond, gwBatched),
+        ratio(rate, gwDefault),
+        ratio(rate, gwBatched),
         r.memory === undefined ? '–' : `${mib(r.memory.startRssBytes)} → ${mib(r.memory.peakRssBytes)}`,
       ];
     }),

@@ -22,6 +22,7 @@ export interface DrainRow extends Row {
   handled?: number;
   duplicates?: number;
   elapsedMs?: number;
+  /** expected / elapsed; when timed out, handled / elapsed (a lower bound). */
   messagesPerSecond?: number;
   timedOut?: boolean;
   memory?: MemoryReport;
