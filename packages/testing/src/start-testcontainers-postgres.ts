@@ -52,9 +52,7 @@ export async function startTestcontainersPostgres(
   image: string = DEFAULT_TEST_PG_IMAGE,
   options: StartTestcontainersPostgresOptions = {},
 ): Promise<RestartablePostgres> {
-  const { PostgreSqlContainer } = (await import(TESTCONTAINERS_POSTGRESQL)) as {
-    PostgreSqlContainer: new (image: string) => ContainerBuilder;
-  };
+  const { PostgreSqlContainer } = await loadTestcontainers();
   let builder = new PostgreSqlContainer(image).withCommand([
     'postgres', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'max_connections=300',
   ]);
@@ -81,4 +79,18 @@ export async function startTestcontainersPostgres(
         await container.stop();
       })()),
   };
+}
+
+async function loadTestcontainers(): Promise<{ PostgreSqlContainer: new (image: string) => ContainerBuilder }> {
+  try {
+    return (await import(TESTCONTAINERS_POSTGRESQL)) as { PostgreSqlContainer: new (image: string) => ContainerBuilder };
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND';
+    throw new Error(
+      `${missing ? 'the optional peer dependency @testcontainers/postgresql is not installed' : 'could not load @testcontainers/postgresql'}` +
+        ` (Node ${process.versions.node}): install testcontainers and @testcontainers/postgresql` +
+        ' (11.x on Node 20, 12.x on Node >= 22.22), or set SAGABOX_TEST_BACKEND=embedded',
+      { cause: err },
+    );
+  }
 }
