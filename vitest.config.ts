@@ -10,6 +10,8 @@ export default defineConfig({
       '@sagabox/core': src('core'),
       '@sagabox/saga': src('saga'),
       '@sagabox/testing': src('testing'),
+      '@sagabox/telemetry': src('telemetry'),
+      '@sagabox/dashboard': src('dashboard'),
     },
   },
   test: {

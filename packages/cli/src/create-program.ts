@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerDashboardCommand } from './dashboard-command.js';
 import { registerDlqCommand } from './dlq-command.js';
 import { registerMigrateCommand, type CommandOutput } from './migrate-command.js';
 import { registerQueuesCommands } from './queues-command.js';
@@ -27,5 +28,6 @@ export function createProgram(out: CommandOutput = process.stdout): Command {
   registerQueuesCommands(program, out);
   registerDlqCommand(program, out);
   registerSagasCommand(program, out);
+  registerDashboardCommand(program, out);
   return program;
 }

@@ -8,3 +8,4 @@ export * from './list-sagas.js';
 export * from './cancel-saga.js';
 export { SAGA_EVENT_STEP } from './saga-transition.js';
 export * from './half-message-participant.js';
+export * from './count-sagas.js';

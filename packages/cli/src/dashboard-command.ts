@@ -1,0 +1,61 @@
+import { Option, type Command } from 'commander';
+import { DEFAULT_DASHBOARD_HOST, DEFAULT_DASHBOARD_PORT, DEFAULT_DASHBOARD_REFRESH_MS, serveDashboard } from '@sagabox/dashboard';
+import { createCliLogger, LOG_LEVELS } from './cli-logger.js';
+import { addConnectionOptions, requireDatabaseUrl, type ConnectionFlags } from './connection-options.js';
+import type { CommandOutput } from './migrate-command.js';
+import { checkReachable, openPool } from './open-pool.js';
+import { UsageError } from './usage-error.js';
+
+interface Flags extends ConnectionFlags {
+  port: string;
+  host: string;
+  token?: string;
+  refreshMs: string;
+  logLevel: string;
+}
+
+function int(name: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${name} must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+/**
+ * Registers `sagabox dashboard`: serves the web dashboard until SIGINT or SIGTERM.
+ * Prints the URL on stdout once listening.
+ */
+export function registerDashboardCommand(program: Command, out: CommandOutput = process.stdout): void {
+  addConnectionOptions(
+    program
+      .command('dashboard')
+      .description('serve the web dashboard: queues, dead letters (replay), half messages, sagas; runs until SIGINT/SIGTERM')
+      .option('--port <port>', 'port to listen on (0: any free one)', String(DEFAULT_DASHBOARD_PORT))
+      .option('--host <host>', 'interface to bind; anything but loopback needs --token', DEFAULT_DASHBOARD_HOST)
+      .addOption(new Option('--token <token>', 'bearer token required by the API (open the page as URL#token=...)').env('SAGABOX_DASHBOARD_TOKEN'))
+      .option('--refresh-ms <ms>', 'how often the page refreshes', String(DEFAULT_DASHBOARD_REFRESH_MS))
+      .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('info')),
+  ).action(async (flags: Flags) => {
+    const port = int('--port', flags.port, 0, 65_535);
+    const refreshMs = int('--refresh-ms', flags.refreshMs, 200, 3_600_000);
+    const logger = createCliLogger(flags.logLevel);
+    const pool = openPool(requireDatabaseUrl(flags), 4);
+    try {
+      await checkReachable(pool, flags.databaseUrl);
+      const dashboard = await serveDashboard({
+        pool, schema: flags.schema, port, host: flags.host, refreshMs, logger,
+        ...(flags.token !== undefined ? { token: flags.token } : {}),
+      });
+      out.write(`sagabox dashboard on ${dashboard.url}\n`);
+      logger.info({ url: dashboard.url }, 'dashboard listening');
+      await new Promise<void>((resolve) => {
+        const stop = (): void => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await dashboard.stop();
+      logger.info({}, 'dashboard stopped');
+    } finally {
+      await pool.end();
+    }
+  });
+}
