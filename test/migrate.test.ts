@@ -83,7 +83,6 @@ describe('migrateUp / migrateDown / migrationStatus', () => {
     // down reverts one migration at a time, the last first
     const last = sagaboxNames[sagaboxNames.length - 1]!;
     expect(await migrateDown(options)).toEqual({ reverted: { set: 'sagabox', name: last } });
-    expect(await regclass('updown.sagas')).toBeNull();
     expect(await regclass('updown.outbox')).toBe('updown.outbox');
     const partly = await migrationStatus(options);
     expect(partly.migrations.find((m) => m.name === last)).toMatchObject({ status: 'pending', appliedAt: null });
@@ -93,6 +92,7 @@ describe('migrateUp / migrateDown / migrationStatus', () => {
     }
     expect(await migrateDown(options)).toEqual({ reverted: null });
     expect(await regclass('updown.outbox')).toBeNull();
+    expect(await regclass('updown.sagas')).toBeNull();
 
     // and up again after a full revert
     expect((await migrateUp(options)).applied).toHaveLength(sagaboxNames.length);
