@@ -1,0 +1,229 @@
+// sagabox's e-commerce demo: `npm run demo [-- --orders N --chaos --seed S --json]`.
+// Starts PostgreSQL (embedded unless DATABASE_URL is set), one database per service,
+// the fake payment gateway and the four service processes; places a burst of orders
+// through the orders API; prints live progress, then a summary and a consistency check.
+// Exit code 0 when every check passed, 1 when one failed, 2 on bad arguments.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createServer } from 'node:net';
+import pg from 'pg';
+import pino from 'pino';
+import { checkConsistency } from './consistency-check.js';
+import { createDemoDatabases } from './demo-databases.js';
+import { deadLetterCounts, renderSummary, sagaOutcomes, type DemoSummary } from './demo-report.js';
+import { initialStock, placeOrders, planOrders, seededRandom } from './order-burst.js';
+import { startPaymentGateway } from './payment-gateway.js';
+import { createProgressLine, formatProgress } from './progress-line.js';
+import { SERVICE_NAMES, type ServiceName } from './service-config.js';
+import { createServiceProcesses } from './service-processes.js';
+
+const USAGE = `usage: npm run demo -- [options]
+
+  --orders N          orders in the burst (default 300)
+  --chaos             SIGKILL and restart a random service every ~1-2 s during the run
+  --seed N            seed of the order mix and the chaos (default: random, printed)
+  --rate N            orders per second at most (default: unlimited; with --chaos, orders/10, at least 10)
+  --failure-rate F    share of gateway requests that fail with 503 (default 0.05)
+  --timeout-s N       give up waiting for the sagas after N seconds (default 300)
+  --json              print the summary as one JSON object on stdout
+  --db-prefix NAME    database names are NAME_orders, ... (default ecommerce)
+  --keep              keep the databases afterwards (with DATABASE_URL)
+
+Without DATABASE_URL the demo starts an embedded PostgreSQL; with it, it creates (and
+drops) its own databases on that server.`;
+
+function parseOptions() {
+  const { values } = parseArgs({
+    options: {
+      orders: { type: 'string', default: '300' },
+      chaos: { type: 'boolean', default: false },
+      seed: { type: 'string' },
+      rate: { type: 'string' },
+      'failure-rate': { type: 'string', default: '0.05' },
+      'timeout-s': { type: 'string', default: '300' },
+      json: { type: 'boolean', default: false },
+      'db-prefix': { type: 'string', default: 'ecommerce' },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const orders = Number(values.orders);
+  const seed = values.seed === undefined ? Math.floor(Math.random() * 1_000_000) : Number(values.seed);
+  const failureRate = Number(values['failure-rate']);
+  const timeoutS = Number(values['timeout-s']);
+  const rate = values.rate === undefined ? (values.chaos ? Math.max(10, Math.ceil(orders / 10)) : 0) : Number(values.rate);
+  const problems = [
+    Number.isInteger(orders) && orders >= 1 && orders <= 100_000 ? null : '--orders must be an integer from 1 to 100000',
+    Number.isInteger(seed) ? null : '--seed must be an integer',
+    failureRate >= 0 && failureRate <= 0.5 ? null : '--failure-rate must be from 0 to 0.5',
+    timeoutS > 0 ? null : '--timeout-s must be positive',
+    rate >= 0 ? null : '--rate must be >= 0',
+  ].filter((p): p is string => p !== null);
+  return { values, orders, seed, failureRate, timeoutS, rate, problems };
+}
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = createServer().unref().on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function main(): Promise<number> {
+  let options;
+  try {
+    options = parseOptions();
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (options.values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (options.problems.length > 0) {
+    process.stderr.write(`${options.problems.join('\n')}\n\n${USAGE}\n`);
+    return 2;
+  }
+  const { orders: total, seed, rate } = options;
+  const chaos = options.values.chaos;
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  const logDir = mkdtempSync(join(tmpdir(), 'sagabox-demo-'));
+  const logger = pino({ level: 'info', base: { service: 'supervisor' } }, pino.destination({ dest: join(logDir, 'supervisor.log'), mkdir: true }));
+  const serverUrl = process.env.DATABASE_URL || undefined;
+
+  say(`sagabox e-commerce demo: ${total} orders, seed ${seed}${chaos ? ', chaos on' : ''}`);
+  say(serverUrl ? 'PostgreSQL: DATABASE_URL' : 'PostgreSQL: starting an embedded server (no DATABASE_URL) ...');
+  const databases = await createDemoDatabases({ serverUrl, prefix: options.values['db-prefix'], logger });
+  const pools = Object.fromEntries(SERVICE_NAMES.map((s) => [s, new pg.Pool({ connectionString: databases.urls[s], max: 2 })])) as Record<ServiceName, pg.Pool>;
+  const random = seededRandom(seed);
+  const gateway = await startPaymentGateway({ failureRate: options.failureRate, random: seededRandom(seed + 1), logger });
+  const ordersPort = await freePort();
+  const processes = createServiceProcesses({
+    config: { databases: databases.urls, gatewayUrl: gateway.url, ordersPort },
+    logDir,
+    logger,
+  });
+  const cleanup = async () => {
+    await processes.stopAll();
+    await gateway.stop();
+    await Promise.all(Object.values(pools).map((p) => p.end()));
+    await databases.close({ keep: options.values.keep });
+  };
+  const onSignal = () => {
+    say('\ninterrupted; stopping ...');
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+
+  try {
+    // Business data: what is on the shelf.
+    for (const [sku, qty] of Object.entries(initialStock(total))) {
+      await pools.inventory.query('INSERT INTO stock (sku, available, initial) VALUES ($1, $2, $2)', [sku, qty]);
+    }
+    say(`databases: ${Object.values(databases.urls).map((u) => new URL(u).pathname.slice(1)).join(', ')} (migrated)`);
+    say('starting the orders, inventory, payments and shipping services ...');
+    await processes.startAll();
+    const ordersUrl = `http://127.0.0.1:${ordersPort}`;
+    say(`orders API on ${ordersUrl}; payment gateway on ${gateway.url}; logs in ${logDir}`);
+
+    const planned = planOrders(total, random);
+    const startedAt = Date.now();
+    let placed = 0;
+    let burstDone = false;
+    let burstError: unknown;
+    const burst = placeOrders({ ordersUrl, orders: planned, ratePerSecond: rate, onPlaced: () => placed++ }).then(
+      (r) => ((burstDone = true), r),
+      (err) => ((burstDone = true), (burstError = err), { retries: 0 }),
+    );
+
+    let finished = false;
+    const chaosLoop = (async () => {
+      if (!chaos) return;
+      while (!finished) {
+        await sleep(800 + random() * 1_200);
+        if (finished) break;
+        const victim = SERVICE_NAMES[Math.floor(random() * SERVICE_NAMES.length)]!;
+        await processes.killAndRestart(victim, 200 + random() * 800).catch((err) => logger.error({ err, victim }, 'chaos restart failed'));
+      }
+    })();
+
+    const progress = createProgressLine();
+    const deadline = startedAt + options.timeoutS * 1000;
+    let byStatus: Record<string, number> = {};
+    const kills = () => Object.values(processes.stats().kills).reduce((a, b) => a + b, 0);
+    for (;;) {
+      const { rows } = await pools.orders.query<{ status: string; n: string }>('SELECT status, count(*) AS n FROM sagabox.sagas GROUP BY status');
+      byStatus = Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+      const done = (byStatus.completed ?? 0) + (byStatus.compensated ?? 0) + (byStatus.failed ?? 0);
+      const line = formatProgress({ placed, total, byStatus, elapsedMs: Date.now() - startedAt, kills: kills() });
+      if ((burstDone && done >= placed) || Date.now() > deadline) {
+        progress.done(line);
+        break;
+      }
+      progress.update(line);
+      await sleep(200);
+    }
+    finished = true;
+    const { retries } = await burst;
+    if (burstError) say(`placing orders failed: ${(burstError as Error).message}`);
+    await chaosLoop;
+
+    // One order of each outcome, through the API, to show what GET /orders/:id tells.
+    if (!options.values.json) {
+      const { rows } = await pools.orders.query<{ id: string }>(
+        "SELECT DISTINCT ON (status) id FROM sagabox.sagas WHERE status IN ('completed', 'compensated') ORDER BY status, updated_at DESC",
+      );
+      for (const { id } of rows) {
+        const order = (await (await fetch(`${ordersUrl}/orders/${id}`)).json()) as { status: string; error: string | null; history: { step: string; event: string }[] };
+        say(`GET /orders/${id}: ${order.status}${order.error ? ` (${order.error})` : ''}`);
+        say(`  ${order.history.map((e) => `${e.step}:${e.event}`).join(' → ')}`);
+      }
+    }
+
+    await processes.stopAll();
+    const outcomes = await sagaOutcomes(pools.orders);
+    const checks = await checkConsistency({ pools, gatewayCharges: gateway.charges(), placed });
+    const elapsedMs = Math.max(1, (outcomes.lastFinishedAt?.getTime() ?? Date.now()) - startedAt);
+    const stats = processes.stats();
+    const summary: DemoSummary = {
+      orders: total,
+      server: databases.server,
+      chaos: { enabled: chaos, kills: stats.kills, crashes: stats.crashes },
+      completed: outcomes.completed,
+      compensated: outcomes.compensated,
+      failed: outcomes.failed,
+      running: outcomes.running,
+      reasons: outcomes.reasons,
+      throughputPerSecond: (outcomes.completed + outcomes.compensated + outcomes.failed) / (elapsedMs / 1000),
+      elapsedMs,
+      completionMs: outcomes.completionMs,
+      compensationMs: outcomes.compensationMs,
+      gateway: { charges: gateway.charges().filter((c) => c.status === 'succeeded').length, injectedFailures: gateway.injectedFailures() },
+      httpRetries: retries,
+      deadLetters: await deadLetterCounts(pools),
+      checks,
+      consistent: checks.every((c) => c.ok) && burstError === undefined,
+      logDir,
+    };
+    process.stdout.write(options.values.json ? `${JSON.stringify(summary)}\n` : renderSummary(summary));
+    return summary.consistent ? 0 : 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    await cleanup();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`demo failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
