@@ -194,7 +194,13 @@ function render(o) {
 
   document.getElementById("half-count").textContent = o.halfMessages.length + " prepared";
   const now = Date.now();
-  fill("half-messages", o.halfMessages.map((m) => row([el("td", m.id.slice(0, 8) + "...", "mono"), el("td", m.topic, "mono"), num(m.checks), el("td", time(m.checkAt)), num(age(now - new Date(m.createdAt).getTime()))])), "none awaiting check", 5);
+  fill("half-messages", o.halfMessages.map((m) => {
+    // UUIDv7 ids share their time-ordered head: show the tail, the whole id on hover.
+    const id = el("td", "\u2026" + m.id.slice(-12), "mono"); id.title = m.id;
+    const tr = row([id, el("td", m.topic, "mono"), num(m.checks), el("td", time(m.checkAt)), num(age(now - new Date(m.createdAt).getTime()))]);
+    tr.dataset.id = m.id;
+    return tr;
+  }), "none awaiting check", 5);
 
   const byStatus = {};
   for (const c of o.sagaCounts) byStatus[c.status] = (byStatus[c.status] || 0) + c.count;
