@@ -5,6 +5,35 @@ import { CLI_PATH, runCli } from './run-cli.js';
 
 const { db } = await useDatabase();
 
+/** Spawns the CLI and resolves with the first URL it prints after `prefix`. */
+function startServing(args: string[], prefix: string): { url: Promise<string>; stop: () => Promise<number | null> } {
+  const child = spawn(process.execPath, [CLI_PATH, ...args, '--log-level', 'warn', '--database-url', db.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const url = new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = new RegExp(`^${prefix} (http://127\\.0\\.0\\.1:\\d+/\\S*)$`, 'm').exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`exited ${code} before listening: ${out}`)));
+  });
+  return { url, stop: async () => { child.kill('SIGTERM'); return exited; } };
+}
+
+describe('sagabox metrics', () => {
+  it('serves database-wide metrics until SIGTERM', async () => {
+    const served = startServing(['metrics', '--port', '0'], 'sagabox metrics on');
+    try {
+      const text = await (await fetch(await served.url)).text();
+      expect(text).toMatch(/^sagabox_outbox_messages\{state="ready"\} 0$/m);
+      expect(text).toMatch(/^# TYPE sagabox_sagas_started_total counter$/m);
+    } finally {
+      expect(await served.stop()).toBe(0);
+    }
+  });
+});
+
 describe('sagabox dashboard', () => {
   it('serves until SIGTERM and prints its URL', async () => {
     const child = spawn(process.execPath, [CLI_PATH, 'dashboard', '--port', '0', '--log-level', 'warn', '--database-url', db.url], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerDashboardCommand } from './dashboard-command.js';
 import { registerDlqCommand } from './dlq-command.js';
+import { registerMetricsCommand } from './metrics-command.js';
 import { registerMigrateCommand, type CommandOutput } from './migrate-command.js';
 import { registerQueuesCommands } from './queues-command.js';
 import { registerRelayCommand } from './relay-command.js';
@@ -29,5 +30,6 @@ export function createProgram(out: CommandOutput = process.stdout): Command {
   registerDlqCommand(program, out);
   registerSagasCommand(program, out);
   registerDashboardCommand(program, out);
+  registerMetricsCommand(program, out);
   return program;
 }
