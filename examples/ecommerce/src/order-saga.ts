@@ -42,7 +42,7 @@ export const ORDER_TOPICS = {
 } as const;
 
 /** Step timeouts of the demo, in milliseconds: long enough to ride out a killed service. */
-export const ORDER_STEP_TIMEOUT_MS = 30_000;
+export const ORDER_STEP_TIMEOUT_MS = 60_000;
 
 /** A compensation succeeded when the participant answered `{ type: 'undone' }`. */
 const undone = (reply: unknown) =>
