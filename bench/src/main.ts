@@ -126,7 +126,7 @@ async function runDrain(options: BenchOptions, workload: 'w2' | 'w2r', variants:
         memory: report.memory,
       });
       progress(
-        `${workload.toUpperCase()} ${variant.label}: ${report.timedOut ? `TIMED OUT after ${report.handled} handled, at least` : ''}${Math.round(report.messagesPerSecond)} messages/s in ${(report.elapsedMs / 1000).toFixed(1)} s, peak RSS ${Math.round(report.memory.peakRssBytes / 2 ** 20)} MiB`,
+        `${workload.toUpperCase()} ${variant.label}: ${report.timedOut ? `TIMED OUT after ${report.handled} handled, at least ` : ''}${Math.round(report.messagesPerSecond)} messages/s in ${(report.elapsedMs / 1000).toFixed(1)} s, peak RSS ${Math.round(report.memory.peakRssBytes / 2 ** 20)} MiB`,
       );
     } catch (error) {
       row.error = errorText(error);

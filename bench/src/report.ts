@@ -91,6 +91,12 @@ export function renderReport(results: Results): string {
   if (results.loadAverage !== undefined) {
     out.push(`- 1-minute load average before / after: ${results.loadAverage.before.toFixed(2)} / ${results.loadAverage.after.toFixed(2)} (anything else running on the machine skews all numbers)`);
   }
+  if (results.loadAverage !== undefined && Math.max(results.loadAverage.before, results.loadAverage.after) > env.cores) {
+    out.push(
+      '',
+      `> **Busy machine:** the load average exceeded the ${env.cores} cores during this run, so other work competed with the benchmark; absolute numbers are low and even ratios are noisy. Re-run on a quiet machine before drawing conclusions.`,
+    );
+  }
   if (results.sagaboxSkipped !== undefined) out.push('', `**sagabox skipped:** ${results.sagaboxSkipped}`);
   if (results.w1.length > 0) {
     out.push('', `## W1 transactional produce`, '');
