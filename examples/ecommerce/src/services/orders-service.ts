@@ -93,7 +93,7 @@ function send(res: ServerResponse, status: number, body: unknown): void {
  * outbox into the other services' queues.
  */
 export async function startOrdersService(config: ServiceConfig, logger: Logger): Promise<RunningService> {
-  const pool = new pg.Pool({ connectionString: config.databases.orders, max: 10 });
+  const pool = new pg.Pool({ connectionString: config.databases.orders, max: 14 });
   const others = {
     inventory: new pg.Pool({ connectionString: config.databases.inventory, max: 2 }),
     payments: new pg.Pool({ connectionString: config.databases.payments, max: 2 }),

@@ -71,7 +71,9 @@ function chargeChecker(pool: pg.Pool, gateway: GatewayClient): HalfMessageChecke
  * charge) and refunds them when the saga compensates.
  */
 export async function startPaymentsService(config: ServiceConfig, logger: Logger): Promise<RunningService> {
-  const pool = new pg.Pool({ connectionString: config.databases.payments, max: 7 });
+  // The worker holds one connection per batch in flight (concurrency 4), and each charge
+  // prepares its half message on another one, outside that transaction: room for both.
+  const pool = new pg.Pool({ connectionString: config.databases.payments, max: 12 });
   const ordersPool = new pg.Pool({ connectionString: config.databases.orders, max: 2 });
   pool.on('error', (err) => logger.warn({ err }, 'idle payments connection failed'));
   ordersPool.on('error', (err) => logger.warn({ err }, 'idle orders connection failed'));
