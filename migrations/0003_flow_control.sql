@@ -97,6 +97,9 @@ RETURNS TABLE (
   group_tokens jsonb             -- {group: whole tokens} for groups below group_burst
 )
 LANGUAGE plpgsql VOLATILE
+-- One row, always: without this the planner assumes 1,000 and the claim's estimated
+-- cost climbs past jit_above_cost, and JIT compilation then costs more than the claim.
+ROWS 1
 SET search_path FROM CURRENT
 AS $$
 DECLARE

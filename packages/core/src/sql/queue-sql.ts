@@ -81,14 +81,21 @@ export function queueSql(schema: string): QueueSql {
           AND (m.group_key IS NULL OR (SELECT group_tokens FROM fq) IS NULL
                OR coalesce(((SELECT group_tokens FROM fq) ->> m.group_key)::int, 1) >= 1)
         ORDER BY m.priority DESC, m.seq
-        LIMIT (SELECT quota FROM fq)
+        -- A plain LIMIT $2 (not the quota) keeps the planner's estimates at batch size:
+        -- a subquery LIMIT is estimated at a tenth of the table, which turns the UPDATE
+        -- below into a hash join over the whole queue and the statement into a JIT
+        -- candidate. Rows over the quota are locked for this statement only, then dropped.
+        LIMIT $2
         FOR UPDATE SKIP LOCKED
       ), c AS (
         SELECT r.queue, r.id FROM (
-          SELECT c0.*, row_number() OVER (PARTITION BY c0.group_key ORDER BY c0.priority DESC, c0.seq) AS rn FROM c0
+          SELECT c0.*, row_number() OVER (PARTITION BY c0.group_key ORDER BY c0.priority DESC, c0.seq) AS rn,
+                 row_number() OVER (ORDER BY c0.priority DESC, c0.seq) AS n
+          FROM c0
         ) r, fq
-        WHERE fq.group_tokens IS NULL OR r.group_key IS NULL
-           OR r.rn <= coalesce((fq.group_tokens ->> r.group_key)::int, fq.group_burst)
+        WHERE r.n <= fq.quota
+          AND (fq.group_tokens IS NULL OR r.group_key IS NULL
+           OR r.rn <= coalesce((fq.group_tokens ->> r.group_key)::int, fq.group_burst))
       ), u AS (
         UPDATE ${s}.queue_messages m
         SET lease_token = $3::uuid,
