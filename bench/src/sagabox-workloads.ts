@@ -59,6 +59,10 @@ function worker(inbox: boolean) {
       schema: SCHEMA,
       queue: QUEUE,
       concurrency: options.concurrency,
+      // A batch is one transaction (handlers, inbox rows and acks commit together), so
+      // the batch size, not the commit rate, sets the drain rate. W3 keeps small
+      // batches: a batch of one message is what a trickle produces anyway.
+      batchSize: 100,
       inbox,
       handler: async (message) => {
         options.onMessage(payloadNumber(message.payload));
