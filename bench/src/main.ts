@@ -173,6 +173,23 @@ async function runW3(options: BenchOptions, variants: Variant[]): Promise<Latenc
   return rows;
 }
 
+async function runSaga(options: BenchOptions): Promise<NonNullable<Results['saga']>> {
+  const count = options.quick ? 500 : 3_000;
+  const variant = { id: 'sagabox_saga', label: 'sagabox sagas', kind: 'sagabox', install: async () => {} } as unknown as Variant;
+  progress(`SAGA: ${count} three-step sagas, participants in-process`);
+  try {
+    const module = (await import('./saga-workload.js')) as {
+      runSagaThroughput(url: string, count: number, timeoutMs: number): Promise<Omit<NonNullable<Results['saga']>, 'error'>>;
+    };
+    const report = await withDatabase(options, 'saga', variant, (url) => module.runSagaThroughput(url, count, 300_000));
+    progress(`SAGA: ${report.completed}/${count} completed, ${Math.round(report.sagasPerSecond)} sagas/s, p50 ${report.p50Ms.toFixed(0)} ms, p99 ${report.p99Ms.toFixed(0)} ms`);
+    return report;
+  } catch (error) {
+    progress(`SAGA failed: ${errorText(error)}`);
+    return { sagas: count, completed: 0, elapsedMs: 0, sagasPerSecond: 0, p50Ms: Number.NaN, p99Ms: Number.NaN, timedOut: false, error: errorText(error) };
+  }
+}
+
 async function main(): Promise<void> {
   const resolved = resolveOptions(process.argv.slice(2), process.env);
   if ('help' in resolved) {
@@ -212,6 +229,7 @@ async function main(): Promise<void> {
   if (has('w2')) results.w2 = await runDrain(options, 'w2', variants.w2);
   if (has('w2r')) results.w2r = await runDrain(options, 'w2r', variants.w2r);
   if (has('w3')) results.w3 = await runW3(options, variants.w3);
+  if (has('saga') && options.systems !== 'peers' && sagaboxSkipped === undefined) results.saga = await runSaga(options);
 
   const used = [...(has('w1') ? variants.w1 : []), ...(has('w2') ? variants.w2 : []), ...(has('w2r') ? variants.w2r : []), ...(has('w3') ? variants.w3 : [])];
   results.notes = [...new Set(used.flatMap((v) => (v.notes === undefined ? [] : [v.notes])))];

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 
 /** Which workloads exist; `--workloads` picks a subset. */
-export const WORKLOADS = ['w1', 'w2', 'w2r', 'w3'] as const;
+export const WORKLOADS = ['w1', 'w2', 'w2r', 'w3', 'saga'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 /** Which systems to run: the peers (graphile-worker, pg-boss and the plain-SQL floors), sagabox, or both. */
@@ -34,7 +34,7 @@ const HELP = `Usage: npm run bench -- [options]
 
   --quick                   short smoke run (about a minute)
   --only all|peers|sagabox  which systems to run (default all); alias --systems
-  --workloads w1,w2,w2r,w3  which workloads to run (default all)
+  --workloads w1,w2,w2r,w3,saga which workloads to run (default all)
   --w1-clients N            W1 concurrent clients (default 4)
   --w1-seconds S            W1 measured seconds per variant (default 15, quick 3)
   --w1-warmup-seconds S     W1 warm-up seconds per variant and round (default 1, quick 0.5)

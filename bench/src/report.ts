@@ -130,6 +130,20 @@ export function renderReport(results: Results): string {
       w3Table(results.w3),
     );
   }
+  if (results.saga) {
+    const g = results.saga;
+    out.push(
+      '',
+      '## Sagas: throughput and completion time',
+      '',
+      `${g.sagas} three-step sagas (reserve, charge, ship) started 100 per transaction; participants, relay and orchestrator in one process on one database. Times from the database's own clock (sagas.created_at to updated_at).`,
+      '',
+      g.error
+        ? `Failed: ${g.error}`
+        : table(['completed', 'sagas/s', 'p50 start to completion', 'p99'], [[`${g.completed}/${g.sagas}${g.timedOut ? ' (timed out)' : ''}`, g.sagasPerSecond.toFixed(0), `${g.p50Ms.toFixed(0)} ms`, `${g.p99Ms.toFixed(0)} ms`]]),
+    );
+  }
+
   if (results.notes.length > 0) {
     out.push('', '## Settings of each system', '');
     for (const note of results.notes) out.push(`- ${note}`);

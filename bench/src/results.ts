@@ -55,6 +55,8 @@ export interface Results {
   w2: DrainRow[];
   w2r: DrainRow[];
   w3: LatencyRow[];
+  /** Saga throughput (sagabox only). */
+  saga?: { sagas: number; completed: number; elapsedMs: number; sagasPerSecond: number; p50Ms: number; p99Ms: number; timedOut: boolean; error?: string };
   notes: string[];
   totalSeconds?: number;
   /** 1-minute load average before and after the run: other work on the machine skews everything. */
