@@ -63,6 +63,17 @@ export async function createTestDatabase(options: CreateTestDatabaseOptions = {}
     database,
     drop: () =>
       (dropped ??= withClient(serverUrl, async (client) => {
+        // A pool's end() resolves before its sockets are closed. Give sessions that are
+        // on their way out a moment, so FORCE does not terminate them under a client that
+        // no longer listens for errors (an unhandled 57P01 in the test process).
+        for (let i = 0; i < 40; i++) {
+          const { rows } = await client.query<{ n: number }>(
+            'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+            [database],
+          );
+          if (rows[0]!.n === 0) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
         await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`);
       })),
   };
