@@ -75,6 +75,15 @@ const freePort = (): Promise<number> =>
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Fisher-Yates, in place. */
+function shuffle<T>(items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}
+
 async function main(): Promise<number> {
   let options;
   try {
@@ -113,12 +122,14 @@ async function main(): Promise<number> {
     logDir,
     logger,
   });
-  const cleanup = async () => {
-    await processes.stopAll();
-    await gateway.stop();
-    await Promise.all(Object.values(pools).map((p) => p.end()));
-    await databases.close({ keep: options.values.keep });
-  };
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      await processes.stopAll();
+      await gateway.stop();
+      await Promise.all(Object.values(pools).map((p) => p.end()));
+      await databases.close({ keep: options.values.keep });
+    })());
   const onSignal = () => {
     say('\ninterrupted; stopping ...');
     void cleanup().finally(() => process.exit(130));
@@ -157,7 +168,7 @@ async function main(): Promise<number> {
       while (!finished) {
         await sleep(800 + random() * 1_200);
         if (finished) break;
-        if (round.length === 0) round = [...SERVICE_NAMES].sort(() => random() - 0.5);
+        if (round.length === 0) round = shuffle([...SERVICE_NAMES], random);
         const victim = round.shift()!;
         if (restarts.has(victim)) continue;
         const restart = processes
