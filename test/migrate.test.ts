@@ -22,6 +22,7 @@ const tempDirs: string[] = [];
 beforeAll(async () => {
   db = await createTestDatabase();
   pool = new pg.Pool({ connectionString: db.url, max: 3 });
+  pool.on('error', () => {});
 });
 
 afterAll(async () => {

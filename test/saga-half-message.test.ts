@@ -49,6 +49,7 @@ const providerCharges = async (sagaId: string) =>
 beforeAll(async () => {
   db = await createTestDatabase();
   pool = new pg.Pool({ connectionString: db.url, max: 8 });
+  pool.on('error', () => {});
   await pool.query('CREATE TABLE provider_charges (idempotency_key uuid PRIMARY KEY, saga_id uuid NOT NULL, amount int NOT NULL)');
   // The checker asks the "provider" whether the charge behind a reply happened.
   const checker: HalfMessageChecker = async (message) => {

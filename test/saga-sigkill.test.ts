@@ -55,7 +55,9 @@ beforeAll(async () => {
   orchestratorDb = await createTestDatabase();
   participantsDb = await createTestDatabase();
   pool = new pg.Pool({ connectionString: orchestratorDb.url, max: 6 });
+  pool.on('error', () => {});
   participantsPool = new pg.Pool({ connectionString: participantsDb.url, max: 10 });
+  participantsPool.on('error', () => {});
   await pool.query(ORCHESTRATOR_DDL);
   await participantsPool.query(PARTICIPANT_DDL);
   for (const s of SERVICES) {
