@@ -135,6 +135,7 @@ async function main(): Promise<number> {
     void cleanup().finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
 
   try {
     // Business data: what is on the shelf.
@@ -245,6 +246,7 @@ async function main(): Promise<number> {
     return summary.consistent ? 0 : 1;
   } finally {
     process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await cleanup();
   }
 }

@@ -37,9 +37,13 @@ export function orderProblems(body: unknown): string[] {
  * The order id doubles as the saga id, so a client's retry with the same
  * Idempotency-Key places the order once.
  */
-async function placeOrder(pool: pg.Pool, orderId: string, request: PlaceOrderRequest): Promise<void> {
+async function placeOrder(pool: pg.Pool, orderId: string, request: PlaceOrderRequest, logger: Logger): Promise<void> {
   const input: OrderInput = { orderId, ...request, amountCents: CATALOG[request.sku]! * request.qty };
   const client = await pool.connect();
+  // A connection that dies between two queries emits 'error' on the client; without a
+  // listener that would take the process down. The next query fails the request anyway.
+  const onError = (err: Error) => logger.warn({ err, orderId }, 'database connection lost');
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     await client.query(
@@ -53,6 +57,7 @@ async function placeOrder(pool: pg.Pool, orderId: string, request: PlaceOrderReq
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {
+    client.off('error', onError);
     client.release();
   }
 }
@@ -93,13 +98,16 @@ function send(res: ServerResponse, status: number, body: unknown): void {
  * outbox into the other services' queues.
  */
 export async function startOrdersService(config: ServiceConfig, logger: Logger): Promise<RunningService> {
-  const pool = new pg.Pool({ connectionString: config.databases.orders, max: 14 });
+  // Two pools on the orders database: a burst of HTTP requests must not take every
+  // connection from the orchestrator and the relay, or no saga would move until it ends.
+  const pool = new pg.Pool({ connectionString: config.databases.orders, max: 8 });
+  const apiPool = new pg.Pool({ connectionString: config.databases.orders, max: 6 });
   const others = {
     inventory: new pg.Pool({ connectionString: config.databases.inventory, max: 2 }),
     payments: new pg.Pool({ connectionString: config.databases.payments, max: 2 }),
     shipping: new pg.Pool({ connectionString: config.databases.shipping, max: 2 }),
   };
-  for (const p of [pool, ...Object.values(others)]) p.on('error', (err) => logger.warn({ err }, 'idle connection failed'));
+  for (const p of [pool, apiPool, ...Object.values(others)]) p.on('error', (err) => logger.warn({ err }, 'idle connection failed'));
 
   const orchestrator = createOrchestrator({
     pool,
@@ -137,12 +145,12 @@ export async function startOrdersService(config: ServiceConfig, logger: Logger):
         if (key !== undefined && (typeof key !== 'string' || !UUID.test(key))) problems.push('Idempotency-Key must be a UUID');
         if (problems.length > 0) return send(res, 400, { error: 'invalid order', problems });
         const orderId = typeof key === 'string' ? key.toLowerCase() : randomUUID();
-        await placeOrder(pool, orderId, body as PlaceOrderRequest);
+        await placeOrder(apiPool, orderId, body as PlaceOrderRequest, log);
         return send(res, 202, { orderId });
       }
       const m = /^\/orders\/([^/]+)$/.exec(url.pathname);
       if (req.method === 'GET' && m && UUID.test(m[1]!)) {
-        const order = await describeOrder(pool, m[1]!.toLowerCase());
+        const order = await describeOrder(apiPool, m[1]!.toLowerCase());
         return order === undefined ? send(res, 404, { error: 'no such order' }) : send(res, 200, order);
       }
       return send(res, 404, { error: 'not found' });
@@ -168,7 +176,7 @@ export async function startOrdersService(config: ServiceConfig, logger: Logger):
       });
       await orchestrator.stop();
       await relay.stop();
-      await Promise.all([pool.end(), ...Object.values(others).map((p) => p.end())]);
+      await Promise.all([pool.end(), apiPool.end(), ...Object.values(others).map((p) => p.end())]);
     },
   };
 }
