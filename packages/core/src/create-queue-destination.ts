@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Destination, RelayedMessage } from './destination.js';
 import { InvalidOptionsError } from './errors.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from './schema-name.js';
+import { prepared } from './sql/prepared.js';
 import { queueSql } from './sql/queue-sql.js';
 import { topicMatcher, validateQueueName } from './topic-name.js';
 
@@ -94,7 +95,7 @@ export function createQueueDestination(options: QueueDestinationOptions): Destin
         }
       }
       if (cols[0]!.length === 0) return;
-      await (remote ?? client).query(sql.enqueue, [...cols, sql.queueChannel, priorities, groups]);
+      await (remote ?? client).query(prepared(sql.enqueue, [...cols, sql.queueChannel, priorities, groups]));
     },
   };
 }

@@ -18,6 +18,7 @@ import { silentLogger, type Logger } from './logger.js';
 import { assertNoProblems, backoffMs, checkInt, resolveRetryPolicy, type RetryPolicy } from './retry-policy.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from './schema-name.js';
 import { outboxSql } from './sql/outbox-sql.js';
+import { prepared } from './sql/prepared.js';
 
 /** Default messages claimed per relay batch. */
 export const DEFAULT_RELAY_BATCH_SIZE = 200;
@@ -252,7 +253,7 @@ export function createRelay(options: RelayOptions): Relay {
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query<ClaimedRow>({ text: sql.claim, values: [o.batchSize, null] });
+      const { rows } = await client.query<ClaimedRow>(prepared(sql.claim, [o.batchSize, null]));
       if (rows.length === 0) {
         await client.query('COMMIT');
         return 0;
@@ -304,7 +305,7 @@ export function createRelay(options: RelayOptions): Relay {
           log.warn({ messageId: m.id, topic: m.topic, attempts, error }, 'delivery failed; will retry');
         }
       }
-      if (delivered.length > 0) await client.query(sql.deleteDelivered, [delivered]);
+      if (delivered.length > 0) await client.query(prepared(sql.deleteDelivered, [delivered]));
       if (retrySeqs.length > 0) await client.query(sql.retryLater, [retrySeqs, retryDelays, retryErrors]);
       if (dead.length > 0) {
         // Failed deliveries count the attempt that just failed; expired/unroutable do not.

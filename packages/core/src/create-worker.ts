@@ -11,6 +11,7 @@ import { createListener, type Listener } from './listener.js';
 import { silentLogger, type Logger } from './logger.js';
 import { assertNoProblems, backoffMs, checkInt, DEFAULT_RETRY_POLICY, resolveRetryPolicy, type RetryPolicy } from './retry-policy.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from './schema-name.js';
+import { prepared } from './sql/prepared.js';
 import { queueSql } from './sql/queue-sql.js';
 import { validateQueueName } from './topic-name.js';
 import { DEFAULT_STOP_TIMEOUT_MS } from './create-relay.js';
@@ -214,6 +215,21 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const sql = queueSql(schema);
   const events = new EventEmitter<WorkerEvents>();
   const loops: DrainLoop[] = [];
+  let nextLoop = 0;
+  // One hint wakes one idle slot, not all of them: on a small machine ten slots
+  // claiming at once for one new message cost more latency than they save. A slot
+  // that claims a full batch wakes the next one (see run below), so a backlog still
+  // spreads over every slot.
+  const wakeOne = (): void => {
+    for (let i = 0; i < loops.length; i++) {
+      const l = loops[(nextLoop + i) % loops.length]!;
+      if (l.idle) {
+        nextLoop = (nextLoop + i + 1) % loops.length;
+        l.wake();
+        return;
+      }
+    }
+  };
   let listener: Listener | undefined;
   let purgeTimer: NodeJS.Timeout | undefined;
   let started = false;
@@ -273,8 +289,8 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
         retryErrors.push(v.error);
       } else dead.push({ r, reason: v.reason, error: v.error });
     }
-    if (lease.counted) await client.query(sql.releaseLease, [queue, lease.token]);
-    if (ack.length > 0) await client.query(sql.ack, [queue, ack]);
+    if (lease.counted) await client.query(prepared(sql.releaseLease, [queue, lease.token]));
+    if (ack.length > 0) await client.query(prepared(sql.ack, [queue, ack]));
     if (retryIds.length > 0) await client.query(sql.retryLater, [queue, retryIds, retryDelays, retryErrors]);
     if (dead.length > 0) {
       await client.query(sql.deadLetter, [queue, dead.map((d) => d.r.id), dead.map((d) => d.reason), dead.map((d) => d.error)]);
@@ -301,7 +317,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   };
 
   const fence = async (client: pg.PoolClient, rows: ClaimedRow[], token: string): Promise<ClaimedRow[]> => {
-    const { rows: valid } = await client.query<{ id: string }>(sql.fence, [queue, rows.map((r) => r.id), token]);
+    const { rows: valid } = await client.query<{ id: string }>(prepared(sql.fence, [queue, rows.map((r) => r.id), token]));
     if (valid.length === rows.length) return rows;
     const ids = new Set(valid.map((v) => v.id));
     log.warn({ lost: rows.length - valid.length }, 'lease lost before handling; leaving those messages to their new owner');
@@ -320,7 +336,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
     }
     let fresh: Set<string> | undefined;
     if (useInbox && todo.length > 0) {
-      const { rows: inserted } = await client.query<{ message_id: string }>(sql.inboxInsertMany, [consumer, todo.map((r) => r.id)]);
+      const { rows: inserted } = await client.query<{ message_id: string }>(prepared(sql.inboxInsertMany, [consumer, todo.map((r) => r.id)]));
       fresh = new Set(inserted.map((i) => i.message_id));
     }
     const ctx = contextFor(client);
@@ -357,7 +373,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       await client.query('SAVEPOINT sagabox_message');
       try {
         if (useInbox) {
-          const { rowCount } = await client.query(sql.inboxInsertOne, [consumer, r.id]);
+          const { rowCount } = await client.query(prepared(sql.inboxInsertOne, [consumer, r.id]));
           if (rowCount === 0) {
             await client.query('RELEASE SAVEPOINT sagabox_message');
             verdicts.set(r.id, { kind: 'ack' });
@@ -401,7 +417,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   /** Claims and handles one batch; `waitMs` is set when a flow limit held the claim back. */
   const claimAndHandle = async (): Promise<{ claimed: number; waitMs: number | null }> => {
     const token = randomUUID();
-    const { rows: result } = await pool.query<ClaimResultRow>(sql.claim, [queue, batchSize, token, name, null, leaseMs]);
+    const { rows: result } = await pool.query<ClaimResultRow>(prepared(sql.claim, [queue, batchSize, token, name, null, leaseMs]));
     const claimed = result.filter((r): r is ClaimResultRow & ClaimedRow => r.id !== null);
     if (claimed.length === 0) return { claimed: 0, waitMs: result[0]?.wait_ms ?? null };
     const lease: Lease = { token, counted: claimed[0]!.counted };
@@ -464,6 +480,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
           createDrainLoop({
             run: async () => {
               const { claimed, waitMs } = await claimAndHandle();
+              if (claimed >= batchSize) wakeOne();
               return { handled: claimed, full: claimed >= batchSize, ...(waitMs === null ? {} : { retryInMs: waitMs }) };
             },
             pollIntervalMs: options.pollIntervalMs ?? DEFAULT_WORKER_POLL_INTERVAL_MS,
@@ -482,7 +499,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
           pool,
           channels: [sql.queueChannel],
           onNotify: (_channel, payload) => {
-            if (payload === queue) for (const l of loops) l.wake();
+            if (payload === queue) wakeOne();
           },
           onReconnect: () => {
             for (const l of loops) l.wake();

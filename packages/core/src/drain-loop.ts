@@ -20,6 +20,8 @@ export interface DrainLoop {
   start(): void;
   /** Ask for a run as soon as possible (a NOTIFY hint arrived). */
   wake(): void;
+  /** True while the loop waits for a wake-up or its poll interval (not while it runs). */
+  readonly idle: boolean;
   /** Stops after the run in flight; resolves when it has finished. */
   stop(): Promise<void>;
 }
@@ -36,6 +38,7 @@ export function createDrainLoop(options: DrainLoopOptions): DrainLoop {
   let running = false;
   let woken = false;
   let wakeWaiter: (() => void) | undefined;
+  let idle = false;
   let done: Promise<void> | undefined;
 
   const sleep = (ms: number): Promise<void> =>
@@ -45,14 +48,16 @@ export function createDrainLoop(options: DrainLoopOptions): DrainLoop {
         resolve();
         return;
       }
-      const t = setTimeout(() => {
+      idle = true;
+      const done = (): void => {
+        idle = false;
         wakeWaiter = undefined;
         resolve();
-      }, ms);
+      };
+      const t = setTimeout(done, ms);
       wakeWaiter = () => {
         clearTimeout(t);
-        wakeWaiter = undefined;
-        resolve();
+        done();
       };
     });
 
@@ -98,6 +103,9 @@ export function createDrainLoop(options: DrainLoopOptions): DrainLoop {
     wake() {
       if (wakeWaiter) wakeWaiter();
       else woken = true;
+    },
+    get idle() {
+      return idle;
     },
     async stop() {
       if (!running) return done;
