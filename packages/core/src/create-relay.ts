@@ -348,7 +348,11 @@ export function createRelay(options: RelayOptions): Relay {
           return { handled: n, full: n >= o.batchSize };
         },
         pollIntervalMs: o.pollIntervalMs,
-        lingerMs: 20,
+        // publish() sends at most one NOTIFY per 2 ms per process: a message published
+        // just after one that woke us may have no NOTIFY of its own. Look again a few
+        // times shortly after the last productive batch instead of waiting for a poll.
+        lingerMs: 4,
+        lingerChecks: 5,
         logger: log,
         onError: emitError,
       });

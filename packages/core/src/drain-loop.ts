@@ -9,8 +9,10 @@ export interface DrainLoopOptions {
    */
   run(): Promise<{ handled: number; full: boolean; retryInMs?: number }>;
   pollIntervalMs: number;
-  /** After the last productive run, check once more after this long (catches throttled wake-ups). */
+  /** After the last productive run, check again after this long (catches throttled wake-ups). */
   lingerMs: number;
+  /** How many such checks, `lingerMs` apart, before waiting for the poll interval. Default 1. */
+  lingerChecks?: number;
   logger: Logger;
   onError(err: unknown): void;
 }
@@ -63,7 +65,7 @@ export function createDrainLoop(options: DrainLoopOptions): DrainLoop {
 
   const loop = async (): Promise<void> => {
     let errors = 0;
-    let lingering = false;
+    let lingering = 0;
     while (running) {
       woken = false;
       try {
@@ -71,16 +73,16 @@ export function createDrainLoop(options: DrainLoopOptions): DrainLoop {
         errors = 0;
         if (!running) break;
         if (full || handled > 0) {
-          lingering = true;
+          lingering = options.lingerChecks ?? 1;
           continue;
         }
         if (retryInMs !== undefined) {
-          lingering = false;
+          lingering = 0;
           await sleep(Math.max(1, Math.min(retryInMs, options.pollIntervalMs)));
           continue;
         }
-        if (lingering) {
-          lingering = false;
+        if (lingering > 0) {
+          lingering--;
           await sleep(options.lingerMs);
           continue;
         }

@@ -1,6 +1,7 @@
 import { CompiledQuery } from 'kysely';
 import type pg from 'pg';
 import { SagaboxError } from './errors.js';
+import { prepared } from './sql/prepared.js';
 
 /**
  * Where a caller's statements run: a kysely `Kysely`/`Transaction`, or a `pg` client
@@ -15,8 +16,12 @@ export interface KyselyLike {
   executeQuery<R>(query: CompiledQuery<R>): Promise<{ rows: R[] }>;
 }
 
-/** A function that runs one parameterised statement and returns its rows. */
-export type RunQuery = <R = Record<string, unknown>>(text: string, values: unknown[]) => Promise<R[]>;
+/**
+ * A function that runs one parameterised statement and returns its rows. With
+ * `prepare`, a `pg` executor runs it as a named prepared statement (parsed and planned
+ * once per connection); kysely executors ignore it.
+ */
+export type RunQuery = <R = Record<string, unknown>>(text: string, values: unknown[], prepare?: boolean) => Promise<R[]>;
 
 function isKysely(db: unknown): db is KyselyLike {
   return typeof (db as KyselyLike | null)?.executeQuery === 'function';
@@ -36,8 +41,8 @@ export function toRunQuery(db: Executor): RunQuery {
       (await db.executeQuery(CompiledQuery.raw(text, values))).rows as R[];
   }
   if (isPg(db)) {
-    return async <R>(text: string, values: unknown[]) =>
-      (await (db as pg.ClientBase).query({ text, values })).rows as R[];
+    return async <R>(text: string, values: unknown[], prepare = false) =>
+      (await (db as pg.ClientBase).query(prepare ? prepared(text, values) : { text, values })).rows as R[];
   }
   throw new SagaboxError(
     'UNSUPPORTED_EXECUTOR',

@@ -30,6 +30,13 @@ export interface PublishOptions {
    * while a relay that has just been woken keeps draining the backlog anyway.
    */
   notifyThrottleMs?: number;
+  /**
+   * Run the INSERT as a named prepared statement on a `pg` client (parsed and planned
+   * once per connection; about 1.5x the publish rate here). Default true. Set false
+   * behind PgBouncer in transaction mode older than 1.21 (or without
+   * `max_prepared_statements`), which cannot route named statements.
+   */
+  preparedStatements?: boolean;
   /** Typed topic contracts: payloads are validated against their schema before insert. */
   topics?: TopicRegistry;
 }
@@ -99,7 +106,7 @@ export async function publish(
     const m = encoded[0]!;
     const values: unknown[] = [m.id, m.topic, m.key, m.payload, m.headers, m.availableAt, m.expiresAt, m.priority, m.group];
     if (notify) values.push(sql.outboxChannel);
-    rows = await run<{ id: string }>(notify ? sql.insertOneNotify : sql.insertOne, values);
+    rows = await run<{ id: string }>(notify ? sql.insertOneNotify : sql.insertOne, values, options.preparedStatements ?? true);
   } else {
     const values: unknown[] = [
       ids,
@@ -113,7 +120,7 @@ export async function publish(
       encoded.map((m) => m.group),
     ];
     if (notify) values.push(sql.outboxChannel);
-    rows = await run<{ id: string }>(notify ? sql.insertManyNotify : sql.insertMany, values);
+    rows = await run<{ id: string }>(notify ? sql.insertManyNotify : sql.insertMany, values, options.preparedStatements ?? true);
   }
   return { ids, inserted: rows.map((r) => r.id) };
 }
