@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { checkoutClient } from './checkout-client.js';
+import { withTransaction } from './checkout-client.js';
 import { createDrainLoop, type DrainLoop } from './drain-loop.js';
 import { SagaboxError } from './errors.js';
 import type { Logger } from './logger.js';
@@ -264,16 +264,10 @@ export function createCheckBack(deps: CheckBackDependencies): CheckBack {
   const runOnce = async (): Promise<number> => {
     const stop = stopping.signal;
     // The client sits idle in its transaction while checkers run, the likeliest moment
-    // for its connection to die: checkoutClient keeps that from crashing the process.
-    const { client, release } = await checkoutClient(deps.pool, log);
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
+    // for its connection to die: withTransaction's checkout keeps that from crashing the process.
+    const batch = await withTransaction(deps.pool, log, async (client) => {
       const { rows } = await client.query<DueRow>({ text: sql.claimDue, values: [o.checkBatchSize, null] });
-      if (rows.length === 0) {
-        await client.query('COMMIT');
-        return 0;
-      }
+      if (rows.length === 0) return undefined;
       // Asked concurrently: each checker is an independent call to some other system.
       const answers = await Promise.all(
         rows.map((row) => {
@@ -333,27 +327,22 @@ export function createCheckBack(deps: CheckBackDependencies): CheckBack {
           decisions.map((d) => d.detail),
         ]);
       }
-      await client.query('COMMIT');
-      // Logged and emitted only once durable.
-      for (const d of decisions) {
-        const fields = { messageId: d.id, topic: d.topic, decision: d.decision, source: d.source, attempt: d.attempt, detail: d.detail };
-        if (d.decision === 'unresolved') log.error(fields, 'half message unresolved after max checks; dead-lettered');
-        else if (d.decision === 'check_failed' || d.decision === 'no_checker') log.warn(fields, 'half message check did not resolve it');
-        else log.info(fields, 'half message checked');
-        deps.onDecision({ id: d.id, topic: d.topic, decision: d.decision, attempt: d.attempt });
-        if (d.decision === 'unresolved') deps.onDeadLettered({ id: d.id, topic: d.topic, reason: 'unresolved', error: d.detail });
-      }
-      if (commits.length + rollbacks.length + dead.seqs.length > 0) deps.onOutboxChanged();
-      log.debug({ claimed: rows.length, committed: commits.length, rolledBack: rollbacks.length, later: later.seqs.length, dead: dead.seqs.length }, 'check-back batch');
-      return rows.length;
-    } catch (err) {
-      broken = err as Error;
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      // A connection that failed mid-transaction is discarded, not returned to the pool.
-      release(broken);
+      return { rows, decisions, commits, rollbacks, later, dead };
+    });
+    if (!batch) return 0;
+    const { rows, decisions, commits, rollbacks, later, dead } = batch;
+    // Logged and emitted only once durable.
+    for (const d of decisions) {
+      const fields = { messageId: d.id, topic: d.topic, decision: d.decision, source: d.source, attempt: d.attempt, detail: d.detail };
+      if (d.decision === 'unresolved') log.error(fields, 'half message unresolved after max checks; dead-lettered');
+      else if (d.decision === 'check_failed' || d.decision === 'no_checker') log.warn(fields, 'half message check did not resolve it');
+      else log.info(fields, 'half message checked');
+      deps.onDecision({ id: d.id, topic: d.topic, decision: d.decision, attempt: d.attempt });
+      if (d.decision === 'unresolved') deps.onDeadLettered({ id: d.id, topic: d.topic, reason: 'unresolved', error: d.detail });
     }
+    if (commits.length + rollbacks.length + dead.seqs.length > 0) deps.onOutboxChanged();
+    log.debug({ claimed: rows.length, committed: commits.length, rolledBack: rollbacks.length, later: later.seqs.length, dead: dead.seqs.length }, 'check-back batch');
+    return rows.length;
   };
 
   return {

@@ -20,3 +20,31 @@ export async function checkoutClient(pool: pg.Pool, logger: Logger): Promise<{ c
     },
   };
 }
+
+/**
+ * Runs `fn` in a transaction on a client checked out with {@link checkoutClient}:
+ * BEGIN, `fn`, COMMIT; on a throw, ROLLBACK and rethrow. A connection whose transaction
+ * failed is discarded, not returned to the pool, unless `keepConnection(err)` says the
+ * failure was the caller's own decision (the connection itself is fine).
+ */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  logger: Logger,
+  fn: (client: pg.PoolClient) => Promise<T>,
+  keepConnection: (err: unknown) => boolean = () => false,
+): Promise<T> {
+  const { client, release } = await checkoutClient(pool, logger);
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+    if (!keepConnection(err)) broken ??= err as Error;
+    throw err;
+  } finally {
+    release(broken);
+  }
+}

@@ -8,7 +8,7 @@ import {
   type HalfMessageChecker,
   type ResolvedCheckBackOptions,
 } from './check-back.js';
-import { checkoutClient } from './checkout-client.js';
+import { withTransaction } from './checkout-client.js';
 import { createDrainLoop, type DrainLoop } from './drain-loop.js';
 import type { Destination, RelayedMessage } from './destination.js';
 import { createQueueDestination, type QueueRoute } from './create-queue-destination.js';
@@ -248,89 +248,80 @@ export function createRelay(options: RelayOptions): Relay {
     for (const m of batch) await deliverIsolated(client, dest, [m], failures);
   };
 
-  const runOnce = async (): Promise<number> => {
-    const { client, release } = await checkoutClient(o.pool, log);
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      const { rows } = await client.query<ClaimedRow>(prepared(sql.claim, [o.batchSize, null]));
-      if (rows.length === 0) {
-        await client.query('COMMIT');
-        return 0;
+  /** One batch in one transaction; what to report once it has committed. */
+  const relayBatch = async (client: pg.PoolClient) => {
+    const { rows } = await client.query<ClaimedRow>(prepared(sql.claim, [o.batchSize, null]));
+    if (rows.length === 0) return { claimed: 0, delivered: 0, retried: 0, dead: [] };
+    const now = Date.now();
+    const dead: { seq: string; id: string; topic: string; reason: string; error: string }[] = [];
+    const perDestination = new Map<Destination, RelayedMessage[]>();
+    const live: RelayedMessage[] = [];
+    for (const row of rows) {
+      const m = toRelayed(row);
+      if (m.expiresAt && m.expiresAt.getTime() <= now) {
+        dead.push({ seq: m.seq, id: m.id, topic: m.topic, reason: 'expired', error: `expired at ${m.expiresAt.toISOString()} before delivery` });
+        continue;
       }
-      const now = Date.now();
-      const dead: { seq: string; id: string; topic: string; reason: string; error: string }[] = [];
-      const perDestination = new Map<Destination, RelayedMessage[]>();
-      const live: RelayedMessage[] = [];
-      for (const row of rows) {
-        const m = toRelayed(row);
-        if (m.expiresAt && m.expiresAt.getTime() <= now) {
-          dead.push({ seq: m.seq, id: m.id, topic: m.topic, reason: 'expired', error: `expired at ${m.expiresAt.toISOString()} before delivery` });
-          continue;
-        }
-        const targets = o.destinations.filter((d) => d.matches(m.topic));
-        if (targets.length === 0) {
-          if (o.onUnroutable === 'dead-letter') {
-            dead.push({ seq: m.seq, id: m.id, topic: m.topic, reason: 'unroutable', error: `no destination matches topic ${m.topic}` });
-          } else {
-            live.push(m);
-          }
-          continue;
-        }
-        live.push(m);
-        for (const d of targets) {
-          let list = perDestination.get(d);
-          if (!list) perDestination.set(d, (list = []));
-          list.push(m);
-        }
-      }
-      const failures = new Map<string, string>();
-      for (const [dest, batch] of perDestination) await deliverIsolated(client, dest, batch, failures);
-
-      const delivered = live.filter((m) => !failures.has(m.seq)).map((m) => m.seq);
-      const retrySeqs: string[] = [];
-      const retryDelays: number[] = [];
-      const retryErrors: string[] = [];
-      for (const m of live) {
-        const error = failures.get(m.seq);
-        if (error === undefined) continue;
-        const attempts = m.attempts + 1;
-        if (attempts >= o.retry.maxAttempts) {
-          dead.push({ seq: m.seq, id: m.id, topic: m.topic, reason: 'failed', error });
+      const targets = o.destinations.filter((d) => d.matches(m.topic));
+      if (targets.length === 0) {
+        if (o.onUnroutable === 'dead-letter') {
+          dead.push({ seq: m.seq, id: m.id, topic: m.topic, reason: 'unroutable', error: `no destination matches topic ${m.topic}` });
         } else {
-          retrySeqs.push(m.seq);
-          retryDelays.push(backoffMs(o.retry, attempts));
-          retryErrors.push(error);
-          events.emit('retry', { id: m.id, topic: m.topic, attempts, error });
-          log.warn({ messageId: m.id, topic: m.topic, attempts, error }, 'delivery failed; will retry');
+          live.push(m);
         }
+        continue;
       }
-      if (delivered.length > 0) await client.query(prepared(sql.deleteDelivered, [delivered]));
-      if (retrySeqs.length > 0) await client.query(sql.retryLater, [retrySeqs, retryDelays, retryErrors]);
-      if (dead.length > 0) {
-        // Failed deliveries count the attempt that just failed; expired/unroutable do not.
-        const failed = dead.filter((d) => d.reason === 'failed');
-        const other = dead.filter((d) => d.reason !== 'failed');
-        for (const [group, extra] of [[failed, 1], [other, 0]] as const) {
-          if (group.length === 0) continue;
-          await client.query(sql.deadLetter, [group.map((d) => d.seq), group.map((d) => d.reason), group.map((d) => d.error), extra]);
-        }
+      live.push(m);
+      for (const d of targets) {
+        let list = perDestination.get(d);
+        if (!list) perDestination.set(d, (list = []));
+        list.push(m);
       }
-      await client.query('COMMIT');
-      for (const d of dead) {
-        log.error({ messageId: d.id, topic: d.topic, reason: d.reason, error: d.error }, 'message dead-lettered by the relay');
-        events.emit('deadLettered', { id: d.id, topic: d.topic, reason: d.reason, error: d.error });
-      }
-      log.debug({ claimed: rows.length, delivered: delivered.length, retried: retrySeqs.length, dead: dead.length }, 'relay batch');
-      return rows.length;
-    } catch (err) {
-      broken = err as Error;
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      // A connection that failed mid-transaction is discarded, not returned to the pool.
-      release(broken);
     }
+    const failures = new Map<string, string>();
+    for (const [dest, batch] of perDestination) await deliverIsolated(client, dest, batch, failures);
+
+    const delivered = live.filter((m) => !failures.has(m.seq)).map((m) => m.seq);
+    const retrySeqs: string[] = [];
+    const retryDelays: number[] = [];
+    const retryErrors: string[] = [];
+    for (const m of live) {
+      const error = failures.get(m.seq);
+      if (error === undefined) continue;
+      const attempts = m.attempts + 1;
+      if (attempts >= o.retry.maxAttempts) {
+        dead.push({ seq: m.seq, id: m.id, topic: m.topic, reason: 'failed', error });
+      } else {
+        retrySeqs.push(m.seq);
+        retryDelays.push(backoffMs(o.retry, attempts));
+        retryErrors.push(error);
+        events.emit('retry', { id: m.id, topic: m.topic, attempts, error });
+        log.warn({ messageId: m.id, topic: m.topic, attempts, error }, 'delivery failed; will retry');
+      }
+    }
+    if (delivered.length > 0) await client.query(prepared(sql.deleteDelivered, [delivered]));
+    if (retrySeqs.length > 0) await client.query(sql.retryLater, [retrySeqs, retryDelays, retryErrors]);
+    if (dead.length > 0) {
+      // Failed deliveries count the attempt that just failed; expired/unroutable do not.
+      const failed = dead.filter((d) => d.reason === 'failed');
+      const other = dead.filter((d) => d.reason !== 'failed');
+      for (const [group, extra] of [[failed, 1], [other, 0]] as const) {
+        if (group.length === 0) continue;
+        await client.query(sql.deadLetter, [group.map((d) => d.seq), group.map((d) => d.reason), group.map((d) => d.error), extra]);
+      }
+    }
+    return { claimed: rows.length, delivered: delivered.length, retried: retrySeqs.length, dead };
+  };
+
+  const runOnce = async (): Promise<number> => {
+    const batch = await withTransaction(o.pool, log, relayBatch);
+    // Logged and emitted only once durable.
+    for (const d of batch.dead) {
+      log.error({ messageId: d.id, topic: d.topic, reason: d.reason, error: d.error }, 'message dead-lettered by the relay');
+      events.emit('deadLettered', { id: d.id, topic: d.topic, reason: d.reason, error: d.error });
+    }
+    if (batch.claimed > 0) log.debug({ claimed: batch.claimed, delivered: batch.delivered, retried: batch.retried, dead: batch.dead.length }, 'relay batch');
+    return batch.claimed;
   };
 
   return {

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
-import { checkoutClient } from './checkout-client.js';
+import { withTransaction } from './checkout-client.js';
 import { kyselyOnClient } from './client-kysely.js';
 import { createDrainLoop, type DrainLoop } from './drain-loop.js';
 import { isHandlerOutcome, type HandlerOutcome } from './handler-outcome.js';
@@ -318,22 +318,8 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
     return { rows, verdicts };
   };
 
-  const inTransaction = async <T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
-    const { client, release } = await checkoutClient(pool, log);
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      const result = await fn(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-      if (!(err instanceof FastPathAbort)) broken ??= err as Error;
-      throw err;
-    } finally {
-      release(broken);
-    }
-  };
+  const inTransaction = <T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> =>
+    withTransaction(pool, log, fn, (err) => err instanceof FastPathAbort);
 
   /** Claims and handles one batch; `waitMs` is set when a flow limit held the claim back. */
   const claimAndHandle = async (): Promise<{ claimed: number; waitMs: number | null }> => {
