@@ -1,7 +1,7 @@
-import pg from 'pg';
-import { createQueueDestination, createRelay, createWorker, type Logger } from '@sagabox/core';
-import { participant, sagaRoutes } from '@sagabox/saga';
+import { createWorker, type Logger } from '@sagabox/core';
+import { participant } from '@sagabox/saga';
 import { ORDER_TOPICS, type ReserveReply } from '../order-saga.js';
+import { openParticipantPools, runParticipantService } from './participant-service.js';
 import { DEMO_TIMINGS, type RunningService, type ServiceConfig } from '../service-config.js';
 
 interface StockCommand {
@@ -16,10 +16,8 @@ interface StockCommand {
  * its outbox to the orders database.
  */
 export async function startInventoryService(config: ServiceConfig, logger: Logger): Promise<RunningService> {
-  const pool = new pg.Pool({ connectionString: config.databases.inventory, max: 5 });
-  const ordersPool = new pg.Pool({ connectionString: config.databases.orders, max: 2 });
-  pool.on('error', (err) => logger.warn({ err }, 'idle inventory connection failed'));
-  ordersPool.on('error', (err) => logger.warn({ err }, 'idle orders connection failed'));
+  const pools = openParticipantPools(config, 'inventory', 5, logger);
+  const { pool } = pools;
 
   const worker = createWorker<StockCommand>({
     pool,
@@ -71,19 +69,5 @@ export async function startInventoryService(config: ServiceConfig, logger: Logge
       },
     }),
   });
-  const relay = createRelay({
-    pool,
-    pollIntervalMs: DEMO_TIMINGS.pollIntervalMs,
-    destinations: [createQueueDestination({ pool: ordersPool, routes: sagaRoutes() })],
-    logger,
-  });
-  await relay.start();
-  await worker.start();
-  return {
-    async stop() {
-      await worker.stop();
-      await relay.stop();
-      await Promise.all([pool.end(), ordersPool.end()]);
-    },
-  };
+  return runParticipantService(pools, worker, logger);
 }

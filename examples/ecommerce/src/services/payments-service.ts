@@ -1,15 +1,14 @@
-import pg from 'pg';
+import type pg from 'pg';
 import {
-  createQueueDestination,
-  createRelay,
   createWorker,
   type Handler,
   type HalfMessageChecker,
   type Logger,
 } from '@sagabox/core';
-import { DEFAULT_SAGA_REPLY_TOPIC, halfMessageParticipant, participant, sagaRoutes } from '@sagabox/saga';
+import { DEFAULT_SAGA_REPLY_TOPIC, halfMessageParticipant, participant } from '@sagabox/saga';
 import { ORDER_TOPICS } from '../order-saga.js';
 import { createGatewayClient, type GatewayClient } from '../payment-gateway.js';
+import { openParticipantPools, runParticipantService } from './participant-service.js';
 import { DEMO_TIMINGS, type RunningService, type ServiceConfig } from '../service-config.js';
 
 interface ChargeCommand {
@@ -73,10 +72,8 @@ function chargeChecker(pool: pg.Pool, gateway: GatewayClient): HalfMessageChecke
 export async function startPaymentsService(config: ServiceConfig, logger: Logger): Promise<RunningService> {
   // The worker holds one connection per batch in flight (concurrency 4), and each charge
   // prepares its half message on another one, outside that transaction: room for both.
-  const pool = new pg.Pool({ connectionString: config.databases.payments, max: 12 });
-  const ordersPool = new pg.Pool({ connectionString: config.databases.orders, max: 2 });
-  pool.on('error', (err) => logger.warn({ err }, 'idle payments connection failed'));
-  ordersPool.on('error', (err) => logger.warn({ err }, 'idle orders connection failed'));
+  const pools = openParticipantPools(config, 'payments', 12, logger);
+  const { pool } = pools;
   const gateway = createGatewayClient(config.gatewayUrl);
 
   const charge = chargeHandler(pool, gateway);
@@ -102,23 +99,10 @@ export async function startPaymentsService(config: ServiceConfig, logger: Logger
     logger,
     handler: (message, ctx) => (message.topic === ORDER_TOPICS.charge ? charge(message as never, ctx) : refund(message, ctx)),
   });
-  const relay = createRelay({
-    pool,
-    pollIntervalMs: DEMO_TIMINGS.pollIntervalMs,
-    destinations: [createQueueDestination({ pool: ordersPool, routes: sagaRoutes() })],
+  return runParticipantService(pools, worker, logger, {
     // The half-message check-back: replies are published to the saga reply topic.
     checkers: { [DEFAULT_SAGA_REPLY_TOPIC]: chargeChecker(pool, gateway) },
     checkIntervalMs: DEMO_TIMINGS.checkIntervalMs,
     checkBackoff: { baseDelayMs: 1_000, maxDelayMs: 10_000 },
-    logger,
   });
-  await relay.start();
-  await worker.start();
-  return {
-    async stop() {
-      await worker.stop();
-      await relay.stop();
-      await Promise.all([pool.end(), ordersPool.end()]);
-    },
-  };
 }

@@ -1,7 +1,7 @@
-import pg from 'pg';
-import { createQueueDestination, createRelay, createWorker, type Logger } from '@sagabox/core';
-import { participant, sagaRoutes } from '@sagabox/saga';
+import { createWorker, type Logger } from '@sagabox/core';
+import { participant } from '@sagabox/saga';
 import { ORDER_TOPICS, type ScheduleReply } from '../order-saga.js';
+import { openParticipantPools, runParticipantService } from './participant-service.js';
 import { DEMO_TIMINGS, SUPPORTED_REGIONS, type RunningService, type ServiceConfig } from '../service-config.js';
 
 interface ShipmentCommand {
@@ -14,10 +14,8 @@ interface ShipmentCommand {
  * deliver to, and cancels a shipment when the saga compensates.
  */
 export async function startShippingService(config: ServiceConfig, logger: Logger): Promise<RunningService> {
-  const pool = new pg.Pool({ connectionString: config.databases.shipping, max: 5 });
-  const ordersPool = new pg.Pool({ connectionString: config.databases.orders, max: 2 });
-  pool.on('error', (err) => logger.warn({ err }, 'idle shipping connection failed'));
-  ordersPool.on('error', (err) => logger.warn({ err }, 'idle orders connection failed'));
+  const pools = openParticipantPools(config, 'shipping', 5, logger);
+  const { pool } = pools;
   const supported = new Set<string>(SUPPORTED_REGIONS);
 
   const worker = createWorker<ShipmentCommand>({
@@ -52,19 +50,5 @@ export async function startShippingService(config: ServiceConfig, logger: Logger
       },
     }),
   });
-  const relay = createRelay({
-    pool,
-    pollIntervalMs: DEMO_TIMINGS.pollIntervalMs,
-    destinations: [createQueueDestination({ pool: ordersPool, routes: sagaRoutes() })],
-    logger,
-  });
-  await relay.start();
-  await worker.start();
-  return {
-    async stop() {
-      await worker.stop();
-      await relay.stop();
-      await Promise.all([pool.end(), ordersPool.end()]);
-    },
-  };
+  return runParticipantService(pools, worker, logger);
 }

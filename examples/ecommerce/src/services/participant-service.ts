@@ -1,0 +1,48 @@
+import pg from 'pg';
+import { createQueueDestination, createRelay, type Logger, type RelayOptions, type Worker } from '@sagabox/core';
+import { sagaRoutes } from '@sagabox/saga';
+import { DEMO_TIMINGS, type RunningService, type ServiceConfig } from '../service-config.js';
+
+/** A participant's two pools: its own database, and the orders database its replies go to. */
+export interface ParticipantPools {
+  pool: pg.Pool;
+  ordersPool: pg.Pool;
+}
+
+/** Opens a participant service's pools (`max` connections on its own database). */
+export function openParticipantPools(config: ServiceConfig, service: 'inventory' | 'payments' | 'shipping', max: number, logger: Logger): ParticipantPools {
+  const pool = new pg.Pool({ connectionString: config.databases[service], max });
+  const ordersPool = new pg.Pool({ connectionString: config.databases.orders, max: 2 });
+  pool.on('error', (err) => logger.warn({ err }, `idle ${service} connection failed`));
+  ordersPool.on('error', (err) => logger.warn({ err }, 'idle orders connection failed'));
+  return { pool, ordersPool };
+}
+
+/**
+ * Runs a participant: its worker on its own queue, and a relay that moves the replies
+ * from its outbox into the orchestrator's queue in the orders database. `relay` adds
+ * relay options (the payments service's half-message checkers).
+ */
+export async function runParticipantService(
+  { pool, ordersPool }: ParticipantPools,
+  worker: Worker,
+  logger: Logger,
+  relay: Partial<Omit<RelayOptions, 'pool' | 'destinations'>> = {},
+): Promise<RunningService> {
+  const replies = createRelay({
+    pollIntervalMs: DEMO_TIMINGS.pollIntervalMs,
+    logger,
+    ...relay,
+    pool,
+    destinations: [createQueueDestination({ pool: ordersPool, routes: sagaRoutes() })],
+  });
+  await replies.start();
+  await worker.start();
+  return {
+    async stop() {
+      await worker.stop();
+      await replies.stop();
+      await Promise.all([pool.end(), ordersPool.end()]);
+    },
+  };
+}
