@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isSagaboxError } from '@sagabox/core';
 import { cancelSaga, getSaga, retrySaga } from '@sagabox/saga';
 import { makeOrderSaga } from './fixtures/saga-order.mjs';
-import { createSagaWorld, type SagaWorld } from './fixtures/saga-world.js';
+import { createSagaWorld, historyEvents, type SagaWorld } from './fixtures/saga-world.js';
 
 const orderSaga = makeOrderSaga({ compensationRetry: { maxAttempts: 2, delayMs: 50 } });
 let world: SagaWorld;
@@ -13,7 +13,7 @@ beforeAll(async () => {
 });
 afterAll(() => world?.stop());
 
-const events = (saga: { history: { step: string; event: string }[] }) => saga.history.map((e) => `${e.step}:${e.event}`);
+const events = historyEvents;
 const effectsOf = async (id: string) => (await world.effects()).filter((e) => e.saga_id === id).map((e) => `${e.step}:${e.kind}`);
 
 describe('saga compensation', () => {

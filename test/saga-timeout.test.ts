@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getSaga } from '@sagabox/saga';
 import { makeOrderSaga } from './fixtures/saga-order.mjs';
-import { createSagaWorld, waitFor, type SagaWorld } from './fixtures/saga-world.js';
+import { createSagaWorld, historyEvents, waitFor, type SagaWorld } from './fixtures/saga-world.js';
 
 // Short step timeouts; compensations wait longer, since a compensation queues behind
 // the slow command at the participant (both are keyed by the saga id).
@@ -16,7 +16,7 @@ beforeAll(async () => {
 });
 afterAll(() => world?.stop());
 
-const events = (saga: { history: { step: string; event: string }[] }) => saga.history.map((e) => `${e.step}:${e.event}`);
+const events = historyEvents;
 
 describe('saga step timeouts', () => {
   it('a step that times out is compensated with the steps before it; its late reply changes nothing', async () => {
