@@ -4,7 +4,7 @@ import { createCliLogger, LOG_LEVELS } from './cli-logger.js';
 import { addConnectionOptions, requireDatabaseUrl, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';
 import { checkReachable, openPool } from './open-pool.js';
-import { UsageError } from './usage-error.js';
+import { parseIntFlag, untilStopSignal } from './cli-values.js';
 
 interface Flags extends ConnectionFlags {
   port: string;
@@ -14,11 +14,6 @@ interface Flags extends ConnectionFlags {
   logLevel: string;
 }
 
-function int(name: string, value: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${name} must be an integer from ${min} to ${max}`);
-  return n;
-}
 
 /**
  * Registers `sagabox dashboard`: serves the web dashboard until SIGINT or SIGTERM.
@@ -35,8 +30,8 @@ export function registerDashboardCommand(program: Command, out: CommandOutput = 
       .option('--refresh-ms <ms>', 'how often the page refreshes', String(DEFAULT_DASHBOARD_REFRESH_MS))
       .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('info')),
   ).action(async (flags: Flags) => {
-    const port = int('--port', flags.port, 0, 65_535);
-    const refreshMs = int('--refresh-ms', flags.refreshMs, 200, 3_600_000);
+    const port = parseIntFlag('--port', flags.port, 0, 65_535);
+    const refreshMs = parseIntFlag('--refresh-ms', flags.refreshMs, 200, 3_600_000);
     const logger = createCliLogger(flags.logLevel);
     const pool = openPool(requireDatabaseUrl(flags), 4);
     try {
@@ -47,11 +42,7 @@ export function registerDashboardCommand(program: Command, out: CommandOutput = 
       });
       out.write(`sagabox dashboard on ${dashboard.url}\n`);
       logger.info({ url: dashboard.url }, 'dashboard listening');
-      await new Promise<void>((resolve) => {
-        const stop = (): void => resolve();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
+      await untilStopSignal();
       await dashboard.stop();
       logger.info({}, 'dashboard stopped');
     } finally {

@@ -6,6 +6,7 @@ import { confirm } from './confirm.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
 import { UsageError } from './usage-error.js';
+import { parseIntFlag } from './cli-values.js';
 
 interface Flags extends ConnectionFlags {
   queue?: string;
@@ -18,12 +19,7 @@ interface Flags extends ConnectionFlags {
 }
 
 function filterOf(flags: Flags, ids: string[] = []): DeadLetterFilter {
-  const num = (name: string, v: string | undefined): number | undefined => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new UsageError(`${name} must be a non-negative integer`);
-    return n;
-  };
+  const num = (name: string, v: string | undefined): number | undefined => (v === undefined ? undefined : parseIntFlag(name, v, 0));
   if (ids.some((id) => !/^\d{1,19}$/.test(id))) throw new UsageError('dead-letter ids are numbers (see `sagabox dlq list`)');
   const olderThanMs = num('--older-than-ms', flags.olderThanMs);
   const limit = num('--limit', flags.limit);

@@ -4,7 +4,7 @@ import { createCliLogger, LOG_LEVELS } from './cli-logger.js';
 import { addConnectionOptions, requireDatabaseUrl, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';
 import { checkReachable, openPool } from './open-pool.js';
-import { UsageError } from './usage-error.js';
+import { parseIntFlag, untilStopSignal } from './cli-values.js';
 
 interface Flags extends ConnectionFlags {
   port: string;
@@ -27,8 +27,7 @@ export function registerMetricsCommand(program: Command, out: CommandOutput = pr
       .option('--host <host>', 'interface to bind', '127.0.0.1')
       .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('info')),
   ).action(async (flags: Flags) => {
-    const port = Number(flags.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError('--port must be an integer from 0 to 65535');
+    const port = parseIntFlag('--port', flags.port, 0, 65_535);
     const logger = createCliLogger(flags.logLevel);
     const pool = openPool(requireDatabaseUrl(flags), 2);
     try {
@@ -37,10 +36,7 @@ export function registerMetricsCommand(program: Command, out: CommandOutput = pr
       const endpoint = await serveMetrics({ registry: metrics.registry, port, host: flags.host });
       out.write(`sagabox metrics on ${endpoint.url}\n`);
       logger.info({ url: endpoint.url }, 'metrics endpoint listening');
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', () => resolve());
-        process.once('SIGTERM', () => resolve());
-      });
+      await untilStopSignal();
       await endpoint.stop();
     } finally {
       await pool.end();

@@ -4,6 +4,7 @@ import { addConnectionOptions, requireDatabaseUrl, type ConnectionFlags } from '
 import { createCliLogger, LOG_LEVELS } from './cli-logger.js';
 import { checkReachable, openPool } from './open-pool.js';
 import { UsageError } from './usage-error.js';
+import { parseIntFlag, untilStopSignal } from './cli-values.js';
 
 interface RelayFlags extends ConnectionFlags {
   route: string[];
@@ -22,11 +23,7 @@ export function parseRoute(text: string): QueueRoute {
   return { topic: text.slice(0, i), queue: text.slice(i + 1) };
 }
 
-const int = (name: string) => (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
-  return n;
-};
+const int = (name: string) => (value: string): number => parseIntFlag(name, value, 1);
 
 /**
  * Registers `sagabox relay`: runs a relay until SIGINT or SIGTERM, then stops it gracefully.
@@ -64,11 +61,7 @@ export function registerRelayCommand(program: Command): Command {
           ...(flags.pollIntervalMs ? { pollIntervalMs: flags.pollIntervalMs } : {}),
         });
         await relay.start();
-        await new Promise<void>((resolve) => {
-          const stop = (): void => resolve();
-          process.once('SIGINT', stop);
-          process.once('SIGTERM', stop);
-        });
+        await untilStopSignal();
         await relay.stop();
       } finally {
         await pool.end();

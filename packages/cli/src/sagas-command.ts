@@ -7,6 +7,7 @@ import { confirm } from './confirm.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
 import { UsageError } from './usage-error.js';
+import { parseIntFlag } from './cli-values.js';
 
 interface Flags extends ConnectionFlags {
   status?: string;
@@ -68,11 +69,7 @@ export function registerSagasCommand(program: Command, out: CommandOutput = proc
     if (flags.status !== undefined && !STATUSES.includes(flags.status as SagaStatus)) {
       throw new UsageError(`--status must be one of ${STATUSES.join(', ')}`);
     }
-    let limit: number | undefined;
-    if (flags.limit !== undefined) {
-      limit = Number(flags.limit);
-      if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive integer');
-    }
+    const limit = flags.limit === undefined ? undefined : parseIntFlag('--limit', flags.limit, 1);
     const rows = await withPool(flags, (pool) =>
       listSagas(pool, {
         schema: flags.schema,
