@@ -6,6 +6,7 @@ import type { Logger } from './logger.js';
 import { backoffMs, checkInt, type RetryPolicy } from './retry-policy.js';
 import { halfMessageSql } from './sql/half-message-sql.js';
 import { validateTopic } from './topic-name.js';
+import { errorText } from './error-text.js';
 
 /** Default number of times the relay asks a checker about one half message before dead-lettering it as `unresolved`. */
 export const DEFAULT_MAX_CHECKS = 10;
@@ -188,10 +189,6 @@ interface Decision {
 
 const VERDICTS: ReadonlySet<unknown> = new Set(['commit', 'rollback', 'unknown']);
 
-function errorText(err: unknown): string {
-  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return text.length > 1_000 ? `${text.slice(0, 1_000)}…` : text;
-}
 
 /**
  * Creates the check-back loop a relay runs beside its delivery loop: it finds half
@@ -256,7 +253,7 @@ export function createCheckBack(deps: CheckBackDependencies): CheckBack {
                 : { kind: 'failed', error: `checker returned ${JSON.stringify(verdict)}, not 'commit', 'rollback' or 'unknown'` },
               false,
             ),
-          (err: unknown) => finish({ kind: 'failed', error: errorText(err) }, false),
+          (err: unknown) => finish({ kind: 'failed', error: errorText(err, 1_000) }, false),
         );
     });
   };

@@ -19,6 +19,7 @@ import { assertNoProblems, backoffMs, checkInt, resolveRetryPolicy, type RetryPo
 import { DEFAULT_SCHEMA, validateSchemaName } from './schema-name.js';
 import { outboxSql } from './sql/outbox-sql.js';
 import { prepared } from './sql/prepared.js';
+import { errorText } from './error-text.js';
 
 /** Default messages claimed per relay batch. */
 export const DEFAULT_RELAY_BATCH_SIZE = 200;
@@ -175,10 +176,6 @@ function toRelayed(r: ClaimedRow): RelayedMessage {
   };
 }
 
-function errorText(err: unknown): string {
-  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return text.length > 2_000 ? `${text.slice(0, 2_000)}…` : text;
-}
 
 /**
  * Creates a relay: it moves committed outbox messages to their destinations.

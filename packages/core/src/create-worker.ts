@@ -28,6 +28,7 @@ import {
   type WorkerEvents,
   type WorkerOptions,
 } from './worker-options.js';
+import { errorText } from './error-text.js';
 
 
 interface ClaimedRow {
@@ -64,10 +65,6 @@ type Verdict =
   | { kind: 'retry'; delayMs: number; error: string }
   | { kind: 'dead'; reason: string; error: string };
 
-function errorText(err: unknown): string {
-  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return text.length > 2_000 ? `${text.slice(0, 2_000)}…` : text;
-}
 
 class FastPathAbort extends Error {}
 
