@@ -3,6 +3,9 @@ import {
   createRelay, createWorker, getQueueLimits, publish, queueStats, setQueueLimits,
   type OutboxMessage, type Relay, type Worker,
 } from '@sagabox/core';
+import { randomUUID } from 'node:crypto';
+// The claim statement itself, to look inside its transaction.
+import { queueSql } from '../packages/core/src/sql/queue-sql.js';
 import { useDatabase } from './support/test-pool.js';
 import { startChild, type Child } from './support/child.js';
 import { waitFor } from './support/wait-for.js';
@@ -182,6 +185,108 @@ describe('flow control', () => {
       feeding = false;
       await feeder;
     }
+  });
+
+  it('commits a claim asynchronously: its own transaction only, the session keeps its setting', async () => {
+    // Why the claim may skip the WAL flush is argued at the claim; this pins that the
+    // setting reaches the claim's transaction and goes no further.
+    const { claim } = queueSql('sagabox');
+    await setQueueLimits(p, 'async', { maxInFlight: 10 });
+    await fill('async', [{ payload: { n: 1 } }, { payload: { n: 2 } }]);
+    const c = await p.connect();
+    try {
+      const setting = async () => (await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]!.synchronous_commit;
+      const before = await setting();
+      await c.query('BEGIN');
+      const { rows } = await c.query(claim(1), ['async', randomUUID(), 'test', 30_000]);
+      expect(rows.filter((r) => r.id !== null)).toHaveLength(1);
+      expect(await setting()).toBe('off');
+      await c.query('ROLLBACK');
+      expect(await setting()).toBe(before);
+      // As the worker runs it: one statement in its own transaction.
+      const { rows: auto } = await c.query(claim(1), ['async', randomUUID(), 'test', 30_000]);
+      expect(auto.filter((r) => r.id !== null)).toHaveLength(1);
+      expect(await setting()).toBe(before);
+    } finally {
+      c.release();
+    }
+  });
+
+  it('keeps maxInFlight while claimers scan in parallel and aging runs, without deadlocks', async () => {
+    // The scan runs before the queue lock and aging holds that lock while it updates
+    // waiting rows: aging must skip rows another claimer has locked, or the two wait
+    // for each other.
+    await setQueueLimits(p, 'parallel', { maxInFlight: 3, priorityAgingMs: 100 });
+    const ids = await fill('parallel', Array.from({ length: 150 }, (_, n) => ({ payload: { n }, priority: n % 3 })));
+    const errors: unknown[] = [];
+    for (let i = 0; i < 2; i++) {
+      const w = track(createWorker({
+        pool: p, queue: 'parallel', concurrency: 4, batchSize: 2, pollIntervalMs: 20,
+        handler: async (m, { client }) => {
+          await client.query('INSERT INTO runs (id, started) VALUES ($1, clock_timestamp())', [m.id]);
+          await new Promise((r) => setTimeout(r, 5));
+          await client.query('UPDATE runs SET ended = clock_timestamp() WHERE id = $1', [m.id]);
+        },
+      }));
+      w.events.on('error', ({ error }) => errors.push(error));
+      await w.start();
+    }
+    await waitFor('all handled', async () => (await handled(ids)) === ids.length, 60_000);
+    expect(errors).toEqual([]);
+    expect(await maxOverlap(ids)).toBeLessThanOrEqual(3);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_leases WHERE queue = 'parallel'`)).toBe(0);
+  });
+
+  it('claims an unlimited queue with the lean statement, and a limit set at run time binds at once', async () => {
+    const { claimUnlimited } = queueSql('sagabox');
+    await setQueueLimits(p, 'lean', { priorityAgingMs: null });
+    const ids = await fill('lean', Array.from({ length: 120 }, (_, n) => ({ payload: { n } })));
+    const lean = async () => (await p.query(claimUnlimited(0), ['lean', randomUUID(), 'test', 30_000])).rows[0]!.lean as boolean;
+    expect(await lean()).toBe(true);
+    await track(createWorker({
+      pool: p, queue: 'lean', concurrency: 6, batchSize: 1, pollIntervalMs: 50,
+      handler: async (m, { client }) => {
+        await client.query('INSERT INTO runs (id, started) VALUES ($1, clock_timestamp())', [m.id]);
+        await new Promise((r) => setTimeout(r, 15));
+        await client.query('UPDATE runs SET ended = clock_timestamp() WHERE id = $1', [m.id]);
+      },
+    })).start();
+    await waitFor('some handled', async () => (await handled(ids)) >= 20);
+    expect(await maxOverlap(ids)).toBeGreaterThan(1);
+    await setQueueLimits(p, 'lean', { maxInFlight: 1 });
+    expect(await lean()).toBe(false);
+    // Batches claimed before the limit finish within a handler's time; every run that
+    // starts after that overlaps no other.
+    const { rows } = await p.query<{ t: Date }>('SELECT clock_timestamp() + interval \'200 milliseconds\' AS t');
+    await waitFor('all handled', async () => (await handled(ids)) === ids.length, 30_000);
+    const later = (await p.query<{ id: string }>('SELECT id FROM runs WHERE id = ANY($1) AND started > $2', [ids, rows[0]!.t])).rows.map((r) => r.id);
+    expect(later.length).toBeGreaterThan(10);
+    expect(await maxOverlap(later)).toBe(1);
+    await setQueueLimits(p, 'lean', { maxInFlight: null });
+    expect(await lean()).toBe(true);
+  });
+
+  it("counts a crashed worker's batch until its lease runs out, and the purge removes the row", async () => {
+    await setQueueLimits(p, 'stale', { maxInFlight: 2 });
+    const ids = await fill('stale', [{ payload: { n: 1 } }, { payload: { n: 2 } }]);
+    // Leases as workers that died mid-batch leave them: one still running (1 message),
+    // one run out (2 messages). Only the first counts, so one message at a time fits.
+    await p.query(`INSERT INTO sagabox.queue_leases (queue, lease_token, messages, locked_until) VALUES
+      ('stale', gen_random_uuid(), 1, now() + interval '1 hour'),
+      ('stale', gen_random_uuid(), 2, now() - interval '1 second')`);
+    const worker = (purgeMs: number) => track(createWorker({
+      pool: p, queue: 'stale', pollIntervalMs: 50, inboxPurgeIntervalMs: purgeMs,
+      handler: async (m, { client }) => {
+        await client.query('INSERT INTO runs (id, started, ended) VALUES ($1, clock_timestamp(), clock_timestamp())', [m.id]);
+      },
+    }));
+    await worker(0).start();
+    await waitFor('both handled beside the live lease', async () => (await handled(ids)) === 2);
+    const runOut = `SELECT count(*) AS n FROM sagabox.queue_leases WHERE queue = 'stale' AND locked_until <= now()`;
+    expect(await count(runOut)).toBe(1); // not counted, but not deleted by claims either
+    await worker(100).start();
+    await waitFor('the run-out lease purged', async () => (await count(runOut)) === 0);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_leases WHERE queue = 'stale'`)).toBe(1);
   });
 
   it('refuses invalid limits with a typed error listing every problem', async () => {

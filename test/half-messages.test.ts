@@ -136,6 +136,49 @@ describe('half messages', () => {
     expect(await decisionsOf(b.id)).toEqual(['producer:prepared', 'producer:rollback']);
   });
 
+  it('carries priority and group from prepare through commit into the queue and to the worker', async () => {
+    const m = await prepare(p, { topic: 'hm.flow', key: 'fk', payload: { n: 1 }, priority: 7, group: 'tenant-a' }, { checkAfterMs: 60_000 });
+    const plain = await prepare(p, { topic: 'hm.flow', payload: { n: 2 } }, { checkAfterMs: 60_000 });
+    const { rows: prepared } = await p.query(
+      `SELECT id, state, priority, group_key FROM sagabox.outbox WHERE id = ANY($1) ORDER BY seq`, [[m.id, plain.id]]);
+    expect(prepared).toEqual([
+      { id: m.id, state: 'prepared', priority: 7, group_key: 'tenant-a' },
+      { id: plain.id, state: 'prepared', priority: 0, group_key: null },
+    ]);
+    await commitHalfMessage(p, m.id);
+    await commitHalfMessage(p, plain.id);
+
+    // Relay only: the committed messages wait in the queue, where their columns can be read.
+    await start({}, false);
+    const enqueued = async () => (await p.query(
+      `SELECT id, priority, group_key FROM sagabox.queue_messages WHERE queue = 'hm' AND id = ANY($1) ORDER BY seq`, [[m.id, plain.id]])).rows;
+    await waitFor('both enqueued', async () => (await enqueued()).length === 2);
+    expect(await enqueued()).toEqual([
+      { id: m.id, priority: 7, group_key: 'tenant-a' },
+      { id: plain.id, priority: 0, group_key: null },
+    ]);
+
+    const seen = new Map<string, { priority: number; group: string | null }>();
+    const w = createWorker({
+      pool: p, queue: 'hm', pollIntervalMs: 50,
+      handler: async (message) => {
+        seen.set(message.id, { priority: message.priority, group: message.group });
+      },
+    });
+    running.push(w);
+    await w.start();
+    await waitFor('both handled', async () => seen.size === 2 && settled([m.id, plain.id]));
+    expect(seen.get(m.id)).toEqual({ priority: 7, group: 'tenant-a' });
+    expect(seen.get(plain.id)).toEqual({ priority: 0, group: null });
+  });
+
+  it('refuses a prepare with an invalid priority or group, storing nothing', async () => {
+    await expectCode(prepare(p, { topic: 'hm.flow', payload: {}, priority: 1.5 }), 'INVALID_MESSAGE');
+    await expectCode(prepare(p, { topic: 'hm.flow', payload: {}, priority: 40_000 }), 'INVALID_MESSAGE');
+    await expectCode(prepare(p, { topic: 'hm.flow', payload: {}, group: '' }), 'INVALID_MESSAGE');
+    expect(await listHalfMessages(p, { topic: 'hm.flow' })).toEqual([]);
+  });
+
   it('is idempotent on repeats, and the first decision stands against the opposite one', async () => {
     const x = await prepare(p, { topic: 'hm.repeat', payload: {} }, { checkAfterMs: 60_000 });
     // Preparing the same id again while prepared is a no-op.
@@ -265,11 +308,14 @@ describe('half messages', () => {
     const relay = await start({ checkers: { 'hm.never': async () => (asks++, 'unknown') }, maxChecks: 3, logger: log });
     const dead: { id: string; reason: string }[] = [];
     relay.events.on('deadLettered', (e) => dead.push(e));
-    const m = await prepare(p, { topic: 'hm.never', key: 'stuck', payload: { x: 1 } }, { checkAfterMs: 0 });
+    const m = await prepare(p, { topic: 'hm.never', key: 'stuck', payload: { x: 1 }, priority: -3, group: 'g-dead' }, { checkAfterMs: 0 });
     const { ids: [after] } = await publish(p, { topic: 'hm.never', key: 'stuck', payload: { x: 2 } });
     await waitFor('dead letter', async () => (await count(`SELECT count(*) AS n FROM sagabox.dead_letters WHERE id = $1`, [m.id])) === 1);
-    const { rows: [row] } = await p.query(`SELECT source, queue, reason, attempts, error, payload FROM sagabox.dead_letters WHERE id = $1`, [m.id]);
-    expect(row).toMatchObject({ source: 'outbox', queue: null, reason: 'unresolved', attempts: 3, payload: { x: 1 } });
+    const { rows: [row] } = await p.query(
+      `SELECT source, queue, reason, attempts, error, payload, priority, group_key FROM sagabox.dead_letters WHERE id = $1`, [m.id]);
+    expect(row).toMatchObject({
+      source: 'outbox', queue: null, reason: 'unresolved', attempts: 3, payload: { x: 1 }, priority: -3, group_key: 'g-dead',
+    });
     expect(row.error).toContain('unresolved after 3 checks');
     expect(asks).toBe(3);
     expect(await decisionsOf(m.id)).toEqual(['producer:prepared', 'checker:unknown', 'checker:unknown', 'checker:unknown', 'relay:unresolved']);

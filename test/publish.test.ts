@@ -1,25 +1,14 @@
+import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { defineTopics, publish, SagaboxError, DEFAULT_MAX_PAYLOAD_BYTES, type StandardSchemaV1 } from '@sagabox/core';
 import { Kysely, PostgresDialect } from 'kysely';
 import { useDatabase } from './support/test-pool.js';
+import { inTransaction } from './support/in-transaction.js';
 
 const { pool, count } = await useDatabase();
 const p = pool();
 
-async function inTx<T>(fn: (c: import('pg').PoolClient) => Promise<T>, commit = true): Promise<T> {
-  const c = await p.connect();
-  try {
-    await c.query('BEGIN');
-    const r = await fn(c);
-    await c.query(commit ? 'COMMIT' : 'ROLLBACK');
-    return r;
-  } catch (err) {
-    await c.query('ROLLBACK');
-    throw err;
-  } finally {
-    c.release();
-  }
-}
+const inTx = <T>(fn: (c: pg.PoolClient) => Promise<T>, commit = true): Promise<T> => inTransaction(p, fn, commit);
 
 async function expectCode(promise: Promise<unknown>, code: string, text?: RegExp): Promise<void> {
   const err = await promise.then(
@@ -122,5 +111,20 @@ describe('publish', () => {
     await publish(p, topics.message('typed.free', { anything: true } as never), { topics });
     await expectCode(publish(p, { topic: 'typed.ok', payload: { n: -1 } }, { topics }), 'VALIDATION_FAILED', /n: n must be a positive/);
     await expectCode(publish(p, { topic: 'typed.unknown', payload: {} }, { topics }), 'INVALID_TOPIC', /not declared/);
+  });
+  it('keeps the row invariants in the database, for writes that bypass publish', async () => {
+    const bad: [string, unknown[]][] = [
+      [`INSERT INTO sagabox.outbox (id, topic, payload) VALUES (gen_random_uuid(), '', '1')`, []],
+      [`INSERT INTO sagabox.outbox (id, topic, payload, headers) VALUES (gen_random_uuid(), 't', '1', '[]')`, []],
+      [`INSERT INTO sagabox.outbox (id, topic, payload, state) VALUES (gen_random_uuid(), 't', '1', 'prepared')`, []],
+      [`INSERT INTO sagabox.outbox (id, topic, payload, group_key) VALUES (gen_random_uuid(), 't', '1', '')`, []],
+      [`INSERT INTO sagabox.queue_messages (queue, id, topic, payload, created_at, lease_token) VALUES ('q', gen_random_uuid(), 't', '1', now(), gen_random_uuid())`, []],
+      [`INSERT INTO sagabox.queue_messages (queue, id, topic, payload, created_at, attempts) VALUES ('q', gen_random_uuid(), 't', '1', now(), -1)`, []],
+    ];
+    for (const [sql, values] of bad) {
+      const err = await p.query(sql, values).catch((e: { code?: string; constraint?: string }) => e);
+      expect(err).toMatchObject({ code: '23514' });
+      expect((err as { constraint: string }).constraint).toMatch(/^(outbox|queue_messages)_row_check$/);
+    }
   });
 });

@@ -3,7 +3,7 @@
  * only. Loaded with a dynamic import, so the peers still run when the core does not
  * build yet (main.ts then prints why sagabox was skipped).
  */
-import { createRelay, createWorker, migrateUp, publish } from '@sagabox/core';
+import { addDirectRoute, createRelay, createWorker, migrateUp, publish } from '@sagabox/core';
 import pg from 'pg';
 import { execute } from './databases.js';
 import type { Consumer, ConsumerOptions, Publisher, Variant, VariantSet } from './variant.js';
@@ -16,6 +16,17 @@ const ROUTES = [{ topic: 'bench.*', queue: QUEUE }];
 async function install(url: string): Promise<void> {
   await migrateUp({ connectionString: url, schema: SCHEMA });
   await execute(url, `INSERT INTO ${SCHEMA}.queues (name) VALUES ('${QUEUE}') ON CONFLICT DO NOTHING`);
+}
+
+/** The same schema, with the bench topic routed straight to the queue at publish time. */
+async function installDirect(url: string): Promise<void> {
+  await install(url);
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  try {
+    for (const route of ROUTES) await addDirectRoute(pool, route, { schema: SCHEMA });
+  } finally {
+    await pool.end();
+  }
 }
 
 function publisher(notify: boolean) {
@@ -120,6 +131,14 @@ export function sagaboxVariants(): VariantSet {
         install,
         openPublisher: publisher(false),
       },
+      {
+        id: 'sagabox_direct',
+        label: 'sagabox publish (direct route to the queue)',
+        kind: 'sagabox',
+        install: installDirect,
+        openPublisher: publisher(true),
+        notes: "sagabox direct route: addDirectRoute({ topic: 'bench.*', queue: 'bench' }); publish writes the queue row (4 indexes) instead of the outbox row, no relay.",
+      },
     ],
     w2: [
       {
@@ -163,6 +182,15 @@ export function sagaboxVariants(): VariantSet {
         install,
         openPublisher: publisher(true),
         openConsumer: relayAndWorker,
+      },
+      {
+        id: 'sagabox_direct',
+        label: 'sagabox direct route (publish -> queue -> worker)',
+        kind: 'sagabox',
+        install: installDirect,
+        openPublisher: publisher(true),
+        openConsumer: worker(true),
+        notes: 'sagabox W3: worker concurrency 10, batchSize 100, inbox on; the two-hop variant adds one relay in the same process; the direct variant has no relay (publish NOTIFYs the queue).',
       },
     ],
   } satisfies VariantSet;

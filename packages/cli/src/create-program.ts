@@ -5,6 +5,7 @@ import { registerMetricsCommand } from './metrics-command.js';
 import { registerMigrateCommand, type CommandOutput } from './migrate-command.js';
 import { registerQueuesCommands } from './queues-command.js';
 import { registerRelayCommand } from './relay-command.js';
+import { registerRoutesCommand } from './routes-command.js';
 import { registerSagasCommand } from './sagas-command.js';
 
 /** The CLI's version, printed by `sagabox --version`. */
@@ -21,12 +22,17 @@ export function createProgram(out: CommandOutput = process.stdout): Command {
     .description('reliable messaging on PostgreSQL: outbox, relay, queues, inbox, sagas')
     .version(CLI_VERSION)
     .showHelpAfterError('(run with --help for usage)')
+    // A command's options are its own, never a parent's: `queues` takes --json and the
+    // connection flags and so do its subcommands (`queues limits q --json`); without
+    // this, `queues` would consume them wherever they stand. Copied to every command.
+    .enablePositionalOptions()
     // Throw instead of exiting, so main decides the exit code; set before
     // adding commands, as .command() copies it to each subcommand.
     .exitOverride();
   registerMigrateCommand(program, out);
   registerRelayCommand(program);
   registerQueuesCommands(program, out);
+  registerRoutesCommand(program, out);
   registerDlqCommand(program, out);
   registerSagasCommand(program, out);
   registerDashboardCommand(program, out);

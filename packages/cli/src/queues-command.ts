@@ -4,6 +4,7 @@ import { outboxStats, queueStats } from '@sagabox/core';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
+import { registerQueueLimitsCommands } from './queue-limits-command.js';
 
 interface Flags extends ConnectionFlags {
   json?: boolean;
@@ -20,15 +21,19 @@ export function formatAge(ms: number | null): string {
   return `${(ms / 3_600_000).toFixed(1)}h`;
 }
 
-/** Registers `sagabox queues [name...]` and `sagabox outbox`. */
+/** Registers `sagabox queues [name...]`, `sagabox queues limits | set-limits` and `sagabox outbox`. */
 export function registerQueuesCommands(program: Command, out: CommandOutput = process.stdout): void {
-  addConnectionOptions(
+  const queuesCommand = addConnectionOptions(
     program
       .command('queues')
-      .description('depth of each queue: ready, in flight, delayed, dead, oldest age')
+      .description('depth of each queue: ready, in flight, delayed, dead, oldest age; flow limits (queues limits, queues set-limits)')
       .argument('[queue...]', 'only these queues')
       .option('--json', 'print JSON, for scripts'),
-  ).action(async (queues: string[], flags: Flags) => {
+  );
+  // Its subcommands take the same flags as `queues` itself; positional options (set on
+  // the program in create-program.ts) hand them to the subcommand.
+  registerQueueLimitsCommands(queuesCommand, out);
+  queuesCommand.action(async (queues: string[], flags: Flags) => {
     const stats = await withPool(flags, (pool) => queueStats(pool, { schema: flags.schema, ...(queues.length ? { queues } : {}) }));
     if (flags.json) return out.write(`${JSON.stringify(stats)}\n`);
     const table = new Table({ head: ['queue', 'ready', 'in flight', 'delayed', 'dead', 'oldest'], ...plain });

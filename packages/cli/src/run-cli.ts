@@ -7,7 +7,7 @@ import { UsageError } from './usage-error.js';
 export const EXIT_OK = 0;
 /** A command failed (database unreachable, migration failed, ...). */
 export const EXIT_FAILURE = 1;
-/** The command was called wrongly (unknown flag, missing URL, invalid schema name). */
+/** The command was called wrongly (unknown flag, missing URL, invalid schema, queue or topic name). */
 export const EXIT_USAGE = 2;
 
 /**
@@ -26,7 +26,13 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     }
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`sagabox: ${message.split('\n')[0]}\n`);
-    if (err instanceof UsageError || isSagaboxError(err, 'INVALID_OPTIONS') || isSagaboxError(err, 'INVALID_SCHEMA_NAME')) {
+    if (
+      err instanceof UsageError ||
+      isSagaboxError(err, 'INVALID_OPTIONS') ||
+      isSagaboxError(err, 'INVALID_SCHEMA_NAME') ||
+      isSagaboxError(err, 'INVALID_QUEUE_NAME') ||
+      isSagaboxError(err, 'INVALID_TOPIC')
+    ) {
       return EXIT_USAGE;
     }
     return EXIT_FAILURE;

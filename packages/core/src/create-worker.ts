@@ -52,6 +52,8 @@ interface ClaimResultRow extends Omit<ClaimedRow, 'id'> {
   counted: boolean;
   /** A flow limit binds: when nothing was claimed, try again after this long. */
   wait_ms: number | null;
+  /** Only from claimUnlimited: false when the queue needs the full claim (limits, aging due). */
+  lean?: boolean;
 }
 
 /** A claimed batch's lease: its token, and whether it counts against max_in_flight. */
@@ -67,6 +69,12 @@ type Verdict =
 
 
 class FastPathAbort extends Error {}
+
+/**
+ * How long a worker slot uses the full claim after the lean one found limits in force
+ * (or priority aging due), before it tries the lean claim again.
+ */
+const FULL_CLAIM_SPELL_MS = 1_000;
 
 /**
  * Creates a worker: competing consumers of one queue with an idempotent inbox.
@@ -131,9 +139,13 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const handler = options.handler;
   const log = (options.logger ?? silentLogger).child({ component: 'worker', worker: name, queue, schema });
   const sql = queueSql(schema);
+  const claimText = sql.claim(batchSize);
+  const claimUnlimitedText = sql.claimUnlimited(batchSize);
   const events = new EventEmitter<WorkerEvents>();
   const loops: DrainLoop[] = [];
   let nextLoop = 0;
+  // Until then, claims use the full flow-control claim (see FULL_CLAIM_SPELL_MS).
+  let fullClaimsUntil = 0;
   // One hint wakes one idle slot, not all of them: on a small machine ten slots
   // claiming at once for one new message cost more latency than they save. A slot
   // that claims a full batch wakes the next one (see run below), so a backlog still
@@ -207,8 +219,8 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
         retryErrors.push(v.error);
       } else dead.push({ r, reason: v.reason, error: v.error });
     }
-    if (lease.counted) await client.query(prepared(sql.releaseLease, [queue, lease.token]));
-    if (ack.length > 0) await client.query(prepared(sql.ack, [queue, ack]));
+    if (lease.counted) await client.query(prepared(sql.ackAndRelease, [queue, ack, lease.token]));
+    else if (ack.length > 0) await client.query(prepared(sql.ack, [queue, ack]));
     if (retryIds.length > 0) await client.query(sql.retryLater, [queue, retryIds, retryDelays, retryErrors]);
     if (dead.length > 0) {
       await client.query(sql.deadLetter, [queue, dead.map((d) => d.r.id), dead.map((d) => d.reason), dead.map((d) => d.error)]);
@@ -234,28 +246,33 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
     return verdicts;
   };
 
-  const fence = async (client: pg.PoolClient, rows: ClaimedRow[], token: string): Promise<ClaimedRow[]> => {
-    const { rows: valid } = await client.query<{ id: string }>(prepared(sql.fence, [queue, rows.map((r) => r.id), token]));
+  /** The claimed rows still under our lease (`valid`: what the fence returned). */
+  const keepFenced = (rows: ClaimedRow[], valid: readonly { id: string }[]): ClaimedRow[] => {
     if (valid.length === rows.length) return rows;
     const ids = new Set(valid.map((v) => v.id));
     log.warn({ lost: rows.length - valid.length }, 'lease lost before handling; leaving those messages to their new owner');
     return rows.filter((r) => ids.has(r.id));
   };
 
+  const fence = async (client: pg.PoolClient, rows: ClaimedRow[], token: string): Promise<ClaimedRow[]> => {
+    const { rows: valid } = await client.query<{ id: string }>(prepared(sql.fence, [queue, rows.map((r) => r.id), token]));
+    return keepFenced(rows, valid);
+  };
+
   /** Fast path: the whole batch in one transaction, no savepoints. Throws FastPathAbort to fall back. */
   const handleBatch = async (client: pg.PoolClient, claimed: ClaimedRow[], lease: Lease, pre: Map<string, Verdict>) => {
-    const rows = await fence(client, claimed, lease.token);
+    const todoIds = useInbox ? claimed.filter((r) => !pre.has(r.id)).map((r) => r.id) : [];
+    const { rows: fenced } = await client.query<{ id: string; fresh: boolean }>(
+      prepared(sql.fenceAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, todoIds]),
+    );
+    const rows = keepFenced(claimed, fenced);
+    const fresh = useInbox ? new Set(fenced.filter((f) => f.fresh).map((f) => f.id)) : undefined;
     const verdicts = new Map<string, Verdict>();
     const todo: ClaimedRow[] = [];
     for (const r of rows) {
       const v = pre.get(r.id);
       if (v) verdicts.set(r.id, v);
       else todo.push(r);
-    }
-    let fresh: Set<string> | undefined;
-    if (useInbox && todo.length > 0) {
-      const { rows: inserted } = await client.query<{ message_id: string }>(prepared(sql.inboxInsertMany, [consumer, todo.map((r) => r.id)]));
-      fresh = new Set(inserted.map((i) => i.message_id));
     }
     const ctx = contextFor(client);
     for (const r of todo) {
@@ -321,7 +338,17 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   /** Claims and handles one batch; `waitMs` is set when a flow limit held the claim back. */
   const claimAndHandle = async (): Promise<{ claimed: number; waitMs: number | null }> => {
     const token = randomUUID();
-    const { rows: result } = await pool.query<ClaimResultRow>(prepared(sql.claim, [queue, batchSize, token, name, null, leaseMs]));
+    const values = [queue, token, name, leaseMs];
+    let result: ClaimResultRow[] | undefined;
+    if (performance.now() >= fullClaimsUntil) {
+      ({ rows: result } = await pool.query<ClaimResultRow>(prepared(claimUnlimitedText, values)));
+      // A flow limit is in force or aging is due: the full claim, for a while.
+      if (result[0]?.lean === false) {
+        fullClaimsUntil = performance.now() + FULL_CLAIM_SPELL_MS;
+        result = undefined;
+      }
+    }
+    result ??= (await pool.query<ClaimResultRow>(prepared(claimText, values))).rows;
     const claimed = result.filter((r): r is ClaimResultRow & ClaimedRow => r.id !== null);
     if (claimed.length === 0) return { claimed: 0, waitMs: result[0]?.wait_ms ?? null };
     const lease: Lease = { token, counted: claimed[0]!.counted };
@@ -370,6 +397,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
 
   const purgeBuckets = async (): Promise<void> => {
     await pool.query(sql.purgeBuckets, [queue]).catch((err) => log.warn({ err }, 'bucket purge failed; will try again'));
+    await pool.query(sql.purgeLeases, [queue]).catch((err) => log.warn({ err }, 'lease purge failed; will try again'));
   };
 
   return {
@@ -388,7 +416,11 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
               return { handled: claimed, full: claimed >= batchSize, ...(waitMs === null ? {} : { retryInMs: waitMs }) };
             },
             pollIntervalMs: options.pollIntervalMs ?? DEFAULT_WORKER_POLL_INTERVAL_MS,
-            lingerMs: 20,
+            // Publishers send at most one NOTIFY per 2 ms (notifyThrottleMs), so a message
+            // committed just after a notified one may come without a hint: a slot that
+            // has just worked looks again 4 and 8 ms later before waiting for the poll.
+            lingerMs: 4,
+            lingerChecks: 2,
             logger: log,
             onError: (error) => {
               log.error({ err: error }, 'worker batch failed; backing off');

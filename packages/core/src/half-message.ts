@@ -113,6 +113,11 @@ function notFound(id: string, why: string): SagaboxError {
  * order now, so a committed half message is delivered in its key's order, and later
  * messages of the same key wait behind it until it is committed or rolled back.
  *
+ * The message is checked and stored as by `publish`: its `priority` and `group` are
+ * kept with the prepared row, so once committed the relay enqueues it with both, and
+ * the queue's flow limits (`setQueueLimits`) and priority order apply to it like to any
+ * other message. A half message dead-lettered as unresolved keeps them too.
+ *
  * Idempotent by id while prepared: preparing the same id again returns the same handle.
  * An id that was already committed, rolled back or dead-lettered is refused.
  *
@@ -124,6 +129,7 @@ function notFound(id: string, why: string): SagaboxError {
  * @example
  * const { id } = await prepare(pool, {
  *   topic: 'payments.captured', key: orderId, payload: { orderId, amount },
+ *   group: merchantId, priority: 10,
  * }, { checkAfterMs: 30_000 });
  * await paymentProvider.capture({ orderId, amount, idempotencyKey: id });
  * await commitHalfMessage(pool, id);
@@ -137,7 +143,10 @@ export async function prepare(db: Executor, message: OutboxMessage, options: Pre
   const m = encodeMessage(message, options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES);
   const sql = halfMessageSql(options.schema ?? DEFAULT_SCHEMA);
   const run = toRunQuery(db);
-  const values = [m.id, m.topic, m.key, m.payload, m.headers, m.availableAt, m.expiresAt, options.checkAfterMs ?? DEFAULT_CHECK_AFTER_MS, options.note ?? null];
+  const values = [
+    m.id, m.topic, m.key, m.payload, m.headers, m.availableAt, m.expiresAt, m.priority, m.group,
+    options.checkAfterMs ?? DEFAULT_CHECK_AFTER_MS, options.note ?? null,
+  ];
   const inserted = await run<{ id: string }>(sql.prepare, values);
   if (inserted.length > 0) return { id: m.id };
   const seen = await lookup(run, sql, m.id);

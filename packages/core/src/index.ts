@@ -20,6 +20,7 @@ export { kyselyOnClient } from './client-kysely.js';
 export { createListener, type Listener, type ListenerOptions } from './listener.js';
 export * from './admin.js';
 export * from './queue-limits.js';
+export * from './direct-routes.js';
 export * from './half-message.js';
 export {
   DEFAULT_CHECK_BACKOFF,

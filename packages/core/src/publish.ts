@@ -51,6 +51,21 @@ export interface PublishResult {
 
 const lastNotifyAt = new Map<string, number>();
 
+/**
+ * Topics (per schema) last seen going to a queue through a direct route: their next
+ * publish skips the outbox-only attempt. Only a hint for which statement to try
+ * first; the routes themselves are always read inside the caller's transaction.
+ */
+const routedTopics = new Set<string>();
+const MAX_ROUTED_TOPICS = 10_000;
+
+function rememberRouting(schema: string, topic: string, rows: readonly { queued: boolean }[]): void {
+  const entry = `${schema}\u0000${topic}`;
+  if (rows.some((r) => r.queued)) {
+    if (routedTopics.size < MAX_ROUTED_TOPICS) routedTopics.add(entry);
+  } else if (rows.length > 0) routedTopics.delete(entry);
+}
+
 function shouldNotify(schema: string, options: PublishOptions): boolean {
   const mode = options.notify ?? true;
   if (mode === false) return false;
@@ -68,7 +83,11 @@ function shouldNotify(schema: string, options: PublishOptions): boolean {
  * client between BEGIN and COMMIT. Nothing is delivered before your commit, and
  * nothing is ever delivered if you roll back.
  *
- * Publishing an id that is already in the outbox is a no-op, so a producer that
+ * A message whose topic matches a direct route ({@link addDirectRoute}) is written
+ * straight into that route's queue instead, in the same transaction, and skips the
+ * relay: same guarantees, one hop.
+ *
+ * Publishing an id that is already in the outbox (or, routed directly, in its queue) is a no-op, so a producer that
  * does not know whether its commit went through can retry with the same id. (Once
  * delivered, the row is gone; a re-publish is delivered again and the consumers'
  * inbox removes its effect.)
@@ -101,26 +120,35 @@ export async function publish(
   if (encoded.length === 0) return { ids, inserted: [] };
   const run = toRunQuery(db);
   const notify = shouldNotify(schema, options);
-  let rows: { id: string }[];
-  if (encoded.length === 1) {
+  const prepare = options.preparedStatements ?? true;
+  const one = encoded.length === 1;
+  if (one && !routedTopics.has(`${schema}\u0000${encoded[0]!.topic}`)) {
+    // Most topics have no direct route: try the outbox-only statement first.
     const m = encoded[0]!;
     const values: unknown[] = [m.id, m.topic, m.key, m.payload, m.headers, m.availableAt, m.expiresAt, m.priority, m.group];
     if (notify) values.push(sql.outboxChannel);
-    rows = await run<{ id: string }>(notify ? sql.insertOneNotify : sql.insertOne, values, options.preparedStatements ?? true);
-  } else {
-    const values: unknown[] = [
-      ids,
-      encoded.map((m) => m.topic),
-      encoded.map((m) => m.key),
-      encoded.map((m) => m.payload),
-      encoded.map((m) => m.headers),
-      encoded.map((m) => m.availableAt),
-      encoded.map((m) => m.expiresAt),
-      encoded.map((m) => m.priority),
-      encoded.map((m) => m.group),
-    ];
-    if (notify) values.push(sql.outboxChannel);
-    rows = await run<{ id: string }>(notify ? sql.insertManyNotify : sql.insertMany, values, options.preparedStatements ?? true);
+    const rows = await run<{ id: string }>(notify ? sql.insertOutboxOnlyNotify : sql.insertOutboxOnly, values, prepare);
+    if (rows.length > 0) return { ids, inserted: ids };
   }
-  return { ids, inserted: rows.map((r) => r.id) };
+  // One message binds scalars, several bind one array per column (unnest).
+  const column = (pick: (m: (typeof encoded)[number]) => unknown): unknown => (one ? pick(encoded[0]!) : encoded.map(pick));
+  const values: unknown[] = [
+    column((m) => m.id),
+    column((m) => m.topic),
+    column((m) => m.key),
+    column((m) => m.payload),
+    column((m) => m.headers),
+    column((m) => m.availableAt),
+    column((m) => m.expiresAt),
+    column((m) => m.priority),
+    column((m) => m.group),
+    notify,
+    sql.outboxChannel,
+    sql.queueChannel,
+  ];
+  const rows = await run<{ id: string; queued: boolean }>(one ? sql.insertOne : sql.insertMany, values, prepare);
+  if (one) rememberRouting(schema, encoded[0]!.topic, rows);
+  // A message routed to several queues comes back once per queue.
+  const fresh = new Set(rows.map((r) => r.id));
+  return { ids, inserted: ids.filter((id) => fresh.has(id)) };
 }

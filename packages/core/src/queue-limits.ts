@@ -8,6 +8,8 @@ import type { AdminOptions } from './admin.js';
 export const DEFAULT_PRIORITY_AGING_MS = 60_000;
 /** Largest count or rate a limit accepts. */
 export const MAX_FLOW_LIMIT = 1_000_000;
+/** Shortest and longest `priorityAgingMs` accepted, in milliseconds (100 ms to one day). */
+export const PRIORITY_AGING_MS_RANGE = { min: 100, max: 86_400_000 } as const;
 
 /**
  * Flow-control limits of one queue, enforced by every worker's claim across all
@@ -41,7 +43,7 @@ const FIELDS = {
   groupMaxInFlight: { column: 'group_max_in_flight', kind: 'int', min: 1, max: MAX_FLOW_LIMIT },
   groupRatePerSecond: { column: 'group_rate_per_second', kind: 'number', min: 0, max: MAX_FLOW_LIMIT },
   groupBurst: { column: 'group_burst', kind: 'int', min: 1, max: MAX_FLOW_LIMIT },
-  priorityAgingMs: { column: 'priority_aging_ms', kind: 'int', min: 100, max: 86_400_000 },
+  priorityAgingMs: { column: 'priority_aging_ms', kind: 'int', ...PRIORITY_AGING_MS_RANGE },
 } as const;
 
 type Field = keyof typeof FIELDS;

@@ -48,14 +48,7 @@ export function validateQueueName(queue: unknown): string {
  * topicMatcher('orders.#')('orders.a.b')     // true
  */
 export function topicMatcher(pattern: string): (topic: string) => boolean {
-  const segments = pattern.split('.');
-  for (const s of segments) {
-    if (s !== '*' && s !== '#' && !/^[A-Za-z0-9_:-]+$/.test(s)) {
-      throw new SagaboxError('INVALID_TOPIC', `invalid topic pattern ${JSON.stringify(pattern)}`, {
-        details: { pattern },
-      });
-    }
-  }
+  const segments = patternSegments(pattern);
   if (!pattern.includes('*') && !pattern.includes('#')) return (topic) => topic === pattern;
   const match = (p: number, t: string[], i: number): boolean => {
     if (p === segments.length) return i === t.length;
@@ -68,4 +61,31 @@ export function topicMatcher(pattern: string): (topic: string) => boolean {
     return (seg === '*' || seg === t[i]) && match(p + 1, t, i + 1);
   };
   return (topic) => match(0, topic.split('.'), 0);
+}
+
+/** Splits a topic pattern into its segments, checking each. */
+function patternSegments(pattern: unknown): string[] {
+  const segments = typeof pattern === 'string' && pattern.length <= MAX_TOPIC_LENGTH ? pattern.split('.') : [''];
+  for (const s of segments) {
+    if (s !== '*' && s !== '#' && !/^[A-Za-z0-9_:-]+$/.test(s)) {
+      throw new SagaboxError('INVALID_TOPIC', `invalid topic pattern ${JSON.stringify(pattern)}`, {
+        details: { pattern },
+      });
+    }
+  }
+  return segments;
+}
+
+/**
+ * Compiles a topic pattern to an anchored POSIX regular expression over `'.' || topic`
+ * (each segment then starts with a dot), with the same meaning as {@link topicMatcher}:
+ * this is what direct routes store, so Postgres can match topics at publish time.
+ * Segments are checked to contain only letters, digits, `_`, `-` and `:`, none of which
+ * is special in a regular expression outside brackets.
+ * @throws {SagaboxError} `INVALID_TOPIC` for a malformed pattern.
+ * @example topicPatternRegex('orders.#') // '^\\.orders(\\.[^.]+)*$'
+ */
+export function topicPatternRegex(pattern: string): string {
+  const parts = patternSegments(pattern).map((s) => (s === '*' ? '\\.[^.]+' : s === '#' ? '(\\.[^.]+)*' : `\\.${s}`));
+  return `^${parts.join('')}$`;
 }

@@ -62,16 +62,18 @@ export function halfMessageSql(schema: string): HalfMessageSql {
     // the key's lock, so it holds its place in the key's commit order, and (being
     // 'prepared') blocks later rows of its key in the relay's head-of-key claim until
     // it is committed or dropped. An id with a final decision is never prepared again,
-    // so a producer retrying a finished prepare cannot resurrect it.
+    // so a producer retrying a finished prepare cannot resurrect it. Priority and group
+    // are stored now, in the same columns as publish's, so the relay carries them into
+    // the queue once the message is committed.
     prepare: `
       WITH decided AS (
         SELECT 1 FROM ${s}.half_message_decisions
         WHERE message_id = $1::uuid AND decision IN ${FINAL}
         LIMIT 1
       ), prepared AS (
-        INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, state, check_at)
-        SELECT $1::uuid, $2::text, $3::text, $4::jsonb, $5::jsonb, $6::timestamptz, $7::timestamptz, 'prepared',
-               clock_timestamp() + $8::double precision * interval '1 millisecond'
+        INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key, state, check_at)
+        SELECT $1::uuid, $2::text, $3::text, $4::jsonb, $5::jsonb, $6::timestamptz, $7::timestamptz, $8::smallint, $9::text,
+               'prepared', clock_timestamp() + $10::double precision * interval '1 millisecond'
         WHERE NOT EXISTS (SELECT 1 FROM decided)
           AND ($3::text IS NULL
                OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, ${KEY_LOCK_SEED}))) l))
@@ -79,7 +81,7 @@ export function halfMessageSql(schema: string): HalfMessageSql {
         RETURNING id, topic
       ), recorded AS (
         INSERT INTO ${s}.half_message_decisions (message_id, topic, decision, source, detail)
-        SELECT id, topic, 'prepared', 'producer', $9::text FROM prepared
+        SELECT id, topic, 'prepared', 'producer', $11::text FROM prepared
       )
       SELECT id FROM prepared`,
     commit: decide(commit, 'commit', false),
@@ -122,8 +124,8 @@ export function halfMessageSql(schema: string): HalfMessageSql {
       ), moved AS (
         DELETE FROM ${s}.outbox o USING f WHERE o.seq = f.seq RETURNING o.*
       )
-      INSERT INTO ${s}.dead_letters (source, queue, id, topic, key, payload, headers, reason, error, attempts, created_at)
-      SELECT 'outbox', NULL, m.id, m.topic, m.key, m.payload, m.headers, 'unresolved', f.error, m.checks + 1, m.created_at
+      INSERT INTO ${s}.dead_letters (source, queue, id, topic, key, group_key, priority, payload, headers, reason, error, attempts, created_at)
+      SELECT 'outbox', NULL, m.id, m.topic, m.key, m.group_key, m.priority, m.payload, m.headers, 'unresolved', f.error, m.checks + 1, m.created_at
       FROM moved m JOIN f USING (seq)`,
     recordDecisions: `
       INSERT INTO ${s}.half_message_decisions (message_id, topic, decision, source, detail)

@@ -7,10 +7,14 @@ import { quoteSchema } from '../schema-name.js';
 export interface OutboxSql {
   readonly outboxChannel: string;
   readonly queueChannel: string;
+  /** Publishes one message to the outbox unless a direct route matches its topic: $1-$9 its columns. */
+  insertOutboxOnly: string;
+  /** The same, with a NOTIFY on $10 (the outbox channel) when it inserted. */
+  insertOutboxOnlyNotify: string;
+  /** Publishes one message: $1-$9 its columns, $10 notify?, $11 outbox channel, $12 queue channel. */
   insertOne: string;
-  insertOneNotify: string;
+  /** Publishes many: $1-$9 arrays of their columns, $10-$12 as insertOne. */
   insertMany: string;
-  insertManyNotify: string;
   claim: string;
   deleteDelivered: string;
   retryLater: string;
@@ -32,14 +36,53 @@ export function outboxSql(schema: string): OutboxSql {
   // Publishing with a key takes a transaction-level advisory lock on the key before
   // the row gets its seq. Two transactions publishing the same key are serialised
   // until the first commits, so per key, seq order is commit order -- which is what
-  // lets the relay deliver per key in commit order by ordering on seq alone.
-  const insertOne = `
+  // lets the relay and the workers handle a key in commit order by ordering on seq.
+  //
+  // Direct routes (migration 0004): a message whose topic matches a direct route is
+  // written into that route's queue instead of the outbox, in the same statement; one
+  // that matches none goes to the outbox. ON CONFLICT makes a repeated id a no-op on
+  // either path. $10 asks for the wake-up NOTIFYs: the relay's channel for outbox
+  // rows, the workers' channel (payload: the queue) for queue rows.
+  const publishTail = (input: string) => `
+    , routed AS (
+      SELECT i.*, r.queue FROM ${input} i JOIN ${s}.direct_routes r ON ('.' || i.topic) ~ r.topic_regex
+    ), queued AS (
+      INSERT INTO ${s}.queue_messages (queue, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
+      SELECT queue, id, topic, key, payload, headers, coalesce(run_at, now()), expires_at, now(), priority, group_key
+      FROM routed ORDER BY ord
+      ON CONFLICT (queue, id) DO NOTHING
+      RETURNING id, queue
+    ), stored AS (
+      INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key)
+      SELECT id, topic, key, payload, headers, run_at, expires_at, priority, group_key
+      FROM ${input} i
+      WHERE NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || i.topic) ~ r.topic_regex)
+      ORDER BY ord
+      ON CONFLICT (id) DO NOTHING
+      RETURNING id
+    )
+    SELECT id, false AS queued, CASE WHEN $10::boolean THEN pg_notify($11::text, '') END AS notified FROM stored
+    UNION ALL
+    SELECT id, true, CASE WHEN $10::boolean THEN pg_notify($12::text, queue) END FROM queued`;
+  // The common case, a topic with no direct route, in a lighter statement that
+  // touches only the outbox: it inserts nothing when a direct route matches (or the id
+  // is there already), and publish then runs insertOne, which sorts out which it was.
+  const outboxOnly = `
     INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key)
     SELECT $1::uuid, $2::text, $3::text, $4::jsonb, $5::jsonb, $6::timestamptz, $7::timestamptz, $8::smallint, $9::text
-    WHERE $3::text IS NULL
-       OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, ${KEY_LOCK_SEED}))) l)
+    WHERE NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || $2::text) ~ r.topic_regex)
+      AND ($3::text IS NULL
+           OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, ${KEY_LOCK_SEED}))) l))
     ON CONFLICT (id) DO NOTHING
     RETURNING id`;
+  const insertOne = `
+    WITH locked AS (
+      SELECT $1::uuid AS id, $2::text AS topic, $3::text AS key, $4::jsonb AS payload, $5::jsonb AS headers,
+             $6::timestamptz AS run_at, $7::timestamptz AS expires_at, $8::smallint AS priority, $9::text AS group_key,
+             1 AS ord
+      WHERE $3::text IS NULL
+         OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, ${KEY_LOCK_SEED}))) l)
+    )${publishTail('locked')}`;
   const insertMany = `
     WITH input AS (
       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::timestamptz[], $7::timestamptz[],
@@ -49,22 +92,16 @@ export function outboxSql(schema: string): OutboxSql {
       -- Sorted, so two publishers of overlapping key sets take the locks in one order.
       SELECT pg_advisory_xact_lock(hashtextextended(k, ${KEY_LOCK_SEED}))
       FROM (SELECT DISTINCT key AS k FROM input WHERE key IS NOT NULL ORDER BY 1) keys
-    )
-    INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key)
-    SELECT id, topic, key, payload, headers, run_at, expires_at, priority, group_key
-    FROM input, (SELECT count(*) FROM locks) taken
-    ORDER BY ord
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id`;
-  const notify = (insert: string, param: number) =>
-    `WITH inserted AS (${insert}) SELECT id, pg_notify($${param}::text, '') FROM inserted`;
+    ), locked AS (
+      SELECT input.* FROM input, (SELECT count(*) FROM locks) taken
+    )${publishTail('locked')}`;
   q = {
     outboxChannel: `${schema}.outbox`,
     queueChannel: `${schema}.queue`,
+    insertOutboxOnly: outboxOnly,
+    insertOutboxOnlyNotify: `WITH inserted AS (${outboxOnly}) SELECT id, pg_notify($10::text, '') FROM inserted`,
     insertOne,
-    insertOneNotify: notify(insertOne, 10),
     insertMany,
-    insertManyNotify: notify(insertMany, 10),
     // Head-of-key rule: a keyed row is claimable only when no earlier row with its
     // key is left in the outbox (claimed by another relay, waiting to retry, or a
     // prepared half message). So one key never has two rows in flight, and a stuck
