@@ -3,9 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   commitHalfMessage, createRelay, createWorker, halfMessageHistory, isSagaboxError, listHalfMessages, prepare,
-  publish, purgeHalfMessageDecisions, rollbackHalfMessage, type HalfMessageChecker, type Logger, type Relay,
+  publish, purgeHalfMessageDecisions, rollbackHalfMessage, type HalfMessageChecker, type Relay,
   type RelayOptions, type Worker,
 } from '@sagabox/core';
+import { captureLogger } from './support/capture-logger.js';
 import { useDatabase } from './support/test-pool.js';
 import { waitFor } from './support/wait-for.js';
 
@@ -18,19 +19,6 @@ const running: (Relay | Worker)[] = [];
 afterEach(async () => {
   await Promise.all(running.splice(0).map((r) => r.stop()));
 });
-
-/** A logger that keeps what it is given, to check that decisions are logged with their fields. */
-function captureLogger(): Logger & { lines: { level: string; obj: Record<string, unknown>; msg?: string }[] } {
-  const lines: { level: string; obj: Record<string, unknown>; msg?: string }[] = [];
-  const make = (bindings: Record<string, unknown>): Logger => ({
-    child: (more) => make({ ...bindings, ...more }),
-    debug: (obj, msg) => lines.push({ level: 'debug', obj: { ...bindings, ...obj }, msg }),
-    info: (obj, msg) => lines.push({ level: 'info', obj: { ...bindings, ...obj }, msg }),
-    warn: (obj, msg) => lines.push({ level: 'warn', obj: { ...bindings, ...obj }, msg }),
-    error: (obj, msg) => lines.push({ level: 'error', obj: { ...bindings, ...obj }, msg }),
-  });
-  return Object.assign(make({}), { lines });
-}
 
 /** A relay routing `hm.#` to queue `hm`, with intervals short enough for tests, and a worker recording effects. */
 async function start(options: Partial<RelayOptions> = {}, worker = true): Promise<Relay> {

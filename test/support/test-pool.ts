@@ -11,7 +11,7 @@ export async function useDatabase(): Promise<{ db: TestDatabase; pool: (max?: nu
   const db = await createTestDatabase();
   const pools: pg.Pool[] = [];
   const pool = (max = 10): pg.Pool => {
-    const p = new pg.Pool({ connectionString: db.url, max });
+    const p = new pg.Pool({ connectionString: db.url, max, connectionTimeoutMillis: 10_000 });
     p.on('error', () => {});
     pools.push(p);
     return p;

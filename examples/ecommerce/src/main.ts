@@ -110,7 +110,7 @@ async function main(): Promise<number> {
   say(`sagabox e-commerce demo: ${total} orders, seed ${seed}${chaos ? ', chaos on' : ''}`);
   say(serverUrl ? 'PostgreSQL: DATABASE_URL' : 'PostgreSQL: starting an embedded server (no DATABASE_URL) ...');
   const databases = await createDemoDatabases({ serverUrl, prefix: options.values['db-prefix'], logger });
-  const pools = Object.fromEntries(SERVICE_NAMES.map((s) => [s, new pg.Pool({ connectionString: databases.urls[s], max: 2 })])) as Record<ServiceName, pg.Pool>;
+  const pools = Object.fromEntries(SERVICE_NAMES.map((s) => [s, new pg.Pool({ connectionString: databases.urls[s], max: 2, connectionTimeoutMillis: 10_000 })])) as Record<ServiceName, pg.Pool>;
   // pg-pool's end() resolves before its sockets are closed; a server shutting down in
   // that moment reports an error on the pool, which must not crash the process.
   for (const pool of Object.values(pools)) pool.on('error', (err) => logger.warn({ err }, 'idle connection failed'));

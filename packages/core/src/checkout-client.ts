@@ -48,3 +48,19 @@ export async function withTransaction<T>(
     release(broken);
   }
 }
+
+/**
+ * Warns once, at construction, when `pool` has no `connectionTimeoutMillis`. A connect
+ * made while the server is away can be black-holed instead of refused (a failover, a
+ * stale NAT entry, a dropped route); node-postgres then waits for the operating system
+ * to give up on the SYN, which takes minutes, and every caller of the pool queues
+ * behind it. With a timeout the connect fails and the component's retry loop goes on.
+ */
+export function warnIfConnectUnbounded(pool: pg.Pool, logger: Logger): void {
+  const timeout = (pool as { options?: { connectionTimeoutMillis?: number } }).options?.connectionTimeoutMillis;
+  if (timeout) return;
+  logger.warn(
+    { connectionTimeoutMillis: timeout ?? 0 },
+    'the pool has no connectionTimeoutMillis: a connect the network swallows stalls this component for minutes; set it (e.g. 10000) on the pg.Pool',
+  );
+}

@@ -8,7 +8,7 @@ import {
   type HalfMessageChecker,
   type ResolvedCheckBackOptions,
 } from './check-back.js';
-import { withTransaction } from './checkout-client.js';
+import { warnIfConnectUnbounded, withTransaction } from './checkout-client.js';
 import { createDrainLoop, type DrainLoop } from './drain-loop.js';
 import type { Destination, RelayedMessage } from './destination.js';
 import { createQueueDestination, type QueueRoute } from './create-queue-destination.js';
@@ -197,6 +197,7 @@ function toRelayed(r: ClaimedRow): RelayedMessage {
 export function createRelay(options: RelayOptions): Relay {
   const o = resolveRelayOptions(options);
   const log = o.logger.child({ component: 'relay', relay: o.name, schema: o.schema });
+  warnIfConnectUnbounded(o.pool, log);
   const sql = outboxSql(o.schema);
   const events = new EventEmitter<RelayEvents>();
   let loop: DrainLoop | undefined;

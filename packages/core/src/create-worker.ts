@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
-import { withTransaction } from './checkout-client.js';
+import { warnIfConnectUnbounded, withTransaction } from './checkout-client.js';
 import { kyselyOnClient } from './client-kysely.js';
 import { createDrainLoop, type DrainLoop } from './drain-loop.js';
 import { isHandlerOutcome, type HandlerOutcome } from './handler-outcome.js';
@@ -138,6 +138,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const name = options.name ?? `worker-${process.pid}-${randomUUID().slice(0, 8)}`;
   const handler = options.handler;
   const log = (options.logger ?? silentLogger).child({ component: 'worker', worker: name, queue, schema });
+  warnIfConnectUnbounded(options.pool, log);
   const sql = queueSql(schema);
   const claimText = sql.claim(batchSize);
   const claimUnlimitedText = sql.claimUnlimited(batchSize);

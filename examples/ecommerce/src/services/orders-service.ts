@@ -100,12 +100,12 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 export async function startOrdersService(config: ServiceConfig, logger: Logger): Promise<RunningService> {
   // Two pools on the orders database: a burst of HTTP requests must not take every
   // connection from the orchestrator and the relay, or no saga would move until it ends.
-  const pool = new pg.Pool({ connectionString: config.databases.orders, max: 8 });
-  const apiPool = new pg.Pool({ connectionString: config.databases.orders, max: 6 });
+  const pool = new pg.Pool({ connectionString: config.databases.orders, max: 8, connectionTimeoutMillis: 10_000 });
+  const apiPool = new pg.Pool({ connectionString: config.databases.orders, max: 6, connectionTimeoutMillis: 10_000 });
   const others = {
-    inventory: new pg.Pool({ connectionString: config.databases.inventory, max: 2 }),
-    payments: new pg.Pool({ connectionString: config.databases.payments, max: 2 }),
-    shipping: new pg.Pool({ connectionString: config.databases.shipping, max: 2 }),
+    inventory: new pg.Pool({ connectionString: config.databases.inventory, max: 2, connectionTimeoutMillis: 10_000 }),
+    payments: new pg.Pool({ connectionString: config.databases.payments, max: 2, connectionTimeoutMillis: 10_000 }),
+    shipping: new pg.Pool({ connectionString: config.databases.shipping, max: 2, connectionTimeoutMillis: 10_000 }),
   };
   for (const p of [pool, apiPool, ...Object.values(others)]) p.on('error', (err) => logger.warn({ err }, 'idle connection failed'));
 

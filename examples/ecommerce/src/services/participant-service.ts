@@ -11,8 +11,8 @@ export interface ParticipantPools {
 
 /** Opens a participant service's pools (`max` connections on its own database). */
 export function openParticipantPools(config: ServiceConfig, service: 'inventory' | 'payments' | 'shipping', max: number, logger: Logger): ParticipantPools {
-  const pool = new pg.Pool({ connectionString: config.databases[service], max });
-  const ordersPool = new pg.Pool({ connectionString: config.databases.orders, max: 2 });
+  const pool = new pg.Pool({ connectionString: config.databases[service], max, connectionTimeoutMillis: 10_000 });
+  const ordersPool = new pg.Pool({ connectionString: config.databases.orders, max: 2, connectionTimeoutMillis: 10_000 });
   pool.on('error', (err) => logger.warn({ err }, `idle ${service} connection failed`));
   ordersPool.on('error', (err) => logger.warn({ err }, 'idle orders connection failed'));
   return { pool, ordersPool };
