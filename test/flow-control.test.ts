@@ -6,6 +6,7 @@ import {
 import { randomUUID } from 'node:crypto';
 // The claim statement itself, to look inside its transaction.
 import { queueSql } from '../packages/core/src/sql/queue-sql.js';
+import { captureLogger } from './support/capture-logger.js';
 import { useDatabase } from './support/test-pool.js';
 import { startChild, type Child } from './support/child.js';
 import { waitFor } from './support/wait-for.js';
@@ -266,6 +267,40 @@ describe('flow control', () => {
     expect(await maxOverlap(later)).toBe(1);
     await setQueueLimits(p, 'lean', { maxInFlight: null });
     expect(await lean()).toBe(true);
+  });
+
+  it('claims a queue with global limits only with the global statement, and a group limit set at run time binds at once', async () => {
+    const { claimGlobal } = queueSql('sagabox');
+    await setQueueLimits(p, 'glob', { priorityAgingMs: null, maxInFlight: 4 });
+    const ids = await fill('glob', Array.from({ length: 120 }, (_, n) => ({ payload: { n }, group: 'one' })));
+    const guard = async () => (await p.query(claimGlobal(0), ['glob', randomUUID(), 'test', 30_000])).rows[0]!.lean as boolean;
+    expect(await guard()).toBe(true);
+    const log = captureLogger();
+    const claims = () => log.lines.filter((l) => l.obj.claim).map((l) => l.obj.claim);
+    await track(createWorker({
+      pool: p, queue: 'glob', concurrency: 6, batchSize: 1, pollIntervalMs: 50, logger: log,
+      handler: async (m, { client }) => {
+        await client.query('INSERT INTO runs (id, started) VALUES ($1, clock_timestamp())', [m.id]);
+        await new Promise((r) => setTimeout(r, 15));
+        await client.query('UPDATE runs SET ended = clock_timestamp() WHERE id = $1', [m.id]);
+      },
+    })).start();
+    await waitFor('some handled', async () => (await handled(ids)) >= 30);
+    // The global limit holds on this path too: more than one at once, never more than 4.
+    const before = (await p.query<{ id: string }>('SELECT id FROM runs WHERE id = ANY($1)', [ids])).rows.map((r) => r.id);
+    expect(await maxOverlap(before)).toBeGreaterThan(1);
+    expect(await maxOverlap(before)).toBeLessThanOrEqual(4);
+    const early = claims();
+    expect(early).toEqual(early.map(() => 'global')); // the global claim, never the full one
+    expect(early.length).toBeGreaterThan(0);
+    await setQueueLimits(p, 'glob', { groupMaxInFlight: 1 });
+    expect(await guard()).toBe(false);
+    const { rows } = await p.query<{ t: Date }>('SELECT clock_timestamp() + interval \'200 milliseconds\' AS t');
+    await waitFor('all handled', async () => (await handled(ids)) === ids.length, 30_000);
+    const later = (await p.query<{ id: string }>('SELECT id FROM runs WHERE id = ANY($1) AND started > $2', [ids, rows[0]!.t])).rows.map((r) => r.id);
+    expect(later.length).toBeGreaterThan(10);
+    expect(await maxOverlap(later)).toBe(1);
+    expect(claims().slice(early.length)).toContain('full');
   });
 
   it("counts a crashed worker's batch until its lease runs out, and the purge removes the row", async () => {

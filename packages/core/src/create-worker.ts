@@ -52,7 +52,7 @@ interface ClaimResultRow extends Omit<ClaimedRow, 'id'> {
   counted: boolean;
   /** A flow limit binds: when nothing was claimed, try again after this long. */
   wait_ms: number | null;
-  /** Only from claimUnlimited: false when the queue needs the full claim (limits, aging due). */
+  /** From claimUnlimited and claimGlobal: false when the queue needs a heavier claim (its guard failed, nothing was claimed). */
   lean?: boolean;
 }
 
@@ -71,10 +71,10 @@ type Verdict =
 class FastPathAbort extends Error {}
 
 /**
- * How long a worker slot uses the full claim after the lean one found limits in force
- * (or priority aging due), before it tries the lean claim again.
+ * How long a worker slot keeps to a heavier claim after the lean one found limits in
+ * force (or priority aging due), before it tries the lean claim again.
  */
-const FULL_CLAIM_SPELL_MS = 1_000;
+const HEAVY_CLAIM_SPELL_MS = 1_000;
 
 /**
  * Creates a worker: competing consumers of one queue with an idempotent inbox.
@@ -140,13 +140,15 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const log = (options.logger ?? silentLogger).child({ component: 'worker', worker: name, queue, schema });
   warnIfConnectUnbounded(options.pool, log);
   const sql = queueSql(schema);
-  const claimText = sql.claim(batchSize);
-  const claimUnlimitedText = sql.claimUnlimited(batchSize);
+  // Three claims, lightest first (see queue-sql.ts): no limit in force; global limits
+  // only; everything (group limits, aging). The lighter two claim nothing when their
+  // guard fails, and the slot moves on to the next.
+  const claimTexts = { lean: sql.claimUnlimited(batchSize), global: sql.claimGlobal(batchSize), full: sql.claim(batchSize) };
   const events = new EventEmitter<WorkerEvents>();
   const loops: DrainLoop[] = [];
   let nextLoop = 0;
-  // Until then, claims use the full flow-control claim (see FULL_CLAIM_SPELL_MS).
-  let fullClaimsUntil = 0;
+  // Until `until`, claims start with the heavier claim `kind` (see HEAVY_CLAIM_SPELL_MS).
+  let spell: { kind: 'global' | 'full'; until: number } = { kind: 'full', until: 0 };
   // One hint wakes one idle slot, not all of them: on a small machine ten slots
   // claiming at once for one new message cost more latency than they save. A slot
   // that claims a full batch wakes the next one (see run below), so a backlog still
@@ -340,16 +342,18 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const claimAndHandle = async (): Promise<{ claimed: number; waitMs: number | null }> => {
     const token = randomUUID();
     const values = [queue, token, name, leaseMs];
-    let result: ClaimResultRow[] | undefined;
-    if (performance.now() >= fullClaimsUntil) {
-      ({ rows: result } = await pool.query<ClaimResultRow>(prepared(claimUnlimitedText, values)));
-      // A flow limit is in force or aging is due: the full claim, for a while.
-      if (result[0]?.lean === false) {
-        fullClaimsUntil = performance.now() + FULL_CLAIM_SPELL_MS;
-        result = undefined;
-      }
+    const run = async (kind: keyof typeof claimTexts): Promise<ClaimResultRow[]> =>
+      (await pool.query<ClaimResultRow>(prepared(claimTexts[kind], values))).rows;
+    let kind: keyof typeof claimTexts = performance.now() >= spell.until ? 'lean' : spell.kind;
+    let result = await run(kind);
+    // Its guard failed (a limit in force, aging due): the next heavier claim, and keep
+    // to it for a while.
+    while (kind !== 'full' && result[0]?.lean === false) {
+      kind = kind === 'lean' ? 'global' : 'full';
+      if (spell.kind !== kind) log.debug({ claim: kind }, 'flow limits in force: claiming with a heavier statement');
+      spell = { kind, until: performance.now() + HEAVY_CLAIM_SPELL_MS };
+      result = await run(kind);
     }
-    result ??= (await pool.query<ClaimResultRow>(prepared(claimText, values))).rows;
     const claimed = result.filter((r): r is ClaimResultRow & ClaimedRow => r.id !== null);
     if (claimed.length === 0) return { claimed: 0, waitMs: result[0]?.wait_ms ?? null };
     const lease: Lease = { token, counted: claimed[0]!.counted };

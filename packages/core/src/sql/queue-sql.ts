@@ -9,6 +9,8 @@ export interface QueueSql {
   claim: (batchSize: number) => string;
   /** The claim of a queue with no flow limit in force; parameters as `claim`. */
   claimUnlimited: (batchSize: number) => string;
+  /** The claim of a queue whose limits in force are all global (no group limit, no aging due); parameters as `claim`. */
+  claimGlobal: (batchSize: number) => string;
   fence: string;
   fenceAndInbox: string;
   inboxInsertOne: string;
@@ -59,6 +61,25 @@ export function queueSql(schema: string): QueueSql {
         WHERE m.ctid = ANY (ARRAY(SELECT ctid FROM c))
         RETURNING m.seq, m.id, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, m.attempts,
                   m.created_at, m.expires_at, m.expires_at <= now() AS expired`;
+  // The candidate scan both lighter claims share: head-of-key rule, claim order, no
+  // group rules. `gate` is the guard's boolean; `columns` what the rest needs.
+  const plainScan = (gate: string, columns: string, limit: number): string => `
+        SELECT ${columns}
+        FROM ${s}.queue_messages m
+        WHERE (${gate})
+          AND m.queue = $1
+          AND m.run_at <= now()
+          AND (m.locked_until IS NULL OR m.locked_until < now())
+          AND (m.key IS NULL OR NOT EXISTS (
+                SELECT 1 FROM ${s}.queue_messages p
+                WHERE p.queue = m.queue AND p.key = m.key AND p.seq < m.seq))
+        ORDER BY m.priority DESC, m.seq
+        LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED`;
+  // Priority aging is due on the queue row q: only the full claim ages.
+  const agingDue = `(q.priority_aging_ms IS NOT NULL
+                            AND (q.aged_at IS NULL
+                                 OR q.aged_at <= now() - q.priority_aging_ms * interval '1 millisecond'))`;
   q = {
     queueChannel: `${schema}.queue`,
     ensureQueues: `INSERT INTO ${s}.queues (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`,
@@ -123,8 +144,8 @@ export function queueSql(schema: string): QueueSql {
     // queue row shows no limit and no priority aging due (the guard is read in the
     // claim's own snapshot, so a limit set at run time stops it at once) and otherwise
     // returns one row with lean = false and claims nothing: the worker then uses
-    // `claim`, which also does the aging. Same head-of-key rule, same lease, same
-    // asynchronous commit as `claim` (see there).
+    // claimGlobal or `claim` (which also does the aging). Same head-of-key rule, same
+    // lease, same asynchronous commit as `claim` (see there).
     claimUnlimited: (batchSize) => {
       const limit = batchLimit(batchSize);
       return `
@@ -134,27 +155,50 @@ export function queueSql(schema: string): QueueSql {
                  WHERE q.name = $1
                    AND (q.max_in_flight IS NOT NULL OR q.rate_per_second IS NOT NULL
                         OR q.group_max_in_flight IS NOT NULL OR q.group_rate_per_second IS NOT NULL
-                        OR (q.priority_aging_ms IS NOT NULL
-                            AND (q.aged_at IS NULL
-                                 OR q.aged_at <= now() - q.priority_aging_ms * interval '1 millisecond')))
+                        OR ${agingDue})
                ) AS lean,
                set_config('synchronous_commit', 'off', true) AS async_commit
-      ), c AS (
-        SELECT m.ctid
-        FROM ${s}.queue_messages m
-        WHERE (SELECT lean FROM g)
-          AND m.queue = $1
-          AND m.run_at <= now()
-          AND (m.locked_until IS NULL OR m.locked_until < now())
-          AND (m.key IS NULL OR NOT EXISTS (
-                SELECT 1 FROM ${s}.queue_messages p
-                WHERE p.queue = m.queue AND p.key = m.key AND p.seq < m.seq))
-        ORDER BY m.priority DESC, m.seq
-        LIMIT ${limit}
-        FOR UPDATE SKIP LOCKED
+      ), c AS (${plainScan('SELECT lean FROM g', 'm.ctid', limit)}
       ), u AS (${leaseRows}
       )
       SELECT u.*, false AS counted, NULL::float8 AS wait_ms, g.lean FROM g LEFT JOIN u ON true`;
+    },
+    // The claim of a queue whose limits in force are only global ones (max_in_flight,
+    // rate): `claim` without flow_prepare, the group rules and the window functions,
+    // which such a queue does not need -- a third less work per call. The same guard
+    // as claimUnlimited's, for group limits and aging only: when one is in force it
+    // claims nothing and returns lean = false, and the worker uses `claim`. The grant,
+    // the lease and the bucket row are `claim`'s (see there), global bucket only.
+    claimGlobal: (batchSize) => {
+      const limit = batchLimit(batchSize);
+      return `
+      WITH g AS (
+        SELECT NOT EXISTS (
+                 SELECT 1 FROM ${s}.queues q
+                 WHERE q.name = $1
+                   AND (q.group_max_in_flight IS NOT NULL OR q.group_rate_per_second IS NOT NULL OR ${agingDue})
+               ) AS lean,
+               set_config('synchronous_commit', 'off', true) AS async_commit
+      ), c0 AS (${plainScan('SELECT lean FROM g', 'm.ctid, m.priority, m.seq', limit)}
+      ), fq AS (
+        SELECT * FROM ${s}.flow_grant($1, (SELECT count(*)::int FROM c0), now())
+      ), c AS (
+        SELECT c0.ctid FROM c0 ORDER BY c0.priority DESC, c0.seq LIMIT (SELECT quota FROM fq)
+      ), u AS (${leaseRows}
+      ), buckets AS (
+        INSERT INTO ${s}.queue_buckets AS b (queue, group_key, tokens, refilled_at)
+        SELECT $1, '', fq.burst - count(*), now()
+        FROM u, fq WHERE fq.rate IS NOT NULL GROUP BY fq.burst HAVING count(*) > 0
+        ON CONFLICT (queue, group_key) DO UPDATE
+        SET tokens = ${s}.bucket_level(b.tokens, b.refilled_at, (SELECT rate FROM fq), (SELECT burst FROM fq), excluded.refilled_at)
+                     - ((SELECT burst FROM fq) - excluded.tokens),
+            refilled_at = excluded.refilled_at
+      ), leases AS (
+        INSERT INTO ${s}.queue_leases (queue, lease_token, messages, locked_until)
+        SELECT $1, $2::uuid, count(*), now() + $4::double precision * interval '1 millisecond'
+        FROM u, fq WHERE fq.counted HAVING count(*) > 0
+      )
+      SELECT u.*, fq.counted, fq.wait_ms, g.lean FROM g CROSS JOIN fq LEFT JOIN u ON true`;
     },
     claim: (batchSize) => {
       const limit = batchLimit(batchSize);
