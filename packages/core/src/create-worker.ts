@@ -56,9 +56,11 @@ interface ClaimResultRow extends Omit<ClaimedRow, 'id'> {
   lean?: boolean;
 }
 
-/** A claimed batch's lease: its token, and whether it counts against max_in_flight. */
+/** A claimed batch's lease: its token, its slot's token, and whether it counts against max_in_flight. */
 interface Lease {
   token: string;
+  /** The claiming slot's queue_leases row, released with the ack when `counted`. */
+  slot: string;
   counted: boolean;
 }
 
@@ -222,7 +224,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
         retryErrors.push(v.error);
       } else dead.push({ r, reason: v.reason, error: v.error });
     }
-    if (lease.counted) await client.query(prepared(sql.ackAndRelease, [queue, ack, lease.token]));
+    if (lease.counted) await client.query(prepared(sql.ackAndRelease, [queue, ack, lease.slot]));
     else if (ack.length > 0) await client.query(prepared(sql.ack, [queue, ack]));
     if (retryIds.length > 0) await client.query(sql.retryLater, [queue, retryIds, retryDelays, retryErrors]);
     if (dead.length > 0) {
@@ -339,11 +341,11 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
     withTransaction(pool, log, fn, (err) => err instanceof FastPathAbort);
 
   /** Claims and handles one batch; `waitMs` is set when a flow limit held the claim back. */
-  const claimAndHandle = async (): Promise<{ claimed: number; waitMs: number | null }> => {
+  const claimAndHandle = async (slot: string): Promise<{ claimed: number; waitMs: number | null }> => {
     const token = randomUUID();
     const values = [queue, token, name, leaseMs];
     const run = async (kind: keyof typeof claimTexts): Promise<ClaimResultRow[]> =>
-      (await pool.query<ClaimResultRow>(prepared(claimTexts[kind], values))).rows;
+      (await pool.query<ClaimResultRow>(prepared(claimTexts[kind], kind === 'lean' ? values : [...values, slot]))).rows;
     let kind: keyof typeof claimTexts = performance.now() >= spell.until ? 'lean' : spell.kind;
     let result = await run(kind);
     // Its guard failed (a limit in force, aging due): the next heavier claim, and keep
@@ -356,7 +358,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
     }
     const claimed = result.filter((r): r is ClaimResultRow & ClaimedRow => r.id !== null);
     if (claimed.length === 0) return { claimed: 0, waitMs: result[0]?.wait_ms ?? null };
-    const lease: Lease = { token, counted: claimed[0]!.counted };
+    const lease: Lease = { token, slot, counted: claimed[0]!.counted };
     claimed.sort((a, b) => b.priority - a.priority || (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
     const pre = await precheck(claimed);
     let verdicts: Map<string, Verdict> | undefined;
@@ -386,7 +388,8 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
     return { claimed: claimed.length, waitMs: null };
   };
 
-  const runOnce = async (): Promise<number> => (await claimAndHandle()).claimed;
+  // runOnce may be called concurrently: each call is a slot of its own.
+  const runOnce = async (): Promise<number> => (await claimAndHandle(randomUUID())).claimed;
 
   const purgeInbox = async (): Promise<void> => {
     const retentionMs = options.inboxRetentionMs ?? DEFAULT_INBOX_RETENTION_MS;
@@ -413,10 +416,12 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       started = true;
       await pool.query(sql.ensureQueues, [[queue]]).catch((err) => log.warn({ err }, 'could not register the queue yet'));
       for (let i = 0; i < concurrency; i++) {
+        // The slot's token: one batch at a time, so one queue_leases row (see queue-sql.ts).
+        const slot = randomUUID();
         loops.push(
           createDrainLoop({
             run: async () => {
-              const { claimed, waitMs } = await claimAndHandle();
+              const { claimed, waitMs } = await claimAndHandle(slot);
               if (claimed >= batchSize) wakeOne();
               return { handled: claimed, full: claimed >= batchSize, ...(waitMs === null ? {} : { retryInMs: waitMs }) };
             },
