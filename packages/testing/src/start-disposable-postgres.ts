@@ -1,5 +1,6 @@
 import type { Logger } from '@sagabox/core';
-import { containerRuntimeAnswers } from './container-runtime-answers.js';
+import { findContainerRuntime } from './container-runtime-answers.js';
+import { firstLine } from './start-postgres.js';
 import { freePort } from './free-port.js';
 import { startEmbeddedPostgres, type RestartablePostgres } from './start-embedded-postgres.js';
 import { DEFAULT_TEST_PG_IMAGE, startTestcontainersPostgres } from './start-testcontainers-postgres.js';
@@ -49,33 +50,35 @@ export interface StartDisposablePostgresOptions {
  */
 export async function startDisposablePostgres(options: StartDisposablePostgresOptions = {}): Promise<DisposablePostgres> {
   const env = options.env ?? process.env;
-  const backend = options.backend ?? (await chooseBackend(env));
-  if (backend === 'testcontainers') {
+  const chosen = options.backend ?? forcedBackend(env);
+  const dockerHost = chosen === undefined ? await findContainerRuntime(env) : undefined;
+  if (chosen === 'testcontainers' || (chosen === undefined && dockerHost !== undefined)) {
     const image = nonEmpty(env.SAGABOX_TEST_PG_IMAGE) ?? DEFAULT_TEST_PG_IMAGE;
     // The port may be taken between freePort() and the container's start; the start
     // then fails, so try a few ports before giving up.
     for (let attempt = 1; ; attempt++) {
       const hostPort = await freePort();
       try {
-        return { ...(await startTestcontainersPostgres(image, { hostPort })), backend };
+        return { ...(await startTestcontainersPostgres(image, { hostPort, ...(dockerHost ? { dockerHost } : {}) })), backend: 'testcontainers' };
       } catch (err) {
-        if (attempt >= 3 || !/address already in use|port is already allocated/i.test(String(err))) throw err;
+        if (attempt < 3 && /address already in use|port is already allocated/i.test(String(err))) continue;
+        // Chosen, not asked for: fall back to embedded-postgres, as startPostgres does.
+        if (chosen !== undefined) throw err;
+        process.stderr.write(`sagabox disposable postgres: Testcontainers on ${dockerHost} failed (${firstLine(err)}); using embedded-postgres\n`);
+        break;
       }
     }
   }
   const quiet: Logger = options.logger ?? { child: () => quiet, debug() {}, info() {}, warn() {}, error() {} };
-  return { ...(await startEmbeddedPostgres({ logger: quiet.child({ component: 'embedded-postgres' }) })), backend };
+  return { ...(await startEmbeddedPostgres({ logger: quiet.child({ component: 'embedded-postgres' }) })), backend: 'embedded' };
 }
 
-async function chooseBackend(env: Record<string, string | undefined>): Promise<DisposableBackend> {
+function forcedBackend(env: Record<string, string | undefined>): DisposableBackend | undefined {
   const forced = nonEmpty(env.SAGABOX_TEST_BACKEND);
-  if (forced !== undefined) {
-    if (forced !== 'testcontainers' && forced !== 'embedded') {
-      throw new Error(`SAGABOX_TEST_BACKEND must be "testcontainers" or "embedded", not ${JSON.stringify(forced)}`);
-    }
-    return forced;
+  if (forced !== undefined && forced !== 'testcontainers' && forced !== 'embedded') {
+    throw new Error(`SAGABOX_TEST_BACKEND must be "testcontainers" or "embedded", not ${JSON.stringify(forced)}`);
   }
-  return (await containerRuntimeAnswers(env)) ? 'testcontainers' : 'embedded';
+  return forced;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

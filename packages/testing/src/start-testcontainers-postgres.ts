@@ -1,3 +1,4 @@
+import type { findContainerRuntime } from './container-runtime-answers.js';
 import type { RestartablePostgres } from './start-embedded-postgres.js';
 
 /** The image {@link startTestcontainersPostgres} runs unless told otherwise. */
@@ -18,6 +19,11 @@ export interface StartTestcontainersPostgresOptions {
    * port, which would change the URL under the clients' feet.
    */
   hostPort?: number;
+  /**
+   * The engine to use, as a `DOCKER_HOST` value (see {@link findContainerRuntime}).
+   * Testcontainers reads `process.env.DOCKER_HOST`; this sets it when it is unset.
+   */
+  dockerHost?: string;
 }
 
 /** The part of the Testcontainers API used here; the same in testcontainers 11.x and 12.x. */
@@ -52,6 +58,7 @@ export async function startTestcontainersPostgres(
   image: string = DEFAULT_TEST_PG_IMAGE,
   options: StartTestcontainersPostgresOptions = {},
 ): Promise<RestartablePostgres> {
+  if (options.dockerHost !== undefined && !process.env.DOCKER_HOST) process.env.DOCKER_HOST = options.dockerHost;
   const { PostgreSqlContainer } = await loadTestcontainers();
   let builder = new PostgreSqlContainer(image).withCommand([
     'postgres', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'max_connections=300',
