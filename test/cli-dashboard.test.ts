@@ -32,6 +32,18 @@ describe('sagabox metrics', () => {
       expect(await served.stop()).toBe(0);
     }
   });
+
+  it('asks scrapes for the --token it was given', async () => {
+    const served = startServing(['metrics', '--port', '0', '--token', 'scrape-me'], 'sagabox metrics on');
+    try {
+      const url = await served.url;
+      expect((await fetch(url)).status).toBe(401);
+      const text = await (await fetch(url, { headers: { authorization: 'Bearer scrape-me' } })).text();
+      expect(text).toMatch(/^sagabox_outbox_messages\{state="ready"\} 0$/m);
+    } finally {
+      expect(await served.stop()).toBe(0);
+    }
+  });
 });
 
 describe('sagabox dashboard', () => {

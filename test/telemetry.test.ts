@@ -90,6 +90,19 @@ describe('metrics', () => {
     } finally {
       await endpoint.stop();
     }
+    // With a token, a scrape without it (or with another) gets 401 and no metrics.
+    const guarded = await serveMetrics({ registry: metrics.registry, port: 0, token: 's3cret' });
+    try {
+      const bare = await fetch(guarded.url);
+      expect(bare.status).toBe(401);
+      expect(await bare.text()).not.toMatch(/sagabox/);
+      expect((await fetch(guarded.url, { headers: { authorization: 'Bearer s3cre' } })).status).toBe(401);
+      const ok = await fetch(guarded.url, { headers: { authorization: 'Bearer s3cret' } });
+      expect(ok.status).toBe(200);
+      expect(await ok.text()).toMatch(/^app_sagabox_queue_messages\{/m);
+    } finally {
+      await guarded.stop();
+    }
   });
 
   it('keeps the previous values and counts an error when the database read fails', async () => {

@@ -9,6 +9,7 @@ import { parseIntFlag, untilStopSignal } from './cli-values.js';
 interface Flags extends ConnectionFlags {
   port: string;
   host: string;
+  token?: string;
   logLevel: string;
 }
 
@@ -25,6 +26,7 @@ export function registerMetricsCommand(program: Command, out: CommandOutput = pr
       .description('serve database-wide Prometheus metrics on /metrics (queue depth, relay lag, sagas); runs until SIGINT/SIGTERM')
       .option('--port <port>', 'port to listen on (0: any free one)', String(DEFAULT_METRICS_PORT))
       .option('--host <host>', 'interface to bind', '127.0.0.1')
+      .addOption(new Option('--token <token>', 'bearer token a scrape must send (Prometheus: authorization.credentials)').env('SAGABOX_METRICS_TOKEN'))
       .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('info')),
   ).action(async (flags: Flags) => {
     const port = parseIntFlag('--port', flags.port, 0, 65_535);
@@ -33,7 +35,9 @@ export function registerMetricsCommand(program: Command, out: CommandOutput = pr
     try {
       await checkReachable(pool, flags.databaseUrl);
       const metrics = createMetrics({ database: { pool, schema: flags.schema }, logger });
-      const endpoint = await serveMetrics({ registry: metrics.registry, port, host: flags.host });
+      const endpoint = await serveMetrics({
+        registry: metrics.registry, port, host: flags.host, ...(flags.token !== undefined ? { token: flags.token } : {}),
+      });
       out.write(`sagabox metrics on ${endpoint.url}\n`);
       logger.info({ url: endpoint.url }, 'metrics endpoint listening');
       await untilStopSignal();

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
 import {
+  bearerTokenMatches,
   DEFAULT_SCHEMA,
   isSagaboxError,
   listDeadLetters,
@@ -62,12 +62,6 @@ function hostnameOf(host: string | undefined): string {
   return h.startsWith('[') ? h.slice(1, h.indexOf(']')) : h.replace(/:\d+$/, '');
 }
 
-function tokenMatches(header: string | undefined, token: string): boolean {
-  const given = Buffer.from(/^Bearer (.+)$/i.exec(header ?? '')?.[1] ?? '');
-  const want = Buffer.from(token);
-  return given.length === want.length && timingSafeEqual(given, want);
-}
-
 /**
  * The dashboard as a `node:http` request handler: the page at `/` and a small JSON API
  * under `/api`. Reads go through the admin functions of `@sagabox/core` and
@@ -115,7 +109,7 @@ export function createDashboardHandler(options: DashboardOptions): (req: Incomin
     // Without a token, only answer requests addressed to a loopback name: a page on
     // another site that rebinds its DNS name to 127.0.0.1 gets nothing.
     if (options.token === undefined && !isLoopbackHost(hostnameOf(req.headers.host))) throw new HttpError(403, 'host not allowed');
-    if (options.token !== undefined && !tokenMatches(req.headers.authorization, options.token)) {
+    if (options.token !== undefined && !bearerTokenMatches(req.headers.authorization, options.token)) {
       res.setHeader('www-authenticate', 'Bearer');
       throw new HttpError(401, 'a bearer token is required');
     }

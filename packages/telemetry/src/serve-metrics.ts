@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { register as defaultRegistry, type Registry } from 'prom-client';
+import { bearerTokenMatches } from '@sagabox/core';
 
 /**
  * A `node:http` request handler that answers with the registry's metrics in the
@@ -29,6 +30,11 @@ export interface ServeMetricsOptions {
   host?: string;
   /** Default: prom-client's global registry. */
   registry?: Registry;
+  /**
+   * When set, a scrape needs `Authorization: Bearer <token>` (Prometheus:
+   * `authorization: { credentials: ... }` in the scrape config); others get 401.
+   */
+  token?: string;
 }
 
 /** A running metrics endpoint. */
@@ -52,7 +58,12 @@ export const DEFAULT_METRICS_PORT = 9464;
 export async function serveMetrics(options: ServeMetricsOptions = {}): Promise<MetricsServer> {
   const handle = metricsHandler(options.registry ?? defaultRegistry);
   const server = createServer((req, res) => {
-    if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) return void handle(req, res);
+    if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) {
+      if (options.token !== undefined && !bearerTokenMatches(req.headers.authorization, options.token)) {
+        return void res.writeHead(401, { 'content-type': 'text/plain; charset=utf-8', 'www-authenticate': 'Bearer' }).end('a bearer token is required\n');
+      }
+      return void handle(req, res);
+    }
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
   });
   const host = options.host ?? '127.0.0.1';
