@@ -15,7 +15,7 @@ import { resolveOptions, type BenchOptions } from './options.js';
 import { runProduceLoop } from './produce-loop.js';
 import { loadVariants } from './registry.js';
 import { renderReport } from './report.js';
-import type { DrainRow, LatencyRow, ProduceRow, Results } from './results.js';
+import type { DrainRow, LatencyRow, ProduceRow, Results, SagaResult } from './results.js';
 import type { Variant } from './variant.js';
 
 const benchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -173,16 +173,18 @@ async function runW3(options: BenchOptions, variants: Variant[]): Promise<Latenc
   return rows;
 }
 
-async function runSaga(options: BenchOptions): Promise<NonNullable<Results['saga']>> {
+async function runSaga(options: BenchOptions, direct: boolean): Promise<SagaResult> {
   const count = options.quick ? 500 : 3_000;
-  const variant = { id: 'sagabox_saga', label: 'sagabox sagas', kind: 'sagabox', install: async () => {} } as unknown as Variant;
-  progress(`SAGA: ${count} three-step sagas, participants in-process`);
+  const id = direct ? 'saga_direct' : 'saga';
+  const variant = { id: `sagabox_${id}`, label: 'sagabox sagas', kind: 'sagabox', install: async () => {} } as unknown as Variant;
+  const how = direct ? 'on direct routes (no relay)' : 'through the relay';
+  progress(`SAGA: ${count} three-step sagas, participants in-process, ${how}`);
   try {
     const module = (await import('./saga-workload.js')) as {
-      runSagaThroughput(url: string, count: number, timeoutMs: number): Promise<Omit<NonNullable<Results['saga']>, 'error'>>;
+      runSagaThroughput(url: string, count: number, timeoutMs: number, direct: boolean): Promise<Omit<SagaResult, 'error'>>;
     };
-    const report = await withDatabase(options, 'saga', variant, (url) => module.runSagaThroughput(url, count, 300_000));
-    progress(`SAGA: ${report.completed}/${count} completed, ${Math.round(report.sagasPerSecond)} sagas/s, p50 ${report.p50Ms.toFixed(0)} ms, p99 ${report.p99Ms.toFixed(0)} ms`);
+    const report = await withDatabase(options, id, variant, (url) => module.runSagaThroughput(url, count, 300_000, direct));
+    progress(`SAGA ${how}: ${report.completed}/${count} completed, ${Math.round(report.sagasPerSecond)} sagas/s, p50 ${report.p50Ms.toFixed(0)} ms, p99 ${report.p99Ms.toFixed(0)} ms`);
     return report;
   } catch (error) {
     progress(`SAGA failed: ${errorText(error)}`);
@@ -229,7 +231,10 @@ async function main(): Promise<void> {
   if (has('w2')) results.w2 = await runDrain(options, 'w2', variants.w2);
   if (has('w2r')) results.w2r = await runDrain(options, 'w2r', variants.w2r);
   if (has('w3')) results.w3 = await runW3(options, variants.w3);
-  if (has('saga') && options.systems !== 'peers' && sagaboxSkipped === undefined) results.saga = await runSaga(options);
+  if (has('saga') && options.systems !== 'peers' && sagaboxSkipped === undefined) {
+    results.saga = await runSaga(options, false);
+    results.sagaDirect = await runSaga(options, true);
+  }
 
   const used = [...(has('w1') ? variants.w1 : []), ...(has('w2') ? variants.w2 : []), ...(has('w2r') ? variants.w2r : []), ...(has('w3') ? variants.w3 : [])];
   results.notes = [...new Set(used.flatMap((v) => (v.notes === undefined ? [] : [v.notes])))];

@@ -1,4 +1,4 @@
-import type { DrainRow, LatencyRow, ProduceRow, Results } from './results.js';
+import type { DrainRow, LatencyRow, ProduceRow, Results, SagaResult } from './results.js';
 
 function table(headers: string[], rows: string[][]): string {
   const align = headers.map((_, i) => (i === 0 ? ':--' : '--:'));
@@ -132,15 +132,19 @@ export function renderReport(results: Results): string {
   }
   if (results.saga) {
     const g = results.saga;
+    const row = (how: string, r: SagaResult): string[] => r.error
+      ? [how, `failed: ${r.error}`, '', '', '']
+      : [how, `${r.completed}/${r.sagas}${r.timedOut ? ' (timed out)' : ''}`, r.sagasPerSecond.toFixed(0), `${r.p50Ms.toFixed(0)} ms`, `${r.p99Ms.toFixed(0)} ms`];
     out.push(
       '',
       '## Sagas: throughput and completion time',
       '',
-      `${g.sagas} three-step sagas (reserve, charge, ship) started 100 per transaction; participants, relay and orchestrator in one process on one database. Times from the database's own clock (sagas.created_at to updated_at).`,
+      `${g.sagas} three-step sagas (reserve, charge, ship) started 100 per transaction; participants and orchestrator in one process on one database, their messages carried by a relay or by direct routes (publish writes the queue row; no relay). Times from the database's own clock (sagas.created_at to updated_at).`,
       '',
-      g.error
-        ? `Failed: ${g.error}`
-        : table(['completed', 'sagas/s', 'p50 start to completion', 'p99'], [[`${g.completed}/${g.sagas}${g.timedOut ? ' (timed out)' : ''}`, g.sagasPerSecond.toFixed(0), `${g.p50Ms.toFixed(0)} ms`, `${g.p99Ms.toFixed(0)} ms`]]),
+      table(['carried by', 'completed', 'sagas/s', 'p50 start to completion', 'p99'], [
+        row('relay', g),
+        ...(results.sagaDirect ? [row('direct routes', results.sagaDirect)] : []),
+      ]),
     );
   }
 

@@ -56,9 +56,23 @@ export interface Results {
   w2r: DrainRow[];
   w3: LatencyRow[];
   /** Saga throughput (sagabox only). */
-  saga?: { sagas: number; completed: number; elapsedMs: number; sagasPerSecond: number; p50Ms: number; p99Ms: number; timedOut: boolean; error?: string };
+  saga?: SagaResult;
+  /** The same sagas on direct routes: no relay. */
+  sagaDirect?: SagaResult;
   notes: string[];
   totalSeconds?: number;
   /** 1-minute load average before and after the run: other work on the machine skews everything. */
   loadAverage?: { before: number; after: number };
+}
+
+/** One saga throughput run. */
+export interface SagaResult {
+  sagas: number;
+  completed: number;
+  elapsedMs: number;
+  sagasPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  timedOut: boolean;
+  error?: string;
 }

@@ -1,11 +1,11 @@
 /**
  * Saga throughput: completed three-step sagas per second with the participants in the
- * same process and database, and the p50/p99 time from start to completion. Times are
+ * same process and database (through the relay, or on direct routes), and the p50/p99 time from start to completion. Times are
  * the database's own (sagas.created_at and updated_at), so nothing is instrumented.
  * Sagabox only: the peers have no sagas.
  */
 import pg from 'pg';
-import { createRelay, createWorker, migrateUp } from '@sagabox/core';
+import { addDirectRoute, createRelay, createWorker, migrateUp } from '@sagabox/core';
 import { createOrchestrator, defineSaga, participant, startSaga, StepResult } from '@sagabox/saga';
 
 export interface SagaReport {
@@ -37,8 +37,12 @@ const benchSaga = defineSaga({
     ),
 });
 
-/** Starts `count` sagas (100 per transaction) and waits for them all to complete. */
-export async function runSagaThroughput(url: string, count: number, timeoutMs: number): Promise<SagaReport> {
+/**
+ * Starts `count` sagas (100 per transaction) and waits for them all to complete. With
+ * `direct`, the orchestrator's routes and the commands' are direct routes (publish
+ * writes the queue row, no relay runs); otherwise a relay carries them.
+ */
+export async function runSagaThroughput(url: string, count: number, timeoutMs: number, direct = false): Promise<SagaReport> {
   await migrateUp({ connectionString: url });
   const pool = new pg.Pool({ connectionString: url, max: 16 });
   pool.on('error', () => {});
@@ -50,8 +54,10 @@ export async function runSagaThroughput(url: string, count: number, timeoutMs: n
   );
   const orchestrator = createOrchestrator({ pool, definitions: [benchSaga], concurrency: 2, batchSize: 50 });
   const participants = createWorker({ pool, queue: 'bench-participants', handler: participant({ handlers }), concurrency: 2, batchSize: 50 });
-  const relay = createRelay({ pool, routes: [...orchestrator.routes, { topic: 'bench.#', queue: 'bench-participants' }] });
-  await Promise.all([relay.start(), participants.start(), orchestrator.start()]);
+  const routes = [...orchestrator.routes, { topic: 'bench.#', queue: 'bench-participants' }];
+  if (direct) for (const route of routes) await addDirectRoute(pool, route);
+  const relay = direct ? undefined : createRelay({ pool, routes });
+  await Promise.all([relay?.start(), participants.start(), orchestrator.start()]);
   const began = performance.now();
   try {
     for (let i = 0; i < count; i += 100) {
@@ -93,7 +99,7 @@ export async function runSagaThroughput(url: string, count: number, timeoutMs: n
       timedOut,
     };
   } finally {
-    await Promise.all([orchestrator.stop(), participants.stop(), relay.stop()]);
+    await Promise.all([orchestrator.stop(), participants.stop(), relay?.stop()]);
     await pool.end();
   }
 }
