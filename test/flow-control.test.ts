@@ -94,6 +94,27 @@ describe('flow control', () => {
     expect(inWindow).toBeLessThanOrEqual(550);
   }, 60_000);
 
+  it('a worker SIGKILLed mid-batch: its slots count until their leases run out, then the others finish, each message once, never above the limit', async () => {
+    await setQueueLimits(p, 'crash', { maxInFlight: 2 });
+    const ids = await fill('crash', Array.from({ length: 30 }, (_, n) => ({ payload: { n } })));
+    const victim = startChild('flow-worker-child.mjs', { DATABASE_URL: db.url, QUEUE: 'crash', CONCURRENCY: '2', BATCH_SIZE: '1', SLEEP_MS: '400', LEASE_MS: '1500' });
+    children.push(victim);
+    await victim.waitForLine(/^ready$/);
+    // Both of its slots hold a message (uncommitted runs rows are invisible, the leases are not).
+    await waitFor('two messages leased by the victim', async () =>
+      (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'crash' AND lease_token IS NOT NULL AND locked_until > now()`)) === 2);
+    await victim.kill('SIGKILL');
+    const killedAt = Date.now();
+    await startChildren('crash', 2, { CONCURRENCY: '2', BATCH_SIZE: '1', SLEEP_MS: '10', LEASE_MS: '1500' });
+    await waitFor('all handled', async () => (await handled(ids)) === ids.length, 30_000);
+    // The victim's two slots kept counting until their leases ran out: nothing ran before.
+    const firstStart = await p.query<{ t: Date }>('SELECT min(started) AS t FROM runs WHERE id = ANY($1)', [ids]);
+    expect(firstStart.rows[0]!.t.getTime()).toBeGreaterThan(killedAt + 500);
+    expect(await count('SELECT count(*) AS n FROM runs WHERE id = ANY($1)', [ids])).toBe(ids.length); // once each
+    expect(await maxOverlap(ids)).toBeLessThanOrEqual(2);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_leases WHERE queue = 'crash' AND locked_until > now()`)).toBe(0);
+  });
+
   it('serialises a group with a group limit of 1 while other groups proceed', async () => {
     await setQueueLimits(p, 'groups', { groupMaxInFlight: 1 });
     const noisy = await fill('groups', Array.from({ length: 10 }, (_, n) => ({ payload: { n }, group: 'noisy' })));
