@@ -327,6 +327,23 @@ describe('flow control', () => {
     expect(claims().slice(early.length)).toContain('full');
   });
 
+  it('runOnce, again and again on a limited queue, reuses one lease row and releases it', async () => {
+    await setQueueLimits(p, 'once', { maxInFlight: 10, priorityAgingMs: null });
+    const ids = await fill('once', Array.from({ length: 12 }, (_, n) => ({ payload: { n } })));
+    const worker = createWorker({
+      pool: p, queue: 'once', batchSize: 2,
+      handler: async (m, { client }) => {
+        await client.query('INSERT INTO runs (id, started, ended) VALUES ($1, clock_timestamp(), clock_timestamp())', [m.id]);
+      },
+    });
+    let batches = 0;
+    while ((await worker.runOnce()) > 0) batches++;
+    expect(batches).toBe(6);
+    expect(await handled(ids)).toBe(12);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_leases WHERE queue = 'once'`)).toBe(1);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_leases WHERE queue = 'once' AND locked_until > now()`)).toBe(0);
+  });
+
   it("counts a crashed worker's batch until its lease runs out, and the purge removes the row", async () => {
     await setQueueLimits(p, 'stale', { maxInFlight: 2 });
     const ids = await fill('stale', [{ payload: { n: 1 } }, { payload: { n: 2 } }]);

@@ -388,8 +388,17 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
     return { claimed: claimed.length, waitMs: null };
   };
 
-  // runOnce may be called concurrently: each call is a slot of its own.
-  const runOnce = async (): Promise<number> => (await claimAndHandle(randomUUID())).claimed;
+  // runOnce may be called concurrently: each call runs as a slot of its own, taken from
+  // those earlier calls left free, so calls one after another reuse one queue_leases row.
+  const spareSlots: string[] = [];
+  const runOnce = async (): Promise<number> => {
+    const slot = spareSlots.pop() ?? randomUUID();
+    try {
+      return (await claimAndHandle(slot)).claimed;
+    } finally {
+      spareSlots.push(slot);
+    }
+  };
 
   const purgeInbox = async (): Promise<void> => {
     const retentionMs = options.inboxRetentionMs ?? DEFAULT_INBOX_RETENTION_MS;
