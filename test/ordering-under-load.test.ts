@@ -26,8 +26,12 @@ async function produce(p: pg.Pool, run: string, txns: number, perTxn: number, st
     c.on('error', ignore);
     try {
       await c.query('BEGIN');
+      // Lock the counters in key order first: an UPDATE ... FROM locks rows in whatever
+      // order its plan visits them, and two producers with overlapping keys then
+      // deadlock now and then (seen once in CI).
       const { rows } = await c.query<{ key: string; n: number }>(
-        `UPDATE key_counters k SET n = k.n + 1 FROM unnest($1::text[]) AS u(key) WHERE k.key = u.key RETURNING k.key, k.n`, [keys]);
+        `WITH locked AS MATERIALIZED (SELECT key FROM key_counters WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE)
+         UPDATE key_counters k SET n = k.n + 1 FROM locked WHERE k.key = locked.key RETURNING k.key, k.n`, [keys]);
       rows.sort((a, b) => a.key.localeCompare(b.key));
       await publish(c, rows.map((r) => ({ topic: `load.${run}`, key: r.key, payload: { key: r.key, n: r.n, run } })));
       await c.query('COMMIT');
