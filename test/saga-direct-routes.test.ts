@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { addDirectRoute, createWorker, Outcome } from '@sagabox/core';
 import { createOrchestrator, defineSaga, getSaga, participant, startSaga, StepResult } from '@sagabox/saga';
+import { inTransaction } from './support/in-transaction.js';
 import { useDatabase } from './support/test-pool.js';
 import { waitFor } from './support/wait-for.js';
 
@@ -46,17 +47,8 @@ const worker = createWorker({ pool: p, queue: 'same-db-participant', handler: pa
 await Promise.all([orchestrator.start(), worker.start()]);
 afterAll(() => Promise.all([orchestrator.stop(), worker.stop()]));
 
-const start = async (input: { n: number; stall?: 'charge' }): Promise<string> => {
-  const client = await p.connect();
-  try {
-    await client.query('BEGIN');
-    const { id } = await startSaga(client, saga, input);
-    await client.query('COMMIT');
-    return id;
-  } finally {
-    client.release();
-  }
-};
+const start = async (input: { n: number; stall?: 'charge' }): Promise<string> =>
+  (await inTransaction(p, (c) => startSaga(c, saga, input))).id;
 const finished = (id: string) =>
   waitFor(`saga ${id} finished`, async () => {
     const s = await getSaga(p, id);

@@ -8,15 +8,9 @@ import pg from 'pg';
 import { addDirectRoute, createRelay, createWorker, migrateUp } from '@sagabox/core';
 import { createOrchestrator, defineSaga, participant, startSaga, StepResult } from '@sagabox/saga';
 
-export interface SagaReport {
-  sagas: number;
-  completed: number;
-  elapsedMs: number;
-  sagasPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  timedOut: boolean;
-}
+import type { SagaResult } from './results.js';
+
+export type SagaReport = Omit<SagaResult, 'error'>;
 
 type Reply = { type: 'done' };
 const steps = ['reserve', 'charge', 'ship'] as const;

@@ -1,6 +1,6 @@
 import type { Logger } from '@sagabox/core';
 import { findContainerRuntime } from './container-runtime-answers.js';
-import { firstLine } from './start-postgres.js';
+import { firstLine } from './first-line.js';
 import { freePort } from './free-port.js';
 import { startEmbeddedPostgres, type RestartablePostgres } from './start-embedded-postgres.js';
 import { DEFAULT_TEST_PG_IMAGE, startTestcontainersPostgres } from './start-testcontainers-postgres.js';

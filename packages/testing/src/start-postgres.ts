@@ -1,5 +1,6 @@
 import type { Logger } from '@sagabox/core';
 import { findContainerRuntime } from './container-runtime-answers.js';
+import { firstLine } from './first-line.js';
 import { startEmbeddedPostgres } from './start-embedded-postgres.js';
 import { DEFAULT_TEST_PG_IMAGE, startTestcontainersPostgres } from './start-testcontainers-postgres.js';
 
@@ -81,11 +82,6 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   const server = await startEmbeddedPostgres({ logger: quiet.child({ component: 'embedded-postgres' }) });
   announce('embedded', `embedded-postgres, ${why}`);
   return { url: server.url, stop: server.stop, backend: 'embedded' };
-}
-
-/** The first line of an error's message, for a one-line notice. */
-export function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 200);
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -92,10 +92,20 @@ export function queueSql(schema: string): QueueSql {
         ORDER BY m.priority DESC, m.seq
         LIMIT ${limit}
         FOR UPDATE SKIP LOCKED`;
-  // Priority aging is due on the queue row q: only the full claim ages.
-  const agingDue = `(q.priority_aging_ms IS NOT NULL
+  // The lighter claims' guard, read in the claim's own snapshot: lean is true unless
+  // the queue row has a group limit, priority aging due (only the full claim ages), or
+  // what `more` adds (conditions, each followed by OR). Also makes the claim's commit
+  // asynchronous (see `claim`).
+  const guard = (more: string): string => `
+        SELECT NOT EXISTS (
+                 SELECT 1 FROM ${s}.queues q
+                 WHERE q.name = $1
+                   AND (${more} q.group_max_in_flight IS NOT NULL OR q.group_rate_per_second IS NOT NULL
+                        OR (q.priority_aging_ms IS NOT NULL
                             AND (q.aged_at IS NULL
-                                 OR q.aged_at <= now() - q.priority_aging_ms * interval '1 millisecond'))`;
+                                 OR q.aged_at <= now() - q.priority_aging_ms * interval '1 millisecond')))
+               ) AS lean,
+               set_config('synchronous_commit', 'off', true) AS async_commit`;
   q = {
     queueChannel: `${schema}.queue`,
     ensureQueues: `INSERT INTO ${s}.queues (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`,
@@ -165,15 +175,7 @@ export function queueSql(schema: string): QueueSql {
     claimUnlimited: (batchSize) => {
       const limit = batchLimit(batchSize);
       return `
-      WITH g AS (
-        SELECT NOT EXISTS (
-                 SELECT 1 FROM ${s}.queues q
-                 WHERE q.name = $1
-                   AND (q.max_in_flight IS NOT NULL OR q.rate_per_second IS NOT NULL
-                        OR q.group_max_in_flight IS NOT NULL OR q.group_rate_per_second IS NOT NULL
-                        OR ${agingDue})
-               ) AS lean,
-               set_config('synchronous_commit', 'off', true) AS async_commit
+      WITH g AS (${guard('q.max_in_flight IS NOT NULL OR q.rate_per_second IS NOT NULL OR')}
       ), c AS (${plainScan('SELECT lean FROM g', 'm.ctid', limit)}
       ), u AS (${leaseRows}
       )
@@ -188,13 +190,7 @@ export function queueSql(schema: string): QueueSql {
     claimGlobal: (batchSize) => {
       const limit = batchLimit(batchSize);
       return `
-      WITH g AS (
-        SELECT NOT EXISTS (
-                 SELECT 1 FROM ${s}.queues q
-                 WHERE q.name = $1
-                   AND (q.group_max_in_flight IS NOT NULL OR q.group_rate_per_second IS NOT NULL OR ${agingDue})
-               ) AS lean,
-               set_config('synchronous_commit', 'off', true) AS async_commit
+      WITH g AS (${guard('')}
       ), c0 AS (${plainScan('SELECT lean FROM g', 'm.ctid, m.priority, m.seq', limit)}
       ), fq AS (
         SELECT * FROM ${s}.flow_grant($1, (SELECT count(*)::int FROM c0), now())
