@@ -162,6 +162,53 @@ describe('relay and worker', () => {
     expect(await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'dup'`)).toBe(1);
   });
 
+  it('delivers an id published twice before the relay ran once, and handles it once', async () => {
+    const [id] = await send({ topic: 'twice.x', payload: { n: 1 } });
+    await send({ id, topic: 'twice.x', payload: { n: 1 } }); // the producer retries before delivery
+    expect(await count(`SELECT count(*) AS n FROM sagabox.outbox WHERE id = $1`, [id])).toBe(2);
+    const relay = track(createRelay({ pool: p, routes: [{ topic: 'twice.*', queue: 'twice' }], listen: false }));
+    // Twice in one batch, then once more in a batch of its own with the first still queued.
+    await send({ id, topic: 'twice.x', payload: { n: 1 } }, true);
+    expect(await relay.runOnce()).toBeGreaterThanOrEqual(3);
+    await send({ id, topic: 'twice.x', payload: { n: 1 } });
+    await relay.runOnce();
+    expect(await count(`SELECT count(*) AS n FROM sagabox.outbox`)).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'twice'`)).toBe(1);
+    const worker = track(createWorker({ pool: p, queue: 'twice', handler: recordEffect('twice') }));
+    await worker.runOnce();
+    await send({ id, topic: 'twice.x', payload: { n: 1 } }); // and once more after it was handled
+    await relay.runOnce();
+    await worker.runOnce();
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'twice'`)).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'twice'`)).toBe(1);
+  });
+
+  it('dead-letters outbox rows written by hand that publish would have refused, and relays the rest', async () => {
+    const relay = track(createRelay({ pool: p, routes: [{ topic: 'hand.*', queue: 'hand' }], listen: false }));
+    const bad = [
+      ['hand..x', null, null, '{}', /invalid topic/],
+      ['hand.key', '', null, '{}', /key must be 1-255/],
+      ['hand.group', null, 'g'.repeat(256), '{}', /group must be 1-255/],
+      ['hand.headers', null, null, '[1, 2]', /headers must be a JSON object, not \[1, 2\]/],
+    ] as const;
+    for (const [topic, key, group, headers] of bad) {
+      await p.query(
+        `INSERT INTO sagabox.outbox (id, topic, key, group_key, payload, headers) VALUES (gen_random_uuid(), $1, $2, $3, '{}', $4::jsonb)`,
+        [topic, key, group, headers],
+      );
+    }
+    const [good] = await send({ topic: 'hand.ok', payload: { n: 1 } });
+    await relay.runOnce();
+    expect(await count(`SELECT count(*) AS n FROM sagabox.outbox`)).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'hand' AND id = $1`, [good])).toBe(1);
+    const dead = await listDeadLetters(p, { reason: 'invalid' });
+    for (const [topic, , , , error] of bad) {
+      const d = dead.find((x) => x.topic === topic);
+      expect(d?.error, topic).toMatch(error);
+    }
+    await purgeDeadLetters(p, {});
+  });
+
   it('does not hand a message whose handler outlives its lease to another worker', async () => {
     const relay = track(createRelay({ pool: p, routes: [{ topic: 'slow.*', queue: 'slow' }] }));
     let runs = 0;

@@ -17,6 +17,7 @@ import { createListener, type Listener } from './listener.js';
 import { silentLogger, type Logger } from './logger.js';
 import { assertNoProblems, backoffMs, checkInt, resolveRetryPolicy, type RetryPolicy } from './retry-policy.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from './schema-name.js';
+import { outboxRowProblem } from './outbox-row-problem.js';
 import { outboxSql } from './sql/outbox-sql.js';
 import { prepared } from './sql/prepared.js';
 import { errorText } from './error-text.js';
@@ -256,6 +257,11 @@ export function createRelay(options: RelayOptions): Relay {
     const live: RelayedMessage[] = [];
     for (const row of rows) {
       const m = toRelayed(row);
+      const problem = outboxRowProblem(row);
+      if (problem !== null) {
+        dead.push({ seq: m.seq, id: m.id, topic: m.topic, reason: 'invalid', error: problem });
+        continue;
+      }
       if (m.expiresAt && m.expiresAt.getTime() <= now) {
         dead.push({ seq: m.seq, id: m.id, topic: m.topic, reason: 'expired', error: `expired at ${m.expiresAt.toISOString()} before delivery` });
         continue;

@@ -16,7 +16,7 @@ export const HEADERS = {
 
 /** A message to publish. Only `topic` and `payload` are required. */
 export interface OutboxMessage<P = unknown> {
-  /** Message id, a UUID. Defaults to a new UUIDv7. Publishing an id twice is a no-op while the first is undelivered. */
+  /** Message id, a UUID. Defaults to a new UUIDv7. Delivery is idempotent by id: publishing an id again does not make a second effect. */
   id?: string;
   /** Topic name: dot-separated segments, e.g. `orders.created`. */
   topic: string;

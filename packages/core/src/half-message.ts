@@ -78,7 +78,8 @@ function checkId(id: unknown): string {
 }
 
 interface LookupRow {
-  state: 'ready' | 'prepared' | null;
+  /** 'prepared' while a prepared row has the id; a ready row is not looked for (no index on its id). */
+  state: 'prepared' | null;
   decided: 'commit' | 'rollback' | 'unresolved' | null;
   known: boolean;
 }
@@ -119,12 +120,13 @@ function notFound(id: string, why: string): SagaboxError {
  * other message. A half message dead-lettered as unresolved keeps them too.
  *
  * Idempotent by id while prepared: preparing the same id again returns the same handle.
- * An id that was already committed, rolled back or dead-lettered is refused.
+ * An id that was already committed, rolled back or dead-lettered is refused. Give a
+ * half message an id of its own: one shared with a plain published message is a
+ * repeat of it, and delivery keeps only one of the two.
  *
  * @throws {SagaboxError} `HALF_MESSAGE_ALREADY_DECIDED` for an id with a final decision;
- * `INVALID_MESSAGE` for an id already used by a plain published message; the message
- * errors of `publish` (`INVALID_TOPIC`, `INVALID_PAYLOAD`, `PAYLOAD_TOO_LARGE`, ...);
- * `INVALID_OPTIONS`.
+ * the message errors of `publish` (`INVALID_TOPIC`, `INVALID_MESSAGE`, `INVALID_PAYLOAD`,
+ * `PAYLOAD_TOO_LARGE`, ...); `INVALID_OPTIONS`.
  *
  * @example
  * const { id } = await prepare(pool, {
@@ -152,8 +154,10 @@ export async function prepare(db: Executor, message: OutboxMessage, options: Pre
   const seen = await lookup(run, sql, m.id);
   if (seen.decided) throw alreadyDecided(m.id, seen.decided, 'prepare');
   if (seen.state === 'prepared') return { id: m.id };
-  throw new SagaboxError('INVALID_MESSAGE', `message id ${m.id} is already used by a published message`, {
-    details: { id: m.id, topic: m.topic },
+  // The prepared row it met was decided and its decision purged in between: not a
+  // state a retry can fix silently, so say so.
+  throw new SagaboxError('HALF_MESSAGE_ALREADY_DECIDED', `half message ${m.id} was decided while it was being prepared again`, {
+    details: { id: m.id, topic: m.topic, attempted: 'prepare' },
   });
 }
 
@@ -185,7 +189,7 @@ async function decide(
     if (seen.decided === decision) return { id, decision, repeated: true };
     if (seen.decided) throw alreadyDecided(id, seen.decided, decision);
     if (seen.state === 'prepared') continue;
-    throw notFound(id, seen.state === 'ready' ? 'it is a plain published message' : 'it was never prepared (or its history was purged)');
+    throw notFound(id, 'it was never prepared (or its history was purged)');
   }
   throw notFound(id, 'it could not be decided; retry');
 }

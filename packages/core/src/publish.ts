@@ -41,11 +41,15 @@ export interface PublishOptions {
   topics?: TopicRegistry;
 }
 
-/** What {@link publish} did: the ids it inserted and the ids that were already there. */
+/** What {@link publish} did: the ids it wrote. */
 export interface PublishResult {
   /** Ids of all messages given, in order (generated ones included). */
   ids: string[];
-  /** Ids that were new. An id published before and still undelivered is not here (a no-op). */
+  /**
+   * Ids this call wrote. Every outbox message is written (a repeated id is removed at
+   * delivery); a message on a direct route whose id is still in that queue is not
+   * written again, so it is missing here.
+   */
   inserted: string[];
 }
 
@@ -87,10 +91,12 @@ function shouldNotify(schema: string, options: PublishOptions): boolean {
  * straight into that route's queue instead, in the same transaction, and skips the
  * relay: same guarantees, one hop.
  *
- * Publishing an id that is already in the outbox (or, routed directly, in its queue) is a no-op, so a producer that
- * does not know whether its commit went through can retry with the same id. (Once
- * delivered, the row is gone; a re-publish is delivered again and the consumers'
- * inbox removes its effect.)
+ * Publishing an id again is harmless, so a producer that does not know whether its
+ * commit went through can retry with the same id: delivery is idempotent by id. A
+ * queue keeps one row per id (a repeat that arrives while the first is queued is
+ * dropped, and on a direct route it is not even written), and the consumers' inbox
+ * skips an id it has handled. The outbox itself does not look for repeats: that
+ * would cost every publish a unique-index probe (see migration 0007).
  *
  * Bad input throws a {@link SagaboxError} before any SQL runs: `INVALID_TOPIC`,
  * `INVALID_MESSAGE`, `INVALID_PAYLOAD` (BigInt, cycles, functions, `undefined`,

@@ -77,7 +77,7 @@ export function halfMessageSql(schema: string): HalfMessageSql {
         WHERE NOT EXISTS (SELECT 1 FROM decided)
           AND ($3::text IS NULL
                OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, ${KEY_LOCK_SEED}))) l))
-        ON CONFLICT (id) DO NOTHING
+        ON CONFLICT (id) WHERE state = 'prepared' DO NOTHING
         RETURNING id, topic
       ), recorded AS (
         INSERT INTO ${s}.half_message_decisions (message_id, topic, decision, source, detail)
@@ -91,7 +91,7 @@ export function halfMessageSql(schema: string): HalfMessageSql {
     // Runs as its own statement after a commit/rollback/prepare that changed nothing, so
     // it sees (with a fresh READ COMMITTED snapshot) whatever decision beat it.
     lookup: `
-      SELECT (SELECT state FROM ${s}.outbox WHERE id = $1::uuid) AS state,
+      SELECT (SELECT state FROM ${s}.outbox WHERE id = $1::uuid AND state = 'prepared') AS state,
              (SELECT decision FROM ${s}.half_message_decisions
               WHERE message_id = $1::uuid AND decision IN ${FINAL}
               ORDER BY seq LIMIT 1) AS decided,

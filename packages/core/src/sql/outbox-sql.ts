@@ -40,9 +40,11 @@ export function outboxSql(schema: string): OutboxSql {
   //
   // Direct routes (migration 0004): a message whose topic matches a direct route is
   // written into that route's queue instead of the outbox, in the same statement; one
-  // that matches none goes to the outbox. ON CONFLICT makes a repeated id a no-op on
-  // either path. $10 asks for the wake-up NOTIFYs: the relay's channel for outbox
-  // rows, the workers' channel (payload: the queue) for queue rows.
+  // that matches none goes to the outbox. A repeated id is a no-op in a queue (ON
+  // CONFLICT on its key); in the outbox it is stored again and removed at delivery, by
+  // the same queue key or the consumers' inbox (migration 0007 says why). $10 asks for
+  // the wake-up NOTIFYs: the relay's channel for outbox rows, the workers' channel
+  // (payload: the queue) for queue rows.
   const publishTail = (input: string) => `
     , routed AS (
       SELECT i.*, r.queue FROM ${input} i JOIN ${s}.direct_routes r ON ('.' || i.topic) ~ r.topic_regex
@@ -58,22 +60,20 @@ export function outboxSql(schema: string): OutboxSql {
       FROM ${input} i
       WHERE NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || i.topic) ~ r.topic_regex)
       ORDER BY ord
-      ON CONFLICT (id) DO NOTHING
       RETURNING id
     )
     SELECT id, false AS queued, CASE WHEN $10::boolean THEN pg_notify($11::text, '') END AS notified FROM stored
     UNION ALL
     SELECT id, true, CASE WHEN $10::boolean THEN pg_notify($12::text, queue) END FROM queued`;
   // The common case, a topic with no direct route, in a lighter statement that
-  // touches only the outbox: it inserts nothing when a direct route matches (or the id
-  // is there already), and publish then runs insertOne, which sorts out which it was.
+  // touches only the outbox: it inserts nothing when a direct route matches, and
+  // publish then runs insertOne, which writes the queue rows.
   const outboxOnly = `
     INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key)
     SELECT $1::uuid, $2::text, $3::text, $4::jsonb, $5::jsonb, $6::timestamptz, $7::timestamptz, $8::smallint, $9::text
     WHERE NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || $2::text) ~ r.topic_regex)
       AND ($3::text IS NULL
            OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, ${KEY_LOCK_SEED}))) l))
-    ON CONFLICT (id) DO NOTHING
     RETURNING id`;
   const insertOne = `
     WITH locked AS (
