@@ -30,6 +30,8 @@ CREATE UNIQUE INDEX outbox_prepared_id ON outbox (id) WHERE state = 'prepared';
 
 -- migrate:down
 
+-- Fails while the outbox holds an id twice (a repeat not yet delivered): let the relay
+-- drain the outbox first.
 DROP INDEX outbox_prepared_id;
 CREATE UNIQUE INDEX outbox_id_key ON outbox (id);
 ALTER TABLE outbox ADD CONSTRAINT outbox_row_check CHECK (
