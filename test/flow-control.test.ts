@@ -64,9 +64,11 @@ const handled = (ids: string[]) => count('SELECT count(*) AS n FROM runs WHERE i
 describe('flow control', () => {
   it('holds a global in-flight limit of 5 across 3 worker processes', async () => {
     await setQueueLimits(p, 'inflight', { maxInFlight: 5 });
-    const ids = await fill('inflight', Array.from({ length: 120 }, (_, n) => ({ payload: { n } })));
-    // 3 processes x 4 slots x batches of 1-2: up to 24 wanted at once.
+    // 3 processes x 4 slots x batches of 1-2: up to 24 wanted at once. All three are
+    // ready before the messages arrive: a child that started late on a loaded machine
+    // once found the queue already drained by the other two.
     await startChildren('inflight', 3, { CONCURRENCY: '4', BATCH_SIZE: '2', SLEEP_MS: '30' });
+    const ids = await fill('inflight', Array.from({ length: 120 }, (_, n) => ({ payload: { n } })));
     await waitFor('all handled', async () => (await handled(ids)) === ids.length, 60_000);
     const overlap = await maxOverlap(ids);
     expect(overlap).toBeLessThanOrEqual(5);
