@@ -117,6 +117,27 @@ describe('saga metrics', () => {
   let world: SagaWorld | undefined;
   afterAll(() => world?.stop());
 
+  it('counts a saga created in the same millisecond as the first scrape', async () => {
+    const client = await p.connect();
+    try {
+      // Inside one transaction now() stands still, so the scrape's clock and the saga's
+      // created_at (1 us later) share their millisecond.
+      await client.query('BEGIN');
+      const r = createMetrics({ database: { pool: client } }).registry;
+      await r.metrics(); // first scrape: counting starts here
+      await client.query(
+        `INSERT INTO sagabox.sagas (id, saga_type, saga_version, status, state, created_at, updated_at)
+         VALUES ($1, 'same-ms', 1, 'running', '{}', now() + interval '1 microsecond', now() + interval '1 microsecond')`,
+        [randomUUID()],
+      );
+      await r.metrics();
+      expect(await valueOf(r, 'sagabox_sagas_started_total', { type: 'same-ms' })).toBe(1);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+
   it('count sagas started and finished, by status, with their durations', async () => {
     world = await createSagaWorld({ definitions: [orderSaga] });
     const metrics = createMetrics({ database: { pool: world.pool } });

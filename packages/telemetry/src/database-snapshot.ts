@@ -41,7 +41,10 @@ export function createDatabaseSnapshotReader(db: Executor, schema: string): () =
   const s = quoteSchema(schema);
   const changesSql = `
     SELECT id, saga_type, status, created_at, updated_at,
-           extract(epoch FROM updated_at - created_at)::float8 AS seconds
+           extract(epoch FROM updated_at - created_at)::float8 AS seconds,
+           -- compared here, in microseconds: a JS Date keeps milliseconds, and a saga
+           -- created in the same millisecond as the first scrape was missed
+           created_at > $1::timestamptz AS created_since
     FROM ${s}.sagas
     WHERE (status IN ('completed', 'compensated', 'failed') AND updated_at > $1::timestamptz)
        OR (status IN ('running', 'compensating') AND created_at > $1::timestamptz)`;
@@ -61,12 +64,15 @@ export function createDatabaseSnapshotReader(db: Executor, schema: string): () =
       return { started: [], finished: [] };
     }
     const since = new Date(Math.max(floor, watermark.getTime() - SAGA_CHANGE_OVERLAP_MS));
-    const rows = await run<{ id: string; saga_type: string; status: string; created_at: Date; updated_at: Date; seconds: number }>(changesSql, [since]);
+    const rows = await run<{ id: string; saga_type: string; status: string; created_at: Date; updated_at: Date; seconds: number; created_since: boolean }>(
+      changesSql,
+      [since],
+    );
     const started: SagaChange[] = [];
     const finished: SagaChange[] = [];
     for (const r of rows) {
       const change = { id: r.id, type: r.saga_type, status: r.status, seconds: Math.max(0, r.seconds), createdAt: r.created_at, updatedAt: r.updated_at };
-      if (r.created_at.getTime() > since.getTime() && !seenStarted.has(r.id)) {
+      if (r.created_since && !seenStarted.has(r.id)) {
         seenStarted.set(r.id, r.created_at.getTime());
         started.push(change);
       }
