@@ -110,14 +110,18 @@ describe('PostgreSQL restarts under load', () => {
       const lastEffect = await waitFor('the server after the restart', () => count('SELECT max(seq) AS n FROM effects'), 60_000, 100);
       const lastCommitted = await count('SELECT count(*) AS n FROM committed');
       const deliveredBefore = new Map(delivered);
+      // Which component is behind, for the failure message if one never comes back.
+      let behind = '';
       await waitFor(`every component working again after restart ${restart}`, async () => {
         const { rows } = await admin.query<{ worker: string }>('SELECT DISTINCT worker FROM effects WHERE seq > $1', [lastEffect]);
-        return (
-          rows.length === workerNames.length &&
-          [...delivered].every(([name, n]) => n > deliveredBefore.get(name)!) &&
-          (await count('SELECT count(*) AS n FROM committed')) > lastCommitted + 50
-        );
-      }, 90_000, 200);
+        const committedSince = (await count('SELECT count(*) AS n FROM committed')) - lastCommitted;
+        const idleWorkers = workerNames.filter((w) => !rows.some((r) => r.worker === w));
+        const idleRelays = [...delivered].filter(([name, n]) => n <= deliveredBefore.get(name)!).map(([name]) => name);
+        behind = `workers without effects: [${idleWorkers.join(', ')}]; relays without deliveries: [${idleRelays.join(', ')}]; commits since: ${committedSince}`;
+        return idleWorkers.length === 0 && idleRelays.length === 0 && committedSince > 50;
+      }, 90_000, 200).catch((err: Error) => {
+        throw new Error(`${err.message} (${behind})`, { cause: err });
+      });
     }
 
     stopProducing = true;
