@@ -1,5 +1,6 @@
 import { uuidv7 } from 'uuidv7';
 import { SagaboxError } from './errors.js';
+import { isMessageLabel } from './message-label.js';
 import { validateTopic } from './topic-name.js';
 
 /** Default largest serialised payload accepted by `publish`, in bytes (1 MiB). */
@@ -163,11 +164,11 @@ export function encodeMessage(message: OutboxMessage, maxPayloadBytes: number, n
   const id = message.id ?? uuidv7();
   if (typeof id !== 'string' || !UUID.test(id)) throw invalid(`message id ${JSON.stringify(id)} is not a UUID`, { topic });
   const key = message.key ?? null;
-  if (key !== null && (typeof key !== 'string' || key.length === 0 || key.length > 255 || key.includes('\u0000'))) {
+  if (key !== null && !isMessageLabel(key)) {
     throw invalid('key must be a string of 1-255 characters', { topic, id });
   }
   const group = message.group ?? null;
-  if (group !== null && (typeof group !== 'string' || group.length === 0 || group.length > 255 || group.includes('\u0000'))) {
+  if (group !== null && !isMessageLabel(group)) {
     throw invalid('group must be a string of 1-255 characters', { topic, id });
   }
   const priority = message.priority ?? 0;

@@ -1,3 +1,4 @@
+import { isMessageLabel } from './message-label.js';
 import { validateTopic } from './topic-name.js';
 
 /** The fields of a claimed outbox row that publish validates before it writes. */
@@ -8,8 +9,6 @@ export interface OutboxRowFields {
   /** The row's headers as jsonb text. */
   headers: string;
 }
-
-const fitsName = (value: string | null): boolean => value === null || (value.length >= 1 && value.length <= 255);
 
 /**
  * Why the relay cannot deliver a claimed outbox row as it stands, or null when it can.
@@ -25,8 +24,8 @@ export function outboxRowProblem(row: OutboxRowFields): string | null {
   } catch (err) {
     return (err as Error).message;
   }
-  if (!fitsName(row.key)) return 'key must be 1-255 characters';
-  if (!fitsName(row.group_key)) return 'group must be 1-255 characters';
+  if (row.key !== null && !isMessageLabel(row.key)) return 'key must be 1-255 characters';
+  if (row.group_key !== null && !isMessageLabel(row.group_key)) return 'group must be 1-255 characters';
   // jsonb prints an object with a leading '{' and anything else without one.
   if (!row.headers.startsWith('{')) return `headers must be a JSON object, not ${row.headers.slice(0, 80)}`;
   return null;
