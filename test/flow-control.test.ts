@@ -299,7 +299,7 @@ describe('flow control', () => {
     const { claimGlobal } = queueSql('sagabox');
     await setQueueLimits(p, 'glob', { priorityAgingMs: null, maxInFlight: 4 });
     const ids = await fill('glob', Array.from({ length: 120 }, (_, n) => ({ payload: { n }, group: 'one' })));
-    const guard = async () => (await p.query(claimGlobal(0), ['glob', randomUUID(), 'test', 30_000, randomUUID()])).rows[0]!.lean as boolean;
+    const guard = async () => (await p.query(claimGlobal(0), ['glob', randomUUID(), 'test', 30_000, randomUUID(), 0])).rows[0]!.lean as boolean;
     expect(await guard()).toBe(true);
     const log = captureLogger();
     const claims = () => log.lines.filter((l) => l.obj.claim).map((l) => l.obj.claim);
@@ -372,6 +372,93 @@ describe('flow control', () => {
     await waitFor('the run-out lease purged', async () => (await count(runOut)) === 0);
     expect(await leases()).toEqual([live]);
     expect(await count(`SELECT count(*) AS n FROM sagabox.queue_leases WHERE queue = 'stale'`)).toBe(1);
+  });
+
+  /** A handler that records its run in `runs` and takes `ms`. */
+  const recordRun = (ms: number) => async (m: { id: string }, { client }: { client: import('pg').PoolClient }) => {
+    await client.query('INSERT INTO runs (id, started) VALUES ($1, clock_timestamp())', [m.id]);
+    if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+    await client.query('UPDATE runs SET ended = clock_timestamp() WHERE id = $1', [m.id]);
+  };
+  const liveLeases = (queue: string) => p.query<{ messages: number; reserved_for: number | null }>(
+    'SELECT messages, reserved_for FROM sagabox.queue_leases WHERE queue = $1 AND locked_until > now()', [queue]).then((r) => r.rows);
+
+  it('a maxInFlight far from binding: each slot holds a standing reservation, claims without the queue lock, and stop hands it back', async () => {
+    await setQueueLimits(p, 'far', { maxInFlight: 1_000, priorityAgingMs: null });
+    const ids = await fill('far', Array.from({ length: 300 }, (_, n) => ({ payload: { n } })));
+    const worker = track(createWorker({ pool: p, queue: 'far', concurrency: 3, batchSize: 5, pollIntervalMs: 50, handler: recordRun(2) }));
+    await worker.start();
+    await waitFor('some handled', async () => (await handled(ids)) >= 30);
+    // One row per slot, a whole batch under the limit it was granted under, between acks too.
+    const rows = await liveLeases('far');
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows.length).toBeLessThanOrEqual(3);
+    for (const r of rows) expect(r).toEqual({ messages: 5, reserved_for: 1_000 });
+    // Every exact grant takes the queue's row lock; held here, only reserved claims go on.
+    const holder = await p.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM sagabox.queues WHERE name = 'far' FOR UPDATE`);
+      const before = await handled(ids);
+      await waitFor('claims go on while the queue row is locked', async () => (await handled(ids)) >= before + 60);
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+    await waitFor('all handled', async () => (await handled(ids)) === ids.length);
+    await worker.stop();
+    expect(await liveLeases('far')).toEqual([]);
+  });
+
+  it('a maxInFlight lowered at run time ends the reservations at once: the new limit holds and nothing waits for them to run out', async () => {
+    await setQueueLimits(p, 'lower', { maxInFlight: 1_000, priorityAgingMs: null });
+    const ids = await fill('lower', Array.from({ length: 200 }, (_, n) => ({ payload: { n } })));
+    await track(createWorker({ pool: p, queue: 'lower', concurrency: 4, batchSize: 2, pollIntervalMs: 50, handler: recordRun(15) })).start();
+    await waitFor('some handled', async () => (await handled(ids)) >= 20);
+    expect((await liveLeases('lower')).some((r) => r.reserved_for === 1_000)).toBe(true);
+    expect(await maxOverlap((await p.query<{ id: string }>('SELECT id FROM runs WHERE id = ANY($1)', [ids])).rows.map((r) => r.id)))
+      .toBeGreaterThan(2);
+    await setQueueLimits(p, 'lower', { maxInFlight: 2 });
+    const { rows } = await p.query<{ t: Date }>('SELECT clock_timestamp() + interval \'200 milliseconds\' AS t');
+    // The reservations would count for 45 s (1.5 default leases) if each slot's next
+    // claim did not hand its own back.
+    await waitFor('all handled', async () => (await handled(ids)) === ids.length, 20_000);
+    const later = (await p.query<{ id: string }>('SELECT id FROM runs WHERE id = ANY($1) AND started > $2', [ids, rows[0]!.t])).rows.map((r) => r.id);
+    expect(later.length).toBeGreaterThan(50);
+    expect(await maxOverlap(later)).toBeLessThanOrEqual(2);
+    expect((await liveLeases('lower')).filter((r) => r.reserved_for !== null)).toEqual([]);
+  });
+
+  it('a rate far from binding: tokens drawn ahead are spent without the bucket, and a lowered rate voids them at once', async () => {
+    // A big burst with a rate of 1/s: far from binding for a long while, and the bucket
+    // hardly refills, so what left it is what the claims drew.
+    await setQueueLimits(p, 'ahead', { ratePerSecond: 1, burst: 100_000, priorityAgingMs: null });
+    const ids = await fill('ahead', Array.from({ length: 400 }, (_, n) => ({ payload: { n } })));
+    const worker = track(createWorker({ pool: p, queue: 'ahead', concurrency: 2, batchSize: 5, pollIntervalMs: 50, handler: recordRun(1) }));
+    await worker.start();
+    await waitFor('some handled', async () => (await handled(ids)) >= 150);
+    await worker.stop();
+    const drawn = 100_000 - (await p.query<{ level: number }>(
+      `SELECT sagabox.bucket_level(tokens, refilled_at, 1, 100000, now()) AS level FROM sagabox.queue_buckets WHERE queue = 'ahead' AND group_key = ''`,
+    )).rows[0]!.level;
+    const done = await handled(ids);
+    // Every message started on a token drawn before it, and the slots drew at most ten
+    // batches ahead each (2 slots x 50, plus the bucket's refill of 1/s).
+    expect(drawn).toBeGreaterThanOrEqual(done - 10);
+    expect(drawn).toBeLessThanOrEqual(done + 2 * 50 + 10);
+    expect(drawn).toBeGreaterThan(done); // drawn ahead: the claims between two grants left the bucket alone
+    // A new worker's slots each draw ten batches ahead with their first claim; as soon as
+    // that first batch is handled the rate drops to 20/s. The tokens left (about 45 a
+    // slot) must not be spent: 20/s over 2 s, plus the burst and the batches already
+    // claimed, is about 50, where spending them would start some 100 more.
+    await track(createWorker({ pool: p, queue: 'ahead', concurrency: 2, batchSize: 5, pollIntervalMs: 50, handler: recordRun(20) })).start();
+    await waitFor('a batch handled', async () => (await handled(ids)) >= done + 5);
+    await setQueueLimits(p, 'ahead', { ratePerSecond: 20, burst: 1 });
+    const t = (await p.query<{ t: Date }>('SELECT clock_timestamp() AS t')).rows[0]!.t;
+    await new Promise((r) => setTimeout(r, 2_100));
+    const inWindow = await count('SELECT count(*) AS n FROM runs WHERE id = ANY($1) AND started > $2 AND started <= $2 + interval \'2 seconds\'', [ids, t]);
+    expect(inWindow).toBeGreaterThanOrEqual(30);
+    expect(inWindow).toBeLessThanOrEqual(60);
   });
 
   it('refuses invalid limits with a typed error listing every problem', async () => {

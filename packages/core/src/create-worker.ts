@@ -52,9 +52,35 @@ interface ClaimResultRow extends Omit<ClaimedRow, 'id'> {
   counted: boolean;
   /** A flow limit binds: when nothing was claimed, try again after this long. */
   wait_ms: number | null;
-  /** From claimUnlimited and claimGlobal: false when the queue needs a heavier claim (its guard failed, nothing was claimed). */
+  /** From claimUnlimited, claimGlobal and claimReserved: false when the queue needs a heavier claim (its guard failed, nothing was claimed). */
   lean?: boolean;
+  /** With lean = false: only because priority aging is due, which one full claim settles. */
+  aging_only?: boolean;
+  /** From claimGlobal: the slot's lease row is now a standing reservation (migration 0008). */
+  reserve?: boolean;
+  /** From claimGlobal: the queue's limits the grant ran under, and the tokens drawn for the slot. */
+  max_in_flight?: number | null;
+  rate?: number | null;
+  allowance?: number;
 }
+
+/**
+ * A worker slot's share of its queue's global limits, taken by a global claim while
+ * they were far from binding (migration 0008): the slot claims with claimReserved,
+ * without the queue lock, for as long as the queue's limits stay the ones below.
+ */
+interface SlotShare {
+  /** The max_in_flight the slot's standing reservation was granted under (null: the queue had none). */
+  maxInFlight: number | null;
+  /** The rate the tokens were drawn under (null: the queue had none). */
+  rate: number | null;
+  /** Tokens drawn from the rate's bucket and not yet spent, spendable until `tokensUntil` (performance.now()). */
+  tokens: number;
+  tokensUntil: number;
+}
+
+/** How long a slot may spend tokens drawn ahead from a rate's bucket (see migration 0008). */
+const ALLOWANCE_MS = 1_000;
 
 /** A claimed batch's lease: its token, its slot's token, and whether it counts against max_in_flight. */
 interface Lease {
@@ -145,7 +171,18 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   // Three claims, lightest first (see queue-sql.ts): no limit in force; global limits
   // only; everything (group limits, aging). The lighter two claim nothing when their
   // guard fails, and the slot moves on to the next.
-  const claimTexts = { lean: sql.claimUnlimited(batchSize), global: sql.claimGlobal(batchSize), full: sql.claim(batchSize) };
+  // A slot holding its share of global limits far from binding (0008) claims with a
+  // fourth, claimReserved, until the share runs out or the limits change.
+  const claimTexts = {
+    lean: sql.claimUnlimited(batchSize),
+    reserved: sql.claimReserved(batchSize),
+    global: sql.claimGlobal(batchSize),
+    full: sql.claim(batchSize),
+  };
+  const shares = new Map<string, SlotShare>();
+  const shareUsable = (share: SlotShare | undefined): share is SlotShare =>
+    share !== undefined && (share.rate === null || (share.tokens >= batchSize && performance.now() < share.tokensUntil));
+  const slotTokens: string[] = [];
   const events = new EventEmitter<WorkerEvents>();
   const loops: DrainLoop[] = [];
   let nextLoop = 0;
@@ -340,22 +377,52 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const inTransaction = <T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> =>
     withTransaction(pool, log, fn, (err) => err instanceof FastPathAbort);
 
-  /** Claims and handles one batch; `waitMs` is set when a flow limit held the claim back. */
-  const claimAndHandle = async (slot: string): Promise<{ claimed: number; waitMs: number | null }> => {
+  /**
+   * Claims and handles one batch; `waitMs` is set when a flow limit held the claim back.
+   * `reserve`: the batch size the slot may hold as a standing reservation (0: never, as
+   * for runOnce, which has no stop to hand it back).
+   */
+  const claimAndHandle = async (slot: string, reserve: number): Promise<{ claimed: number; waitMs: number | null }> => {
     const token = randomUUID();
     const values = [queue, token, name, leaseMs];
-    const run = async (kind: keyof typeof claimTexts): Promise<ClaimResultRow[]> =>
-      (await pool.query<ClaimResultRow>(prepared(claimTexts[kind], kind === 'lean' ? values : [...values, slot]))).rows;
-    let kind: keyof typeof claimTexts = performance.now() >= spell.until ? 'lean' : spell.kind;
+    let share = shares.get(slot);
+    const run = async (kind: keyof typeof claimTexts): Promise<ClaimResultRow[]> => {
+      const params = kind === 'lean' ? values
+        : kind === 'reserved' ? [...values, slot, share!.maxInFlight, share!.rate]
+          : kind === 'global' ? [...values, slot, reserve]
+            : [...values, slot];
+      return (await pool.query<ClaimResultRow>(prepared(claimTexts[kind], params))).rows;
+    };
+    let kind: keyof typeof claimTexts = shareUsable(share) ? 'reserved' : performance.now() >= spell.until ? 'lean' : spell.kind;
     let result = await run(kind);
-    // Its guard failed (a limit in force, aging due): the next heavier claim, and keep
-    // to it for a while.
+    // Its guard failed (a limit in force, aging due, or, for the share, limits changed):
+    // the next heavier claim, and keep to it for a while.
     while (kind !== 'full' && result[0]?.lean === false) {
-      kind = kind === 'lean' ? 'global' : 'full';
-      if (spell.kind !== kind) log.debug({ claim: kind }, 'flow limits in force: claiming with a heavier statement');
-      spell = { kind, until: performance.now() + HEAVY_CLAIM_SPELL_MS };
+      if (result[0].aging_only) {
+        // Aging is due (once a priorityAgingMs): one full claim does it, and the next
+        // claim is light again. The full claim rewrites the slot's lease row, so a
+        // share is taken again afterwards.
+        shares.delete(slot);
+        share = undefined;
+        kind = 'full';
+      } else if (kind === 'reserved') {
+        shares.delete(slot);
+        share = undefined;
+        log.debug({ claim: 'global' }, 'flow limits changed: the slot takes its share again');
+        kind = 'global';
+      } else {
+        kind = kind === 'lean' ? 'global' : 'full';
+        if (spell.kind !== kind) log.debug({ claim: kind }, 'flow limits in force: claiming with a heavier statement');
+        spell = { kind, until: performance.now() + HEAVY_CLAIM_SPELL_MS };
+      }
       result = await run(kind);
     }
+    const first = result[0];
+    if (kind === 'reserved' && share) share.tokens -= result.filter((r) => r.id !== null).length;
+    else if (kind === 'global' && first?.id != null && (first.reserve || first.max_in_flight === null) && (first.rate === null || (first.allowance ?? 0) > 0)) {
+      // Far from binding: the grant reserved a batch and/or drew tokens ahead for the slot.
+      shares.set(slot, { maxInFlight: first.max_in_flight ?? null, rate: first.rate ?? null, tokens: first.allowance ?? 0, tokensUntil: performance.now() + ALLOWANCE_MS });
+    } else if (kind !== 'reserved') shares.delete(slot);
     const claimed = result.filter((r): r is ClaimResultRow & ClaimedRow => r.id !== null);
     if (claimed.length === 0) return { claimed: 0, waitMs: result[0]?.wait_ms ?? null };
     const lease: Lease = { token, slot, counted: claimed[0]!.counted };
@@ -394,7 +461,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const runOnce = async (): Promise<number> => {
     const slot = spareSlots.pop() ?? randomUUID();
     try {
-      return (await claimAndHandle(slot)).claimed;
+      return (await claimAndHandle(slot, 0)).claimed;
     } finally {
       spareSlots.push(slot);
     }
@@ -427,10 +494,11 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       for (let i = 0; i < concurrency; i++) {
         // The slot's token: one batch at a time, so one queue_leases row (see queue-sql.ts).
         const slot = randomUUID();
+        slotTokens.push(slot);
         loops.push(
           createDrainLoop({
             run: async () => {
-              const { claimed, waitMs } = await claimAndHandle(slot);
+              const { claimed, waitMs } = await claimAndHandle(slot, batchSize);
               if (claimed >= batchSize) wakeOne();
               return { handled: claimed, full: claimed >= batchSize, ...(waitMs === null ? {} : { retryInMs: waitMs }) };
             },
@@ -484,6 +552,13 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       clearTimeout(timer);
       loops.length = 0;
       if (timedOut) log.warn({ stopTimeoutMs }, 'worker stop timed out waiting for batches in flight');
+      // No batch in flight: the slots' standing reservations (if any) end now. After a
+      // timeout a batch may still run, so they run out with their leases instead.
+      else if (shares.size > 0) {
+        await pool.query(sql.releaseSlots, [queue, slotTokens]).catch((err) => log.warn({ err }, 'could not release reservations; they run out with their leases'));
+      }
+      slotTokens.length = 0;
+      shares.clear();
       log.info({}, 'worker stopped');
     },
   };

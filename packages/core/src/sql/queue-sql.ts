@@ -12,13 +12,24 @@ export interface QueueSql {
   claim: (batchSize: number) => string;
   /** The claim of a queue with no flow limit in force; parameters as `claim` but $5. */
   claimUnlimited: (batchSize: number) => string;
-  /** The claim of a queue whose limits in force are all global (no group limit, no aging due); parameters as `claim`. */
+  /**
+   * The claim of a queue whose limits in force are all global (no group limit, no aging
+   * due); parameters as `claim`, and $6 the batch size the slot may reserve (0: none).
+   */
   claimGlobal: (batchSize: number) => string;
+  /**
+   * The claim of a slot that holds its share of the queue's global limits (migration
+   * 0008); parameters as `claim`, and $6 the max_in_flight its reservation was granted
+   * under (null: none), $7 the rate its allowance was drawn under (null: none).
+   */
+  claimReserved: (batchSize: number) => string;
   fence: string;
   fenceAndInbox: string;
   inboxInsertOne: string;
   ack: string;
   ackAndRelease: string;
+  /** Ends the standing reservations of a stopping worker's slots: $1 queue, $2 slot tokens. */
+  releaseSlots: string;
   purgeBuckets: string;
   purgeLeases: string;
   retryLater: string;
@@ -80,7 +91,19 @@ export function queueSql(schema: string): QueueSql {
         SELECT $1, $5::uuid, count(*), now() + $4::double precision * interval '1 millisecond'
         FROM u, fq WHERE fq.counted HAVING count(*) > 0
         ON CONFLICT (queue, lease_token) DO UPDATE
-        SET messages = excluded.messages, locked_until = excluded.locked_until`;
+        SET messages = excluded.messages, locked_until = excluded.locked_until, reserved_for = NULL`;
+  // A counted claim that leased nothing releases its slot's row if it is still live: the
+  // slot is claiming, so nothing of it is in flight. Such a row is a standing
+  // reservation the slot no longer holds (the limits changed, 0008), or the batch of a
+  // handling transaction that failed; left live, it would count until it ran out, and
+  // after a limit is lowered the slots' old reservations would keep each other's grants
+  // at zero until then.
+  // `counted`: the grant's columns that say the queue counts in-flight messages.
+  const releaseOwn = (counted: string): string => `
+        UPDATE ${s}.queue_leases
+        SET locked_until = '-infinity'
+        WHERE queue = $1 AND lease_token = $5::uuid AND locked_until > now()
+          AND NOT EXISTS (SELECT 1 FROM u) AND (SELECT ${counted} FROM fq)`;
   // The candidate scan both lighter claims share: head-of-key rule, claim order, no
   // group rules. `gate` is the guard's boolean; `columns` what the rest needs.
   const plainScan = (gate: string, columns: string, limit: number): string => `
@@ -98,18 +121,21 @@ export function queueSql(schema: string): QueueSql {
         FOR UPDATE SKIP LOCKED`;
   // The lighter claims' guard, read in the claim's own snapshot: lean is true unless
   // the queue row has a group limit, priority aging due (only the full claim ages), or
-  // what `more` adds (conditions, each followed by OR). Also makes the claim's commit
-  // asynchronous (see `claim`).
-  const guard = (more: string): string => `
-        SELECT NOT EXISTS (
-                 SELECT 1 FROM ${s}.queues q
-                 WHERE q.name = $1
-                   AND (${more} q.group_max_in_flight IS NOT NULL OR q.group_rate_per_second IS NOT NULL
-                        OR (q.priority_aging_ms IS NOT NULL
-                            AND (q.aged_at IS NULL
-                                 OR q.aged_at <= now() - q.priority_aging_ms * interval '1 millisecond')))
-               ) AS lean,
-               set_config('synchronous_commit', 'off', true) AS async_commit`;
+  // what `more` adds (conditions, each followed by OR). aging_only: false only because
+  // aging is due, which one full claim settles (the worker does not keep to the full
+  // claim for that). Also makes the claim's commit asynchronous (see `claim`).
+  const guardOf = (limited: string, aging: string): string => `
+        SELECT coalesce(NOT (f.limited OR f.aging), true) AS lean,
+               coalesce(f.aging AND NOT f.limited, false) AS aging_only,
+               set_config('synchronous_commit', 'off', true) AS async_commit
+        FROM (SELECT) one LEFT JOIN LATERAL (
+          SELECT ${limited} AS limited, ${aging} AS aging
+          FROM ${s}.queues q WHERE q.name = $1
+        ) f ON true`;
+  const agingDue = `(q.priority_aging_ms IS NOT NULL
+                     AND (q.aged_at IS NULL OR q.aged_at <= now() - q.priority_aging_ms * interval '1 millisecond'))`;
+  const guard = (more: string): string =>
+    guardOf(`(${more} q.group_max_in_flight IS NOT NULL OR q.group_rate_per_second IS NOT NULL)`, agingDue);
   q = {
     queueChannel: `${schema}.queue`,
     ensureQueues: `INSERT INTO ${s}.queues (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`,
@@ -183,7 +209,7 @@ export function queueSql(schema: string): QueueSql {
       ), c AS (${plainScan('SELECT lean FROM g', 'm.ctid', limit)}
       ), u AS (${leaseRows}
       )
-      SELECT u.*, false AS counted, NULL::float8 AS wait_ms, g.lean FROM g LEFT JOIN u ON true`;
+      SELECT u.*, false AS counted, NULL::float8 AS wait_ms, g.lean, g.aging_only FROM g LEFT JOIN u ON true`;
     },
     // The claim of a queue whose limits in force are only global ones (max_in_flight,
     // rate): `claim` without flow_prepare, the group rules and the window functions,
@@ -197,21 +223,65 @@ export function queueSql(schema: string): QueueSql {
       WITH g AS (${guard('')}
       ), c0 AS (${plainScan('SELECT lean FROM g', 'm.ctid, m.priority, m.seq', limit)}
       ), fq AS (
-        SELECT * FROM ${s}.flow_grant($1, (SELECT count(*)::int FROM c0), now())
+        SELECT * FROM ${s}.flow_grant_slot($1, (SELECT count(*)::int FROM c0), now(), $5::uuid, $6::int)
       ), c AS (
         SELECT c0.ctid FROM c0 ORDER BY c0.priority DESC, c0.seq LIMIT (SELECT quota FROM fq)
       ), u AS (${leaseRows}
       ), buckets AS (
         INSERT INTO ${s}.queue_buckets AS b (queue, group_key, tokens, refilled_at)
-        SELECT $1, '', fq.burst - count(*), now()
-        FROM u, fq WHERE fq.rate IS NOT NULL GROUP BY fq.burst HAVING count(*) > 0
+        SELECT $1, '', fq.burst - count(*) - fq.allowance, now()
+        FROM u, fq WHERE fq.rate IS NOT NULL GROUP BY fq.burst, fq.allowance HAVING count(*) > 0
         ON CONFLICT (queue, group_key) DO UPDATE
         SET tokens = ${s}.bucket_level(b.tokens, b.refilled_at, (SELECT rate FROM fq), (SELECT burst FROM fq), excluded.refilled_at)
                      - ((SELECT burst FROM fq) - excluded.tokens),
             refilled_at = excluded.refilled_at
-      ), leases AS (${recordLease}
+      ), leases AS (
+        -- As recordLease, or, when the grant made it a standing reservation (0008), the
+        -- slot's row holds $6 messages for 1.5 leases under the limit it was granted under.
+        INSERT INTO ${s}.queue_leases AS l (queue, lease_token, messages, locked_until, reserved_for)
+        SELECT $1, $5::uuid, CASE WHEN fq.reserve THEN $6::int ELSE count(*)::int END,
+               now() + CASE WHEN fq.reserve THEN 1.5 ELSE 1 END * $4::double precision * interval '1 millisecond',
+               CASE WHEN fq.reserve THEN fq.max_in_flight END
+        FROM u, fq WHERE fq.counted OR fq.reserve GROUP BY fq.reserve, fq.max_in_flight HAVING count(*) > 0
+        ON CONFLICT (queue, lease_token) DO UPDATE
+        SET messages = excluded.messages, locked_until = excluded.locked_until, reserved_for = excluded.reserved_for
+      ), released AS (${releaseOwn('counted OR reserve')}
       )
-      SELECT u.*, fq.counted, fq.wait_ms, g.lean FROM g CROSS JOIN fq LEFT JOIN u ON true`;
+      SELECT u.*, fq.counted, fq.wait_ms, g.lean, g.aging_only, fq.reserve, fq.max_in_flight, fq.rate, fq.allowance
+      FROM g CROSS JOIN fq LEFT JOIN u ON true`;
+    },
+    // The claim of a slot that holds its share of the queue's global limits (0008): a
+    // standing reservation of a batch against max_in_flight ($6, the limit it was
+    // granted under), tokens drawn ahead from the rate's bucket ($7, the rate they were
+    // drawn under; the worker counts them), or both. No queue lock, no grant, no bucket
+    // or lease write: the unlimited claim's work plus two index probes. Its guard
+    // claims nothing (lean = false) unless the queue's limits are still the ones the
+    // share was taken under, none of the full claim's is in force, and the reservation,
+    // if any, outlasts the lease this claim gives (so the batch stays counted however
+    // long it runs). The reservation is renewed to 1.5 leases while it still has more
+    // than a lease to run: never after it ran out, which another grant may have seen.
+    claimReserved: (batchSize) => {
+      const limit = batchLimit(batchSize);
+      return `
+      WITH g AS (${guardOf(`(q.max_in_flight IS DISTINCT FROM $6::int
+                            OR q.rate_per_second IS DISTINCT FROM $7::double precision
+                            OR q.group_max_in_flight IS NOT NULL OR q.group_rate_per_second IS NOT NULL
+                            OR ($6::int IS NOT NULL AND NOT EXISTS (
+                                  SELECT 1 FROM ${s}.queue_leases l
+                                  WHERE l.queue = $1 AND l.lease_token = $5::uuid AND l.reserved_for = $6::int
+                                    AND l.locked_until >= now() + $4::double precision * interval '1 millisecond')))`,
+                          agingDue)}
+      ), renewed AS (
+        UPDATE ${s}.queue_leases l
+        SET locked_until = now() + 1.5 * $4::double precision * interval '1 millisecond'
+        WHERE l.queue = $1 AND l.lease_token = $5::uuid AND l.reserved_for = $6::int
+          AND l.locked_until >= now() + $4::double precision * interval '1 millisecond'
+          AND l.locked_until < now() + 1.25 * $4::double precision * interval '1 millisecond'
+          AND (SELECT lean FROM g)
+      ), c AS (${plainScan('SELECT lean FROM g', 'm.ctid', limit)}
+      ), u AS (${leaseRows}
+      )
+      SELECT u.*, false AS counted, NULL::float8 AS wait_ms, g.lean, g.aging_only FROM g LEFT JOIN u ON true`;
     },
     claim: (batchSize) => {
       const limit = batchLimit(batchSize);
@@ -273,6 +343,7 @@ export function queueSql(schema: string): QueueSql {
                      - ((SELECT CASE WHEN b.group_key = '' THEN fq.burst ELSE fq.group_burst END FROM fq) - excluded.tokens),
             refilled_at = excluded.refilled_at
       ), leases AS (${recordLease}
+      ), released AS (${releaseOwn('counted')}
       )
       SELECT u.*, fq.counted, coalesce(fq.wait_ms, fq.group_wait_ms) AS wait_ms FROM fq LEFT JOIN u ON true`;
     },
@@ -311,6 +382,11 @@ export function queueSql(schema: string): QueueSql {
         UPDATE ${s}.queue_leases SET locked_until = '-infinity' WHERE queue = $1 AND lease_token = $3::uuid
       )
       DELETE FROM ${s}.queue_messages WHERE queue = $1 AND id = ANY($2::uuid[])`,
+    // A stopping worker's slots have nothing in flight: their reservations (0008) end
+    // now rather than when they run out. Exact rows are released by their acks.
+    releaseSlots: `
+      UPDATE ${s}.queue_leases SET locked_until = '-infinity'
+      WHERE queue = $1 AND lease_token = ANY($2::uuid[]) AND reserved_for IS NOT NULL AND locked_until > now()`,
     // Group buckets that have refilled to the brim say nothing a missing row does not.
     // Lease rows of slots whose worker died without acking: they stopped counting when
     // they ran out (flow_grant), this removes them, and released rows of idle slots too
