@@ -461,6 +461,47 @@ describe('flow control', () => {
     expect(inWindow).toBeLessThanOrEqual(60);
   });
 
+  it('holds maxInFlight across 3 processes when some slots hold reservations and the others claim exactly', async () => {
+    // 16 in flight, batches of 1: a slot may reserve while the others count at most 7,
+    // so about 8 slots hold reservations and the other 16 of the 24 compete for the rest.
+    await setQueueLimits(p, 'mixed', { maxInFlight: 16, priorityAgingMs: null });
+    await startChildren('mixed', 3, { CONCURRENCY: '8', BATCH_SIZE: '1', SLEEP_MS: '30' });
+    const ids = await fill('mixed', Array.from({ length: 600 }, (_, n) => ({ payload: { n } })));
+    await waitFor('reservations taken', async () => (await liveLeases('mixed')).some((r) => r.reserved_for === 16));
+    await waitFor('all handled', async () => (await handled(ids)) === ids.length, 60_000);
+    const overlap = await maxOverlap(ids);
+    expect(overlap).toBeLessThanOrEqual(16);
+    expect(overlap).toBeGreaterThanOrEqual(8);
+    expect(await count('SELECT count(*) AS n FROM runs WHERE id = ANY($1)', [ids])).toBe(ids.length);
+  });
+
+  it('a worker SIGKILLed while its slots hold reservations: they count for at most 1.5 leases, then the others finish, each message once', async () => {
+    await setQueueLimits(p, 'crash2', { maxInFlight: 32, priorityAgingMs: null });
+    const ids = await fill('crash2', Array.from({ length: 60 }, (_, n) => ({ payload: { n } })));
+    const victim = startChild('flow-worker-child.mjs', { DATABASE_URL: db.url, QUEUE: 'crash2', CONCURRENCY: '4', BATCH_SIZE: '2', SLEEP_MS: '2000', LEASE_MS: '1500' });
+    children.push(victim);
+    await victim.waitForLine(/^ready$/);
+    await waitFor('four slots hold reservations and batches', async () =>
+      (await liveLeases('crash2')).filter((r) => r.reserved_for === 32).length === 4
+      && (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'crash2' AND lease_token IS NOT NULL AND locked_until > now()`)) === 8);
+    await victim.kill('SIGKILL');
+    const killedAt = (await p.query<{ t: Date }>('SELECT clock_timestamp() AS t')).rows[0]!.t;
+    // Its four reservations still count, each ending within 1.5 leases (2.25 s) of now.
+    const { rows: held } = await p.query<{ lease_token: string; ends_ms: number }>(
+      `SELECT lease_token, (extract(epoch FROM locked_until - $1::timestamptz) * 1000)::float8 AS ends_ms
+       FROM sagabox.queue_leases WHERE queue = 'crash2' AND reserved_for = 32 AND locked_until > now()`, [killedAt]);
+    expect(held).toHaveLength(4);
+    for (const h of held) expect(h.ends_ms).toBeLessThanOrEqual(2_250);
+    await startChildren('crash2', 2, { CONCURRENCY: '4', BATCH_SIZE: '2', SLEEP_MS: '10', LEASE_MS: '1500' });
+    await waitFor('all handled', async () => (await handled(ids)) === ids.length, 30_000);
+    expect(await count('SELECT count(*) AS n FROM runs WHERE id = ANY($1)', [ids])).toBe(ids.length); // once each
+    await waitFor("the victim's reservations ran out", async () => (await count(
+      'SELECT count(*) AS n FROM sagabox.queue_leases WHERE lease_token = ANY($1) AND locked_until > now()', [held.map((h) => h.lease_token)])) === 0);
+    await Promise.all(children.splice(0).map((c) => c.kill('SIGTERM')));
+    // The survivors handed theirs back when they stopped; the victim's are no longer live.
+    expect(await liveLeases('crash2')).toEqual([]);
+  });
+
   it('refuses invalid limits with a typed error listing every problem', async () => {
     const err = await setQueueLimits(p, 'bad', { maxInFlight: -1, ratePerSecond: 0, burst: 1.5, groupMaxInFlight: 1e9, priorityAgingMs: 5, bogus: 1 } as never)
       .catch((e: unknown) => e);
