@@ -230,6 +230,39 @@ describe('relay and worker', () => {
     expect(await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'slow'`)).toBe(1);
   });
 
+  it('a worker whose lease ran out and was taken over before it began handling does nothing with the message (inbox off: the fence alone)', async () => {
+    const relay = track(createRelay({ pool: p, routes: [{ topic: 'late.*', queue: 'late' }], listen: false }));
+    // Each worker's payload check takes 600 ms, longer than its 150 ms lease: a claims,
+    // b claims the same message once a's lease has run out, and a reaches its handling
+    // transaction while the message is leased to b, which has not handled it yet.
+    let checks = 0;
+    const slowTopics = defineTopics({
+      'late.x': { '~standard': { version: 1, vendor: 't', validate: async (v: unknown) => {
+        checks++;
+        await new Promise((r) => setTimeout(r, 600));
+        return { value: v };
+      } } },
+    });
+    const handledBy: string[] = [];
+    const mk = (name: string) => createWorker({
+      pool: p, queue: 'late', name, leaseMs: 150, inbox: false, listen: false, topics: slowTopics,
+      handler: async (m, ctx) => {
+        handledBy.push(name);
+        await recordEffect('late')(m, ctx);
+      },
+    });
+    await send({ topic: 'late.x', payload: { n: 1 } });
+    await relay.runOnce();
+    const a = mk('a').runOnce();
+    await waitFor('a checking the payload', () => checks === 1);
+    await new Promise((r) => setTimeout(r, 250)); // a's lease has run out
+    const b = mk('b').runOnce();
+    expect(await Promise.all([a, b])).toEqual([1, 1]); // both claimed it...
+    expect(handledBy).toEqual(['b']); // ...only the lease holder handled it
+    expect(await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'late'`)).toBe(1);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'late'`)).toBe(0);
+  });
+
   it("takes over a dead worker's lease once it expires", async () => {
     // A worker that claimed and vanished: its lease is in the row, nobody holds the lock.
     await p.query(`INSERT INTO sagabox.queues (name) VALUES ('orphan') ON CONFLICT DO NOTHING`);

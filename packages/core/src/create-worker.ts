@@ -304,8 +304,15 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   /** Fast path: the whole batch in one transaction, no savepoints. Throws FastPathAbort to fall back. */
   const handleBatch = async (client: pg.PoolClient, claimed: ClaimedRow[], lease: Lease, pre: Map<string, Verdict>) => {
     const todoIds = useInbox ? claimed.filter((r) => !pre.has(r.id)).map((r) => r.id) : [];
+    const allIds = claimed.map((r) => r.id);
+    // Nothing known before handling (the usual batch): every message is to be acked
+    // unless a handler fails or returns an outcome, which aborts this path anyway, so
+    // the first statement fences, records and acks at once (see takeAndInbox).
+    const takeAll = pre.size === 0;
     const { rows: fenced } = await client.query<{ id: string; fresh: boolean }>(
-      prepared(sql.fenceAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, todoIds]),
+      takeAll
+        ? prepared(sql.takeAndInbox, [queue, allIds, lease.token, consumer, todoIds, lease.counted ? lease.slot : null])
+        : prepared(sql.fenceAndInbox, [queue, allIds, lease.token, consumer, todoIds]),
     );
     const rows = keepFenced(claimed, fenced);
     const fresh = useInbox ? new Set(fenced.filter((f) => f.fresh).map((f) => f.id)) : undefined;
@@ -332,7 +339,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       if (isHandlerOutcome(outcome)) throw new FastPathAbort('handler returned an outcome');
       verdicts.set(r.id, { kind: 'ack' });
     }
-    await settle(client, rows, verdicts, lease);
+    if (!takeAll) await settle(client, rows, verdicts, lease);
     return rows;
   };
 

@@ -25,6 +25,7 @@ export interface QueueSql {
   claimReserved: (batchSize: number) => string;
   fence: string;
   fenceAndInbox: string;
+  takeAndInbox: string;
   inboxInsertOne: string;
   ack: string;
   ackAndRelease: string;
@@ -369,6 +370,29 @@ export function queueSql(schema: string): QueueSql {
         ON CONFLICT DO NOTHING RETURNING message_id
       )
       SELECT f.id, r.message_id IS NOT NULL AS fresh FROM fenced f LEFT JOIN recorded r ON r.message_id = f.id`,
+    // The fast path's first statement when the whole batch is expected to be acked (no
+    // verdict known before handling): fence, record in the inbox and ack at once. The
+    // DELETE is the fence: it removes only rows still under our lease token ($3), and
+    // the deleted rows stay locked until the transaction ends, so other claimers skip
+    // them (SKIP LOCKED) exactly as they skip rows locked FOR UPDATE; if a handler fails
+    // the transaction rolls back and the rows are back as they were. One row write and
+    // one round trip fewer per batch than fence, handle, ack. $4 consumer, $5 the ids to
+    // record in the inbox (empty without the inbox), $6 the slot whose queue_leases row
+    // is released with the batch (null: the batch is not counted).
+    takeAndInbox: `
+      WITH taken AS (
+        DELETE FROM ${s}.queue_messages
+        WHERE queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
+        RETURNING id
+      ), recorded AS (
+        INSERT INTO ${s}.inbox (consumer, message_id)
+        SELECT $4, id FROM taken WHERE id = ANY($5::uuid[])
+        ON CONFLICT DO NOTHING RETURNING message_id
+      ), released AS (
+        UPDATE ${s}.queue_leases SET locked_until = '-infinity'
+        WHERE $6::uuid IS NOT NULL AND queue = $1 AND lease_token = $6::uuid
+      )
+      SELECT t.id, r.message_id IS NOT NULL AS fresh FROM taken t LEFT JOIN recorded r ON r.message_id = t.id`,
     inboxInsertOne: `
       INSERT INTO ${s}.inbox (consumer, message_id) VALUES ($1, $2)
       ON CONFLICT DO NOTHING RETURNING message_id`,
