@@ -309,13 +309,13 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
     // unless a handler fails or returns an outcome, which aborts this path anyway, so
     // the first statement fences, records and acks at once (see takeAndInbox).
     const takeAll = pre.size === 0;
-    const { rows: fenced } = await client.query<{ id: string; fresh: boolean }>(
+    const { rows: [result] } = await client.query<{ fenced: string[]; fresh: string[] }>(
       takeAll
         ? prepared(sql.takeAndInbox, [queue, allIds, lease.token, consumer, todoIds, lease.counted ? lease.slot : null])
         : prepared(sql.fenceAndInbox, [queue, allIds, lease.token, consumer, todoIds]),
     );
-    const rows = keepFenced(claimed, fenced);
-    const fresh = useInbox ? new Set(fenced.filter((f) => f.fresh).map((f) => f.id)) : undefined;
+    const rows = keepFenced(claimed, result!.fenced.map((id) => ({ id })));
+    const fresh = useInbox ? new Set(result!.fresh) : undefined;
     const verdicts = new Map<string, Verdict>();
     const todo: ClaimedRow[] = [];
     for (const r of rows) {
