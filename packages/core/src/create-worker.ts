@@ -112,6 +112,9 @@ const HEAVY_CLAIM_SPELL_MS = 1_000;
  * lease expired and was taken over does nothing), their ids go into the inbox (an id
  * already there is acked without running the handler), the handler runs with the
  * transaction's connection, and the ack (DELETE) commits with the handler's writes.
+ * (When nothing about the batch is known before handling, the usual case, the first
+ * statement does all of fence, inbox and DELETE at once: the deleted rows stay locked
+ * until the transaction ends, and a failing handler rolls the DELETE back.)
  * When a handler throws, the batch is rolled back and handled again with a savepoint
  * per message, so only the failing message's effects are undone; it is retried with
  * backoff and dead-lettered after `retry.maxAttempts`.
