@@ -564,7 +564,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       if (timedOut) log.warn({ stopTimeoutMs }, 'worker stop timed out waiting for batches in flight');
       // No batch in flight: the slots' standing reservations (if any) end now. After a
       // timeout a batch may still run, so they run out with their leases instead.
-      else if (shares.size > 0) {
+      else if (slotTokens.length > 0) {
         await pool.query(sql.releaseSlots, [queue, slotTokens]).catch((err) => log.warn({ err }, 'could not release reservations; they run out with their leases'));
       }
       slotTokens.length = 0;
