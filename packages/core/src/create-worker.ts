@@ -292,16 +292,16 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   };
 
   /** The claimed rows still under our lease (`valid`: what the fence returned). */
-  const keepFenced = (rows: ClaimedRow[], valid: readonly { id: string }[]): ClaimedRow[] => {
+  const keepFenced = (rows: ClaimedRow[], valid: readonly string[]): ClaimedRow[] => {
     if (valid.length === rows.length) return rows;
-    const ids = new Set(valid.map((v) => v.id));
+    const ids = new Set(valid);
     log.warn({ lost: rows.length - valid.length }, 'lease lost before handling; leaving those messages to their new owner');
     return rows.filter((r) => ids.has(r.id));
   };
 
   const fence = async (client: pg.PoolClient, rows: ClaimedRow[], token: string): Promise<ClaimedRow[]> => {
     const { rows: valid } = await client.query<{ id: string }>(prepared(sql.fence, [queue, rows.map((r) => r.id), token]));
-    return keepFenced(rows, valid);
+    return keepFenced(rows, valid.map((v) => v.id));
   };
 
   /** Fast path: the whole batch in one transaction, no savepoints. Throws FastPathAbort to fall back. */
@@ -317,7 +317,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
         ? prepared(sql.takeAndInbox, [queue, allIds, lease.token, consumer, todoIds, lease.counted ? lease.slot : null])
         : prepared(sql.fenceAndInbox, [queue, allIds, lease.token, consumer, todoIds]),
     );
-    const rows = keepFenced(claimed, result!.fenced.map((id) => ({ id })));
+    const rows = keepFenced(claimed, result!.fenced);
     const fresh = useInbox ? new Set(result!.fresh) : undefined;
     const verdicts = new Map<string, Verdict>();
     const todo: ClaimedRow[] = [];
@@ -387,6 +387,12 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const inTransaction = <T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> =>
     withTransaction(pool, log, fn, (err) => err instanceof FastPathAbort);
 
+  /** The share a global claim's grant gave the slot (limits far from binding: a reserved batch and/or tokens drawn ahead), if any. */
+  const shareGranted = (row: ClaimResultRow | undefined): SlotShare | undefined => {
+    if (!row || !(row.reserve || row.max_in_flight === null) || !(row.rate === null || (row.allowance ?? 0) > 0)) return undefined;
+    return { maxInFlight: row.max_in_flight ?? null, rate: row.rate ?? null, tokens: row.allowance ?? 0, tokensUntil: performance.now() + ALLOWANCE_MS };
+  };
+
   /**
    * Claims and handles one batch; `waitMs` is set when a flow limit held the claim back.
    * `reserve`: the batch size the slot may hold as a standing reservation (0: never, as
@@ -395,7 +401,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const claimAndHandle = async (slot: string, reserve: number): Promise<{ claimed: number; waitMs: number | null }> => {
     const token = randomUUID();
     const values = [queue, token, name, leaseMs];
-    let share = shares.get(slot);
+    const share = shares.get(slot);
     const run = async (kind: keyof typeof claimTexts): Promise<ClaimResultRow[]> => {
       const params = kind === 'lean' ? values
         : kind === 'reserved' ? [...values, slot, share!.maxInFlight, share!.rate]
@@ -411,13 +417,9 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       if (result[0].aging_only) {
         // Aging is due (once a priorityAgingMs): one full claim does it, and the next
         // claim is light again. The full claim rewrites the slot's lease row, so a
-        // share is taken again afterwards.
-        shares.delete(slot);
-        share = undefined;
+        // share is taken again afterwards (below).
         kind = 'full';
       } else if (kind === 'reserved') {
-        shares.delete(slot);
-        share = undefined;
         log.debug({ claim: 'global' }, 'flow limits changed: the slot takes its share again');
         kind = 'global';
       } else {
@@ -427,13 +429,15 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       }
       result = await run(kind);
     }
-    const first = result[0];
-    if (kind === 'reserved' && share) share.tokens -= result.filter((r) => r.id !== null).length;
-    else if (kind === 'global' && first?.id != null && (first.reserve || first.max_in_flight === null) && (first.rate === null || (first.allowance ?? 0) > 0)) {
-      // Far from binding: the grant reserved a batch and/or drew tokens ahead for the slot.
-      shares.set(slot, { maxInFlight: first.max_in_flight ?? null, rate: first.rate ?? null, tokens: first.allowance ?? 0, tokensUntil: performance.now() + ALLOWANCE_MS });
-    } else if (kind !== 'reserved') shares.delete(slot);
     const claimed = result.filter((r): r is ClaimResultRow & ClaimedRow => r.id !== null);
+    // The slot's share: spent by a reserved claim, taken by a global claim that got one,
+    // gone after any other claim.
+    if (kind === 'reserved') share!.tokens -= claimed.length;
+    else {
+      const taken = kind === 'global' ? shareGranted(claimed[0]) : undefined;
+      if (taken) shares.set(slot, taken);
+      else shares.delete(slot);
+    }
     if (claimed.length === 0) return { claimed: 0, waitMs: result[0]?.wait_ms ?? null };
     const lease: Lease = { token, slot, counted: claimed[0]!.counted };
     claimed.sort((a, b) => b.priority - a.priority || (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));

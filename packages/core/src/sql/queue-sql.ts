@@ -93,6 +93,10 @@ export function queueSql(schema: string): QueueSql {
         FROM u, fq WHERE fq.counted HAVING count(*) > 0
         ON CONFLICT (queue, lease_token) DO UPDATE
         SET messages = excluded.messages, locked_until = excluded.locked_until, reserved_for = NULL`;
+  // Releases the queue_leases rows `where` picks: a released row stops counting and
+  // stays for its slot's next claim to rewrite (the workers' purge removes idle ones).
+  const releaseLeases = (where: string): string => `
+        UPDATE ${s}.queue_leases SET locked_until = '-infinity' WHERE ${where}`;
   // A counted claim that leased nothing releases its slot's row if it is still live: the
   // slot is claiming, so nothing of it is in flight. Such a row is a standing
   // reservation the slot no longer holds (the limits changed, 0008), or the batch of a
@@ -100,11 +104,9 @@ export function queueSql(schema: string): QueueSql {
   // after a limit is lowered the slots' old reservations would keep each other's grants
   // at zero until then.
   // `counted`: the grant's columns that say the queue counts in-flight messages.
-  const releaseOwn = (counted: string): string => `
-        UPDATE ${s}.queue_leases
-        SET locked_until = '-infinity'
-        WHERE queue = $1 AND lease_token = $5::uuid AND locked_until > now()
-          AND NOT EXISTS (SELECT 1 FROM u) AND (SELECT ${counted} FROM fq)`;
+  const releaseOwn = (counted: string): string => releaseLeases(`
+          queue = $1 AND lease_token = $5::uuid AND locked_until > now()
+          AND NOT EXISTS (SELECT 1 FROM u) AND (SELECT ${counted} FROM fq)`);
   // The candidate scan both lighter claims share: head-of-key rule, claim order, no
   // group rules. `gate` is the guard's boolean; `columns` what the rest needs.
   const plainScan = (gate: string, columns: string, limit: number): string => `
@@ -137,6 +139,22 @@ export function queueSql(schema: string): QueueSql {
                      AND (q.aged_at IS NULL OR q.aged_at <= now() - q.priority_aging_ms * interval '1 millisecond'))`;
   const guard = (more: string): string =>
     guardOf(`(${more} q.group_max_in_flight IS NOT NULL OR q.group_rate_per_second IS NOT NULL)`, agingDue);
+  // The handling transaction's first statement around `fence`, a CTE body returning
+  // the ids still under our lease ($1 queue, $2 ids, $3 lease token): records those of
+  // $5 in consumer $4's inbox, runs what `more` adds (further CTEs, each opened with
+  // "), name AS ("), and returns one row: `fenced`, the ids fenced, and `fresh`, those
+  // the inbox did not have yet (an id it had was handled before and is only acked).
+  // Two arrays rather than a join of the two CTEs: the planner cannot size a CTE, so it
+  // joined them in a nested loop, rescanning one for every row of the other (10,000
+  // comparisons for a batch of 100: half of the statement's time).
+  const fencedIntoInbox = (fence: string, more = ''): string => `
+      WITH fenced AS (${fence}
+      ), recorded AS (
+        INSERT INTO ${s}.inbox (consumer, message_id)
+        SELECT $4, id FROM fenced WHERE id = ANY($5::uuid[])
+        ON CONFLICT DO NOTHING RETURNING message_id${more}
+      )
+      SELECT ARRAY(SELECT id FROM fenced) AS fenced, ARRAY(SELECT message_id FROM recorded) AS fresh`;
   q = {
     queueChannel: `${schema}.queue`,
     ensureQueues: `INSERT INTO ${s}.queues (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`,
@@ -357,23 +375,11 @@ export function queueSql(schema: string): QueueSql {
       WHERE queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
       FOR UPDATE`,
     // The fast path's first statement: fence (as above) and record the ids to be
-    // handled ($5, a subset of $2) in the inbox, in one round trip. One row: `fenced`,
-    // the ids still under our lease, and `fresh`, those the inbox did not have yet (an
-    // id it had was handled before and is only acked). Two arrays rather than a join of
-    // the two CTEs: the planner cannot size a CTE, so it joined them in a nested loop,
-    // rescanning one for every row of the other (10,000 comparisons for a batch of
-    // 100: half of this statement's time).
-    fenceAndInbox: `
-      WITH fenced AS (
+    // handled ($5, a subset of $2) in the inbox, in one round trip (see fencedIntoInbox).
+    fenceAndInbox: fencedIntoInbox(`
         SELECT id FROM ${s}.queue_messages
         WHERE queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
-        FOR UPDATE
-      ), recorded AS (
-        INSERT INTO ${s}.inbox (consumer, message_id)
-        SELECT $4, id FROM fenced WHERE id = ANY($5::uuid[])
-        ON CONFLICT DO NOTHING RETURNING message_id
-      )
-      SELECT ARRAY(SELECT id FROM fenced) AS fenced, ARRAY(SELECT message_id FROM recorded) AS fresh`,
+        FOR UPDATE`),
     // The fast path's first statement when the whole batch is expected to be acked (no
     // verdict known before handling): fence, record in the inbox and ack at once. The
     // DELETE is the fence: it removes only rows still under our lease token ($3), and
@@ -382,22 +388,12 @@ export function queueSql(schema: string): QueueSql {
     // the transaction rolls back and the rows are back as they were. One row write and
     // one round trip fewer per batch than fence, handle, ack. $4 consumer, $5 the ids to
     // record in the inbox (empty without the inbox), $6 the slot whose queue_leases row
-    // is released with the batch (null: the batch is not counted). Returns what
-    // fenceAndInbox does.
-    takeAndInbox: `
-      WITH taken AS (
+    // is released with the batch (null: the batch is not counted).
+    takeAndInbox: fencedIntoInbox(`
         DELETE FROM ${s}.queue_messages
         WHERE queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
-        RETURNING id
-      ), recorded AS (
-        INSERT INTO ${s}.inbox (consumer, message_id)
-        SELECT $4, id FROM taken WHERE id = ANY($5::uuid[])
-        ON CONFLICT DO NOTHING RETURNING message_id
-      ), released AS (
-        UPDATE ${s}.queue_leases SET locked_until = '-infinity'
-        WHERE $6::uuid IS NOT NULL AND queue = $1 AND lease_token = $6::uuid
-      )
-      SELECT ARRAY(SELECT id FROM taken) AS fenced, ARRAY(SELECT message_id FROM recorded) AS fresh`,
+        RETURNING id`, `
+      ), released AS (${releaseLeases('$6::uuid IS NOT NULL AND queue = $1 AND lease_token = $6::uuid')}`),
     inboxInsertOne: `
       INSERT INTO ${s}.inbox (consumer, message_id) VALUES ($1, $2)
       ON CONFLICT DO NOTHING RETURNING message_id`,
@@ -407,15 +403,12 @@ export function queueSql(schema: string): QueueSql {
     // less per batch of a limited queue), so the batch stops counting when its
     // transaction commits. Released, not deleted: the slot's next claim reuses the row.
     ackAndRelease: `
-      WITH released AS (
-        UPDATE ${s}.queue_leases SET locked_until = '-infinity' WHERE queue = $1 AND lease_token = $3::uuid
+      WITH released AS (${releaseLeases('queue = $1 AND lease_token = $3::uuid')}
       )
       DELETE FROM ${s}.queue_messages WHERE queue = $1 AND id = ANY($2::uuid[])`,
     // A stopping worker's slots have nothing in flight: their reservations (0008) end
     // now rather than when they run out. Exact rows are released by their acks.
-    releaseSlots: `
-      UPDATE ${s}.queue_leases SET locked_until = '-infinity'
-      WHERE queue = $1 AND lease_token = ANY($2::uuid[]) AND reserved_for IS NOT NULL AND locked_until > now()`,
+    releaseSlots: releaseLeases('queue = $1 AND lease_token = ANY($2::uuid[]) AND reserved_for IS NOT NULL AND locked_until > now()'),
     // Group buckets that have refilled to the brim say nothing a missing row does not.
     // Lease rows of slots whose worker died without acking: they stopped counting when
     // they ran out (flow_grant), this removes them, and released rows of idle slots too
