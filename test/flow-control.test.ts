@@ -5,7 +5,7 @@ import {
 } from '@sagabox/core';
 import { randomUUID } from 'node:crypto';
 // The claim statement itself, to look inside its transaction.
-import { queueSql } from '../packages/core/src/sql/queue-sql.js';
+import { queueSql } from '../packages/core/src/worker/queue-sql.js';
 import { captureLogger } from './support/capture-logger.js';
 import { useDatabase } from './support/test-pool.js';
 import { startChild, type Child } from './support/child.js';

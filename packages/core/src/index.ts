@@ -1,28 +1,29 @@
-export * from './errors.js';
-export * from './schema-name.js';
-export * from './logger.js';
-export * from './bearer-token.js';
-export * from './migrate.js';
-export * from './parse-sql-migration.js';
-export * from './sql-migration-provider.js';
-export * from './database-unreachable.js';
-export * from './envelope.js';
-export * from './executor.js';
-export * from './topic-name.js';
-export * from './define-topics.js';
-export * from './publish.js';
-export * from './destination.js';
-export * from './create-queue-destination.js';
-export * from './create-relay.js';
-export * from './handler-outcome.js';
-export * from './create-worker.js';
-export * from './retry-policy.js';
-export { kyselyOnClient } from './client-kysely.js';
-export { createListener, type Listener, type ListenerOptions } from './listener.js';
-export * from './admin.js';
-export * from './queue-limits.js';
-export * from './direct-routes.js';
-export * from './half-message.js';
+export * from './shared/errors.js';
+export * from './shared/schema-name.js';
+export * from './shared/logger.js';
+export * from './admin/bearer-token.js';
+export * from './migrate/migrate.js';
+export * from './migrate/parse-sql-migration.js';
+export * from './migrate/sql-migration-provider.js';
+export * from './shared/database-unreachable.js';
+export * from './publish/envelope.js';
+export * from './shared/executor.js';
+export * from './publish/topic-name.js';
+export * from './publish/define-topics.js';
+export * from './publish/publish.js';
+export * from './relay/destination.js';
+export * from './relay/create-queue-destination.js';
+export * from './relay/create-relay.js';
+export * from './worker/handler-outcome.js';
+export * from './worker/create-worker.js';
+export { recordInInbox, type RecordInInboxOptions } from './worker/inbox.js';
+export * from './shared/retry-policy.js';
+export { kyselyOnClient } from './worker/client-kysely.js';
+export { createListener, type Listener, type ListenerOptions } from './relay/listener.js';
+export * from './admin/admin.js';
+export * from './flow-control/queue-limits.js';
+export * from './publish/direct-routes.js';
+export * from './half-messages/half-message.js';
 export {
   DEFAULT_CHECK_BACKOFF,
   DEFAULT_CHECK_BATCH_SIZE,
@@ -37,5 +38,5 @@ export {
   type HalfMessageCheckDecision,
   type HalfMessageChecker,
   type HalfMessageVerdict,
-} from './check-back.js';
-export * from './half-message-admin.js';
+} from './half-messages/check-back.js';
+export * from './half-messages/half-message-admin.js';

@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import type { Destination, RelayedMessage } from './destination.js';
-import { InvalidOptionsError } from './errors.js';
-import { DEFAULT_SCHEMA, validateSchemaName } from './schema-name.js';
-import { prepared } from './sql/prepared.js';
-import { queueSql } from './sql/queue-sql.js';
-import { topicMatcher, validateQueueName } from './topic-name.js';
+import { InvalidOptionsError } from '../shared/errors.js';
+import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
+import { prepared } from '../shared/prepared.js';
+import { queueSql } from '../worker/queue-sql.js';
+import { topicMatcher, validateQueueName } from '../publish/topic-name.js';
 
 /** A route: messages whose topic matches `topic` (exact, `*` one segment, `#` any segments) go to `queue`. */
 export interface QueueRoute {

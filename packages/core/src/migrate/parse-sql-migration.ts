@@ -1,4 +1,4 @@
-import { SagaboxError } from './errors.js';
+import { SagaboxError } from '../shared/errors.js';
 
 /** The two halves of a `.sql` migration file. */
 export interface ParsedSqlMigration {

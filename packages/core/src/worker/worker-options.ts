@@ -1,10 +1,10 @@
 import type { EventEmitter } from 'node:events';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
-import type { TopicRegistry } from './define-topics.js';
+import type { TopicRegistry } from '../publish/define-topics.js';
 import type { HandlerOutcome } from './handler-outcome.js';
-import type { Logger } from './logger.js';
-import type { RetryPolicy } from './retry-policy.js';
+import type { Logger } from '../shared/logger.js';
+import type { RetryPolicy } from '../shared/retry-policy.js';
 
 /** Default number of batches a worker handles at once. */
 export const DEFAULT_WORKER_CONCURRENCY = 1;

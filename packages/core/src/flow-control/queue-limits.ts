@@ -1,8 +1,8 @@
-import { InvalidOptionsError, SagaboxError } from './errors.js';
-import { toRunQuery, type Executor } from './executor.js';
-import { DEFAULT_SCHEMA, quoteSchema } from './schema-name.js';
-import { validateQueueName } from './topic-name.js';
-import type { AdminOptions } from './admin.js';
+import { InvalidOptionsError, SagaboxError } from '../shared/errors.js';
+import { toRunQuery, type Executor } from '../shared/executor.js';
+import { DEFAULT_SCHEMA, quoteSchema } from '../shared/schema-name.js';
+import { validateQueueName } from '../publish/topic-name.js';
+import type { AdminOptions } from '../admin/admin.js';
 
 /** Default priority aging, in milliseconds: waiting messages move up one priority level per minute. */
 export const DEFAULT_PRIORITY_AGING_MS = 60_000;

@@ -1,9 +1,9 @@
 import { Kysely, Migrator, PostgresDialect, sql, type MigrationResultSet } from 'kysely';
 import pg from 'pg';
-import { databaseUnreachableError } from './database-unreachable.js';
-import { InvalidOptionsError, SagaboxError, isSagaboxError } from './errors.js';
-import { silentLogger, type Logger } from './logger.js';
-import { DEFAULT_SCHEMA, quoteSchema, validateSchemaName } from './schema-name.js';
+import { databaseUnreachableError } from '../shared/database-unreachable.js';
+import { InvalidOptionsError, SagaboxError, isSagaboxError } from '../shared/errors.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import { DEFAULT_SCHEMA, quoteSchema, validateSchemaName } from '../shared/schema-name.js';
 import {
   MIGRATION_CHECKSUMS_TABLE,
   SqlMigrationProvider,

@@ -1,7 +1,7 @@
 import { CompiledQuery } from 'kysely';
 import type pg from 'pg';
 import { SagaboxError } from './errors.js';
-import { prepared } from './sql/prepared.js';
+import { prepared } from './prepared.js';
 
 /**
  * Where a caller's statements run: a kysely `Kysely`/`Transaction`, or a `pg` client

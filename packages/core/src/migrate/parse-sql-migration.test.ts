@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isSagaboxError } from './errors.js';
+import { isSagaboxError } from '../shared/errors.js';
 import { parseSqlMigration } from './parse-sql-migration.js';
 
 describe('parseSqlMigration', () => {

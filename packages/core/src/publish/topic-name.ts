@@ -1,4 +1,4 @@
-import { SagaboxError } from './errors.js';
+import { SagaboxError } from '../shared/errors.js';
 
 // Dot-separated segments of letters, digits, '_', '-' or ':'. Dots separate the
 // segments that route patterns ('orders.*', 'orders.#') match on.

@@ -3,9 +3,9 @@ import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
-import { SagaboxError } from './errors.js';
+import { SagaboxError } from '../shared/errors.js';
 import { parseSqlMigration } from './parse-sql-migration.js';
-import { quoteSchema } from './schema-name.js';
+import { quoteSchema } from '../shared/schema-name.js';
 
 /** Which folder a migration comes from: sagabox's own schema, or the application's `--dir`. */
 export type MigrationSet = 'sagabox' | 'app';

@@ -2,18 +2,18 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
-import { warnIfConnectUnbounded, withTransaction } from './checkout-client.js';
+import { warnIfConnectUnbounded, withTransaction } from '../shared/checkout-client.js';
 import { kyselyOnClient } from './client-kysely.js';
-import { createDrainLoop, type DrainLoop } from './drain-loop.js';
+import { createDrainLoop, type DrainLoop } from '../relay/drain-loop.js';
 import { isHandlerOutcome, type HandlerOutcome } from './handler-outcome.js';
-import { createListener, type Listener } from './listener.js';
-import { silentLogger } from './logger.js';
-import { assertNoProblems, backoffMs, checkInt, DEFAULT_RETRY_POLICY, resolveRetryPolicy } from './retry-policy.js';
-import { DEFAULT_SCHEMA, validateSchemaName } from './schema-name.js';
-import { prepared } from './sql/prepared.js';
-import { queueSql } from './sql/queue-sql.js';
-import { validateQueueName } from './topic-name.js';
-import { DEFAULT_STOP_TIMEOUT_MS } from './create-relay.js';
+import { createListener, type Listener } from '../relay/listener.js';
+import { silentLogger } from '../shared/logger.js';
+import { assertNoProblems, backoffMs, checkInt, DEFAULT_RETRY_POLICY, resolveRetryPolicy } from '../shared/retry-policy.js';
+import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
+import { prepared } from '../shared/prepared.js';
+import { queueSql } from './queue-sql.js';
+import { validateQueueName } from '../publish/topic-name.js';
+import { DEFAULT_STOP_TIMEOUT_MS } from '../relay/create-relay.js';
 
 export * from './worker-options.js';
 import {
@@ -28,7 +28,7 @@ import {
   type WorkerEvents,
   type WorkerOptions,
 } from './worker-options.js';
-import { errorText } from './error-text.js';
+import { errorText } from '../shared/error-text.js';
 
 
 interface ClaimedRow {

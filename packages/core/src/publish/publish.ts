@@ -1,7 +1,7 @@
 import { DEFAULT_MAX_PAYLOAD_BYTES, encodeMessage, type OutboxMessage } from './envelope.js';
-import { toRunQuery, type Executor } from './executor.js';
-import { DEFAULT_SCHEMA } from './schema-name.js';
-import { outboxSql } from './sql/outbox-sql.js';
+import { toRunQuery, type Executor } from '../shared/executor.js';
+import { DEFAULT_SCHEMA } from '../shared/schema-name.js';
+import { outboxSql } from './outbox-sql.js';
 import type { TopicRegistry } from './define-topics.js';
 
 /**

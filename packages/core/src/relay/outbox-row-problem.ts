@@ -1,5 +1,5 @@
-import { isMessageLabel } from './message-label.js';
-import { validateTopic } from './topic-name.js';
+import { isMessageLabel } from '../publish/message-label.js';
+import { validateTopic } from '../publish/topic-name.js';
 
 /** The fields of a claimed outbox row that publish validates before it writes. */
 export interface OutboxRowFields {

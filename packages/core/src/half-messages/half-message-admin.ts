@@ -1,9 +1,9 @@
 import type { HalfMessageCheckDecision } from './check-back.js';
-import { SagaboxError } from './errors.js';
-import { toRunQuery, type Executor } from './executor.js';
-import { assertNoProblems, checkInt } from './retry-policy.js';
-import { DEFAULT_SCHEMA } from './schema-name.js';
-import { halfMessageSql } from './sql/half-message-sql.js';
+import { SagaboxError } from '../shared/errors.js';
+import { toRunQuery, type Executor } from '../shared/executor.js';
+import { assertNoProblems, checkInt } from '../shared/retry-policy.js';
+import { DEFAULT_SCHEMA } from '../shared/schema-name.js';
+import { halfMessageSql } from './half-message-sql.js';
 
 /** A half message still prepared: neither committed nor rolled back yet. */
 export interface PreparedHalfMessageInfo {

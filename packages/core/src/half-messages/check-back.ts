@@ -1,12 +1,12 @@
 import type pg from 'pg';
-import { withTransaction } from './checkout-client.js';
-import { createDrainLoop, type DrainLoop } from './drain-loop.js';
-import { SagaboxError } from './errors.js';
-import type { Logger } from './logger.js';
-import { backoffMs, checkInt, type RetryPolicy } from './retry-policy.js';
-import { halfMessageSql } from './sql/half-message-sql.js';
-import { validateTopic } from './topic-name.js';
-import { errorText } from './error-text.js';
+import { withTransaction } from '../shared/checkout-client.js';
+import { createDrainLoop, type DrainLoop } from '../relay/drain-loop.js';
+import { SagaboxError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { backoffMs, checkInt, type RetryPolicy } from '../shared/retry-policy.js';
+import { halfMessageSql } from './half-message-sql.js';
+import { validateTopic } from '../publish/topic-name.js';
+import { errorText } from '../shared/error-text.js';
 
 /** Default number of times the relay asks a checker about one half message before dead-lettering it as `unresolved`. */
 export const DEFAULT_MAX_CHECKS = 10;

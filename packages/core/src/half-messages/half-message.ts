@@ -1,11 +1,11 @@
-import type { TopicRegistry } from './define-topics.js';
-import { DEFAULT_MAX_PAYLOAD_BYTES, encodeMessage, type OutboxMessage } from './envelope.js';
-import { SagaboxError } from './errors.js';
-import { toRunQuery, type Executor, type RunQuery } from './executor.js';
-import type { Logger } from './logger.js';
-import { assertNoProblems, checkInt } from './retry-policy.js';
-import { DEFAULT_SCHEMA } from './schema-name.js';
-import { halfMessageSql, type HalfMessageSql } from './sql/half-message-sql.js';
+import type { TopicRegistry } from '../publish/define-topics.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES, encodeMessage, type OutboxMessage } from '../publish/envelope.js';
+import { SagaboxError } from '../shared/errors.js';
+import { toRunQuery, type Executor, type RunQuery } from '../shared/executor.js';
+import type { Logger } from '../shared/logger.js';
+import { assertNoProblems, checkInt } from '../shared/retry-policy.js';
+import { DEFAULT_SCHEMA } from '../shared/schema-name.js';
+import { halfMessageSql, type HalfMessageSql } from './half-message-sql.js';
 
 /** Default delay before the relay first asks the checker about a half message, in milliseconds (1 minute). */
 export const DEFAULT_CHECK_AFTER_MS = 60_000;

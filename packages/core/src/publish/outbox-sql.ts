@@ -1,4 +1,4 @@
-import { quoteSchema } from '../schema-name.js';
+import { quoteSchema } from '../shared/schema-name.js';
 
 /**
  * The outbox's runtime queries for one schema. Every value is a bind parameter; the

@@ -1,8 +1,8 @@
-import { SagaboxError } from './errors.js';
-import { toRunQuery, type Executor } from './executor.js';
-import { DEFAULT_SCHEMA, quoteSchema } from './schema-name.js';
-import { validateQueueName, validateTopic } from './topic-name.js';
-import { limitsFromRow, type QueueLimits } from './queue-limits.js';
+import { SagaboxError } from '../shared/errors.js';
+import { toRunQuery, type Executor } from '../shared/executor.js';
+import { DEFAULT_SCHEMA, quoteSchema } from '../shared/schema-name.js';
+import { validateQueueName, validateTopic } from '../publish/topic-name.js';
+import { limitsFromRow, type QueueLimits } from '../flow-control/queue-limits.js';
 
 /** Options shared by the admin functions. */
 export interface AdminOptions {

@@ -1,5 +1,5 @@
 import { uuidv7 } from 'uuidv7';
-import { SagaboxError } from './errors.js';
+import { SagaboxError } from '../shared/errors.js';
 import { isMessageLabel } from './message-label.js';
 import { validateTopic } from './topic-name.js';
 

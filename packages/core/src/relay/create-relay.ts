@@ -7,20 +7,20 @@ import {
   type CheckBackOptions,
   type HalfMessageChecker,
   type ResolvedCheckBackOptions,
-} from './check-back.js';
-import { warnIfConnectUnbounded, withTransaction } from './checkout-client.js';
+} from '../half-messages/check-back.js';
+import { warnIfConnectUnbounded, withTransaction } from '../shared/checkout-client.js';
 import { createDrainLoop, type DrainLoop } from './drain-loop.js';
 import type { Destination, RelayedMessage } from './destination.js';
 import { createQueueDestination, type QueueRoute } from './create-queue-destination.js';
-import { InvalidOptionsError } from './errors.js';
+import { InvalidOptionsError } from '../shared/errors.js';
 import { createListener, type Listener } from './listener.js';
-import { silentLogger, type Logger } from './logger.js';
-import { assertNoProblems, backoffMs, checkInt, resolveRetryPolicy, type RetryPolicy } from './retry-policy.js';
-import { DEFAULT_SCHEMA, validateSchemaName } from './schema-name.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import { assertNoProblems, backoffMs, checkInt, resolveRetryPolicy, type RetryPolicy } from '../shared/retry-policy.js';
+import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
 import { outboxRowProblem } from './outbox-row-problem.js';
-import { outboxSql } from './sql/outbox-sql.js';
-import { prepared } from './sql/prepared.js';
-import { errorText } from './error-text.js';
+import { outboxSql } from '../publish/outbox-sql.js';
+import { prepared } from '../shared/prepared.js';
+import { errorText } from '../shared/error-text.js';
 
 /** Default messages claimed per relay batch. */
 export const DEFAULT_RELAY_BATCH_SIZE = 200;

@@ -1,8 +1,8 @@
-import { toRunQuery, type Executor } from './executor.js';
-import { DEFAULT_SCHEMA, quoteSchema } from './schema-name.js';
+import { toRunQuery, type Executor } from '../shared/executor.js';
+import { DEFAULT_SCHEMA, quoteSchema } from '../shared/schema-name.js';
 import { topicPatternRegex, validateQueueName } from './topic-name.js';
-import type { AdminOptions } from './admin.js';
-import type { QueueRoute } from './create-queue-destination.js';
+import type { AdminOptions } from '../admin/admin.js';
+import type { QueueRoute } from '../relay/create-queue-destination.js';
 
 /** A direct route as stored: a topic pattern, its queue, and when it was added. */
 export interface DirectRoute extends QueueRoute {

@@ -1,7 +1,7 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 
 export type { StandardSchemaV1 } from '@standard-schema/spec';
-import { SagaboxError } from './errors.js';
+import { SagaboxError } from '../shared/errors.js';
 
 /** A topic's contract: a Standard Schema (zod, valibot, arktype ...) or `null` for "typed only". */
 export type TopicContract = StandardSchemaV1 | null;

@@ -1,5 +1,5 @@
-import { quoteSchema } from '../schema-name.js';
-import { KEY_LOCK_SEED } from './outbox-sql.js';
+import { quoteSchema } from '../shared/schema-name.js';
+import { KEY_LOCK_SEED } from '../publish/outbox-sql.js';
 
 /**
  * The half-message queries for one schema: the producer's prepare / commit / rollback,

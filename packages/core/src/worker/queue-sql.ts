@@ -1,4 +1,4 @@
-import { quoteSchema } from '../schema-name.js';
+import { quoteSchema } from '../shared/schema-name.js';
 
 /** The queue, inbox and dead-letter runtime queries for one schema. */
 export interface QueueSql {
