@@ -21,7 +21,7 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts', 'packages/*/src/**/*.test.ts'],
-    exclude: ['**/node_modules/**', ...(browserTests ? [] : ['test/dashboard-browser.test.ts'])],
+    exclude: ['**/node_modules/**', ...(browserTests ? [] : ['test/dashboard/browser.test.ts'])],
     globalSetup: ['./test/global-setup.ts'],
     pool: 'forks',
     testTimeout: 60_000,

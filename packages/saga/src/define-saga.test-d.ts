@@ -1,5 +1,5 @@
 // Type tests: checked by `tsc -p packages/saga/tsconfig.typecheck.json` (run from
-// test/saga-types.test.ts). Every `@ts-expect-error` must meet an error, or tsc fails.
+// test/saga/types.test.ts). Every `@ts-expect-error` must meet an error, or tsc fails.
 import { match } from 'ts-pattern';
 import { defineSaga, StepResult, type SagaInput, type SagaState } from './index.js';
 

@@ -76,8 +76,8 @@ export function readSqlMigrations(directory: string): SqlMigrationFile[] {
  * `@sagabox/core/migrations/`.
  */
 export function sagaboxMigrationsDir(): string {
-  // This file is packages/core/{src,dist}/sql-migration-provider.{ts,js}.
-  const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+  // This file is packages/core/{src,dist}/migrate/sql-migration-provider.{ts,js}.
+  const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
   // Inside the monorepo the root folder is the source of truth (the package copy may
   // be stale until the next build), so prefer it when this package is packages/core.
   const repoMigrations = resolve(packageDir, '..', '..', 'migrations');

@@ -1,0 +1,133 @@
+import type pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { defineTopics, publish, SagaboxError, DEFAULT_MAX_PAYLOAD_BYTES, type StandardSchemaV1 } from '@sagabox/core';
+import { Kysely, PostgresDialect } from 'kysely';
+import { useDatabase } from '../support/test-pool.js';
+import { inTransaction } from '../support/in-transaction.js';
+
+const { pool, count } = await useDatabase();
+const p = pool();
+
+const inTx = <T>(fn: (c: pg.PoolClient) => Promise<T>, commit = true): Promise<T> => inTransaction(p, fn, commit);
+
+async function expectCode(promise: Promise<unknown>, code: string, text?: RegExp): Promise<void> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(SagaboxError);
+  expect((err as SagaboxError).code).toBe(code);
+  if (text) expect((err as Error).message).toMatch(text);
+}
+
+describe('publish', () => {
+  it('commits with the caller and leaves nothing behind on rollback', async () => {
+    await inTx((c) => publish(c, { topic: 'orders.created', payload: { n: 1 } }), false);
+    expect(await count('SELECT count(*) AS n FROM sagabox.outbox')).toBe(0);
+    const r = await inTx((c) => publish(c, [{ topic: 'orders.created', payload: { n: 2 } }, { topic: 'orders.paid', key: 'o1', payload: { n: 3 } }]));
+    expect(r.inserted).toHaveLength(2);
+    expect(await count('SELECT count(*) AS n FROM sagabox.outbox WHERE id = ANY($1)', [r.ids])).toBe(2);
+  });
+
+  it('stores a repeated id again in the outbox (delivery removes the repeat) without touching the caller\'s transaction', async () => {
+    const id = '0190a0a0-0000-7000-8000-000000000001';
+    const first = await inTx((c) => publish(c, { id, topic: 't.a', payload: 1 }));
+    const again = await inTx(async (c) => {
+      const r = await publish(c, { id, topic: 't.a', payload: 2 });
+      // The caller's transaction is still usable: no unique violation aborted it.
+      await c.query('SELECT 1');
+      return r;
+    });
+    expect(first.inserted).toEqual([id]);
+    expect(again.inserted).toEqual([id]);
+    expect(await count('SELECT count(*) AS n FROM sagabox.outbox WHERE id = $1', [id])).toBe(2);
+  });
+
+  it('works with a kysely transaction', async () => {
+    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: p }) });
+    const ids = await db.transaction().execute(async (trx) => (await publish(trx, { topic: 'k.y', payload: { via: 'kysely' } })).ids);
+    expect(await count('SELECT count(*) AS n FROM sagabox.outbox WHERE id = $1', ids)).toBe(1);
+  });
+
+  it('orders rows of one key by commit, even when transactions overlap', async () => {
+    // T1 publishes key K and stays open; T2 publishes K afterwards. T2 must wait for T1
+    // (advisory lock), so T2's seq is larger although T2 started its insert while T1 was open.
+    const c1 = await p.connect();
+    const c2 = await p.connect();
+    try {
+      await c1.query('BEGIN');
+      await c2.query('BEGIN');
+      await publish(c1, { topic: 'k.order', key: 'K', payload: 'first' });
+      let t2Done = false;
+      const t2 = publish(c2, { topic: 'k.order', key: 'K', payload: 'second' }).then(() => (t2Done = true));
+      await new Promise((r) => setTimeout(r, 150));
+      expect(t2Done).toBe(false); // blocked behind T1's key lock
+      await c1.query('COMMIT');
+      await t2;
+      await c2.query('COMMIT');
+      const { rows } = await p.query(`SELECT payload FROM sagabox.outbox WHERE key = 'K' ORDER BY seq`);
+      expect(rows.map((r) => r.payload)).toEqual(['first', 'second']);
+    } finally {
+      c1.release();
+      c2.release();
+    }
+  });
+
+  it('refuses bad input with typed errors before any SQL', async () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    await expectCode(publish(p, { topic: 'bad topic', payload: 1 }), 'INVALID_TOPIC');
+    await expectCode(publish(p, { topic: '', payload: 1 }), 'INVALID_TOPIC');
+    await expectCode(publish(p, { topic: 'a..b', payload: 1 }), 'INVALID_TOPIC');
+    await expectCode(publish(p, { topic: 'x'.repeat(256), payload: 1 }), 'INVALID_TOPIC');
+    await expectCode(publish(p, { topic: 't', payload: { n: 10n } }), 'INVALID_PAYLOAD', /bigint/);
+    await expectCode(publish(p, { topic: 't', payload: cyclic }), 'INVALID_PAYLOAD', /circular/i);
+    await expectCode(publish(p, { topic: 't', payload: () => 1 }), 'INVALID_PAYLOAD', /function/);
+    await expectCode(publish(p, { topic: 't', payload: { f() {} } }), 'INVALID_PAYLOAD', /function/);
+    await expectCode(publish(p, { topic: 't', payload: undefined }), 'INVALID_PAYLOAD', /undefined/);
+    await expectCode(publish(p, { topic: 't', payload: { n: Number.NaN } }), 'INVALID_PAYLOAD');
+    await expectCode(publish(p, { topic: 't', payload: 'nul\u0000' }), 'INVALID_PAYLOAD', /NUL/);
+    await expectCode(publish(p, { topic: 't', payload: 'x'.repeat(DEFAULT_MAX_PAYLOAD_BYTES) }), 'PAYLOAD_TOO_LARGE');
+    await expectCode(publish(p, { topic: 't', payload: 'x'.repeat(200) }, { maxPayloadBytes: 100 }), 'PAYLOAD_TOO_LARGE', /100 bytes/);
+    await expectCode(publish(p, { topic: 't', payload: 1, headers: { n: 1 as unknown as string } }), 'INVALID_HEADERS');
+    await expectCode(publish(p, { topic: 't', payload: 1, headers: [] as unknown as Record<string, string> }), 'INVALID_HEADERS');
+    await expectCode(publish(p, { topic: 't', payload: 1, id: 'not-a-uuid' }), 'INVALID_MESSAGE');
+    await expectCode(publish(p, { topic: 't', payload: 1, delayMs: -5 }), 'INVALID_MESSAGE');
+    await expectCode(publish(p, { topic: 't', payload: 1 }, { schema: 'bad-schema"; drop' }), 'INVALID_SCHEMA_NAME');
+    await expectCode(publish({} as never, { topic: 't', payload: 1 }), 'UNSUPPORTED_EXECUTOR');
+    // A batch with one bad message inserts nothing.
+    await expectCode(publish(p, [{ topic: 'ok.one', payload: 1 }, { topic: 'bad topic', payload: 2 }]), 'INVALID_TOPIC');
+    expect(await count(`SELECT count(*) AS n FROM sagabox.outbox WHERE topic = 'ok.one'`)).toBe(0);
+  });
+
+  it('validates payloads against topic contracts (Standard Schema)', async () => {
+    const positive: StandardSchemaV1<unknown, { n: number }> = {
+      '~standard': {
+        version: 1,
+        vendor: 'test',
+        validate: (v: unknown) =>
+          typeof (v as { n?: unknown })?.n === 'number' && (v as { n: number }).n > 0
+            ? { value: v as { n: number } }
+            : { issues: [{ message: 'n must be a positive number', path: ['n'] }] },
+      },
+    };
+    const topics = defineTopics({ 'typed.ok': positive, 'typed.free': null });
+    await publish(p, topics.message('typed.ok', { n: 1 }), { topics });
+    await publish(p, topics.message('typed.free', { anything: true } as never), { topics });
+    await expectCode(publish(p, { topic: 'typed.ok', payload: { n: -1 } }, { topics }), 'VALIDATION_FAILED', /n: n must be a positive/);
+    await expectCode(publish(p, { topic: 'typed.unknown', payload: {} }, { topics }), 'INVALID_TOPIC', /not declared/);
+  });
+  // The outbox has no CHECK (migration 0007): the relay dead-letters such rows instead,
+  // see "dead-letters outbox rows written by hand" in relay-and-worker.test.ts.
+  it('keeps the queue row invariants in the database, for writes that bypass sagabox', async () => {
+    const bad: [string, unknown[]][] = [
+      [`INSERT INTO sagabox.queue_messages (queue, id, topic, payload, created_at, lease_token) VALUES ('q', gen_random_uuid(), 't', '1', now(), gen_random_uuid())`, []],
+      [`INSERT INTO sagabox.queue_messages (queue, id, topic, payload, created_at, attempts) VALUES ('q', gen_random_uuid(), 't', '1', now(), -1)`, []],
+    ];
+    for (const [sql, values] of bad) {
+      const err = await p.query(sql, values).catch((e: { code?: string; constraint?: string }) => e);
+      expect(err).toMatchObject({ code: '23514' });
+      expect((err as { constraint: string }).constraint).toBe('queue_messages_row_check');
+    }
+  });
+});

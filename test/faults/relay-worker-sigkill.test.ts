@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { createRelay, publish } from '@sagabox/core';
+import { useDatabase } from '../support/test-pool.js';
+import { startChild } from '../support/child.js';
+import { waitFor } from '../support/wait-for.js';
+
+const { db, pool, count } = await useDatabase();
+const p = pool(12);
+await p.query('CREATE TABLE effects (message_id uuid NOT NULL, n int)');
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('SIGKILL', () => {
+  it('a relay killed mid-batch, again and again, loses nothing and delivers nothing rolled back', async () => {
+    const committed: string[] = [];
+    const rolledBack: string[] = [];
+    let producing = true;
+    const producer = async (seed: number) => {
+      let i = 0;
+      while (producing) {
+        const c = await p.connect();
+        try {
+          await c.query('BEGIN');
+          const n = 1 + ((seed + i) % 4);
+          const { ids } = await publish(c, Array.from({ length: n }, (_, j) => ({ topic: 'kill.relay', payload: { seed, i, j } })));
+          if ((seed + i) % 7 === 0) {
+            await c.query('ROLLBACK');
+            rolledBack.push(...ids);
+          } else {
+            await c.query('COMMIT');
+            committed.push(...ids);
+          }
+        } finally {
+          c.release();
+        }
+        i++;
+        await sleep(2);
+      }
+    };
+    const producers = [producer(1), producer(2)];
+    let kills = 0;
+    for (let round = 0; round < 6; round++) {
+      const relay = startChild('relay-child.mjs', { DATABASE_URL: db.url, ROUTE_TOPIC: 'kill.*', ROUTE_QUEUE: 'killed', BATCH_SIZE: '20', SLOW_MS: '40' });
+      await relay.waitForLine(/^ready$/);
+      await sleep(150 + Math.floor(Math.random() * 250));
+      await relay.kill('SIGKILL');
+      kills++;
+    }
+    producing = false;
+    await Promise.all(producers);
+    expect(kills).toBe(6);
+    // Some deliveries were cut off: what is left in the outbox is drained by a fresh relay.
+    const relay = createRelay({ pool: p, routes: [{ topic: 'kill.*', queue: 'killed' }], pollIntervalMs: 50 });
+    await relay.start();
+    await waitFor('outbox drained', async () => (await count('SELECT count(*) AS n FROM sagabox.outbox')) === 0, 30_000);
+    await relay.stop();
+    const { rows } = await p.query<{ id: string }>(`SELECT id FROM sagabox.queue_messages WHERE queue = 'killed'`);
+    const delivered = rows.map((r) => r.id).sort();
+    expect(committed.length).toBeGreaterThan(100);
+    expect(delivered).toEqual([...committed].sort());
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE id = ANY($1)`, [rolledBack])).toBe(0);
+  });
+
+  it('a worker killed inside a handler: the batch comes back after the lease and every effect exists once', async () => {
+    const relay = createRelay({ pool: p, routes: [{ topic: 'killw.*', queue: 'killw' }] });
+    await relay.start();
+    const c = await p.connect();
+    let ids: string[];
+    try {
+      await c.query('BEGIN');
+      ({ ids } = await publish(c, Array.from({ length: 20 }, (_, n) => ({ topic: 'killw.x', payload: { n, hang: n === 7 } }))));
+      await c.query('COMMIT');
+    } finally {
+      c.release();
+    }
+    await waitFor('queued', async () => (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'killw'`)) === 20);
+    await relay.stop();
+
+    const first = startChild('worker-child.mjs', { DATABASE_URL: db.url, QUEUE: 'killw', LEASE_MS: '1000', BATCH_SIZE: '5' });
+    await first.waitForLine(/^in-handler /);
+    await first.kill('SIGKILL');
+    // The killed batch's effects were in its open transaction: gone with it.
+    expect(await count(`SELECT count(*) AS n FROM effects WHERE n BETWEEN 5 AND 9`)).toBe(0);
+    const killedAt = Date.now();
+    const second = startChild('worker-child.mjs', { DATABASE_URL: db.url, QUEUE: 'killw', LEASE_MS: '1000', NO_HANG: '1' });
+    await waitFor('all handled', async () => (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'killw'`)) === 0, 20_000);
+    const hungDoneAt = Date.now();
+    await second.kill('SIGTERM');
+    expect(hungDoneAt - killedAt).toBeGreaterThanOrEqual(500); // waited for the dead worker's lease
+    const { rows } = await p.query<{ message_id: string; c: number }>(`SELECT message_id, count(*)::int AS c FROM effects GROUP BY message_id`);
+    expect(rows).toHaveLength(20);
+    expect(rows.every((r) => r.c === 1)).toBe(true);
+    expect(rows.map((r) => r.message_id).sort()).toEqual([...ids].sort());
+  });
+});
