@@ -1,6 +1,6 @@
 import { Logger, makeWorkerUtils, run, runMigrations, type Runner } from 'graphile-worker';
 import type pg from 'pg';
-import type { ConsumerOptions, Variant } from '../variant.js';
+import type { ConsumerOptions, Variant } from '../harness/variant.js';
 
 const TASK = 'bench_noop';
 

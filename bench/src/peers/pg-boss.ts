@@ -1,6 +1,6 @@
 import { PgBoss, type ConstructorOptions } from 'pg-boss';
 import type pg from 'pg';
-import type { ConsumerOptions, Publisher, Variant } from '../variant.js';
+import type { ConsumerOptions, Publisher, Variant } from '../harness/variant.js';
 
 const QUEUE = 'bench';
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Variant } from '../variant.js';
+import type { Variant } from '../harness/variant.js';
 
 /** W1 (a): the business row alone; the ceiling every publish is measured against. */
 export const businessOnly: Variant = {

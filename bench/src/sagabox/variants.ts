@@ -5,8 +5,8 @@
  */
 import { addDirectRoute, createRelay, createWorker, migrateUp, publish } from '@sagabox/core';
 import pg from 'pg';
-import { execute } from './databases.js';
-import type { Consumer, ConsumerOptions, Publisher, Variant, VariantSet } from './variant.js';
+import { execute } from '../harness/databases.js';
+import type { Consumer, ConsumerOptions, Publisher, Variant, VariantSet } from '../harness/variant.js';
 
 const SCHEMA = 'sagabox';
 const QUEUE = 'bench';

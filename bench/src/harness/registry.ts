@@ -1,7 +1,7 @@
 import type { SystemSelection } from './options.js';
-import { graphileDrainBatched, graphileDrainDefault, graphileLatency, graphileProducer } from './peers/graphile-worker.js';
-import { pgBossDrainBatch500, pgBossDrainLoops10, pgBossLatencyNotify, pgBossLatencyPolling, pgBossProducer } from './peers/pg-boss.js';
-import { businessOnly, plainSecondInsert } from './peers/plain-sql.js';
+import { graphileDrainBatched, graphileDrainDefault, graphileLatency, graphileProducer } from '../peers/graphile-worker.js';
+import { pgBossDrainBatch500, pgBossDrainLoops10, pgBossLatencyNotify, pgBossLatencyPolling, pgBossProducer } from '../peers/pg-boss.js';
+import { businessOnly, plainSecondInsert } from '../peers/plain-sql.js';
 import type { Variant, VariantSet } from './variant.js';
 
 /** The floors and peers of every workload, in table order. */
@@ -30,7 +30,7 @@ export async function loadVariants(systems: SystemSelection): Promise<LoadedVari
   if (systems === 'peers') return { variants: peers };
   let sagabox: VariantSet;
   try {
-    const module = (await import('./sagabox-workloads.js')) as { sagaboxVariants(): VariantSet };
+    const module = (await import('../sagabox/variants.js')) as { sagaboxVariants(): VariantSet };
     sagabox = module.sagaboxVariants();
   } catch (error) {
     return { variants: peers, sagaboxSkipped: `could not load the sagabox variants (${describe(error)}); run with --only peers to skip them on purpose` };

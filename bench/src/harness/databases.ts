@@ -1,4 +1,7 @@
 import pg from 'pg';
+import type { BenchOptions } from './options.js';
+import { errorText, progress } from './progress.js';
+import type { Variant } from './variant.js';
 
 /** Replaces the database name in a postgres URL. */
 export function databaseUrl(adminUrl: string, database: string): string {
@@ -88,3 +91,16 @@ export const BUSINESS_TABLES_SQL = [
 ];
 
 export const INSERT_ORDER_SQL = 'INSERT INTO orders (customer, amount) VALUES ($1, $2) RETURNING id';
+
+/** Fresh database with the business tables and the variant's schema; dropped afterwards unless kept. */
+export async function withDatabase<T>(options: BenchOptions, name: string, variant: Variant, fn: (url: string) => Promise<T>): Promise<T> {
+  const url = await createFreshDatabase(options.databaseUrl, name);
+  try {
+    await execute(url, ...BUSINESS_TABLES_SQL);
+    await variant.install(url);
+    return await fn(url);
+  } finally {
+    if (!options.keepDatabases) await dropDatabase(options.databaseUrl, name).catch((e: unknown) => progress(`could not drop ${name}: ${errorText(e)}`));
+  }
+}
+

@@ -1,6 +1,6 @@
-import type { MemoryReport } from './child-protocol.js';
-import type { Environment } from './environment.js';
-import type { LatencySummary } from './latency.js';
+import type { MemoryReport } from '../harness/child-protocol.js';
+import type { Environment } from '../harness/environment.js';
+import type { LatencySummary } from '../harness/latency.js';
 
 interface Row {
   id: string;

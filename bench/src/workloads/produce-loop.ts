@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { INSERT_ORDER_SQL } from './databases.js';
-import type { Publisher } from './variant.js';
+import { INSERT_ORDER_SQL } from '../harness/databases.js';
+import type { Publisher } from '../harness/variant.js';
 
 export interface ProduceResult {
   clients: number;

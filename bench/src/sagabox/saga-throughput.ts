@@ -8,7 +8,7 @@ import pg from 'pg';
 import { addDirectRoute, createRelay, createWorker, migrateUp } from '@sagabox/core';
 import { createOrchestrator, defineSaga, participant, startSaga, StepResult } from '@sagabox/saga';
 
-import type { SagaResult } from './results.js';
+import type { SagaResult } from '../report/results.js';
 
 export type SagaReport = Omit<SagaResult, 'error'>;
 

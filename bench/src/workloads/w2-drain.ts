@@ -1,0 +1,52 @@
+import { runInChild } from '../harness/child-runner.js';
+import { settle, withDatabase } from '../harness/databases.js';
+import type { BenchOptions } from '../harness/options.js';
+import { errorText, progress } from '../harness/progress.js';
+import type { Variant } from '../harness/variant.js';
+import type { DrainRow } from '../report/results.js';
+
+/**
+ * W2 and W2r: a seeded backlog drained by one consumer process per variant (in a
+ * child process, so its memory is measured alone).
+ */
+export async function runDrain(options: BenchOptions, workload: 'w2' | 'w2r', variants: Variant[]): Promise<DrainRow[]> {
+  const rows: DrainRow[] = [];
+  for (const variant of variants) {
+    const row: DrainRow = { id: variant.id, label: variant.label, kind: variant.kind, messages: options.w2Messages };
+    try {
+      if (variant.seed === undefined) throw new Error('no seed');
+      const seed = variant.seed.bind(variant);
+      // Generous for a healthy system (graphile-worker's slowest drain needs ~0.5 ms a message here), short enough to keep the run bounded.
+      const timeoutMs = Math.max(30_000, options.w2Messages * 1.5);
+      const report = await withDatabase(options, `${workload}_${variant.id}`, variant, async (url) => {
+        const seeded = performance.now();
+        await seed(url, options.w2Messages);
+        await settle(url);
+        progress(`${workload.toUpperCase()} ${variant.label}: seeded ${options.w2Messages} in ${Math.round(performance.now() - seeded)} ms, draining`);
+        return runInChild(
+          { kind: 'drain', workload, variantId: variant.id, url, expected: options.w2Messages, concurrency: options.w2Concurrency, timeoutMs },
+          timeoutMs + 60_000,
+        );
+      });
+      if (report.kind === 'error') throw new Error(report.message);
+      if (report.kind !== 'drain') throw new Error(`unexpected report ${report.kind}`);
+      Object.assign(row, {
+        handled: report.handled,
+        duplicates: report.duplicates,
+        elapsedMs: report.elapsedMs,
+        messagesPerSecond: report.messagesPerSecond,
+        timedOut: report.timedOut,
+        memory: report.memory,
+      });
+      progress(
+        `${workload.toUpperCase()} ${variant.label}: ${report.timedOut ? `TIMED OUT after ${report.handled} handled, at least ` : ''}${Math.round(report.messagesPerSecond)} messages/s in ${(report.elapsedMs / 1000).toFixed(1)} s, peak RSS ${Math.round(report.memory.peakRssBytes / 2 ** 20)} MiB`,
+      );
+    } catch (error) {
+      row.error = errorText(error);
+      progress(`${workload.toUpperCase()} ${variant.label} failed: ${row.error}`);
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
