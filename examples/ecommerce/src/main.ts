@@ -10,14 +10,14 @@ import { parseArgs } from 'node:util';
 import { createServer } from 'node:net';
 import pg from 'pg';
 import pino from 'pino';
-import { checkConsistency } from './consistency-check.js';
-import { createDemoDatabases } from './demo-databases.js';
-import { deadLetterCounts, renderSummary, sagaOutcomes, type DemoSummary } from './demo-report.js';
-import { initialStock, placeOrders, planOrders, seededRandom } from './order-burst.js';
-import { startPaymentGateway } from './payment-gateway.js';
-import { createProgressLine, formatProgress } from './progress-line.js';
-import { SERVICE_NAMES, type ServiceName } from './service-config.js';
-import { createServiceProcesses } from './service-processes.js';
+import { checkConsistency } from './demo/consistency-check.js';
+import { createDemoDatabases } from './demo/demo-databases.js';
+import { deadLetterCounts, renderSummary, sagaOutcomes, type DemoSummary } from './demo/demo-report.js';
+import { initialStock, placeOrders, planOrders, seededRandom } from './demo/order-burst.js';
+import { startPaymentGateway } from './demo/payment-gateway.js';
+import { createProgressLine, formatProgress } from './demo/progress-line.js';
+import { SERVICE_NAMES, type ServiceName } from './services/service-config.js';
+import { createServiceProcesses } from './demo/service-processes.js';
 
 const USAGE = `usage: npm run demo -- [options]
 

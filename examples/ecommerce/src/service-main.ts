@@ -4,7 +4,7 @@
 // SIGTERM. Chaos kills it with SIGKILL instead, and nothing it committed is lost.
 import pino from 'pino';
 import type { Logger } from '@sagabox/core';
-import { SERVICE_NAMES, type RunningService, type ServiceConfig, type ServiceName } from './service-config.js';
+import { SERVICE_NAMES, type RunningService, type ServiceConfig, type ServiceName } from './services/service-config.js';
 import { startInventoryService } from './services/inventory-service.js';
 import { startOrdersService } from './services/orders-service.js';
 import { startPaymentsService } from './services/payments-service.js';

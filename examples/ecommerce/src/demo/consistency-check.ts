@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { GatewayCharge } from './payment-gateway.js';
-import type { ServiceName } from './service-config.js';
+import type { ServiceName } from '../services/service-config.js';
 
 /** One named check of the demo's end state. */
 export interface CheckResult {

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { migrateUp, type Logger } from '@sagabox/core';
 import { startEmbeddedPostgres } from '@sagabox/testing';
-import { SERVICE_NAMES, type ServiceName } from './service-config.js';
+import { SERVICE_NAMES, type ServiceName } from '../services/service-config.js';
 
 /** The demo's PostgreSQL: one server, one database per service. */
 export interface DemoDatabases {
@@ -25,7 +25,7 @@ export interface DemoDatabasesOptions {
 
 /** Each service's own SQL migrations, applied after sagabox's schema. */
 export const migrationsDir = (service: ServiceName): string =>
-  fileURLToPath(new URL(`../migrations/${service}`, import.meta.url));
+  fileURLToPath(new URL(`../../migrations/${service}`, import.meta.url));
 
 function databaseUrl(serverUrl: string, database: string): string {
   const url = new URL(serverUrl);

@@ -1,7 +1,7 @@
 import * as hdr from 'hdr-histogram-js';
 import type pg from 'pg';
 import type { CheckResult } from './consistency-check.js';
-import type { ServiceName } from './service-config.js';
+import type { ServiceName } from '../services/service-config.js';
 
 /** Latency percentiles of one outcome, in milliseconds. */
 export interface Percentiles {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { PlaceOrderRequest } from './services/orders-service.js';
+import type { PlaceOrderRequest } from '../services/orders-service.js';
 
 /** A seeded pseudo-random generator (mulberry32): the same seed gives the same burst. */
 export function seededRandom(seed: number): () => number {

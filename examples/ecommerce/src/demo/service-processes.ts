@@ -2,9 +2,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '@sagabox/core';
-import { SERVICE_NAMES, type ServiceConfig, type ServiceName } from './service-config.js';
+import { SERVICE_NAMES, type ServiceConfig, type ServiceName } from '../services/service-config.js';
 
-const SERVICE_MAIN = fileURLToPath(new URL('./service-main.js', import.meta.url));
+const SERVICE_MAIN = fileURLToPath(new URL('../service-main.js', import.meta.url));
 /** Longest wait for a service process to report ready, in milliseconds. */
 export const SERVICE_START_TIMEOUT_MS = 30_000;
 

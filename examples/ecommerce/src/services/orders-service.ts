@@ -4,7 +4,7 @@ import pg from 'pg';
 import { createQueueDestination, createRelay, type Logger } from '@sagabox/core';
 import { createOrchestrator, getSaga, startSaga } from '@sagabox/saga';
 import { orderSaga, type OrderInput } from '../order-saga.js';
-import { CATALOG, DEMO_TIMINGS, type RunningService, type ServiceConfig } from '../service-config.js';
+import { CATALOG, DEMO_TIMINGS, type RunningService, type ServiceConfig } from './service-config.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { createQueueDestination, createRelay, type Logger, type RelayOptions, type Worker } from '@sagabox/core';
 import { sagaRoutes } from '@sagabox/saga';
-import { DEMO_TIMINGS, type RunningService, type ServiceConfig } from '../service-config.js';
+import { DEMO_TIMINGS, type RunningService, type ServiceConfig } from './service-config.js';
 
 /** A participant's two pools: its own database, and the orders database its replies go to. */
 export interface ParticipantPools {

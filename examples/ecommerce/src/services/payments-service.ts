@@ -7,9 +7,9 @@ import {
 } from '@sagabox/core';
 import { DEFAULT_SAGA_REPLY_TOPIC, halfMessageParticipant, participant } from '@sagabox/saga';
 import { ORDER_TOPICS } from '../order-saga.js';
-import { createGatewayClient, type GatewayClient } from '../payment-gateway.js';
+import { createGatewayClient, type GatewayClient } from '../demo/payment-gateway.js';
 import { openParticipantPools, runParticipantService } from './participant-service.js';
-import { DEMO_TIMINGS, type RunningService, type ServiceConfig } from '../service-config.js';
+import { DEMO_TIMINGS, type RunningService, type ServiceConfig } from './service-config.js';
 
 interface ChargeCommand {
   orderId: string;

@@ -2,7 +2,7 @@ import { createWorker, type Logger } from '@sagabox/core';
 import { participant } from '@sagabox/saga';
 import { ORDER_TOPICS, type ScheduleReply } from '../order-saga.js';
 import { openParticipantPools, runParticipantService } from './participant-service.js';
-import { DEMO_TIMINGS, SUPPORTED_REGIONS, type RunningService, type ServiceConfig } from '../service-config.js';
+import { DEMO_TIMINGS, SUPPORTED_REGIONS, type RunningService, type ServiceConfig } from './service-config.js';
 
 interface ShipmentCommand {
   orderId: string;
