@@ -14,6 +14,7 @@ export default defineConfig({
     alias: {
       '@sagabox/core': src('core'),
       '@sagabox/saga': src('saga'),
+      '@sagabox/rabbitmq': src('rabbitmq'),
       '@sagabox/testing': src('testing'),
       '@sagabox/telemetry': src('telemetry'),
       '@sagabox/dashboard': src('dashboard'),
