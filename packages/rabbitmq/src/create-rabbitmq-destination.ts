@@ -171,6 +171,9 @@ export function createRabbitMqDestination(options: RabbitMqDestinationOptions): 
         if (outcome === 'timeout') {
           throw new SagaboxError('BROKER_UNREACHABLE', `no confirm from RabbitMQ within ${confirmTimeoutMs} ms`, { details: { destination: name } });
         }
+        // rabbitmq-client emits basic.return from a setImmediate, after the confirm that
+        // followed it has resolved: one turn of the check phase brings every return in.
+        await new Promise((resolve) => setImmediate(resolve));
         for (const [i, result] of outcome.entries()) {
           const id = sends[i]!.id;
           if (result.status === 'rejected') {

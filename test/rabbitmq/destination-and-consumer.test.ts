@@ -153,7 +153,7 @@ describe('RabbitMQ destination and consumer', () => {
     await publishTo('0190a1a0-0000-7000-8000-000000000006', 'refused', 1);
     await pub.close();
     // Both poison messages die (the second after the first: same key), the others are handled, flaky in order.
-    await waitFor('four effects', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'retry'`)) === 3);
+    await waitFor('three effects', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'retry'`)) === 3);
     await waitFor('three dead letters', async () => (await depth(`${queue}.dead`)) === 3);
     const { rows } = await p.query<{ k: string; seq: number }>(`SELECT k, seq FROM effects WHERE consumer = 'retry' ORDER BY at`);
     expect(rows.filter((r) => r.k === 'flaky').map((r) => r.seq)).toEqual([1, 2]);
