@@ -1,11 +1,8 @@
 import type pg from 'pg';
+import { assertNoProblems, validateQueueName, validateSchemaName } from '@sagabox/core/extension';
 import {
-  assertNoProblems,
   createWorker,
   silentLogger,
-  validateQueueName,
-  validateSchemaName,
-  type Handler,
   type Logger,
   type QueueRoute,
   type RetryPolicy,
@@ -58,13 +55,6 @@ export interface Orchestrator {
   /** Relay routes that bring replies and control messages to this orchestrator's queue. */
   readonly routes: readonly QueueRoute[];
   readonly queue: string;
-  /**
-   * The transition handler the orchestrator's worker runs, for replies that arrive
-   * another way: give it to a broker consumer (for example `createRabbitMqConsumer`)
-   * with the consumer name {@link DEFAULT_ORCHESTRATOR_CONSUMER} (or yours) so one
-   * inbox deduplicates both paths.
-   */
-  readonly handler: Handler;
   start(): Promise<void>;
   /** Stops taking messages and waits for transitions in flight. */
   stop(): Promise<void>;
@@ -136,8 +126,6 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   assertNoProblems('orchestrator', problems);
 
   const logger = (options.logger ?? silentLogger).child({ component: 'saga-orchestrator', queue });
-  const handler: Handler = (message, ctx) =>
-    applySagaMessage(message, { client: ctx.client, topics, definitions, logger, unknownVersionRetryDelayMs: retryDelay });
   const worker: Worker = createWorker({
     pool: options.pool,
     schema: topics.schema,
@@ -151,13 +139,13 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     ...(options.retry !== undefined ? { retry: options.retry } : {}),
     ...(options.stopTimeoutMs !== undefined ? { stopTimeoutMs: options.stopTimeoutMs } : {}),
     logger,
-    handler,
+    handler: (message, ctx) =>
+      applySagaMessage(message, { client: ctx.client, topics, definitions, logger, unknownVersionRetryDelayMs: retryDelay }),
   });
   return {
     events: worker.events,
     routes: sagaRoutes({ ...topics, queue }),
     queue,
-    handler,
     start: () => worker.start(),
     stop: () => worker.stop(),
     runOnce: () => worker.runOnce(),

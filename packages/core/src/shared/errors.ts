@@ -24,9 +24,7 @@ export type SagaboxErrorCode =
   | 'UNKNOWN_SAGA_VERSION'
   | 'SAGA_CONFLICT'
   | 'COMPENSATION_FAILED'
-  | 'STOP_TIMEOUT'
-  | 'BROKER_REJECTED'
-  | 'BROKER_UNREACHABLE';
+  | 'STOP_TIMEOUT';
 
 /** Base class of every error sagabox throws on purpose. */
 export class SagaboxError extends Error {
