@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '@sagabox/core';
-import { createListener } from '../../packages/core/src/relay/listener.js';
+import { createListener, silentLogger } from '@sagabox/core';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 

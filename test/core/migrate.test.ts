@@ -4,13 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isSagaboxError, type SagaboxError } from '@sagabox/core';
 import {
+  isSagaboxError,
   migrateDown,
   migrateUp,
   migrationStatus,
   sagaboxMigrationsDir,
-} from '@sagabox/core/migrate';
+  type SagaboxError,
+} from '@sagabox/core';
 import { createTestDatabase, type TestDatabase } from '@sagabox/testing';
 import { runCli } from '../support/run-cli.js';
 

@@ -1,7 +1,6 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createRelay, createWorker, publish, type Relay, type Worker } from '@sagabox/core';
-import { migrateUp } from '@sagabox/core/migrate';
+import { createRelay, createWorker, migrateUp, publish, type Relay, type Worker } from '@sagabox/core';
 import { startDisposablePostgres } from '@sagabox/testing';
 import { waitFor } from '../support/wait-for.js';
 

@@ -1,6 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { addDirectRoute } from '@sagabox/core/admin';
-import { createWorker, Outcome } from '@sagabox/core';
+import { addDirectRoute, createWorker, Outcome } from '@sagabox/core';
 import { createOrchestrator, defineSaga, getSaga, participant, startSaga, StepResult } from '@sagabox/saga';
 import { inTransaction } from '../support/in-transaction.js';
 import { useDatabase } from '../support/test-pool.js';

@@ -5,9 +5,7 @@
  * Sagabox only: the peers have no sagas.
  */
 import pg from 'pg';
-import { addDirectRoute } from '@sagabox/core/admin';
-import { createRelay, createWorker } from '@sagabox/core';
-import { migrateUp } from '@sagabox/core/migrate';
+import { addDirectRoute, createRelay, createWorker, migrateUp } from '@sagabox/core';
 import { createOrchestrator, defineSaga, participant, startSaga, StepResult } from '@sagabox/saga';
 
 import type { SagaResult } from '../report/results.js';

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import Table from 'cli-table3';
-import { listDeadLetters, purgeDeadLetters, replayDeadLetters, type DeadLetterFilter } from '@sagabox/core/admin';
-import { SagaboxError } from '@sagabox/core';
+import { listDeadLetters, purgeDeadLetters, replayDeadLetters, SagaboxError, type DeadLetterFilter } from '@sagabox/core';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import { confirm } from './confirm.js';
 import type { CommandOutput } from './migrate-command.js';

@@ -6,7 +6,7 @@ import {
   migrationStatus,
   type MigrateOptions,
   type MigrationStatus,
-} from '@sagabox/core/migrate';
+} from '@sagabox/core';
 import { addConnectionOptions, requireDatabaseUrl, type ConnectionFlags } from './connection-options.js';
 import { createCliLogger, LOG_LEVELS } from './cli-logger.js';
 

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { databaseUnreachableError } from '@sagabox/core/extension';
+import { databaseUnreachableError } from '@sagabox/core';
 import { requireDatabaseUrl, type ConnectionFlags } from './connection-options.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import Table from 'cli-table3';
-import { getQueueLimits, MAX_FLOW_LIMIT, PRIORITY_AGING_MS_RANGE, setQueueLimits, type QueueLimits } from '@sagabox/core/admin';
+import { getQueueLimits, MAX_FLOW_LIMIT, PRIORITY_AGING_MS_RANGE, setQueueLimits, type QueueLimits } from '@sagabox/core';
 import { parseIntFlag } from './cli-values.js';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import Table from 'cli-table3';
-import { outboxStats, queueStats } from '@sagabox/core/admin';
+import { outboxStats, queueStats } from '@sagabox/core';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';

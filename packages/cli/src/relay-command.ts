@@ -5,9 +5,12 @@ import { createCliLogger, LOG_LEVELS } from './cli-logger.js';
 import { checkReachable, openPool } from './open-pool.js';
 import { UsageError } from './usage-error.js';
 import { parseIntFlag, untilStopSignal } from './cli-values.js';
+import { brokerDestination } from './broker-destination.js';
 
 interface RelayFlags extends ConnectionFlags {
   route: string[];
+  to?: string;
+  subjectPrefix?: string;
   targetDatabaseUrl?: string;
   targetSchema?: string;
   batchSize?: number;
@@ -33,7 +36,9 @@ export function registerRelayCommand(program: Command): Command {
   const command = program
     .command('relay')
     .description('move committed outbox messages to queues; runs until SIGINT/SIGTERM')
-    .requiredOption('--route <pattern=queue>', "route a topic pattern to a queue ('*' one segment, '#' any); repeatable", (v: string, prev: string[] = []) => [...prev, v])
+    .requiredOption('--route <pattern=queue>', "route a topic pattern to a queue ('*' one segment, '#' any); repeatable. With --to nats://: 'pattern' (subject = topic) or 'pattern=subject'", (v: string, prev: string[] = []) => [...prev, v])
+    .option('--to <url>', 'deliver to a broker instead of queues: nats://host:4222 (JetStream; the routed topics become subjects)')
+    .option('--subject-prefix <prefix>', "with --to nats://: put before each topic to make its subject (e.g. 'events.')")
     .option('--target-database-url <url>', 'deliver into the queues of another database (default: the outbox database)')
     .option('--target-schema <name>', 'sagabox schema in the target database (default: --schema)')
     .option('--batch-size <n>', 'messages claimed per batch', int('--batch-size'))
@@ -41,16 +46,22 @@ export function registerRelayCommand(program: Command): Command {
     .option('--no-listen', 'poll only (behind a transaction-pooling PgBouncer)')
     .addOption(new Option('--log-level <level>', 'log level of the JSON log on stderr').choices(LOG_LEVELS).default('info'))
     .action(async (flags: RelayFlags) => {
-      const routes = flags.route.map(parseRoute);
       const logger = createCliLogger(flags.logLevel);
+      if (flags.to && flags.targetDatabaseUrl) throw new UsageError('give --to or --target-database-url, not both');
+      if (flags.subjectPrefix !== undefined && !flags.to) throw new UsageError('--subject-prefix goes with --to nats://');
+      // Built before any connection, so a bad flag fails at once with exit code 2.
+      const broker = flags.to
+        ? await brokerDestination({ url: flags.to, routes: flags.route, logger, ...(flags.subjectPrefix !== undefined ? { subjectPrefix: flags.subjectPrefix } : {}) })
+        : undefined;
+      const routes = broker ? [] : flags.route.map(parseRoute);
       const pool = openPool(requireDatabaseUrl(flags), 4);
       const target = flags.targetDatabaseUrl ? openPool(flags.targetDatabaseUrl, 4) : undefined;
       try {
         await checkReachable(pool, flags.databaseUrl);
         if (target) await checkReachable(target, flags.targetDatabaseUrl);
-        const destinations: Destination[] = [
-          createQueueDestination({ routes, schema: flags.targetSchema ?? flags.schema, ...(target ? { pool: target } : {}) }),
-        ];
+        const destinations: Destination[] = broker
+          ? [broker]
+          : [createQueueDestination({ routes, schema: flags.targetSchema ?? flags.schema, ...(target ? { pool: target } : {}) })];
         const relay = createRelay({
           pool,
           schema: flags.schema,

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import Table from 'cli-table3';
-import { addDirectRoute, listDirectRoutes, removeDirectRoute } from '@sagabox/core/admin';
+import { addDirectRoute, listDirectRoutes, removeDirectRoute } from '@sagabox/core';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';

@@ -1,8 +1,10 @@
 import type pg from 'pg';
-import { assertNoProblems, validateQueueName, validateSchemaName } from '@sagabox/core/extension';
 import {
+  assertNoProblems,
   createWorker,
   silentLogger,
+  validateQueueName,
+  validateSchemaName,
   type Logger,
   type QueueRoute,
   type RetryPolicy,

@@ -1,5 +1,4 @@
-import { SagaboxError, type Executor } from '@sagabox/core';
-import { toRunQuery, validateSchemaName } from '@sagabox/core/extension';
+import { SagaboxError, toRunQuery, validateSchemaName, type Executor } from '@sagabox/core';
 import { sagaSql, type SagaRowData, type SagaStatus } from './saga-sql.js';
 
 const STATUSES: readonly SagaStatus[] = ['running', 'compensating', 'completed', 'compensated', 'failed'];

@@ -12,7 +12,7 @@ import { warnIfConnectUnbounded, withTransaction } from '../shared/checkout-clie
 import { createDrainLoop, type DrainLoop } from './drain-loop.js';
 import type { Destination, RelayedMessage } from './destination.js';
 import { createQueueDestination, type QueueRoute } from './create-queue-destination.js';
-import { InvalidOptionsError } from '../shared/errors.js';
+import { InvalidOptionsError, isSagaboxError } from '../shared/errors.js';
 import { createListener, type Listener } from './listener.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { assertNoProblems, backoffMs, checkInt, resolveRetryPolicy, type RetryPolicy } from '../shared/retry-policy.js';
@@ -237,6 +237,10 @@ export function createRelay(options: RelayOptions): Relay {
       events.emit('delivered', { count: batch.length, destination: dest.name });
       return;
     } catch (err) {
+      // A broker that is down or unreachable fails every message alike: the whole batch
+      // goes back to the outbox untouched (no attempt counted) and the loop backs off,
+      // instead of spending each message's attempts on an outage.
+      if (isSagaboxError(err, 'BROKER_UNREACHABLE')) throw err;
       await client.query('ROLLBACK TO SAVEPOINT sagabox_deliver');
       if (batch.length === 1) {
         failures.set(batch[0]!.seq, `${dest.name}: ${errorText(err)}`);

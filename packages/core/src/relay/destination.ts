@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { SagaboxError } from '../shared/errors.js';
 
 /**
  * A message as the relay hands it to a destination. `payload` and `headers` are the
@@ -41,7 +42,12 @@ export interface DeliveryContext {
  * broker, an HTTP endpoint. `deliver` must be idempotent by message id (the relay may
  * deliver a message again if it dies between delivering and removing it from the
  * outbox), and must either deliver all `messages` or throw. On a throw the relay
- * retries the batch one message at a time to find the failing one.
+ * retries the batch one message at a time to find the failing one, and counts an
+ * attempt against each message that still fails (retried with backoff, then
+ * dead-lettered with the error). A destination that cannot reach its target at all (a
+ * broker down) throws a {@link SagaboxError} with code `BROKER_UNREACHABLE`
+ * instead: the relay then rolls the whole batch back without counting attempts and
+ * backs off, so an outage of any length loses and dead-letters nothing.
  *
  * @example
  * const logDestination: Destination = {

@@ -24,7 +24,9 @@ export type SagaboxErrorCode =
   | 'UNKNOWN_SAGA_VERSION'
   | 'SAGA_CONFLICT'
   | 'COMPENSATION_FAILED'
-  | 'STOP_TIMEOUT';
+  | 'STOP_TIMEOUT'
+  | 'BROKER_REJECTED'
+  | 'BROKER_UNREACHABLE';
 
 /** Base class of every error sagabox throws on purpose. */
 export class SagaboxError extends Error {

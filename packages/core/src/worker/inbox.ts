@@ -8,6 +8,7 @@ import { DEFAULT_SCHEMA, quoteSchema } from '../shared/schema-name.js';
  */
 export const inboxSql = (s: string) => ({
   recordOne: `INSERT INTO ${s}.inbox (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING message_id`,
+  recordMany: `INSERT INTO ${s}.inbox (consumer, message_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING message_id::text`,
 });
 
 /** Options of {@link recordInInbox}. */
@@ -35,4 +36,34 @@ export async function recordInInbox(db: Executor, options: RecordInInboxOptions)
   const run = toRunQuery(db);
   const rows = await run(inboxSql(quoteSchema(options.schema ?? DEFAULT_SCHEMA)).recordOne, [options.consumer, options.messageId], true);
   return rows.length === 1;
+}
+
+/** Options of {@link recordManyInInbox}. */
+export interface RecordManyInInboxOptions {
+  /** The consumer's name: each consumer handles a message once. */
+  consumer: string;
+  /** The messages' ids (UUIDs, lower case, no repeats). */
+  messageIds: readonly string[];
+  /** Schema holding sagabox's tables. Default `'sagabox'`. */
+  schema?: string;
+}
+
+/**
+ * {@link recordInInbox} for a batch, in one statement: records every id not yet
+ * recorded for `consumer` and returns those (the ones whose effect should happen now).
+ * Ids already in the inbox were handled before; skip them.
+ *
+ * @example
+ * const fresh = await recordManyInInbox(client, { consumer: 'billing', messageIds: batch.map((m) => m.id) });
+ * for (const m of batch) if (fresh.has(m.id)) await charge(client, m);
+ */
+export async function recordManyInInbox(db: Executor, options: RecordManyInInboxOptions): Promise<Set<string>> {
+  if (options.messageIds.length === 0) return new Set();
+  const run = toRunQuery(db);
+  const rows = await run<{ message_id: string }>(
+    inboxSql(quoteSchema(options.schema ?? DEFAULT_SCHEMA)).recordMany,
+    [options.consumer, options.messageIds],
+    true,
+  );
+  return new Set(rows.map((r) => r.message_id));
 }

@@ -1,0 +1,416 @@
+import { EventEmitter } from 'node:events';
+import type pg from 'pg';
+import {
+  backoffMs,
+  isHandlerOutcome,
+  kyselyOnClient,
+  recordInInbox,
+  recordManyInInbox,
+  type HandlerContext,
+  type HandlerOutcome,
+} from '@sagabox/core';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  JetStreamApiError,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { headers as natsHeaders, nanos } from '@nats-io/transport-node';
+import { holdConnection, type HeldConnection } from './nats-connection.js';
+import {
+  resolveJetStreamConsumerOptions,
+  type JetStreamConsumer,
+  type JetStreamConsumerEvents,
+  type JetStreamConsumerOptions,
+  type JetStreamMessage,
+} from './jetstream-consumer-options.js';
+import { readDelivery } from './jetstream-message.js';
+import { NATS_HEADERS } from './nats-headers.js';
+
+export * from './jetstream-consumer-options.js';
+
+const RETRY_BASE_MS = 100;
+const RETRY_MAX_MS = 10_000;
+const errorText = (err: unknown): string => (err instanceof Error ? `${err.name}: ${err.message}` : String(err)).slice(0, 2_000);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Ready {
+  msg: JsMsg;
+  message: JetStreamMessage;
+}
+
+/**
+ * Consumes a JetStream durable consumer into PostgreSQL with the idempotent inbox. Each
+ * batch of deliveries runs in one transaction that first records the messages' ids in
+ * the inbox (`recordManyInInbox`) and then runs `handler(message, { client, db, ... })`
+ * for each id seen for the first time; the messages are acked only after that
+ * transaction commits. A consumer killed between its commit and its acks gets the
+ * messages again and finds them in the inbox: no second effect.
+ *
+ * Flow control is JetStream's `max_ack_pending`. A handler that throws (or returns
+ * `Outcome.retry`) rolls back and its message is nak'ed with backoff; the others of its
+ * batch are then handled one transaction each. After `retry.maxAttempts` deliveries the
+ * message is terminated (`Outcome.deadLetter` at once): JetStream's dead-letter
+ * mechanism, not sagabox's table, because the message belongs to the stream (other
+ * consumers and NATS tools see it there) and because the broker's `max_deliver` (set to
+ * `maxAttempts`) also stops a message that crashes the process before any failure could
+ * be recorded. JetStream publishes an advisory for each
+ * (`$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.<stream>.<durable>`, `...MAX_DELIVERIES...`);
+ * `deadLetterSubject` also republishes the message with its reason.
+ *
+ * Database trouble (a failed BEGIN, inbox insert or COMMIT) is not a handler failure:
+ * the batch is kept, held against redelivery with JetStream's in-progress acks, and
+ * tried again with backoff, so an outage spends no delivery attempts.
+ *
+ * @example
+ * const consumer = createJetStreamConsumer({
+ *   servers: 'nats://127.0.0.1:4222', stream: 'ORDERS', durable: 'billing', pool,
+ *   handler: async (message, { client }) => {
+ *     await client.query('INSERT INTO invoices (order_id) VALUES ($1)', [message.payload.orderId]);
+ *   },
+ * });
+ * await consumer.start();
+ */
+export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerOptions<P>): JetStreamConsumer {
+  const o = resolveJetStreamConsumerOptions(options);
+  const handler = options.handler as (m: JetStreamMessage, c: HandlerContext) => Promise<void | HandlerOutcome> | void | HandlerOutcome;
+  const log = o.logger.child({ component: 'jetstream-consumer', consumer: o.consumer, stream: o.stream, durable: o.durable });
+  const events = new EventEmitter<JetStreamConsumerEvents>();
+  let held: HeldConnection | undefined;
+  let js: JetStreamClient | undefined;
+  let messages: ConsumerMessages | undefined;
+  let running = false;
+  let attaching: Promise<void> | undefined;
+  let lanes: Promise<void>[] = [];
+  const buffer: JsMsg[] = [];
+  const busyKeys = new Set<string>();
+  const waiters = new Set<() => void>();
+  const wake = (): void => {
+    for (const w of waiters) w();
+    waiters.clear();
+  };
+  const emitError = (error: unknown): void => {
+    if (events.listenerCount('error') > 0) events.emit('error', { error });
+  };
+
+  /**
+   * Takes the next batch from the buffer in stream order. A message whose key another
+   * lane is handling stays, and so does every later message of that key: one key is
+   * handled in one lane at a time, in the order the stream delivered it.
+   */
+  const take = (): JsMsg[] => {
+    const batch: JsMsg[] = [];
+    const blocked = new Set<string>();
+    for (let i = 0; i < buffer.length && batch.length < o.batchSize; ) {
+      const m = buffer[i]!;
+      const key = m.headers?.get(NATS_HEADERS.key) || undefined;
+      if (key !== undefined && (busyKeys.has(key) || blocked.has(key))) {
+        blocked.add(key);
+        i++;
+        continue;
+      }
+      if (key !== undefined) busyKeys.add(key);
+      batch.push(m);
+      buffer.splice(i, 1);
+    }
+    return batch;
+  };
+
+  const context = (client: pg.PoolClient): HandlerContext => {
+    let db: ReturnType<typeof kyselyOnClient> | undefined;
+    return {
+      client,
+      get db() {
+        return (db ??= kyselyOnClient(client));
+      },
+      consumer: o.consumer,
+      logger: log,
+    };
+  };
+
+  const deadLetter = async (msg: JsMsg, id: string, reason: string, error: string): Promise<void> => {
+    if (o.deadLetterSubject && js) {
+      const h = natsHeaders();
+      for (const k of msg.headers?.keys() ?? []) {
+        if (k.toLowerCase() === NATS_HEADERS.messageId.toLowerCase()) continue;
+        for (const v of msg.headers!.values(k)) h.append(k, v);
+      }
+      h.set(NATS_HEADERS.messageId, id);
+      h.set('Sagabox-Dead-Reason', reason);
+      h.set('Sagabox-Dead-Error', error.replace(/[\r\n]+/g, ' '));
+      h.set('Sagabox-Dead-Stream', msg.info.stream);
+      h.set('Sagabox-Dead-Stream-Sequence', String(msg.info.streamSequence));
+      // Published (and its PubAck awaited) before the term, so the message is never
+      // in neither place; a failure here leaves it to be redelivered and tried again.
+      await js.publish(o.deadLetterSubject, msg.data, { headers: h, msgID: `${id}:dead:${o.consumer}` });
+    }
+    msg.term();
+    log.error({ messageId: id, subject: msg.subject, streamSequence: msg.info.streamSequence, reason, error }, 'message dead-lettered (terminated in JetStream)');
+    events.emit('deadLettered', { id, subject: msg.subject, streamSequence: msg.info.streamSequence, reason, error });
+  };
+
+  const failed = async (r: Ready, error: unknown, delayMs: number | undefined): Promise<void> => {
+    const attempts = r.msg.info.deliveryCount;
+    if (attempts >= o.retry.maxAttempts) {
+      await deadLetter(r.msg, r.message.id, 'failed', errorText(error));
+      return;
+    }
+    const delay = delayMs ?? backoffMs(o.retry, attempts);
+    r.msg.nak(Math.round(delay));
+    log.warn({ messageId: r.message.id, subject: r.msg.subject, attempts, delayMs: delay, err: error }, 'handler failed; nak with delay');
+    events.emit('failed', { id: r.message.id, subject: r.msg.subject, attempts, delayMs: delay, error });
+  };
+
+  /** An outcome or a throw from the handler; settles the message (nak or term). */
+  const settleFailure = async (r: Ready, outcome: HandlerOutcome | { kind: 'threw'; error: unknown }): Promise<void> => {
+    if (outcome.kind === 'dead-letter') await deadLetter(r.msg, r.message.id, 'non_retryable', outcome.reason);
+    else if (outcome.kind === 'retry') await failed(r, outcome.reason ?? 'handler asked to retry', outcome.delayMs);
+    else await failed(r, outcome.error, undefined);
+  };
+
+  const runHandler = async (r: Ready, client: pg.PoolClient): Promise<HandlerOutcome | { kind: 'threw'; error: unknown } | undefined> => {
+    try {
+      const out = await handler(r.message, context(client));
+      return isHandlerOutcome(out) ? out : undefined;
+    } catch (error) {
+      return { kind: 'threw', error };
+    }
+  };
+
+  /** One message in its own transaction (after a batch failed). */
+  const runOne = async (client: pg.PoolClient, r: Ready, settled: Set<JsMsg>): Promise<void> => {
+    await client.query('BEGIN');
+    let outcome: Awaited<ReturnType<typeof runHandler>>;
+    try {
+      const fresh = await recordInInbox(client, { consumer: o.consumer, messageId: r.message.id, schema: o.schema });
+      outcome = fresh ? await runHandler(r, client) : undefined;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+    if (outcome) {
+      await client.query('ROLLBACK');
+      settled.add(r.msg);
+      await settleFailure(r, outcome);
+      return;
+    }
+    await client.query('COMMIT');
+    settled.add(r.msg);
+    events.emit('committed', { ids: [r.message.id], duplicates: 0 });
+    r.msg.ack();
+  };
+
+  /** The batch in one transaction; on a handler failure, one transaction per message. */
+  const runBatch = async (ready: Ready[], settled: Set<JsMsg>): Promise<void> => {
+    const client = await o.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      let failedAt = -1;
+      let failure: Awaited<ReturnType<typeof runHandler>>;
+      let duplicates = 0;
+      try {
+        const fresh = await recordManyInInbox(client, { consumer: o.consumer, messageIds: [...new Set(ready.map((r) => r.message.id))], schema: o.schema });
+        for (const [i, r] of ready.entries()) {
+          // A second delivery of one id inside a batch finds it taken by the first.
+          if (!fresh.delete(r.message.id)) {
+            duplicates++;
+            continue;
+          }
+          failure = await runHandler(r, client);
+          if (failure) {
+            failedAt = i;
+            break;
+          }
+        }
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
+      if (failedAt < 0) {
+        await client.query('COMMIT');
+        for (const r of ready) settled.add(r.msg);
+        events.emit('committed', { ids: ready.map((r) => r.message.id), duplicates });
+        for (const r of ready) r.msg.ack();
+        return;
+      }
+      await client.query('ROLLBACK');
+      // The failed message is settled on the outcome it already had (its handler is
+      // not run twice for one delivery); the rest run again, one transaction each.
+      settled.add(ready[failedAt]!.msg);
+      await settleFailure(ready[failedAt]!, failure!);
+      for (const r of ready) if (!settled.has(r.msg)) await runOne(client, r, settled);
+    } catch (err) {
+      broken = true;
+      throw err;
+    } finally {
+      // A connection that failed mid-transaction is not given back to the pool's idle set.
+      client.release(broken ? true : undefined);
+    }
+  };
+
+  const handleBatch = async (batch: JsMsg[]): Promise<void> => {
+    const now = Date.now();
+    const ready: Ready[] = [];
+    for (const msg of batch) {
+      const read = readDelivery(msg, o.durable);
+      if (!read.ok) {
+        await deadLetter(msg, read.id, read.reason, read.error).catch((err: unknown) => {
+          log.warn({ err, messageId: read.id }, 'dead-lettering failed; the message comes back');
+          msg.nak(RETRY_MAX_MS);
+        });
+        continue;
+      }
+      if (read.expiresAt && read.expiresAt.getTime() <= now) {
+        await deadLetter(msg, read.message.id, 'expired', `expired at ${read.expiresAt.toISOString()} before handling`).catch(() => msg.nak(RETRY_MAX_MS));
+        continue;
+      }
+      if (read.runAt && read.runAt.getTime() > now) {
+        // A delayed message: back to the stream until it is due (uses one delivery).
+        msg.nak(read.runAt.getTime() - now);
+        continue;
+      }
+      ready.push({ msg, message: read.message });
+    }
+    const settled = new Set<JsMsg>();
+    // Keep the batch's messages from being redelivered while it runs or waits out an outage.
+    const keepAlive = setInterval(() => {
+      for (const r of ready) if (!settled.has(r.msg)) r.msg.working();
+    }, Math.max(500, Math.floor(o.ackWaitMs / 3)));
+    try {
+      for (let errors = 0; ; ) {
+        const left = ready.filter((r) => !settled.has(r.msg));
+        if (left.length === 0) return;
+        try {
+          await runBatch(left, settled);
+          return;
+        } catch (error) {
+          errors++;
+          log.error({ err: error, count: left.length, errors }, 'batch failed before its handlers could finish; keeping it and retrying');
+          emitError(error);
+          if (!running) {
+            // Stopping: hand the rest back for another consumer to take now.
+            for (const r of ready) if (!settled.has(r.msg)) r.msg.nak();
+            return;
+          }
+          await sleep(Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(errors - 1, 10)));
+        }
+      }
+    } finally {
+      clearInterval(keepAlive);
+    }
+  };
+
+  const lane = async (): Promise<void> => {
+    while (running) {
+      const batch = take();
+      if (batch.length === 0) {
+        await new Promise<void>((resolve) => {
+          waiters.add(resolve);
+          // A key released by another lane makes held-back messages takeable.
+          setTimeout(resolve, 200);
+        });
+        continue;
+      }
+      try {
+        await handleBatch(batch);
+      } catch (error) {
+        log.error({ err: error }, 'unexpected error handling a batch');
+        emitError(error);
+      } finally {
+        for (const m of batch) {
+          const key = m.headers?.get(NATS_HEADERS.key);
+          if (key) busyKeys.delete(key);
+        }
+        wake();
+      }
+    }
+  };
+
+  /** Connects, creates or updates the durable consumer, and starts pulling; retries until it works or stop() is called. */
+  const attach = async (): Promise<void> => {
+    held = holdConnection(options, o.name, log);
+    const nc = await held.ready;
+    for (let attempt = 1; running; attempt++) {
+      try {
+        const jsm = await jetstreamManager(nc);
+        if (o.createConsumer) {
+          const config = {
+            ack_policy: AckPolicy.Explicit,
+            ack_wait: nanos(o.ackWaitMs),
+            max_ack_pending: o.maxAckPending,
+            max_deliver: o.retry.maxAttempts,
+          };
+          try {
+            await jsm.consumers.info(o.stream, o.durable);
+            await jsm.consumers.update(o.stream, o.durable, config);
+          } catch (err) {
+            if (!(err instanceof JetStreamApiError) || !/consumer not found/i.test(err.message)) throw err;
+            await jsm.consumers.add(o.stream, {
+              ...config,
+              durable_name: o.durable,
+              deliver_policy: DeliverPolicy.All,
+              ...(o.filterSubject ? { filter_subject: o.filterSubject } : {}),
+            });
+          }
+        }
+        js = jetstream(nc);
+        const consumer = await js.consumers.get(o.stream, o.durable);
+        if (!running) return;
+        messages = await consumer.consume({
+          max_messages: Math.min(o.maxAckPending, Math.max(100, o.batchSize * o.concurrency * 2)),
+          callback: (m) => {
+            buffer.push(m);
+            wake();
+          },
+        });
+        log.info({ maxAckPending: o.maxAckPending, batchSize: o.batchSize, concurrency: o.concurrency }, 'JetStream consumer started');
+        return;
+      } catch (err) {
+        if (attempt === 1 || attempt % 20 === 0) log.warn({ err, attempt }, 'cannot attach to the durable consumer yet; retrying');
+        emitError(err);
+        await sleep(Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(attempt - 1, 10)));
+      }
+    }
+  };
+
+  return {
+    events,
+    async start() {
+      if (running) return;
+      running = true;
+      attaching = attach();
+      await attaching;
+      lanes = Array.from({ length: o.concurrency }, () => lane());
+    },
+    async stop() {
+      if (!running) return;
+      running = false;
+      const h = held;
+      // Closing the connection first ends a start() still waiting for the broker.
+      if (!messages) await h?.close();
+      await attaching?.catch(() => {});
+      await messages?.close().catch(() => {});
+      messages = undefined;
+      wake();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        Promise.all(lanes).then(() => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), o.stopTimeoutMs))),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) log.warn({ stopTimeoutMs: o.stopTimeoutMs }, 'JetStream consumer stop timed out waiting for its batch');
+      // Delivered but not taken: hand back now rather than after ack_wait.
+      for (const m of buffer.splice(0)) m.nak();
+      lanes = [];
+      held = undefined;
+      js = undefined;
+      await h?.close();
+      log.info({}, 'JetStream consumer stopped');
+    },
+  };
+}

@@ -1,0 +1,118 @@
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+import { SagaboxError, type RelayedMessage } from '@sagabox/core';
+
+/**
+ * NATS header names sagabox writes beside the message's own headers. The id travels
+ * in JetStream's `Nats-Msg-Id` (the stream deduplicates by it); the rest are sagabox's
+ * envelope fields, which a NATS message has no place for.
+ */
+export const NATS_HEADERS = {
+  messageId: 'Nats-Msg-Id',
+  topic: 'Sagabox-Topic',
+  key: 'Sagabox-Key',
+  createdAt: 'Sagabox-Created-At',
+  runAt: 'Sagabox-Run-At',
+  expiresAt: 'Sagabox-Expires-At',
+  priority: 'Sagabox-Priority',
+  group: 'Sagabox-Group',
+} as const;
+
+const ENVELOPE_NAMES = new Set(Object.values(NATS_HEADERS).map((n) => n.toLowerCase()));
+
+// NATS header lines are `Name: value\r\n`: a name is printable ASCII without ':' or
+// spaces, a value has no CR or LF (nats.js enforces the same when it encodes).
+const HEADER_NAME = /^[!-9;-~]+$/;
+const HEADER_VALUE = /^[^\r\n]*$/;
+
+/**
+ * The NATS headers of one relayed message: its own headers (traceparent, correlation-id,
+ * causation-id, reply-to, saga headers, ...) under their names, then the envelope.
+ * Throws `BROKER_REJECTED` for a header NATS cannot carry (a name with ':' or spaces,
+ * a value with a line break), so the relay dead-letters that message with the reason.
+ */
+export function toNatsHeaders(message: RelayedMessage): MsgHdrs {
+  const h = natsHeaders();
+  let own: Record<string, unknown>;
+  try {
+    own = JSON.parse(message.headers) as Record<string, unknown>;
+  } catch (err) {
+    throw new SagaboxError('BROKER_REJECTED', `headers of message ${message.id} are not JSON`, { cause: err, details: { messageId: message.id } });
+  }
+  for (const [name, value] of Object.entries(own ?? {})) {
+    if (typeof value !== 'string' || !HEADER_NAME.test(name) || !HEADER_VALUE.test(value) || ENVELOPE_NAMES.has(name.toLowerCase())) {
+      throw new SagaboxError(
+        'BROKER_REJECTED',
+        `header ${JSON.stringify(name)} of message ${message.id} cannot be carried as a NATS header (names: printable ASCII without ':' or spaces, not a sagabox envelope name; values: strings without line breaks)`,
+        { details: { messageId: message.id, header: name } },
+      );
+    }
+    h.set(name, value);
+  }
+  h.set(NATS_HEADERS.messageId, message.id);
+  h.set(NATS_HEADERS.topic, message.topic);
+  if (message.key !== null) {
+    if (!HEADER_VALUE.test(message.key)) {
+      throw new SagaboxError('BROKER_REJECTED', `key of message ${message.id} has a line break; NATS headers cannot carry it`, { details: { messageId: message.id } });
+    }
+    h.set(NATS_HEADERS.key, message.key);
+  }
+  h.set(NATS_HEADERS.createdAt, message.createdAt.toISOString());
+  if (message.runAt) h.set(NATS_HEADERS.runAt, message.runAt.toISOString());
+  if (message.expiresAt) h.set(NATS_HEADERS.expiresAt, message.expiresAt.toISOString());
+  if (message.priority !== 0) h.set(NATS_HEADERS.priority, String(message.priority));
+  if (message.group !== null) h.set(NATS_HEADERS.group, message.group);
+  return h;
+}
+
+/** What a consumer reads back from a message's NATS headers; anything malformed is left out. */
+export interface DecodedHeaders {
+  /** The message's own headers (every header that is not sagabox's envelope or JetStream's `Nats-*`). */
+  headers: Record<string, string>;
+  msgId: string | undefined;
+  topic: string | undefined;
+  key: string | null;
+  createdAt: Date | undefined;
+  runAt: Date | undefined;
+  expiresAt: Date | undefined;
+  priority: number;
+  group: string | null;
+}
+
+const date = (text: string | undefined): Date | undefined => {
+  if (text === undefined || text === '') return undefined;
+  const d = new Date(text);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+};
+
+/**
+ * Reads sagabox's envelope and the message's own headers from NATS headers written by
+ * any producer. Foreign producers may send anything: a repeated header keeps its first
+ * value, an unparsable date or priority is ignored, never thrown.
+ */
+export function fromNatsHeaders(h: MsgHdrs | undefined): DecodedHeaders {
+  const own: Record<string, string> = {};
+  const first = (name: string): string | undefined => {
+    if (!h?.has(name)) return undefined;
+    return h.values(name)[0];
+  };
+  if (h) {
+    for (const name of h.keys()) {
+      const lower = name.toLowerCase();
+      if (ENVELOPE_NAMES.has(lower) || lower.startsWith('nats-')) continue;
+      const value = h.values(name)[0];
+      if (value !== undefined && !(name in own)) own[name] = value;
+    }
+  }
+  const priority = Number(first(NATS_HEADERS.priority) ?? '0');
+  return {
+    headers: own,
+    msgId: first(NATS_HEADERS.messageId),
+    topic: first(NATS_HEADERS.topic) || undefined,
+    key: first(NATS_HEADERS.key) ?? null,
+    createdAt: date(first(NATS_HEADERS.createdAt)),
+    runAt: date(first(NATS_HEADERS.runAt)),
+    expiresAt: date(first(NATS_HEADERS.expiresAt)),
+    priority: Number.isInteger(priority) && Math.abs(priority) <= 32_767 ? priority : 0,
+    group: first(NATS_HEADERS.group) ?? null,
+  };
+}

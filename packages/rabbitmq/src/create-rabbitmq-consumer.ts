@@ -1,0 +1,364 @@
+import { EventEmitter } from 'node:events';
+import type pg from 'pg';
+import {
+  assertNoProblems,
+  backoffMs,
+  checkInt,
+  DEFAULT_RETRY_POLICY,
+  DEFAULT_SCHEMA,
+  isHandlerOutcome,
+  kyselyOnClient,
+  quoteSchema,
+  resolveRetryPolicy,
+  silentLogger,
+  validateSchemaName,
+  type Handler,
+  type HandlerContext,
+  type Logger,
+  type RetryPolicy,
+  type WorkerEvents,
+} from '@sagabox/core';
+import { Connection, ConsumerStatus, type AsyncMessage, type Consumer, type Publisher } from 'rabbitmq-client';
+import { DEAD_LETTER_HEADERS, fromAmqp, type ReadDelivery } from './amqp-message.js';
+import { openConnection, type RabbitMqConnectionOptions } from './connection.js';
+import { brokerInboxSql } from './inbox-sql.js';
+import { createKeyedQueue, type Pending } from './keyed-queue.js';
+
+/** Default unacknowledged messages the broker sends ahead (AMQP `basic.qos` prefetch count). */
+export const DEFAULT_PREFETCH = 100;
+/** Default messages handled in one PostgreSQL transaction. */
+export const DEFAULT_CONSUMER_BATCH_SIZE = 20;
+/** Default longest wait in `stop()` for the batch in flight, in milliseconds. */
+export const DEFAULT_CONSUMER_STOP_TIMEOUT_MS = 10_000;
+
+/** A binding the consumer declares: `exchange` (durable, type `topic`) to the queue with `routingKey` (`*`/`#` wildcards). */
+export interface RabbitMqBinding {
+  exchange: string;
+  routingKey: string;
+}
+
+/** Options of {@link createRabbitMqConsumer}. */
+export interface RabbitMqConsumerOptions<P = unknown> extends RabbitMqConnectionOptions {
+  /** Pool on the database of the inbox and of the handler's writes. */
+  pool: pg.Pool;
+  /** sagabox schema of that database. Default `'sagabox'`. */
+  schema?: string;
+  /** The RabbitMQ queue to consume. */
+  queue: string;
+  /** Declare the queue (durable) at start. Default true; set false to consume a queue declared elsewhere as it is. */
+  declareQueue?: boolean;
+  /** Exchanges to declare and bind to the queue at start (and after every reconnect). Default none. */
+  bindings?: readonly RabbitMqBinding[];
+  /** Runs in the transaction that records the message in the inbox; same shape as `createWorker`'s. */
+  handler: Handler<P>;
+  /** Inbox identity: the effect happens once per (consumer, message id). Default: the queue name. */
+  consumer?: string;
+  /** Unacknowledged messages held at once (`basic.qos`). Default {@link DEFAULT_PREFETCH}. */
+  prefetch?: number;
+  /** Messages handled in one transaction. Default {@link DEFAULT_CONSUMER_BATCH_SIZE}. */
+  batchSize?: number;
+  /** Failed handling: retries with backoff while the message is held, then the dead-letter queue. Default {@link DEFAULT_RETRY_POLICY}. */
+  retry?: Partial<RetryPolicy>;
+  /** Queue that dead letters go to (declared durable at start). Default `<queue>.dead`. */
+  deadLetterQueue?: string;
+  /** Identifies this consumer in logs. Default `rabbitmq-consumer-<pid>`. */
+  name?: string;
+  logger?: Logger;
+  /** Longest wait in `stop()` for the batch in flight, in milliseconds. Default {@link DEFAULT_CONSUMER_STOP_TIMEOUT_MS}. */
+  stopTimeoutMs?: number;
+}
+
+/** A running consumer; see {@link createRabbitMqConsumer}. */
+export interface RabbitMqConsumer {
+  /** The same typed events as a worker's: `handled`, `failed`, `deadLettered`, `error`. */
+  readonly events: EventEmitter<WorkerEvents>;
+  start(): Promise<void>;
+  /** Stops taking messages, waits for the batch in flight, hands unhandled ones back to the queue. */
+  stop(): Promise<void>;
+}
+
+interface Delivery<P> {
+  amqp: AsyncMessage;
+  read: ReadDelivery<P>;
+  settle(status: ConsumerStatus): void;
+}
+
+const AMQP_NAME = /^[\w.:-]{1,255}$/;
+
+/**
+ * Consumes a RabbitMQ queue into PostgreSQL with the idempotent inbox. Messages are
+ * handled in batches, each batch one transaction: the inbox rows of the batch are
+ * inserted (one statement), the handler runs for every message not handled before,
+ * the transaction commits, and only then are the messages acknowledged. A crash
+ * before the ack makes the broker redeliver; the inbox row makes the redelivery do
+ * nothing. Messages of one key are handled one at a time in arrival order, also
+ * while one of them waits for a retry.
+ *
+ * A handler that throws (or returns `Outcome.retry`) rolls its batch back; the
+ * message is retried with backoff while the consumer holds it, and after
+ * `retry.maxAttempts` it is published, with the reason, to the dead-letter queue and
+ * acknowledged. A delivery that cannot be read (no `message_id`, a body that is not
+ * JSON, headers that are not strings) goes there at once, as `invalid`.
+ *
+ * @example
+ * const consumer = createRabbitMqConsumer({
+ *   url: 'amqp://guest:guest@127.0.0.1:5672',
+ *   pool,
+ *   queue: 'billing',
+ *   bindings: [{ exchange: 'orders', routingKey: 'orders.#' }],
+ *   handler: async (message, { client }) => {
+ *     await client.query('INSERT INTO invoices (order_id) VALUES ($1)', [message.payload.orderId]);
+ *   },
+ * });
+ * await consumer.start();
+ */
+export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOptions<P>): RabbitMqConsumer {
+  const problems: string[] = [];
+  if (!options || typeof options.pool?.connect !== 'function') problems.push('pool must be a pg.Pool');
+  let schema = DEFAULT_SCHEMA;
+  try {
+    schema = validateSchemaName(options?.schema ?? DEFAULT_SCHEMA);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  if (typeof options?.queue !== 'string' || !AMQP_NAME.test(options.queue)) problems.push('queue must be 1-255 letters, digits, _ . : or -');
+  if (options?.deadLetterQueue !== undefined && (typeof options.deadLetterQueue !== 'string' || !AMQP_NAME.test(options.deadLetterQueue))) {
+    problems.push('deadLetterQueue must be 1-255 letters, digits, _ . : or -');
+  }
+  if (typeof options?.handler !== 'function') problems.push('handler must be a function');
+  if (options && options.url === undefined && !(options.connection instanceof Connection)) problems.push('give url or connection');
+  checkInt(problems, 'prefetch', options?.prefetch, 1, 65_535);
+  checkInt(problems, 'batchSize', options?.batchSize, 1, 10_000);
+  checkInt(problems, 'stopTimeoutMs', options?.stopTimeoutMs, 0, 3_600_000);
+  for (const [i, b] of (options?.bindings ?? []).entries()) {
+    if (typeof b?.exchange !== 'string' || !AMQP_NAME.test(b.exchange)) problems.push(`bindings[${i}].exchange must be 1-255 letters, digits, _ . : or -`);
+    if (typeof b?.routingKey !== 'string' || b.routingKey.length > 255) problems.push(`bindings[${i}].routingKey must be a string of at most 255 characters`);
+  }
+  const retry = resolveRetryPolicy(options?.retry, DEFAULT_RETRY_POLICY, problems);
+  assertNoProblems('rabbitmq consumer', problems);
+
+  const queue = options.queue;
+  const consumerName = options.consumer ?? queue;
+  const deadLetterQueue = options.deadLetterQueue ?? `${queue}.dead`;
+  const prefetch = options.prefetch ?? DEFAULT_PREFETCH;
+  const batchSize = options.batchSize ?? DEFAULT_CONSUMER_BATCH_SIZE;
+  const stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_CONSUMER_STOP_TIMEOUT_MS;
+  const name = options.name ?? `rabbitmq-consumer-${process.pid}`;
+  const log = (options.logger ?? silentLogger).child({ component: 'rabbitmq-consumer', consumer: consumerName, queue, name });
+  const sql = brokerInboxSql(quoteSchema(schema));
+  const events = new EventEmitter<WorkerEvents>();
+  const pending = createKeyedQueue<Delivery<P>>();
+  let connection: Connection | undefined;
+  let owned = false;
+  let amqpConsumer: Consumer | undefined;
+  let deadLetters: Publisher | undefined;
+  let started = false;
+  let stopping = false;
+  let running: Promise<void> | undefined;
+  let pauseUntil = 0;
+  let timer: NodeJS.Timeout | undefined;
+
+  const emitError = (error: unknown): void => {
+    log.error({ err: error }, 'consumer batch failed; backing off');
+    if (events.listenerCount('error') > 0) events.emit('error', { error });
+  };
+
+  const deadLetter = async (p: Pending<Delivery<P>>, reason: string, error: string): Promise<void> => {
+    const d = p.item.amqp;
+    const headers = {
+      ...(d.headers ?? {}),
+      [DEAD_LETTER_HEADERS.reason]: reason,
+      [DEAD_LETTER_HEADERS.error]: error.slice(0, 2_000),
+      [DEAD_LETTER_HEADERS.attempts]: p.attempts,
+      [DEAD_LETTER_HEADERS.queue]: queue,
+      [DEAD_LETTER_HEADERS.consumer]: consumerName,
+    };
+    const body = Buffer.isBuffer(d.body) ? d.body : Buffer.from(typeof d.body === 'string' ? d.body : JSON.stringify(d.body));
+    const { exchange: _e, routingKey: _r, consumerTag: _c, deliveryTag: _t, redelivered: _d, body: _b, ...properties } = d;
+    // Confirmed before the original is acked: a crash in between leaves a copy in both queues, never in none.
+    await deadLetters!.send({ ...properties, headers, routingKey: deadLetterQueue, durable: true }, body);
+    pending.remove(p);
+    p.item.settle(ConsumerStatus.ACK);
+    const id = p.item.read.ok ? p.item.read.message.id : String(d.messageId);
+    const topic = p.item.read.ok ? p.item.read.message.topic : d.routingKey;
+    log.error({ messageId: id, topic, reason, attempts: p.attempts, error }, 'message dead-lettered by the consumer');
+    events.emit('deadLettered', { id, topic, reason, error });
+  };
+
+  const failed = async (p: Pending<Delivery<P>>, error: string, delayMs: number | undefined, nonRetryable: boolean): Promise<void> => {
+    if (!p.item.read.ok) return;
+    p.attempts += 1;
+    const m = p.item.read.message;
+    if (nonRetryable) return deadLetter(p, 'non_retryable', error);
+    if (p.attempts >= retry.maxAttempts) return deadLetter(p, 'failed', error);
+    p.notBefore = Date.now() + (delayMs ?? backoffMs(retry, p.attempts));
+    log.warn({ messageId: m.id, topic: m.topic, attempts: p.attempts, error }, 'handler failed; will retry');
+    events.emit('failed', { id: m.id, topic: m.topic, attempts: p.attempts, error });
+  };
+
+  /**
+   * Handles `batch` in one transaction. A handler that fails rolls all of it back: the
+   * failing message counts an attempt, the others stay pending and are taken again by
+   * the next batch (without the failed one's key, which now waits for its retry).
+   */
+  const runBatch = async (batch: Pending<Delivery<P>>[]): Promise<void> => {
+    const client = await options.pool.connect();
+    let broken: unknown;
+    let failure: { at: Pending<Delivery<P>>; error: string; delayMs: number | undefined; nonRetryable: boolean } | undefined;
+    try {
+      await client.query('BEGIN');
+      const ids = batch.map((p) => (p.item.read as { message: { id: string } }).message.id);
+      const fresh = new Set((await client.query<{ message_id: string }>(sql.recordMany, [consumerName, ids])).rows.map((r) => r.message_id));
+      let db: HandlerContext['db'] | undefined;
+      const context = Object.defineProperties({ client, consumer: consumerName, logger: log } as HandlerContext, {
+        db: { get: () => (db ??= kyselyOnClient(client)), enumerable: true },
+      });
+      for (const p of batch) {
+        const m = (p.item.read as { message: { id: string } }).message;
+        // A second copy in the same batch (a redelivery after a reconnect) is not fresh either.
+        if (!fresh.delete(m.id)) continue;
+        const message = { ...(p.item.read as Extract<ReadDelivery<P>, { ok: true }>).message, attempts: p.attempts + 1 };
+        try {
+          const outcome = await options.handler(message, context);
+          if (isHandlerOutcome(outcome)) {
+            failure = outcome.kind === 'retry'
+              ? { at: p, error: outcome.reason ?? 'handler asked to retry', delayMs: outcome.delayMs, nonRetryable: false }
+              : { at: p, error: outcome.reason, delayMs: undefined, nonRetryable: true };
+          }
+        } catch (err) {
+          failure = { at: p, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err), delayMs: undefined, nonRetryable: false };
+        }
+        if (failure) break;
+      }
+      if (failure) {
+        await client.query('ROLLBACK');
+      } else {
+        await client.query('COMMIT');
+      }
+    } catch (err) {
+      broken = err;
+      await client.query('ROLLBACK').catch(() => {});
+    } finally {
+      client.release(broken instanceof Error ? broken : undefined);
+    }
+    if (broken !== undefined) {
+      // The database, not a handler: every message stays pending, the consumer pauses.
+      pauseUntil = Date.now() + backoffMs({ ...retry, maxDelayMs: Math.min(retry.maxDelayMs, 30_000) }, 3);
+      emitError(broken);
+      return;
+    }
+    if (failure) return failed(failure.at, failure.error, failure.delayMs, failure.nonRetryable);
+    for (const p of batch) {
+      pending.remove(p);
+      p.item.settle(ConsumerStatus.ACK);
+    }
+    events.emit('handled', { count: batch.length });
+    log.debug({ count: batch.length }, 'batch handled');
+  };
+
+  const pump = async (): Promise<void> => {
+    while (!stopping) {
+      if (Date.now() < pauseUntil) break;
+      const ready = pending.takeReady(batchSize, Date.now(), (d) => (d.read.ok ? d.read.message.key : null));
+      if (ready.length === 0) break;
+      const invalid = ready.filter((p) => !p.item.read.ok);
+      for (const p of invalid) {
+        await deadLetter(p, 'invalid', (p.item.read as { problem: string }).problem).catch((err: unknown) => {
+          p.notBefore = Date.now() + 1_000;
+          emitError(err);
+        });
+      }
+      const valid = ready.filter((p) => p.item.read.ok);
+      if (valid.length > 0) await runBatch(valid).catch(emitError);
+    }
+  };
+
+  // `wanted` is set by every arrival and timer: a delivery that lands while the pump is
+  // finishing its last look still gets a pass.
+  let wanted = false;
+  const schedule = (): void => {
+    wanted = true;
+    if (stopping || running) return;
+    clearTimeout(timer);
+    running = (async () => {
+      while (wanted && !stopping) {
+        wanted = false;
+        await pump();
+      }
+    })().finally(() => {
+      running = undefined;
+      if (stopping || pending.size() === 0) return;
+      const now = Date.now();
+      const next = pauseUntil > now ? pauseUntil : pending.nextDue(now);
+      if (next !== Infinity) timer = setTimeout(schedule, Math.max(0, next - now));
+    });
+  };
+
+  const onDelivery = (amqp: AsyncMessage): Promise<ConsumerStatus> =>
+    new Promise<ConsumerStatus>((settle) => {
+      if (stopping) return settle(ConsumerStatus.REQUEUE);
+      const read = fromAmqp<P>(amqp, queue);
+      const runAt = read.ok && read.runAt ? read.runAt.getTime() : 0;
+      pending.push({ amqp, read, settle }, runAt);
+      schedule();
+    });
+
+  return {
+    events,
+    async start() {
+      if (started) return;
+      started = true;
+      stopping = false;
+      ({ connection, owned } = openConnection(options, log));
+      deadLetters = connection.createPublisher({ confirm: true, maxAttempts: 2, queues: [{ queue: deadLetterQueue, durable: true }] });
+      const exchanges = [...new Set((options.bindings ?? []).map((b) => b.exchange))].filter((e) => !e.startsWith('amq.'));
+      amqpConsumer = connection.createConsumer(
+        {
+          queue,
+          ...(options.declareQueue ?? true ? { queueOptions: { durable: true } } : {}),
+          qos: { prefetchCount: prefetch },
+          // Every prefetched message is handed over at once: the keyed queue decides the order.
+          concurrency: prefetch,
+          requeue: true,
+          exchanges: exchanges.map((exchange) => ({ exchange, type: 'topic', durable: true })),
+          queueBindings: (options.bindings ?? []).map((b) => ({ queue, exchange: b.exchange, routingKey: b.routingKey })),
+        },
+        onDelivery,
+      );
+      amqpConsumer.on('error', (err: unknown) => emitError(err));
+      await new Promise<void>((resolve) => {
+        // Resolve once consuming (or once the first attempt failed and reconnects run in the background).
+        const done = (): void => {
+          amqpConsumer?.off('ready', done);
+          amqpConsumer?.off('error', done);
+          resolve();
+        };
+        amqpConsumer!.once('ready', done);
+        amqpConsumer!.once('error', done);
+      });
+      log.info({ prefetch, batchSize, deadLetterQueue }, 'rabbitmq consumer started');
+    },
+    async stop() {
+      if (!started) return;
+      started = false;
+      stopping = true;
+      clearTimeout(timer);
+      let t: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        (running ?? Promise.resolve()).then(() => false),
+        new Promise<boolean>((r) => (t = setTimeout(() => r(true), stopTimeoutMs))),
+      ]);
+      clearTimeout(t);
+      if (timedOut) log.warn({ stopTimeoutMs }, 'consumer stop timed out waiting for its batch');
+      // Messages not handled go back to the queue, for this consumer's next start or another.
+      for (const p of pending.drain()) p.item.settle(ConsumerStatus.REQUEUE);
+      await amqpConsumer?.close().catch((err: unknown) => log.warn({ err }, 'closing the consumer failed'));
+      await deadLetters?.close().catch(() => {});
+      if (owned) await connection?.close().catch(() => {});
+      amqpConsumer = undefined;
+      deadLetters = undefined;
+      connection = undefined;
+      log.info({}, 'rabbitmq consumer stopped');
+    },
+  };
+}

@@ -1,0 +1,190 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { connect, headers } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { createRelay, Outcome, publish } from '@sagabox/core';
+import { createJetStreamConsumer, createJetStreamDestination, type JetStreamConsumer, type JetStreamMessage } from '@sagabox/nats';
+import { useDatabase } from '../support/test-pool.js';
+import { startNatsServer } from '../support/nats-server.js';
+import { waitFor } from '../support/wait-for.js';
+
+const { pool, count } = await useDatabase();
+const p = pool(10);
+await p.query('CREATE TABLE effects (message_id uuid NOT NULL, consumer text NOT NULL, topic text, payload jsonb, headers jsonb)');
+const server = await startNatsServer();
+const nc = await connect({ servers: server.url });
+const jsm = await jetstreamManager(nc);
+const js = jetstream(nc);
+afterAll(async () => {
+  await nc.close();
+});
+
+const running: JetStreamConsumer[] = [];
+afterAll(async () => {
+  await Promise.all(running.map((c) => c.stop()));
+});
+
+async function publishCommitted(messages: { topic: string; payload: unknown; key?: string; headers?: Record<string, string> }[]): Promise<string[]> {
+  const c = await p.connect();
+  try {
+    await c.query('BEGIN');
+    const { ids } = await publish(c, messages);
+    await c.query('COMMIT');
+    return ids;
+  } finally {
+    c.release();
+  }
+}
+
+const recordEffect = (consumer: string) => async (m: JetStreamMessage, { client }: { client: import('pg').PoolClient }) => {
+  await client.query('INSERT INTO effects (message_id, consumer, topic, payload, headers) VALUES ($1, $2, $3, $4, $5)', [m.id, consumer, m.topic, JSON.stringify(m.payload), JSON.stringify(m.headers)]);
+};
+
+describe('createJetStreamConsumer', () => {
+  it('rejects bad options at once, listing every problem', () => {
+    expect(() => createJetStreamConsumer({ servers: server.url, stream: 'a.b', durable: '', pool: p, handler: 'x', maxAckPending: 0 } as never)).toThrowError(
+      expect.objectContaining({ code: 'INVALID_OPTIONS', problems: expect.arrayContaining([expect.stringMatching(/stream/), expect.stringMatching(/durable/), expect.stringMatching(/handler/), expect.stringMatching(/maxAckPending/)]) }),
+    );
+  });
+
+  it('outbox -> relay -> JetStream -> consumer: each effect once, in a transaction with the inbox row, headers carried', async () => {
+    await jsm.streams.add({ name: 'SHOP', subjects: ['shop.>'] });
+    const relay = createRelay({ pool: p, destinations: [createJetStreamDestination({ servers: server.url, routes: [{ topic: 'shop.#' }] })], pollIntervalMs: 50 });
+    const consumer = createJetStreamConsumer({ servers: server.url, stream: 'SHOP', durable: 'billing', pool: p, handler: recordEffect('billing'), batchSize: 7 });
+    running.push(consumer);
+    await consumer.start();
+    await relay.start();
+    const ids = await publishCommitted(Array.from({ length: 40 }, (_, n) => ({ topic: 'shop.order.placed', key: `k${n % 4}`, payload: { n }, headers: { 'correlation-id': `c${n}` } })));
+    try {
+      await waitFor('all handled', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'billing'`)) >= 40);
+    } finally {
+      await relay.stop();
+    }
+    const { rows } = await p.query<{ message_id: string; n: number; corr: string }>(`SELECT message_id, (payload->>'n')::int AS n, headers->>'correlation-id' AS corr FROM effects WHERE consumer = 'billing'`);
+    expect(rows.map((r) => r.message_id).sort()).toEqual([...ids].sort());
+    for (const r of rows) expect(r.corr).toBe(`c${r.n}`);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = 'billing'`)).toBe(40);
+    await waitFor('all acked', async () => (await jsm.consumers.info('SHOP', 'billing')).num_ack_pending === 0);
+    // The durable was created with the consumer's settings.
+    const info = await jsm.consumers.info('SHOP', 'billing');
+    expect(info.config.ack_policy).toBe('explicit');
+    expect(info.config.max_deliver).toBe(10);
+    expect(info.config.max_ack_pending).toBe(1000);
+    await consumer.stop();
+  });
+
+  it('a handler that fails is nak-ed with backoff and retried; after maxAttempts the message is terminated (advisory) and republished to deadLetterSubject with the reason; others keep flowing', async () => {
+    await jsm.streams.add({ name: 'PAY', subjects: ['pay.>'] });
+    await jsm.streams.add({ name: 'DLQ', subjects: ['dlq.>'] });
+    const advisories: string[] = [];
+    const sub = nc.subscribe('$JS.EVENT.ADVISORY.CONSUMER.*.PAY.>', { callback: (_e, m) => advisories.push(m.subject) });
+    const tries = new Map<number, number>();
+    const consumer = createJetStreamConsumer({
+      servers: server.url,
+      stream: 'PAY',
+      durable: 'charger',
+      pool: p,
+      retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 100, jitter: false },
+      deadLetterSubject: 'dlq.pay',
+      handler: async (m: JetStreamMessage<{ n: number; mode: string }>, ctx) => {
+        tries.set(m.payload.n, (tries.get(m.payload.n) ?? 0) + 1);
+        await recordEffect('charger')(m, ctx);
+        if (m.payload.mode === 'always') throw new Error('card declined');
+        if (m.payload.mode === 'once' && m.attempts === 1) throw new Error('flaky');
+        if (m.payload.mode === 'refuse') return Outcome.deadLetter('unsupported currency');
+      },
+    });
+    running.push(consumer);
+    const dead: string[] = [];
+    consumer.events.on('deadLettered', (e) => dead.push(`${e.reason}:${e.error}`));
+    await consumer.start();
+    for (const [n, mode] of [[1, 'ok'], [2, 'always'], [3, 'once'], [4, 'refuse'], [5, 'ok']] as const) {
+      await js.publish('pay.x', JSON.stringify({ n, mode }), { msgID: `0190d6a4-7c3b-7000-8000-00000000010${n}` });
+    }
+    await waitFor('two dead letters', () => dead.length === 2, 20_000);
+    await waitFor('three effects', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'charger'`)) === 3);
+    expect(tries.get(2)).toBe(3);
+    expect(tries.get(3)).toBe(2);
+    expect(dead).toEqual(expect.arrayContaining(['failed:Error: card declined', 'non_retryable:unsupported currency']));
+    // Only the effects of the successful handlings committed.
+    const { rows } = await p.query<{ n: number }>(`SELECT (payload->>'n')::int AS n FROM effects WHERE consumer = 'charger' ORDER BY 1`);
+    expect(rows.map((r) => r.n)).toEqual([1, 3, 5]);
+    const copies = await Promise.all([1, 2].map((seq) => jsm.streams.getMessage('DLQ', { seq })));
+    const byReason = new Map(copies.map((c) => [c!.header.get('Sagabox-Dead-Reason'), c!]));
+    expect(byReason.get('failed')!.header.get('Sagabox-Dead-Error')).toBe('Error: card declined');
+    expect(byReason.get('failed')!.header.get('Sagabox-Dead-Stream')).toBe('PAY');
+    expect(byReason.get('failed')!.json()).toEqual({ n: 2, mode: 'always' });
+    expect(byReason.get('non_retryable')!.header.get('Sagabox-Dead-Error')).toBe('unsupported currency');
+    await waitFor('terminated advisories', () => advisories.filter((s) => s.includes('MSG_TERMINATED')).length === 2, 10_000);
+    sub.unsubscribe();
+    await consumer.stop();
+  });
+
+  it('messages from foreign producers: no or non-UUID Nats-Msg-Id, odd headers, a body that is not JSON -> handled once by a derived id, or dead-lettered as invalid; the consumer keeps serving', async () => {
+    await jsm.streams.add({ name: 'EXT', subjects: ['ext.>'] });
+    const seen: JetStreamMessage[] = [];
+    const dead: string[] = [];
+    const consumer = createJetStreamConsumer({
+      servers: server.url,
+      stream: 'EXT',
+      durable: 'ext',
+      pool: p,
+      handler: async (m, ctx) => {
+        seen.push(m);
+        await recordEffect('ext')(m, ctx);
+      },
+    });
+    running.push(consumer);
+    consumer.events.on('deadLettered', (e) => dead.push(`${e.reason}:${e.error}`));
+    await consumer.start();
+    const h = headers();
+    h.append('Sagabox-Created-At', 'yesterday');
+    h.append('Sagabox-Priority', 'high');
+    h.append('X-Team', 'a');
+    h.append('X-Team', 'b');
+    await js.publish('ext.a', JSON.stringify({ n: 1 }), { headers: h });
+    await js.publish('ext.b', JSON.stringify({ n: 2 }), { msgID: 'order-77' });
+    await js.publish('ext.b', JSON.stringify({ n: 2 }), { msgID: 'order-77' }); // dropped by the stream
+    await js.publish('ext.c', 'not json {');
+    await js.publish('ext.d', JSON.stringify({ n: 4 }));
+    await waitFor('three handled', () => seen.length === 3);
+    await waitFor('one dead', () => dead.length === 1);
+    expect(dead[0]).toMatch(/^invalid:payload is not JSON/);
+    const a = seen.find((m) => m.subject === 'ext.a')!;
+    expect(a.topic).toBe('ext.a');
+    expect(a.priority).toBe(0);
+    expect(a.headers['X-Team']).toBe('a');
+    expect(a.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(new Set(seen.map((m) => m.id)).size).toBe(3);
+    await consumer.stop();
+  });
+
+  it('flow control: never more than maxAckPending messages delivered and not acked', async () => {
+    await jsm.streams.add({ name: 'FLOW', subjects: ['flow.>'] });
+    for (let n = 0; n < 60; n++) await js.publish('flow.x', JSON.stringify({ n }));
+    let inFlight = 0;
+    let most = 0;
+    const consumer = createJetStreamConsumer({
+      servers: server.url,
+      stream: 'FLOW',
+      durable: 'flow',
+      pool: p,
+      maxAckPending: 5,
+      batchSize: 50,
+      handler: async () => {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await new Promise((r) => setTimeout(r, 2));
+      },
+    });
+    running.push(consumer);
+    consumer.events.on('committed', (e) => (inFlight -= e.ids.length));
+    await consumer.start();
+    await waitFor('all acked', async () => {
+      const i = await jsm.consumers.info('FLOW', 'flow');
+      return i.num_pending === 0 && i.num_ack_pending === 0;
+    });
+    expect(most).toBeLessThanOrEqual(5);
+    expect(most).toBeGreaterThan(0);
+    await consumer.stop();
+  });
+});

@@ -1,0 +1,215 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { createRelay, isSagaboxError, Outcome, publish, type OutboxMessage, type Relay, type RelayEvents } from '@sagabox/core';
+import { createRabbitMqConsumer, createRabbitMqDestination, DEAD_LETTER_HEADERS, inboxId, type RabbitMqConsumer } from '@sagabox/rabbitmq';
+import { useDatabase } from '../support/test-pool.js';
+import { waitFor } from '../support/wait-for.js';
+import { RABBITMQ_URL, useRabbitMq } from '../support/rabbitmq.js';
+
+const { pool, count } = await useDatabase();
+const p = pool(20);
+await p.query('CREATE TABLE effects (message_id uuid, consumer text, k text, seq int, headers jsonb, at timestamptz DEFAULT clock_timestamp())');
+const { rabbit, name, drain, depth } = useRabbitMq();
+
+const running: (Relay | RabbitMqConsumer)[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((r) => r.stop()));
+});
+function track<T extends Relay | RabbitMqConsumer>(r: T): T {
+  running.push(r);
+  return r;
+}
+
+async function send(messages: OutboxMessage | OutboxMessage[]): Promise<string[]> {
+  const c = await p.connect();
+  try {
+    await c.query('BEGIN');
+    const { ids } = await publish(c, messages);
+    await c.query('COMMIT');
+    return ids;
+  } finally {
+    c.release();
+  }
+}
+
+const recordEffect = (consumer: string) => async (m: { id: string; key: string | null; payload: unknown; headers: Record<string, string> }, { client }: { client: pg.PoolClient }) => {
+  await client.query('INSERT INTO effects (message_id, consumer, k, seq, headers) VALUES ($1, $2, $3, $4, $5)', [
+    m.id, consumer, m.key, (m.payload as { seq?: number })?.seq ?? null, JSON.stringify(m.headers),
+  ]);
+};
+
+function deadLettered(relay: Relay): RelayEvents['deadLettered'][0][] {
+  const seen: RelayEvents['deadLettered'][0][] = [];
+  relay.events.on('deadLettered', (e) => seen.push(e));
+  return seen;
+}
+
+describe('RabbitMQ destination and consumer', () => {
+  it('carries messages outbox -> relay -> RabbitMQ -> consumer with id, headers and persistence; the outbox empties only once confirmed', async () => {
+    const exchange = name('basic');
+    const queue = name('basic-q');
+    const consumer = track(createRabbitMqConsumer({
+      url: RABBITMQ_URL, pool: p, queue, bindings: [{ exchange, routingKey: 'basic.#' }], handler: recordEffect('basic'),
+    }));
+    await consumer.start();
+    const relay = track(createRelay({ pool: p, destinations: [createRabbitMqDestination({ url: RABBITMQ_URL, routes: [{ topic: 'basic.#', exchange }] })], pollIntervalMs: 50 }));
+    await relay.start();
+    const ids = await send([
+      { topic: 'basic.created', key: 'k1', payload: { seq: 1 }, headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'correlation-id': 'c-1', 'causation-id': 'x-0', 'reply-to': 'basic.replies', 'saga-id': 's-1' } },
+      { topic: 'basic.updated.twice', key: null, payload: { seq: 2 } },
+    ]);
+    await waitFor('both effects', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'basic'`)) === 2);
+    const { rows } = await p.query<{ message_id: string; headers: Record<string, string>; k: string | null }>(`SELECT message_id, headers, k FROM effects WHERE consumer = 'basic' ORDER BY seq`);
+    expect(rows.map((r) => r.message_id)).toEqual(ids);
+    expect(rows[0]!.k).toBe('k1');
+    expect(rows[0]!.headers).toMatchObject({ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'correlation-id': 'c-1', 'causation-id': 'x-0', 'reply-to': 'basic.replies', 'saga-id': 's-1' });
+    expect(await count('SELECT count(*) AS n FROM sagabox.outbox')).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = $1`, [queue])).toBe(2);
+
+    // What reaches the broker: persistent, message_id = the sagabox id, JSON body.
+    await consumer.stop();
+    const [id] = await send({ topic: 'basic.created', key: 'k2', payload: { seq: 3 } });
+    await waitFor('the message in the queue', async () => (await depth(queue)) === 1);
+    const [m] = await drain(queue);
+    expect(m).toMatchObject({ messageId: id, durable: true, contentType: 'application/json', body: { seq: 3 }, exchange, routingKey: 'basic.created' });
+    expect(m!.headers).toMatchObject({ 'sagabox-topic': 'basic.created', 'sagabox-key': 'k2' });
+  });
+
+  it('a message the broker returns (no queue bound) or cannot take (no such exchange, too large) is retried, then dead-lettered with the reason', async () => {
+    const unbound = name('unbound');
+    const missing = name('missing');
+    const relay = track(createRelay({
+      pool: p,
+      destinations: [
+        createRabbitMqDestination({ url: RABBITMQ_URL, name: 'declared', routes: [{ topic: 'bad.unbound', exchange: unbound }, { topic: 'bad.large', exchange: unbound }], maxMessageBytes: 1_000 }),
+        createRabbitMqDestination({ url: RABBITMQ_URL, name: 'undeclared', declareExchanges: false, routes: [{ topic: 'bad.missing', exchange: missing }] }),
+      ],
+      retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 20 },
+      pollIntervalMs: 50,
+    }));
+    const dead = deadLettered(relay);
+    const retries: string[] = [];
+    relay.events.on('retry', (e) => retries.push(e.id));
+    await relay.start();
+    const [unroutable, absent, large] = await send([
+      { topic: 'bad.unbound', payload: {} },
+      { topic: 'bad.missing', payload: {} },
+      { topic: 'bad.large', payload: { blob: 'x'.repeat(2_000) } },
+    ]);
+    await waitFor('three dead letters', () => dead.length === 3);
+    const byId = new Map(dead.map((d) => [d.id, d]));
+    expect(byId.get(unroutable!)!.error).toMatch(/returned .*312 NO_ROUTE/);
+    expect(byId.get(absent!)!.error).toMatch(/NOT_FOUND/);
+    expect(byId.get(absent!)!.error).toContain(missing);
+    expect(byId.get(large!)!.error).toMatch(/2\d{3} bytes, more than the 1000/);
+    expect(new Set(retries)).toEqual(new Set([unroutable, absent, large]));
+    expect(await count(`SELECT count(*) AS n FROM sagabox.dead_letters WHERE source = 'outbox' AND reason = 'failed' AND id = ANY($1)`, [[unroutable, absent, large]])).toBe(3);
+
+    // The bridge keeps serving: a good message after the bad ones goes through.
+    const good = name('good');
+    await rabbit.exchangeDeclare({ exchange: unbound, type: 'topic', durable: true });
+    await rabbit.queueDeclare({ queue: good, durable: true });
+    await rabbit.queueBind({ queue: good, exchange: unbound, routingKey: 'bad.#' });
+    await send({ topic: 'bad.unbound', payload: { ok: true } });
+    await waitFor('the good message in its queue', async () => (await depth(good)) === 1);
+  });
+
+  it('the destination refuses bad options before connecting', () => {
+    let err: unknown;
+    try {
+      createRabbitMqDestination({ url: RABBITMQ_URL, routes: [{ topic: 'a..b', exchange: 'x' }], maxMessageBytes: -1 });
+    } catch (e) {
+      err = e;
+    }
+    expect(isSagaboxError(err, 'INVALID_OPTIONS')).toBe(true);
+    expect((err as { problems: string[] }).problems).toHaveLength(2);
+  });
+
+  it('a failing handler is retried with backoff, holding back only its key; after maxAttempts it goes to the dead-letter queue with the reason', async () => {
+    const queue = name('retry-q');
+    let failuresLeft = 100;
+    const consumer = track(createRabbitMqConsumer({
+      url: RABBITMQ_URL, pool: p, queue, retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 50 },
+      handler: async (m, ctx) => {
+        const seq = (m.payload as { seq: number }).seq;
+        if (m.key === 'poison') throw new Error(`cannot handle ${seq}`);
+        if (m.key === 'flaky' && seq === 1 && failuresLeft-- > 98) return Outcome.retry({ reason: 'not yet' });
+        if (m.key === 'refused') return Outcome.deadLetter('refused on purpose');
+        await recordEffect('retry')(m, ctx);
+      },
+    }));
+    const failed: number[] = [];
+    consumer.events.on('failed', (e) => failed.push(e.attempts));
+    await consumer.start();
+    const pub = rabbit.createPublisher({ confirm: true });
+    const publishTo = (id: string, key: string, seq: number) =>
+      pub.send({ routingKey: queue, messageId: id, durable: true, headers: { 'sagabox-key': key, 'sagabox-topic': 'retry.test' } }, { seq });
+    const poisonId = '0190a1a0-0000-7000-8000-000000000001';
+    await publishTo(poisonId, 'poison', 1);
+    await publishTo('0190a1a0-0000-7000-8000-000000000002', 'poison', 2);
+    await publishTo('0190a1a0-0000-7000-8000-000000000003', 'flaky', 1);
+    await publishTo('0190a1a0-0000-7000-8000-000000000004', 'flaky', 2);
+    await publishTo('0190a1a0-0000-7000-8000-000000000005', 'other', 1);
+    await publishTo('0190a1a0-0000-7000-8000-000000000006', 'refused', 1);
+    await pub.close();
+    // Both poison messages die (the second after the first: same key), the others are handled, flaky in order.
+    await waitFor('three effects', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'retry'`)) === 3);
+    await waitFor('three dead letters', async () => (await depth(`${queue}.dead`)) === 3);
+    const { rows } = await p.query<{ k: string; seq: number }>(`SELECT k, seq FROM effects WHERE consumer = 'retry' ORDER BY at`);
+    expect(rows.filter((r) => r.k === 'flaky').map((r) => r.seq)).toEqual([1, 2]);
+    const dead = await drain(`${queue}.dead`);
+    const first = dead.find((d) => d.messageId === poisonId)!;
+    expect(first.headers).toMatchObject({ [DEAD_LETTER_HEADERS.reason]: 'failed', [DEAD_LETTER_HEADERS.attempts]: 3, [DEAD_LETTER_HEADERS.error]: 'Error: cannot handle 1', [DEAD_LETTER_HEADERS.queue]: queue });
+    expect(first.body).toEqual({ seq: 1 });
+    expect(dead.find((d) => d.headers?.['sagabox-key'] === 'refused')!.headers).toMatchObject({ [DEAD_LETTER_HEADERS.reason]: 'non_retryable', [DEAD_LETTER_HEADERS.error]: 'refused on purpose' });
+    expect(dead.map((d) => (d.body as { seq: number }).seq).sort()).toEqual([1, 1, 2]);
+    expect(failed.length).toBeGreaterThanOrEqual(2 + 2 + 2);
+    expect(await depth(queue)).toBe(0);
+  });
+
+  it('deliveries from other producers that cannot be read are dead-lettered as invalid, and the consumer keeps serving', async () => {
+    const queue = name('foreign-q');
+    const consumer = track(createRabbitMqConsumer({ url: RABBITMQ_URL, pool: p, queue, handler: recordEffect('foreign') }));
+    await consumer.start();
+    const pub = rabbit.createPublisher({ confirm: true });
+    await pub.send({ routingKey: queue }, { no: 'message id' });
+    await pub.send({ routingKey: queue, messageId: 'not-json', contentType: 'application/json' }, Buffer.from('{oops'));
+    await pub.send({ routingKey: queue, messageId: 'nested-header', headers: { nested: { a: 1 } } }, { seq: 1 });
+    // A foreign id that is no UUID still deduplicates: it is hashed into one.
+    await pub.send({ routingKey: queue, messageId: 'order-17', headers: { 'tenant': 't1', 'x-first-death-queue': 'elsewhere', attempt: 2 } }, { seq: 17 });
+    await pub.send({ routingKey: queue, messageId: 'order-17' }, { seq: 17 });
+    await pub.close();
+    await waitFor('three invalid dead letters', async () => (await depth(`${queue}.dead`)) === 3);
+    await waitFor('the readable message handled', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'foreign'`)) === 1);
+    await waitFor('the queue drained', async () => (await depth(queue)) === 0);
+    expect(await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'foreign'`)).toBe(1);
+    const { rows } = await p.query<{ message_id: string; headers: Record<string, string> }>(`SELECT message_id, headers FROM effects WHERE consumer = 'foreign'`);
+    expect(rows[0]).toEqual({ message_id: inboxId('order-17'), headers: { tenant: 't1', attempt: '2' } });
+    const reasons = (await drain(`${queue}.dead`)).map((d) => [d.messageId ?? null, d.headers?.[DEAD_LETTER_HEADERS.reason], d.headers?.[DEAD_LETTER_HEADERS.error]]);
+    expect(reasons).toEqual([
+      [null, 'invalid', 'no message_id property'],
+      ['not-json', 'invalid', 'body is not JSON (content type application/json)'],
+      ['nested-header', 'invalid', 'header "nested" is not a string, number or boolean'],
+    ]);
+  });
+
+  it('keeps per-key commit order end to end with three relays and one queue', async () => {
+    const exchange = name('order');
+    const queue = name('order-q');
+    const consumer = track(createRabbitMqConsumer({ url: RABBITMQ_URL, pool: p, queue, bindings: [{ exchange, routingKey: 'order.#' }], handler: recordEffect('order') }));
+    await consumer.start();
+    for (let i = 0; i < 3; i++) {
+      const relay = track(createRelay({ pool: p, name: `r${i}`, batchSize: 7, destinations: [createRabbitMqDestination({ url: RABBITMQ_URL, routes: [{ topic: 'order.#', exchange }] })], pollIntervalMs: 20 }));
+      await relay.start();
+    }
+    const keys = 12;
+    const perKey = 25;
+    for (let seq = 1; seq <= perKey; seq++) {
+      await send(Array.from({ length: keys }, (_, k) => ({ topic: 'order.placed', key: `key-${k}`, payload: { seq } })));
+    }
+    await waitFor('every effect', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'order'`)) === keys * perKey, 60_000);
+    const { rows } = await p.query<{ k: string; seqs: number[] }>(`SELECT k, array_agg(seq ORDER BY at) AS seqs FROM effects WHERE consumer = 'order' GROUP BY k`);
+    expect(rows).toHaveLength(keys);
+    for (const r of rows) expect(r.seqs).toEqual(Array.from({ length: perKey }, (_, i) => i + 1));
+  });
+});
