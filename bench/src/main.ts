@@ -17,6 +17,7 @@ import { runW1 } from './workloads/w1-publish.js';
 import { runDrain } from './workloads/w2-drain.js';
 import { runW3 } from './workloads/w3-latency.js';
 import { runSaga } from './workloads/saga.js';
+import { runStorageWorkloads } from './workloads/storage.js';
 
 const benchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -62,6 +63,12 @@ async function main(): Promise<void> {
   if (has('saga') && options.systems !== 'peers' && sagaboxSkipped === undefined) {
     results.saga = await runSaga(options, false);
     results.sagaDirect = await runSaga(options, true);
+  }
+
+  if (has('snapshot') || has('backlog')) {
+    const storage = await runStorageWorkloads(options, progress);
+    results.storage = storage.results;
+    if (storage.sagaboxSkipped !== undefined && results.sagaboxSkipped === undefined) results.sagaboxSkipped = storage.sagaboxSkipped;
   }
 
   const used = [...(has('w1') ? variants.w1 : []), ...(has('w2') ? variants.w2 : []), ...(has('w2r') ? variants.w2r : []), ...(has('w3') ? variants.w3 : [])];

@@ -1,8 +1,10 @@
 import { parseArgs } from 'node:util';
 
 /** Which workloads exist; `--workloads` picks a subset. */
-export const WORKLOADS = ['w1', 'w2', 'w2r', 'w3', 'saga'] as const;
+export const WORKLOADS = ['w1', 'w2', 'w2r', 'w3', 'saga', 'snapshot', 'backlog'] as const;
 export type Workload = (typeof WORKLOADS)[number];
+/** What runs without --workloads: the storage workloads take most of an hour and are asked for by name. */
+export const DEFAULT_WORKLOADS: readonly Workload[] = ['w1', 'w2', 'w2r', 'w3', 'saga'];
 
 /** Which systems to run: the peers (graphile-worker, pg-boss and the plain-SQL floors), sagabox, or both. */
 export type SystemSelection = 'all' | 'peers' | 'sagabox';
@@ -26,6 +28,20 @@ export interface BenchOptions {
   /** W3: producer commits per second. */
   w3Rate: number;
   w3DurationMs: number;
+  /** Storage workloads: on a server the benchmark starts (default settings) or on databaseUrl's. */
+  server: 'own' | 'url';
+  /** Held snapshot: offered messages per second. */
+  snapshotRate: number;
+  snapshotMs: number;
+  /** Held snapshot: latency window length. */
+  snapshotWindowMs: number;
+  /** Held snapshot: also run every system without the snapshot. */
+  snapshotBaseline: boolean;
+  /** Deep backlog: ready messages in each of the two deep queues. */
+  backlogMessages: number;
+  backlogPhaseMs: number;
+  /** Deep backlog: offered rate of the third queue. */
+  trickleRate: number;
   keepDatabases: boolean;
   writeReport: boolean;
 }
@@ -34,7 +50,8 @@ const HELP = `Usage: npm run bench -- [options]
 
   --quick                   short smoke run (about a minute)
   --only all|peers|sagabox  which systems to run (default all); alias --systems
-  --workloads w1,w2,w2r,w3,saga which workloads to run (default all)
+  --workloads LIST          of w1,w2,w2r,w3,saga,snapshot,backlog (default all but
+                            snapshot and backlog; the bare word storage means both)
   --w1-clients N            W1 concurrent clients (default 4)
   --w1-seconds S            W1 measured seconds per variant (default 15, quick 3)
   --w1-warmup-seconds S     W1 warm-up seconds per variant and round (default 1, quick 0.5)
@@ -43,13 +60,24 @@ const HELP = `Usage: npm run bench -- [options]
   --w2-concurrency N        W2 worker concurrency (default 10)
   --w3-rate N               W3 producer commits per second (default 200)
   --w3-seconds S            W3 producer seconds (default 20, quick 4)
+  --snapshot-minutes M      held snapshot: minutes of offered load (default 10, quick 1)
+  --snapshot-rate N         held snapshot: offered messages/s (default 500)
+  --snapshot-window-seconds S  held snapshot: latency window (default 60, quick 15)
+  --snapshot-baseline       held snapshot: also run each system without the snapshot
+  --backlog-messages N      deep backlog: ready messages in each of 2 queues
+                            (default 1000000, quick 100000)
+  --backlog-seconds S       deep backlog: length of each measured phase (default 15, quick 5)
+  --trickle-rate N          deep backlog: third queue's offered messages/s (default 50)
+  --server own|url          storage workloads: start a PostgreSQL with default
+                            settings from the machine's binaries (own, default) or
+                            use the database URL's server (url)
   --database-url URL        admin URL; default $BENCH_DATABASE_URL or
                             postgres://postgres@127.0.0.1:5432/postgres
   --keep-databases          do not drop the bench_* databases afterwards
   --no-report               do not write bench/RESULTS.md (JSON is always written)
   -h, --help
 
-Bare words work as well: quick, peers, sagabox, w1, w2, w2r, w3.
+Bare words work as well: quick, peers, sagabox, w1, w2, w2r, w3, snapshot, backlog, storage.
 
 Through the root script (npm run bench -- ...) a second npm run sits in between: it
 turns flags it does not know into npm_config_* variables (read here too) and eats
@@ -78,6 +106,14 @@ export function resolveOptions(argv: readonly string[], env: NodeJS.ProcessEnv):
       'w2-concurrency': { type: 'string' },
       'w3-rate': { type: 'string' },
       'w3-seconds': { type: 'string' },
+      'snapshot-minutes': { type: 'string' },
+      'snapshot-rate': { type: 'string' },
+      'snapshot-window-seconds': { type: 'string' },
+      'snapshot-baseline': { type: 'boolean' },
+      'backlog-messages': { type: 'string' },
+      'backlog-seconds': { type: 'string' },
+      'trickle-rate': { type: 'string' },
+      server: { type: 'string' },
       'database-url': { type: 'string' },
       'keep-databases': { type: 'boolean' },
       'no-report': { type: 'boolean' },
@@ -101,9 +137,9 @@ export function resolveOptions(argv: readonly string[], env: NodeJS.ProcessEnv):
 
   const problems: string[] = [];
   const words = positionals.map((p) => p.trim().toLowerCase()).filter((p) => p !== '');
-  const wordWorkloads = words.filter((w) => (WORKLOADS as readonly string[]).includes(w));
+  const wordWorkloads = words.flatMap((w) => (w === 'storage' ? ['snapshot', 'backlog'] : (WORKLOADS as readonly string[]).includes(w) ? [w] : []));
   const wordSystems: string[] = words.filter((w) => w === 'peers' || w === 'sagabox' || w === 'all');
-  const strayWords = words.filter((w) => w !== 'quick' && !wordWorkloads.includes(w) && !wordSystems.includes(w));
+  const strayWords = words.filter((w) => w !== 'quick' && w !== 'storage' && !wordWorkloads.includes(w) && !wordSystems.includes(w));
   if (strayWords.length > 0) problems.push(`unknown argument(s): ${strayWords.join(' ')}`);
   const quick = isOn(values.quick) || words.includes('quick') || isOn(fromNpm('quick')) || isOn(env.BENCH_QUICK);
   const number = (name: keyof typeof values & string, fallback: number, min: number): number => {
@@ -121,10 +157,11 @@ export function resolveOptions(argv: readonly string[], env: NodeJS.ProcessEnv):
   if (only !== 'all' && only !== 'peers' && only !== 'sagabox') {
     problems.push(`--only must be all, peers or sagabox, got ${JSON.stringify(only)}`);
   }
-  const workloadList = (flag('workloads') ?? (wordWorkloads.length > 0 ? wordWorkloads.join(',') : WORKLOADS.join(',')))
+  const workloadList = (flag('workloads') ?? (wordWorkloads.length > 0 ? wordWorkloads.join(',') : DEFAULT_WORKLOADS.join(',')))
     .split(',')
     .map((w) => w.trim().toLowerCase())
-    .filter((w) => w !== '');
+    .filter((w) => w !== '')
+    .flatMap((w) => (w === 'storage' ? ['snapshot', 'backlog'] : [w]));
   const unknown = workloadList.filter((w) => !(WORKLOADS as readonly string[]).includes(w));
   if (unknown.length > 0) problems.push(`--workloads: unknown ${unknown.join(', ')} (known: ${WORKLOADS.join(', ')})`);
 
@@ -141,9 +178,20 @@ export function resolveOptions(argv: readonly string[], env: NodeJS.ProcessEnv):
     w2Concurrency: Math.round(number('w2-concurrency', 10, 1)),
     w3Rate: number('w3-rate', 200, 1),
     w3DurationMs: number('w3-seconds', quick ? 4 : 20, 1) * 1000,
+    server: 'own',
+    snapshotRate: number('snapshot-rate', 500, 1),
+    snapshotMs: number('snapshot-minutes', quick ? 1 : 10, 0.1) * 60_000,
+    snapshotWindowMs: number('snapshot-window-seconds', quick ? 15 : 60, 1) * 1000,
+    snapshotBaseline: isOn(values['snapshot-baseline']) || isOn(fromNpm('snapshot-baseline')),
+    backlogMessages: Math.round(number('backlog-messages', quick ? 100_000 : 1_000_000, 1_000)),
+    backlogPhaseMs: number('backlog-seconds', quick ? 5 : 15, 1) * 1000,
+    trickleRate: number('trickle-rate', 50, 1),
     keepDatabases: isOn(values['keep-databases']) || isOn(fromNpm('keep-databases')),
     writeReport: !(isOn(values['no-report']) || isOn(fromNpm('no-report'))),
   };
+  const server = flag('server') ?? 'own';
+  if (server !== 'own' && server !== 'url') problems.push(`--server must be own or url, got ${JSON.stringify(server)}`);
+  else options.server = server;
   if (problems.length > 0) throw new Error(`invalid bench options:\n  ${problems.join('\n  ')}\n\n${HELP}`);
   return options;
 }

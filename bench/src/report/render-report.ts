@@ -1,3 +1,4 @@
+import { renderStorage } from './render-storage.js';
 import type { DrainRow, LatencyRow, ProduceRow, Results, SagaResult } from './results.js';
 
 function table(headers: string[], rows: string[][]): string {
@@ -147,6 +148,8 @@ export function renderReport(results: Results): string {
       ]),
     );
   }
+
+  if (results.storage !== undefined) out.push(renderStorage(results.storage));
 
   if (results.notes.length > 0) {
     out.push('', '## Settings of each system', '');

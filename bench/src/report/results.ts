@@ -1,6 +1,7 @@
 import type { MemoryReport } from '../harness/child-protocol.js';
 import type { Environment } from '../harness/environment.js';
 import type { LatencySummary } from '../harness/latency.js';
+import type { StorageResults } from './storage-results.js';
 
 interface Row {
   id: string;
@@ -59,6 +60,8 @@ export interface Results {
   saga?: SagaResult;
   /** The same sagas on direct routes: no relay. */
   sagaDirect?: SagaResult;
+  /** Held snapshot and deep backlog, when run. */
+  storage?: StorageResults;
   notes: string[];
   totalSeconds?: number;
   /** 1-minute load average before and after the run: other work on the machine skews everything. */

@@ -1,0 +1,72 @@
+/**
+ * sagabox as the storage workloads see it: each queue fed by a direct route (publish
+ * writes the queue row; no relay), one worker per queue with the library's defaults
+ * but for concurrency. Public API only, but for the seed, which writes queue rows in
+ * one statement so that a million-message backlog takes seconds.
+ */
+import { addDirectRoute, createWorker, migrateUp, publish } from '@sagabox/core';
+import pg from 'pg';
+import { execute } from '../harness/databases.js';
+import type { StorageSystem } from '../harness/storage-system.js';
+
+const SCHEMA = 'sagabox';
+const topic = (queue: string) => `bench.${queue}`;
+
+export const sagaboxStorage: StorageSystem = {
+  id: 'sagabox',
+  label: 'sagabox (direct route, worker defaults)',
+  kind: 'sagabox',
+  notes: "sagabox: addDirectRoute({ topic: 'bench.<queue>', queue }) and publish() in the caller's transaction (notify on); createWorker({ queue, concurrency: 10 }) with every other option at its default (batchSize 10, inbox on, lease 30 s).",
+  schemas: [SCHEMA],
+  async install(url, queues) {
+    await migrateUp({ connectionString: url, schema: SCHEMA });
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      for (const queue of queues) {
+        await pool.query(`INSERT INTO ${SCHEMA}.queues (name) VALUES ($1) ON CONFLICT DO NOTHING`, [queue]);
+        await addDirectRoute(pool, { topic: topic(queue), queue }, { schema: SCHEMA });
+      }
+    } finally {
+      await pool.end();
+    }
+  },
+  async openPublisher(_url, queue) {
+    return {
+      async publish(client, n) {
+        await publish(client, { topic: topic(queue), payload: { n } }, { schema: SCHEMA });
+      },
+      async close() {},
+    };
+  },
+  async seed(url, queue, count, firstN) {
+    const chunk = 250_000;
+    for (let start = 0; start < count; start += chunk) {
+      const size = Math.min(chunk, count - start);
+      await execute(
+        url,
+        `INSERT INTO ${SCHEMA}.queue_messages (queue, id, topic, payload, created_at)
+         SELECT '${queue}', gen_random_uuid(), '${topic(queue)}', jsonb_build_object('n', ${Math.trunc(firstN + start)} + g), now()
+         FROM generate_series(0, ${size - 1}) AS g`,
+      );
+    }
+  },
+  async openConsumer(url, queue, options) {
+    const pool = new pg.Pool({ connectionString: url, max: options.concurrency + 2 });
+    const worker = createWorker({
+      pool,
+      schema: SCHEMA,
+      queue,
+      concurrency: options.concurrency,
+      handler: async (message) => {
+        options.onMessage((message.payload as { n: number }).n);
+      },
+    });
+    return {
+      start: () => worker.start(),
+      async stop() {
+        await worker.stop();
+        await pool.end();
+      },
+    };
+  },
+};
