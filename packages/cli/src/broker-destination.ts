@@ -36,5 +36,18 @@ export async function brokerDestination(target: BrokerTarget): Promise<Destinati
     });
     return createJetStreamDestination({ servers: target.url, routes, subjectPrefix: target.subjectPrefix ?? '', logger: target.logger });
   }
-  throw new UsageError(`--to must be a nats:// URL, got ${JSON.stringify(target.url)}`);
+  if (scheme === 'amqp' || scheme === 'amqps') {
+    const { createRabbitMqDestination } = await import('@sagabox/rabbitmq').catch((err: unknown) => {
+      if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') throw new UsageError('--to amqp:// needs the @sagabox/rabbitmq package: npm install @sagabox/rabbitmq');
+      throw err;
+    });
+    if (target.subjectPrefix !== undefined) throw new UsageError('--subject-prefix goes with --to nats://');
+    const routes = target.routes.map((r) => {
+      const { topic, target: exchange } = splitRoute(r, true, "'orders.#=orders-exchange'");
+      return { topic, exchange: exchange! };
+    });
+    return createRabbitMqDestination({ url: target.url, routes, logger: target.logger });
+  }
+  // The URL may carry a password: name its scheme only.
+  throw new UsageError(`--to must be a nats:// or amqp:// URL, got ${scheme === undefined ? 'no scheme' : `${scheme}://`}`);
 }

@@ -31,13 +31,14 @@ const int = (name: string) => (value: string): number => parseIntFlag(name, valu
 /**
  * Registers `sagabox relay`: runs a relay until SIGINT or SIGTERM, then stops it gracefully.
  * @example sagabox relay --route 'orders.*=billing' --route 'orders.#=audit'
+ * @example sagabox relay --to amqp://guest:guest@127.0.0.1:5672 --route 'orders.#=orders'
  */
 export function registerRelayCommand(program: Command): Command {
   const command = program
     .command('relay')
-    .description('move committed outbox messages to queues; runs until SIGINT/SIGTERM')
-    .requiredOption('--route <pattern=queue>', "route a topic pattern to a queue ('*' one segment, '#' any); repeatable. With --to nats://: 'pattern' (subject = topic) or 'pattern=subject'", (v: string, prev: string[] = []) => [...prev, v])
-    .option('--to <url>', 'deliver to a broker instead of queues: nats://host:4222 (JetStream; the routed topics become subjects)')
+    .description('move committed outbox messages to queues or a broker; runs until SIGINT/SIGTERM')
+    .requiredOption('--route <pattern=queue>', "route a topic pattern to a queue ('*' one segment, '#' any); repeatable. With --to nats://: 'pattern' (subject = topic) or 'pattern=subject'; with --to amqp://: 'pattern=exchange'", (v: string, prev: string[] = []) => [...prev, v])
+    .option('--to <url>', 'deliver to a broker instead of queues: nats://host:4222 (JetStream; the routed topics become subjects) or amqp://user:password@host:5672/vhost (RabbitMQ; the topic is the routing key)')
     .option('--subject-prefix <prefix>', "with --to nats://: put before each topic to make its subject (e.g. 'events.')")
     .option('--target-database-url <url>', 'deliver into the queues of another database (default: the outbox database)')
     .option('--target-schema <name>', 'sagabox schema in the target database (default: --schema)')
