@@ -30,7 +30,7 @@ describe('sagabox relay --to amqp://', () => {
   it('refuses a URL of no known broker, and --to with --target-database-url, as usage errors', async () => {
     const unknown = await runCli(['relay', '--to', 'kafka://127.0.0.1:9092', '--route', 'a.#=x', '--database-url', db.url]);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/--to: no broker for kafka:\/\/ \(known: amqp:\/\/, amqps:\/\//);
+    expect(unknown.stderr).toMatch(/--to must be a nats:\/\/ or amqp:\/\/ URL, got kafka:\/\//);
     const both = await runCli(['relay', '--to', RABBITMQ_URL, '--target-database-url', db.url, '--route', 'a.#=x', '--database-url', db.url]);
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/give --to or --target-database-url, not both/);

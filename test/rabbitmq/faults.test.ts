@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRelay, publish, type Relay } from '@sagabox/core';
+import { createRelay, isSagaboxError, publish, type Relay } from '@sagabox/core';
 import { createRabbitMqConsumer, createRabbitMqDestination, type RabbitMqConsumer } from '@sagabox/rabbitmq';
 import { useDatabase } from '../support/test-pool.js';
 import { startChild } from '../support/child.js';
@@ -57,11 +57,13 @@ describe('RabbitMQ bridge faults', () => {
       const relay = track(createRelay({
         pool: p,
         pollIntervalMs: 50,
-        retry: { maxAttempts: 10_000, baseDelayMs: 50, maxDelayMs: 400 },
+        retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 400 },
         destinations: [createRabbitMqDestination({ url: `amqp://guest:guest@127.0.0.1:${proxy.port}`, routes: [{ topic: 'cut.#', exchange }], confirmTimeoutMs: 2_000 })],
       }));
-      let retries = 0;
-      relay.events.on('retry', () => retries++);
+      let unreachable = 0;
+      relay.events.on('error', ({ error }) => {
+        if (isSagaboxError(error, 'BROKER_UNREACHABLE')) unreachable++;
+      });
       await relay.start();
       const committed: string[] = [];
       let producing = true;
@@ -78,9 +80,11 @@ describe('RabbitMQ bridge faults', () => {
       await proxy.cut();
       const cutAt = committed.length;
       await waitFor('producers kept committing while the broker is away', () => committed.length >= cutAt + 60, 30_000);
-      await waitFor('the relay retrying', () => retries > 0, 30_000);
+      await waitFor('the relay backing off on an unreachable broker', () => unreachable > 0, 30_000);
       const held = await count('SELECT count(*) AS n FROM sagabox.outbox');
       expect(held).toBeGreaterThan(30);
+      // An outage spends no message's attempts.
+      expect(await count('SELECT count(*) AS n FROM sagabox.outbox WHERE attempts > 0')).toBe(0);
       expect(await count(`SELECT count(*) AS n FROM sagabox.dead_letters`)).toBe(0);
       await proxy.restore();
       await sleep(300);

@@ -8,7 +8,7 @@ import {
   DEFAULT_SCHEMA,
   isHandlerOutcome,
   kyselyOnClient,
-  quoteSchema,
+  recordManyInInbox,
   resolveRetryPolicy,
   silentLogger,
   validateSchemaName,
@@ -21,7 +21,6 @@ import {
 import { Connection, ConsumerStatus, type AsyncMessage, type Consumer, type Publisher } from 'rabbitmq-client';
 import { DEAD_LETTER_HEADERS, fromAmqp, type ReadDelivery } from './amqp-message.js';
 import { openConnection, type RabbitMqConnectionOptions } from './connection.js';
-import { brokerInboxSql } from './inbox-sql.js';
 import { createKeyedQueue, type Pending } from './keyed-queue.js';
 
 /** Default unacknowledged messages the broker sends ahead (AMQP `basic.qos` prefetch count). */
@@ -145,7 +144,6 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
   const stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_CONSUMER_STOP_TIMEOUT_MS;
   const name = options.name ?? `rabbitmq-consumer-${process.pid}`;
   const log = (options.logger ?? silentLogger).child({ component: 'rabbitmq-consumer', consumer: consumerName, queue, name });
-  const sql = brokerInboxSql(quoteSchema(schema));
   const events = new EventEmitter<WorkerEvents>();
   const pending = createKeyedQueue<Delivery<P>>();
   let connection: Connection | undefined;
@@ -207,8 +205,8 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
     let failure: { at: Pending<Delivery<P>>; error: string; delayMs: number | undefined; nonRetryable: boolean } | undefined;
     try {
       await client.query('BEGIN');
-      const ids = batch.map((p) => (p.item.read as { message: { id: string } }).message.id);
-      const fresh = new Set((await client.query<{ message_id: string }>(sql.recordMany, [consumerName, ids])).rows.map((r) => r.message_id));
+      const ids = [...new Set(batch.map((p) => (p.item.read as { message: { id: string } }).message.id))];
+      const fresh = await recordManyInInbox(client, { consumer: consumerName, messageIds: ids, schema });
       let db: HandlerContext['db'] | undefined;
       const context = Object.defineProperties({ client, consumer: consumerName, logger: log } as HandlerContext, {
         db: { get: () => (db ??= kyselyOnClient(client)), enumerable: true },

@@ -7,7 +7,7 @@ import {
   type Logger,
   type RelayedMessage,
 } from '@sagabox/core';
-import { Connection, type Publisher, type ReturnedMessage } from 'rabbitmq-client';
+import { AMQPConnectionError, Connection, type Publisher, type ReturnedMessage } from 'rabbitmq-client';
 import { toAmqp } from './amqp-message.js';
 import { openConnection, type RabbitMqConnectionOptions } from './connection.js';
 
@@ -178,6 +178,10 @@ export function createRabbitMqDestination(options: RabbitMqDestinationOptions): 
           const id = sends[i]!.id;
           if (result.status === 'rejected') {
             const cause = result.reason as { code?: string; message?: string };
+            if (cause instanceof AMQPConnectionError || cause?.code === 'TIMEOUT') {
+              // The relay puts the whole batch back without counting attempts.
+              throw new SagaboxError('BROKER_UNREACHABLE', `RabbitMQ unreachable: ${cause.code ?? ''} ${cause.message ?? ''}`.trim(), { cause, details: { destination: name } });
+            }
             throw new SagaboxError('BROKER_REJECTED', `RabbitMQ did not take message ${id}: ${cause?.code ?? ''} ${cause?.message ?? String(cause)}`.trim(), {
               cause,
               details: { messageId: id, brokerCode: cause?.code },

@@ -5,6 +5,7 @@ import {
   silentLogger,
   validateQueueName,
   validateSchemaName,
+  type Handler,
   type Logger,
   type QueueRoute,
   type RetryPolicy,
@@ -57,6 +58,13 @@ export interface Orchestrator {
   /** Relay routes that bring replies and control messages to this orchestrator's queue. */
   readonly routes: readonly QueueRoute[];
   readonly queue: string;
+  /**
+   * The transition handler the orchestrator's worker runs, for replies that arrive
+   * another way: give it to a broker consumer (for example `createRabbitMqConsumer`)
+   * with the consumer name {@link DEFAULT_ORCHESTRATOR_CONSUMER} (or yours) so one
+   * inbox deduplicates both paths.
+   */
+  readonly handler: Handler;
   start(): Promise<void>;
   /** Stops taking messages and waits for transitions in flight. */
   stop(): Promise<void>;
@@ -128,6 +136,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   assertNoProblems('orchestrator', problems);
 
   const logger = (options.logger ?? silentLogger).child({ component: 'saga-orchestrator', queue });
+  const handler: Handler = (message, ctx) =>
+    applySagaMessage(message, { client: ctx.client, topics, definitions, logger, unknownVersionRetryDelayMs: retryDelay });
   const worker: Worker = createWorker({
     pool: options.pool,
     schema: topics.schema,
@@ -141,13 +151,13 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     ...(options.retry !== undefined ? { retry: options.retry } : {}),
     ...(options.stopTimeoutMs !== undefined ? { stopTimeoutMs: options.stopTimeoutMs } : {}),
     logger,
-    handler: (message, ctx) =>
-      applySagaMessage(message, { client: ctx.client, topics, definitions, logger, unknownVersionRetryDelayMs: retryDelay }),
+    handler,
   });
   return {
     events: worker.events,
     routes: sagaRoutes({ ...topics, queue }),
     queue,
+    handler,
     start: () => worker.start(),
     stop: () => worker.stop(),
     runOnce: () => worker.runOnce(),
