@@ -84,7 +84,6 @@ describe('migrateUp / migrateDown / migrationStatus', () => {
     // down reverts one migration at a time, the last first
     const last = sagaboxNames[sagaboxNames.length - 1]!;
     expect(await migrateDown(options)).toEqual({ reverted: { set: 'sagabox', name: last } });
-    expect(await regclass('updown.outbox')).toBe('updown.outbox');
     const partly = await migrationStatus(options);
     expect(partly.migrations.find((m) => m.name === last)).toMatchObject({ status: 'pending', appliedAt: null });
 

@@ -117,7 +117,7 @@ describe('publish', () => {
     await expectCode(publish(p, { topic: 'typed.ok', payload: { n: -1 } }, { topics }), 'VALIDATION_FAILED', /n: n must be a positive/);
     await expectCode(publish(p, { topic: 'typed.unknown', payload: {} }, { topics }), 'INVALID_TOPIC', /not declared/);
   });
-  // The outbox has no CHECK (migration 0007): the relay dead-letters such rows instead,
+  // The outbox has no CHECK (see migrations/0001_baseline.sql): the relay dead-letters such rows instead,
   // see "dead-letters outbox rows written by hand" in relay-and-worker.test.ts.
   it('keeps the queue row invariants in the database, for writes that bypass sagabox', async () => {
     const bad: [string, unknown[]][] = [

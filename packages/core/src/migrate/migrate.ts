@@ -145,7 +145,7 @@ export interface MigrationStatus {
  *   applied file was edited; the file is named), or `MIGRATION_FAILED`.
  * @example
  * const { applied } = await migrateUp({ connectionString: 'postgres://localhost/app' });
- * // applied: [{ set: 'sagabox', name: '0001_messaging' }, ...]
+ * // applied: [{ set: 'sagabox', name: '0001_baseline' }]
  */
 export async function migrateUp(options: MigrateOptions): Promise<MigrateUpResult> {
   const resolved = resolveMigrateOptions(options);
@@ -179,7 +179,7 @@ export async function migrateUp(options: MigrateOptions): Promise<MigrateUpResul
  * @throws {SagaboxError} `MIGRATION_NOT_REVERSIBLE` when that file has no down
  *   section, and the errors of {@link migrateUp}.
  * @example
- * const { reverted } = await migrateDown({ connectionString: url }); // { set: 'sagabox', name: '0002_sagas' }
+ * const { reverted } = await migrateDown({ connectionString: url }); // { set: 'sagabox', name: '0001_baseline' }
  */
 export async function migrateDown(options: MigrateOptions): Promise<MigrateDownResult> {
   const resolved = resolveMigrateOptions(options);

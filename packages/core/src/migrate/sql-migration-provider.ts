@@ -12,9 +12,9 @@ export type MigrationSet = 'sagabox' | 'app';
 
 /** One `.sql` migration file, read and split. */
 export interface SqlMigrationFile {
-  /** Migration name: the file name without `.sql`, e.g. `0001_messaging`. */
+  /** Migration name: the file name without `.sql`, e.g. `0001_baseline`. */
   readonly name: string;
-  /** File name, e.g. `0001_messaging.sql`. */
+  /** File name, e.g. `0001_baseline.sql`. */
   readonly fileName: string;
   /** Absolute path of the file. */
   readonly path: string;

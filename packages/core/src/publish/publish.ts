@@ -96,7 +96,7 @@ function shouldNotify(schema: string, options: PublishOptions): boolean {
  * queue keeps one row per id (a repeat that arrives while the first is queued is
  * dropped, and on a direct route it is not even written), and the consumers' inbox
  * skips an id it has handled. The outbox itself does not look for repeats: that
- * would cost every publish a unique-index probe (see migration 0007).
+ * would cost every publish a unique-index probe (see the outbox in migrations/0001_baseline.sql).
  *
  * Bad input throws a {@link SagaboxError} before any SQL runs: `INVALID_TOPIC`,
  * `INVALID_MESSAGE`, `INVALID_PAYLOAD` (BigInt, cycles, functions, `undefined`,

@@ -13,7 +13,7 @@ export interface OutboxRowFields {
 /**
  * Why the relay cannot deliver a claimed outbox row as it stands, or null when it can.
  *
- * The outbox has no CHECK constraint (migration 0007: it cost every publish about 9%),
+ * The outbox has no CHECK constraint (a fixed cost on every publish; see migrations/),
  * so a row that did not come through `publish`, `prepare` or a replay (one written by
  * hand, say) is checked here, and the relay dead-letters it as `invalid` with this
  * reason instead of handing a destination a message it would choke on.

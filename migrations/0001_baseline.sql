@@ -1,0 +1,442 @@
+-- Why: the whole sagabox schema, along the message's path: the outbox producers write in
+-- their own transaction, the queues workers claim from, the inbox that makes handling
+-- idempotent, dead letters, half messages, sagas and the queues' flow-control limits.
+
+-- migrate:up
+
+-- Runs with search_path set to the sagabox schema: names here are unqualified and the
+-- schema name is never spliced into this file. Rows are deleted once delivered or acked,
+-- and every index serves one query (docs/operations.md: autovacuum for this churn).
+
+-- A queue is a subscription of one or more topics (routes live with the relay or in
+-- direct_routes); its row makes an empty queue visible and holds its flow-control
+-- limits, which the worker's claim reads, so they change at run time. NULL: no limit.
+CREATE TABLE queues (
+  name                  text             PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.:-]{1,128}$'),
+  created_at            timestamptz      NOT NULL DEFAULT now(),
+  -- Global limits: messages leased at once, and started per second through a token
+  -- bucket of `burst` (NULL: max(1, ceil(rate_per_second / 10)), a tenth of a second).
+  max_in_flight         integer          CHECK (max_in_flight BETWEEN 1 AND 1000000),
+  rate_per_second       double precision CHECK (rate_per_second > 0 AND rate_per_second <= 1000000),
+  burst                 integer          CHECK (burst BETWEEN 1 AND 1000000),
+  -- The same per message group (tenant, customer), so one group cannot starve others.
+  group_max_in_flight   integer          CHECK (group_max_in_flight BETWEEN 1 AND 1000000),
+  group_rate_per_second double precision CHECK (group_rate_per_second > 0 AND group_rate_per_second <= 1000000),
+  group_burst           integer          CHECK (group_burst BETWEEN 1 AND 1000000),
+  -- Every priority_aging_ms, waiting messages that old and below the highest waiting
+  -- priority move up one level, so low priorities are not starved. NULL: strict.
+  priority_aging_ms     integer          DEFAULT 60000 CHECK (priority_aging_ms BETWEEN 100 AND 86400000),
+  aged_at               timestamptz
+);
+
+-- One row per message not yet delivered. No CHECK and no unique index on id: each is a
+-- fixed cost on every producer's commit. sagabox's writers validate every field, the
+-- relay dead-letters a row it cannot deliver, and repeats die at the queue key or inbox.
+CREATE TABLE outbox (
+  -- Delivery order follows seq, never client ids: two UUIDv7s made in the same
+  -- millisecond by two processes are not ordered.
+  seq          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id           uuid        NOT NULL,
+  topic        text        NOT NULL,
+  -- Ordering key: messages with the same key leave one at a time, in seq order.
+  key          text,
+  -- Message group (flow control) and priority, carried to the queue row.
+  group_key    text,
+  priority     smallint    NOT NULL DEFAULT 0,
+  payload      jsonb       NOT NULL,
+  headers      jsonb       NOT NULL DEFAULT '{}'::jsonb,
+  -- 'prepared' is a half message: stored, invisible to delivery until committed.
+  state        text        NOT NULL DEFAULT 'ready',
+  -- When the relay may (re)try to move it: now, or later after a failed delivery.
+  available_at timestamptz NOT NULL DEFAULT now(),
+  -- When consumers may handle it (a delayed message): the relay moves it to its queue at
+  -- once, so a large delayed backlog never slows the relay's claim.
+  run_at       timestamptz,
+  expires_at   timestamptz,
+  attempts     integer     NOT NULL DEFAULT 0,
+  last_error   text,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  -- Half-message check-back: when to ask the producer's checker next, how often it was
+  -- asked. A checking relay holds the row lock while it asks.
+  check_at     timestamptz,
+  checks       integer     NOT NULL DEFAULT 0
+);
+-- Head-of-key test in the relay's claim: "is there an earlier row with my key?"
+CREATE INDEX outbox_key_seq ON outbox (key, seq) WHERE key IS NOT NULL;
+-- Check-back scan over half messages only.
+CREATE INDEX outbox_prepared_check_at ON outbox (check_at) WHERE state = 'prepared';
+-- Commit, rollback and a repeated prepare find a half message by id; a ready row's
+-- INSERT only tests this predicate.
+CREATE UNIQUE INDEX outbox_prepared_id ON outbox (id) WHERE state = 'prepared';
+
+-- Every decision taken about a half message, kept for the admin API and audits.
+CREATE TABLE half_message_decisions (
+  seq        bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  message_id uuid        NOT NULL,
+  topic      text        NOT NULL,
+  decision   text        NOT NULL CHECK (decision IN ('prepared', 'commit', 'rollback', 'unknown', 'unresolved', 'no_checker', 'check_failed')),
+  source     text        NOT NULL CHECK (source IN ('producer', 'checker', 'relay')),
+  detail     text,
+  decided_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX half_message_decisions_message ON half_message_decisions (message_id, seq);
+
+-- Topics that publish writes straight into a queue of the producer's own database, in
+-- its transaction: no outbox row, no relay. Publish reads this small table on every
+-- call, so a route change takes effect in the caller's snapshot.
+CREATE TABLE direct_routes (
+  -- The topic pattern as given ('orders.created', 'orders.*', 'orders.#').
+  pattern     text        NOT NULL CHECK (length(pattern) BETWEEN 1 AND 255),
+  queue       text        NOT NULL REFERENCES queues (name) ON DELETE CASCADE,
+  -- The validated pattern compiled to an anchored regular expression over
+  -- '.' || topic, so publish matches with one `~` per route.
+  topic_regex text        NOT NULL,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (pattern, queue)
+);
+
+-- Messages delivered to a queue. Delivery is idempotent by (queue, id): a relay that dies
+-- after delivering but before deleting its outbox row re-delivers into ON CONFLICT DO
+-- NOTHING.
+CREATE TABLE queue_messages (
+  seq          bigint      GENERATED ALWAYS AS IDENTITY,
+  queue        text        NOT NULL,
+  id           uuid        NOT NULL,
+  topic        text        NOT NULL,
+  key          text,
+  group_key    text,
+  priority     smallint    NOT NULL DEFAULT 0,
+  payload      jsonb       NOT NULL,
+  headers      jsonb       NOT NULL DEFAULT '{}'::jsonb,
+  run_at       timestamptz NOT NULL DEFAULT now(),
+  expires_at   timestamptz,
+  attempts     integer     NOT NULL DEFAULT 0,
+  -- Lease: a claim sets a fresh token and an expiry; ack and nack must present the
+  -- token, so a worker whose lease ran out cannot complete a message another holds.
+  lease_token  uuid,
+  locked_until timestamptz,
+  locked_by    text,
+  last_error   text,
+  created_at   timestamptz NOT NULL, -- when the producer published it
+  enqueued_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (queue, id),
+  -- One CHECK for the row: PostgreSQL evaluates each constraint apart, at a fixed cost.
+  CONSTRAINT queue_messages_row_check CHECK (
+        attempts >= 0
+    -- a lease is a token and an expiry, or neither
+    AND (lease_token IS NULL) = (locked_until IS NULL)
+    AND (group_key IS NULL OR length(group_key) BETWEEN 1 AND 255)
+  )
+);
+-- The worker claim walks this index in order.
+CREATE INDEX queue_messages_claim ON queue_messages (queue, priority DESC, seq);
+-- Head-of-key test in the worker claim.
+CREATE INDEX queue_messages_key_seq ON queue_messages (queue, key, seq) WHERE key IS NOT NULL;
+-- Group window test in the claim: "how many earlier messages has my group?"
+CREATE INDEX queue_messages_group_seq ON queue_messages (queue, group_key, seq) WHERE group_key IS NOT NULL;
+
+-- Token buckets: the queue's own (group_key = '') and one per group with a group rate.
+-- A row holds the level at refilled_at; the level now is bucket_level(...).
+CREATE TABLE queue_buckets (
+  queue       text             NOT NULL,
+  group_key   text             NOT NULL,
+  tokens      double precision NOT NULL,
+  refilled_at timestamptz      NOT NULL,
+  PRIMARY KEY (queue, group_key)
+);
+
+-- What is in flight on a queue with max_in_flight: a narrow row per claiming worker
+-- slot, counted while locked_until is ahead, instead of an index on queue_messages'
+-- lease that would make every claim of every queue a non-HOT update.
+CREATE TABLE queue_leases (
+  queue        text        NOT NULL,
+  lease_token  uuid        NOT NULL,
+  messages     integer     NOT NULL CHECK (messages > 0),
+  locked_until timestamptz NOT NULL,
+  -- Set while the row is a standing reservation of a whole batch (see flow_grant_slot):
+  -- the max_in_flight it was granted under; a changed limit voids it.
+  reserved_for integer,
+  PRIMARY KEY (queue, lease_token)
+);
+
+-- (consumer, message id) of every message handled, written in the handler's own
+-- transaction: a redelivered message finds its row and has no second effect.
+CREATE TABLE inbox (
+  consumer     text        NOT NULL,
+  message_id   uuid        NOT NULL,
+  processed_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (consumer, message_id)
+);
+-- Retention purge deletes by age.
+CREATE INDEX inbox_processed_at ON inbox (processed_at);
+
+-- What could not be delivered or handled, with its reason, for inspection and replay.
+CREATE TABLE dead_letters (
+  dead_id      bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  -- Where it died: a queue's worker ('queue') or the relay before any queue ('outbox').
+  source       text        NOT NULL CHECK (source IN ('outbox', 'queue')),
+  queue        text        CHECK ((source = 'queue') = (queue IS NOT NULL)),
+  id           uuid        NOT NULL,
+  topic        text        NOT NULL,
+  key          text,
+  group_key    text,
+  priority     smallint    NOT NULL DEFAULT 0,
+  payload      jsonb       NOT NULL,
+  headers      jsonb       NOT NULL DEFAULT '{}'::jsonb,
+  reason       text        NOT NULL CHECK (reason IN ('failed', 'expired', 'invalid', 'unroutable', 'unresolved', 'non_retryable')),
+  error        text        NOT NULL,
+  attempts     integer     NOT NULL,
+  created_at   timestamptz NOT NULL,
+  dead_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX dead_letters_queue_dead_at ON dead_letters (queue, dead_at);
+
+-- A saga instance holds its whole state in one row, so a transition is one UPDATE
+-- guarded by `revision` (optimistic concurrency).
+CREATE TABLE sagas (
+  id           uuid        PRIMARY KEY,
+  saga_type    text        NOT NULL CHECK (length(saga_type) BETWEEN 1 AND 255),
+  saga_version integer     NOT NULL CHECK (saga_version >= 1),
+  status       text        NOT NULL CHECK (status IN ('running', 'compensating', 'completed', 'compensated', 'failed')),
+  current_step integer     NOT NULL DEFAULT 0,
+  state        jsonb       NOT NULL,
+  -- Bumped by every transition; a transition that read an older revision loses.
+  revision     integer     NOT NULL DEFAULT 0,
+  -- The attempt token of the step in flight: replies and timeouts carry it, so a late
+  -- reply to an earlier attempt (or after a timeout) changes nothing.
+  step_token   uuid,
+  deadline     timestamptz,
+  error        text,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  updated_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX sagas_status_updated ON sagas (status, updated_at);
+
+-- Append-only step history: for inspection, and proof that no compensation ran
+-- without its step.
+CREATE TABLE saga_steps (
+  seq        bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  saga_id    uuid        NOT NULL REFERENCES sagas (id) ON DELETE CASCADE,
+  step       text        NOT NULL,
+  event      text        NOT NULL,
+  detail     jsonb,
+  at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX saga_steps_saga ON saga_steps (saga_id, seq);
+
+-- The level of a token bucket at `at`: what it held at `refilled_at` plus what the
+-- rate added since, capped at the burst.
+CREATE FUNCTION bucket_level(tokens double precision, refilled_at timestamptz, rate double precision,
+                             burst double precision, at timestamptz)
+RETURNS double precision LANGUAGE sql IMMUTABLE AS $$
+  SELECT least(burst, tokens + rate * greatest(0, extract(epoch FROM at - refilled_at)::double precision))
+$$;
+
+-- A limited queue's claim locks its candidates first, in parallel with other claimers,
+-- and takes the queue's row lock only in flow_grant, to cut the batch. flow_prepare runs
+-- before, unlocked: aging (skipping rows others hold) and the group limits the scan needs.
+CREATE FUNCTION flow_prepare(p_queue text, p_now timestamptz)
+RETURNS TABLE (
+  ready        boolean,          -- always true: the claim gates its scan on this row
+  group_max     integer,
+  group_tokens  jsonb,           -- {group: whole tokens} for groups below group_burst
+  group_wait_ms double precision -- when a group has no whole token: when the first one will
+)
+LANGUAGE plpgsql VOLATILE
+ROWS 1 -- the default, 1,000, pushes the claim's estimate past jit_above_cost
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+  q        queues%ROWTYPE;
+  v_gburst double precision;
+  v_tokens jsonb;
+  v_low    double precision;
+BEGIN
+  SELECT * INTO q FROM queues WHERE name = p_queue;
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT true, NULL::int, NULL::jsonb, NULL::float8;
+    RETURN;
+  END IF;
+
+  -- Aging, at most once per interval per queue (the UPDATE of aged_at picks one winner).
+  -- Among equal priorities the older goes first, so a message of priority p is claimed
+  -- within about (top - p + 1) intervals.
+  IF q.priority_aging_ms IS NOT NULL
+     AND (q.aged_at IS NULL OR q.aged_at <= p_now - q.priority_aging_ms * interval '1 millisecond') THEN
+    UPDATE queues SET aged_at = p_now
+    WHERE name = p_queue AND (aged_at IS NULL OR aged_at <= p_now - q.priority_aging_ms * interval '1 millisecond');
+    IF FOUND THEN
+      UPDATE queue_messages m SET priority = m.priority + 1
+      WHERE m.queue = p_queue AND m.id IN (
+        SELECT a.id FROM queue_messages a
+        WHERE a.queue = p_queue AND a.lease_token IS NULL
+          AND a.enqueued_at <= p_now - q.priority_aging_ms * interval '1 millisecond'
+          AND a.priority < (SELECT max(t.priority) FROM queue_messages t WHERE t.queue = p_queue AND t.lease_token IS NULL)
+        FOR UPDATE SKIP LOCKED);
+    END IF;
+  END IF;
+
+  IF q.group_rate_per_second IS NOT NULL THEN
+    v_gburst := coalesce(q.group_burst, greatest(1, ceil(q.group_rate_per_second / 10)));
+    SELECT jsonb_object_agg(g.group_key, floor(g.level)::integer), max(g.level) FILTER (WHERE g.level < 1)
+    INTO v_tokens, v_low
+    FROM (SELECT b.group_key, bucket_level(b.tokens, b.refilled_at, q.group_rate_per_second, v_gburst, p_now) AS level
+          FROM queue_buckets b WHERE b.queue = p_queue AND b.group_key <> '') g
+    WHERE g.level < v_gburst;
+    v_tokens := coalesce(v_tokens, '{}'::jsonb);
+  END IF;
+  RETURN QUERY SELECT true, q.group_max_in_flight, v_tokens, (1 - v_low) / q.group_rate_per_second * 1000;
+END
+$$;
+
+-- How many of the p_want candidates the claim may keep, and what it needs to keep to
+-- the limits. The counts are read after the queue lock is granted, and a VOLATILE
+-- function takes a fresh snapshot per statement: it sees every claim committed before.
+CREATE FUNCTION flow_grant(p_queue text, p_want integer, p_now timestamptz)
+RETURNS TABLE (
+  quota        integer,          -- how many candidates the claim keeps
+  counted      boolean,          -- record the batch in queue_leases
+  wait_ms      double precision, -- when a limit binds: retry after this long if nothing was claimed
+  rate         double precision,
+  burst        double precision,
+  group_rate   double precision,
+  group_burst  double precision,
+  group_tokens jsonb             -- {group: whole tokens} for groups below group_burst
+)
+LANGUAGE plpgsql VOLATILE
+ROWS 1 -- the default, 1,000, pushes the claim's estimate past jit_above_cost
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+  q         queues%ROWTYPE;
+  n         integer := p_want;
+  busy      bigint;
+  level     double precision;
+  wait      double precision;
+  v_burst   double precision;
+  v_gburst  double precision;
+  v_gtokens jsonb;
+BEGIN
+  SELECT * INTO q FROM queues WHERE name = p_queue;
+  IF p_want = 0 OR NOT FOUND
+     OR (q.max_in_flight IS NULL AND q.rate_per_second IS NULL AND q.group_rate_per_second IS NULL) THEN
+    RETURN QUERY SELECT p_want, false, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::jsonb;
+    RETURN;
+  END IF;
+
+  -- Serialise this queue's grants until the claim commits. Every statement after this
+  -- one sees the claims committed before the lock was granted.
+  SELECT * INTO q FROM queues WHERE name = p_queue FOR UPDATE;
+
+  IF q.max_in_flight IS NOT NULL THEN
+    -- A crashed worker's lease stops counting when it runs out; the workers' periodic
+    -- purge deletes such rows, so the claim only reads here.
+    SELECT coalesce(sum(l.messages), 0) INTO busy FROM queue_leases l
+    WHERE l.queue = p_queue AND l.locked_until > p_now;
+    n := least(n, greatest(0, q.max_in_flight - busy));
+    IF n = 0 THEN wait := 25; END IF; -- a lease may end in another process: poll soon
+  END IF;
+
+  IF q.rate_per_second IS NOT NULL THEN
+    v_burst := coalesce(q.burst, greatest(1, ceil(q.rate_per_second / 10)));
+    SELECT bucket_level(b.tokens, b.refilled_at, q.rate_per_second, v_burst, p_now) INTO level
+    FROM queue_buckets b WHERE b.queue = p_queue AND b.group_key = '';
+    level := coalesce(level, v_burst);
+    n := least(n, floor(level)::integer);
+    IF level < 1 THEN wait := greatest(coalesce(wait, 0), (1 - level) / q.rate_per_second * 1000); END IF;
+  END IF;
+
+  IF q.group_rate_per_second IS NOT NULL THEN
+    v_gburst := coalesce(q.group_burst, greatest(1, ceil(q.group_rate_per_second / 10)));
+    SELECT jsonb_object_agg(g.group_key, floor(g.level)::integer), max(g.level) FILTER (WHERE g.level < 1)
+    INTO v_gtokens, level
+    FROM (SELECT b.group_key, bucket_level(b.tokens, b.refilled_at, q.group_rate_per_second, v_gburst, p_now) AS level
+          FROM queue_buckets b WHERE b.queue = p_queue AND b.group_key <> '') g
+    WHERE g.level < v_gburst;
+    IF wait IS NULL AND level IS NOT NULL THEN wait := (1 - level) / q.group_rate_per_second * 1000; END IF;
+  END IF;
+
+  RETURN QUERY SELECT n, q.max_in_flight IS NOT NULL, wait,
+                      q.rate_per_second, v_burst, q.group_rate_per_second, v_gburst,
+                      CASE WHEN q.group_rate_per_second IS NOT NULL THEN coalesce(v_gtokens, '{}'::jsonb) END;
+END
+$$;
+
+-- flow_grant for one worker slot (p_slot: its own queue_leases row, replaced, not counted).
+-- While limits are far from binding the slot takes a share once, a standing reservation of
+-- a batch and 10 batches of tokens, and spends it over claims that take no lock or write.
+CREATE FUNCTION flow_grant_slot(p_queue text, p_want integer, p_now timestamptz, p_slot uuid, p_batch integer)
+RETURNS TABLE (
+  quota         integer,
+  counted       boolean,          -- the batch is counted by its own lease row (released at ack)
+  reserve       boolean,          -- the batch is counted by a standing reservation of p_batch
+  max_in_flight integer,
+  allowance     integer,
+  wait_ms       double precision,
+  rate          double precision,
+  burst         double precision
+)
+LANGUAGE plpgsql VOLATILE
+ROWS 1 -- the default, 1,000, pushes the claim's estimate past jit_above_cost
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+  q         queues%ROWTYPE;
+  n         integer := p_want;
+  busy      bigint;
+  level     double precision;
+  wait      double precision;
+  v_burst   double precision;
+  v_reserve boolean := false;
+  v_allow   integer := 0;
+BEGIN
+  SELECT * INTO q FROM queues WHERE name = p_queue;
+  IF p_want = 0 OR NOT FOUND OR (q.max_in_flight IS NULL AND q.rate_per_second IS NULL) THEN
+    RETURN QUERY SELECT p_want, false, false, NULL::int, 0, NULL::float8, NULL::float8, NULL::float8;
+    RETURN;
+  END IF;
+
+  -- As flow_grant: serialise this queue's grants until the claim commits.
+  SELECT * INTO q FROM queues WHERE name = p_queue FOR UPDATE;
+
+  IF q.max_in_flight IS NOT NULL THEN
+    SELECT coalesce(sum(l.messages), 0) INTO busy FROM queue_leases l
+    WHERE l.queue = p_queue AND l.locked_until > p_now AND l.lease_token <> p_slot;
+    n := least(n, greatest(0, q.max_in_flight - busy));
+    IF n = 0 THEN wait := 25; END IF;
+    v_reserve := p_batch > 0 AND p_batch * 16 <= q.max_in_flight
+                 AND busy + p_batch <= q.max_in_flight / 2;
+  END IF;
+
+  IF q.rate_per_second IS NOT NULL THEN
+    v_burst := coalesce(q.burst, greatest(1, ceil(q.rate_per_second / 10)));
+    SELECT bucket_level(b.tokens, b.refilled_at, q.rate_per_second, v_burst, p_now) INTO level
+    FROM queue_buckets b WHERE b.queue = p_queue AND b.group_key = '';
+    level := coalesce(level, v_burst);
+    n := least(n, floor(level)::integer);
+    IF level < 1 THEN wait := greatest(coalesce(wait, 0), (1 - level) / q.rate_per_second * 1000); END IF;
+    IF p_batch > 0 AND level - n - 10 * p_batch >= v_burst / 2 THEN v_allow := 10 * p_batch; END IF;
+  END IF;
+
+  RETURN QUERY SELECT n, q.max_in_flight IS NOT NULL AND NOT v_reserve, v_reserve, q.max_in_flight,
+                      v_allow, wait, q.rate_per_second, v_burst;
+END
+$$;
+
+-- migrate:down
+
+DROP FUNCTION flow_grant_slot(text, integer, timestamptz, uuid, integer);
+DROP FUNCTION flow_grant(text, integer, timestamptz);
+DROP FUNCTION flow_prepare(text, timestamptz);
+DROP FUNCTION bucket_level(double precision, timestamptz, double precision, double precision, timestamptz);
+DROP TABLE saga_steps;
+DROP TABLE sagas;
+DROP TABLE dead_letters;
+DROP TABLE inbox;
+DROP TABLE queue_leases;
+DROP TABLE queue_buckets;
+DROP TABLE queue_messages;
+DROP TABLE direct_routes;
+DROP TABLE half_message_decisions;
+DROP TABLE outbox;
+DROP TABLE queues;
