@@ -7,6 +7,7 @@ import { registerQueuesCommands } from './queues-command.js';
 import { registerRelayCommand } from './relay-command.js';
 import { registerRoutesCommand } from './routes-command.js';
 import { registerSagasCommand } from './sagas-command.js';
+import { EXIT_CODES_HELP } from './exit-codes.js';
 
 /** The CLI's version, printed by `sagabox --version`. */
 export const CLI_VERSION = '0.1.0';
@@ -28,9 +29,10 @@ export function createProgram(out: CommandOutput = process.stdout): Command {
     .enablePositionalOptions()
     // Throw instead of exiting, so main decides the exit code; set before
     // adding commands, as .command() copies it to each subcommand.
-    .exitOverride();
+    .exitOverride()
+    .addHelpText('after', `\n${EXIT_CODES_HELP}\n`);
   registerMigrateCommand(program, out);
-  registerRelayCommand(program);
+  registerRelayCommand(program, out);
   registerQueuesCommands(program, out);
   registerRoutesCommand(program, out);
   registerDlqCommand(program, out);

@@ -3,8 +3,8 @@ import { DEFAULT_DASHBOARD_HOST, DEFAULT_DASHBOARD_PORT, DEFAULT_DASHBOARD_REFRE
 import { createCliLogger, LOG_LEVELS } from './cli-logger.js';
 import { addConnectionOptions, requireDatabaseUrl, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';
-import { checkReachable, openPool } from './open-pool.js';
-import { parseIntFlag, untilStopSignal } from './cli-values.js';
+import { checkMigrated, checkReachable, openPool } from './open-pool.js';
+import { parseDurationFlag, parseIntFlag, untilStopSignal } from './cli-values.js';
 
 interface Flags extends ConnectionFlags {
   port: string;
@@ -12,6 +12,7 @@ interface Flags extends ConnectionFlags {
   token?: string;
   refreshMs: string;
   logLevel: string;
+  json?: boolean;
 }
 
 
@@ -27,20 +28,22 @@ export function registerDashboardCommand(program: Command, out: CommandOutput = 
       .option('--port <port>', 'port to listen on (0: any free one)', String(DEFAULT_DASHBOARD_PORT))
       .option('--host <host>', 'interface to bind; anything but loopback needs --token', DEFAULT_DASHBOARD_HOST)
       .addOption(new Option('--token <token>', 'bearer token required by the API (open the page as URL#token=...)').env('SAGABOX_DASHBOARD_TOKEN'))
-      .option('--refresh-ms <ms>', 'how often the page refreshes', String(DEFAULT_DASHBOARD_REFRESH_MS))
+      .option('--refresh-ms <duration>', 'how often the page refreshes: ms, or 5s, 1m', String(DEFAULT_DASHBOARD_REFRESH_MS))
+      .option('--json', 'print the URL as JSON once listening, for scripts')
       .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('info')),
   ).action(async (flags: Flags) => {
     const port = parseIntFlag('--port', flags.port, 0, 65_535);
-    const refreshMs = parseIntFlag('--refresh-ms', flags.refreshMs, 200, 3_600_000);
+    const refreshMs = parseDurationFlag('--refresh-ms', flags.refreshMs, 200, 3_600_000);
     const logger = createCliLogger(flags.logLevel);
     const pool = openPool(requireDatabaseUrl(flags), 4);
     try {
       await checkReachable(pool, flags.databaseUrl);
+      await checkMigrated(pool, flags.schema);
       const dashboard = await serveDashboard({
         pool, schema: flags.schema, port, host: flags.host, refreshMs, logger,
         ...(flags.token !== undefined ? { token: flags.token } : {}),
       });
-      out.write(`sagabox dashboard on ${dashboard.url}\n`);
+      out.write(flags.json ? `${JSON.stringify({ url: dashboard.url })}\n` : `sagabox dashboard on ${dashboard.url}\n`);
       logger.info({ url: dashboard.url }, 'dashboard listening');
       await untilStopSignal();
       await dashboard.stop();

@@ -1,17 +1,22 @@
-import type { Command } from 'commander';
-import Table from 'cli-table3';
+import { Option, type Command } from 'commander';
 import { listDeadLetters, purgeDeadLetters, replayDeadLetters, SagaboxError, type DeadLetterFilter } from '@sagabox/core';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import { confirm } from './confirm.js';
+import { nothingDone } from './exit-codes.js';
+import { fitTable, outputWidth } from './fit-table.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
 import { UsageError } from './usage-error.js';
-import { parseIntFlag } from './cli-values.js';
+import { parseDurationFlag, parseIntFlag } from './cli-values.js';
+
+/** The reasons a message is dead-lettered for (the `dead_letters.reason` CHECK). */
+export const DEAD_LETTER_REASONS = ['failed', 'expired', 'invalid', 'unroutable', 'unresolved', 'non_retryable'] as const;
 
 interface Flags extends ConnectionFlags {
   queue?: string;
   topic?: string;
   reason?: string;
+  olderThan?: string;
   olderThanMs?: string;
   limit?: string;
   json?: boolean;
@@ -19,10 +24,10 @@ interface Flags extends ConnectionFlags {
 }
 
 function filterOf(flags: Flags, ids: string[] = []): DeadLetterFilter {
-  const num = (name: string, v: string | undefined): number | undefined => (v === undefined ? undefined : parseIntFlag(name, v, 0));
   if (ids.some((id) => !/^\d{1,19}$/.test(id))) throw new UsageError('dead-letter ids are numbers (see `sagabox dlq list`)');
-  const olderThanMs = num('--older-than-ms', flags.olderThanMs);
-  const limit = num('--limit', flags.limit);
+  const age = flags.olderThan ?? flags.olderThanMs;
+  const olderThanMs = age === undefined ? undefined : parseDurationFlag(flags.olderThan !== undefined ? '--older-than' : '--older-than-ms', age);
+  const limit = flags.limit === undefined ? undefined : parseIntFlag('--limit', flags.limit, 1);
   return {
     schema: flags.schema,
     ...(flags.queue !== undefined ? { queue: flags.queue } : {}),
@@ -39,8 +44,10 @@ function filters(command: Command): Command {
     command
       .option('--queue <name>', 'only this queue')
       .option('--topic <topic>', 'only this topic')
-      .option('--reason <reason>', 'failed | expired | invalid | unroutable | unresolved | non_retryable')
-      .option('--older-than-ms <ms>', 'only dead letters older than this'),
+      .addOption(new Option('--reason <reason>', 'only this reason').choices(DEAD_LETTER_REASONS))
+      .option('--older-than <duration>', 'only dead letters older than this: ms, or 90s, 15m, 7d')
+      .addOption(new Option('--older-than-ms <duration>', 'the same as --older-than').hideHelp())
+      .option('--json', 'print JSON, for scripts'),
   );
 }
 
@@ -48,13 +55,16 @@ function filters(command: Command): Command {
 export function registerDlqCommand(program: Command, out: CommandOutput = process.stdout): void {
   const dlq = program.command('dlq').description('dead letters: list, show, replay, purge');
 
-  filters(dlq.command('list').description('list dead letters, newest first').option('--limit <n>', 'most rows (default 100)').option('--json', 'print JSON'))
+  filters(dlq.command('list').description('list dead letters, newest first').option('--limit <n>', 'most rows (default 100)'))
     .action(async (flags: Flags) => {
       const rows = await withPool(flags, (pool) => listDeadLetters(pool, filterOf(flags)));
       if (flags.json) return out.write(`${JSON.stringify(rows)}\n`);
-      const table = new Table({ head: ['dead id', 'queue', 'topic', 'reason', 'attempts', 'dead at', 'error'], style: { head: [], border: [] } });
-      for (const r of rows) table.push([r.deadId, r.queue ?? '(outbox)', r.topic, r.reason, r.attempts, r.deadAt.toISOString(), r.error.slice(0, 60)]);
-      out.write(rows.length ? `${table.toString()}\n` : 'no dead letters\n');
+      const table = fitTable(
+        ['dead id', 'queue', 'topic', 'reason', 'attempts', 'dead at', 'error'],
+        rows.map((r) => [r.deadId, r.queue ?? '(outbox)', r.topic, r.reason, r.attempts, r.deadAt.toISOString(), r.error]),
+        outputWidth(out),
+      );
+      out.write(rows.length ? `${table}\n` : 'no dead letters\n');
     });
 
   addConnectionOptions(dlq.command('show').description('one dead letter in full').argument('<deadId>').option('--json', 'print JSON'))
@@ -67,16 +77,18 @@ export function registerDlqCommand(program: Command, out: CommandOutput = proces
   filters(dlq.command('replay').description('move dead letters back to their queue (or the outbox), attempts reset').argument('[deadId...]').option('--yes', 'do not ask'))
     .action(async (ids: string[], flags: Flags) => {
       const filter = filterOf(flags, ids);
-      if (!(await confirm(`replay ${ids.length ? ids.length : 'all matching'} dead letter(s)?`, flags.yes))) return;
+      await confirm(`replay ${ids.length ? ids.length : 'all matching'} dead letter(s)?`, flags.yes);
       const n = await withPool(flags, (pool) => replayDeadLetters(pool, filter));
-      out.write(`replayed ${n}\n`);
+      out.write(flags.json ? `${JSON.stringify({ replayed: n })}\n` : `replayed ${n}\n`);
+      if (n === 0) throw nothingDone('no dead letter matched: nothing replayed');
     });
 
   filters(dlq.command('purge').description('delete dead letters for good').argument('[deadId...]').option('--yes', 'do not ask'))
     .action(async (ids: string[], flags: Flags) => {
       const filter = filterOf(flags, ids);
-      if (!(await confirm(`delete ${ids.length ? ids.length : 'all matching'} dead letter(s) for good?`, flags.yes))) return;
+      await confirm(`delete ${ids.length ? ids.length : 'all matching'} dead letter(s) for good?`, flags.yes);
       const n = await withPool(flags, (pool) => purgeDeadLetters(pool, filter));
-      out.write(`purged ${n}\n`);
+      out.write(flags.json ? `${JSON.stringify({ purged: n })}\n` : `purged ${n}\n`);
+      if (n === 0) throw nothingDone('no dead letter matched: nothing purged');
     });
 }

@@ -3,7 +3,7 @@ import { createMetrics, DEFAULT_METRICS_PORT, serveMetrics } from '@sagabox/tele
 import { createCliLogger, LOG_LEVELS } from './cli-logger.js';
 import { addConnectionOptions, requireDatabaseUrl, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';
-import { checkReachable, openPool } from './open-pool.js';
+import { checkMigrated, checkReachable, openPool } from './open-pool.js';
 import { parseIntFlag, untilStopSignal } from './cli-values.js';
 
 interface Flags extends ConnectionFlags {
@@ -11,6 +11,7 @@ interface Flags extends ConnectionFlags {
   host: string;
   token?: string;
   logLevel: string;
+  json?: boolean;
 }
 
 /**
@@ -27,6 +28,7 @@ export function registerMetricsCommand(program: Command, out: CommandOutput = pr
       .option('--port <port>', 'port to listen on (0: any free one)', String(DEFAULT_METRICS_PORT))
       .option('--host <host>', 'interface to bind', '127.0.0.1')
       .addOption(new Option('--token <token>', 'bearer token a scrape must send (Prometheus: authorization.credentials)').env('SAGABOX_METRICS_TOKEN'))
+      .option('--json', 'print the URL as JSON once listening, for scripts')
       .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('info')),
   ).action(async (flags: Flags) => {
     const port = parseIntFlag('--port', flags.port, 0, 65_535);
@@ -34,11 +36,12 @@ export function registerMetricsCommand(program: Command, out: CommandOutput = pr
     const pool = openPool(requireDatabaseUrl(flags), 2);
     try {
       await checkReachable(pool, flags.databaseUrl);
+      await checkMigrated(pool, flags.schema);
       const metrics = createMetrics({ database: { pool, schema: flags.schema }, logger });
       const endpoint = await serveMetrics({
         registry: metrics.registry, port, host: flags.host, ...(flags.token !== undefined ? { token: flags.token } : {}),
       });
-      out.write(`sagabox metrics on ${endpoint.url}\n`);
+      out.write(flags.json ? `${JSON.stringify({ url: endpoint.url })}\n` : `sagabox metrics on ${endpoint.url}\n`);
       logger.info({ url: endpoint.url }, 'metrics endpoint listening');
       await untilStopSignal();
       await endpoint.stop();

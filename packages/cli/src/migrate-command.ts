@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import Table from 'cli-table3';
 import {
   migrateDown,
   migrateUp,
@@ -9,6 +8,8 @@ import {
 } from '@sagabox/core';
 import { addConnectionOptions, requireDatabaseUrl, type ConnectionFlags } from './connection-options.js';
 import { createCliLogger, LOG_LEVELS } from './cli-logger.js';
+import { CliExit, EXIT_CHECK_FAILED, nothingDone } from './exit-codes.js';
+import { fitTable, outputWidth } from './fit-table.js';
 
 interface MigrateFlags extends ConnectionFlags {
   dir?: string;
@@ -44,14 +45,22 @@ export function registerMigrateCommand(program: Command, out: CommandOutput = pr
   leaf(migrate, 'down', "revert the last applied migration (the application's, with --dir)").action(
     async (flags: MigrateFlags) => {
       const { reverted } = await migrateDown(toOptions(flags));
-      if (flags.json) return out.write(`${JSON.stringify({ reverted })}\n`);
-      out.write(reverted ? `reverted ${reverted.name} (${reverted.set})\n` : 'nothing to revert\n');
+      if (flags.json) out.write(`${JSON.stringify({ reverted })}\n`);
+      else if (reverted) out.write(`reverted ${reverted.name} (${reverted.set})\n`);
+      if (!reverted) throw nothingDone('nothing to revert');
     },
   );
 
   leaf(migrate, 'status', 'list applied and pending migrations').action(async (flags: MigrateFlags) => {
     const status = await migrationStatus(toOptions(flags));
-    out.write(flags.json ? `${JSON.stringify(status)}\n` : renderStatus(status));
+    out.write(flags.json ? `${JSON.stringify(status)}\n` : renderStatus(status, outputWidth(out)));
+    // A check scripts and deploy gates can rely on: not up to date is not a success.
+    const pending = status.migrations.filter((m) => m.status === 'pending').length;
+    const changed = status.migrations.filter((m) => m.changed).length;
+    if (pending > 0 || changed > 0) {
+      const what = [pending ? `${pending} pending` : '', changed ? `${changed} changed since applied` : ''].filter(Boolean).join(', ');
+      throw new CliExit(EXIT_CHECK_FAILED, `schema ${status.schema} is not up to date: ${what}`);
+    }
   });
 
   return migrate;
@@ -77,15 +86,15 @@ function toOptions(flags: MigrateFlags): MigrateOptions {
   };
 }
 
-function renderStatus(status: MigrationStatus): string {
-  const table = new Table({
-    head: ['set', 'migration', 'status', 'applied at', 'note'],
-    style: { head: [], border: [] }, // plain text: the output is often piped or captured
-  });
-  for (const m of status.migrations) {
-    const notes = [m.changed ? 'FILE CHANGED since applied' : '', m.reversible ? '' : 'no down'].filter(Boolean);
-    table.push([m.set, m.name, m.status, m.appliedAt ? m.appliedAt.toISOString() : '', notes.join(', ')]);
-  }
+function renderStatus(status: MigrationStatus, width: number): string {
+  const table = fitTable(
+    ['set', 'migration', 'status', 'applied at', 'note'],
+    status.migrations.map((m) => {
+      const notes = [m.changed ? 'FILE CHANGED since applied' : '', m.reversible ? '' : 'no down'].filter(Boolean);
+      return [m.set, m.name, m.status, m.appliedAt ? m.appliedAt.toISOString() : '', notes.join(', ')];
+    }),
+    width,
+  );
   const pending = status.migrations.filter((m) => m.status === 'pending').length;
-  return `schema ${status.schema}\n${table.toString()}\n${pending === 0 ? 'up to date' : `${pending} pending`}\n`;
+  return `schema ${status.schema}\n${table}\n${pending === 0 ? 'up to date' : `${pending} pending`}\n`;
 }

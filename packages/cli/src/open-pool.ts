@@ -1,15 +1,17 @@
 import pg from 'pg';
-import { databaseUnreachableError } from '@sagabox/core';
+import { databaseUnreachableError, DEFAULT_SCHEMA, SAGABOX_MIGRATION_TABLE, validateSchemaName } from '@sagabox/core';
 import { requireDatabaseUrl, type ConnectionFlags } from './connection-options.js';
+import { CliExit, EXIT_FAILURE } from './exit-codes.js';
 
 /**
- * Opens a pool on the flags' database, checks that it answers (one clear error when
- * it does not), runs `fn`, and closes the pool.
+ * Opens a pool on the flags' database, checks that it answers and holds a migrated
+ * sagabox schema (one clear error when not), runs `fn`, and closes the pool.
  */
 export async function withPool<T>(flags: ConnectionFlags, fn: (pool: pg.Pool) => Promise<T>, max = 4): Promise<T> {
   const pool = openPool(requireDatabaseUrl(flags), max);
   try {
     await checkReachable(pool, flags.databaseUrl);
+    await checkMigrated(pool, flags.schema);
     return await fn(pool);
   } finally {
     await pool.end();
@@ -29,5 +31,21 @@ export async function checkReachable(pool: pg.Pool, connectionString: string | u
     await pool.query('SELECT 1');
   } catch (err) {
     throw databaseUnreachableError(err, connectionString);
+  }
+}
+
+/**
+ * Fails with one line telling what to run when the database was never migrated, instead
+ * of the first query's `relation "sagabox.…" does not exist` (exit code 1).
+ */
+export async function checkMigrated(pool: pg.Pool, schema: string = DEFAULT_SCHEMA): Promise<void> {
+  const name = validateSchemaName(schema);
+  const { rows } = await pool.query<{ migrated: boolean }>(
+    `SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL AS migrated`,
+    [name, SAGABOX_MIGRATION_TABLE],
+  );
+  if (!rows[0]?.migrated) {
+    const flag = name === DEFAULT_SCHEMA ? '' : ` --schema ${name}`;
+    throw new CliExit(EXIT_FAILURE, `schema "${name}" was never migrated in this database: run \`sagabox migrate up${flag}\` first`);
   }
 }

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import Table from 'cli-table3';
 import { getQueueLimits, MAX_FLOW_LIMIT, PRIORITY_AGING_MS_RANGE, setQueueLimits, type QueueLimits } from '@sagabox/core';
-import { parseIntFlag } from './cli-values.js';
+import { parseDurationFlag, parseIntFlag } from './cli-values.js';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
+import { fitTable } from './fit-table.js';
 import { UsageError } from './usage-error.js';
 
 /** The `set-limits` value that removes a limit (for a burst: back to its default; for aging: strict priorities). */
@@ -42,7 +42,7 @@ function parseRate(flag: string, value: string): number {
 }
 
 function parseAging(flag: string, value: string): number {
-  return parseIntFlag(flag, value, PRIORITY_AGING_MS_RANGE.min, PRIORITY_AGING_MS_RANGE.max);
+  return parseDurationFlag(flag, value, PRIORITY_AGING_MS_RANGE.min, PRIORITY_AGING_MS_RANGE.max);
 }
 
 const orNone = (n: number | null, unit = ''): string => (n === null ? NO_LIMIT : `${n}${unit}`);
@@ -86,7 +86,7 @@ const LIMIT_FLAGS: readonly LimitFlag[] = [
   },
   {
     flag: '--priority-aging-ms', attribute: 'priorityAgingMs', field: 'priorityAgingMs', value: 'ms', parse: parseAging,
-    help: `raise waiting messages one priority level per this many ms (${NO_LIMIT}: strict priorities)`,
+    help: `raise waiting messages one priority level per this long: ms, or 90s, 15m (${NO_LIMIT}: strict priorities)`,
     show: (l) => (l.priorityAgingMs === null ? `${NO_LIMIT} (strict priorities)` : `${l.priorityAgingMs}ms`),
   },
 ];
@@ -124,9 +124,7 @@ export function limitsFromFlags(flags: Readonly<Record<string, unknown>>): Parti
 
 /** The limits as a two-column table, one row per `set-limits` flag. */
 export function formatLimits(limits: QueueLimits): string {
-  const table = new Table({ head: ['limit', 'value'], style: { head: [], border: [] } });
-  for (const f of LIMIT_FLAGS) table.push([f.flag.slice(2), f.show(limits)]);
-  return `${table.toString()}\n`;
+  return `${fitTable(['limit', 'value'], LIMIT_FLAGS.map((f) => [f.flag.slice(2), f.show(limits)]))}\n`;
 }
 
 /** Registers `sagabox queues limits <queue>` and `sagabox queues set-limits <queue> ...` under `queues`. */

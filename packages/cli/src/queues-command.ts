@@ -1,16 +1,14 @@
 import type { Command } from 'commander';
-import Table from 'cli-table3';
 import { outboxStats, queueStats } from '@sagabox/core';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
+import { fitTable, outputWidth } from './fit-table.js';
 import { registerQueueLimitsCommands } from './queue-limits-command.js';
 
 interface Flags extends ConnectionFlags {
   json?: boolean;
 }
-
-const plain = { style: { head: [], border: [] } };
 
 /** Formats milliseconds as a short age: 850ms, 12.3s, 4.0m, 2.5h. */
 export function formatAge(ms: number | null): string {
@@ -36,9 +34,12 @@ export function registerQueuesCommands(program: Command, out: CommandOutput = pr
   queuesCommand.action(async (queues: string[], flags: Flags) => {
     const stats = await withPool(flags, (pool) => queueStats(pool, { schema: flags.schema, ...(queues.length ? { queues } : {}) }));
     if (flags.json) return out.write(`${JSON.stringify(stats)}\n`);
-    const table = new Table({ head: ['queue', 'ready', 'in flight', 'delayed', 'dead', 'oldest'], ...plain });
-    for (const s of stats) table.push([s.queue, s.ready, s.inFlight, s.delayed, s.dead, formatAge(s.oldestAgeMs)]);
-    out.write(stats.length ? `${table.toString()}\n` : 'no queues yet\n');
+    const table = fitTable(
+      ['queue', 'ready', 'in flight', 'delayed', 'dead', 'oldest'],
+      stats.map((s) => [s.queue, s.ready, s.inFlight, s.delayed, s.dead, formatAge(s.oldestAgeMs)]),
+      outputWidth(out),
+    );
+    out.write(stats.length ? `${table}\n` : 'no queues yet\n');
   });
 
   addConnectionOptions(
@@ -46,8 +47,6 @@ export function registerQueuesCommands(program: Command, out: CommandOutput = pr
   ).action(async (flags: Flags) => {
     const stats = await withPool(flags, (pool) => outboxStats(pool, { schema: flags.schema }));
     if (flags.json) return out.write(`${JSON.stringify(stats)}\n`);
-    const table = new Table({ head: ['ready', 'prepared (half messages)', 'relay lag'], ...plain });
-    table.push([stats.ready, stats.prepared, formatAge(stats.lagMs)]);
-    out.write(`${table.toString()}\n`);
+    out.write(`${fitTable(['ready', 'prepared (half messages)', 'relay lag'], [[stats.ready, stats.prepared, formatAge(stats.lagMs)]], outputWidth(out))}\n`);
   });
 }

@@ -2,9 +2,10 @@ import { Command, Option } from 'commander';
 import { createQueueDestination, createRelay, type Destination, type QueueRoute } from '@sagabox/core';
 import { addConnectionOptions, requireDatabaseUrl, type ConnectionFlags } from './connection-options.js';
 import { createCliLogger, LOG_LEVELS } from './cli-logger.js';
-import { checkReachable, openPool } from './open-pool.js';
+import { checkMigrated, checkReachable, openPool } from './open-pool.js';
+import type { CommandOutput } from './migrate-command.js';
 import { UsageError } from './usage-error.js';
-import { parseIntFlag, untilStopSignal } from './cli-values.js';
+import { parseDurationFlag, parseIntFlag, untilStopSignal } from './cli-values.js';
 import { brokerDestination } from './broker-destination.js';
 
 interface RelayFlags extends ConnectionFlags {
@@ -17,6 +18,7 @@ interface RelayFlags extends ConnectionFlags {
   pollIntervalMs?: number;
   listen: boolean;
   logLevel: string;
+  json?: boolean;
 }
 
 /** Parses `topic-pattern=queue` into a route. */
@@ -33,7 +35,7 @@ const int = (name: string) => (value: string): number => parseIntFlag(name, valu
  * @example sagabox relay --route 'orders.*=billing' --route 'orders.#=audit'
  * @example sagabox relay --to amqp://guest:guest@127.0.0.1:5672 --route 'orders.#=orders'
  */
-export function registerRelayCommand(program: Command): Command {
+export function registerRelayCommand(program: Command, out: CommandOutput = process.stdout): Command {
   const command = program
     .command('relay')
     .description('move committed outbox messages to queues or a broker; runs until SIGINT/SIGTERM')
@@ -43,8 +45,9 @@ export function registerRelayCommand(program: Command): Command {
     .option('--target-database-url <url>', 'deliver into the queues of another database (default: the outbox database)')
     .option('--target-schema <name>', 'sagabox schema in the target database (default: --schema)')
     .option('--batch-size <n>', 'messages claimed per batch', int('--batch-size'))
-    .option('--poll-interval-ms <ms>', 'poll interval when no NOTIFY arrives', int('--poll-interval-ms'))
+    .option('--poll-interval-ms <duration>', 'poll interval when no NOTIFY arrives: ms, or 2s, 1m', (v: string) => parseDurationFlag('--poll-interval-ms', v, 1))
     .option('--no-listen', 'poll only (behind a transaction-pooling PgBouncer)')
+    .option('--json', 'print one JSON line when started and one when stopped, for scripts')
     .addOption(new Option('--log-level <level>', 'log level of the JSON log on stderr').choices(LOG_LEVELS).default('info'))
     .action(async (flags: RelayFlags) => {
       const logger = createCliLogger(flags.logLevel);
@@ -59,7 +62,11 @@ export function registerRelayCommand(program: Command): Command {
       const target = flags.targetDatabaseUrl ? openPool(flags.targetDatabaseUrl, 4) : undefined;
       try {
         await checkReachable(pool, flags.databaseUrl);
-        if (target) await checkReachable(target, flags.targetDatabaseUrl);
+        await checkMigrated(pool, flags.schema);
+        if (target) {
+          await checkReachable(target, flags.targetDatabaseUrl);
+          await checkMigrated(target, flags.targetSchema ?? flags.schema);
+        }
         const destinations: Destination[] = broker
           ? [broker]
           : [createQueueDestination({ routes, schema: flags.targetSchema ?? flags.schema, ...(target ? { pool: target } : {}) })];
@@ -73,8 +80,10 @@ export function registerRelayCommand(program: Command): Command {
           ...(flags.pollIntervalMs ? { pollIntervalMs: flags.pollIntervalMs } : {}),
         });
         await relay.start();
+        if (flags.json) out.write(`${JSON.stringify({ relay: 'started', routes })}\n`);
         await untilStopSignal();
         await relay.stop();
+        if (flags.json) out.write(`${JSON.stringify({ relay: 'stopped' })}\n`);
       } finally {
         await pool.end();
         await target?.end();

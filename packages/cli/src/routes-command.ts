@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
-import Table from 'cli-table3';
 import { addDirectRoute, listDirectRoutes, removeDirectRoute } from '@sagabox/core';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
+import { nothingDone } from './exit-codes.js';
+import { fitTable, outputWidth } from './fit-table.js';
 
 interface Flags extends ConnectionFlags {
   json?: boolean;
@@ -20,9 +21,7 @@ export function registerRoutesCommand(program: Command, out: CommandOutput = pro
       const list = await withPool(flags, (pool) => listDirectRoutes(pool, { schema: flags.schema }));
       if (flags.json) return out.write(`${JSON.stringify(list)}\n`);
       if (list.length === 0) return out.write('no direct routes\n');
-      const table = new Table({ head: ['topic pattern', 'queue', 'since'], style: { head: [], border: [] } });
-      for (const r of list) table.push([r.topic, r.queue, r.createdAt.toISOString()]);
-      out.write(`${table.toString()}\n`);
+      out.write(`${fitTable(['topic pattern', 'queue', 'since'], list.map((r) => [r.topic, r.queue, r.createdAt.toISOString()]), outputWidth(out))}\n`);
     },
   );
 
@@ -31,10 +30,11 @@ export function registerRoutesCommand(program: Command, out: CommandOutput = pro
       .command('add')
       .description("route a topic pattern ('orders.*', 'orders.#') straight to a queue; takes effect at once in every producer")
       .argument('<pattern>', 'topic pattern: exact, * for one segment, # for any number')
-      .argument('<queue>', 'queue in the same database (created when missing)'),
+      .argument('<queue>', 'queue in the same database (created when missing)')
+      .option('--json', 'print JSON, for scripts'),
   ).action(async (topic: string, queue: string, flags: Flags) => {
     await withPool(flags, (pool) => addDirectRoute(pool, { topic, queue }, { schema: flags.schema }));
-    out.write(`routed ${topic} -> ${queue}\n`);
+    out.write(flags.json ? `${JSON.stringify({ topic, queue, added: true })}\n` : `routed ${topic} -> ${queue}\n`);
   });
 
   addConnectionOptions(
@@ -42,9 +42,12 @@ export function registerRoutesCommand(program: Command, out: CommandOutput = pro
       .command('remove')
       .description('remove a direct route; its topics go to the outbox (and the relay) again')
       .argument('<pattern>', 'topic pattern as added')
-      .argument('<queue>', 'queue'),
+      .argument('<queue>', 'queue')
+      .option('--json', 'print JSON, for scripts'),
   ).action(async (topic: string, queue: string, flags: Flags) => {
     const removed = await withPool(flags, (pool) => removeDirectRoute(pool, { topic, queue }, { schema: flags.schema }));
-    out.write(removed ? `removed ${topic} -> ${queue}\n` : `no direct route ${topic} -> ${queue}\n`);
+    if (flags.json) out.write(`${JSON.stringify({ topic, queue, removed })}\n`);
+    else if (removed) out.write(`removed ${topic} -> ${queue}\n`);
+    if (!removed) throw nothingDone(`no direct route ${topic} -> ${queue}: nothing removed`);
   });
 }

@@ -1,14 +1,29 @@
 import { CommanderError } from 'commander';
 import { isSagaboxError } from '@sagabox/core';
 import { createProgram } from './create-program.js';
+import { CliExit, EXIT_FAILURE, EXIT_NOTHING_DONE, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import { UsageError } from './usage-error.js';
 
-/** Exit codes of the `sagabox` binary. */
-export const EXIT_OK = 0;
-/** A command failed (database unreachable, migration failed, ...). */
-export const EXIT_FAILURE = 1;
-/** The command was called wrongly (unknown flag, missing URL, invalid schema, queue or topic name). */
-export const EXIT_USAGE = 2;
+export { EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOTHING_DONE, EXIT_DECLINED, EXIT_CHECK_FAILED } from './exit-codes.js';
+
+/** The exit code an error thrown by a command ends the CLI with (see `exit-codes.ts`). */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof CliExit) return err.exitCode;
+  if (
+    err instanceof UsageError ||
+    isSagaboxError(err, 'INVALID_OPTIONS') ||
+    isSagaboxError(err, 'INVALID_SCHEMA_NAME') ||
+    isSagaboxError(err, 'INVALID_QUEUE_NAME') ||
+    isSagaboxError(err, 'INVALID_TOPIC')
+  ) {
+    return EXIT_USAGE;
+  }
+  // The thing asked about is not there, or not in a state the action applies to.
+  if (isSagaboxError(err, 'NOT_FOUND') || isSagaboxError(err, 'SAGA_CONFLICT') || isSagaboxError(err, 'HALF_MESSAGE_ALREADY_DECIDED')) {
+    return EXIT_NOTHING_DONE;
+  }
+  return EXIT_FAILURE;
+}
 
 /**
  * Runs the CLI on `argv` (as in `process.argv`) and returns the exit code. Failures
@@ -26,15 +41,6 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     }
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`sagabox: ${message.split('\n')[0]}\n`);
-    if (
-      err instanceof UsageError ||
-      isSagaboxError(err, 'INVALID_OPTIONS') ||
-      isSagaboxError(err, 'INVALID_SCHEMA_NAME') ||
-      isSagaboxError(err, 'INVALID_QUEUE_NAME') ||
-      isSagaboxError(err, 'INVALID_TOPIC')
-    ) {
-      return EXIT_USAGE;
-    }
-    return EXIT_FAILURE;
+    return exitCodeOf(err);
   }
 }

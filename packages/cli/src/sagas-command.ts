@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import Table from 'cli-table3';
 import { SagaboxError } from '@sagabox/core';
 import { cancelSaga, getSaga, listSagas, retrySaga, type SagaDetails, type SagaStatus } from '@sagabox/saga';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import { confirm } from './confirm.js';
+import { fitTable, outputWidth } from './fit-table.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
 import { UsageError } from './usage-error.js';
@@ -20,7 +20,6 @@ interface Flags extends ConnectionFlags {
 
 const STATUSES: readonly SagaStatus[] = ['running', 'compensating', 'completed', 'compensated', 'failed'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const plain = { style: { head: [], border: [] } };
 
 function sagaId(id: string): string {
   if (!UUID.test(id)) throw new UsageError(`saga ids are UUIDs, got ${JSON.stringify(id)} (see \`sagabox sagas list\`)`);
@@ -32,7 +31,7 @@ function notFound(id: string): SagaboxError {
 }
 
 /** Renders a saga and its step history as a timeline, oldest event first. */
-export function formatSagaTimeline(saga: SagaDetails): string {
+export function formatSagaTimeline(saga: SagaDetails, width?: number): string {
   const head = [
     `saga ${saga.id}`,
     `  type     ${saga.type} v${saga.version}`,
@@ -46,11 +45,12 @@ export function formatSagaTimeline(saga: SagaDetails): string {
     'history',
   ];
   const start = saga.history[0]?.at.getTime() ?? saga.createdAt.getTime();
-  const table = new Table({ head: ['#', 'at', '+ms', 'step', 'event', 'detail'], ...plain });
-  for (const e of saga.history) {
-    table.push([e.seq, e.at.toISOString(), e.at.getTime() - start, e.step, e.event, e.detail == null ? '' : JSON.stringify(e.detail).slice(0, 80)]);
-  }
-  return `${head.join('\n')}\n${saga.history.length ? table.toString() : '  (no events)'}\n`;
+  const table = fitTable(
+    ['#', 'at', '+ms', 'step', 'event', 'detail'],
+    saga.history.map((e) => [e.seq, e.at.toISOString(), e.at.getTime() - start, e.step, e.event, e.detail == null ? '' : JSON.stringify(e.detail)]),
+    width,
+  );
+  return `${head.join('\n')}\n${saga.history.length ? table : '  (no events)'}\n`;
 }
 
 /** Registers `sagabox sagas list | show | retry | cancel`. */
@@ -79,25 +79,28 @@ export function registerSagasCommand(program: Command, out: CommandOutput = proc
       }),
     );
     if (flags.json) return out.write(`${JSON.stringify(rows)}\n`);
-    const table = new Table({ head: ['id', 'type', 'version', 'status', 'step', 'updated', 'error'], ...plain });
-    for (const s of rows) table.push([s.id, s.type, s.version, s.status, s.currentStep, s.updatedAt.toISOString(), (s.error ?? '').slice(0, 50)]);
-    out.write(rows.length ? `${table.toString()}\n` : 'no sagas\n');
+    const table = fitTable(
+      ['id', 'type', 'version', 'status', 'step', 'updated', 'error'],
+      rows.map((s) => [s.id, s.type, s.version, s.status, s.currentStep, s.updatedAt.toISOString(), s.error ?? '']),
+      outputWidth(out),
+    );
+    out.write(rows.length ? `${table}\n` : 'no sagas\n');
   });
 
   addConnectionOptions(sagas.command('show').description('one saga: state and step history timeline').argument('<id>').option('--json', 'print JSON'))
     .action(async (id: string, flags: Flags) => {
       const saga = await withPool(flags, (pool) => getSaga(pool, sagaId(id), { schema: flags.schema }));
       if (!saga) throw notFound(id);
-      out.write(flags.json ? `${JSON.stringify(saga)}\n` : formatSagaTimeline(saga));
+      out.write(flags.json ? `${JSON.stringify(saga)}\n` : formatSagaTimeline(saga, outputWidth(out)));
     });
 
   addConnectionOptions(
-    sagas.command('retry').description('resume a failed saga: its stuck compensation is sent again with fresh attempts').argument('<id>').option('--yes', 'do not ask'),
+    sagas.command('retry').description('resume a failed saga: its stuck compensation is sent again with fresh attempts').argument('<id>').option('--yes', 'do not ask').option('--json', 'print JSON, for scripts'),
   ).action(async (id: string, flags: Flags) => {
     sagaId(id);
-    if (!(await confirm(`retry the compensation of saga ${id}?`, flags.yes))) return;
+    await confirm(`retry the compensation of saga ${id}?`, flags.yes);
     await withPool(flags, (pool) => retrySaga(pool, id, { schema: flags.schema }));
-    out.write(`retry requested for saga ${id}\n`);
+    out.write(flags.json ? `${JSON.stringify({ sagaId: id, requested: 'retry' })}\n` : `retry requested for saga ${id}\n`);
   });
 
   addConnectionOptions(
@@ -106,11 +109,12 @@ export function registerSagasCommand(program: Command, out: CommandOutput = proc
       .description('cancel a running saga: its completed steps are compensated in reverse order')
       .argument('<id>')
       .option('--reason <text>', 'kept in the saga history', 'cancelled by operator')
-      .option('--yes', 'do not ask'),
+      .option('--yes', 'do not ask')
+      .option('--json', 'print JSON, for scripts'),
   ).action(async (id: string, flags: Flags) => {
     sagaId(id);
-    if (!(await confirm(`cancel saga ${id} and compensate its completed steps?`, flags.yes))) return;
+    await confirm(`cancel saga ${id} and compensate its completed steps?`, flags.yes);
     await withPool(flags, (pool) => cancelSaga(pool, id, { schema: flags.schema, ...(flags.reason !== undefined ? { reason: flags.reason } : {}) }));
-    out.write(`cancel requested for saga ${id}\n`);
+    out.write(flags.json ? `${JSON.stringify({ sagaId: id, requested: 'cancel' })}\n` : `cancel requested for saga ${id}\n`);
   });
 }
