@@ -36,8 +36,10 @@ describe('sagabox migrate (built binary)', () => {
   it('runs up, status and down against a database', async () => {
     const flags = ['--database-url', db.url, '--schema', 'cli_one'];
 
+    // Pending migrations are a failed check (exit 5), with the status still on stdout.
     const pending = await runCli(['migrate', 'status', ...flags, '--json']);
-    expect(pending.code, pending.stderr).toBe(0);
+    expect(pending.code, pending.stderr).toBe(5);
+    expect(pending.stderr).toMatch(/^sagabox: schema cli_one is not up to date: \d+ pending\n$/);
     const before = JSON.parse(pending.stdout) as { schema: string; migrations: Array<{ status: string }> };
     expect(before.schema).toBe('cli_one');
     expect(before.migrations.length).toBeGreaterThan(0);
@@ -61,6 +63,7 @@ describe('sagabox migrate (built binary)', () => {
     expect(JSON.parse(down.stdout)).toMatchObject({ reverted: { set: 'sagabox' } });
     const after = await runCli(['migrate', 'status', ...flags]);
     expect(after.stdout).toContain('1 pending');
+    expect(after.code).toBe(5);
   });
 
   it('takes the URL from DATABASE_URL and the application folder from --dir', async () => {

@@ -25,7 +25,7 @@ describe('sagabox relay, queues, outbox, dlq', () => {
     const table = await runCli(['queues', ...url]);
     expect(table.stdout).toMatch(/cli-q\s*│\s*1\s*│\s*0\s*│\s*1/);
     const unknown = await runCli(['queues', 'nope', ...url]);
-    expect(unknown.code).toBe(1);
+    expect(unknown.code).toBe(3);
     expect(unknown.stderr).toBe('sagabox: unknown queue(s): nope\n');
   });
 
@@ -54,7 +54,7 @@ describe('sagabox relay, queues, outbox, dlq', () => {
 
   it('shows and sets the flow limits of a queue; none removes one, others keep their value', async () => {
     const unknown = await runCli(['queues', 'limits', 'cli-limited', ...url]);
-    expect(unknown.code).toBe(1);
+    expect(unknown.code).toBe(3);
     expect(unknown.stderr).toBe('sagabox: unknown queue: cli-limited\n');
 
     const set = await runCli([
@@ -100,7 +100,7 @@ describe('sagabox relay, queues, outbox, dlq', () => {
         '--rate must be a number of messages per second above 0 and at most 1000000, or none; ' +
         '--burst must be an integer from 1 to 1000000, or none; ' +
         '--group-rate must be a number of messages per second above 0 and at most 1000000, or none; ' +
-        '--priority-aging-ms must be an integer from 100 to 86400000, or none\n',
+        '--priority-aging-ms must be a duration from 100ms to 1d: milliseconds, or a number with ms, s, m, h or d (90s, 15m, 7d); got "5", or none\n',
     );
     expect(await getQueueLimits(p, 'cli-limited')).toEqual(before);
 
@@ -142,7 +142,9 @@ describe('sagabox relay, queues, outbox, dlq', () => {
     expect(badTopic.stderr).toMatch(/^sagabox: invalid topic pattern "cli\.\.x"\n$/);
     expect((await runCli(['routes', 'add', 'cli.x', 'bad queue', ...url])).code).toBe(2);
     expect((await runCli(['routes', 'remove', 'cli.direct.*', 'cli-direct', ...url])).stdout).toBe('removed cli.direct.* -> cli-direct\n');
-    expect((await runCli(['routes', 'remove', 'cli.direct.*', 'cli-direct', ...url])).stdout).toBe('no direct route cli.direct.* -> cli-direct\n');
+    expect(await runCli(['routes', 'remove', 'cli.direct.*', 'cli-direct', ...url])).toEqual({
+      code: 3, stdout: '', stderr: 'sagabox: no direct route cli.direct.* -> cli-direct: nothing removed\n',
+    });
     const later = await publish(p, { topic: 'cli.direct.x', payload: 2 });
     expect(await count('SELECT count(*) AS n FROM sagabox.outbox WHERE id = $1', later.ids)).toBe(1);
   });

@@ -6,6 +6,7 @@ import { nothingDone } from './exit-codes.js';
 import { fitTable, outputWidth } from './fit-table.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
+import { formatAge } from './queues-command.js';
 import { UsageError } from './usage-error.js';
 import { parseDurationFlag, parseIntFlag } from './cli-values.js';
 
@@ -59,10 +60,12 @@ export function registerDlqCommand(program: Command, out: CommandOutput = proces
     .action(async (flags: Flags) => {
       const rows = await withPool(flags, (pool) => listDeadLetters(pool, filterOf(flags)));
       if (flags.json) return out.write(`${JSON.stringify(rows)}\n`);
+      const now = Date.now();
       const table = fitTable(
-        ['dead id', 'queue', 'topic', 'reason', 'attempts', 'dead at', 'error'],
-        rows.map((r) => [r.deadId, r.queue ?? '(outbox)', r.topic, r.reason, r.attempts, r.deadAt.toISOString(), r.error]),
+        ['dead id', 'queue', 'topic', 'reason', 'attempts', 'died', 'error'],
+        rows.map((r) => [r.deadId, r.queue ?? '(outbox)', r.topic, r.reason, r.attempts, `${formatAge(now - r.deadAt.getTime())} ago`, r.error]),
         outputWidth(out),
+        [0],
       );
       out.write(rows.length ? `${table}\n` : 'no dead letters\n');
     });

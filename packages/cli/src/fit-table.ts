@@ -12,16 +12,30 @@ const MIN_COLUMN = 4;
  * every value whole).
  *
  * @param width - terminal columns; default {@link DEFAULT_TABLE_WIDTH}.
+ * @param whole - indexes of columns never narrowed (ids an operator copies into the next command).
  * @example fitTable(['queue', 'ready'], [['billing', 3]]) // a two-column table string, no trailing newline
  */
-export function fitTable(head: readonly string[], rows: readonly (readonly unknown[])[], width = DEFAULT_TABLE_WIDTH): string {
+export function fitTable(
+  head: readonly string[],
+  rows: readonly (readonly unknown[])[],
+  width = DEFAULT_TABLE_WIDTH,
+  whole: readonly number[] = [],
+): string {
   const cells = rows.map((r) => r.map((c) => (c === null || c === undefined ? '' : String(c)).replace(/\s*\n\s*/g, ' ')));
   // Content width per column, then padding (one space each side) and the borders.
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]?.length ?? 0)));
   const frame = (ws: number[]): number => ws.reduce((a, w) => a + w + 2, 0) + ws.length + 1;
+  // The last column (free text: an error, a detail, a note) gives way first, down to its
+  // header's width; then the widest of the others, one character at a time.
+  const last = widths.length - 1;
+  if (last > 0 && !whole.includes(last) && frame(widths) > width) {
+    const floor = Math.max(MIN_COLUMN, head[last]!.length);
+    widths[last] = Math.max(Math.min(widths[last]!, floor), widths[last]! - (frame(widths) - width));
+  }
   while (frame(widths) > width) {
-    const widest = widths.indexOf(Math.max(...widths));
-    if (widths[widest]! <= MIN_COLUMN) break;
+    const narrowable = widths.map((w, i) => (whole.includes(i) ? 0 : w));
+    const widest = narrowable.indexOf(Math.max(...narrowable));
+    if (narrowable[widest]! <= MIN_COLUMN) break;
     widths[widest] = widths[widest]! - 1;
   }
   const table = new Table({

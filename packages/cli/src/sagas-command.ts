@@ -4,6 +4,7 @@ import { cancelSaga, getSaga, listSagas, retrySaga, type SagaDetails, type SagaS
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import { confirm } from './confirm.js';
 import { fitTable, outputWidth } from './fit-table.js';
+import { formatAge } from './queues-command.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
 import { UsageError } from './usage-error.js';
@@ -79,10 +80,13 @@ export function registerSagasCommand(program: Command, out: CommandOutput = proc
       }),
     );
     if (flags.json) return out.write(`${JSON.stringify(rows)}\n`);
+    // Narrow columns first: the whole id must survive an 80-column terminal.
+    const now = Date.now();
     const table = fitTable(
-      ['id', 'type', 'version', 'status', 'step', 'updated', 'error'],
-      rows.map((s) => [s.id, s.type, s.version, s.status, s.currentStep, s.updatedAt.toISOString(), s.error ?? '']),
+      ['id', 'type', 'status', 'updated', 'error'],
+      rows.map((s) => [s.id, `${s.type} v${s.version}`, s.status, `${formatAge(now - s.updatedAt.getTime())} ago`, s.error ?? '']),
       outputWidth(out),
+      [0],
     );
     out.write(rows.length ? `${table}\n` : 'no sagas\n');
   });
