@@ -42,7 +42,7 @@ describe('sagabox sagas', () => {
   });
 
   it('cancels a running saga (compensating its done steps) only with --yes', async () => {
-    const id = await world.start(orderSaga, { orderId: `o-${randomUUID()}`, amount: 5, slowAt: 'shipping', slowMs: 6_000 });
+    const id = await world.start(orderSaga, { orderId: `o-${randomUUID()}`, amount: 5, slowAt: 'shipping', slowMs: 15_000 });
     await world.waitForSaga(id, ['running']);
     const refused = await runCli(['sagas', 'cancel', id, ...url]);
     expect(refused.code).toBe(2);
