@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-const src = (pkg: string): string => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url));
+const packages = fileURLToPath(new URL('./packages/', import.meta.url));
 
 // The dashboard's end-to-end test needs a Chromium on the machine (Debian's package;
 // no browser download), which a machine with only Node and npm lacks. It runs when
@@ -10,16 +10,13 @@ const browserTests = process.env.SAGABOX_BROWSER_TESTS === '1';
 
 export default defineConfig({
   resolve: {
-    // Tests run from source: the workspace packages resolve to their src, not dist.
-    alias: {
-      '@sagabox/core': src('core'),
-      '@sagabox/saga': src('saga'),
-      '@sagabox/rabbitmq': src('rabbitmq'),
-      '@sagabox/nats': src('nats'),
-      '@sagabox/testing': src('testing'),
-      '@sagabox/telemetry': src('telemetry'),
-      '@sagabox/dashboard': src('dashboard'),
-    },
+    // Tests run from source: every workspace package resolves to its src, not dist. A
+    // package's root is src/index.ts, a subpath export '@sagabox/core/admin' is
+    // src/admin.ts (the entry files sit at the top of each src folder).
+    alias: [
+      { find: /^@sagabox\/([a-z0-9-]+)$/, replacement: `${packages}$1/src/index.ts` },
+      { find: /^@sagabox\/([a-z0-9-]+)\/([a-z0-9-]+)$/, replacement: `${packages}$1/src/$2.ts` },
+    ],
   },
   test: {
     include: ['test/**/*.test.ts', 'packages/*/src/**/*.test.ts'],

@@ -13,7 +13,8 @@
 //      CONCURRENCY (4), BATCH_SIZE (10).
 import os from 'node:os';
 import pg from 'pg';
-import { createRelay, createWorker, publish, setQueueLimits } from '@sagabox/core';
+import { createRelay, createWorker, publish } from '@sagabox/core';
+import { setQueueLimits } from '@sagabox/core/admin';
 import { createTestDatabase, startPostgres } from '@sagabox/testing';
 
 const env = (name, dflt) => Number(process.env[name] ?? dflt);

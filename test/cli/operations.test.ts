@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { getQueueLimits, publish } from '@sagabox/core';
+import { getQueueLimits } from '@sagabox/core/admin';
+import { publish } from '@sagabox/core';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 import { CLI_PATH, runCli } from '../support/run-cli.js';

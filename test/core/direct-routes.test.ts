@@ -1,14 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type pg from 'pg';
+import { addDirectRoute, listDirectRoutes, removeDirectRoute } from '@sagabox/core/admin';
+import { topicMatcher, topicPatternRegex } from '../../packages/core/src/publish/topic-name.js';
 import {
-  addDirectRoute,
   createWorker,
-  listDirectRoutes,
   publish,
-  removeDirectRoute,
   SagaboxError,
-  topicMatcher,
-  topicPatternRegex,
   type Worker,
 } from '@sagabox/core';
 import { useDatabase } from '../support/test-pool.js';

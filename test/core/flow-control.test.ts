@@ -1,8 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  createRelay, createWorker, getQueueLimits, publish, queueStats, setQueueLimits,
-  type OutboxMessage, type Relay, type Worker,
+  createRelay,
+  createWorker,
+  publish,
+  type OutboxMessage,
+  type Relay,
+  type Worker,
 } from '@sagabox/core';
+import { getQueueLimits, queueStats, setQueueLimits } from '@sagabox/core/admin';
 import { randomUUID } from 'node:crypto';
 // The claim statement itself, to look inside its transaction.
 import { queueSql } from '../../packages/core/src/worker/queue-sql.js';

@@ -2,10 +2,19 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  commitHalfMessage, createRelay, createWorker, halfMessageHistory, isSagaboxError, listHalfMessages, prepare,
-  publish, purgeHalfMessageDecisions, rollbackHalfMessage, type HalfMessageChecker, type Relay,
-  type RelayOptions, type Worker,
+  commitHalfMessage,
+  createRelay,
+  createWorker,
+  isSagaboxError,
+  prepare,
+  publish,
+  rollbackHalfMessage,
+  type HalfMessageChecker,
+  type Relay,
+  type RelayOptions,
+  type Worker,
 } from '@sagabox/core';
+import { halfMessageHistory, listHalfMessages, purgeHalfMessageDecisions } from '@sagabox/core/admin';
 import { captureLogger } from '../support/capture-logger.js';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createListener, silentLogger } from '@sagabox/core';
+import { silentLogger } from '@sagabox/core';
+import { createListener } from '../../packages/core/src/relay/listener.js';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 

@@ -4,14 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isSagaboxError, type SagaboxError } from '@sagabox/core';
 import {
-  isSagaboxError,
   migrateDown,
   migrateUp,
   migrationStatus,
   sagaboxMigrationsDir,
-  type SagaboxError,
-} from '@sagabox/core';
+} from '@sagabox/core/migrate';
 import { createTestDatabase, type TestDatabase } from '@sagabox/testing';
 import { runCli } from '../support/run-cli.js';
 

@@ -1,9 +1,23 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import {
-  createRelay, createWorker, defineTopics, listDeadLetters, Outcome, outboxStats, publish, purgeDeadLetters,
-  queueStats, replayDeadLetters, type Destination, type OutboxMessage, type Relay, type Worker,
+  createRelay,
+  createWorker,
+  defineTopics,
+  Outcome,
+  publish,
+  type Destination,
+  type OutboxMessage,
+  type Relay,
+  type Worker,
 } from '@sagabox/core';
+import {
+  listDeadLetters,
+  outboxStats,
+  purgeDeadLetters,
+  queueStats,
+  replayDeadLetters,
+} from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isSagaboxError, listDeadLetters, listHalfMessages, outboxStats, queueStats } from '@sagabox/core';
+import { isSagaboxError } from '@sagabox/core';
+import { listDeadLetters, listHalfMessages, outboxStats, queueStats } from '@sagabox/core/admin';
 import { serveDashboard, type DashboardServer } from '@sagabox/dashboard';
 import { useDatabase } from '../support/test-pool.js';
 import { seedDashboard } from '../support/seed-dashboard.js';

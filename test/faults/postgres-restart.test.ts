@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createRelay, createWorker, migrateUp, publish, type Relay, type Worker } from '@sagabox/core';
+import { createRelay, createWorker, publish, type Relay, type Worker } from '@sagabox/core';
+import { migrateUp } from '@sagabox/core/migrate';
 import { startDisposablePostgres } from '@sagabox/testing';
 import { waitFor } from '../support/wait-for.js';
 

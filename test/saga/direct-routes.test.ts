@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { addDirectRoute, createWorker, Outcome } from '@sagabox/core';
+import { addDirectRoute } from '@sagabox/core/admin';
+import { createWorker, Outcome } from '@sagabox/core';
 import { createOrchestrator, defineSaga, getSaga, participant, startSaga, StepResult } from '@sagabox/saga';
 import { inTransaction } from '../support/in-transaction.js';
 import { useDatabase } from '../support/test-pool.js';

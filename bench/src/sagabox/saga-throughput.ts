@@ -5,7 +5,9 @@
  * Sagabox only: the peers have no sagas.
  */
 import pg from 'pg';
-import { addDirectRoute, createRelay, createWorker, migrateUp } from '@sagabox/core';
+import { addDirectRoute } from '@sagabox/core/admin';
+import { createRelay, createWorker } from '@sagabox/core';
+import { migrateUp } from '@sagabox/core/migrate';
 import { createOrchestrator, defineSaga, participant, startSaga, StepResult } from '@sagabox/saga';
 
 import type { SagaResult } from '../report/results.js';

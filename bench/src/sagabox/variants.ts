@@ -3,7 +3,9 @@
  * only. Loaded with a dynamic import, so the peers still run when the core does not
  * build yet (main.ts then prints why sagabox was skipped).
  */
-import { addDirectRoute, createRelay, createWorker, migrateUp, publish } from '@sagabox/core';
+import { addDirectRoute } from '@sagabox/core/admin';
+import { createRelay, createWorker, publish } from '@sagabox/core';
+import { migrateUp } from '@sagabox/core/migrate';
 import pg from 'pg';
 import { execute } from '../harness/databases.js';
 import type { Consumer, ConsumerOptions, Publisher, Variant, VariantSet } from '../harness/variant.js';

@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
-import { listDeadLetters, purgeDeadLetters, replayDeadLetters, SagaboxError, type DeadLetterFilter } from '@sagabox/core';
+import { listDeadLetters, purgeDeadLetters, replayDeadLetters, type DeadLetterFilter } from '@sagabox/core/admin';
+import { SagaboxError } from '@sagabox/core';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import { confirm } from './confirm.js';
 import { nothingDone } from './exit-codes.js';

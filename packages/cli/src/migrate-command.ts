@@ -5,7 +5,7 @@ import {
   migrationStatus,
   type MigrateOptions,
   type MigrationStatus,
-} from '@sagabox/core';
+} from '@sagabox/core/migrate';
 import { addConnectionOptions, requireDatabaseUrl, type ConnectionFlags } from './connection-options.js';
 import { createCliLogger, LOG_LEVELS } from './cli-logger.js';
 import { CliExit, EXIT_CHECK_FAILED, nothingDone } from './exit-codes.js';

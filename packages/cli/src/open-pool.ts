@@ -1,5 +1,7 @@
 import pg from 'pg';
-import { databaseUnreachableError, DEFAULT_SCHEMA, SAGABOX_MIGRATION_TABLE, validateSchemaName } from '@sagabox/core';
+import { DEFAULT_SCHEMA } from '@sagabox/core';
+import { databaseUnreachableError, validateSchemaName } from '@sagabox/core/extension';
+import { SAGABOX_MIGRATION_TABLE } from '@sagabox/core/migrate';
 import { requireDatabaseUrl, type ConnectionFlags } from './connection-options.js';
 import { CliExit, EXIT_FAILURE } from './exit-codes.js';
 

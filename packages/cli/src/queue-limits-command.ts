@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { getQueueLimits, MAX_FLOW_LIMIT, PRIORITY_AGING_MS_RANGE, setQueueLimits, type QueueLimits } from '@sagabox/core';
+import { getQueueLimits, MAX_FLOW_LIMIT, PRIORITY_AGING_MS_RANGE, setQueueLimits, type QueueLimits } from '@sagabox/core/admin';
 import { parseDurationFlag, parseIntFlag } from './cli-values.js';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { addDirectRoute, listDirectRoutes, removeDirectRoute } from '@sagabox/core';
+import { addDirectRoute, listDirectRoutes, removeDirectRoute } from '@sagabox/core/admin';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';

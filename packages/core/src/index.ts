@@ -1,29 +1,75 @@
-export * from './shared/errors.js';
-export * from './shared/schema-name.js';
-export * from './shared/logger.js';
-export * from './admin/bearer-token.js';
-export * from './migrate/migrate.js';
-export * from './migrate/parse-sql-migration.js';
-export * from './migrate/sql-migration-provider.js';
-export * from './shared/database-unreachable.js';
-export * from './publish/envelope.js';
-export * from './shared/executor.js';
-export * from './publish/topic-name.js';
-export * from './publish/define-topics.js';
-export * from './publish/publish.js';
-export * from './relay/destination.js';
-export * from './relay/create-queue-destination.js';
-export * from './relay/create-relay.js';
-export * from './worker/handler-outcome.js';
-export * from './worker/create-worker.js';
+// @sagabox/core: what an application calls. Publish in its own transaction, relay the
+// outbox, consume with the inbox, half messages for side effects outside Postgres.
+// Operator calls live in '@sagabox/core/admin', the schema in '@sagabox/core/migrate',
+// building blocks for packages that extend sagabox in '@sagabox/core/extension'.
+export { SagaboxError, InvalidOptionsError, isSagaboxError, type SagaboxErrorCode } from './shared/errors.js';
+export { DEFAULT_SCHEMA } from './shared/schema-name.js';
+export { silentLogger, type Logger } from './shared/logger.js';
+export type { Executor, KyselyLike } from './shared/executor.js';
+export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './shared/retry-policy.js';
+
+export {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  HEADERS,
+  PRIORITY_RANGE,
+  type OutboxMessage,
+} from './publish/envelope.js';
+export { MAX_TOPIC_LENGTH } from './publish/topic-name.js';
+export {
+  defineTopics,
+  type PayloadOf,
+  type StandardSchemaV1,
+  type TopicContract,
+  type TopicRegistry,
+} from './publish/define-topics.js';
+export { publish, DEFAULT_NOTIFY_THROTTLE_MS, type PublishOptions, type PublishResult } from './publish/publish.js';
+
+export type { DeliveryContext, Destination, RelayedMessage } from './relay/destination.js';
+export {
+  createQueueDestination,
+  type QueueDestinationOptions,
+  type QueueRoute,
+} from './relay/create-queue-destination.js';
+export {
+  createRelay,
+  DEFAULT_RELAY_BATCH_SIZE,
+  DEFAULT_RELAY_POLL_INTERVAL_MS,
+  DEFAULT_RELAY_RETRY,
+  DEFAULT_STOP_TIMEOUT_MS,
+  type Relay,
+  type RelayEvents,
+  type RelayOptions,
+} from './relay/create-relay.js';
+
+export { Outcome, type HandlerOutcome } from './worker/handler-outcome.js';
+export { createWorker } from './worker/create-worker.js';
+export {
+  DEFAULT_INBOX_RETENTION_MS,
+  DEFAULT_LEASE_MS,
+  DEFAULT_WORKER_BATCH_SIZE,
+  DEFAULT_WORKER_CONCURRENCY,
+  DEFAULT_WORKER_POLL_INTERVAL_MS,
+  type Handler,
+  type HandlerContext,
+  type Message,
+  type Worker,
+  type WorkerEvents,
+  type WorkerOptions,
+} from './worker/worker-options.js';
 export { recordInInbox, recordManyInInbox, type RecordInInboxOptions, type RecordManyInInboxOptions } from './worker/inbox.js';
-export * from './shared/retry-policy.js';
-export { kyselyOnClient } from './worker/client-kysely.js';
-export { createListener, type Listener, type ListenerOptions } from './relay/listener.js';
-export * from './admin/admin.js';
-export * from './flow-control/queue-limits.js';
-export * from './publish/direct-routes.js';
-export * from './half-messages/half-message.js';
+
+export {
+  prepare,
+  commitHalfMessage,
+  rollbackHalfMessage,
+  DEFAULT_CHECK_AFTER_MS,
+  MAX_CHECK_AFTER_MS,
+  MAX_DECISION_NOTE_LENGTH,
+  type HalfMessageDecisionOptions,
+  type HalfMessageDecisionResult,
+  type PrepareOptions,
+  type PreparedHalfMessage,
+} from './half-messages/half-message.js';
 export {
   DEFAULT_CHECK_BACKOFF,
   DEFAULT_CHECK_BATCH_SIZE,
@@ -39,4 +85,3 @@ export {
   type HalfMessageChecker,
   type HalfMessageVerdict,
 } from './half-messages/check-back.js';
-export * from './half-messages/half-message-admin.js';

@@ -1,18 +1,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { bearerTokenMatches } from '@sagabox/core/extension';
 import {
-  bearerTokenMatches,
   DEFAULT_SCHEMA,
   isSagaboxError,
+  silentLogger,
+  type Executor,
+  type Logger,
+} from '@sagabox/core';
+import {
   listDeadLetters,
   listHalfMessages,
   outboxStats,
   queueStats,
   replayDeadLetters,
-  silentLogger,
-  type Executor,
-  type Logger,
   type QueueStats,
-} from '@sagabox/core';
+} from '@sagabox/core/admin';
 import { countSagas, getSaga, listSagas, type SagaStatus } from '@sagabox/saga';
 import { DASHBOARD_HTML } from './dashboard-page.js';
 import { isLoopbackHost } from './loopback.js';

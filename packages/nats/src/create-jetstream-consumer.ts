@@ -1,14 +1,12 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import {
-  backoffMs,
-  isHandlerOutcome,
-  kyselyOnClient,
   recordInInbox,
   recordManyInInbox,
   type HandlerContext,
   type HandlerOutcome,
 } from '@sagabox/core';
+import { backoffMs, isHandlerOutcome, kyselyOnClient } from '@sagabox/core/extension';
 import {
   AckPolicy,
   DeliverPolicy,

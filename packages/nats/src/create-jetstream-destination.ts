@@ -2,11 +2,11 @@ import {
   InvalidOptionsError,
   SagaboxError,
   silentLogger,
-  topicMatcher,
   type Destination,
   type Logger,
   type RelayedMessage,
 } from '@sagabox/core';
+import { topicMatcher } from '@sagabox/core/extension';
 import { jetstream, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
 import { errors as natsErrors, type NatsConnection } from '@nats-io/transport-node';
 import { holdConnection, type HeldConnection, type NatsConnectionSource } from './nats-connection.js';

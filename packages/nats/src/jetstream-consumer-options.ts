@@ -2,17 +2,14 @@ import type { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import {
   DEFAULT_SCHEMA,
-  assertNoProblems,
-  checkInt,
-  resolveRetryPolicy,
   silentLogger,
-  validateSchemaName,
   type HandlerContext,
   type HandlerOutcome,
   type Logger,
   type Message,
   type RetryPolicy,
 } from '@sagabox/core';
+import { assertNoProblems, checkInt, resolveRetryPolicy, validateSchemaName } from '@sagabox/core/extension';
 import type { NatsConnectionSource } from './nats-connection.js';
 import { checkConnectionSource } from './create-jetstream-destination.js';
 
@@ -110,6 +107,7 @@ export interface JetStreamConsumer {
   stop(): Promise<void>;
 }
 
+/** Consumer options after {@link resolveJetStreamConsumerOptions}: defaults filled in, every value checked. */
 export interface ResolvedJetStreamConsumerOptions {
   pool: pg.Pool;
   schema: string;

@@ -1,23 +1,17 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import {
-  assertNoProblems,
-  backoffMs,
-  checkInt,
   DEFAULT_RETRY_POLICY,
   DEFAULT_SCHEMA,
-  isHandlerOutcome,
-  kyselyOnClient,
   recordManyInInbox,
-  resolveRetryPolicy,
   silentLogger,
-  validateSchemaName,
   type Handler,
   type HandlerContext,
   type Logger,
   type RetryPolicy,
   type WorkerEvents,
 } from '@sagabox/core';
+import { assertNoProblems, backoffMs, checkInt, isHandlerOutcome, kyselyOnClient, quoteSchema, resolveRetryPolicy, validateSchemaName } from '@sagabox/core/extension';
 import { Connection, ConsumerStatus, type AsyncMessage, type Consumer, type Publisher } from 'rabbitmq-client';
 import { DEAD_LETTER_HEADERS, fromAmqp, type ReadDelivery } from './amqp-message.js';
 import { openConnection, type RabbitMqConnectionOptions } from './connection.js';

@@ -2,11 +2,11 @@ import {
   InvalidOptionsError,
   SagaboxError,
   silentLogger,
-  topicMatcher,
   type Destination,
   type Logger,
   type RelayedMessage,
 } from '@sagabox/core';
+import { topicMatcher } from '@sagabox/core/extension';
 import { AMQPConnectionError, Connection, type Publisher, type ReturnedMessage } from 'rabbitmq-client';
 import { toAmqp } from './amqp-message.js';
 import { openConnection, type RabbitMqConnectionOptions } from './connection.js';

@@ -1,4 +1,5 @@
-import { publish, SagaboxError, toRunQuery, validateSchemaName, type Executor } from '@sagabox/core';
+import { publish, SagaboxError, type Executor } from '@sagabox/core';
+import { toRunQuery, validateSchemaName } from '@sagabox/core/extension';
 import { sagaSql, type SagaRowData, type SagaStatus } from './saga-sql.js';
 import { resolveSagaTopics, SAGA_HEADERS, type SagaTopicOptions } from './saga-topics.js';
 import type { ControlPayload } from './saga-transition.js';

@@ -1,4 +1,5 @@
-import { quoteSchema, toRunQuery, validateSchemaName, type Executor } from '@sagabox/core';
+import { quoteSchema, toRunQuery, validateSchemaName } from '@sagabox/core/extension';
+import { type Executor } from '@sagabox/core';
 import type { SagaStatus } from './saga-sql.js';
 
 /** How many sagas of one type are in one status. */

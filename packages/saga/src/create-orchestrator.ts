@@ -1,10 +1,8 @@
 import type pg from 'pg';
+import { assertNoProblems, validateQueueName, validateSchemaName } from '@sagabox/core/extension';
 import {
-  assertNoProblems,
   createWorker,
   silentLogger,
-  validateQueueName,
-  validateSchemaName,
   type Handler,
   type Logger,
   type QueueRoute,

@@ -8,10 +8,10 @@ import {
   prepare,
   publish,
   rollbackHalfMessage,
-  validateTopic,
   type Handler,
   type Message,
 } from '@sagabox/core';
+import { validateTopic } from '@sagabox/core/extension';
 import type { ParticipantContext } from './participant.js';
 import { SAGA_HEADERS } from './saga-topics.js';
 

@@ -1,4 +1,5 @@
-import { SagaboxError, toRunQuery, validateSchemaName, type Executor } from '@sagabox/core';
+import { SagaboxError, type Executor } from '@sagabox/core';
+import { toRunQuery, validateSchemaName } from '@sagabox/core/extension';
 import { sagaSql, type SagaRowData, type SagaStatus } from './saga-sql.js';
 
 const STATUSES: readonly SagaStatus[] = ['running', 'compensating', 'completed', 'compensated', 'failed'];

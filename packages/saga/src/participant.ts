@@ -1,14 +1,13 @@
 import {
   HEADERS,
-  isHandlerOutcome,
   Outcome,
   publish,
-  validateTopic,
   type Handler,
   type HandlerContext,
   type HandlerOutcome,
   type Message,
 } from '@sagabox/core';
+import { isHandlerOutcome, validateTopic } from '@sagabox/core/extension';
 import { SAGA_HEADERS } from './saga-topics.js';
 
 /** What a participant's handler gets besides the command: the worker's transaction and the saga's coordinates. */

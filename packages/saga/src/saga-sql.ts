@@ -1,4 +1,4 @@
-import { quoteSchema } from '@sagabox/core';
+import { quoteSchema } from '@sagabox/core/extension';
 
 /** The saga tables' runtime queries for one schema; every value is a bind parameter. */
 export interface SagaSql {

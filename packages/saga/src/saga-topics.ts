@@ -1,4 +1,5 @@
-import { HEADERS, validateQueueName, validateTopic, type QueueRoute } from '@sagabox/core';
+import { HEADERS, type QueueRoute } from '@sagabox/core';
+import { validateQueueName, validateTopic } from '@sagabox/core/extension';
 
 /** Default topic participants reply to (the `reply-to` header of saga commands). */
 export const DEFAULT_SAGA_REPLY_TOPIC = 'sagabox.saga.reply';

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { publish, SagaboxError, silentLogger, toRunQuery, validateSchemaName, type Executor } from '@sagabox/core';
+import { publish, SagaboxError, silentLogger, type Executor } from '@sagabox/core';
+import { toRunQuery, validateSchemaName } from '@sagabox/core/extension';
 import type { SagaDefinition } from './define-saga.js';
 import { sagaSql } from './saga-sql.js';
 import { resolveSagaTopics, type SagaTopicOptions } from './saga-topics.js';

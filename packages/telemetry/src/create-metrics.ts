@@ -1,7 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import {
   DEFAULT_SCHEMA,
-  isHandlerOutcome,
   publish,
   silentLogger,
   type Executor,
@@ -13,6 +12,7 @@ import {
   type Relay,
   type Worker,
 } from '@sagabox/core';
+import { isHandlerOutcome } from '@sagabox/core/extension';
 import { createDatabaseSnapshotReader, type DatabaseSnapshot } from './database-snapshot.js';
 
 /** Default metric name prefix. */

@@ -1,4 +1,6 @@
-import { outboxStats, quoteSchema, queueStats, toRunQuery, type Executor, type OutboxStats, type QueueStats } from '@sagabox/core';
+import { outboxStats, queueStats, type OutboxStats, type QueueStats } from '@sagabox/core/admin';
+import { quoteSchema, toRunQuery } from '@sagabox/core/extension';
+import { type Executor } from '@sagabox/core';
 import { countSagas, type SagaCount } from '@sagabox/saga';
 
 /** A saga that started, or reached an end status, since the previous snapshot. */

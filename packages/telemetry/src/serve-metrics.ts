@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { register as defaultRegistry, type Registry } from 'prom-client';
-import { bearerTokenMatches } from '@sagabox/core';
+import { bearerTokenMatches } from '@sagabox/core/extension';
 
 /**
  * A `node:http` request handler that answers with the registry's metrics in the

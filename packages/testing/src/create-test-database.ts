@@ -1,12 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
-import {
-  DEFAULT_SCHEMA,
-  migrateUp,
-  readSqlMigrations,
-  sagaboxMigrationsDir,
-  validateSchemaName,
-} from '@sagabox/core';
+import { DEFAULT_SCHEMA } from '@sagabox/core';
+import { migrateUp, readSqlMigrations, sagaboxMigrationsDir } from '@sagabox/core/migrate';
+import { validateSchemaName } from '@sagabox/core/extension';
 
 /** Options of {@link createTestDatabase}. */
 export interface CreateTestDatabaseOptions {

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { migrateUp, type Logger } from '@sagabox/core';
+import { migrateUp } from '@sagabox/core/migrate';
+import { type Logger } from '@sagabox/core';
 import { startEmbeddedPostgres } from '@sagabox/testing';
 import { SERVICE_NAMES, type ServiceName } from '../services/service-config.js';
 

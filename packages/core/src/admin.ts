@@ -1,0 +1,32 @@
+// @sagabox/core/admin: what an operator (the CLI, the dashboard, a runbook script) calls
+// on a running system: dead letters, stats, half-message decisions, direct routes and
+// queue flow limits.
+export {
+  listDeadLetters,
+  outboxStats,
+  purgeDeadLetters,
+  queueStats,
+  replayDeadLetters,
+  type AdminOptions,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type OutboxStats,
+  type QueueStats,
+} from './admin/admin.js';
+export {
+  halfMessageHistory,
+  listHalfMessages,
+  purgeHalfMessageDecisions,
+  type HalfMessageDecisionRecord,
+  type ListHalfMessagesOptions,
+  type PreparedHalfMessageInfo,
+} from './half-messages/half-message-admin.js';
+export { addDirectRoute, listDirectRoutes, removeDirectRoute, type DirectRoute } from './publish/direct-routes.js';
+export {
+  getQueueLimits,
+  setQueueLimits,
+  DEFAULT_PRIORITY_AGING_MS,
+  MAX_FLOW_LIMIT,
+  PRIORITY_AGING_MS_RANGE,
+  type QueueLimits,
+} from './flow-control/queue-limits.js';

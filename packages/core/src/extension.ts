@@ -1,0 +1,11 @@
+// @sagabox/core/extension: building blocks for packages that extend sagabox (sagas,
+// broker bridges, telemetry, the dashboard): run SQL on any executor, quote the schema,
+// validate names as core does. Applications do not need them.
+export { toRunQuery, type RunQuery } from './shared/executor.js';
+export { quoteSchema, validateSchemaName } from './shared/schema-name.js';
+export { topicMatcher, validateQueueName, validateTopic } from './publish/topic-name.js';
+export { assertNoProblems, backoffMs, checkInt, resolveRetryPolicy } from './shared/retry-policy.js';
+export { isHandlerOutcome } from './worker/handler-outcome.js';
+export { kyselyOnClient } from './worker/client-kysely.js';
+export { databaseUnreachableError, describeConnectionTarget } from './shared/database-unreachable.js';
+export { bearerTokenMatches } from './admin/bearer-token.js';
