@@ -4,7 +4,9 @@
  * but for concurrency. Public API only, but for the seed, which writes queue rows in
  * one statement so that a million-message backlog takes seconds.
  */
-import { addDirectRoute, createWorker, migrateUp, publish } from '@sagabox/core';
+import { createWorker, publish } from '@sagabox/core';
+import { addDirectRoute } from '@sagabox/core/admin';
+import { migrateUp } from '@sagabox/core/migrate';
 import pg from 'pg';
 import { execute } from '../harness/databases.js';
 import type { StorageSystem } from '../harness/storage-system.js';
