@@ -18,6 +18,7 @@ import { runDrain } from './workloads/w2-drain.js';
 import { runW3 } from './workloads/w3-latency.js';
 import { runSaga } from './workloads/saga.js';
 import { runStorageWorkloads } from './workloads/storage.js';
+import { runRabbitMqBridgeWorkload } from './workloads/rabbitmq-bridge.js';
 
 const benchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -64,6 +65,8 @@ async function main(): Promise<void> {
     results.saga = await runSaga(options, false);
     results.sagaDirect = await runSaga(options, true);
   }
+
+  if (has('rabbitmq') && options.systems !== 'peers' && sagaboxSkipped === undefined) results.rabbitmq = await runRabbitMqBridgeWorkload(options, process.env);
 
   if (has('snapshot') || has('backlog')) {
     const storage = await runStorageWorkloads(options, progress);

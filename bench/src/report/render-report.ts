@@ -149,6 +149,23 @@ export function renderReport(results: Results): string {
     );
   }
 
+  if (results.rabbitmq !== undefined) {
+    const r = results.rabbitmq;
+    out.push(
+      '',
+      '## RabbitMQ bridge',
+      '',
+      `${int(r.messages)} messages (~100-byte JSON, persistent, three headers) on the machine's RabbitMQ. Out: one relay, then two, draining a filled outbox (1,000 keys) into a topic exchange (batches of 200, confirms awaited per batch) beside rabbitmq-client publishing with confirms, 200 in flight. In: createRabbitMqConsumer (inbox rows and an empty handler in one transaction per batch, ack after commit) beside a rabbitmq-client consumer acking each message; prefetch 100 both.`,
+      '',
+      r.error !== undefined
+        ? `failed: ${r.error}`
+        : table(['direction', 'sagabox msg/s', 'RabbitMQ client msg/s', 'ratio (goal >= 0.8x)'], [
+            ['outbox -> relay -> RabbitMQ', r.relayPerSecond.toFixed(0), r.clientPublishPerSecond.toFixed(0), `${r.relayRatio.toFixed(2)}x`],
+            ...(r.twoRelaysPerSecond === undefined ? [] : [['outbox -> 2 relays -> RabbitMQ', r.twoRelaysPerSecond.toFixed(0), r.clientPublishPerSecond.toFixed(0), `${(r.twoRelaysRatio ?? 0).toFixed(2)}x`]]),
+            ['RabbitMQ -> inbox consumer', r.inboxConsumerPerSecond.toFixed(0), r.plainConsumerPerSecond.toFixed(0), `${r.consumerRatio.toFixed(2)}x`],
+          ]),
+    );
+  }
   if (results.storage !== undefined) out.push(renderStorage(results.storage));
 
   if (results.notes.length > 0) {

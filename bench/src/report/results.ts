@@ -62,6 +62,8 @@ export interface Results {
   sagaDirect?: SagaResult;
   /** Held snapshot and deep backlog, when run. */
   storage?: StorageResults;
+  /** The RabbitMQ bridge beside RabbitMQ's own client, when run. */
+  rabbitmq?: BridgeResult;
   notes: string[];
   totalSeconds?: number;
   /** 1-minute load average before and after the run: other work on the machine skews everything. */
@@ -77,5 +79,24 @@ export interface SagaResult {
   p50Ms: number;
   p99Ms: number;
   timedOut: boolean;
+  error?: string;
+}
+
+/** A broker bridge beside the broker's own client: messages per second each way, and the ratios. */
+export interface BridgeResult {
+  messages: number;
+  /** The client publishing with confirms (the broker's limit here). */
+  clientPublishPerSecond: number;
+  /** outbox -> relay -> broker. */
+  relayPerSecond: number;
+  relayRatio: number;
+  /** Two relays on the same outbox. */
+  twoRelaysPerSecond?: number;
+  twoRelaysRatio?: number;
+  /** A client consumer that acks every message. */
+  plainConsumerPerSecond: number;
+  /** broker -> inbox consumer (transaction with the inbox, ack after commit). */
+  inboxConsumerPerSecond: number;
+  consumerRatio: number;
   error?: string;
 }

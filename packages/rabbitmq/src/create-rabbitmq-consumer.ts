@@ -20,7 +20,7 @@ import { createKeyedQueue, type Pending } from './keyed-queue.js';
 /** Default unacknowledged messages the broker sends ahead (AMQP `basic.qos` prefetch count). */
 export const DEFAULT_PREFETCH = 100;
 /** Default messages handled in one PostgreSQL transaction. */
-export const DEFAULT_CONSUMER_BATCH_SIZE = 20;
+export const DEFAULT_CONSUMER_BATCH_SIZE = 50;
 /** Default longest wait in `stop()` for the batch in flight, in milliseconds. */
 export const DEFAULT_CONSUMER_STOP_TIMEOUT_MS = 10_000;
 
@@ -38,7 +38,11 @@ export interface RabbitMqConsumerOptions<P = unknown> extends RabbitMqConnection
   schema?: string;
   /** The RabbitMQ queue to consume. */
   queue: string;
-  /** Declare the queue (durable) at start. Default true; set false to consume a queue declared elsewhere as it is. */
+  /**
+   * Declare the queue (durable, no arguments) at start. Default true; set false to
+   * consume a queue declared elsewhere as it is (one with arguments: quorum, a
+   * dead-letter exchange, a length limit), which must then exist.
+   */
   declareQueue?: boolean;
   /** Exchanges to declare and bind to the queue at start (and after every reconnect). Default none. */
   bindings?: readonly RabbitMqBinding[];
@@ -307,7 +311,8 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       amqpConsumer = connection.createConsumer(
         {
           queue,
-          ...(options.declareQueue ?? true ? { queueOptions: { durable: true } } : {}),
+          // rabbitmq-client declares the queue on every (re)connect; passive only checks that it exists.
+          queueOptions: options.declareQueue ?? true ? { durable: true } : { passive: true },
           qos: { prefetchCount: prefetch },
           // Every prefetched message is handed over at once: the keyed queue decides the order.
           concurrency: prefetch,
