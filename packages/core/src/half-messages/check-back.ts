@@ -4,7 +4,7 @@ import { createDrainLoop, type DrainLoop } from '../relay/drain-loop.js';
 import { SagaboxError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { backoffMs, checkInt, type RetryPolicy } from '../shared/retry-policy.js';
-import { halfMessageSql } from './half-message-sql.js';
+import { checkBackSql } from './check-back-sql.js';
 import { validateTopic } from '../publish/topic-name.js';
 import { errorText } from '../shared/error-text.js';
 
@@ -212,7 +212,7 @@ const VERDICTS: ReadonlySet<unknown> = new Set(['commit', 'rollback', 'unknown']
 export function createCheckBack(deps: CheckBackDependencies): CheckBack {
   const o = deps.options;
   const log = deps.logger.child({ component: 'check-back' });
-  const sql = halfMessageSql(deps.schema);
+  const sql = checkBackSql(deps.schema);
   let loop: DrainLoop | undefined;
   let stopping = new AbortController();
 

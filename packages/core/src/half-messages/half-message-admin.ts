@@ -3,7 +3,36 @@ import { SagaboxError } from '../shared/errors.js';
 import { toRunQuery, type Executor } from '../shared/executor.js';
 import { assertNoProblems, checkInt } from '../shared/retry-policy.js';
 import { DEFAULT_SCHEMA } from '../shared/schema-name.js';
-import { halfMessageSql } from './half-message-sql.js';
+import { statementsFor } from '../shared/statements.js';
+
+// The admin reads and the purge of half messages, for one schema.
+const adminSql = statementsFor((s) => ({
+  // Prepared messages, next due first: $1 topic (null: any), $2 due only, $3 limit.
+  list: `
+    SELECT id, topic, key, checks, check_at, created_at
+    FROM ${s}.outbox
+    WHERE state = 'prepared'
+      AND ($1::text IS NULL OR topic = $1::text)
+      AND ($2::boolean IS NOT TRUE OR check_at <= now())
+    ORDER BY check_at, seq
+    LIMIT $3`,
+  // Every decision about message $1, oldest first.
+  history: `
+    SELECT seq, message_id, topic, decision, source, detail, decided_at
+    FROM ${s}.half_message_decisions
+    WHERE message_id = $1::uuid
+    ORDER BY seq`,
+  // Decisions older than $1 ms, of messages that left the outbox only: a prepared message
+  // keeps its whole history.
+  purgeDecisions: `
+    WITH purged AS (
+      DELETE FROM ${s}.half_message_decisions d
+      WHERE d.decided_at < now() - $1::double precision * interval '1 millisecond'
+        AND NOT EXISTS (SELECT 1 FROM ${s}.outbox o WHERE o.id = d.message_id)
+      RETURNING 1
+    )
+    SELECT count(*)::int AS n FROM purged`,
+}));
 
 /** A half message still prepared: neither committed nor rolled back yet. */
 export interface PreparedHalfMessageInfo {
@@ -55,7 +84,7 @@ export async function listHalfMessages(db: Executor, options: ListHalfMessagesOp
   const problems: string[] = [];
   checkInt(problems, 'limit', options.limit, 1, 10_000);
   assertNoProblems('listHalfMessages', problems);
-  const sql = halfMessageSql(options.schema ?? DEFAULT_SCHEMA);
+  const sql = adminSql(options.schema ?? DEFAULT_SCHEMA);
   const rows = await toRunQuery(db)<{ id: string; topic: string; key: string | null; checks: number; check_at: Date; created_at: Date }>(
     sql.list,
     [options.topic ?? null, options.dueOnly ?? false, options.limit ?? 100],
@@ -76,7 +105,7 @@ export async function halfMessageHistory(db: Executor, id: string, options: { sc
   if (typeof id !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
     throw new SagaboxError('INVALID_MESSAGE', `half message id ${JSON.stringify(id)} is not a UUID`, { details: { id } });
   }
-  const sql = halfMessageSql(options.schema ?? DEFAULT_SCHEMA);
+  const sql = adminSql(options.schema ?? DEFAULT_SCHEMA);
   const rows = await toRunQuery(db)<{
     message_id: string;
     topic: string;
@@ -110,7 +139,7 @@ export async function purgeHalfMessageDecisions(db: Executor, options: { olderTh
   if (options?.olderThanMs === undefined) problems.push('olderThanMs is required');
   checkInt(problems, 'olderThanMs', options?.olderThanMs, 0, Number.MAX_SAFE_INTEGER);
   assertNoProblems('purgeHalfMessageDecisions', problems);
-  const sql = halfMessageSql(options.schema ?? DEFAULT_SCHEMA);
+  const sql = adminSql(options.schema ?? DEFAULT_SCHEMA);
   const rows = await toRunQuery(db)<{ n: number }>(sql.purgeDecisions, [options.olderThanMs]);
   return rows[0]?.n ?? 0;
 }

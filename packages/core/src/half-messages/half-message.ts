@@ -5,6 +5,7 @@ import { toRunQuery, type Executor, type RunQuery } from '../shared/executor.js'
 import type { Logger } from '../shared/logger.js';
 import { assertNoProblems, checkInt } from '../shared/retry-policy.js';
 import { DEFAULT_SCHEMA } from '../shared/schema-name.js';
+import { outboxChannel } from '../shared/channels.js';
 import { halfMessageSql, type HalfMessageSql } from './half-message-sql.js';
 
 /** Default delay before the relay first asks the checker about a half message, in milliseconds (1 minute). */
@@ -177,7 +178,7 @@ async function decide(
   const notify = options.notify ?? true;
   const text = decision === 'commit' ? (notify ? sql.commitNotify : sql.commit) : notify ? sql.rollbackNotify : sql.rollback;
   const values: unknown[] = [id, options.note ?? null];
-  if (notify) values.push(sql.outboxChannel);
+  if (notify) values.push(outboxChannel(options.schema ?? DEFAULT_SCHEMA));
   // A second pass only when a prepare committed between our statement and the lookup.
   for (let pass = 0; pass < 2; pass++) {
     const changed = await run<{ id: string }>(text, values);

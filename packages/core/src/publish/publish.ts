@@ -1,7 +1,8 @@
 import { DEFAULT_MAX_PAYLOAD_BYTES, encodeMessage, type OutboxMessage } from './envelope.js';
 import { toRunQuery, type Executor } from '../shared/executor.js';
 import { DEFAULT_SCHEMA } from '../shared/schema-name.js';
-import { outboxSql } from './outbox-sql.js';
+import { outboxChannel, queueChannel } from '../shared/channels.js';
+import { publishSql } from './publish-sql.js';
 import type { TopicRegistry } from './define-topics.js';
 
 /**
@@ -114,7 +115,7 @@ export async function publish(
   options: PublishOptions = {},
 ): Promise<PublishResult> {
   const schema = options.schema ?? DEFAULT_SCHEMA;
-  const sql = outboxSql(schema);
+  const sql = publishSql(schema);
   const list = Array.isArray(messages) ? (messages as readonly OutboxMessage[]) : [messages as OutboxMessage];
   const maxBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   if (options.topics) {
@@ -132,8 +133,8 @@ export async function publish(
     // Most topics have no direct route: try the outbox-only statement first.
     const m = encoded[0]!;
     const values: unknown[] = [m.id, m.topic, m.key, m.payload, m.headers, m.availableAt, m.expiresAt, m.priority, m.group];
-    if (notify) values.push(sql.outboxChannel);
-    const rows = await run<{ id: string }>(notify ? sql.insertOutboxOnlyNotify : sql.insertOutboxOnly, values, prepare);
+    if (notify) values.push(outboxChannel(schema));
+    const rows = await run<{ id: string }>(notify ? sql.insertOutboxNotify : sql.insertOutbox, values, prepare);
     if (rows.length > 0) return { ids, inserted: ids };
   }
   // One message binds scalars, several bind one array per column (unnest).
@@ -149,10 +150,10 @@ export async function publish(
     column((m) => m.priority),
     column((m) => m.group),
     notify,
-    sql.outboxChannel,
-    sql.queueChannel,
+    outboxChannel(schema),
+    queueChannel(schema),
   ];
-  const rows = await run<{ id: string; queued: boolean }>(one ? sql.insertOne : sql.insertMany, values, prepare);
+  const rows = await run<{ id: string; queued: boolean }>(one ? sql.routeOne : sql.routeMany, values, prepare);
   if (one) rememberRouting(schema, encoded[0]!.topic, rows);
   // A message routed to several queues comes back once per queue.
   const fresh = new Set(rows.map((r) => r.id));

@@ -18,7 +18,8 @@ import { silentLogger, type Logger } from '../shared/logger.js';
 import { assertNoProblems, backoffMs, checkInt, resolveRetryPolicy, type RetryPolicy } from '../shared/retry-policy.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
 import { outboxRowProblem } from './outbox-row-problem.js';
-import { outboxSql } from '../publish/outbox-sql.js';
+import { outboxChannel } from '../shared/channels.js';
+import { relaySql } from './relay-sql.js';
 import { prepared } from '../shared/prepared.js';
 import { errorText } from '../shared/error-text.js';
 
@@ -199,7 +200,7 @@ export function createRelay(options: RelayOptions): Relay {
   const o = resolveRelayOptions(options);
   const log = o.logger.child({ component: 'relay', relay: o.name, schema: o.schema });
   warnIfConnectUnbounded(o.pool, log);
-  const sql = outboxSql(o.schema);
+  const sql = relaySql(o.schema);
   const events = new EventEmitter<RelayEvents>();
   let loop: DrainLoop | undefined;
   let listener: Listener | undefined;
@@ -359,7 +360,7 @@ export function createRelay(options: RelayOptions): Relay {
         listener = createListener({
           connection: o.pool.options,
           pool: o.pool,
-          channels: [sql.outboxChannel],
+          channels: [outboxChannel(o.schema)],
           onNotify: () => loop?.wake(),
           onReconnect: () => loop?.wake(),
           logger: log,

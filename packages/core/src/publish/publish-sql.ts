@@ -1,0 +1,106 @@
+import { statementsFor } from '../shared/statements.js';
+
+// A keyed message takes a transaction-level advisory lock on its key before its row gets
+// its seq, so two transactions publishing one key are serialised until the first commits:
+// per key, seq order is commit order, which the relay and the workers then keep by
+// ordering on seq. 7337105 is sagabox's lock namespace (an arbitrary constant, so its
+// locks are unlikely to meet an application's own); `prepare` takes the same lock.
+//
+// A message whose topic matches a direct route is written into that route's queues
+// instead of the outbox, in the same statement. A repeated id is a no-op in a queue (ON
+// CONFLICT on its key); in the outbox it is stored again and removed at delivery, by the
+// same queue key or the consumers' inbox: the outbox has no unique index on id, which
+// would cost every publish.
+
+/** The statements of {@link publish} for one schema. */
+export const publishSql = statementsFor((s) => ({
+  /**
+   * The common case, one message of a topic without a direct route, touching only the
+   * outbox. Inserts nothing when a direct route matches: publish then runs `routeOne`.
+   * $1-$9: id, topic, key, payload, headers, run_at, expires_at, priority, group_key.
+   */
+  insertOutbox: `
+    INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key)
+    SELECT $1::uuid, $2::text, $3::text, $4::jsonb, $5::jsonb, $6::timestamptz, $7::timestamptz, $8::smallint, $9::text
+    WHERE NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || $2::text) ~ r.topic_regex)
+      AND ($3::text IS NULL
+           OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l))
+    RETURNING id`,
+
+  /** `insertOutbox` with a NOTIFY (sent at commit) on $10, the outbox channel, when it inserted. */
+  insertOutboxNotify: `
+    WITH inserted AS (
+      INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key)
+      SELECT $1::uuid, $2::text, $3::text, $4::jsonb, $5::jsonb, $6::timestamptz, $7::timestamptz, $8::smallint, $9::text
+      WHERE NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || $2::text) ~ r.topic_regex)
+        AND ($3::text IS NULL
+             OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l))
+      RETURNING id
+    )
+    SELECT id, pg_notify($10::text, '') FROM inserted`,
+
+  /**
+   * One message into the queues of the direct routes its topic matches, or into the
+   * outbox when it matches none. $1-$9 as `insertOutbox`; $10 whether to NOTIFY, $11 the
+   * outbox channel, $12 the queue channel (payload: the queue). One row per queue written
+   * (`queued`) or for the outbox row.
+   */
+  routeOne: `
+    WITH locked AS (
+      SELECT $1::uuid AS id, $2::text AS topic, $3::text AS key, $4::jsonb AS payload, $5::jsonb AS headers,
+             $6::timestamptz AS run_at, $7::timestamptz AS expires_at, $8::smallint AS priority, $9::text AS group_key,
+             1 AS ord
+      WHERE $3::text IS NULL
+         OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l)
+    ), routed AS (
+      SELECT i.*, r.queue FROM locked i JOIN ${s}.direct_routes r ON ('.' || i.topic) ~ r.topic_regex
+    ), queued AS (
+      INSERT INTO ${s}.queue_messages (queue, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
+      SELECT queue, id, topic, key, payload, headers, coalesce(run_at, now()), expires_at, now(), priority, group_key
+      FROM routed ORDER BY ord
+      ON CONFLICT (queue, id) DO NOTHING
+      RETURNING id, queue
+    ), stored AS (
+      INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key)
+      SELECT id, topic, key, payload, headers, run_at, expires_at, priority, group_key
+      FROM locked i
+      WHERE NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || i.topic) ~ r.topic_regex)
+      ORDER BY ord
+      RETURNING id
+    )
+    SELECT id, false AS queued, CASE WHEN $10::boolean THEN pg_notify($11::text, '') END AS notified FROM stored
+    UNION ALL
+    SELECT id, true, CASE WHEN $10::boolean THEN pg_notify($12::text, queue) END FROM queued`,
+
+  /** `routeOne` for many messages: $1-$9 one array per column, in publish order; $10-$12 as `routeOne`. */
+  routeMany: `
+    WITH input AS (
+      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::timestamptz[], $7::timestamptz[],
+                           $8::smallint[], $9::text[])
+        WITH ORDINALITY AS t(id, topic, key, payload, headers, run_at, expires_at, priority, group_key, ord)
+    ), locks AS (
+      -- Sorted, so two publishers of overlapping key sets take the locks in one order.
+      SELECT pg_advisory_xact_lock(hashtextextended(k, 7337105))
+      FROM (SELECT DISTINCT key AS k FROM input WHERE key IS NOT NULL ORDER BY 1) keys
+    ), locked AS (
+      SELECT input.* FROM input, (SELECT count(*) FROM locks) taken
+    ), routed AS (
+      SELECT i.*, r.queue FROM locked i JOIN ${s}.direct_routes r ON ('.' || i.topic) ~ r.topic_regex
+    ), queued AS (
+      INSERT INTO ${s}.queue_messages (queue, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
+      SELECT queue, id, topic, key, payload, headers, coalesce(run_at, now()), expires_at, now(), priority, group_key
+      FROM routed ORDER BY ord
+      ON CONFLICT (queue, id) DO NOTHING
+      RETURNING id, queue
+    ), stored AS (
+      INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key)
+      SELECT id, topic, key, payload, headers, run_at, expires_at, priority, group_key
+      FROM locked i
+      WHERE NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || i.topic) ~ r.topic_regex)
+      ORDER BY ord
+      RETURNING id
+    )
+    SELECT id, false AS queued, CASE WHEN $10::boolean THEN pg_notify($11::text, '') END AS notified FROM stored
+    UNION ALL
+    SELECT id, true, CASE WHEN $10::boolean THEN pg_notify($12::text, queue) END FROM queued`,
+}));

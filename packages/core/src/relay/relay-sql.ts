@@ -1,0 +1,49 @@
+import { statementsFor } from '../shared/statements.js';
+
+/** The statements of {@link createRelay}'s delivery loop on the outbox, for one schema. */
+export const relaySql = statementsFor((s) => ({
+  /**
+   * Claims up to $1 deliverable rows in seq order; $2 stands in for now() in tests (null:
+   * now). Head-of-key rule: a keyed row is claimable only when no earlier row with its key
+   * is left in the outbox (claimed by another relay, waiting to retry, or a prepared half
+   * message), so one key never has two rows in flight and a stuck key holds back only
+   * itself. SKIP LOCKED lets any number of relays claim at once.
+   */
+  claim: `
+    SELECT o.seq, o.id, o.topic, o.key, o.payload::text AS payload, o.headers::text AS headers,
+           o.run_at, o.expires_at, o.attempts, o.created_at, o.priority, o.group_key
+    FROM ${s}.outbox o
+    WHERE o.state = 'ready'
+      AND o.available_at <= coalesce($2::timestamptz, now())
+      AND (o.key IS NULL OR NOT EXISTS (
+            SELECT 1 FROM ${s}.outbox p WHERE p.key = o.key AND p.seq < o.seq))
+    ORDER BY o.seq
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED`,
+
+  /** Removes the delivered rows: $1 their seqs. */
+  deleteDelivered: `DELETE FROM ${s}.outbox WHERE seq = ANY($1::bigint[])`,
+
+  /** Counts a failed attempt and sets when to try again: $1 seqs, $2 delays in ms, $3 errors. */
+  retryLater: `
+    UPDATE ${s}.outbox o
+    SET attempts = o.attempts + 1,
+        available_at = now() + f.delay_ms * interval '1 millisecond',
+        last_error = f.error
+    FROM unnest($1::bigint[], $2::double precision[], $3::text[]) AS f(seq, delay_ms, error)
+    WHERE o.seq = f.seq`,
+
+  /**
+   * Moves rows to dead_letters in one statement: $1 seqs, $2 reasons, $3 errors, $4 the
+   * attempts to add to each row's count (1 when this batch's attempt failed).
+   */
+  deadLetter: `
+    WITH f AS (
+      SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS f(seq, reason, error)
+    ), moved AS (
+      DELETE FROM ${s}.outbox o USING f WHERE o.seq = f.seq RETURNING o.*
+    )
+    INSERT INTO ${s}.dead_letters (source, queue, id, topic, key, group_key, priority, payload, headers, reason, error, attempts, created_at)
+    SELECT 'outbox', NULL, m.id, m.topic, m.key, m.group_key, m.priority, m.payload, m.headers, f.reason, f.error, m.attempts + $4::int, m.created_at
+    FROM moved m JOIN f USING (seq)`,
+}));
