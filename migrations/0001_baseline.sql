@@ -161,14 +161,19 @@ CREATE TABLE queue_leases (
 
 -- (consumer, message id) of every message handled, written in the handler's own
 -- transaction: a redelivered message finds its row and has no second effect.
+-- Partitioned by ranges of message id (UUIDv7: time first), so retention drops a
+-- span of time whole instead of leaving vacuum a dead tuple per message; the id is
+-- in the key, so each partition enforces it alone. maintainInbox makes the partitions.
 CREATE TABLE inbox (
   consumer     text        NOT NULL,
   message_id   uuid        NOT NULL,
   processed_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (consumer, message_id)
-);
--- Retention purge deletes by age.
-CREATE INDEX inbox_processed_at ON inbox (processed_at);
+) PARTITION BY RANGE (message_id);
+-- Ids outside every time partition (not UUIDv7, older than the oldest kept, far
+-- ahead): purged by age, row by row; small while ids are sagabox's own.
+CREATE TABLE inbox_other PARTITION OF inbox DEFAULT;
+CREATE INDEX inbox_other_processed_at ON inbox_other (processed_at);
 
 -- What could not be delivered or handled, with its reason, for inspection and replay.
 CREATE TABLE dead_letters (

@@ -30,3 +30,11 @@ export {
   PRIORITY_AGING_MS_RANGE,
   type QueueLimits,
 } from './flow-control/queue-limits.js';
+export {
+  maintainInbox,
+  DEFAULT_INBOX_AHEAD_MS,
+  DEFAULT_INBOX_LOCK_TIMEOUT_MS,
+  DEFAULT_INBOX_PARTITION_MS,
+  type InboxMaintenance,
+  type MaintainInboxOptions,
+} from './retention/inbox-partitions.js';

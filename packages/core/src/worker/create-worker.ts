@@ -12,6 +12,7 @@ import { assertNoProblems, backoffMs, checkInt, DEFAULT_RETRY_POLICY, resolveRet
 import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
 import { prepared } from '../shared/prepared.js';
 import { queueSql } from './queue-sql.js';
+import { maintainInbox } from '../retention/inbox-partitions.js';
 import { validateQueueName } from '../publish/topic-name.js';
 import { DEFAULT_STOP_TIMEOUT_MS } from '../relay/create-relay.js';
 
@@ -481,15 +482,14 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
     }
   };
 
+  // Retention drops whole time partitions of the inbox (see maintainInbox), so the
+  // inbox leaves no dead tuples behind; it also creates the partitions ahead of time.
   const purgeInbox = async (): Promise<void> => {
     const retentionMs = options.inboxRetentionMs ?? DEFAULT_INBOX_RETENTION_MS;
     try {
-      for (;;) {
-        const { rowCount } = await pool.query(sql.purgeInbox, [retentionMs, 5_000]);
-        if (!rowCount || rowCount < 5_000 || !started) break;
-      }
+      await maintainInbox(pool, { schema, retentionMs, logger: log });
     } catch (err) {
-      log.warn({ err }, 'inbox purge failed; will try again');
+      log.warn({ err }, 'inbox maintenance failed; will try again');
     }
   };
 
@@ -550,6 +550,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       if (purgeEvery > 0) {
         purgeTimer = setInterval(() => void purgeBuckets().then(() => (useInbox ? purgeInbox() : undefined)), purgeEvery);
         purgeTimer.unref();
+        if (useInbox) void purgeInbox();
       }
       log.info({ consumer, concurrency, batchSize, inbox: useInbox }, 'worker started');
     },

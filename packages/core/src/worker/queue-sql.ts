@@ -35,7 +35,6 @@ export interface QueueSql {
   purgeLeases: string;
   retryLater: string;
   deadLetter: string;
-  purgeInbox: string;
 }
 
 const cache = new Map<string, QueueSql>();
@@ -437,9 +436,6 @@ export function queueSql(schema: string): QueueSql {
       INSERT INTO ${s}.dead_letters (source, queue, id, topic, key, group_key, payload, headers, priority, reason, error, attempts, created_at)
       SELECT 'queue', m.queue, m.id, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, f.reason, f.error, m.attempts, m.created_at
       FROM moved m JOIN f USING (id)`,
-    purgeInbox: `
-      DELETE FROM ${s}.inbox WHERE ctid = ANY(ARRAY(
-        SELECT ctid FROM ${s}.inbox WHERE processed_at < now() - $1::double precision * interval '1 millisecond' LIMIT $2))`,
   };
   cache.set(schema, q);
   return q;

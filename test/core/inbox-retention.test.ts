@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { uuidv7 } from 'uuidv7';
+import { isSagaboxError, publish, recordInInbox } from '@sagabox/core';
+import { addDirectRoute, maintainInbox } from '@sagabox/core/admin';
+import { useDatabase } from '../support/test-pool.js';
+import { startChild, type Child } from '../support/child.js';
+import { waitFor } from '../support/wait-for.js';
+
+const { db, pool, count } = await useDatabase();
+const p = pool(12);
+const DAY = 24 * 3_600_000;
+
+const partitions = async (): Promise<string[]> => {
+  const { rows } = await p.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = 'sagabox.inbox'::regclass ORDER BY 1`,
+  );
+  return rows.map((r) => r.name);
+};
+const whereIs = async (consumer: string, id: string): Promise<string | undefined> => {
+  const { rows } = await p.query<{ t: string }>(`SELECT tableoid::regclass::text AS t FROM sagabox.inbox WHERE consumer = $1 AND message_id = $2`, [consumer, id]);
+  return rows[0]?.t;
+};
+const record = async (consumer: string, id: string): Promise<boolean> => {
+  const c = await p.connect();
+  try {
+    return await recordInInbox(c, { consumer, messageId: id });
+  } finally {
+    c.release();
+  }
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('maintainInbox', () => {
+  it('rejects bad options with INVALID_OPTIONS before any SQL', async () => {
+    const err = await maintainInbox(p, { retentionMs: -1, partitionMs: 5, schema: 'x; drop' } as never).catch((e: unknown) => e);
+    expect(isSagaboxError(err, 'INVALID_OPTIONS')).toBe(true);
+    expect((err as { problems: string[] }).problems.length).toBe(3);
+  });
+
+  it('keeps UUIDv7 ids in time partitions that retention drops whole, and other ids in inbox_other, purged by age', async () => {
+    const now = new Date('2030-03-10T12:00:00Z');
+    // Before maintenance, a v7 id of that day has no partition yet: it waits in inbox_other.
+    const early = uuidv7At(now.getTime() - 3_600_000);
+    expect(await record('ret', early)).toBe(true);
+    expect(await whereIs('ret', early)).toBe('sagabox.inbox_other');
+
+    const first = await maintainInbox(p, { retentionMs: 7 * DAY, now });
+    expect(first.created).toEqual(['inbox_p20300310', 'inbox_p20300311', 'inbox_p20300312']);
+    // The partition took its rows out of inbox_other: still there once, still deduplicating.
+    expect(await whereIs('ret', early)).toBe('sagabox.inbox_p20300310');
+    expect(await record('ret', early)).toBe(false);
+
+    const later = uuidv7At(now.getTime() + 60_000);
+    const random = randomUUID();
+    expect(await record('ret', later)).toBe(true);
+    expect(await record('ret', random)).toBe(true);
+    expect(await whereIs('ret', later)).toBe('sagabox.inbox_p20300310');
+    expect(await whereIs('ret', random)).toBe('sagabox.inbox_other');
+    await p.query(`UPDATE sagabox.inbox SET processed_at = $2 WHERE message_id = $1`, [random, now]);
+
+    // Eight days on: the tenth is past retention and goes whole; the random id goes by age.
+    const eightDays = new Date(now.getTime() + 8 * DAY);
+    const second = await maintainInbox(p, { retentionMs: 7 * DAY, now: eightDays });
+    expect(second.dropped).toEqual(['inbox_p20300310']);
+    expect(second.created).toContain('inbox_p20300318');
+    expect(second.purgedOther).toBeGreaterThanOrEqual(1);
+    expect(await whereIs('ret', early)).toBeUndefined();
+    expect(await whereIs('ret', random)).toBeUndefined();
+    expect(await partitions()).not.toContain('inbox_p20300310');
+    expect(await partitions()).toContain('inbox_p20300311');
+  });
+
+  it('gives up a drop that cannot get its lock instead of queueing inserts behind it, and drops it on a later run', async () => {
+    const now = new Date('2031-01-01T00:00:00Z');
+    await maintainInbox(p, { retentionMs: DAY, now });
+    const holder = await p.connect();
+    try {
+      // A long transaction that read the inbox holds a lock the drop needs.
+      await holder.query('BEGIN');
+      await holder.query(`SELECT count(*) FROM sagabox.inbox`);
+      const blocked = await maintainInbox(p, { retentionMs: DAY, now: new Date(now.getTime() + 3 * DAY), lockTimeoutMs: 100 });
+      expect(blocked.dropped).toEqual([]);
+      expect(blocked.skipped).toBeGreaterThan(0);
+      expect(await partitions()).toContain('inbox_p20310101');
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+    const later = await maintainInbox(p, { retentionMs: DAY, now: new Date(now.getTime() + 3 * DAY) });
+    expect(later.dropped).toContain('inbox_p20310101');
+  });
+
+  it('rotation every few hundred ms under producers, two workers (one SIGKILLed mid-run) and a held snapshot: every message has one effect, keys keep their order', async () => {
+    await p.query('CREATE TABLE effects (seq bigserial PRIMARY KEY, message_id uuid NOT NULL, n int)');
+    await p.query(`INSERT INTO sagabox.queues (name) VALUES ('rot') ON CONFLICT DO NOTHING`);
+    await addDirectRoute(p, { topic: 'rot.*', queue: 'rot' });
+    // A report left open: its snapshot holds vacuum back for the whole run.
+    const report = await p.connect();
+    await report.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    await report.query('SELECT count(*) FROM sagabox.queues');
+
+    // Partitions of 1 s, kept 3 s: many are created and dropped while messages flow.
+    let rotating = true;
+    const rotations = { created: 0, dropped: 0 };
+    const rotator = (async () => {
+      while (rotating) {
+        const r = await maintainInbox(p, { retentionMs: 3_000, partitionMs: 1_000, aheadMs: 2_000, lockTimeoutMs: 200 });
+        rotations.created += r.created.length;
+        rotations.dropped += r.dropped.length;
+        await sleep(150);
+      }
+    })();
+
+    const workerEnv = { DATABASE_URL: db.url, QUEUE: 'rot', LEASE_MS: '1500', BATCH_SIZE: '5', INBOX_PURGE_MS: '0' };
+    const workers: Child[] = [startChild('worker-child.mjs', workerEnv), startChild('worker-child.mjs', workerEnv)];
+    await Promise.all(workers.map((w) => w.waitForLine(/^ready$/)));
+
+    const KEYS = 8;
+    const published: string[] = [];
+    let producing = true;
+    const producer = async (key: number) => {
+      for (let i = 0; producing; i++) {
+        const c = await p.connect();
+        try {
+          await c.query('BEGIN');
+          const { ids } = await publish(c, [{ topic: 'rot.x', key: `k${key}`, payload: { n: key * 1_000_000 + i } }]);
+          await c.query('COMMIT');
+          published.push(...ids);
+        } finally {
+          c.release();
+        }
+        await sleep(5);
+      }
+    };
+    const producers = Array.from({ length: KEYS }, (_, k) => producer(k));
+
+    await waitFor('a partition dropped under load', () => rotations.dropped >= 1, 30_000);
+    await workers[0]!.kill('SIGKILL');
+    workers.push(startChild('worker-child.mjs', workerEnv));
+    await workers.at(-1)!.waitForLine(/^ready$/);
+    await waitFor('more partitions dropped after the kill', () => rotations.dropped >= 3, 30_000);
+    producing = false;
+    await Promise.all(producers);
+
+    await waitFor('every message handled', async () => (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'rot'`)) === 0, 60_000);
+    rotating = false;
+    await rotator;
+    await report.query('ROLLBACK');
+    report.release();
+    for (const w of workers) await w.kill('SIGKILL');
+
+    expect(published.length).toBeGreaterThan(100);
+    expect(rotations.created).toBeGreaterThanOrEqual(3);
+    const { rows } = await p.query<{ message_id: string; n: number }>('SELECT message_id, n FROM effects ORDER BY seq');
+    // Nothing lost, nothing handled twice.
+    expect(rows.map((r) => r.message_id).sort()).toEqual([...published].sort());
+    // Per key, effects in publish order.
+    const last = new Map<number, number>();
+    for (const { n } of rows) {
+      const key = Math.floor(n / 1_000_000);
+      expect(n).toBeGreaterThan(last.get(key) ?? -1);
+      last.set(key, n);
+    }
+  }, 120_000);
+});
+
+/** A UUIDv7 of the given millisecond (random bits from a fresh v7). */
+function uuidv7At(ms: number): string {
+  const hex = ms.toString(16).padStart(12, '0');
+  const rest = uuidv7().slice(13);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}${rest}`;
+}
