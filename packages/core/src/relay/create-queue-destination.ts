@@ -3,8 +3,30 @@ import type { Destination, RelayedMessage } from './destination.js';
 import { InvalidOptionsError } from '../shared/errors.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
 import { prepared } from '../shared/prepared.js';
-import { queueSql } from '../worker/queue-sql.js';
+import { queueChannel } from '../shared/channels.js';
+import { statementsFor } from '../shared/statements.js';
 import { topicMatcher, validateQueueName } from '../publish/topic-name.js';
+
+// The queue destination's statements, for the schema of the queues' database.
+const destinationSql = statementsFor((s) => ({
+  // Registers the queues the routes name: $1 their names.
+  ensureQueues: `INSERT INTO ${s}.queues (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`,
+  // One row per (queue, message): $1-$9 and $11-$12 one array per column, $10 the queue
+  // channel. Rows are inserted in array order, so within a batch seq follows the outbox's
+  // seq. ON CONFLICT makes a repeated delivery (the relay died before deleting its outbox
+  // rows) a no-op. One NOTIFY per queue per batch wakes that queue's workers.
+  enqueue: `
+    WITH inserted AS (
+      INSERT INTO ${s}.queue_messages (queue, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
+      SELECT q, id, topic, key, payload, headers, coalesce(run_at, now()), expires_at, created_at, priority, group_key
+      FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
+                  $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $11::smallint[], $12::text[])
+        AS t(q, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
+      ON CONFLICT (queue, id) DO NOTHING
+      RETURNING queue
+    )
+    SELECT queue, pg_notify($10::text, queue) FROM (SELECT DISTINCT queue FROM inserted) d`,
+}));
 
 /** A route: messages whose topic matches `topic` (exact, `*` one segment, `#` any segments) go to `queue`. */
 export interface QueueRoute {
@@ -56,7 +78,7 @@ export function createQueueDestination(options: QueueDestinationOptions): Destin
     }
   }
   if (problems.length > 0) throw new InvalidOptionsError('queue destination', problems);
-  const sql = queueSql(schema);
+  const sql = destinationSql(schema);
   const queuesOf = new Map<string, string[]>();
   const route = (topic: string): string[] => {
     let qs = queuesOf.get(topic);
@@ -95,7 +117,7 @@ export function createQueueDestination(options: QueueDestinationOptions): Destin
         }
       }
       if (cols[0]!.length === 0) return;
-      await (remote ?? client).query(prepared(sql.enqueue, [...cols, sql.queueChannel, priorities, groups]));
+      await (remote ?? client).query(prepared(sql.enqueue, [...cols, queueChannel(schema), priorities, groups]));
     },
   };
 }

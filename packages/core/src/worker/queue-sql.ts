@@ -4,7 +4,6 @@ import { quoteSchema } from '../shared/schema-name.js';
 export interface QueueSql {
   readonly queueChannel: string;
   ensureQueues: string;
-  enqueue: string;
   /**
    * The flow-control claim of `batchSize` messages: $1 queue, $2 lease token, $3 worker
    * name, $4 lease ms, $5 the claiming slot's token (its queue_leases row).
@@ -157,20 +156,6 @@ export function queueSql(schema: string): QueueSql {
   q = {
     queueChannel: `${schema}.queue`,
     ensureQueues: `INSERT INTO ${s}.queues (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`,
-    // Rows are inserted in array order, so within one batch seq follows the outbox's
-    // seq. ON CONFLICT makes a repeated delivery (relay died before deleting its
-    // outbox rows) a no-op. One NOTIFY per queue per batch wakes that queue's workers.
-    enqueue: `
-      WITH inserted AS (
-        INSERT INTO ${s}.queue_messages (queue, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
-        SELECT q, id, topic, key, payload, headers, coalesce(run_at, now()), expires_at, created_at, priority, group_key
-        FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
-                    $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $11::smallint[], $12::text[])
-          AS t(q, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
-        ON CONFLICT (queue, id) DO NOTHING
-        RETURNING queue
-      )
-      SELECT queue, pg_notify($10::text, queue) FROM (SELECT DISTINCT queue FROM inserted) d`,
     // Claim: lease a batch. Head-of-key rule as in the outbox: a keyed message is
     // claimable only when no earlier message with its key is left in the queue, so
     // at most one message per key is in flight and keys are handled in order.
