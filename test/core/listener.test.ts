@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '@sagabox/core';
-import { createListener } from '../../packages/core/src/relay/listener.js';
+import { createListener } from '../../packages/core/src/shared/listener.js';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { withTransaction } from '../shared/checkout-client.js';
-import { createDrainLoop, type DrainLoop } from '../relay/drain-loop.js';
+import { createDrainLoop, type DrainLoop } from '../shared/drain-loop.js';
 import { SagaboxError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { backoffMs, checkInt, type RetryPolicy } from '../shared/retry-policy.js';

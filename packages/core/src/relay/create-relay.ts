@@ -9,11 +9,11 @@ import {
   type ResolvedCheckBackOptions,
 } from '../half-messages/check-back.js';
 import { warnIfConnectUnbounded, withTransaction } from '../shared/checkout-client.js';
-import { createDrainLoop, type DrainLoop } from './drain-loop.js';
+import { createDrainLoop, type DrainLoop } from '../shared/drain-loop.js';
 import type { Destination, RelayedMessage } from './destination.js';
 import { createQueueDestination, type QueueRoute } from './create-queue-destination.js';
 import { InvalidOptionsError, isSagaboxError } from '../shared/errors.js';
-import { createListener, type Listener } from './listener.js';
+import { createListener, type Listener } from '../shared/listener.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { assertNoProblems, backoffMs, checkInt, resolveRetryPolicy, type RetryPolicy } from '../shared/retry-policy.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';

@@ -1,4 +1,4 @@
-import type { Logger } from '../shared/logger.js';
+import type { Logger } from './logger.js';
 
 /** Options of {@link createDrainLoop}. */
 export interface DrainLoopOptions {

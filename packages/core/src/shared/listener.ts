@@ -1,7 +1,7 @@
 import pgListen, { type Subscriber } from 'pg-listen';
 import type pg from 'pg';
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '../shared/logger.js';
+import type { Logger } from './logger.js';
 
 // pg-listen is CommonJS with an `exports.default`; from ESM the function sits one level down.
 const createSubscriber = pgListen.default;
