@@ -12,7 +12,7 @@ export type StorageJob =
       /** Offered messages per second. */
       rate: number;
       durationMs: number;
-      /** Latency windows, by due time. */
+      /** Latency windows, by commit time. */
       windowMs: number;
       /** Hold a REPEATABLE READ transaction open for the whole run. */
       holdSnapshot: boolean;

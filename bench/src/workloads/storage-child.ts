@@ -121,6 +121,7 @@ async function tableStats(url: string, schemas: string[]): Promise<TableStat[]> 
 async function snapshot(job: Extract<StorageJob, { kind: 'snapshot' }>, system: StorageSystem): Promise<SnapshotReport> {
   const total = Math.ceil((job.rate * job.durationMs) / 1000) + 1;
   const dueAt = new Float64Array(total + 1).fill(Number.NaN);
+  const committedAt = new Float64Array(total + 1).fill(Number.NaN);
   const latency = new Float64Array(total + 1).fill(Number.NaN);
   let handled = 0;
   let duplicates = 0;
@@ -151,8 +152,9 @@ async function snapshot(job: Extract<StorageJob, { kind: 'snapshot' }>, system: 
     await consumer.start();
     await sleep(1_000);
     const producedAt = preciseNow();
-    const result = await openLoop(job.url, publisher, job.rate, job.durationMs, (n, dueWall) => {
+    const result = await openLoop(job.url, publisher, job.rate, job.durationMs, (n, dueWall, commitWall) => {
       dueAt[n] = dueWall;
+      committedAt[n] = commitWall;
     });
     const deadline = performance.now() + job.drainTimeoutMs;
     while (handled < result.committed && performance.now() < deadline) await sleep(20);
@@ -167,7 +169,8 @@ async function snapshot(job: Extract<StorageJob, { kind: 'snapshot' }>, system: 
     for (let from = 0; from < job.durationMs; from += job.windowMs) {
       const samples: number[] = [];
       for (let n = 1; n <= total; n += 1) {
-        const offset = dueAt[n]! - producedAt;
+        // By commit time: a producer that falls behind still fills every window.
+        const offset = committedAt[n]! - producedAt;
         if (offset >= from && offset < from + job.windowMs && !Number.isNaN(latency[n]!)) samples.push(latency[n]!);
       }
       const summary = summarizeLatencies(samples);

@@ -7,6 +7,7 @@ import { registerQueuesCommands } from './queues-command.js';
 import { registerRelayCommand } from './relay-command.js';
 import { registerRoutesCommand } from './routes-command.js';
 import { registerSagasCommand } from './sagas-command.js';
+import { registerStorageCommand } from './storage-command.js';
 import { EXIT_CODES_HELP } from './exit-codes.js';
 
 /** The CLI's version, printed by `sagabox --version`. */
@@ -34,6 +35,7 @@ export function createProgram(out: CommandOutput = process.stdout): Command {
   registerMigrateCommand(program, out);
   registerRelayCommand(program, out);
   registerQueuesCommands(program, out);
+  registerStorageCommand(program, out);
   registerRoutesCommand(program, out);
   registerDlqCommand(program, out);
   registerSagasCommand(program, out);

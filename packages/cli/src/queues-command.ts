@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import { outboxStats, queueStats } from '@sagabox/core/admin';
+import { outboxStats, queueStats, storageHealth } from '@sagabox/core/admin';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
 import { fitTable, outputWidth } from './fit-table.js';
 import { registerQueueLimitsCommands } from './queue-limits-command.js';
+import { vacuumWarning } from './storage-command.js';
 
 interface Flags extends ConnectionFlags {
   json?: boolean;
@@ -32,8 +33,13 @@ export function registerQueuesCommands(program: Command, out: CommandOutput = pr
   // the program in create-program.ts) hand them to the subcommand.
   registerQueueLimitsCommands(queuesCommand, out);
   queuesCommand.action(async (queues: string[], flags: Flags) => {
-    const stats = await withPool(flags, (pool) => queueStats(pool, { schema: flags.schema, ...(queues.length ? { queues } : {}) }));
+    const [stats, health] = await withPool(flags, async (pool) => [
+      await queueStats(pool, { schema: flags.schema, ...(queues.length ? { queues } : {}) }),
+      // A queue's depth looks fine long before a held snapshot has bloated it: say so here.
+      await storageHealth(pool, { schema: flags.schema }).catch(() => undefined),
+    ] as const);
     if (flags.json) return out.write(`${JSON.stringify(stats)}\n`);
+    if (health) out.write(vacuumWarning(health));
     const table = fitTable(
       ['queue', 'ready', 'in flight', 'delayed', 'dead', 'oldest'],
       stats.map((s) => [s.queue, s.ready, s.inFlight, s.delayed, s.dead, formatAge(s.oldestAgeMs)]),

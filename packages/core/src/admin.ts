@@ -38,3 +38,11 @@ export {
   type InboxMaintenance,
   type MaintainInboxOptions,
 } from './retention/inbox-partitions.js';
+export {
+  storageHealth,
+  DEFAULT_VACUUM_BLOCKED_AFTER_MS,
+  type StorageHealth,
+  type StorageHealthOptions,
+  type TableHealth,
+  type VacuumHorizonHolder,
+} from './admin/storage-health.js';

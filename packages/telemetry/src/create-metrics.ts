@@ -86,7 +86,11 @@ export interface SagaboxMetrics {
  * `sagabox_queue_messages{queue,state}`, `sagabox_queue_oldest_age_seconds{queue}`,
  * `sagabox_outbox_messages{state}`, `sagabox_relay_lag_seconds`,
  * `sagabox_sagas{type,status}`, `sagabox_sagas_started_total{type}`,
- * `sagabox_sagas_finished_total{type,status}`, `sagabox_saga_duration_seconds{type,status}`.
+ * `sagabox_sagas_finished_total{type,status}`, `sagabox_saga_duration_seconds{type,status}`,
+ * `sagabox_vacuum_horizon_age_seconds` and `sagabox_vacuum_horizon_xmin_age` (the oldest
+ * transaction or snapshot holding vacuum back), `sagabox_vacuum_horizon_holder{kind,pid,application,state}`,
+ * `sagabox_vacuum_blocked` (1 when that holder is older than five minutes),
+ * `sagabox_table_live_tuples{table}`, `sagabox_table_dead_tuples{table}`, `sagabox_table_bytes{table}`.
  *
  * @example
  * const metrics = createMetrics({ database: { pool } });
@@ -279,6 +283,50 @@ function registerDatabaseMetrics(options: MetricsOptions, p: string, registry: R
       for (const c of snap.sagas) sagas.set({ type: c.type, status: c.status }, c.count);
     }),
   });
+  const horizonAge: Gauge = new Gauge({
+    name: `${p}vacuum_horizon_age_seconds`,
+    help: 'How long the oldest transaction or snapshot holding vacuum back has been open (0 when none)',
+    registers,
+    collect: from((snap) => horizonAge.set((snap.storage.oldest?.ageMs ?? 0) / 1_000)),
+  });
+  const horizonXmin: Gauge = new Gauge({
+    name: `${p}vacuum_horizon_xmin_age`,
+    help: 'Transactions since the xmin of the oldest holder of the vacuum horizon (0 when none)',
+    registers,
+    collect: from((snap) => horizonXmin.set(snap.storage.oldest?.xminAge ?? 0)),
+  });
+  const holder: Gauge<'kind' | 'pid' | 'application' | 'state'> = new Gauge({
+    name: `${p}vacuum_horizon_holder`,
+    help: 'The oldest holder of the vacuum horizon (1 while it is the oldest): a session, prepared transaction or replication slot',
+    labelNames: ['kind', 'pid', 'application', 'state'] as const,
+    registers,
+    collect: from((snap) => {
+      holder.reset();
+      const h = snap.storage.oldest;
+      if (h) holder.set({ kind: h.kind, pid: String(h.pid ?? ''), application: h.application ?? h.name ?? '', state: h.state ?? '' }, 1);
+    }),
+  });
+  const blocked: Gauge = new Gauge({
+    name: `${p}vacuum_blocked`,
+    help: '1 while a transaction or snapshot has held vacuum back for five minutes or more',
+    registers,
+    collect: from((snap) => blocked.set(snap.storage.vacuumBlocked ? 1 : 0)),
+  });
+  const tableGauge = (name: string, help: string, value: (t: DatabaseSnapshot['storage']['tables'][number]) => number): void => {
+    const gauge: Gauge<'table'> = new Gauge({
+      name: `${p}${name}`,
+      help,
+      labelNames: ['table'] as const,
+      registers,
+      collect: from((snap) => {
+        gauge.reset();
+        for (const t of snap.storage.tables) gauge.set({ table: t.table }, value(t));
+      }),
+    });
+  };
+  tableGauge('table_live_tuples', 'Live rows of a sagabox table (statistics, approximate; partitions summed)', (t) => t.liveTuples);
+  tableGauge('table_dead_tuples', 'Dead rows of a sagabox table not yet removed by vacuum (statistics, approximate)', (t) => t.deadTuples);
+  tableGauge('table_bytes', 'Size of a sagabox table with its indexes and TOAST, in bytes', (t) => t.bytes);
   const started = new Counter({
     name: `${p}sagas_started_total`,
     help: 'Sagas started since this process began scraping',

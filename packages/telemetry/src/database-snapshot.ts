@@ -1,4 +1,4 @@
-import { outboxStats, queueStats, type OutboxStats, type QueueStats } from '@sagabox/core/admin';
+import { outboxStats, queueStats, storageHealth, type OutboxStats, type QueueStats, type StorageHealth } from '@sagabox/core/admin';
 import { quoteSchema, toRunQuery } from '@sagabox/core/extension';
 import { type Executor } from '@sagabox/core';
 import { countSagas, type SagaCount } from '@sagabox/saga';
@@ -23,6 +23,8 @@ export interface DatabaseSnapshot {
   started: SagaChange[];
   /** Sagas that became completed, compensated or failed since the previous snapshot. */
   finished: SagaChange[];
+  /** What holds vacuum back, and dead tuples and size of each sagabox table. */
+  storage: StorageHealth;
 }
 
 /**
@@ -93,6 +95,8 @@ export function createDatabaseSnapshotReader(db: Executor, schema: string): () =
 
   return async () => {
     const [queues, outbox, sagas, changes] = await Promise.all([queueStats(db, { schema }), outboxStats(db, { schema }), countSagas(db, { schema }), readChanges()]);
-    return { queues, outbox, sagas, ...changes };
+    // After the others: run beside them, one of their own queries would be the oldest snapshot.
+    const storage = await storageHealth(db, { schema });
+    return { queues, outbox, sagas, ...changes, storage };
   };
 }
