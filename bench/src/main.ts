@@ -19,6 +19,7 @@ import { runW3 } from './workloads/w3-latency.js';
 import { runSaga } from './workloads/saga.js';
 import { runStorageWorkloads } from './workloads/storage.js';
 import { runRabbitMqBridgeWorkload } from './workloads/rabbitmq-bridge.js';
+import { runNatsBridgeWorkload } from './workloads/nats-bridge.js';
 
 const benchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -67,6 +68,7 @@ async function main(): Promise<void> {
   }
 
   if (has('rabbitmq') && options.systems !== 'peers' && sagaboxSkipped === undefined) results.rabbitmq = await runRabbitMqBridgeWorkload(options, process.env);
+  if (has('nats') && options.systems !== 'peers' && sagaboxSkipped === undefined) results.nats = await runNatsBridgeWorkload(options, process.env);
 
   if (has('snapshot') || has('backlog')) {
     const storage = await runStorageWorkloads(options, progress);

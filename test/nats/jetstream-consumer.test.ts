@@ -64,6 +64,8 @@ describe('createJetStreamConsumer', () => {
     for (const r of rows) expect(r.corr).toBe(`c${r.n}`);
     expect(await count(`SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = 'billing'`)).toBe(40);
     await waitFor('all acked', async () => (await jsm.consumers.info('SHOP', 'billing')).num_ack_pending === 0);
+    // Like a worker, the consumer keeps the inbox's time partitions (made ahead, dropped past retention).
+    await waitFor('inbox partitions made ahead', async () => (await count(`SELECT count(*) AS n FROM pg_inherits WHERE inhparent = 'sagabox.inbox'::regclass`)) > 1);
     // The durable was created with the consumer's settings.
     const info = await jsm.consumers.info('SHOP', 'billing');
     expect(info.config.ack_policy).toBe('explicit');

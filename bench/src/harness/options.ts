@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
 
 /** Which workloads exist; `--workloads` picks a subset. */
-export const WORKLOADS = ['w1', 'w2', 'w2r', 'w3', 'saga', 'rabbitmq', 'snapshot', 'backlog'] as const;
+export const WORKLOADS = ['w1', 'w2', 'w2r', 'w3', 'saga', 'rabbitmq', 'nats', 'snapshot', 'backlog'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 /** What runs without --workloads: the storage workloads take most of an hour and are asked for by name. */
-export const DEFAULT_WORKLOADS: readonly Workload[] = ['w1', 'w2', 'w2r', 'w3', 'saga', 'rabbitmq'];
+export const DEFAULT_WORKLOADS: readonly Workload[] = ['w1', 'w2', 'w2r', 'w3', 'saga', 'rabbitmq', 'nats'];
 
 /** Which systems to run: the peers (graphile-worker, pg-boss and the plain-SQL floors), sagabox, or both. */
 export type SystemSelection = 'all' | 'peers' | 'sagabox';
@@ -50,7 +50,7 @@ const HELP = `Usage: npm run bench -- [options]
 
   --quick                   short smoke run (about a minute)
   --only all|peers|sagabox  which systems to run (default all); alias --systems
-  --workloads LIST          of w1,w2,w2r,w3,saga,rabbitmq,snapshot,backlog (default all but
+  --workloads LIST          of w1,w2,w2r,w3,saga,rabbitmq,nats,snapshot,backlog (default all but
                             snapshot and backlog; the bare word storage means both)
   --w1-clients N            W1 concurrent clients (default 4)
   --w1-seconds S            W1 measured seconds per variant (default 15, quick 3)
@@ -77,7 +77,7 @@ const HELP = `Usage: npm run bench -- [options]
   --no-report               do not write bench/RESULTS.md (JSON is always written)
   -h, --help
 
-Bare words work as well: quick, peers, sagabox, w1, w2, w2r, w3, saga, rabbitmq, snapshot, backlog, storage.
+Bare words work as well: quick, peers, sagabox, w1, w2, w2r, w3, saga, rabbitmq, nats, snapshot, backlog, storage.
 
 Through the root script (npm run bench -- ...) a second npm run sits in between: it
 turns flags it does not know into npm_config_* variables (read here too) and eats

@@ -166,6 +166,23 @@ export function renderReport(results: Results): string {
           ]),
     );
   }
+  if (results.nats !== undefined) {
+    const r = results.nats;
+    out.push(
+      '',
+      '## NATS JetStream bridge',
+      '',
+      `${int(r.messages)} messages (~100-byte JSON, three headers, Nats-Msg-Id) on the machine's NATS (JetStream, file storage). Out: one relay, then two, draining a filled outbox (1,000 keys) into a stream (batches of 200, PubAcks awaited per batch) beside @nats-io/jetstream publishing with PubAcks, 200 in flight. In: createJetStreamConsumer (inbox rows and an empty handler in one transaction per batch of 50, ack after commit) beside a client consumer acking each message; max_ack_pending 1,000 both.`,
+      '',
+      r.error !== undefined
+        ? `failed: ${r.error}`
+        : table(['direction', 'sagabox msg/s', 'NATS client msg/s', 'ratio (goal >= 0.8x)'], [
+            ['outbox -> relay -> JetStream', r.relayPerSecond.toFixed(0), r.clientPublishPerSecond.toFixed(0), `${r.relayRatio.toFixed(2)}x`],
+            ...(r.twoRelaysPerSecond === undefined ? [] : [['outbox -> 2 relays -> JetStream', r.twoRelaysPerSecond.toFixed(0), r.clientPublishPerSecond.toFixed(0), `${(r.twoRelaysRatio ?? 0).toFixed(2)}x`]]),
+            ['JetStream -> inbox consumer', r.inboxConsumerPerSecond.toFixed(0), r.plainConsumerPerSecond.toFixed(0), `${r.consumerRatio.toFixed(2)}x`],
+          ]),
+    );
+  }
   if (results.storage !== undefined) out.push(renderStorage(results.storage));
 
   if (results.notes.length > 0) {

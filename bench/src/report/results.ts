@@ -64,6 +64,8 @@ export interface Results {
   storage?: StorageResults;
   /** The RabbitMQ bridge beside RabbitMQ's own client, when run. */
   rabbitmq?: BridgeResult;
+  /** The NATS JetStream bridge beside the NATS client, when run. */
+  nats?: BridgeResult;
   notes: string[];
   totalSeconds?: number;
   /** 1-minute load average before and after the run: other work on the machine skews everything. */

@@ -12,7 +12,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { createRelay, migrateUp, publish } from '@sagabox/core';
+import { createRelay, publish } from '@sagabox/core';
+import { migrateUp } from '@sagabox/core/migrate';
 import { createRabbitMqConsumer, createRabbitMqDestination } from '@sagabox/rabbitmq';
 import { Connection } from 'rabbitmq-client';
 import type { BridgeResult } from '../report/results.js';

@@ -18,6 +18,7 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { headers as natsHeaders, nanos } from '@nats-io/transport-node';
+import { maintainInbox } from '@sagabox/core/admin';
 import { holdConnection, type HeldConnection } from './nats-connection.js';
 import {
   resolveJetStreamConsumerOptions,
@@ -84,6 +85,17 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
   let running = false;
   let attaching: Promise<void> | undefined;
   let lanes: Promise<void>[] = [];
+  let maintenance: NodeJS.Timeout | undefined;
+  let maintaining: Promise<void> | undefined;
+  // The inbox drops whole time partitions past retention (see maintainInbox) and has
+  // its partitions made ahead of time; a worker on the same database does the same.
+  const maintainTheInbox = async (): Promise<void> => {
+    try {
+      await maintainInbox(o.pool, { schema: o.schema, retentionMs: o.inboxRetentionMs, logger: log });
+    } catch (err) {
+      log.warn({ err }, 'inbox maintenance failed; will try again');
+    }
+  };
   const buffer: JsMsg[] = [];
   const busyKeys = new Set<string>();
   const waiters = new Set<() => void>();
@@ -384,10 +396,20 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
       attaching = attach();
       await attaching;
       lanes = Array.from({ length: o.concurrency }, () => lane());
+      if (o.inboxMaintenanceIntervalMs > 0) {
+        const run = (): void => {
+          maintaining ??= maintainTheInbox().finally(() => (maintaining = undefined));
+        };
+        run();
+        maintenance = setInterval(run, o.inboxMaintenanceIntervalMs);
+        maintenance.unref();
+      }
     },
     async stop() {
       if (!running) return;
       running = false;
+      clearInterval(maintenance);
+      await maintaining;
       const h = held;
       // Closing the connection first ends a start() still waiting for the broker.
       if (!messages) await h?.close();

@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import {
+  DEFAULT_INBOX_RETENTION_MS,
   DEFAULT_SCHEMA,
   silentLogger,
   type HandlerContext,
@@ -21,6 +22,8 @@ export const DEFAULT_JETSTREAM_BATCH_SIZE = 50;
 export const DEFAULT_ACK_WAIT_MS = 30_000;
 /** Default retries of a failing handler: naks with this backoff, then the dead letter after `maxAttempts` deliveries. */
 export const DEFAULT_JETSTREAM_RETRY: RetryPolicy = { maxAttempts: 10, baseDelayMs: 1_000, maxDelayMs: 60_000, jitter: true };
+/** Default interval of the inbox's retention run, in milliseconds (10 minutes). */
+export const DEFAULT_INBOX_MAINTENANCE_INTERVAL_MS = 600_000;
 /** Default longest wait of `stop()` for the batch in flight, in milliseconds. */
 export const DEFAULT_JETSTREAM_STOP_TIMEOUT_MS = 10_000;
 
@@ -79,6 +82,10 @@ export type JetStreamConsumerOptions<P = unknown> = NatsConnectionSource & {
    * with limits retention).
    */
   deadLetterSubject?: string;
+  /** How long handled ids stay in the inbox, in milliseconds. Default: core's `DEFAULT_INBOX_RETENTION_MS` (7 days). */
+  inboxRetentionMs?: number;
+  /** How often to run the inbox's retention (`maintainInbox`), in milliseconds; 0 never. Default {@link DEFAULT_INBOX_MAINTENANCE_INTERVAL_MS}. */
+  inboxMaintenanceIntervalMs?: number;
   /** Identifies this consumer in logs and on its connection. Default `jetstream-<durable>`. */
   name?: string;
   logger?: Logger;
@@ -122,6 +129,8 @@ export interface ResolvedJetStreamConsumerOptions {
   ackWaitMs: number;
   retry: RetryPolicy;
   deadLetterSubject: string | undefined;
+  inboxRetentionMs: number;
+  inboxMaintenanceIntervalMs: number;
   name: string;
   logger: Logger;
   stopTimeoutMs: number;
@@ -157,6 +166,8 @@ export function resolveJetStreamConsumerOptions<P>(options: JetStreamConsumerOpt
   checkInt(problems, 'concurrency', o.concurrency, 1, 1_000);
   checkInt(problems, 'ackWaitMs', o.ackWaitMs, 1_000, 86_400_000);
   checkInt(problems, 'stopTimeoutMs', o.stopTimeoutMs, 0, 3_600_000);
+  checkInt(problems, 'inboxRetentionMs', o.inboxRetentionMs, 1_000, 10 * 365 * 86_400_000);
+  checkInt(problems, 'inboxMaintenanceIntervalMs', o.inboxMaintenanceIntervalMs, 0, 86_400_000);
   const retry = resolveRetryPolicy(o.retry, DEFAULT_JETSTREAM_RETRY, problems);
   assertNoProblems('jetstream consumer', problems);
   return {
@@ -173,6 +184,8 @@ export function resolveJetStreamConsumerOptions<P>(options: JetStreamConsumerOpt
     ackWaitMs: o.ackWaitMs ?? DEFAULT_ACK_WAIT_MS,
     retry,
     deadLetterSubject: o.deadLetterSubject,
+    inboxRetentionMs: o.inboxRetentionMs ?? DEFAULT_INBOX_RETENTION_MS,
+    inboxMaintenanceIntervalMs: o.inboxMaintenanceIntervalMs ?? DEFAULT_INBOX_MAINTENANCE_INTERVAL_MS,
     name: o.name ?? `jetstream-${o.durable}`,
     logger: o.logger ?? silentLogger,
     stopTimeoutMs: o.stopTimeoutMs ?? DEFAULT_JETSTREAM_STOP_TIMEOUT_MS,
