@@ -188,7 +188,7 @@ CREATE TABLE dead_letters (
   priority     smallint    NOT NULL DEFAULT 0,
   payload      jsonb       NOT NULL,
   headers      jsonb       NOT NULL DEFAULT '{}'::jsonb,
-  reason       text        NOT NULL CHECK (reason IN ('failed', 'expired', 'invalid', 'unroutable', 'unresolved', 'non_retryable')),
+  reason       text        NOT NULL CHECK (reason IN ('failed', 'timeout', 'expired', 'invalid', 'unroutable', 'unresolved', 'non_retryable')),
   error        text        NOT NULL,
   attempts     integer     NOT NULL,
   created_at   timestamptz NOT NULL,

@@ -227,7 +227,7 @@ describe('relay and worker', () => {
     const relay = track(createRelay({ pool: p, routes: [{ topic: 'slow.*', queue: 'slow' }] }));
     let runs = 0;
     const mk = (name: string) => track(createWorker({
-      pool: p, queue: 'slow', name, leaseMs: 200, pollIntervalMs: 50,
+      pool: p, queue: 'slow', name, leaseMs: 200, handlerTimeoutMs: 5_000, pollIntervalMs: 50,
       handler: async (m, ctx) => {
         runs++;
         await new Promise((r) => setTimeout(r, 700));

@@ -26,7 +26,9 @@ export type SagaboxErrorCode =
   | 'COMPENSATION_FAILED'
   | 'STOP_TIMEOUT'
   | 'BROKER_REJECTED'
-  | 'BROKER_UNREACHABLE';
+  | 'BROKER_UNREACHABLE'
+  | 'HANDLER_TIMEOUT'
+  | 'INVALID_OUTCOME';
 
 /** Base class of every error sagabox throws on purpose. */
 export class SagaboxError extends Error {

@@ -30,6 +30,8 @@ export interface QueueSql {
   ackAndRelease: string;
   /** Ends the standing reservations of a stopping worker's slots: $1 queue, $2 slot tokens. */
   releaseSlots: string;
+  /** Releases the queue_leases row of a counted batch settled message by message: $1 queue, $2 slot token. */
+  releaseBatch: string;
   purgeBuckets: string;
   purgeLeases: string;
   retryLater: string;
@@ -392,6 +394,9 @@ export function queueSql(schema: string): QueueSql {
       DELETE FROM ${s}.queue_messages WHERE queue = $1 AND id = ANY($2::uuid[])`,
     // A stopping worker's slots have nothing in flight: their reservations (0008) end
     // now rather than when they run out. Exact rows are released by their acks.
+    // A counted batch that was handled message by message (a handler failed) is released
+    // once all its messages are settled, so it counts until then.
+    releaseBatch: releaseLeases('queue = $1 AND lease_token = $2::uuid'),
     releaseSlots: releaseLeases('queue = $1 AND lease_token = ANY($2::uuid[]) AND reserved_for IS NOT NULL AND locked_until > now()'),
     // Group buckets that have refilled to the brim say nothing a missing row does not.
     // Lease rows of slots whose worker died without acking: they stopped counting when

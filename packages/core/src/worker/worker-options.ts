@@ -1,10 +1,13 @@
 import type { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { TopicRegistry } from '../publish/define-topics.js';
+import { validateQueueName } from '../publish/topic-name.js';
 import type { HandlerOutcome } from './handler-outcome.js';
-import type { Logger } from '../shared/logger.js';
-import type { RetryPolicy } from '../shared/retry-policy.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import { assertNoProblems, checkInt, DEFAULT_RETRY_POLICY, resolveRetryPolicy, type RetryPolicy } from '../shared/retry-policy.js';
+import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
 
 /** Default number of batches a worker handles at once. */
 export const DEFAULT_WORKER_CONCURRENCY = 1;
@@ -16,6 +19,17 @@ export const DEFAULT_LEASE_MS = 30_000;
 export const DEFAULT_WORKER_POLL_INTERVAL_MS = 1_000;
 /** Default inbox retention, in milliseconds (7 days). */
 export const DEFAULT_INBOX_RETENTION_MS = 7 * 24 * 3_600_000;
+/** Default interval of the inbox (and flow-control bookkeeping) purge, in milliseconds (10 minutes). */
+export const DEFAULT_INBOX_PURGE_INTERVAL_MS = 600_000;
+/** Default time a worker's `stop()` waits for batches in flight, in milliseconds. */
+export const DEFAULT_WORKER_STOP_TIMEOUT_MS = 10_000;
+/**
+ * Default handler timeout, in milliseconds, with the default lease: a handler still
+ * running after this long is aborted and its batch's transaction ended (see
+ * {@link WorkerOptions.handlerTimeoutMs}). With another `leaseMs`, the default is
+ * five sixths of it.
+ */
+export const DEFAULT_HANDLER_TIMEOUT_MS = 25_000;
 
 /** A message as a handler sees it. */
 export interface Message<P = unknown> {
@@ -39,6 +53,12 @@ export interface Message<P = unknown> {
 export interface HandlerContext {
   /** The transaction's connection. Do not COMMIT or ROLLBACK it. */
   client: pg.PoolClient;
+  /**
+   * Aborted when the handler has run for `handlerTimeoutMs`: by then its transaction has
+   * been ended and its connection closed, so stop work (pass it to `fetch` and the like).
+   * Its `reason` is a `SagaboxError` with code `HANDLER_TIMEOUT`.
+   */
+  signal: AbortSignal;
   /** A kysely instance on the same transaction (created on first use). */
   readonly db: Kysely<any>;
   consumer: string;
@@ -66,24 +86,144 @@ export interface WorkerOptions<P = unknown> {
    * other in it and commit together (fast). Use 1 for slow handlers. Default {@link DEFAULT_WORKER_BATCH_SIZE}.
    */
   batchSize?: number;
-  /** Lease length, in milliseconds. Default {@link DEFAULT_LEASE_MS}. */
+  /**
+   * Lease length, in milliseconds (100 to one day): how long a crashed worker's messages
+   * wait before other workers may take them. A running handler keeps its message's row
+   * locked, so a live worker needs no renewal. Default {@link DEFAULT_LEASE_MS}.
+   */
   leaseMs?: number;
+  /**
+   * How long one handler call may run, in milliseconds (10 to one day). On timeout the
+   * handler's `signal` is aborted, the batch's transaction is ended by closing its
+   * connection (so a handler that ignores the signal holds no row lock and no
+   * connection idle in transaction), the message is retried with backoff and, after
+   * `retry.maxAttempts`, dead-lettered with reason `timeout`; the batch's other messages
+   * are handled again one by one. May exceed `leaseMs` (the row lock keeps the message).
+   * Default {@link DEFAULT_HANDLER_TIMEOUT_MS}, or five sixths of `leaseMs` when that is given.
+   */
+  handlerTimeoutMs?: number;
+  /** Poll interval, in milliseconds (10 to one hour): the guarantee behind LISTEN's hints. Default {@link DEFAULT_WORKER_POLL_INTERVAL_MS}. */
   pollIntervalMs?: number;
+  /** Wake on the relay's NOTIFY hints (needs a session connection). Default true. */
   listen?: boolean;
+  /** Retries of failing messages. Default {@link DEFAULT_RETRY_POLICY}. */
   retry?: Partial<RetryPolicy>;
   /** Validate payloads at consume; a failing one is dead-lettered as `invalid`. */
   topics?: TopicRegistry;
+  /** How long handled ids stay in the inbox, in milliseconds. Default {@link DEFAULT_INBOX_RETENTION_MS}. */
   inboxRetentionMs?: number;
-  /** How often to purge old inbox rows (and refilled group token buckets), in milliseconds (0: never). Default 600,000. */
+  /** How often to purge old inbox rows (and refilled group token buckets), in milliseconds (0: never). Default {@link DEFAULT_INBOX_PURGE_INTERVAL_MS}. */
   inboxPurgeIntervalMs?: number;
+  /** This worker's name in leases and logs. Default `worker-<pid>-<random>`. */
   name?: string;
+  /** A pino-compatible logger. Default: silent. */
   logger?: Logger;
+  /** How long `stop()` waits for batches in flight, in milliseconds (0 to one hour). Default {@link DEFAULT_WORKER_STOP_TIMEOUT_MS}. */
   stopTimeoutMs?: number;
+}
+
+/** {@link WorkerOptions} checked and completed with defaults by {@link resolveWorkerOptions}. */
+export interface ResolvedWorkerOptions<P = unknown> {
+  pool: pg.Pool;
+  schema: string;
+  queue: string;
+  handler: Handler<P>;
+  consumer: string;
+  inbox: boolean;
+  concurrency: number;
+  batchSize: number;
+  leaseMs: number;
+  handlerTimeoutMs: number;
+  pollIntervalMs: number;
+  listen: boolean;
+  retry: RetryPolicy;
+  topics: TopicRegistry | undefined;
+  inboxRetentionMs: number;
+  inboxPurgeIntervalMs: number;
+  name: string;
+  logger: Logger;
+  stopTimeoutMs: number;
+}
+
+/**
+ * Checks worker options and fills in the defaults, without side effects. Every problem
+ * is reported at once.
+ * @throws {InvalidOptionsError} `INVALID_OPTIONS` listing each problem (also for
+ *   `undefined` or a non-object).
+ * @example resolveWorkerOptions({ pool, queue: 'billing', handler }).handlerTimeoutMs // 25000
+ */
+export function resolveWorkerOptions<P = unknown>(options: WorkerOptions<P>): ResolvedWorkerOptions<P> {
+  const problems: string[] = [];
+  const given = (typeof options === 'object' && options !== null ? options : {}) as Partial<WorkerOptions<P>>;
+  if (given !== options) problems.push('options must be an object');
+  if (typeof given.pool?.connect !== 'function') problems.push('pool must be a pg.Pool');
+  if (typeof given.handler !== 'function') problems.push('handler must be a function');
+  let schema = DEFAULT_SCHEMA;
+  let queue = '';
+  try {
+    schema = validateSchemaName(given.schema ?? DEFAULT_SCHEMA);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  try {
+    queue = validateQueueName(given.queue as string);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  checkInt(problems, 'concurrency', given.concurrency, 1, 1_000);
+  checkInt(problems, 'batchSize', given.batchSize, 1, 10_000);
+  checkInt(problems, 'leaseMs', given.leaseMs, 100, 86_400_000);
+  checkInt(problems, 'handlerTimeoutMs', given.handlerTimeoutMs, 10, 86_400_000);
+  checkInt(problems, 'pollIntervalMs', given.pollIntervalMs, 10, 3_600_000);
+  checkInt(problems, 'inboxRetentionMs', given.inboxRetentionMs, 0, 10 * 365 * 86_400_000);
+  checkInt(problems, 'inboxPurgeIntervalMs', given.inboxPurgeIntervalMs, 0, 86_400_000);
+  checkInt(problems, 'stopTimeoutMs', given.stopTimeoutMs, 0, 3_600_000);
+  if (given.consumer !== undefined && (typeof given.consumer !== 'string' || given.consumer.length === 0 || given.consumer.length > 255)) {
+    problems.push('consumer must be a string of 1-255 characters');
+  }
+  if (given.name !== undefined && (typeof given.name !== 'string' || given.name.length === 0 || given.name.length > 255)) {
+    problems.push('name must be a string of 1-255 characters');
+  }
+  for (const flag of ['inbox', 'listen'] as const) {
+    if (given[flag] !== undefined && typeof given[flag] !== 'boolean') problems.push(`${flag} must be a boolean`);
+  }
+  if (given.topics !== undefined && typeof (given.topics as { validate?: unknown } | null)?.validate !== 'function') {
+    problems.push('topics must come from defineTopics(...)');
+  }
+  if (given.logger !== undefined && typeof (given.logger as { child?: unknown } | null)?.child !== 'function') {
+    problems.push('logger must be pino-compatible (with child())');
+  }
+  if (given.retry !== undefined && (typeof given.retry !== 'object' || given.retry === null)) problems.push('retry must be an object');
+  const retry = resolveRetryPolicy(typeof given.retry === 'object' && given.retry !== null ? given.retry : undefined, DEFAULT_RETRY_POLICY, problems);
+  assertNoProblems('worker', problems);
+  const leaseMs = given.leaseMs ?? DEFAULT_LEASE_MS;
+  return {
+    pool: given.pool!,
+    schema,
+    queue,
+    handler: given.handler!,
+    consumer: given.consumer ?? queue,
+    inbox: given.inbox ?? true,
+    concurrency: given.concurrency ?? DEFAULT_WORKER_CONCURRENCY,
+    batchSize: given.batchSize ?? DEFAULT_WORKER_BATCH_SIZE,
+    leaseMs,
+    handlerTimeoutMs: given.handlerTimeoutMs ?? (given.leaseMs === undefined ? DEFAULT_HANDLER_TIMEOUT_MS : Math.max(10, Math.floor((leaseMs * 5) / 6))),
+    pollIntervalMs: given.pollIntervalMs ?? DEFAULT_WORKER_POLL_INTERVAL_MS,
+    listen: given.listen ?? true,
+    retry,
+    topics: given.topics,
+    inboxRetentionMs: given.inboxRetentionMs ?? DEFAULT_INBOX_RETENTION_MS,
+    inboxPurgeIntervalMs: given.inboxPurgeIntervalMs ?? DEFAULT_INBOX_PURGE_INTERVAL_MS,
+    name: given.name ?? `worker-${process.pid}-${randomUUID().slice(0, 8)}`,
+    logger: given.logger ?? silentLogger,
+    stopTimeoutMs: given.stopTimeoutMs ?? DEFAULT_WORKER_STOP_TIMEOUT_MS,
+  };
 }
 
 /** Events a worker emits; none is ever thrown. */
 export interface WorkerEvents {
   handled: [{ count: number }];
+  /** A handler failed (threw, asked to retry, returned something unusable, or timed out); the message will be retried. */
   failed: [{ id: string; topic: string; attempts: number; error: unknown }];
   deadLettered: [{ id: string; topic: string; reason: string; error: string }];
   error: [{ error: unknown }];

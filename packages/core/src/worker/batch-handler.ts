@@ -1,0 +1,321 @@
+import type { Kysely } from 'kysely';
+import type pg from 'pg';
+import type { TopicRegistry } from '../publish/define-topics.js';
+import { SagaboxError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { prepared } from '../shared/prepared.js';
+import type { RetryPolicy } from '../shared/retry-policy.js';
+import { kyselyOnClient } from './client-kysely.js';
+import { isHandlerOutcome } from './handler-outcome.js';
+import type { QueueSql } from './queue-sql.js';
+import { describeFailure, failureVerdict, outcomeVerdict, type Verdict } from './verdict.js';
+import { beginTransaction, type WorkerTransaction } from './worker-transaction.js';
+import type { Handler, HandlerContext, Message } from './worker-options.js';
+
+/** A row a claim returned. */
+export interface ClaimedRow {
+  seq: string;
+  id: string;
+  topic: string;
+  key: string | null;
+  group_key: string | null;
+  payload: unknown;
+  headers: Record<string, string>;
+  priority: number;
+  attempts: number;
+  created_at: Date;
+  expired: boolean | null;
+}
+
+/** A claimed batch's lease: its token, its slot's token, and whether it counts against max_in_flight. */
+export interface Lease {
+  token: string;
+  /** The claiming slot's queue_leases row, released with the batch when `counted`. */
+  slot: string;
+  counted: boolean;
+}
+
+/** Options of {@link createBatchHandler}: the resolved worker options it needs. */
+export interface BatchHandlerOptions {
+  pool: pg.Pool;
+  sql: QueueSql;
+  queue: string;
+  consumer: string;
+  inbox: boolean;
+  handler: Handler<any>;
+  handlerTimeoutMs: number;
+  retry: RetryPolicy;
+  topics: TopicRegistry | undefined;
+  logger: Logger;
+}
+
+/** Handles claimed batches; see {@link createBatchHandler}. */
+export interface BatchHandler {
+  /**
+   * Handles a claimed batch and records every message's verdict. Resolves to the
+   * verdicts of the messages still under the lease (a message whose lease was taken
+   * over is left to its new owner and has none). Throws only when the database fails.
+   */
+  handle(claimed: ClaimedRow[], lease: Lease): Promise<Map<string, Verdict>>;
+}
+
+/** How one handler call ended. */
+type Call = { kind: 'returned'; value: unknown } | { kind: 'threw'; error: unknown } | { kind: 'timeout' };
+
+/**
+ * The batch handler. A batch is first handled in one transaction (fence, inbox, every
+ * handler, ack: one commit for the batch). When a handler fails, asks for a retry,
+ * returns something unusable or times out, its verdict is known and the transaction
+ * is rolled back (or abandoned, on a timeout); so it is when a statement fails. The
+ * batch's other messages are then handled one by one, each in its own transaction, so
+ * one message never holds another back, and a message that fails in a way no handler
+ * reported (a statement of its transaction, its commit) gets that failure as its verdict.
+ * Every verdict is recorded; attempts never pass `retry.maxAttempts`.
+ */
+export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
+  const { pool, sql, queue, consumer, retry } = o;
+  const log = o.logger;
+  const timeoutText = `SagaboxError [HANDLER_TIMEOUT]: the handler was still running after ${o.handlerTimeoutMs} ms (handlerTimeoutMs); its transaction was rolled back and its connection closed`;
+
+  const toMessage = (r: ClaimedRow): Message => ({
+    id: r.id,
+    queue,
+    topic: r.topic,
+    key: r.key,
+    payload: r.payload,
+    headers: r.headers ?? {},
+    attempts: r.attempts,
+    createdAt: r.created_at,
+    priority: r.priority,
+    group: r.group_key,
+  });
+
+  /** Runs the handler for one message under the timeout; never throws. */
+  const call = async (r: ClaimedRow, client: pg.PoolClient): Promise<Call> => {
+    const abort = new AbortController();
+    let db: Kysely<any> | undefined;
+    const ctx: HandlerContext = {
+      client,
+      signal: abort.signal,
+      consumer,
+      logger: log,
+      get db() {
+        return (db ??= kyselyOnClient(client));
+      },
+    };
+    const running = Promise.resolve().then(() => o.handler(toMessage(r), ctx));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<Call>((resolve) => {
+      timer = setTimeout(() => resolve({ kind: 'timeout' }), o.handlerTimeoutMs);
+    });
+    try {
+      const result = await Promise.race([
+        running.then((value): Call => ({ kind: 'returned', value }), (error: unknown): Call => ({ kind: 'threw', error })),
+        timedOut,
+      ]);
+      if (result.kind === 'timeout') {
+        abort.abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${o.handlerTimeoutMs} ms`, { details: { messageId: r.id, handlerTimeoutMs: o.handlerTimeoutMs } }));
+        log.warn({ messageId: r.id, topic: r.topic, handlerTimeoutMs: o.handlerTimeoutMs }, 'handler timed out; ending its transaction');
+      }
+      return result;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  /** The verdict of a finished call, or undefined for a plain return (ack). */
+  const verdictOf = (r: ClaimedRow, c: Call): Verdict | undefined => {
+    if (c.kind === 'timeout') return failureVerdict(r.attempts, timeoutText, retry, 'timeout');
+    if (c.kind === 'threw') return failureVerdict(r.attempts, describeFailure(c.error), retry);
+    if (isHandlerOutcome(c.value)) return outcomeVerdict(r.attempts, c.value, retry);
+    return undefined;
+  };
+
+  /** Verdicts that need no handler: expired, invalid payloads (with topics), attempts used up. */
+  const precheck = async (rows: ClaimedRow[]): Promise<Map<string, Verdict>> => {
+    const verdicts = new Map<string, Verdict>();
+    for (const r of rows) {
+      if (r.expired) {
+        verdicts.set(r.id, { kind: 'dead', reason: 'expired', error: 'expired before it was handled' });
+      } else if (r.attempts > retry.maxAttempts) {
+        // Earlier attempts ended with no verdict recorded (a crash or a lost connection
+        // while handling, e.g. a message whose handler kills the process): stop here.
+        verdicts.set(r.id, {
+          kind: 'dead',
+          reason: 'failed',
+          error: `claimed for attempt ${r.attempts} of at most ${retry.maxAttempts}: earlier attempts ended without a result (the worker stopped or lost its connection while handling)`,
+        });
+      } else if (o.topics) {
+        try {
+          r.payload = await o.topics.validate(r.topic, r.payload);
+        } catch (err) {
+          verdicts.set(r.id, { kind: 'dead', reason: 'invalid', error: describeFailure(err) });
+        }
+      }
+    }
+    return verdicts;
+  };
+
+  /** The claimed rows still under our lease (`valid`: what the fence returned). */
+  const keepFenced = (rows: ClaimedRow[], valid: readonly string[]): ClaimedRow[] => {
+    if (valid.length === rows.length) return rows;
+    const ids = new Set(valid);
+    log.warn({ lost: rows.length - valid.length }, 'lease lost before handling; leaving those messages to their new owner');
+    return rows.filter((r) => ids.has(r.id));
+  };
+
+  /** Records verdicts inside the transaction that fenced `rows`. */
+  const settle = async (client: pg.PoolClient, rows: ClaimedRow[], verdicts: Map<string, Verdict>, release: string | null): Promise<void> => {
+    const ack: string[] = [];
+    const retryIds: string[] = [];
+    const retryDelays: number[] = [];
+    const retryErrors: string[] = [];
+    const dead: { id: string; reason: string; error: string }[] = [];
+    for (const r of rows) {
+      const v = verdicts.get(r.id);
+      if (!v) continue;
+      if (v.kind === 'ack') ack.push(r.id);
+      else if (v.kind === 'retry') {
+        retryIds.push(r.id);
+        retryDelays.push(v.delayMs);
+        retryErrors.push(v.error);
+      } else dead.push({ id: r.id, reason: v.reason, error: v.error });
+    }
+    if (release !== null) await client.query(prepared(sql.ackAndRelease, [queue, ack, release]));
+    else if (ack.length > 0) await client.query(prepared(sql.ack, [queue, ack]));
+    if (retryIds.length > 0) await client.query(sql.retryLater, [queue, retryIds, retryDelays, retryErrors]);
+    if (dead.length > 0) await client.query(sql.deadLetter, [queue, dead.map((d) => d.id), dead.map((d) => d.reason), dead.map((d) => d.error)]);
+  };
+
+  /** Fences `rows` and records their known verdicts, in a transaction of its own; returns the verdicts recorded. */
+  const record = async (rows: ClaimedRow[], verdicts: Map<string, Verdict>, lease: Lease): Promise<Map<string, Verdict>> => {
+    const recorded = new Map<string, Verdict>();
+    if (rows.length === 0) return recorded;
+    const tx = await beginTransaction(pool, log);
+    try {
+      const { rows: valid } = await tx.client.query<{ id: string }>(prepared(sql.fence, [queue, rows.map((r) => r.id), lease.token]));
+      const fenced = keepFenced(rows, valid.map((v) => v.id));
+      await settle(tx.client, fenced, verdicts, null);
+      await tx.commit();
+      for (const r of fenced) recorded.set(r.id, verdicts.get(r.id)!);
+      return recorded;
+    } catch (err) {
+      await tx.rollback();
+      throw err;
+    }
+  };
+
+  /**
+   * The whole batch in one transaction. Resolves to the verdicts when it committed, or
+   * to what is known when it did not: `failed`, the verdict of the message whose
+   * handler ended it (none when a statement failed).
+   */
+  const inOneTransaction = async (
+    claimed: ClaimedRow[],
+    lease: Lease,
+    pre: Map<string, Verdict>,
+  ): Promise<{ committed: true; verdicts: Map<string, Verdict> } | { committed: false; failed?: { id: string; verdict: Verdict } }> => {
+    const todoIds = o.inbox ? claimed.filter((r) => !pre.has(r.id)).map((r) => r.id) : [];
+    // Nothing known before handling (the usual batch): every message is to be acked
+    // unless a handler fails, which ends this transaction anyway, so the first
+    // statement fences, records and acks at once (see takeAndInbox).
+    const takeAll = pre.size === 0;
+    const tx = await beginTransaction(pool, log);
+    let abandoned = false;
+    try {
+      const { rows: [result] } = await tx.client.query<{ fenced: string[]; fresh: string[] }>(
+        takeAll
+          ? prepared(sql.takeAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, todoIds, lease.counted ? lease.slot : null])
+          : prepared(sql.fenceAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, todoIds]),
+      );
+      const rows = keepFenced(claimed, result!.fenced);
+      const fresh = o.inbox ? new Set(result!.fresh) : undefined;
+      const verdicts = new Map<string, Verdict>();
+      for (const r of rows) {
+        const known = pre.get(r.id);
+        if (known) {
+          verdicts.set(r.id, known);
+          continue;
+        }
+        if (fresh && !fresh.has(r.id)) {
+          log.debug({ messageId: r.id }, 'already in the inbox; acking without handling');
+          verdicts.set(r.id, { kind: 'ack' });
+          continue;
+        }
+        const c = await call(r, tx.client);
+        const verdict = verdictOf(r, c);
+        if (verdict) {
+          if (c.kind === 'timeout') {
+            abandoned = true;
+            await tx.abandon();
+          } else await tx.rollback();
+          return { committed: false, failed: { id: r.id, verdict } };
+        }
+        verdicts.set(r.id, { kind: 'ack' });
+      }
+      if (!takeAll) await settle(tx.client, rows, verdicts, lease.counted ? lease.slot : null);
+      await tx.commit();
+      return { committed: true, verdicts };
+    } catch (err) {
+      if (!abandoned) await tx.rollback();
+      log.warn({ err, messages: claimed.length }, 'batch transaction failed; handling its messages one by one');
+      return { committed: false };
+    }
+  };
+
+  /** One message in a transaction of its own; resolves to its verdict, or undefined when its lease was lost. */
+  const alone = async (r: ClaimedRow, lease: Lease): Promise<Verdict | undefined> => {
+    const tx: WorkerTransaction = await beginTransaction(pool, log);
+    let verdict: Verdict | undefined;
+    try {
+      const { rows: valid } = await tx.client.query<{ id: string }>(prepared(sql.fence, [queue, [r.id], lease.token]));
+      if (valid.length === 0) {
+        await tx.rollback();
+        keepFenced([r], []);
+        return undefined;
+      }
+      if (o.inbox) {
+        const { rowCount } = await tx.client.query(prepared(sql.inboxInsertOne, [consumer, r.id]));
+        if (rowCount === 0) {
+          await tx.client.query(prepared(sql.ack, [queue, [r.id]]));
+          await tx.commit();
+          return { kind: 'ack' };
+        }
+      }
+      const c = await call(r, tx.client);
+      verdict = verdictOf(r, c);
+      if (verdict === undefined) {
+        await tx.client.query(prepared(sql.ack, [queue, [r.id]]));
+        await tx.commit();
+        return { kind: 'ack' };
+      }
+      if (c.kind === 'timeout') await tx.abandon();
+      else await tx.rollback();
+    } catch (err) {
+      // A statement or the commit failed: the handler's writes went with the transaction.
+      await tx.rollback();
+      verdict = failureVerdict(r.attempts, describeFailure(err), retry);
+    }
+    return (await record([r], new Map([[r.id, verdict]]), lease)).get(r.id);
+  };
+
+  return {
+    async handle(claimed, lease) {
+      claimed.sort((a, b) => b.priority - a.priority || (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
+      const pre = await precheck(claimed);
+      const first = await inOneTransaction(claimed, lease, pre);
+      if (first.committed) return first.verdicts;
+      const known = new Map(pre);
+      if (first.failed) known.set(first.failed.id, first.failed.verdict);
+      const verdicts = await record(claimed.filter((r) => known.has(r.id)), known, lease);
+      for (const r of claimed) {
+        if (known.has(r.id)) continue;
+        const v = await alone(r, lease);
+        if (v) verdicts.set(r.id, v);
+      }
+      // The batch is over: it stops counting against max_in_flight.
+      if (lease.counted) await pool.query(prepared(sql.releaseBatch, [queue, lease.slot]));
+      return verdicts;
+    },
+  };
+}
