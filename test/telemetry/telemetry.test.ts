@@ -28,8 +28,8 @@ describe('metrics', () => {
     const calls = new Map<string, number>();
     const handler = metrics.timeHandler('mq', async (m: Message<{ n: number }>) => {
       calls.set(m.id, (calls.get(m.id) ?? 0) + 1);
-      // A failing batch is handled again one by one: fail both calls of the first attempt.
-      if (m.payload.n === 3 && calls.get(m.id)! <= 2) throw new Error('first attempt fails');
+      // A handler runs once per attempt, even when its failure ends a batch: the first call is the first attempt.
+      if (m.payload.n === 3 && calls.get(m.id)! <= 1) throw new Error('first attempt fails');
       if (m.payload.n === 4) return Outcome.deadLetter('not for us');
     });
     const relay = createRelay({ pool: p, routes: [{ topic: 'm.*', queue: 'mq' }, { topic: 'slow.*', queue: 'slowq' }], pollIntervalMs: 50 });
@@ -61,11 +61,10 @@ describe('metrics', () => {
     expect(await valueOf(r, 'sagabox_dead_lettered_total', { component: 'relay', topic: 'nowhere.x', reason: 'unroutable' })).toBe(1);
     expect(await valueOf(r, 'sagabox_handler_retries_total', { queue: 'mq', topic: 'm.a' })).toBe(1);
     expect(await valueOf(r, 'sagabox_dead_lettered_total', { component: 'worker', queue: 'mq', topic: 'm.a', reason: 'non_retryable' })).toBe(1);
-    // Each failing or outcome-returning batch (of one) runs the handler twice: once in
-    // the batch, once alone; so the error and the dead-letter outcome are timed twice.
+    // Each call is timed once: the failure and the dead-letter outcome, once each.
     const durations = (await r.getSingleMetric('sagabox_handler_duration_seconds')!.get()).values.filter((v) => v.metricName === 'sagabox_handler_duration_seconds_count');
     const byOutcome = Object.fromEntries(durations.map((v) => [v.labels.outcome, v.value]));
-    expect(byOutcome).toEqual({ ok: 4, error: 2, 'dead-letter': 2 });
+    expect(byOutcome).toEqual({ ok: 4, error: 1, 'dead-letter': 1 });
 
     // Database gauges, read at scrape, match the admin API's numbers.
     expect(await valueOf(r, 'sagabox_queue_messages', { queue: 'slowq', state: 'ready' })).toBe(2);

@@ -23,6 +23,8 @@ export type DefinitionIndex = ReadonlyMap<string, ReadonlyMap<number, SagaDefini
 /** What {@link applySagaMessage} needs besides the message. */
 export interface ApplyContext {
   client: pg.PoolClient;
+  /** The worker's abort signal (handler timeout), handed to local steps. */
+  signal?: AbortSignal;
   topics: SagaTopics;
   definitions: DefinitionIndex;
   logger: Logger;
@@ -84,7 +86,7 @@ export async function applySagaMessage(message: Message, ctx: ApplyContext): Pro
     deadline: row.deadline,
     error: row.error,
   });
-  const env: TransitionEnv = { run: async (text, values) => (await ctx.client.query({ text, values })).rows, db: ctx.client, topics: ctx.topics, client: ctx.client, logger: log, causationId: message.id };
+  const env: TransitionEnv = { run: async (text, values) => (await ctx.client.query({ text, values })).rows, db: ctx.client, topics: ctx.topics, client: ctx.client, logger: log, causationId: message.id, ...(ctx.signal ? { signal: ctx.signal } : {}) };
   const token = message.headers[SAGA_HEADERS.stepToken];
   const current = token !== undefined && token === row.step_token;
 

@@ -47,6 +47,13 @@ export interface OrchestratorOptions extends SagaTopicOptions {
   logger?: Logger;
   /** Longest wait in `stop()` for transitions in flight, in milliseconds. */
   stopTimeoutMs?: number;
+  /**
+   * Longest a transition (local steps included) may run, in milliseconds: then its
+   * transaction is rolled back, its connection closed, the local step's `signal`
+   * aborted, and the message retried (dead-lettered as `timeout` after the last attempt).
+   * The worker's default if omitted (see `WorkerOptions.handlerTimeoutMs`).
+   */
+  handlerTimeoutMs?: number;
 }
 
 /** A running orchestrator; see {@link createOrchestrator}. */
@@ -135,7 +142,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
 
   const logger = (options.logger ?? silentLogger).child({ component: 'saga-orchestrator', queue });
   const handler: Handler = (message, ctx) =>
-    applySagaMessage(message, { client: ctx.client, topics, definitions, logger, unknownVersionRetryDelayMs: retryDelay });
+    applySagaMessage(message, { client: ctx.client, signal: ctx.signal, topics, definitions, logger, unknownVersionRetryDelayMs: retryDelay });
   const worker: Worker = createWorker({
     pool: options.pool,
     schema: topics.schema,
@@ -148,6 +155,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     ...(options.listen !== undefined ? { listen: options.listen } : {}),
     ...(options.retry !== undefined ? { retry: options.retry } : {}),
     ...(options.stopTimeoutMs !== undefined ? { stopTimeoutMs: options.stopTimeoutMs } : {}),
+    ...(options.handlerTimeoutMs !== undefined ? { handlerTimeoutMs: options.handlerTimeoutMs } : {}),
     logger,
     handler,
   });

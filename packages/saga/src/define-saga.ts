@@ -103,6 +103,11 @@ export interface LocalStepContext {
   readonly db: Kysely<any>;
   readonly sagaId: string;
   readonly logger: Logger;
+  /**
+   * Aborted when the transition has run for the orchestrator's `handlerTimeoutMs`: its
+   * transaction has then been rolled back and its connection closed; stop work.
+   */
+  readonly signal: AbortSignal;
 }
 
 /**

@@ -78,7 +78,7 @@ export function participant(options: ParticipantOptions): Handler {
     const h = message.headers;
     const attempt = Number(h[SAGA_HEADERS.attempt]);
     const context: ParticipantContext = Object.defineProperties(
-      { client: ctx.client, consumer: ctx.consumer, logger: ctx.logger, sagaId: h[SAGA_HEADERS.sagaId], step: h[SAGA_HEADERS.step], phase: h[SAGA_HEADERS.phase], attempt: Number.isInteger(attempt) && attempt >= 1 ? attempt : 1 },
+      { client: ctx.client, signal: ctx.signal, consumer: ctx.consumer, logger: ctx.logger, sagaId: h[SAGA_HEADERS.sagaId], step: h[SAGA_HEADERS.step], phase: h[SAGA_HEADERS.phase], attempt: Number.isInteger(attempt) && attempt >= 1 ? attempt : 1 },
       { db: { get: () => ctx.db, enumerable: true } },
     ) as ParticipantContext;
     const reply = await handle(message, context);

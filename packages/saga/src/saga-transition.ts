@@ -19,6 +19,8 @@ export interface TransitionEnv {
   logger: Logger;
   /** Id of the message that caused this transition, for `causation-id`. */
   causationId?: string;
+  /** The worker's abort signal for this transition (see `handlerTimeoutMs`), handed to local steps. */
+  signal?: AbortSignal;
 }
 
 /** The body of the orchestrator's control messages. */
@@ -148,6 +150,7 @@ function localContext(env: TransitionEnv, t: SagaTransition): LocalStepContext {
     client,
     sagaId: t.id,
     logger: env.logger,
+    signal: env.signal ?? new AbortController().signal,
     get db() {
       return (db ??= kyselyOnClient(client));
     },

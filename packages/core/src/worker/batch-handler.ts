@@ -294,7 +294,9 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
     } catch (err) {
       // A statement or the commit failed: the handler's writes went with the transaction.
       await tx.rollback();
-      verdict = failureVerdict(r.attempts, describeFailure(err), retry);
+      const swallowed = (err as { code?: unknown } | null)?.code === '25P02' || /rolled back at commit/.test(String((err as Error)?.message));
+      const text = describeFailure(err);
+      verdict = failureVerdict(r.attempts, swallowed ? `a statement of the handler failed and the handler went on without rethrowing it, so its transaction could not commit: ${text}` : text, retry);
     }
     return (await record([r], new Map([[r.id, verdict]]), lease)).get(r.id);
   };

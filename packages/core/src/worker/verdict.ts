@@ -1,4 +1,3 @@
-import { SagaboxError } from '../shared/errors.js';
 import { backoffMs, type RetryPolicy } from '../shared/retry-policy.js';
 
 /**
@@ -45,9 +44,14 @@ function attempt(fn: () => string | undefined): string | undefined {
 
 function describeError(value: unknown): string | undefined {
   if (!(value instanceof Error)) return undefined;
-  const head = `${String(value.name)}: ${String(value.message)}`;
+  const name = String(value.name);
+  const message = String(value.message);
+  const code = (value as { code?: unknown }).code;
+  // The code, when there is one (SagaboxError's, PostgreSQL's SQLSTATE), says more than the name.
+  const head = `${name}${typeof code === 'string' || typeof code === 'number' ? ` [${code}]` : ''}: ${message}`;
   const stack = typeof value.stack === 'string' ? value.stack : '';
-  const body = stack.includes(String(value.message)) ? stack : `${head}\n${stack}`;
+  const plain = `${name}: ${message}`;
+  const body = stack.startsWith(plain) ? `${head}${stack.slice(plain.length)}` : stack ? `${head}\n${stack}` : head;
   const cause = value.cause === undefined ? '' : `\ncaused by: ${describeFailure(value.cause, 1_000)}`;
   return `${body}${cause}`;
 }
@@ -91,12 +95,9 @@ export function outcomeVerdict(attempts: number, outcome: { kind: string; delayM
   }
   const { delayMs } = outcome;
   if (delayMs !== undefined && !(typeof delayMs === 'number' && Number.isFinite(delayMs) && delayMs >= 0 && delayMs <= MAX_RETRY_DELAY_MS)) {
-    const refused = new SagaboxError(
-      'INVALID_OUTCOME',
-      `Outcome.retry delayMs must be a finite number from 0 to ${MAX_RETRY_DELAY_MS}, got ${describeFailure(delayMs, 100)}`,
-      { details: { delayMs: String(delayMs) } },
-    );
-    return failureVerdict(attempts, describeFailure(refused), retry);
+    // The handler's own mistake, not the worker's: the text names it without a stack of worker internals.
+    const refused = `SagaboxError [INVALID_OUTCOME]: Outcome.retry delayMs must be a finite number from 0 to ${MAX_RETRY_DELAY_MS}, got ${describeFailure(delayMs, 100)}`;
+    return failureVerdict(attempts, refused, retry);
   }
   const error = outcome.reason === undefined || outcome.reason === null ? 'handler asked to retry' : describeFailure(outcome.reason);
   if (attempts >= retry.maxAttempts) return { kind: 'dead', reason: 'failed', error };
