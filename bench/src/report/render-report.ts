@@ -39,7 +39,7 @@ function drainTable(rows: DrainRow[], references: DrainRow[], what: string): str
   const gwDefault = rateOf('graphile_default');
   const gwBatched = rateOf('graphile_batched');
   return table(
-    [what, 'messages/s', 'seconds', 'vs graphile-worker defaults', 'vs graphile-worker batched', 'RSS start → peak (MiB)'],
+    [what, 'messages/s', 'seconds', 'vs graphile-worker defaults', 'vs graphile-worker batched', 'PostgreSQL CPU ms / 1,000', 'RSS start → peak (MiB)'],
     rows.map((r) => {
       const timedOut = r.timedOut === true;
       const bad = failed(r) ?? (timedOut ? `≥ ${int(r.messagesPerSecond)} (timed out: ${int(r.handled)} of ${int(r.messages)} handled)` : undefined);
@@ -50,6 +50,7 @@ function drainTable(rows: DrainRow[], references: DrainRow[], what: string): str
         r.elapsedMs === undefined ? '–' : (r.elapsedMs / 1000).toFixed(1),
         ratio(rate, gwDefault),
         ratio(rate, gwBatched),
+        r.postgresCpuMsPer1000 === undefined ? '–' : int(r.postgresCpuMsPer1000),
         r.memory === undefined ? '–' : `${mib(r.memory.startRssBytes)} → ${mib(r.memory.peakRssBytes)}`,
       ];
     }),
@@ -110,7 +111,7 @@ export function renderReport(results: Results): string {
   if (results.w2.length > 0) {
     out.push('', '## W2 drain', '');
     out.push(
-      `${int(s.w2Messages)} no-op messages already queued; one consumer process, concurrency ${s.w2Concurrency}; messages/s until the queue is empty (completions included). RSS is the consumer process's, sampled every 100 ms.`,
+      `${int(s.w2Messages)} no-op messages already queued; one consumer process, concurrency ${s.w2Concurrency}; messages/s until the queue is empty (completions included). RSS is the consumer process's, sampled every 100 ms. PostgreSQL CPU is the CPU time of every backend connected to the variant's database during the drain (from /proc, so only for a server on this machine), per 1,000 messages: what claiming and completing cost the database.`,
       '',
       drainTable(results.w2, results.w2, 'consumer'),
     );

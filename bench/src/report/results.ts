@@ -27,6 +27,8 @@ export interface DrainRow extends Row {
   messagesPerSecond?: number;
   timedOut?: boolean;
   memory?: MemoryReport;
+  /** CPU time of the database's PostgreSQL backends during the drain, in ms per 1,000 messages (only when the server runs on this machine). */
+  postgresCpuMsPer1000?: number;
 }
 
 export interface LatencyRow extends Row {

@@ -1,3 +1,4 @@
+import { sampleBackendCpu } from '../harness/backend-cpu.js';
 import { runInChild } from '../harness/child-runner.js';
 import { settle, withDatabase } from '../harness/databases.js';
 import type { BenchOptions } from '../harness/options.js';
@@ -16,6 +17,7 @@ export async function runDrain(options: BenchOptions, workload: 'w2' | 'w2r', va
     try {
       if (variant.seed === undefined) throw new Error('no seed');
       const seed = variant.seed.bind(variant);
+      let postgresCpuMs: number | null = null;
       // Generous for a healthy system (graphile-worker's slowest drain needs ~0.5 ms a message here), short enough to keep the run bounded.
       const timeoutMs = Math.max(30_000, options.w2Messages * 1.5);
       const report = await withDatabase(options, `${workload}_${variant.id}`, variant, async (url) => {
@@ -23,10 +25,14 @@ export async function runDrain(options: BenchOptions, workload: 'w2' | 'w2r', va
         await seed(url, options.w2Messages);
         await settle(url);
         progress(`${workload.toUpperCase()} ${variant.label}: seeded ${options.w2Messages} in ${Math.round(performance.now() - seeded)} ms, draining`);
-        return runInChild(
+        const cpu = await sampleBackendCpu(url);
+        const drained = await runInChild(
           { kind: 'drain', workload, variantId: variant.id, url, expected: options.w2Messages, concurrency: options.w2Concurrency, timeoutMs },
           timeoutMs + 60_000,
-        );
+        ).finally(async () => {
+          postgresCpuMs = await cpu.stop();
+        });
+        return drained;
       });
       if (report.kind === 'error') throw new Error(report.message);
       if (report.kind !== 'drain') throw new Error(`unexpected report ${report.kind}`);
@@ -37,9 +43,10 @@ export async function runDrain(options: BenchOptions, workload: 'w2' | 'w2r', va
         messagesPerSecond: report.messagesPerSecond,
         timedOut: report.timedOut,
         memory: report.memory,
+        ...(postgresCpuMs === null || report.handled === 0 ? {} : { postgresCpuMsPer1000: (postgresCpuMs / report.handled) * 1_000 }),
       });
       progress(
-        `${workload.toUpperCase()} ${variant.label}: ${report.timedOut ? `TIMED OUT after ${report.handled} handled, at least ` : ''}${Math.round(report.messagesPerSecond)} messages/s in ${(report.elapsedMs / 1000).toFixed(1)} s, peak RSS ${Math.round(report.memory.peakRssBytes / 2 ** 20)} MiB`,
+        `${workload.toUpperCase()} ${variant.label}: ${report.timedOut ? `TIMED OUT after ${report.handled} handled, at least ` : ''}${Math.round(report.messagesPerSecond)} messages/s in ${(report.elapsedMs / 1000).toFixed(1)} s, peak RSS ${Math.round(report.memory.peakRssBytes / 2 ** 20)} MiB${row.postgresCpuMsPer1000 === undefined ? '' : `, PostgreSQL CPU ${Math.round(row.postgresCpuMsPer1000)} ms per 1,000`}`,
       );
     } catch (error) {
       row.error = errorText(error);
