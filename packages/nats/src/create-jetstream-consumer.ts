@@ -134,6 +134,8 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     let db: ReturnType<typeof kyselyOnClient> | undefined;
     return {
       client,
+      // No handler timeout here (yet): a signal that is never aborted.
+      signal: new AbortController().signal,
       get db() {
         return (db ??= kyselyOnClient(client));
       },

@@ -206,7 +206,7 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       const ids = [...new Set(batch.map((p) => (p.item.read as { message: { id: string } }).message.id))];
       const fresh = await recordManyInInbox(client, { consumer: consumerName, messageIds: ids, schema });
       let db: HandlerContext['db'] | undefined;
-      const context = Object.defineProperties({ client, consumer: consumerName, logger: log } as HandlerContext, {
+      const context = Object.defineProperties({ client, signal: new AbortController().signal, consumer: consumerName, logger: log } as HandlerContext, {
         db: { get: () => (db ??= kyselyOnClient(client)), enumerable: true },
       });
       for (const p of batch) {
