@@ -65,7 +65,7 @@ describe('sagabox CLI conventions', () => {
   it('exits 2 on a filter value that can match nothing, before touching the database', async () => {
     const bogus = await runCli(['dlq', 'list', '--reason', 'bogus', ...url]);
     expect(bogus.code).toBe(2);
-    expect(bogus.stderr).toMatch(/argument 'bogus' is invalid\. Allowed choices are failed, expired, invalid/);
+    expect(bogus.stderr).toMatch(/argument 'bogus' is invalid\. Allowed choices are failed, timeout, expired, invalid/);
     const badAge = await runCli(['dlq', 'list', '--older-than', '3 weeks', ...url]);
     expect(badAge).toMatchObject({ code: 2, stdout: '' });
     expect(badAge.stderr).toMatch(/^sagabox: --older-than must be a duration .* got "3 weeks"\n$/);
