@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import {
-  createRelay, createWorker, isSagaboxError, listDeadLetters, Outcome, publish, type OutboxMessage, type Relay, type Worker,
+  createRelay, createWorker, isSagaboxError, Outcome, publish, type OutboxMessage, type Relay, type Worker,
 } from '@sagabox/core';
+import { listDeadLetters } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 

@@ -44,8 +44,11 @@ export {
 export { Outcome, type HandlerOutcome } from './worker/handler-outcome.js';
 export { createWorker } from './worker/create-worker.js';
 export {
+  DEFAULT_HANDLER_TIMEOUT_MS,
+  DEFAULT_INBOX_PURGE_INTERVAL_MS,
   DEFAULT_INBOX_RETENTION_MS,
   DEFAULT_LEASE_MS,
+  DEFAULT_WORKER_STOP_TIMEOUT_MS,
   DEFAULT_WORKER_BATCH_SIZE,
   DEFAULT_WORKER_CONCURRENCY,
   DEFAULT_WORKER_POLL_INTERVAL_MS,
