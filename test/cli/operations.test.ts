@@ -22,9 +22,9 @@ describe('sagabox relay, queues, outbox, dlq', () => {
 
     const queues = await runCli(['queues', '--json', ...url]);
     expect(queues.code).toBe(0);
-    expect(JSON.parse(queues.stdout)).toEqual([expect.objectContaining({ queue: 'cli-q', ready: 1, delayed: 1, inFlight: 0, dead: 0 })]);
+    expect(JSON.parse(queues.stdout)).toEqual([expect.objectContaining({ queue: 'cli-q', ready: 1, delayed: 1, retrying: 0, scheduled: 1, inFlight: 0, dead: 0 })]);
     const table = await runCli(['queues', ...url]);
-    expect(table.stdout).toMatch(/cli-q\s*│\s*1\s*│\s*0\s*│\s*1/);
+    expect(table.stdout).toMatch(/cli-q\s*│\s*1\s*│\s*0\s*│\s*0\s*│\s*1\s*│/);
     const unknown = await runCli(['queues', 'nope', ...url]);
     expect(unknown.code).toBe(3);
     expect(unknown.stderr).toBe('sagabox: unknown queue(s): nope\n');

@@ -8,6 +8,7 @@ import { registerRelayCommand } from './relay-command.js';
 import { registerRoutesCommand } from './routes-command.js';
 import { registerSagasCommand } from './sagas-command.js';
 import { registerStorageCommand } from './storage-command.js';
+import { registerMessagesCommand } from './messages-command.js';
 import { EXIT_CODES_HELP } from './exit-codes.js';
 
 /** The CLI's version, printed by `sagabox --version`. */
@@ -37,6 +38,7 @@ export function createProgram(out: CommandOutput = process.stdout): Command {
   registerQueuesCommands(program, out);
   registerStorageCommand(program, out);
   registerRoutesCommand(program, out);
+  registerMessagesCommand(program, out);
   registerDlqCommand(program, out);
   registerSagasCommand(program, out);
   registerDashboardCommand(program, out);

@@ -25,7 +25,7 @@ export function registerQueuesCommands(program: Command, out: CommandOutput = pr
   const queuesCommand = addConnectionOptions(
     program
       .command('queues')
-      .description('depth of each queue: ready, in flight, delayed, dead, oldest age; flow limits (queues limits, queues set-limits)')
+      .description('depth of each queue: ready, in flight, retrying, scheduled, dead, oldest overdue age; flow limits (queues limits, queues set-limits)')
       .argument('[queue...]', 'only these queues')
       .option('--json', 'print JSON, for scripts'),
   );
@@ -41,8 +41,8 @@ export function registerQueuesCommands(program: Command, out: CommandOutput = pr
     if (flags.json) return out.write(`${JSON.stringify(stats)}\n`);
     if (health) out.write(vacuumWarning(health));
     const table = fitTable(
-      ['queue', 'ready', 'in flight', 'delayed', 'dead', 'oldest'],
-      stats.map((s) => [s.queue, s.ready, s.inFlight, s.delayed, s.dead, formatAge(s.oldestAgeMs)]),
+      ['queue', 'ready', 'in flight', 'retrying', 'scheduled', 'dead', 'oldest'],
+      stats.map((s) => [s.queue, s.ready, s.inFlight, s.retrying, s.scheduled, s.dead, formatAge(s.oldestAgeMs)]),
       outputWidth(out),
     );
     out.write(stats.length ? `${table}\n` : 'no queues yet\n');

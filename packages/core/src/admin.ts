@@ -14,6 +14,18 @@ export {
   type QueueStats,
 } from './admin/admin.js';
 export {
+  getMessage,
+  listMessages,
+  DEFAULT_MESSAGE_PAGE_SIZE,
+  MAX_MESSAGE_PAGE_SIZE,
+  MESSAGE_STATES,
+  type MessageDetail,
+  type MessageFilter,
+  type MessagePage,
+  type MessageState,
+  type MessageSummary,
+} from './admin/messages.js';
+export {
   halfMessageHistory,
   listHalfMessages,
   purgeHalfMessageDecisions,

@@ -234,7 +234,7 @@ function registerDatabaseMetrics(options: MetricsOptions, p: string, registry: R
   });
   const queueMessages: Gauge<'queue' | 'state'> = new Gauge({
     name: `${p}queue_messages`,
-    help: 'Messages in a queue by state (ready, in_flight, delayed, dead)',
+    help: 'Messages in a queue by state (ready, in_flight, retrying, scheduled, dead)',
     labelNames: ['queue', 'state'] as const,
     registers,
     collect: from((snap) => {
@@ -242,14 +242,16 @@ function registerDatabaseMetrics(options: MetricsOptions, p: string, registry: R
       for (const q of snap.queues) {
         queueMessages.set({ queue: q.queue, state: 'ready' }, q.ready);
         queueMessages.set({ queue: q.queue, state: 'in_flight' }, q.inFlight);
-        queueMessages.set({ queue: q.queue, state: 'delayed' }, q.delayed);
+        // retrying and scheduled apart: a backlog of failures and one of planned work call for different action.
+        queueMessages.set({ queue: q.queue, state: 'retrying' }, q.retrying);
+        queueMessages.set({ queue: q.queue, state: 'scheduled' }, q.scheduled);
         queueMessages.set({ queue: q.queue, state: 'dead' }, q.dead);
       }
     }),
   });
   const oldestAge: Gauge<'queue'> = new Gauge({
     name: `${p}queue_oldest_age_seconds`,
-    help: 'Age of the oldest unhandled message in a queue (0 when empty)',
+    help: 'How long the most overdue runnable message of a queue has waited since due (0 when none; scheduled messages count from their run time)',
     labelNames: ['queue'] as const,
     registers,
     collect: from((snap) => {

@@ -17,11 +17,19 @@ export interface QueueStats {
   ready: number;
   /** Leased by a worker (being handled, or waiting for a dead worker's lease to run out). */
   inFlight: number;
-  /** Waiting for their run time (delayed or backing off). */
+  /** Waiting for their run time: `retrying` plus `scheduled`. */
   delayed: number;
+  /** Failed at least once and waiting for their next attempt. */
+  retrying: number;
+  /** Published with a delay and not due yet (never failed). */
+  scheduled: number;
   /** In the dead letters. */
   dead: number;
-  /** Age of the oldest message not yet handled, in milliseconds (null when empty). */
+  /**
+   * How long the most overdue runnable message has waited, in milliseconds: now minus
+   * the later of its publish time and its run time, so a message scheduled for later
+   * counts only from when it is due (null when nothing is runnable or in flight).
+   */
   oldestAgeMs: number | null;
   /** Flow-control limits in force (see `setQueueLimits`). */
   limits: QueueLimits;
@@ -35,19 +43,21 @@ export async function queueStats(db: Executor, options: AdminOptions & { queues?
   const s = quoteSchema(options.schema ?? DEFAULT_SCHEMA);
   const queues = options.queues?.map(validateQueueName) ?? null;
   const rows = await toRunQuery(db)<{
-    queue: string; ready: number; in_flight: number; delayed: number; dead: number; oldest_ms: number | null;
+    queue: string; ready: number; in_flight: number; retrying: number; scheduled: number; dead: number; oldest_ms: number | null;
   } & Parameters<typeof limitsFromRow>[0]>(
     `SELECT q.name AS queue, q.max_in_flight, q.rate_per_second, q.burst, q.group_max_in_flight,
             q.group_rate_per_second, q.group_burst, q.priority_aging_ms,
             coalesce(m.ready, 0)::int AS ready, coalesce(m.in_flight, 0)::int AS in_flight,
-            coalesce(m.delayed, 0)::int AS delayed, coalesce(d.dead, 0)::int AS dead, m.oldest_ms
+            coalesce(m.retrying, 0)::int AS retrying, coalesce(m.scheduled, 0)::int AS scheduled,
+            coalesce(d.dead, 0)::int AS dead, m.oldest_ms
      FROM ${s}.queues q
      LEFT JOIN (
        SELECT queue,
               count(*) FILTER (WHERE run_at <= now() AND (locked_until IS NULL OR locked_until < now())) AS ready,
               count(*) FILTER (WHERE locked_until >= now()) AS in_flight,
-              count(*) FILTER (WHERE run_at > now() AND (locked_until IS NULL OR locked_until < now())) AS delayed,
-              (extract(epoch FROM now() - min(created_at)) * 1000)::float8 AS oldest_ms
+              count(*) FILTER (WHERE run_at > now() AND attempts > 0 AND (locked_until IS NULL OR locked_until < now())) AS retrying,
+              count(*) FILTER (WHERE run_at > now() AND attempts = 0 AND (locked_until IS NULL OR locked_until < now())) AS scheduled,
+              (extract(epoch FROM now() - min(greatest(created_at, run_at)) FILTER (WHERE run_at <= now() OR locked_until >= now())) * 1000)::float8 AS oldest_ms
        FROM ${s}.queue_messages GROUP BY queue
      ) m ON m.queue = q.name
      LEFT JOIN (SELECT queue, count(*) AS dead FROM ${s}.dead_letters WHERE queue IS NOT NULL GROUP BY queue) d ON d.queue = q.name
@@ -61,7 +71,7 @@ export async function queueStats(db: Executor, options: AdminOptions & { queues?
     if (unknown.length > 0) throw new SagaboxError('NOT_FOUND', `unknown queue(s): ${unknown.join(', ')}`, { details: { queues: unknown } });
   }
   return rows.map((r) => ({
-    queue: r.queue, ready: r.ready, inFlight: r.in_flight, delayed: r.delayed, dead: r.dead,
+    queue: r.queue, ready: r.ready, inFlight: r.in_flight, delayed: r.retrying + r.scheduled, retrying: r.retrying, scheduled: r.scheduled, dead: r.dead,
     oldestAgeMs: r.oldest_ms === null ? null : Math.max(0, Math.round(r.oldest_ms)),
     limits: limitsFromRow(r),
   }));
