@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { addDirectRoute, publish } from '@sagabox/core';
+import { publish } from '@sagabox/core';
+import { addDirectRoute } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
 import { runCli } from '../support/run-cli.js';
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { addDirectRoute, getMessage, listMessages, prepare, publish, queueStats, type MessageSummary } from '@sagabox/core';
+import { prepare, publish } from '@sagabox/core';
+import { addDirectRoute, getMessage, listMessages, queueStats, type MessageSummary } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
 
 const { pool } = await useDatabase();

@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
-import { getMessage, listMessages, MESSAGE_STATES, SagaboxError, type MessageFilter, type MessageState, type MessageSummary } from '@sagabox/core';
+import { SagaboxError } from '@sagabox/core';
+import { getMessage, listMessages, MESSAGE_STATES, type MessageFilter, type MessageState, type MessageSummary } from '@sagabox/core/admin';
 import { parseIntFlag } from './cli-values.js';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import { outputWidth } from './fit-table.js';
