@@ -18,11 +18,14 @@ import { startPaymentGateway } from './demo/payment-gateway.js';
 import { createProgressLine, formatProgress } from './demo/progress-line.js';
 import { SERVICE_NAMES, type ServiceName } from './services/service-config.js';
 import { createServiceProcesses } from './demo/service-processes.js';
+import { createDemoRabbitMq } from './demo/rabbitmq-link.js';
 
 const USAGE = `usage: npm run demo -- [options]
 
   --orders N          orders in the burst (default 300)
   --chaos             SIGKILL and restart a random service every ~1-2 s during the run
+  --broker NAME       postgres (default) or rabbitmq: the shipping service's commands and
+                      replies cross RabbitMQ (AMQP_URL, default amqp://guest:guest@127.0.0.1:5672)
   --seed N            seed of the order mix and the chaos (default: random, printed)
   --rate N            orders per second at most (default: unlimited; with --chaos, orders/10, at least 10)
   --failure-rate F    share of gateway requests that fail with 503 (default 0.05)
@@ -39,6 +42,7 @@ function parseOptions() {
     options: {
       orders: { type: 'string', default: '300' },
       chaos: { type: 'boolean', default: false },
+      broker: { type: 'string', default: 'postgres' },
       seed: { type: 'string' },
       rate: { type: 'string' },
       'failure-rate': { type: 'string', default: '0.05' },
@@ -60,6 +64,7 @@ function parseOptions() {
     failureRate >= 0 && failureRate <= 0.5 ? null : '--failure-rate must be from 0 to 0.5',
     timeoutS > 0 ? null : '--timeout-s must be positive',
     rate >= 0 ? null : '--rate must be >= 0',
+    values.broker === 'postgres' || values.broker === 'rabbitmq' ? null : '--broker must be postgres or rabbitmq',
   ].filter((p): p is string => p !== null);
   return { values, orders, seed, failureRate, timeoutS, rate, problems };
 }
@@ -117,8 +122,12 @@ async function main(): Promise<number> {
   const random = seededRandom(seed);
   const gateway = await startPaymentGateway({ failureRate: options.failureRate, random: seededRandom(seed + 1), logger });
   const ordersPort = await freePort();
+  const rabbitMq = options.values.broker === 'rabbitmq'
+    ? await createDemoRabbitMq(process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672', options.values['db-prefix'], logger)
+    : undefined;
+  if (rabbitMq) say(`broker: RabbitMQ carries the shipping service's commands and replies (exchange ${rabbitMq.link.exchange})`);
   const processes = createServiceProcesses({
-    config: { databases: databases.urls, gatewayUrl: gateway.url, ordersPort },
+    config: { databases: databases.urls, gatewayUrl: gateway.url, ordersPort, ...(rabbitMq ? { rabbitmq: rabbitMq.link } : {}) },
     logDir,
     logger,
   });
@@ -127,6 +136,7 @@ async function main(): Promise<number> {
     (cleaning ??= (async () => {
       await processes.stopAll();
       await gateway.stop();
+      await rabbitMq?.close();
       await Promise.all(Object.values(pools).map((p) => p.end()));
       await databases.close({ keep: options.values.keep });
     })());
@@ -225,6 +235,7 @@ async function main(): Promise<number> {
     const summary: DemoSummary = {
       orders: total,
       server: databases.server,
+      broker: options.values.broker === 'rabbitmq' ? 'rabbitmq' : 'postgres',
       chaos: { enabled: chaos, kills: stats.kills, crashes: stats.crashes },
       completed: outcomes.completed,
       compensated: outcomes.compensated,

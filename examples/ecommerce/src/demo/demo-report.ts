@@ -15,6 +15,8 @@ export interface Percentiles {
 export interface DemoSummary {
   orders: number;
   server: 'embedded' | 'url';
+  /** What carries the shipping service's messages: sagabox queues, or RabbitMQ. */
+  broker: 'postgres' | 'rabbitmq';
   chaos: { enabled: boolean; kills: Record<string, number>; crashes: number };
   completed: number;
   compensated: number;

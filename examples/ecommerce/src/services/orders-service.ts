@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import pg from 'pg';
 import { createQueueDestination, createRelay, type Logger } from '@sagabox/core';
-import { createOrchestrator, getSaga, startSaga } from '@sagabox/saga';
+import { createOrchestrator, DEFAULT_ORCHESTRATOR_CONSUMER, DEFAULT_SAGA_REPLY_TOPIC, getSaga, startSaga } from '@sagabox/saga';
+import { createRabbitMqConsumer, createRabbitMqDestination } from '@sagabox/rabbitmq';
 import { orderSaga, type OrderInput } from '../order-saga.js';
 import { CATALOG, DEMO_TIMINGS, type RunningService, type ServiceConfig } from './service-config.js';
 
@@ -117,6 +118,10 @@ export async function startOrdersService(config: ServiceConfig, logger: Logger):
     pollIntervalMs: DEMO_TIMINGS.pollIntervalMs,
     logger,
   });
+  // With --broker rabbitmq the shipping service's commands go to RabbitMQ, and its
+  // replies come back from there into the orchestrator's transition handler, deduplicated
+  // by the same inbox (consumer name) as the replies that arrive through the queue.
+  const link = config.rabbitmq;
   const relay = createRelay({
     pool,
     pollIntervalMs: DEMO_TIMINGS.pollIntervalMs,
@@ -124,10 +129,24 @@ export async function startOrdersService(config: ServiceConfig, logger: Logger):
     // command goes to the queue of its service, in that service's database.
     routes: orchestrator.routes,
     destinations: Object.entries(others).map(([service, otherPool]) =>
-      createQueueDestination({ pool: otherPool, routes: [{ topic: `${service}.*`, queue: service }], name: service }),
+      link && service === 'shipping'
+        ? createRabbitMqDestination({ url: link.url, routes: [{ topic: 'shipping.*', exchange: link.exchange }], name: 'rabbitmq-shipping', logger })
+        : createQueueDestination({ pool: otherPool, routes: [{ topic: `${service}.*`, queue: service }], name: service }),
     ),
     logger,
   });
+  const brokerReplies = link
+    ? createRabbitMqConsumer({
+        url: link.url,
+        pool,
+        queue: link.repliesQueue,
+        consumer: DEFAULT_ORCHESTRATOR_CONSUMER,
+        bindings: [{ exchange: link.exchange, routingKey: DEFAULT_SAGA_REPLY_TOPIC }],
+        stopTimeoutMs: DEMO_TIMINGS.stopTimeoutMs,
+        logger,
+        handler: orchestrator.handler,
+      })
+    : undefined;
 
   const log = logger.child({ component: 'http' });
   const server = createServer((req, res) => {
@@ -163,6 +182,7 @@ export async function startOrdersService(config: ServiceConfig, logger: Logger):
 
   await relay.start();
   await orchestrator.start();
+  await brokerReplies?.start();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.ordersPort, '127.0.0.1', resolve);
@@ -174,6 +194,7 @@ export async function startOrdersService(config: ServiceConfig, logger: Logger):
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await brokerReplies?.stop();
       await orchestrator.stop();
       await relay.stop();
       await Promise.all([pool.end(), apiPool.end(), ...Object.values(others).map((p) => p.end())]);

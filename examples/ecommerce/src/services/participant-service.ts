@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { createQueueDestination, createRelay, type Logger, type RelayOptions, type Worker } from '@sagabox/core';
+import { createQueueDestination, createRelay, type Destination, type Logger, type RelayOptions } from '@sagabox/core';
 import { sagaRoutes } from '@sagabox/saga';
 import { DEMO_TIMINGS, type RunningService, type ServiceConfig } from './service-config.js';
 
@@ -18,30 +18,38 @@ export function openParticipantPools(config: ServiceConfig, service: 'inventory'
   return { pool, ordersPool };
 }
 
+/** What takes a participant's commands: a worker on its queue, or a broker consumer. */
+export interface CommandConsumer {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
 /**
- * Runs a participant: its worker on its own queue, and a relay that moves the replies
- * from its outbox into the orchestrator's queue in the orders database. `relay` adds
- * relay options (the payments service's half-message checkers).
+ * Runs a participant: its worker (or broker consumer) for its commands, and a relay that
+ * moves the replies from its outbox into the orchestrator's queue in the orders database
+ * (or to `replies`, a broker destination). `relay` adds relay options (the payments
+ * service's half-message checkers).
  */
 export async function runParticipantService(
   { pool, ordersPool }: ParticipantPools,
-  worker: Worker,
+  worker: CommandConsumer,
   logger: Logger,
   relay: Partial<Omit<RelayOptions, 'pool' | 'destinations'>> = {},
+  replies: Destination = createQueueDestination({ pool: ordersPool, routes: sagaRoutes() }),
 ): Promise<RunningService> {
-  const replies = createRelay({
+  const replyRelay = createRelay({
     pollIntervalMs: DEMO_TIMINGS.pollIntervalMs,
     logger,
     ...relay,
     pool,
-    destinations: [createQueueDestination({ pool: ordersPool, routes: sagaRoutes() })],
+    destinations: [replies],
   });
-  await replies.start();
+  await replyRelay.start();
   await worker.start();
   return {
     async stop() {
       await worker.stop();
-      await replies.stop();
+      await replyRelay.stop();
       await Promise.all([pool.end(), ordersPool.end()]);
     },
   };

@@ -11,6 +11,20 @@ export interface ServiceConfig {
   gatewayUrl: string;
   /** Port of the orders service's HTTP API, on 127.0.0.1. */
   ordersPort: number;
+  /**
+   * With `--broker rabbitmq`: the shipping service lives behind RabbitMQ. Its commands
+   * leave the orders outbox for `exchange` and reach it from `shippingQueue`; its
+   * replies leave its outbox for `exchange` and reach the orchestrator from `repliesQueue`.
+   */
+  rabbitmq?: RabbitMqLink;
+}
+
+/** Where the shipping service's messages cross RabbitMQ (names unique to one demo run). */
+export interface RabbitMqLink {
+  url: string;
+  exchange: string;
+  shippingQueue: string;
+  repliesQueue: string;
 }
 
 /**
