@@ -173,7 +173,7 @@ export function renderReport(results: Results): string {
       '',
       '## NATS JetStream bridge',
       '',
-      `${int(r.messages)} messages (~100-byte JSON, three headers, Nats-Msg-Id) on the machine's NATS (JetStream, file storage). Out: one relay, then two, draining a filled outbox (1,000 keys) into a stream (batches of 200, PubAcks awaited per batch) beside @nats-io/jetstream publishing with PubAcks, 200 in flight. In: createJetStreamConsumer (inbox rows and an empty handler in one transaction per batch of 50, ack after commit) beside a client consumer acking each message; max_ack_pending 1,000 both.`,
+      `${int(r.messages)} messages (~100-byte JSON, three headers, Nats-Msg-Id) on the machine's NATS (JetStream, file storage). Out: one relay, then two, draining a filled outbox (1,000 keys) into a stream (batches of 200, PubAcks awaited per batch) beside @nats-io/jetstream publishing with PubAcks, 200 in flight. In: createJetStreamConsumer (inbox rows and an empty handler in one transaction per batch of 200, two lanes, ack after commit) beside a client consumer acking each message; max_ack_pending 1,000 both.`,
       '',
       r.error !== undefined
         ? `failed: ${r.error}`

@@ -6,8 +6,8 @@
  *   a file-backed stream (PubAcks awaited per batch of 200) vs @nats-io/jetstream
  *   publishing the same number, PubAck awaited, 200 in flight per window (what one
  *   relay's batch allows);
- * - in: createJetStreamConsumer (batch transaction with the inbox, ack after commit,
- *   empty handler) vs a client consumer that acks every message, each on a durable
+ * - in: createJetStreamConsumer (batch transaction of 200 with the inbox, two lanes,
+ *   ack after commit, empty handler) vs a client consumer that acks every message, each on a durable
  *   consumer with max_ack_pending 1,000 over `count` stored messages.
  */
 import { randomUUID } from 'node:crypto';
@@ -21,6 +21,10 @@ import type { BridgeResult } from '../report/results.js';
 
 const WINDOW = 200;
 const MAX_ACK_PENDING = 1_000;
+// A transaction's fixed cost (BEGIN, the inbox insert, COMMIT's fsync) is spread over
+// a batch; two lanes overlap one batch's commit with the next one's handling.
+const CONSUMER_BATCH = 200;
+const CONSUMER_LANES = 2;
 const payload = (n: number) => ({ orderId: `order-${n}`, customer: 'c-1', amount: 42, currency: 'EUR', items: 3 });
 const headers = (n: number) => ({ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'correlation-id': `c-${n}`, 'causation-id': `x-${n}` });
 
@@ -102,7 +106,7 @@ export async function runNatsBridge(url: string, natsUrl: string, count: number)
     // In, the bridge: the inbox rows and the (empty) handler in a transaction per batch, ack after commit.
     await jsm.consumers.add(stream, { durable_name: 'inbox', ack_policy: AckPolicy.Explicit, max_ack_pending: MAX_ACK_PENDING, filter_subject: `${root}.relay.placed` });
     let handled = 0;
-    const consumer = createJetStreamConsumer({ servers: natsUrl, stream, durable: 'inbox', pool, maxAckPending: MAX_ACK_PENDING, handler: () => {} });
+    const consumer = createJetStreamConsumer({ servers: natsUrl, stream, durable: 'inbox', pool, maxAckPending: MAX_ACK_PENDING, batchSize: CONSUMER_BATCH, concurrency: CONSUMER_LANES, handler: () => {} });
     consumer.events.on('committed', (e) => (handled += e.ids.length));
     const began2 = performance.now();
     await consumer.start();
