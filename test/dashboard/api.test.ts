@@ -39,6 +39,8 @@ describe('dashboard API', () => {
     expect(o.halfMessages.map((h: { id: string }) => h.id).sort()).toEqual((await listHalfMessages(p)).map((h) => h.id).sort());
     expect(o.sagaCounts).toEqual([{ type: 'order', status: 'compensated', count: 1 }, { type: 'order', status: 'running', count: 2 }]);
     expect(o.sagas).toHaveLength(3);
+    expect(o.storage).toMatchObject({ vacuumBlocked: false });
+    expect(o.storage.tables.map((t: { table: string }) => t.table)).toEqual(expect.arrayContaining(['queue_messages', 'inbox', 'outbox']));
     // A second read a little later has a backlog rate.
     await new Promise((r) => setTimeout(r, 600));
     const again = await json(await fetch(`${d.url}api/overview`));

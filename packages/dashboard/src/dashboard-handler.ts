@@ -13,6 +13,7 @@ import {
   outboxStats,
   queueStats,
   replayDeadLetters,
+  storageHealth,
   type QueueStats,
 } from '@sagabox/core/admin';
 import { countSagas, getSaga, listSagas, type SagaStatus } from '@sagabox/saga';
@@ -124,7 +125,12 @@ export function createDashboardHandler(options: DashboardOptions): (req: Incomin
         countSagas(db, { schema }),
         listSagas(db, { schema, limit: DASHBOARD_LIST_LIMIT }),
       ]);
-      return send(res, 200, { at: new Date(), queues: withRates(queues), outbox, deadLetters, halfMessages, sagaCounts, sagas });
+      // After the others: run beside them, one of their own queries would be the oldest snapshot.
+      const storage = await storageHealth(db, { schema }).catch((err: unknown) => {
+        log.warn({ err }, 'dashboard: storage health unavailable');
+        return null;
+      });
+      return send(res, 200, { at: new Date(), queues: withRates(queues), outbox, deadLetters, halfMessages, sagaCounts, sagas, storage });
     }
     if (req.method === 'GET' && path === '/api/sagas') {
       const status = url.searchParams.get('status') ?? undefined;

@@ -53,6 +53,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   ol.timeline li.completed::before { background:var(--ok); }
   ol.timeline .when { color:var(--muted); font-size:12px; margin-left:8px; }
   #notice { color:var(--bad); }
+  #vacuum-warning { color:var(--bad); font-weight:600; }
 </style>
 </head>
 <body>
@@ -61,6 +62,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <div class="right"><span id="notice"></span><span class="muted">updated <span id="updated">-</span></span></div>
 </header>
 <main>
+  <p id="vacuum-warning" data-testid="vacuum-warning" hidden></p>
   <div class="cards">
     <div class="card"><div class="label">Outbox ready</div><div class="value" data-testid="outbox-ready">-</div></div>
     <div class="card"><div class="label">Relay lag</div><div class="value" data-testid="relay-lag">-</div></div>
@@ -171,6 +173,11 @@ function render(o) {
   set("relay-lag", age(o.outbox.lagMs));
   set("outbox-prepared", o.outbox.prepared);
   set("dead-total", o.queues.reduce((n, q) => n + q.dead, 0));
+  // Dead rows pile up while a snapshot is held, long before queues look deep.
+  const vw = document.getElementById("vacuum-warning");
+  const h = o.storage && o.storage.oldest;
+  vw.hidden = !(o.storage && o.storage.vacuumBlocked);
+  vw.textContent = vw.hidden || !h ? "" : "Vacuum is blocked: " + (h.kind === "backend" ? "backend pid " + h.pid + " (" + (h.application || "no application name") + ", " + h.state + ")" : h.kind.replace("_", " ") + " " + h.name) + " has held a snapshot for " + age(h.ageMs) + "; no dead row is removed until it ends.";
   set("sagas-running", o.sagaCounts.filter((c) => c.status === "running" || c.status === "compensating").reduce((n, c) => n + c.count, 0));
 
   document.getElementById("queues-count").textContent = o.queues.length + " queue(s)";

@@ -173,12 +173,14 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
         });
         await listener.start();
       }
-      for (const l of loops) l.start();
       const purgeEvery = o.inboxPurgeIntervalMs;
+      // The inbox's current time partition must exist before the first claim: an id
+      // routed to inbox_other while maintenance attaches its partition fails its batch.
+      if (purgeEvery > 0 && o.inbox) await purgeInbox();
+      for (const l of loops) l.start();
       if (purgeEvery > 0) {
         purgeTimer = setInterval(() => void purgeBuckets().then(() => (o.inbox ? purgeInbox() : undefined)), purgeEvery);
         purgeTimer.unref();
-        if (o.inbox) void purgeInbox();
       }
       log.info({ consumer: o.consumer, concurrency: o.concurrency, batchSize, inbox: o.inbox, handlerTimeoutMs: o.handlerTimeoutMs }, 'worker started');
     },
