@@ -75,6 +75,35 @@ describe('metrics', () => {
     expect(await valueOf(r, 'sagabox_relay_lag_seconds')).toBe(0);
   });
 
+  it('report the oldest snapshot holding vacuum back, and dead tuples and size of each table, at scrape', async () => {
+    const metrics = createMetrics({ database: { pool: p } });
+    const r = metrics.registry;
+    const report = await p.connect();
+    try {
+      await report.query(`SET application_name = 'metrics report'`);
+      await report.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await report.query('SELECT count(*) FROM sagabox.queues');
+      const pid = (await report.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      await p.query(`INSERT INTO sagabox.queues (name) SELECT 'vac' || g FROM generate_series(1, 300) g`);
+      await p.query(`DELETE FROM sagabox.queues WHERE name LIKE 'vac%'`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await waitFor('dead tuples in the metrics', async () => {
+        await r.metrics();
+        return (await valueOf(r, 'sagabox_table_dead_tuples', { table: 'queues' })) >= 300;
+      });
+      expect(await valueOf(r, 'sagabox_vacuum_horizon_holder', { kind: 'backend', pid: String(pid), application: 'metrics report', state: 'idle in transaction' })).toBe(1);
+      expect(await valueOf(r, 'sagabox_vacuum_horizon_age_seconds')).toBeGreaterThan(0.1);
+      expect(await valueOf(r, 'sagabox_vacuum_horizon_xmin_age')).toBeGreaterThanOrEqual(2);
+      // Five minutes is the threshold: not blocked yet.
+      expect(await valueOf(r, 'sagabox_vacuum_blocked')).toBe(0);
+      expect(await valueOf(r, 'sagabox_table_bytes', { table: 'queue_messages' })).toBeGreaterThan(0);
+    } finally {
+      await report.query('ROLLBACK');
+      await report.query('RESET application_name');
+      report.release();
+    }
+  });
+
   it('serves /metrics in the Prometheus text format', async () => {
     const metrics = createMetrics({ database: { pool: p }, prefix: 'app_sagabox_' });
     const endpoint = await serveMetrics({ registry: metrics.registry, port: 0 });
