@@ -167,6 +167,35 @@ describe('RabbitMQ destination and consumer', () => {
     expect(await depth(queue)).toBe(0);
   });
 
+  it('a handler that hangs times out: its signal is aborted, its connection closed, the message retried then dead-lettered, the others handled', async () => {
+    const queue = name('hang-q');
+    const aborted: unknown[] = [];
+    const consumer = track(createRabbitMqConsumer({
+      url: RABBITMQ_URL, pool: p, queue, handlerTimeoutMs: 300, retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 20 },
+      handler: async (m, ctx) => {
+        if (m.key === 'hang') {
+          ctx.signal.addEventListener('abort', () => aborted.push(ctx.signal.reason));
+          await ctx.client.query('SELECT pg_sleep(30)');
+        }
+        await recordEffect('hang')(m, ctx);
+      },
+    }));
+    await consumer.start();
+    const pub = rabbit.createPublisher({ confirm: true });
+    await pub.send({ routingKey: queue, messageId: crypto.randomUUID(), headers: { 'sagabox-key': 'hang' } }, { seq: 1 });
+    await pub.send({ routingKey: queue, messageId: crypto.randomUUID(), headers: { 'sagabox-key': 'fine' } }, { seq: 2 });
+    await pub.close();
+    await waitFor('the dead letter', async () => (await depth(`${queue}.dead`)) === 1);
+    await waitFor('the other message handled', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'hang'`)) === 1);
+    const [dead] = await drain(`${queue}.dead`);
+    expect(dead!.headers).toMatchObject({ [DEAD_LETTER_HEADERS.reason]: 'failed', [DEAD_LETTER_HEADERS.attempts]: 2 });
+    expect(String(dead!.headers![DEAD_LETTER_HEADERS.error])).toMatch(/HANDLER_TIMEOUT/);
+    expect(aborted).toHaveLength(2);
+    expect(isSagaboxError(aborted[0], 'HANDLER_TIMEOUT')).toBe(true);
+    // The abandoned connections were closed, not returned to the pool.
+    await waitFor('no client left checked out', () => p.totalCount - p.idleCount === 0);
+  });
+
   it('deliveries from other producers that cannot be read are dead-lettered as invalid, and the consumer keeps serving', async () => {
     const queue = name('foreign-q');
     const consumer = track(createRabbitMqConsumer({ url: RABBITMQ_URL, pool: p, queue, handler: recordEffect('foreign') }));
@@ -191,6 +220,24 @@ describe('RabbitMQ destination and consumer', () => {
       ['not-json', 'invalid', 'body is not JSON (content type application/json)'],
       ['nested-header', 'invalid', 'header "nested" is not a string, number or boolean'],
     ]);
+  });
+
+  it('consumes a queue declared elsewhere, with its own arguments, as it is (declareQueue: false); a missing one is an error event, not a crash', async () => {
+    const queue = name('theirs-q');
+    await rabbit.queueDeclare({ queue, durable: true, arguments: { 'x-single-active-consumer': true, 'x-max-length': 1_000 } });
+    const consumer = track(createRabbitMqConsumer({ url: RABBITMQ_URL, pool: p, queue, declareQueue: false, handler: recordEffect('theirs') }));
+    await consumer.start();
+    const pub = rabbit.createPublisher({ confirm: true });
+    await pub.send({ routingKey: queue, messageId: crypto.randomUUID() }, { seq: 1 });
+    await pub.close();
+    await waitFor('the message handled', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'theirs'`)) === 1);
+
+    const missing = track(createRabbitMqConsumer({ url: RABBITMQ_URL, pool: p, queue: name('missing-q'), declareQueue: false, handler: recordEffect('missing') }));
+    const errors: unknown[] = [];
+    missing.events.on('error', ({ error }) => errors.push(error));
+    await missing.start();
+    await waitFor('an error event', () => errors.length > 0);
+    expect(String((errors[0] as Error).message)).toMatch(/NOT_FOUND/);
   });
 
   it('keeps per-key commit order end to end with three relays and one queue', async () => {

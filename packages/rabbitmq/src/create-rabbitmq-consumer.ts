@@ -1,9 +1,11 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import {
+  DEFAULT_HANDLER_TIMEOUT_MS,
   DEFAULT_RETRY_POLICY,
   DEFAULT_SCHEMA,
   recordManyInInbox,
+  SagaboxError,
   silentLogger,
   type Handler,
   type HandlerContext,
@@ -58,6 +60,12 @@ export interface RabbitMqConsumerOptions<P = unknown> extends RabbitMqConnection
   retry?: Partial<RetryPolicy>;
   /** Queue that dead letters go to (declared durable at start). Default `<queue>.dead`. */
   deadLetterQueue?: string;
+  /**
+   * Longest run of one handler call, in milliseconds. Then its `signal` is aborted (reason:
+   * a `HANDLER_TIMEOUT` error), its transaction is abandoned with its connection, and the
+   * message is retried like a failure. Default `DEFAULT_HANDLER_TIMEOUT_MS` (the worker's).
+   */
+  handlerTimeoutMs?: number;
   /** Identifies this consumer in logs. Default `rabbitmq-consumer-<pid>`. */
   name?: string;
   logger?: Logger;
@@ -79,6 +87,9 @@ interface Delivery<P> {
   read: ReadDelivery<P>;
   settle(status: ConsumerStatus): void;
 }
+
+/** Ends a timed-out handler's backend, unless it is idle already (closing its socket ended it). */
+const TERMINATE_BUSY_BACKEND_SQL = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND pid <> pg_backend_pid() AND state <> 'idle'`;
 
 const AMQP_NAME = /^[\w.:-]{1,255}$/;
 
@@ -127,6 +138,7 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
   checkInt(problems, 'prefetch', options?.prefetch, 1, 65_535);
   checkInt(problems, 'batchSize', options?.batchSize, 1, 10_000);
   checkInt(problems, 'stopTimeoutMs', options?.stopTimeoutMs, 0, 3_600_000);
+  checkInt(problems, 'handlerTimeoutMs', options?.handlerTimeoutMs, 1, 3_600_000);
   for (const [i, b] of (options?.bindings ?? []).entries()) {
     if (typeof b?.exchange !== 'string' || !AMQP_NAME.test(b.exchange)) problems.push(`bindings[${i}].exchange must be 1-255 letters, digits, _ . : or -`);
     if (typeof b?.routingKey !== 'string' || b.routingKey.length > 255) problems.push(`bindings[${i}].routingKey must be a string of at most 255 characters`);
@@ -140,6 +152,7 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
   const prefetch = options.prefetch ?? DEFAULT_PREFETCH;
   const batchSize = options.batchSize ?? DEFAULT_CONSUMER_BATCH_SIZE;
   const stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_CONSUMER_STOP_TIMEOUT_MS;
+  const handlerTimeoutMs = options.handlerTimeoutMs ?? DEFAULT_HANDLER_TIMEOUT_MS;
   const name = options.name ?? `rabbitmq-consumer-${process.pid}`;
   const log = (options.logger ?? silentLogger).child({ component: 'rabbitmq-consumer', consumer: consumerName, queue, name });
   const events = new EventEmitter<WorkerEvents>();
@@ -197,46 +210,70 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
    * failing message counts an attempt, the others stay pending and are taken again by
    * the next batch (without the failed one's key, which now waits for its retry).
    */
+  // Closing the socket ends an idle transaction at once; a backend busy with the timed-out
+  // handler's query notices only when that query ends, holding its inbox row locks until
+  // then, so it is terminated too.
+  const terminateBackend = async (client: pg.PoolClient): Promise<void> => {
+    const pid = (client as unknown as { processID?: number }).processID;
+    if (typeof pid !== 'number') return;
+    await options.pool
+      .query(TERMINATE_BUSY_BACKEND_SQL, [pid])
+      .catch((err: unknown) => log.warn({ err, pid }, "could not terminate the timed-out handler's backend; it ends when its query does"));
+  };
+
   const runBatch = async (batch: Pending<Delivery<P>>[]): Promise<void> => {
     const client = await options.pool.connect();
     let broken: unknown;
     let failure: { at: Pending<Delivery<P>>; error: string; delayMs: number | undefined; nonRetryable: boolean } | undefined;
+    let timedOut = false;
     try {
       await client.query('BEGIN');
       const ids = [...new Set(batch.map((p) => (p.item.read as { message: { id: string } }).message.id))];
       const fresh = await recordManyInInbox(client, { consumer: consumerName, messageIds: ids, schema });
       let db: HandlerContext['db'] | undefined;
-      const context = Object.defineProperties({ client, signal: new AbortController().signal, consumer: consumerName, logger: log } as HandlerContext, {
-        db: { get: () => (db ??= kyselyOnClient(client)), enumerable: true },
-      });
       for (const p of batch) {
         const m = (p.item.read as { message: { id: string } }).message;
         // A second copy in the same batch (a redelivery after a reconnect) is not fresh either.
         if (!fresh.delete(m.id)) continue;
         const message = { ...(p.item.read as Extract<ReadDelivery<P>, { ok: true }>).message, attempts: p.attempts + 1 };
-        try {
-          const outcome = await options.handler(message, context);
-          if (isHandlerOutcome(outcome)) {
-            failure = outcome.kind === 'retry'
-              ? { at: p, error: outcome.reason ?? 'handler asked to retry', delayMs: outcome.delayMs, nonRetryable: false }
-              : { at: p, error: outcome.reason, delayMs: undefined, nonRetryable: true };
-          }
-        } catch (err) {
+        const abort = new AbortController();
+        const context = Object.defineProperties({ client, signal: abort.signal, consumer: consumerName, logger: log } as HandlerContext, {
+          db: { get: () => (db ??= kyselyOnClient(client)), enumerable: true },
+        });
+        let timer: NodeJS.Timeout | undefined;
+        const call = await Promise.race([
+          Promise.resolve()
+            .then(() => options.handler(message, context))
+            .then((value) => ({ kind: 'returned' as const, value }), (error: unknown) => ({ kind: 'threw' as const, error })),
+          new Promise<{ kind: 'timeout' }>((resolve) => (timer = setTimeout(() => resolve({ kind: 'timeout' }), handlerTimeoutMs))),
+        ]);
+        clearTimeout(timer);
+        if (call.kind === 'timeout') {
+          abort.abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${handlerTimeoutMs} ms`, { details: { messageId: m.id, handlerTimeoutMs } }));
+          log.warn({ messageId: m.id, handlerTimeoutMs }, 'handler timed out; abandoning its transaction');
+          timedOut = true;
+          failure = { at: p, error: `SagaboxError [HANDLER_TIMEOUT]: the handler was still running after ${handlerTimeoutMs} ms (handlerTimeoutMs)`, delayMs: undefined, nonRetryable: false };
+        } else if (call.kind === 'threw') {
+          const err = call.error;
           failure = { at: p, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err), delayMs: undefined, nonRetryable: false };
+        } else if (isHandlerOutcome(call.value)) {
+          const outcome = call.value;
+          failure = outcome.kind === 'retry'
+            ? { at: p, error: outcome.reason ?? 'handler asked to retry', delayMs: outcome.delayMs, nonRetryable: false }
+            : { at: p, error: outcome.reason, delayMs: undefined, nonRetryable: true };
         }
         if (failure) break;
       }
-      if (failure) {
-        await client.query('ROLLBACK');
-      } else {
-        await client.query('COMMIT');
-      }
+      // A timed-out handler may still be using the connection: it is closed below
+      // instead of rolled back, and the server ends the transaction with it.
+      if (!timedOut) await client.query(failure ? 'ROLLBACK' : 'COMMIT');
     } catch (err) {
       broken = err;
-      await client.query('ROLLBACK').catch(() => {});
+      if (!timedOut) await client.query('ROLLBACK').catch(() => {});
     } finally {
-      client.release(broken instanceof Error ? broken : undefined);
+      client.release(broken instanceof Error ? broken : timedOut ? new Error('handler timed out: connection closed') : undefined);
     }
+    if (timedOut) await terminateBackend(client);
     if (broken !== undefined) {
       // The database, not a handler: every message stays pending, the consumer pauses.
       pauseUntil = Date.now() + backoffMs({ ...retry, maxDelayMs: Math.min(retry.maxDelayMs, 30_000) }, 3);
