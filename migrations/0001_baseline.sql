@@ -26,7 +26,10 @@ CREATE TABLE queues (
   -- Every priority_aging_ms, waiting messages that old and below the highest waiting
   -- priority move up one level, so low priorities are not starved. NULL: strict.
   priority_aging_ms     integer          DEFAULT 60000 CHECK (priority_aging_ms BETWEEN 100 AND 86400000),
-  aged_at               timestamptz
+  aged_at               timestamptz,
+  -- An operator's pause: while set, every claim of the queue takes nothing; deliveries
+  -- keep arriving and wait. NULL: running.
+  paused_at             timestamptz
 );
 
 -- One row per message not yet delivered. No CHECK and no unique index on id: each is a

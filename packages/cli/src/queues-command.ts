@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
-import { outboxStats, queueStats, storageHealth } from '@sagabox/core/admin';
+import { outboxStats, pauseQueue, queueStats, resumeQueue, storageHealth } from '@sagabox/core/admin';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
+import { nothingDone } from './exit-codes.js';
 import { fitTable, outputWidth } from './fit-table.js';
 import { registerQueueLimitsCommands } from './queue-limits-command.js';
 import { vacuumWarning } from './storage-command.js';
@@ -32,6 +33,19 @@ export function registerQueuesCommands(program: Command, out: CommandOutput = pr
   // Its subcommands take the same flags as `queues` itself; positional options (set on
   // the program in create-program.ts) hand them to the subcommand.
   registerQueueLimitsCommands(queuesCommand, out);
+  for (const [verb, act, help] of [
+    ['pause', pauseQueue, 'stop every worker claiming from a queue (deliveries keep arriving and wait)'],
+    ['resume', resumeQueue, 'let workers claim from a paused queue again'],
+  ] as const) {
+    addConnectionOptions(queuesCommand.command(verb).description(help).argument('<queue>').option('--json', 'print JSON, for scripts')).action(
+      async (queue: string, flags: Flags) => {
+        const result = await withPool(flags, (pool) => act(pool, queue, { schema: flags.schema }));
+        if (flags.json) out.write(`${JSON.stringify(result)}\n`);
+        else if (result.changed) out.write(`${verb === 'pause' ? 'paused' : 'resumed'} ${result.queue}\n`);
+        if (!result.changed) throw nothingDone(`queue ${result.queue} is already ${verb === 'pause' ? 'paused' : 'running'}: nothing done`);
+      },
+    );
+  }
   queuesCommand.action(async (queues: string[], flags: Flags) => {
     const [stats, health] = await withPool(flags, async (pool) => [
       await queueStats(pool, { schema: flags.schema, ...(queues.length ? { queues } : {}) }),
@@ -42,7 +56,7 @@ export function registerQueuesCommands(program: Command, out: CommandOutput = pr
     if (health) out.write(vacuumWarning(health));
     const table = fitTable(
       ['queue', 'ready', 'in flight', 'retrying', 'scheduled', 'dead', 'oldest'],
-      stats.map((s) => [s.queue, s.ready, s.inFlight, s.retrying, s.scheduled, s.dead, formatAge(s.oldestAgeMs)]),
+      stats.map((s) => [s.pausedAt ? `${s.queue} (paused)` : s.queue, s.ready, s.inFlight, s.retrying, s.scheduled, s.dead, formatAge(s.oldestAgeMs)]),
       outputWidth(out),
     );
     out.write(stats.length ? `${table}\n` : 'no queues yet\n');

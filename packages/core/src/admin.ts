@@ -25,6 +25,7 @@ export {
   type MessageState,
   type MessageSummary,
 } from './admin/messages.js';
+export { pauseQueue, resumeQueue, type QueuePauseResult } from './admin/queue-pause.js';
 export {
   halfMessageHistory,
   listHalfMessages,

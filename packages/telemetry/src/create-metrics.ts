@@ -259,6 +259,16 @@ function registerDatabaseMetrics(options: MetricsOptions, p: string, registry: R
       for (const q of snap.queues) oldestAge.set({ queue: q.queue }, (q.oldestAgeMs ?? 0) / 1_000);
     }),
   });
+  const paused: Gauge<'queue'> = new Gauge({
+    name: `${p}queue_paused`,
+    help: 'Whether an operator paused the queue (1: workers claim nothing from it)',
+    labelNames: ['queue'] as const,
+    registers,
+    collect: from((snap) => {
+      paused.reset();
+      for (const q of snap.queues) paused.set({ queue: q.queue }, q.pausedAt ? 1 : 0);
+    }),
+  });
   const outbox: Gauge<'state'> = new Gauge({
     name: `${p}outbox_messages`,
     help: 'Messages in the outbox by state (ready, prepared half messages)',

@@ -33,6 +33,8 @@ export interface QueueStats {
   oldestAgeMs: number | null;
   /** Flow-control limits in force (see `setQueueLimits`). */
   limits: QueueLimits;
+  /** When an operator paused the queue (`pauseQueue`): no worker claims from it; null while running. */
+  pausedAt: Date | null;
 }
 
 /**
@@ -43,9 +45,9 @@ export async function queueStats(db: Executor, options: AdminOptions & { queues?
   const s = quoteSchema(options.schema ?? DEFAULT_SCHEMA);
   const queues = options.queues?.map(validateQueueName) ?? null;
   const rows = await toRunQuery(db)<{
-    queue: string; ready: number; in_flight: number; retrying: number; scheduled: number; dead: number; oldest_ms: number | null;
+    queue: string; paused_at: Date | null; ready: number; in_flight: number; retrying: number; scheduled: number; dead: number; oldest_ms: number | null;
   } & Parameters<typeof limitsFromRow>[0]>(
-    `SELECT q.name AS queue, q.max_in_flight, q.rate_per_second, q.burst, q.group_max_in_flight,
+    `SELECT q.name AS queue, q.paused_at, q.max_in_flight, q.rate_per_second, q.burst, q.group_max_in_flight,
             q.group_rate_per_second, q.group_burst, q.priority_aging_ms,
             coalesce(m.ready, 0)::int AS ready, coalesce(m.in_flight, 0)::int AS in_flight,
             coalesce(m.retrying, 0)::int AS retrying, coalesce(m.scheduled, 0)::int AS scheduled,
@@ -74,6 +76,7 @@ export async function queueStats(db: Executor, options: AdminOptions & { queues?
     queue: r.queue, ready: r.ready, inFlight: r.in_flight, delayed: r.retrying + r.scheduled, retrying: r.retrying, scheduled: r.scheduled, dead: r.dead,
     oldestAgeMs: r.oldest_ms === null ? null : Math.max(0, Math.round(r.oldest_ms)),
     limits: limitsFromRow(r),
+    pausedAt: r.paused_at,
   }));
 }
 

@@ -132,7 +132,7 @@ export function queueSql(schema: string): QueueSql {
                coalesce(f.aging AND NOT f.limited, false) AS aging_only,
                set_config('synchronous_commit', 'off', true) AS async_commit
         FROM (SELECT) one LEFT JOIN LATERAL (
-          SELECT ${limited} AS limited, ${aging} AS aging
+          SELECT (${limited} OR q.paused_at IS NOT NULL) AS limited, ${aging} AS aging
           FROM ${s}.queues q WHERE q.name = $1
         ) f ON true`;
   const agingDue = `(q.priority_aging_ms IS NOT NULL
@@ -297,6 +297,8 @@ export function queueSql(schema: string): QueueSql {
         SELECT m.ctid, m.seq, m.priority, m.group_key
         FROM ${s}.queue_messages m
         WHERE (SELECT ready FROM pre)
+          -- An operator's pause (queues.paused_at): an uncorrelated test, so a One-Time Filter.
+          AND NOT EXISTS (SELECT 1 FROM ${s}.queues pq WHERE pq.name = $1 AND pq.paused_at IS NOT NULL)
           AND m.queue = $1
           AND m.run_at <= now()
           AND (m.locked_until IS NULL OR m.locked_until < now())
