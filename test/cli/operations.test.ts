@@ -14,7 +14,7 @@ describe('sagabox relay, queues, outbox, dlq', () => {
   it('runs a relay until SIGTERM and reports queues and the outbox', async () => {
     await publish(p, [{ topic: 'cli.a', payload: 1 }, { topic: 'cli.a', payload: 2, delayMs: 3_600_000 }, { topic: 'cli.nowhere', payload: 3 }]);
     expect(JSON.parse((await runCli(['outbox', '--json', ...url])).stdout)).toMatchObject({ ready: 3, prepared: 0 });
-    const relay = spawn(process.execPath, [CLI_PATH, 'relay', '--route', 'cli.a=cli-q', '--log-level', 'warn', ...url], { stdio: 'ignore' });
+    const relay = spawn(process.execPath, [CLI_PATH, 'relay', '--route', 'cli.a=cli-q', '--on-unroutable', 'dead-letter', '--log-level', 'warn', ...url], { stdio: 'ignore' });
     await waitFor('relay drained the outbox', async () => (await count('SELECT count(*) AS n FROM sagabox.outbox')) === 0);
     const exited = new Promise<number | null>((r) => relay.once('exit', (code) => r(code)));
     relay.kill('SIGTERM');

@@ -299,7 +299,7 @@ describe('relay and worker', () => {
         if (messages.some((m) => JSON.parse(m.payload).bad)) throw new Error('destination refused');
       },
     };
-    const relay = track(createRelay({ pool: p, destinations: [flaky], retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 10 }, pollIntervalMs: 30 }));
+    const relay = track(createRelay({ pool: p, destinations: [flaky], onUnroutable: 'dead-letter', retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 10 }, pollIntervalMs: 30 }));
     const delivered: string[] = [];
     relay.events.on('delivered', (e) => delivered.push(`${e.destination}:${e.count}`));
     await relay.start();

@@ -32,7 +32,7 @@ describe('metrics', () => {
       if (m.payload.n === 3 && calls.get(m.id)! <= 1) throw new Error('first attempt fails');
       if (m.payload.n === 4) return Outcome.deadLetter('not for us');
     });
-    const relay = createRelay({ pool: p, routes: [{ topic: 'm.*', queue: 'mq' }, { topic: 'slow.*', queue: 'slowq' }], pollIntervalMs: 50 });
+    const relay = createRelay({ pool: p, routes: [{ topic: 'm.*', queue: 'mq' }, { topic: 'slow.*', queue: 'slowq' }], pollIntervalMs: 50, onUnroutable: 'dead-letter' });
     const worker = createWorker({ pool: p, queue: 'mq', handler, batchSize: 1, pollIntervalMs: 50, retry: { baseDelayMs: 10, maxDelayMs: 20 } });
     metrics.instrumentRelay(relay);
     metrics.instrumentWorker(worker, { queue: 'mq' });

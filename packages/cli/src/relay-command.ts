@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { createQueueDestination, createRelay, type Destination, type QueueRoute } from '@sagabox/core';
+import { createQueueDestination, createRelay, waitForDatabase, type Destination, type QueueRoute } from '@sagabox/core';
 import { addConnectionOptions, requireDatabaseUrl, type ConnectionFlags } from './connection-options.js';
 import { createCliLogger, LOG_LEVELS } from './cli-logger.js';
 import { checkMigrated, checkReachable, openPool } from './open-pool.js';
@@ -17,6 +17,8 @@ interface RelayFlags extends ConnectionFlags {
   batchSize?: number;
   pollIntervalMs?: number;
   listen: boolean;
+  failFast?: boolean;
+  onUnroutable: 'hold' | 'dead-letter' | 'drop';
   logLevel: string;
   json?: boolean;
 }
@@ -48,6 +50,12 @@ export function registerRelayCommand(program: Command, out: CommandOutput = proc
     .option('--poll-interval-ms <duration>', 'poll interval when no NOTIFY arrives: ms, or 2s, 1m', (v: string) => parseDurationFlag('--poll-interval-ms', v, 1))
     .option('--no-listen', 'poll only (behind a transaction-pooling PgBouncer)')
     .option('--json', 'print one JSON line when started and one when stopped, for scripts')
+    .option('--fail-fast', 'exit when a database cannot be reached at start (default: wait for it, retrying with backoff)')
+    .addOption(
+      new Option('--on-unroutable <action>', 'a message none of the routes matches: leave it for a relay that knows it, dead-letter it, or drop it')
+        .choices(['hold', 'dead-letter', 'drop'])
+        .default('hold'),
+    )
     .addOption(new Option('--log-level <level>', 'log level of the JSON log on stderr').choices(LOG_LEVELS).default('info'))
     .action(async (flags: RelayFlags) => {
       const logger = createCliLogger(flags.logLevel);
@@ -60,11 +68,16 @@ export function registerRelayCommand(program: Command, out: CommandOutput = proc
       const routes = broker ? [] : flags.route.map(parseRoute);
       const pool = openPool(requireDatabaseUrl(flags), 4);
       const target = flags.targetDatabaseUrl ? openPool(flags.targetDatabaseUrl, 4) : undefined;
+      // Listening from the start: a signal while the databases are awaited ends the wait.
+      const stopping = new AbortController();
+      const stopSignal = untilStopSignal().then(() => stopping.abort());
       try {
-        await checkReachable(pool, flags.databaseUrl);
+        if (flags.failFast) await checkReachable(pool, flags.databaseUrl);
+        else await waitForDatabase(pool, { logger, signal: stopping.signal });
         await checkMigrated(pool, flags.schema);
         if (target) {
-          await checkReachable(target, flags.targetDatabaseUrl);
+          if (flags.failFast) await checkReachable(target, flags.targetDatabaseUrl);
+          else await waitForDatabase(target, { logger, signal: stopping.signal });
           await checkMigrated(target, flags.targetSchema ?? flags.schema);
         }
         const destinations: Destination[] = broker
@@ -75,15 +88,25 @@ export function registerRelayCommand(program: Command, out: CommandOutput = proc
           schema: flags.schema,
           destinations,
           listen: flags.listen,
+          onUnroutable: flags.onUnroutable,
           logger,
+          // Without --fail-fast, start() waits for the databases (a warn line per retry).
+          ...(flags.failFast ? { waitForDatabaseMs: 0 } : {}),
           ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
           ...(flags.pollIntervalMs ? { pollIntervalMs: flags.pollIntervalMs } : {}),
         });
-        await relay.start();
-        if (flags.json) out.write(`${JSON.stringify({ relay: 'started', routes })}\n`);
-        await untilStopSignal();
+        // A signal while start() still waits for the database stops it too.
+        const started = relay.start().then(() => true);
+        if (await Promise.race([started, stopSignal.then(() => false)])) {
+          if (flags.json) out.write(`${JSON.stringify({ relay: 'started', routes })}\n`);
+          await stopSignal;
+        }
         await relay.stop();
+        await started.catch(() => {});
         if (flags.json) out.write(`${JSON.stringify({ relay: 'stopped' })}\n`);
+      } catch (err) {
+        // Stopped while waiting for a database: a clean stop, not a failure.
+        if (!stopping.signal.aborted) throw err;
       } finally {
         await pool.end();
         await target?.end();

@@ -3,6 +3,7 @@
 // queue flow limits.
 export {
   listDeadLetters,
+  MAX_DEAD_LETTER_LIST_LIMIT,
   outboxStats,
   purgeDeadLetters,
   queueStats,

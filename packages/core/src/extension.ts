@@ -9,3 +9,6 @@ export { isHandlerOutcome } from './worker/handler-outcome.js';
 export { kyselyOnClient } from './worker/client-kysely.js';
 export { databaseUnreachableError, describeConnectionTarget } from './shared/database-unreachable.js';
 export { bearerTokenMatches } from './admin/bearer-token.js';
+export { encodeMessage, encodePayload, encodeHeaders, isStorableText, type EncodedMessage } from './publish/envelope.js';
+export { retryWhileUnreachable, isDatabaseUnreachable } from './shared/wait-for-database.js';
+export { errorText, MAX_ERROR_TEXT_LENGTH } from './shared/error-text.js';

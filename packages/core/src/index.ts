@@ -7,10 +7,15 @@ export { DEFAULT_SCHEMA } from './shared/schema-name.js';
 export { silentLogger, type Logger } from './shared/logger.js';
 export type { Executor, KyselyLike } from './shared/executor.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './shared/retry-policy.js';
+export { DEFAULT_WAIT_FOR_DATABASE_MS, waitForDatabase, type WaitForDatabaseOptions } from './shared/wait-for-database.js';
 
 export {
   DEFAULT_MAX_PAYLOAD_BYTES,
   HEADERS,
+  MAX_HEADERS_BYTES,
+  MAX_PAYLOAD_BYTES_LIMIT,
+  MAX_PAYLOAD_DEPTH,
+  MESSAGE_TIME_RANGE,
   PRIORITY_RANGE,
   type OutboxMessage,
 } from './publish/envelope.js';

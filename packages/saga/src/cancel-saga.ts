@@ -1,5 +1,6 @@
 import { publish, SagaboxError, type Executor } from '@sagabox/core';
-import { toRunQuery, validateSchemaName } from '@sagabox/core/extension';
+import { isStorableText, toRunQuery, validateSchemaName } from '@sagabox/core/extension';
+import { checkSagaId } from './saga-id.js';
 import { sagaSql, type SagaRowData, type SagaStatus } from './saga-sql.js';
 import { resolveSagaTopics, SAGA_HEADERS, type SagaTopicOptions } from './saga-topics.js';
 import type { ControlPayload } from './saga-transition.js';
@@ -12,11 +13,12 @@ export interface CancelSagaOptions extends SagaTopicOptions {
 
 async function request(
   db: Executor,
-  id: string,
+  sagaId: string,
   allowed: readonly SagaStatus[],
   payload: ControlPayload,
   options: SagaTopicOptions,
 ): Promise<void> {
+  const id = checkSagaId(sagaId);
   const topics = resolveSagaTopics({ ...options, schema: validateSchemaName(options.schema ?? 'sagabox') });
   const [row] = await toRunQuery(db)<SagaRowData>(sagaSql(topics.schema).selectSaga, [id]);
   if (!row) throw new SagaboxError('NOT_FOUND', `no saga ${id}`, { details: { sagaId: id } });
@@ -34,18 +36,22 @@ async function request(
  * `compensated`. The request is a message through the outbox, so it commits with your
  * transaction and is applied as an ordinary transition; a saga that finished in the
  * meantime is left as it is.
- * @throws {SagaboxError} `NOT_FOUND`, or `SAGA_CONFLICT` when the saga is not running.
+ * @throws {SagaboxError} `INVALID_OPTIONS` for an id that is not a UUID, `NOT_FOUND`, or `SAGA_CONFLICT` when the saga is not running.
  * @example
  * await cancelSaga(pool, orderId, { reason: 'customer cancelled' });
  */
 export async function cancelSaga(db: Executor, id: string, options: CancelSagaOptions = {}): Promise<void> {
+  const reason = options.reason;
+  if (reason !== undefined && (typeof reason !== 'string' || reason.length > 2_000 || !isStorableText(reason))) {
+    throw new SagaboxError('INVALID_OPTIONS', 'cancelSaga reason must be a string of at most 2,000 characters without NUL or unpaired surrogates');
+  }
   await request(db, id, ['running'], { kind: 'cancel', reason: options.reason ?? 'cancelled' }, options);
 }
 
 /**
  * Asks the orchestrator to resume a `failed` saga (one whose compensation kept failing):
  * the compensation it stopped at is sent again with fresh attempts, then the rest.
- * @throws {SagaboxError} `NOT_FOUND`, or `SAGA_CONFLICT` when the saga is not failed.
+ * @throws {SagaboxError} `INVALID_OPTIONS` for an id that is not a UUID, `NOT_FOUND`, or `SAGA_CONFLICT` when the saga is not failed.
  * @example
  * for (const s of await listSagas(pool, { status: 'failed' })) await retrySaga(pool, s.id);
  */

@@ -12,7 +12,7 @@ import {
 } from '@sagabox/core';
 import type { EventEmitter } from 'node:events';
 import { applySagaMessage, type DefinitionIndex } from './apply-saga-message.js';
-import type { SagaDefinition } from './define-saga.js';
+import { isSagaDefinition, type SagaDefinition } from './define-saga.js';
 import { DEFAULT_SAGA_QUEUE, resolveSagaTopics, sagaRoutes, type SagaTopicOptions } from './saga-topics.js';
 
 /** Default consumer name (inbox identity) of the orchestrator. */
@@ -47,6 +47,12 @@ export interface OrchestratorOptions extends SagaTopicOptions {
   logger?: Logger;
   /** Longest wait in `stop()` for transitions in flight, in milliseconds. */
   stopTimeoutMs?: number;
+  /**
+   * How long `start()` waits for an unreachable PostgreSQL (retrying with backoff and a
+   * `warn` line) before it rejects with `DATABASE_UNREACHABLE`, in milliseconds. Default
+   * forever; 0 fails fast.
+   */
+  waitForDatabaseMs?: number;
   /**
    * Longest a transition (local steps included) may run, in milliseconds: then its
    * transaction is rolled back, its connection closed, the local step's `signal`
@@ -85,7 +91,7 @@ function indexDefinitions(definitions: readonly SagaDefinition[] | undefined, pr
     return index;
   }
   for (const d of definitions) {
-    if (typeof d?.name !== 'string' || !Array.isArray(d.steps)) {
+    if (!isSagaDefinition(d)) {
       problems.push('definitions must be defineSaga(...) results');
       continue;
     }
@@ -119,6 +125,7 @@ function indexDefinitions(definitions: readonly SagaDefinition[] | undefined, pr
  * await orchestrator.start();
  */
 export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
+  if (typeof options !== 'object' || options === null) assertNoProblems('orchestrator', ['options must be an object with a pool and definitions']);
   const problems: string[] = [];
   if (!options || typeof options.pool?.connect !== 'function') problems.push('pool must be a pg.Pool');
   const definitions = indexDefinitions(options?.definitions, problems);
@@ -155,6 +162,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     ...(options.listen !== undefined ? { listen: options.listen } : {}),
     ...(options.retry !== undefined ? { retry: options.retry } : {}),
     ...(options.stopTimeoutMs !== undefined ? { stopTimeoutMs: options.stopTimeoutMs } : {}),
+    ...(options.waitForDatabaseMs !== undefined ? { waitForDatabaseMs: options.waitForDatabaseMs } : {}),
     ...(options.handlerTimeoutMs !== undefined ? { handlerTimeoutMs: options.handlerTimeoutMs } : {}),
     logger,
     handler,

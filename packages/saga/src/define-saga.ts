@@ -238,6 +238,17 @@ export function defineSaga<I, S>(spec: SagaSpec<I, S>): SagaDefinition<I, S> {
       if (typeof step.run !== 'function') problems.push(`${where}.run must be a function`);
     } else problems.push(`${where} must be built with step.remote(...) or step.local(...)`);
   }
-  if (problems.length > 0) throw new InvalidOptionsError(`saga ${JSON.stringify(spec?.name)}`, problems);
-  return Object.freeze({ name: spec.name, version: spec.version, initialState: spec.initialState, steps: Object.freeze([...steps]) });
+  if (problems.length > 0) throw new InvalidOptionsError(`saga ${typeof spec?.name === 'string' ? JSON.stringify(spec.name) : '(unnamed)'}`, problems);
+  const definition = { name: spec.name, version: spec.version, initialState: spec.initialState, steps: Object.freeze([...steps]) };
+  Object.defineProperty(definition, DEFINED, { value: true });
+  return Object.freeze(definition);
+}
+
+// Marks what defineSaga made (and so checked). A registered symbol, not a module-level
+// set, so that two copies of this package loaded side by side recognise each other's.
+const DEFINED = Symbol.for('sagabox.sagaDefinition');
+
+/** True when `value` was returned by {@link defineSaga}. */
+export function isSagaDefinition(value: unknown): value is SagaDefinition {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[DEFINED] === true;
 }

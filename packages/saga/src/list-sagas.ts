@@ -1,5 +1,6 @@
 import { SagaboxError, type Executor } from '@sagabox/core';
 import { toRunQuery, validateSchemaName } from '@sagabox/core/extension';
+import { checkSagaId } from './saga-id.js';
 import { sagaSql, type SagaRowData, type SagaStatus } from './saga-sql.js';
 
 const STATUSES: readonly SagaStatus[] = ['running', 'compensating', 'completed', 'compensated', 'failed'];
@@ -86,11 +87,13 @@ export async function listSagas(db: Executor, options: ListSagasOptions = {}): P
 
 /**
  * One saga's row and its full step history, or `undefined` when there is no such saga.
+ * @throws {SagaboxError} `INVALID_OPTIONS` when `sagaId` is not a UUID.
  * @example
  * const saga = await getSaga(pool, orderId);
  * for (const e of saga?.history ?? []) logger.info({ step: e.step, event: e.event }, 'saga history');
  */
-export async function getSaga(db: Executor, id: string, options: { schema?: string } = {}): Promise<SagaDetails | undefined> {
+export async function getSaga(db: Executor, sagaId: string, options: { schema?: string } = {}): Promise<SagaDetails | undefined> {
+  const id = checkSagaId(sagaId);
   const sql = sagaSql(validateSchemaName(options.schema ?? 'sagabox'));
   const run = toRunQuery(db);
   const [row] = await run<SagaRowData>(sql.selectSaga, [id]);

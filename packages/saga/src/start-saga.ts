@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { publish, SagaboxError, silentLogger, type Executor } from '@sagabox/core';
-import { toRunQuery, validateSchemaName } from '@sagabox/core/extension';
-import type { SagaDefinition } from './define-saga.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES, publish, SagaboxError, silentLogger, type Executor } from '@sagabox/core';
+import { encodeMessage, encodePayload, toRunQuery, validateSchemaName } from '@sagabox/core/extension';
+import { isSagaDefinition, type SagaDefinition } from './define-saga.js';
+import { checkSagaId } from './saga-id.js';
 import { sagaSql } from './saga-sql.js';
 import { resolveSagaTopics, type SagaTopicOptions } from './saga-topics.js';
 import { advance, SAGA_EVENT_STEP, SagaTransition, writeHistory, type TransitionEnv } from './saga-transition.js';
@@ -22,8 +23,6 @@ export interface StartSagaResult {
   started: boolean;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /**
  * Starts a saga inside the caller's transaction: the saga row, its first history events
  * and its first command (through the outbox) commit or roll back with the caller's own
@@ -32,6 +31,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  *
  * Starting an id that exists already is a no-op (`started: false`); the same id with
  * another saga type throws `SAGA_CONFLICT`.
+ *
+ * Everything is checked before anything is written, so a bad call leaves neither a
+ * saga without its first command nor an aborted transaction: `INVALID_OPTIONS` for a
+ * definition not made by `defineSaga`, a malformed id or schema; `INVALID_PAYLOAD` /
+ * `PAYLOAD_TOO_LARGE` for a state (from `initialState(input)`) that cannot be stored
+ * as JSON; the message errors of `publish` for a first command that cannot be sent.
  *
  * @example
  * await db.transaction().execute(async (trx) => {
@@ -45,9 +50,12 @@ export async function startSaga<I, S>(
   input: I,
   options: StartSagaOptions = {},
 ): Promise<StartSagaResult> {
+  if (!isSagaDefinition(definition)) {
+    throw new SagaboxError('INVALID_OPTIONS', 'startSaga needs a saga definition made by defineSaga');
+  }
+  if (typeof options !== 'object' || options === null) throw new SagaboxError('INVALID_OPTIONS', 'startSaga options must be an object');
   const topics = resolveSagaTopics({ ...options, schema: validateSchemaName(options.schema ?? 'sagabox') });
-  const id = (options.id ?? randomUUID()).toLowerCase();
-  if (!UUID.test(id)) throw new SagaboxError('INVALID_OPTIONS', `saga id ${JSON.stringify(options.id)} is not a UUID`);
+  const id = options.id === undefined ? randomUUID() : checkSagaId(options.id);
   const run = toRunQuery(db);
   const sql = sagaSql(topics.schema);
   const t = new SagaTransition(id, definition, {
@@ -61,12 +69,16 @@ export async function startSaga<I, S>(
   t.record(SAGA_EVENT_STEP, 'started', { type: definition.name, version: definition.version });
   const env: TransitionEnv = { run, db, topics, logger: silentLogger };
   await advance(env, t, 0);
+  // Checked here, not by the statements: a write that failed half-way would leave a
+  // running saga without its command, or the caller's transaction aborted.
+  const state = encodePayload(t.state, DEFAULT_MAX_PAYLOAD_BYTES);
+  for (const m of t.messages) encodeMessage(m, DEFAULT_MAX_PAYLOAD_BYTES);
   const inserted = await run(sql.insertSaga, [
     id,
     definition.name,
     definition.version,
     t.currentStep,
-    JSON.stringify(t.state),
+    state,
     t.stepToken,
     t.deadline,
   ]);

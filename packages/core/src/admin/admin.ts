@@ -1,4 +1,5 @@
-import { SagaboxError } from '../shared/errors.js';
+import { InvalidOptionsError, SagaboxError } from '../shared/errors.js';
+import { isStorableText } from '../publish/message-label.js';
 import { toRunQuery, type Executor } from '../shared/executor.js';
 import { DEFAULT_SCHEMA, quoteSchema } from '../shared/schema-name.js';
 import { validateQueueName, validateTopic } from '../publish/topic-name.js';
@@ -43,7 +44,8 @@ export interface QueueStats {
  */
 export async function queueStats(db: Executor, options: AdminOptions & { queues?: string[] } = {}): Promise<QueueStats[]> {
   const s = quoteSchema(options.schema ?? DEFAULT_SCHEMA);
-  const queues = options.queues?.map(validateQueueName) ?? null;
+  if (options.queues !== undefined && !Array.isArray(options.queues)) throw new InvalidOptionsError('queueStats', ['queues must be an array of queue names']);
+  const queues = options.queues?.map((q) => validateQueueName(q)) ?? null;
   const rows = await toRunQuery(db)<{
     queue: string; paused_at: Date | null; ready: number; in_flight: number; retrying: number; scheduled: number; dead: number; oldest_ms: number | null;
   } & Parameters<typeof limitsFromRow>[0]>(
@@ -129,15 +131,44 @@ export interface DeadLetterFilter extends AdminOptions {
   olderThanMs?: number;
   /** Only these dead-letter ids. */
   deadIds?: string[];
-  /** Most rows to list. Default 100. */
+  /** Most rows to list, 1 to {@link MAX_DEAD_LETTER_LIST_LIMIT}. Default 100. */
   limit?: number;
 }
 
-function filterValues(f: DeadLetterFilter): unknown[] {
+/** Largest `limit` of {@link listDeadLetters}. */
+export const MAX_DEAD_LETTER_LIST_LIMIT = 10_000;
+
+const MAX_BIGINT = 9_223_372_036_854_775_807n;
+
+/**
+ * Checks a dead-letter filter before any SQL, so a bad value is a typed error and not
+ * an aborted transaction; returns its bind values.
+ * @throws {SagaboxError} `INVALID_SCHEMA_NAME`, `INVALID_QUEUE_NAME`, `INVALID_TOPIC`;
+ * `INVALID_OPTIONS` listing every other problem.
+ */
+function filterValues(f: DeadLetterFilter, what: string): unknown[] {
+  if (typeof f !== 'object' || f === null) throw new InvalidOptionsError(what, ['the filter must be an object']);
+  // Names keep their own codes (INVALID_SCHEMA_NAME, INVALID_QUEUE_NAME, INVALID_TOPIC), as everywhere else.
+  if (f.schema !== undefined) quoteSchema(f.schema);
   if (f.queue !== undefined) validateQueueName(f.queue);
   if (f.topic !== undefined) validateTopic(f.topic);
-  if (f.olderThanMs !== undefined && !(f.olderThanMs >= 0)) throw new SagaboxError('INVALID_OPTIONS', 'olderThanMs must be >= 0');
-  if (f.deadIds?.some((d) => !/^\d{1,19}$/.test(d))) throw new SagaboxError('INVALID_OPTIONS', 'deadIds must be decimal ids');
+  const problems: string[] = [];
+  if (f.reason !== undefined && (typeof f.reason !== 'string' || f.reason.length > 255 || !isStorableText(f.reason))) {
+    problems.push('reason must be a string of at most 255 characters');
+  }
+  if (f.olderThanMs !== undefined && (typeof f.olderThanMs !== 'number' || !(f.olderThanMs >= 0) || !Number.isFinite(f.olderThanMs))) {
+    problems.push('olderThanMs must be a finite number >= 0');
+  }
+  if (f.deadIds !== undefined) {
+    if (!Array.isArray(f.deadIds) || f.deadIds.length > 100_000) problems.push('deadIds must be an array of at most 100,000 ids');
+    else if (f.deadIds.some((d) => typeof d !== 'string' || !/^\d{1,19}$/.test(d) || BigInt(d) > MAX_BIGINT || BigInt(d) < 1n)) {
+      problems.push('deadIds must be decimal ids from 1 to 9223372036854775807');
+    }
+  }
+  if (f.limit !== undefined && (typeof f.limit !== 'number' || !Number.isInteger(f.limit) || f.limit < 1 || f.limit > MAX_DEAD_LETTER_LIST_LIMIT)) {
+    problems.push(`limit must be an integer from 1 to ${MAX_DEAD_LETTER_LIST_LIMIT}`);
+  }
+  if (problems.length > 0) throw new InvalidOptionsError(what, problems);
   return [f.queue ?? null, f.topic ?? null, f.reason ?? null, f.olderThanMs ?? null, f.deadIds ?? null];
 }
 
@@ -145,12 +176,16 @@ const FILTER = `($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR topic 
   AND ($4::float8 IS NULL OR dead_at < now() - $4::float8 * interval '1 millisecond')
   AND ($5::bigint[] IS NULL OR dead_id = ANY($5::bigint[]))`;
 
-/** Lists dead letters, newest first. */
+/**
+ * Lists dead letters, newest first.
+ * @throws {SagaboxError} `INVALID_OPTIONS` for a malformed filter, before any SQL.
+ */
 export async function listDeadLetters(db: Executor, filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
+  const values = filterValues(filter, 'listDeadLetters');
   const s = quoteSchema(filter.schema ?? DEFAULT_SCHEMA);
   const rows = await toRunQuery(db)<Record<string, unknown>>(
     `SELECT * FROM ${s}.dead_letters WHERE ${FILTER} ORDER BY dead_id DESC LIMIT $6`,
-    [...filterValues(filter), filter.limit ?? 100],
+    [...values, filter.limit ?? 100],
   );
   return rows.map((r) => ({
     deadId: String(r.dead_id), source: r.source as 'outbox' | 'queue', queue: r.queue as string | null, id: r.id as string,
@@ -164,8 +199,10 @@ export async function listDeadLetters(db: Executor, filter: DeadLetterFilter = {
  * Moves dead letters back to where they died, attempts reset: a queue's back to that
  * queue (ready now), the relay's back to the outbox. Returns how many moved. A message
  * whose id is already back in its queue or outbox is left in the dead letters.
+ * @throws {SagaboxError} `INVALID_OPTIONS` for a malformed filter, before any SQL.
  */
 export async function replayDeadLetters(db: Executor, filter: DeadLetterFilter = {}): Promise<number> {
+  const values = filterValues(filter, 'replayDeadLetters');
   const s = quoteSchema(filter.schema ?? DEFAULT_SCHEMA);
   const [r] = await toRunQuery(db)<{ n: number }>(
     `WITH picked AS (
@@ -185,17 +222,21 @@ export async function replayDeadLetters(db: Executor, filter: DeadLetterFilter =
        SELECT pg_notify($6::text, queue) FROM (SELECT DISTINCT queue FROM to_queue) q
      )
      SELECT ((SELECT count(*) FROM to_queue) + (SELECT count(*) FROM to_outbox) + 0 * (SELECT count(*) FROM wake))::int AS n`,
-    [...filterValues(filter), `${filter.schema ?? DEFAULT_SCHEMA}.queue`],
+    [...values, `${filter.schema ?? DEFAULT_SCHEMA}.queue`],
   );
   return r!.n;
 }
 
-/** Deletes dead letters for good. Returns how many were deleted. */
+/**
+ * Deletes dead letters for good. Returns how many were deleted.
+ * @throws {SagaboxError} `INVALID_OPTIONS` for a malformed filter, before any SQL.
+ */
 export async function purgeDeadLetters(db: Executor, filter: DeadLetterFilter = {}): Promise<number> {
+  const values = filterValues(filter, 'purgeDeadLetters');
   const s = quoteSchema(filter.schema ?? DEFAULT_SCHEMA);
   const [r] = await toRunQuery(db)<{ n: number }>(
     `WITH gone AS (DELETE FROM ${s}.dead_letters WHERE ${FILTER} RETURNING 1) SELECT count(*)::int AS n FROM gone`,
-    filterValues(filter),
+    values,
   );
   return r!.n;
 }

@@ -3,6 +3,7 @@ import { toRunQuery, type Executor } from '../shared/executor.js';
 import { DEFAULT_SCHEMA, quoteSchema } from '../shared/schema-name.js';
 import { validateQueueName } from '../publish/topic-name.js';
 import type { AdminOptions } from '../admin/admin.js';
+import { describeValue } from '../shared/describe-value.js';
 
 /** Default priority aging, in milliseconds: waiting messages move up one priority level per minute. */
 export const DEFAULT_PRIORITY_AGING_MS = 60_000;
@@ -68,10 +69,10 @@ export function checkQueueLimits(limits: Partial<QueueLimits>): Partial<QueueLim
     const f = FIELDS[name];
     if (f.kind === 'int') {
       if (typeof value !== 'number' || !Number.isInteger(value) || value < f.min || value > f.max) {
-        problems.push(`${name} must be null or an integer from ${f.min} to ${f.max}, got ${JSON.stringify(value)}`);
+        problems.push(`${name} must be null or an integer from ${f.min} to ${f.max}, got ${describeValue(value)}`);
       }
     } else if (typeof value !== 'number' || !Number.isFinite(value) || value <= f.min || value > f.max) {
-      problems.push(`${name} must be null or a number above ${f.min} and at most ${f.max}, got ${JSON.stringify(value)}`);
+      problems.push(`${name} must be null or a number above ${f.min} and at most ${f.max}, got ${describeValue(value)}`);
     }
   }
   if (problems.length > 0) throw new InvalidOptionsError('queue limits', problems);

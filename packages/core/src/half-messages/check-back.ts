@@ -7,6 +7,7 @@ import { backoffMs, checkInt, type RetryPolicy } from '../shared/retry-policy.js
 import { checkBackSql } from './check-back-sql.js';
 import { validateTopic } from '../publish/topic-name.js';
 import { errorText } from '../shared/error-text.js';
+import { describeValue } from '../shared/describe-value.js';
 
 /** Default number of times the relay asks a checker about one half message before dead-lettering it as `unresolved`. */
 export const DEFAULT_MAX_CHECKS = 10;
@@ -106,9 +107,11 @@ export function resolveCheckBackOptions(options: CheckBackOptions, problems: str
   checkInt(problems, 'checkIntervalMs', options.checkIntervalMs, 10, 3_600_000);
   checkInt(problems, 'checkTimeoutMs', options.checkTimeoutMs, 1, 3_600_000);
   checkInt(problems, 'checkBatchSize', options.checkBatchSize, 1, 1_000);
-  const checkBackoff = { ...DEFAULT_CHECK_BACKOFF, ...(options.checkBackoff ?? {}) };
-  if (!(checkBackoff.baseDelayMs >= 0) || !Number.isFinite(checkBackoff.baseDelayMs)) problems.push('checkBackoff.baseDelayMs must be a non-negative number');
-  if (!(checkBackoff.maxDelayMs >= checkBackoff.baseDelayMs) || !Number.isFinite(checkBackoff.maxDelayMs)) {
+  if (options.checkBackoff !== undefined && (typeof options.checkBackoff !== 'object' || options.checkBackoff === null)) problems.push('checkBackoff must be an object');
+  const checkBackoff = { ...DEFAULT_CHECK_BACKOFF, ...(typeof options.checkBackoff === 'object' ? options.checkBackoff : {}) };
+  const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+  if (!num(checkBackoff.baseDelayMs) || checkBackoff.baseDelayMs < 0) problems.push('checkBackoff.baseDelayMs must be a non-negative number');
+  if (!num(checkBackoff.maxDelayMs) || !(checkBackoff.maxDelayMs >= (num(checkBackoff.baseDelayMs) ? checkBackoff.baseDelayMs : 0))) {
     problems.push('checkBackoff.maxDelayMs must be a number >= checkBackoff.baseDelayMs');
   }
   if (typeof checkBackoff.jitter !== 'boolean') problems.push('checkBackoff.jitter must be a boolean');
@@ -250,7 +253,7 @@ export function createCheckBack(deps: CheckBackDependencies): CheckBack {
             finish(
               VERDICTS.has(verdict)
                 ? { kind: 'verdict', verdict }
-                : { kind: 'failed', error: `checker returned ${JSON.stringify(verdict)}, not 'commit', 'rollback' or 'unknown'` },
+                : { kind: 'failed', error: `checker returned ${describeValue(verdict)}, not 'commit', 'rollback' or 'unknown'` },
               false,
             ),
           (err: unknown) => finish({ kind: 'failed', error: errorText(err, 1_000) }, false),

@@ -33,6 +33,7 @@ const adminSql = statementsFor((s) => ({
     )
     SELECT count(*)::int AS n FROM purged`,
 }));
+import { describeValue } from '../shared/describe-value.js';
 
 /** A half message still prepared: neither committed nor rolled back yet. */
 export interface PreparedHalfMessageInfo {
@@ -103,7 +104,7 @@ export async function listHalfMessages(db: Executor, options: ListHalfMessagesOp
  */
 export async function halfMessageHistory(db: Executor, id: string, options: { schema?: string } = {}): Promise<HalfMessageDecisionRecord[]> {
   if (typeof id !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
-    throw new SagaboxError('INVALID_MESSAGE', `half message id ${JSON.stringify(id)} is not a UUID`, { details: { id } });
+    throw new SagaboxError('INVALID_MESSAGE', `half message id ${describeValue(id)} is not a UUID`, { details: { id } });
   }
   const sql = adminSql(options.schema ?? DEFAULT_SCHEMA);
   const rows = await toRunQuery(db)<{

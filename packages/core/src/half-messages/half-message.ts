@@ -1,5 +1,5 @@
 import type { TopicRegistry } from '../publish/define-topics.js';
-import { DEFAULT_MAX_PAYLOAD_BYTES, encodeMessage, type OutboxMessage } from '../publish/envelope.js';
+import { encodeMessage, resolveMaxPayloadBytes, type OutboxMessage } from '../publish/envelope.js';
 import { SagaboxError } from '../shared/errors.js';
 import { toRunQuery, type Executor, type RunQuery } from '../shared/executor.js';
 import type { Logger } from '../shared/logger.js';
@@ -7,6 +7,7 @@ import { assertNoProblems, checkInt } from '../shared/retry-policy.js';
 import { DEFAULT_SCHEMA } from '../shared/schema-name.js';
 import { outboxChannel } from '../shared/channels.js';
 import { halfMessageSql, type HalfMessageSql } from './half-message-sql.js';
+import { describeValue } from '../shared/describe-value.js';
 
 /** Default delay before the relay first asks the checker about a half message, in milliseconds (1 minute). */
 export const DEFAULT_CHECK_AFTER_MS = 60_000;
@@ -73,7 +74,7 @@ function checkNote(problems: string[], note: unknown): void {
 
 function checkId(id: unknown): string {
   if (typeof id !== 'string' || !UUID.test(id)) {
-    throw new SagaboxError('INVALID_MESSAGE', `half message id ${JSON.stringify(id)} is not a UUID`, { details: { id } });
+    throw new SagaboxError('INVALID_MESSAGE', `half message id ${describeValue(id)} is not a UUID`, { details: { id } });
   }
   return id.toLowerCase();
 }
@@ -141,9 +142,10 @@ export async function prepare(db: Executor, message: OutboxMessage, options: Pre
   const problems: string[] = [];
   checkInt(problems, 'checkAfterMs', options.checkAfterMs, 0, MAX_CHECK_AFTER_MS);
   checkNote(problems, options.note);
+  const maxPayloadBytes = resolveMaxPayloadBytes(options.maxPayloadBytes, problems);
   assertNoProblems('prepare', problems);
+  const m = encodeMessage(message, maxPayloadBytes);
   if (options.topics) await options.topics.validate(message.topic, message.payload);
-  const m = encodeMessage(message, options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES);
   const sql = halfMessageSql(options.schema ?? DEFAULT_SCHEMA);
   const run = toRunQuery(db);
   const values = [

@@ -2,6 +2,7 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
 
 export type { StandardSchemaV1 } from '@standard-schema/spec';
 import { SagaboxError } from '../shared/errors.js';
+import { describeValue } from '../shared/describe-value.js';
 
 /** A topic's contract: a Standard Schema (zod, valibot, arktype ...) or `null` for "typed only". */
 export type TopicContract = StandardSchemaV1 | null;
@@ -42,7 +43,7 @@ export function defineTopics<T extends Record<string, TopicContract>>(contracts:
     async validate(topic, payload) {
       const contract = contracts[topic];
       if (contract === undefined) {
-        throw new SagaboxError('INVALID_TOPIC', `topic ${JSON.stringify(topic)} is not declared in defineTopics`, { details: { topic } });
+        throw new SagaboxError('INVALID_TOPIC', `topic ${describeValue(topic)} is not declared in defineTopics`, { details: { topic } });
       }
       if (contract === null) return payload;
       const result = await contract['~standard'].validate(payload);

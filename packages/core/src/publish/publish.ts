@@ -1,6 +1,7 @@
-import { DEFAULT_MAX_PAYLOAD_BYTES, encodeMessage, type OutboxMessage } from './envelope.js';
+import { encodeMessage, resolveMaxPayloadBytes, type OutboxMessage } from './envelope.js';
 import { toRunQuery, type Executor } from '../shared/executor.js';
-import { DEFAULT_SCHEMA } from '../shared/schema-name.js';
+import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
+import { assertNoProblems, checkInt } from '../shared/retry-policy.js';
 import { outboxChannel, queueChannel } from '../shared/channels.js';
 import { publishSql } from './publish-sql.js';
 import type { TopicRegistry } from './define-topics.js';
@@ -54,6 +55,57 @@ export interface PublishResult {
   inserted: string[];
 }
 
+/** {@link PublishOptions} checked and completed with defaults. */
+export interface ResolvedPublishOptions {
+  schema: string;
+  maxPayloadBytes: number;
+  notify: boolean | 'always';
+  notifyThrottleMs: number;
+  preparedStatements: boolean;
+  topics: TopicRegistry | undefined;
+}
+
+/** Largest `notifyThrottleMs` accepted, in milliseconds. */
+export const MAX_NOTIFY_THROTTLE_MS = 60_000;
+
+const resolved = new WeakMap<object, ResolvedPublishOptions>();
+
+/**
+ * Checks publish options, reporting every problem at once (an options object is
+ * checked once and remembered, so a caller reusing one pays nothing per publish).
+ * @throws {SagaboxError} `INVALID_SCHEMA_NAME`; `INVALID_OPTIONS` for the others.
+ */
+export function resolvePublishOptions(options: PublishOptions | undefined): ResolvedPublishOptions {
+  if (options === undefined) options = EMPTY_OPTIONS;
+  if (typeof options !== 'object' || options === null) assertNoProblems('publish', ['options must be an object']);
+  const known = resolved.get(options);
+  if (known) return known;
+  // A bad schema name keeps its own code (INVALID_SCHEMA_NAME), as everywhere else.
+  const schema = validateSchemaName(options.schema ?? DEFAULT_SCHEMA);
+  const problems: string[] = [];
+  const maxPayloadBytes = resolveMaxPayloadBytes(options.maxPayloadBytes, problems);
+  const notify = options.notify ?? true;
+  if (notify !== true && notify !== false && notify !== 'always') problems.push("notify must be true, false or 'always'");
+  checkInt(problems, 'notifyThrottleMs', options.notifyThrottleMs, 0, MAX_NOTIFY_THROTTLE_MS);
+  const preparedStatements = options.preparedStatements ?? true;
+  if (typeof preparedStatements !== 'boolean') problems.push('preparedStatements must be a boolean');
+  if (options.topics !== undefined && typeof options.topics?.validate !== 'function') problems.push('topics must come from defineTopics');
+  assertNoProblems('publish', problems);
+  const r: ResolvedPublishOptions = {
+    schema,
+    maxPayloadBytes,
+    notify,
+    notifyThrottleMs: options.notifyThrottleMs ?? DEFAULT_NOTIFY_THROTTLE_MS,
+    preparedStatements,
+    topics: options.topics,
+  };
+  // Options objects are usually built once and reused; a frozen copy cannot change behind the cache.
+  if (Object.isFrozen(options) || options === EMPTY_OPTIONS) resolved.set(options, r);
+  return r;
+}
+
+const EMPTY_OPTIONS: PublishOptions = Object.freeze({});
+
 const lastNotifyAt = new Map<string, number>();
 
 /**
@@ -71,13 +123,13 @@ function rememberRouting(schema: string, topic: string, rows: readonly { queued:
   } else if (rows.length > 0) routedTopics.delete(entry);
 }
 
-function shouldNotify(schema: string, options: PublishOptions): boolean {
-  const mode = options.notify ?? true;
+function shouldNotify(schema: string, options: ResolvedPublishOptions): boolean {
+  const mode = options.notify;
   if (mode === false) return false;
   if (mode === 'always') return true;
   const now = performance.now();
   const last = lastNotifyAt.get(schema);
-  if (last !== undefined && now - last < (options.notifyThrottleMs ?? DEFAULT_NOTIFY_THROTTLE_MS)) return false;
+  if (last !== undefined && now - last < options.notifyThrottleMs) return false;
   lastNotifyAt.set(schema, now);
   return true;
 }
@@ -99,9 +151,10 @@ function shouldNotify(schema: string, options: PublishOptions): boolean {
  * skips an id it has handled. The outbox itself does not look for repeats: that
  * would cost every publish a unique-index probe (see the outbox in migrations/0001_baseline.sql).
  *
- * Bad input throws a {@link SagaboxError} before any SQL runs: `INVALID_TOPIC`,
- * `INVALID_MESSAGE`, `INVALID_PAYLOAD` (BigInt, cycles, functions, `undefined`,
- * `\u0000`), `PAYLOAD_TOO_LARGE`, `INVALID_HEADERS`, `VALIDATION_FAILED`.
+ * Bad input throws a {@link SagaboxError} before any SQL runs, so the caller's
+ * transaction stays usable: `INVALID_OPTIONS`, `INVALID_TOPIC`, `INVALID_MESSAGE`
+ * (id, key, group, priority, times), `INVALID_PAYLOAD` (see {@link encodePayload}),
+ * `PAYLOAD_TOO_LARGE`, `INVALID_HEADERS`, `VALIDATION_FAILED`. docs/errors.md lists them.
  *
  * @example
  * await db.transaction().execute(async (trx) => {
@@ -112,22 +165,22 @@ function shouldNotify(schema: string, options: PublishOptions): boolean {
 export async function publish(
   db: Executor,
   messages: OutboxMessage | readonly OutboxMessage[],
-  options: PublishOptions = {},
+  publishOptions?: PublishOptions,
 ): Promise<PublishResult> {
-  const schema = options.schema ?? DEFAULT_SCHEMA;
+  const options = resolvePublishOptions(publishOptions);
+  const schema = options.schema;
   const sql = publishSql(schema);
   const list = Array.isArray(messages) ? (messages as readonly OutboxMessage[]) : [messages as OutboxMessage];
-  const maxBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  const now = Date.now();
+  const encoded = list.map((m) => encodeMessage(m, options.maxPayloadBytes, now));
   if (options.topics) {
     for (const m of list) await options.topics.validate(m.topic, m.payload);
   }
-  const now = Date.now();
-  const encoded = list.map((m) => encodeMessage(m, maxBytes, now));
   const ids = encoded.map((m) => m.id);
   if (encoded.length === 0) return { ids, inserted: [] };
   const run = toRunQuery(db);
   const notify = shouldNotify(schema, options);
-  const prepare = options.preparedStatements ?? true;
+  const prepare = options.preparedStatements;
   const one = encoded.length === 1;
   if (one && !routedTopics.has(`${schema}\u0000${encoded[0]!.topic}`)) {
     // Most topics have no direct route: try the outbox-only statement first.

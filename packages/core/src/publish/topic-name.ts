@@ -1,4 +1,5 @@
 import { SagaboxError } from '../shared/errors.js';
+import { describeValue } from '../shared/describe-value.js';
 
 // Dot-separated segments of letters, digits, '_', '-' or ':'. Dots separate the
 // segments that route patterns ('orders.*', 'orders.#') match on.
@@ -17,7 +18,7 @@ export function validateTopic(topic: unknown): string {
   if (typeof topic !== 'string' || topic.length > MAX_TOPIC_LENGTH || !TOPIC.test(topic)) {
     throw new SagaboxError(
       'INVALID_TOPIC',
-      `invalid topic ${JSON.stringify(topic)}: use dot-separated segments of letters, digits, "_", "-" or ":", at most ${MAX_TOPIC_LENGTH} characters`,
+      `invalid topic ${describeValue(topic)}: use dot-separated segments of letters, digits, "_", "-" or ":", at most ${MAX_TOPIC_LENGTH} characters`,
       { details: { topic } },
     );
   }
@@ -32,7 +33,7 @@ export function validateQueueName(queue: unknown): string {
   if (typeof queue !== 'string' || !QUEUE.test(queue)) {
     throw new SagaboxError(
       'INVALID_QUEUE_NAME',
-      `invalid queue name ${JSON.stringify(queue)}: use 1-128 letters, digits, "_", ".", ":" or "-"`,
+      `invalid queue name ${describeValue(queue)}: use 1-128 letters, digits, "_", ".", ":" or "-"`,
       { details: { queue } },
     );
   }
@@ -50,17 +51,40 @@ export function validateQueueName(queue: unknown): string {
 export function topicMatcher(pattern: string): (topic: string) => boolean {
   const segments = patternSegments(pattern);
   if (!pattern.includes('*') && !pattern.includes('#')) return (topic) => topic === pattern;
-  const match = (p: number, t: string[], i: number): boolean => {
-    if (p === segments.length) return i === t.length;
-    const seg = segments[p];
-    if (seg === '#') {
-      for (let j = i; j <= t.length; j++) if (match(p + 1, t, j)) return true;
-      return false;
+  const n = segments.length;
+  // A set-of-states walk over the pattern (an NFA run, as a regex engine without
+  // backtracking does): `at[p]` says the topic's segments so far can end with the
+  // pattern at position p. Each topic segment costs O(pattern length), so a pattern of
+  // many `#` cannot make matching exponential in the topic's length.
+  return (topic) => {
+    let at = new Uint8Array(n + 1);
+    let next = new Uint8Array(n + 1);
+    at[0] = 1;
+    close(at);
+    for (const seg of topic.split('.')) {
+      next.fill(0);
+      let any = false;
+      for (let p = 0; p < n; p++) {
+        if (!at[p]) continue;
+        const s = segments[p];
+        if (s === '#') {
+          next[p] = 1; // '#' takes this segment and may take more
+          any = true;
+        } else if (s === '*' || s === seg) {
+          next[p + 1] = 1;
+          any = true;
+        }
+      }
+      if (!any) return false;
+      close(next);
+      [at, next] = [next, at];
     }
-    if (i >= t.length) return false;
-    return (seg === '*' || seg === t[i]) && match(p + 1, t, i + 1);
+    return at[n] === 1;
   };
-  return (topic) => match(0, topic.split('.'), 0);
+  /** A '#' may also match no segment: being before it means being after it too. */
+  function close(states: Uint8Array): void {
+    for (let p = 0; p < n; p++) if (states[p] && segments[p] === '#') states[p + 1] = 1;
+  }
 }
 
 /** Splits a topic pattern into its segments, checking each. */
@@ -68,7 +92,7 @@ function patternSegments(pattern: unknown): string[] {
   const segments = typeof pattern === 'string' && pattern.length <= MAX_TOPIC_LENGTH ? pattern.split('.') : [''];
   for (const s of segments) {
     if (s !== '*' && s !== '#' && !/^[A-Za-z0-9_:-]+$/.test(s)) {
-      throw new SagaboxError('INVALID_TOPIC', `invalid topic pattern ${JSON.stringify(pattern)}`, {
+      throw new SagaboxError('INVALID_TOPIC', `invalid topic pattern ${describeValue(pattern)}`, {
         details: { pattern },
       });
     }

@@ -61,6 +61,7 @@ export interface QueueDestinationOptions {
  * });
  */
 export function createQueueDestination(options: QueueDestinationOptions): Destination {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionsError('queue destination', ['options must be an object with routes']);
   const problems: string[] = [];
   let schema = DEFAULT_SCHEMA;
   try {
@@ -70,8 +71,10 @@ export function createQueueDestination(options: QueueDestinationOptions): Destin
   }
   const routes: { match: (topic: string) => boolean; queue: string }[] = [];
   if (!Array.isArray(options.routes) || options.routes.length === 0) problems.push('routes must be a non-empty array');
-  for (const [i, r] of (options.routes ?? []).entries()) {
+  if (options.pool !== undefined && typeof options.pool?.connect !== 'function') problems.push('pool must be a pg.Pool');
+  for (const [i, r] of (Array.isArray(options.routes) ? options.routes : []).entries()) {
     try {
+      if (typeof r !== 'object' || r === null) throw new Error('must be an object { topic, queue }');
       routes.push({ match: topicMatcher(r.topic), queue: validateQueueName(r.queue) });
     } catch (err) {
       problems.push(`routes[${i}]: ${(err as Error).message}`);

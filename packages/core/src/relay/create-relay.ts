@@ -12,7 +12,7 @@ import { warnIfConnectUnbounded, withTransaction } from '../shared/checkout-clie
 import { createDrainLoop, type DrainLoop } from '../shared/drain-loop.js';
 import type { Destination, RelayedMessage } from './destination.js';
 import { createQueueDestination, type QueueRoute } from './create-queue-destination.js';
-import { InvalidOptionsError, isSagaboxError } from '../shared/errors.js';
+import { InvalidOptionsError, isSagaboxError, SagaboxError } from '../shared/errors.js';
 import { createListener, type Listener } from '../shared/listener.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { assertNoProblems, backoffMs, checkInt, resolveRetryPolicy, type RetryPolicy } from '../shared/retry-policy.js';
@@ -22,6 +22,7 @@ import { outboxChannel } from '../shared/channels.js';
 import { relaySql } from './relay-sql.js';
 import { prepared } from '../shared/prepared.js';
 import { errorText } from '../shared/error-text.js';
+import { checkWaitForDatabaseMs, DEFAULT_WAIT_FOR_DATABASE_MS, retryWhileUnreachable, waitForDatabase } from '../shared/wait-for-database.js';
 
 /** Default messages claimed per relay batch. */
 export const DEFAULT_RELAY_BATCH_SIZE = 200;
@@ -50,13 +51,30 @@ export interface RelayOptions extends CheckBackOptions {
   listen?: boolean;
   /** Failed deliveries: retries with backoff, then the dead letters. */
   retry?: Partial<RetryPolicy>;
-  /** What to do with a message no destination matches: dead-letter it as `unroutable` (default) or drop it. */
-  onUnroutable?: 'dead-letter' | 'drop';
+  /**
+   * What to do with a message none of this relay's destinations matches:
+   * - `'hold'` (default): leave it in the outbox for a relay that knows its topic
+   *   (another service's relay, or a newer version in a rolling deploy) and look at it
+   *   again later: after a tenth of its age, from 1 s to 60 s. It is reported (an
+   *   `unroutable` event, a `warn` line per topic at most once a minute, and the
+   *   row's `last_error`) and never dead-lettered by this relay;
+   * - `'dead-letter'`: dead-letter it as `unroutable`. Only for a relay that is the
+   *   one and only relay of its outbox and knows every topic;
+   * - `'drop'`: delete it.
+   * See docs/routing.md.
+   */
+  onUnroutable?: 'hold' | 'dead-letter' | 'drop';
   /** Identifies this relay in logs. Default `relay-<pid>`. */
   name?: string;
   logger?: Logger;
   /** Longest wait in `stop()` for the batch in flight, in milliseconds. Default 10,000. */
   stopTimeoutMs?: number;
+  /**
+   * How long `start()` waits for an unreachable PostgreSQL, retrying with backoff and a
+   * `warn` line, before it rejects with `DATABASE_UNREACHABLE`, in milliseconds.
+   * Default {@link DEFAULT_WAIT_FOR_DATABASE_MS} (forever); 0 fails fast.
+   */
+  waitForDatabaseMs?: number;
 }
 
 /** Events a relay emits; none of them is ever thrown. */
@@ -64,6 +82,8 @@ export interface RelayEvents extends CheckBackEvents {
   delivered: [{ count: number; destination: string }];
   retry: [{ id: string; topic: string; attempts: number; error: string }];
   deadLettered: [{ id: string; topic: string; reason: string; error: string }];
+  /** A message no destination of this relay matches was left in the outbox (`onUnroutable: 'hold'`). */
+  unroutable: [{ id: string; topic: string; heldForMs: number }];
   error: [{ error: unknown }];
 }
 
@@ -109,17 +129,34 @@ interface ResolvedRelayOptions {
   pollIntervalMs: number;
   listen: boolean;
   retry: RetryPolicy;
-  onUnroutable: 'dead-letter' | 'drop';
+  onUnroutable: 'hold' | 'dead-letter' | 'drop';
   name: string;
   logger: Logger;
   stopTimeoutMs: number;
+  waitForDatabaseMs: number;
   checkBack: ResolvedCheckBackOptions;
 }
 
-/** Checks relay options, reporting every problem at once. */
-export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
+/** Problems with a destination given in `destinations`, which the relay calls blindly later. */
+function destinationProblems(d: unknown, i: number): string[] {
+  if (typeof d !== 'object' || d === null) return [`destinations[${i}] must be a Destination object`];
+  const x = d as Partial<Record<keyof Destination, unknown>>;
   const problems: string[] = [];
-  if (!options || typeof options.pool?.connect !== 'function') problems.push('pool must be a pg.Pool');
+  if (typeof x.name !== 'string' || x.name.length === 0) problems.push(`destinations[${i}].name must be a non-empty string`);
+  if (typeof x.matches !== 'function') problems.push(`destinations[${i}].matches must be a function`);
+  if (typeof x.deliver !== 'function') problems.push(`destinations[${i}].deliver must be a function`);
+  for (const k of ['start', 'stop'] as const) {
+    if (x[k] !== undefined && typeof x[k] !== 'function') problems.push(`destinations[${i}].${k} must be a function when given`);
+  }
+  return problems;
+}
+
+/** Checks relay options, reporting every problem at once. */
+export function resolveRelayOptions(input: RelayOptions): ResolvedRelayOptions {
+  if (typeof input !== 'object' || input === null) assertNoProblems('relay', ['options must be an object with a pool and routes or destinations']);
+  const options = input;
+  const problems: string[] = [];
+  if (typeof options.pool?.connect !== 'function') problems.push('pool must be a pg.Pool');
   let schema = DEFAULT_SCHEMA;
   try {
     schema = validateSchemaName(options.schema ?? DEFAULT_SCHEMA);
@@ -129,8 +166,17 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
   checkInt(problems, 'batchSize', options.batchSize, 1, 10_000);
   checkInt(problems, 'pollIntervalMs', options.pollIntervalMs, 10, 3_600_000);
   checkInt(problems, 'stopTimeoutMs', options.stopTimeoutMs, 0, 3_600_000);
-  const destinations: Destination[] = [...(options.destinations ?? [])];
-  if (options.routes) {
+  const destinations: Destination[] = [];
+  if (options.destinations !== undefined && !Array.isArray(options.destinations)) problems.push('destinations must be an array');
+  else {
+    for (const [i, d] of (options.destinations ?? []).entries()) {
+      const found = destinationProblems(d, i);
+      if (found.length === 0) destinations.push(d);
+      else problems.push(...found);
+    }
+  }
+  if (options.routes !== undefined && !Array.isArray(options.routes)) problems.push('routes must be an array');
+  else if (options.routes) {
     try {
       destinations.push(createQueueDestination({ routes: options.routes, schema }));
     } catch (err) {
@@ -138,10 +184,13 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
       else problems.push(String(err));
     }
   }
-  if (destinations.length === 0 && !options.routes) problems.push('give routes or destinations');
-  if (options.onUnroutable !== undefined && options.onUnroutable !== 'dead-letter' && options.onUnroutable !== 'drop') {
-    problems.push("onUnroutable must be 'dead-letter' or 'drop'");
+  if (destinations.length === 0 && !options.routes && problems.length === 0) problems.push('give routes or destinations');
+  if (options.onUnroutable !== undefined && !['hold', 'dead-letter', 'drop'].includes(options.onUnroutable)) {
+    problems.push("onUnroutable must be 'hold', 'dead-letter' or 'drop'");
   }
+  if (options.listen !== undefined && typeof options.listen !== 'boolean') problems.push('listen must be a boolean');
+  if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0)) problems.push('name must be a non-empty string');
+  checkWaitForDatabaseMs(problems, options.waitForDatabaseMs);
   const retry = resolveRetryPolicy(options.retry, DEFAULT_RELAY_RETRY, problems);
   const checkBack = resolveCheckBackOptions(options, problems);
   assertNoProblems('relay', problems);
@@ -153,12 +202,25 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     pollIntervalMs: options.pollIntervalMs ?? DEFAULT_RELAY_POLL_INTERVAL_MS,
     listen: options.listen ?? true,
     retry,
-    onUnroutable: options.onUnroutable ?? 'dead-letter',
+    onUnroutable: options.onUnroutable ?? 'hold',
     name: options.name ?? `relay-${process.pid}`,
     logger: options.logger ?? silentLogger,
     stopTimeoutMs: options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
+    waitForDatabaseMs: options.waitForDatabaseMs ?? DEFAULT_WAIT_FOR_DATABASE_MS,
     checkBack,
   };
+}
+
+const MIN_HOLD_MS = 1_000;
+const MAX_HOLD_MS = 60_000;
+
+/**
+ * How long an unroutable message is left before it is claimed again: a tenth of its
+ * age, from 1 s to 60 s. A fresh one (a rolling deploy) is soon offered to the other
+ * relays; one nobody routes costs a row update a minute, not one per poll.
+ */
+function holdMs(ageMs: number): number {
+  return Math.round(Math.min(MAX_HOLD_MS, Math.max(MIN_HOLD_MS, ageMs / 10)));
 }
 
 function toRelayed(r: ClaimedRow): RelayedMessage {
@@ -205,6 +267,7 @@ export function createRelay(options: RelayOptions): Relay {
   let loop: DrainLoop | undefined;
   let listener: Listener | undefined;
   let started = false;
+  let starting: AbortController | undefined;
 
   const emitError = (error: unknown): void => {
     log.error({ err: error }, 'relay batch failed; backing off');
@@ -255,9 +318,10 @@ export function createRelay(options: RelayOptions): Relay {
   /** One batch in one transaction; what to report once it has committed. */
   const relayBatch = async (client: pg.PoolClient) => {
     const { rows } = await client.query<ClaimedRow>(prepared(sql.claim, [o.batchSize, null]));
-    if (rows.length === 0) return { claimed: 0, delivered: 0, retried: 0, dead: [] };
+    if (rows.length === 0) return { claimed: 0, delivered: 0, retried: 0, dead: [], held: [] };
     const now = Date.now();
     const dead: { seq: string; id: string; topic: string; reason: string; error: string }[] = [];
+    const held: { m: RelayedMessage; heldForMs: number }[] = [];
     const perDestination = new Map<Destination, RelayedMessage[]>();
     const live: RelayedMessage[] = [];
     for (const row of rows) {
@@ -275,6 +339,8 @@ export function createRelay(options: RelayOptions): Relay {
       if (targets.length === 0) {
         if (o.onUnroutable === 'dead-letter') {
           dead.push({ seq: m.seq, id: m.id, topic: m.topic, reason: 'unroutable', error: `no destination matches topic ${m.topic}` });
+        } else if (o.onUnroutable === 'hold') {
+          held.push({ m, heldForMs: holdMs(now - m.createdAt.getTime()) });
         } else {
           live.push(m);
         }
@@ -310,6 +376,9 @@ export function createRelay(options: RelayOptions): Relay {
     }
     if (delivered.length > 0) await client.query(prepared(sql.deleteDelivered, [delivered]));
     if (retrySeqs.length > 0) await client.query(sql.retryLater, [retrySeqs, retryDelays, retryErrors]);
+    if (held.length > 0) {
+      await client.query(sql.holdUnroutable, [held.map((h) => h.m.seq), held.map((h) => h.heldForMs), `no route for this topic on relay ${o.name}`]);
+    }
     if (dead.length > 0) {
       // Failed deliveries count the attempt that just failed; expired/unroutable do not.
       const failed = dead.filter((d) => d.reason === 'failed');
@@ -319,7 +388,19 @@ export function createRelay(options: RelayOptions): Relay {
         await client.query(sql.deadLetter, [group.map((d) => d.seq), group.map((d) => d.reason), group.map((d) => d.error), extra]);
       }
     }
-    return { claimed: rows.length, delivered: delivered.length, retried: retrySeqs.length, dead };
+    return { claimed: rows.length, delivered: delivered.length, retried: retrySeqs.length, dead, held };
+  };
+
+  // One warn line per unknown topic a minute: a topic nobody routes comes back every
+  // hold, and its count is in the outbox stats anyway.
+  const reportedAt = new Map<string, number>();
+  const shouldReportTopic = (topic: string): boolean => {
+    const now = Date.now();
+    const last = reportedAt.get(topic);
+    if (last !== undefined && now - last < 60_000) return false;
+    if (reportedAt.size >= 1_000) reportedAt.clear();
+    reportedAt.set(topic, now);
+    return true;
   };
 
   const runOnce = async (): Promise<number> => {
@@ -328,6 +409,12 @@ export function createRelay(options: RelayOptions): Relay {
     for (const d of batch.dead) {
       log.error({ messageId: d.id, topic: d.topic, reason: d.reason, error: d.error }, 'message dead-lettered by the relay');
       events.emit('deadLettered', { id: d.id, topic: d.topic, reason: d.reason, error: d.error });
+    }
+    for (const { m, heldForMs } of batch.held) {
+      if (shouldReportTopic(m.topic)) {
+        log.warn({ messageId: m.id, topic: m.topic, heldForMs }, 'no destination of this relay matches the topic; left in the outbox for a relay that knows it');
+      }
+      events.emit('unroutable', { id: m.id, topic: m.topic, heldForMs });
     }
     if (batch.claimed > 0) log.debug({ claimed: batch.claimed, delivered: batch.delivered, retried: batch.retried, dead: batch.dead.length }, 'relay batch');
     return batch.claimed;
@@ -341,7 +428,20 @@ export function createRelay(options: RelayOptions): Relay {
     async start() {
       if (started) return;
       started = true;
-      for (const d of o.destinations) await d.start?.({ pool: o.pool });
+      starting = new AbortController();
+      try {
+        const wait = { waitMs: o.waitForDatabaseMs, logger: log, signal: starting.signal };
+        await waitForDatabase(o.pool, wait);
+        // A destination may open connections of its own (another database, a broker).
+        for (const d of o.destinations) {
+          if (d.start) await retryWhileUnreachable(() => d.start!({ pool: o.pool }), wait);
+        }
+      } catch (err) {
+        started = false;
+        throw err;
+      } finally {
+        starting = undefined;
+      }
       loop = createDrainLoop({
         run: async () => {
           const n = await runOnce();
@@ -374,6 +474,8 @@ export function createRelay(options: RelayOptions): Relay {
     async stop() {
       if (!started) return;
       started = false;
+      // A start still waiting for the database gives up; it rejects with this reason.
+      starting?.abort(new SagaboxError('DATABASE_UNREACHABLE', 'relay stopped before the database answered'));
       const stopping = Promise.all([loop?.stop(), listener?.stop(), checkBack.stop()]);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([

@@ -28,5 +28,10 @@ export function outboxRowProblem(row: OutboxRowFields): string | null {
   if (row.group_key !== null && !isMessageLabel(row.group_key)) return 'group must be 1-255 characters';
   // jsonb prints an object with a leading '{' and anything else without one.
   if (!row.headers.startsWith('{')) return `headers must be a JSON object, not ${row.headers.slice(0, 80)}`;
+  // Handlers are typed to receive string headers; publish never writes another kind.
+  const headers = JSON.parse(row.headers) as Record<string, unknown>;
+  for (const [name, value] of Object.entries(headers)) {
+    if (typeof value !== 'string') return `header ${JSON.stringify(name.slice(0, 80))} must be a string, not ${value === null ? 'null' : typeof value}`;
+  }
   return null;
 }

@@ -34,6 +34,17 @@ export const relaySql = statementsFor((s) => ({
     WHERE o.seq = f.seq`,
 
   /**
+   * Leaves rows no destination of this relay matches for later: $1 seqs, $2 delays in
+   * ms, $3 the note for last_error. attempts stays: holding is not a failed delivery,
+   * and must not use up the retry budget of the relay that will deliver the row.
+   */
+  holdUnroutable: `
+    UPDATE ${s}.outbox o
+    SET available_at = now() + f.delay_ms * interval '1 millisecond', last_error = $3::text
+    FROM unnest($1::bigint[], $2::double precision[]) AS f(seq, delay_ms)
+    WHERE o.seq = f.seq`,
+
+  /**
    * Moves rows to dead_letters in one statement: $1 seqs, $2 reasons, $3 errors, $4 the
    * attempts to add to each row's count (1 when this batch's attempt failed).
    */

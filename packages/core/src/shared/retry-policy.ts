@@ -1,4 +1,5 @@
 import { InvalidOptionsError } from './errors.js';
+import { describeValue } from './describe-value.js';
 
 /** How failed work is retried: exponential backoff with full jitter, capped. */
 export interface RetryPolicy {
@@ -17,10 +18,16 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 10, baseDelayMs:
 
 /** Completes a partial retry policy with defaults and checks it; returns problems instead of throwing. */
 export function resolveRetryPolicy(input: Partial<RetryPolicy> | undefined, defaults: RetryPolicy, problems: string[]): RetryPolicy {
+  if (input !== undefined && (typeof input !== 'object' || input === null)) {
+    problems.push('retry must be an object');
+    return defaults;
+  }
   const p = { ...defaults, ...(input ?? {}) };
+  const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
   if (!Number.isInteger(p.maxAttempts) || p.maxAttempts < 1 || p.maxAttempts > 1_000_000) problems.push('retry.maxAttempts must be an integer from 1 to 1,000,000');
-  if (!(p.baseDelayMs >= 0) || !Number.isFinite(p.baseDelayMs)) problems.push('retry.baseDelayMs must be a non-negative number');
-  if (!(p.maxDelayMs >= p.baseDelayMs) || !Number.isFinite(p.maxDelayMs)) problems.push('retry.maxDelayMs must be a number >= retry.baseDelayMs');
+  if (!num(p.baseDelayMs) || p.baseDelayMs < 0) problems.push('retry.baseDelayMs must be a non-negative number');
+  if (!num(p.maxDelayMs) || !(p.maxDelayMs >= (num(p.baseDelayMs) ? p.baseDelayMs : 0))) problems.push('retry.maxDelayMs must be a number >= retry.baseDelayMs');
+  if (typeof p.jitter !== 'boolean') problems.push('retry.jitter must be a boolean');
   return p;
 }
 
@@ -43,6 +50,6 @@ export function assertNoProblems(what: string, problems: string[]): void {
 export function checkInt(problems: string[], name: string, value: unknown, min: number, max: number): void {
   if (value === undefined) return;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    problems.push(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    problems.push(`${name} must be an integer from ${min} to ${max}, got ${describeValue(value)}`);
   }
 }

@@ -1,4 +1,5 @@
 import { SagaboxError } from './errors.js';
+import { describeValue } from './describe-value.js';
 
 /** The schema sagabox uses when none is given. */
 export const DEFAULT_SCHEMA = 'sagabox';
@@ -26,7 +27,7 @@ export function validateSchemaName(schema: unknown): string {
   if (typeof schema !== 'string' || !IDENTIFIER.test(schema) || schema.startsWith('pg_')) {
     throw new SagaboxError(
       'INVALID_SCHEMA_NAME',
-      `invalid schema name ${JSON.stringify(schema)}: use 1-63 lower-case letters, digits or underscores, starting with a letter or underscore, not starting with "pg_"`,
+      `invalid schema name ${describeValue(schema)}: use 1-63 lower-case letters, digits or underscores, starting with a letter or underscore, not starting with "pg_"`,
       { details: { schema } },
     );
   }

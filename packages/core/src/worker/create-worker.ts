@@ -8,6 +8,8 @@ import { queueSql } from './queue-sql.js';
 import { createBatchHandler } from './batch-handler.js';
 import { createClaimer } from './claimer.js';
 import type { Verdict } from './verdict.js';
+import { SagaboxError } from '../shared/errors.js';
+import { waitForDatabase } from '../shared/wait-for-database.js';
 
 export * from './worker-options.js';
 import { resolveWorkerOptions, type Worker, type WorkerEvents, type WorkerOptions } from './worker-options.js';
@@ -73,6 +75,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   let listener: Listener | undefined;
   let purgeTimer: NodeJS.Timeout | undefined;
   let started = false;
+  let starting: AbortController | undefined;
 
   /** Claims and handles one batch; `waitMs` is set when a flow limit held the claim back. */
   const claimAndHandle = async (slot: string, reserve: number): Promise<{ claimed: number; waitMs: number | null }> => {
@@ -132,6 +135,15 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
     async start() {
       if (started) return;
       started = true;
+      starting = new AbortController();
+      try {
+        await waitForDatabase(pool, { waitMs: o.waitForDatabaseMs, logger: log, signal: starting.signal });
+      } catch (err) {
+        started = false;
+        throw err;
+      } finally {
+        starting = undefined;
+      }
       await pool.query(sql.ensureQueues, [[queue]]).catch((err) => log.warn({ err }, 'could not register the queue yet'));
       for (let i = 0; i < o.concurrency; i++) {
         // The slot's token: one batch at a time, so one queue_leases row (see queue-sql.ts).
@@ -187,6 +199,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
     async stop() {
       if (!started) return;
       started = false;
+      starting?.abort(new SagaboxError('DATABASE_UNREACHABLE', 'worker stopped before the database answered'));
       if (purgeTimer) clearInterval(purgeTimer);
       const stopping = Promise.all([...loops.map((l) => l.stop()), listener?.stop()]);
       let timer: NodeJS.Timeout | undefined;

@@ -8,6 +8,7 @@ import type { HandlerOutcome } from './handler-outcome.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { assertNoProblems, checkInt, DEFAULT_RETRY_POLICY, resolveRetryPolicy, type RetryPolicy } from '../shared/retry-policy.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
+import { checkWaitForDatabaseMs, DEFAULT_WAIT_FOR_DATABASE_MS } from '../shared/wait-for-database.js';
 
 /** Default number of batches a worker handles at once. */
 export const DEFAULT_WORKER_CONCURRENCY = 1;
@@ -120,6 +121,12 @@ export interface WorkerOptions<P = unknown> {
   logger?: Logger;
   /** How long `stop()` waits for batches in flight, in milliseconds (0 to one hour). Default {@link DEFAULT_WORKER_STOP_TIMEOUT_MS}. */
   stopTimeoutMs?: number;
+  /**
+   * How long `start()` waits for an unreachable PostgreSQL, retrying with backoff and a
+   * `warn` line, before it rejects with `DATABASE_UNREACHABLE`, in milliseconds.
+   * Default forever (`DEFAULT_WAIT_FOR_DATABASE_MS`); 0 fails fast.
+   */
+  waitForDatabaseMs?: number;
 }
 
 /** {@link WorkerOptions} checked and completed with defaults by {@link resolveWorkerOptions}. */
@@ -143,6 +150,7 @@ export interface ResolvedWorkerOptions<P = unknown> {
   name: string;
   logger: Logger;
   stopTimeoutMs: number;
+  waitForDatabaseMs: number;
 }
 
 /**
@@ -178,6 +186,7 @@ export function resolveWorkerOptions<P = unknown>(options: WorkerOptions<P>): Re
   checkInt(problems, 'inboxRetentionMs', given.inboxRetentionMs, 0, 10 * 365 * 86_400_000);
   checkInt(problems, 'inboxPurgeIntervalMs', given.inboxPurgeIntervalMs, 0, 86_400_000);
   checkInt(problems, 'stopTimeoutMs', given.stopTimeoutMs, 0, 3_600_000);
+  checkWaitForDatabaseMs(problems, given.waitForDatabaseMs);
   if (given.consumer !== undefined && (typeof given.consumer !== 'string' || given.consumer.length === 0 || given.consumer.length > 255)) {
     problems.push('consumer must be a string of 1-255 characters');
   }
@@ -217,6 +226,7 @@ export function resolveWorkerOptions<P = unknown>(options: WorkerOptions<P>): Re
     name: given.name ?? `worker-${process.pid}-${randomUUID().slice(0, 8)}`,
     logger: given.logger ?? silentLogger,
     stopTimeoutMs: given.stopTimeoutMs ?? DEFAULT_WORKER_STOP_TIMEOUT_MS,
+    waitForDatabaseMs: given.waitForDatabaseMs ?? DEFAULT_WAIT_FOR_DATABASE_MS,
   };
 }
 
