@@ -1,8 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  listDeadLetters, purgeDeadLetters, queueStats, replayDeadLetters, SagaboxError, type DeadLetterFilter, type SagaboxErrorCode,
-} from '@sagabox/core';
+import { SagaboxError, type SagaboxErrorCode } from '@sagabox/core';
+import { listDeadLetters, purgeDeadLetters, queueStats, replayDeadLetters, type DeadLetterFilter } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
 import { countingClient } from '../support/counting-client.js';
 

@@ -1,8 +1,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createRelay, listDeadLetters, publish, SagaboxError, type Destination, type Relay, type RelayOptions,
-} from '@sagabox/core';
+import { createRelay, publish, SagaboxError, type Destination, type Relay, type RelayOptions } from '@sagabox/core';
+import { listDeadLetters } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 

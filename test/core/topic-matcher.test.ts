@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { topicMatcher, topicPatternRegex } from '@sagabox/core';
+import { topicMatcher, topicPatternRegex } from '@sagabox/core/extension';
 import { useDatabase } from '../support/test-pool.js';
 
 const { pool } = await useDatabase();

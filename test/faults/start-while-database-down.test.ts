@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createRelay, createWorker, migrateUp, publish, type Relay, type Worker } from '@sagabox/core';
+import { createRelay, createWorker, publish, type Relay, type Worker } from '@sagabox/core';
+import { migrateUp } from '@sagabox/core/migrate';
 import { startDisposablePostgres } from '@sagabox/testing';
 import { captureLogger } from '../support/capture-logger.js';
 import { CLI_PATH } from '../support/run-cli.js';

@@ -3,12 +3,10 @@
 // validate names as core does. Applications do not need them.
 export { toRunQuery, type RunQuery } from './shared/executor.js';
 export { quoteSchema, validateSchemaName } from './shared/schema-name.js';
-export { topicMatcher, validateQueueName, validateTopic } from './publish/topic-name.js';
+export { topicMatcher, topicPatternRegex, validateQueueName, validateTopic } from './publish/topic-name.js';
 export { assertNoProblems, backoffMs, checkInt, resolveRetryPolicy } from './shared/retry-policy.js';
 export { isHandlerOutcome } from './worker/handler-outcome.js';
 export { kyselyOnClient } from './worker/client-kysely.js';
 export { databaseUnreachableError, describeConnectionTarget } from './shared/database-unreachable.js';
 export { bearerTokenMatches } from './admin/bearer-token.js';
 export { encodeMessage, encodePayload, encodeHeaders, isStorableText, type EncodedMessage } from './publish/envelope.js';
-export { retryWhileUnreachable, isDatabaseUnreachable } from './shared/wait-for-database.js';
-export { errorText, MAX_ERROR_TEXT_LENGTH } from './shared/error-text.js';
