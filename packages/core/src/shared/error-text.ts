@@ -16,7 +16,8 @@ export function errorText(err: unknown, maxLength = MAX_ERROR_TEXT_LENGTH): stri
     parts.push((depth === 0 ? '' : 'Caused by: ') + oneError(current));
     current = current instanceof Error ? current.cause : undefined;
   }
-  const text = parts.join('\n');
+  // PostgreSQL text cannot hold a NUL, and this text is written to a row.
+  const text = parts.join('\n').replace(/\0/g, '\\0');
   return text.length > maxLength ? `${text.slice(0, maxLength)}…` : text;
 }
 
