@@ -54,7 +54,8 @@ describe('dead-letter admin calls check their filter before any SQL', () => {
   it('any filter: a result, or a typed error before any SQL', async () => {
     const anything = fc.anything({ maxDepth: 1, withBigInt: true, withNullPrototype: true });
     const filter = fc.record({
-      schema: fc.oneof(fc.constant('sagabox'), fc.string(), anything),
+      // A well-formed name of a schema that does not exist is not bad input: its SQL fails.
+      schema: fc.oneof(fc.constant('sagabox'), fc.string().filter((t) => !/^[a-z_][a-z0-9_]*$/.test(t)), anything),
       queue: fc.oneof(fc.constantFrom('billing', 'bad queue'), fc.string(), anything),
       topic: fc.oneof(fc.constantFrom('orders.created', 'a..b'), fc.string(), anything),
       reason: fc.oneof(fc.constantFrom('failed', 'unroutable'), fc.string({ unit: 'binary' }), anything),

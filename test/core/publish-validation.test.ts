@@ -166,7 +166,8 @@ describe('publish: every envelope either round-trips or is refused with a typed 
   it('any publish options: used, or INVALID_OPTIONS before any SQL', async () => {
     const options = fc.record(
       {
-        schema: fc.oneof(fc.constant('sagabox'), trickyString, anyValue),
+        // A well-formed name of a schema that does not exist is not bad input: its SQL fails.
+        schema: fc.oneof(fc.constant('sagabox'), trickyString.filter((t) => !/^[a-z_][a-z0-9_]*$/.test(t)), anyValue),
         maxPayloadBytes: fc.oneof(fc.integer({ min: -5, max: 5_000_000 }), fc.double(), fc.constantFrom(Number.NaN, -1, 0, Infinity), anyValue),
         notify: fc.oneof(fc.boolean(), fc.constant('always'), anyValue),
         notifyThrottleMs: fc.oneof(fc.nat(100_000), fc.double(), anyValue),
