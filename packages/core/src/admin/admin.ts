@@ -107,18 +107,31 @@ export async function outboxStats(db: Executor, options: AdminOptions = {}): Pro
 
 /** A dead letter, as listed by {@link listDeadLetters}. */
 export interface DeadLetter {
+  /** Id of the dead-letter entry (replay and purge take it). */
   deadId: string;
+  /** Where the message died: in the relay ('outbox') or at a worker ('queue'). */
   source: 'outbox' | 'queue';
+  /** The queue, or null for the outbox. */
   queue: string | null;
+  /** The message id. */
   id: string;
+  /** Its topic. */
   topic: string;
+  /** Ordering key, or null. */
   key: string | null;
+  /** The payload as published. */
   payload: unknown;
+  /** Its string headers. */
   headers: Record<string, string>;
+  /** Why: 'attempts_exhausted', 'dead_letter_outcome', 'invalid', 'expired', 'unresolved', 'timeout', ... */
   reason: string;
+  /** The last error text. */
   error: string;
+  /** Attempts made before it died. */
   attempts: number;
+  /** When it was published. */
   createdAt: Date;
+  /** When it was dead-lettered. */
   deadAt: Date;
 }
 

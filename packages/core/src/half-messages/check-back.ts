@@ -28,10 +28,15 @@ export type HalfMessageCheckDecision = HalfMessageVerdict | 'check_failed' | 'no
 
 /** A prepared half message as its checker sees it. */
 export interface HalfMessage<P = unknown> {
+  /** The message id (give it to the provider as the idempotency key). */
   id: string;
+  /** Its topic: the checker registered for it is asked. */
   topic: string;
+  /** Ordering key, or null. */
   key: string | null;
+  /** The prepared payload. */
   payload: P;
+  /** Its string headers. */
   headers: Record<string, string>;
   /** When it was prepared. */
   createdAt: Date;

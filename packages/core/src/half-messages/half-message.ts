@@ -54,7 +54,9 @@ export interface HalfMessageDecisionOptions {
 
 /** What a producer's decision did. */
 export interface HalfMessageDecisionResult {
+  /** The half message decided. */
   id: string;
+  /** The decision that stands (the first one taken). */
   decision: 'commit' | 'rollback';
   /**
    * True when the same decision had already been taken (by the producer or by the

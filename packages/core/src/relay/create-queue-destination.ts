@@ -30,7 +30,9 @@ const destinationSql = statementsFor((s) => ({
 
 /** A route: messages whose topic matches `topic` (exact, `*` one segment, `#` any segments) go to `queue`. */
 export interface QueueRoute {
+  /** Topic pattern: segments split by `.`, `*` matches one segment, `#` any number. */
   topic: string;
+  /** The queue that receives the matching messages. */
   queue: string;
 }
 

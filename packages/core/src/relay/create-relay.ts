@@ -66,6 +66,7 @@ export interface RelayOptions extends CheckBackOptions {
   onUnroutable?: 'hold' | 'dead-letter' | 'drop';
   /** Identifies this relay in logs. Default `relay-<pid>`. */
   name?: string;
+  /** pino-compatible logger. Default: silent. */
   logger?: Logger;
   /** Longest wait in `stop()` for the batch in flight, in milliseconds. Default 10,000. */
   stopTimeoutMs?: number;
@@ -79,11 +80,15 @@ export interface RelayOptions extends CheckBackOptions {
 
 /** Events a relay emits; none of them is ever thrown. */
 export interface RelayEvents extends CheckBackEvents {
+  /** A batch reached a destination and left the outbox (count: messages). */
   delivered: [{ count: number; destination: string }];
+  /** A delivery failed; the message is retried with backoff. */
   retry: [{ id: string; topic: string; attempts: number; error: string }];
+  /** A message was dead-lettered (attempts exhausted, expired or invalid). */
   deadLettered: [{ id: string; topic: string; reason: string; error: string }];
   /** A message no destination of this relay matches was left in the outbox (`onUnroutable: 'hold'`). */
   unroutable: [{ id: string; topic: string; heldForMs: number }];
+  /** A claim or commit failed (e.g. the database is down); the relay backs off and goes on. */
   error: [{ error: unknown }];
 }
 
@@ -91,6 +96,7 @@ export interface RelayEvents extends CheckBackEvents {
 export interface Relay {
   /** Typed events: `delivered`, `retry`, `deadLettered`, `error`. */
   readonly events: EventEmitter<RelayEvents>;
+  /** Starts the loop (waits for the database up to `waitForDatabaseMs`); idempotent. */
   start(): Promise<void>;
   /** Stops claiming, finishes the batch in flight (within `stopTimeoutMs`), closes its LISTEN session. */
   stop(): Promise<void>;

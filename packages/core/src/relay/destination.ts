@@ -8,8 +8,11 @@ import type { SagaboxError } from '../shared/errors.js';
 export interface RelayedMessage {
   /** Outbox sequence number (database-assigned order), as a decimal string. */
   seq: string;
+  /** The message id; a destination should pass it on so the receiver can deduplicate. */
   id: string;
+  /** The topic it was published under. */
   topic: string;
+  /** Ordering key, or null. */
   key: string | null;
   /** JSON text of the payload. */
   payload: string;
@@ -17,9 +20,11 @@ export interface RelayedMessage {
   headers: string;
   /** When consumers may handle it (delayed messages), or null for now. */
   runAt: Date | null;
+  /** When it expires undelivered (from `ttlMs`/`expiresAt` at publish), or null. */
   expiresAt: Date | null;
   /** Failed delivery attempts so far. */
   attempts: number;
+  /** When the producer published it. */
   createdAt: Date;
   /** Priority given at publish (0 by default); higher is handled first. */
   priority: number;
@@ -61,6 +66,7 @@ export interface Destination {
   readonly name: string;
   /** Whether messages of this topic go to this destination. */
   matches(topic: string): boolean;
+  /** Delivers the whole batch or throws; must be idempotent by message id. */
   deliver(messages: readonly RelayedMessage[], context: DeliveryContext): Promise<void>;
   /** Called by the relay's `start` (create queues, open connections); `pool` is the relay's outbox pool. */
   start?(context: { pool: pg.Pool }): Promise<void>;

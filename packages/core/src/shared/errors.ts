@@ -32,6 +32,7 @@ export type SagaboxErrorCode =
 
 /** Base class of every error sagabox throws on purpose. */
 export class SagaboxError extends Error {
+  /** What went wrong, as a stable string to branch on; every code is listed in docs/errors.md. */
   readonly code: SagaboxErrorCode;
   /** Extra structured facts about the error (ids, names), safe to log. */
   readonly details: Readonly<Record<string, unknown>>;
@@ -50,6 +51,7 @@ export class SagaboxError extends Error {
 
 /** Thrown when options fail validation; lists every problem found, not only the first. */
 export class InvalidOptionsError extends SagaboxError {
+  /** Every problem found in the options, one line each. */
   readonly problems: readonly string[];
   constructor(what: string, problems: readonly string[]) {
     super('INVALID_OPTIONS', `invalid ${what} options: ${problems.join('; ')}`, {

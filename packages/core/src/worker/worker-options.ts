@@ -34,11 +34,17 @@ export const DEFAULT_HANDLER_TIMEOUT_MS = 25_000;
 
 /** A message as a handler sees it. */
 export interface Message<P = unknown> {
+  /** The message id (UUIDv7 unless the producer chose one): the inbox deduplicates by it. */
   id: string;
+  /** The queue it was claimed from. */
   queue: string;
+  /** The topic it was published under. */
   topic: string;
+  /** Ordering key: messages with the same key are handled one at a time in commit order; null for none. */
   key: string | null;
+  /** The published payload, parsed from JSON. */
   payload: P;
+  /** String headers (traceparent, correlation-id, reply-to, ...). */
   headers: Record<string, string>;
   /** This delivery's number: 1 on the first try. */
   attempts: number;
@@ -62,7 +68,9 @@ export interface HandlerContext {
   signal: AbortSignal;
   /** A kysely instance on the same transaction (created on first use). */
   readonly db: Kysely<any>;
+  /** The inbox identity this handler runs as (the worker's `consumer`). */
   consumer: string;
+  /** The worker's logger, a child with this message's id, topic and queue. */
   logger: Logger;
 }
 
@@ -73,8 +81,11 @@ export type Handler<P = unknown> = (message: Message<P>, context: HandlerContext
 export interface WorkerOptions<P = unknown> {
   /** Pool on the queue's database; needs `concurrency + 1` connections. */
   pool: pg.Pool;
+  /** Schema of sagabox's tables. Default `DEFAULT_SCHEMA` (`sagabox`). */
   schema?: string;
+  /** The queue to consume (1-255 characters of letters, digits, `_.:-`). */
   queue: string;
+  /** Called once per message, inside the transaction that records it in the inbox and acks it. */
   handler: Handler<P>;
   /** Inbox identity: handling is deduplicated per (consumer, message id). Default: the queue name. */
   consumer?: string;
@@ -232,16 +243,21 @@ export function resolveWorkerOptions<P = unknown>(options: WorkerOptions<P>): Re
 
 /** Events a worker emits; none is ever thrown. */
 export interface WorkerEvents {
+  /** A batch was handled and committed (count: messages acked). */
   handled: [{ count: number }];
   /** A handler failed (threw, asked to retry, returned something unusable, or timed out); the message will be retried. */
   failed: [{ id: string; topic: string; attempts: number; error: unknown }];
+  /** A message was dead-lettered (attempts exhausted, a dead-letter outcome, or invalid). */
   deadLettered: [{ id: string; topic: string; reason: string; error: string }];
+  /** A claim or commit failed (e.g. the database is down); the worker backs off and goes on. */
   error: [{ error: unknown }];
 }
 
 /** A running worker. See {@link createWorker}. */
 export interface Worker {
+  /** Lifecycle and outcome events; see {@link WorkerEvents}. */
   readonly events: EventEmitter<WorkerEvents>;
+  /** Starts claiming (waits for the database up to `waitForDatabaseMs`); idempotent. */
   start(): Promise<void>;
   /** Stops claiming and waits (up to `stopTimeoutMs`) for batches in flight. */
   stop(): Promise<void>;
