@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { prepare, publish } from '@sagabox/core';
-import { addDirectRoute, getMessage, listMessages, queueStats, type MessageSummary } from '@sagabox/core/admin';
+import { addDirectRoute, getMessage, listMessages, outboxStats, queueStats, type MessageSummary } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
 
 const { pool } = await useDatabase();
@@ -110,6 +110,13 @@ describe('listMessages and getMessage', () => {
       handledBy: [{ consumer: 'mail', processedAt: expect.any(Date) }],
     });
     expect(await getMessage(p, randomUUID())).toBeNull();
+  });
+
+  it("counts the relay's dead letters in the outbox stats, apart from the queues'", async () => {
+    const before = (await outboxStats(p)).dead;
+    await p.query(`INSERT INTO sagabox.dead_letters (source, id, topic, payload, reason, error, attempts, created_at)
+                   VALUES ('outbox', gen_random_uuid(), 'nowhere.x', '{}', 'unroutable', 'no destination', 0, now())`);
+    expect((await outboxStats(p)).dead).toBe(before + 1);
   });
 
   it('refuses bad filters before any SQL, naming every problem', async () => {

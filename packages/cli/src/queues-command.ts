@@ -67,6 +67,6 @@ export function registerQueuesCommands(program: Command, out: CommandOutput = pr
   ).action(async (flags: Flags) => {
     const stats = await withPool(flags, (pool) => outboxStats(pool, { schema: flags.schema }));
     if (flags.json) return out.write(`${JSON.stringify(stats)}\n`);
-    out.write(`${fitTable(['ready', 'prepared (half messages)', 'relay lag'], [[stats.ready, stats.prepared, formatAge(stats.lagMs)]], outputWidth(out))}\n`);
+    out.write(`${fitTable(['ready', 'prepared (half messages)', 'dead', 'relay lag'], [[stats.ready, stats.prepared, stats.dead, formatAge(stats.lagMs)]], outputWidth(out))}\n`);
   });
 }

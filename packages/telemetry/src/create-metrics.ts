@@ -271,12 +271,14 @@ function registerDatabaseMetrics(options: MetricsOptions, p: string, registry: R
   });
   const outbox: Gauge<'state'> = new Gauge({
     name: `${p}outbox_messages`,
-    help: 'Messages in the outbox by state (ready, prepared half messages)',
+    help: 'Messages in the outbox by state (ready, prepared half messages, dead: the relay\'s dead letters)',
     labelNames: ['state'] as const,
     registers,
     collect: from((snap) => {
       outbox.set({ state: 'ready' }, snap.outbox.ready);
       outbox.set({ state: 'prepared' }, snap.outbox.prepared);
+      // The relay's dead letters: queues' are in sagabox_queue_messages{state="dead"}.
+      outbox.set({ state: 'dead' }, snap.outbox.dead);
     }),
   });
   const lag: Gauge = new Gauge({

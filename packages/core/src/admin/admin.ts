@@ -88,6 +88,8 @@ export interface OutboxStats {
   ready: number;
   /** Half messages waiting for commit, rollback or check-back. */
   prepared: number;
+  /** Dead letters of the relay (unroutable, invalid, expired, unresolved half messages, failed deliveries). */
+  dead: number;
   /** Age of the oldest undelivered committed message, in milliseconds: the relay lag (null when empty). */
   lagMs: number | null;
 }
@@ -95,14 +97,15 @@ export interface OutboxStats {
 /** Relay lag and outbox contents. */
 export async function outboxStats(db: Executor, options: AdminOptions = {}): Promise<OutboxStats> {
   const s = quoteSchema(options.schema ?? DEFAULT_SCHEMA);
-  const [r] = await toRunQuery(db)<{ ready: number; prepared: number; lag_ms: number | null }>(
+  const [r] = await toRunQuery(db)<{ ready: number; prepared: number; dead: number; lag_ms: number | null }>(
     `SELECT count(*) FILTER (WHERE state = 'ready')::int AS ready,
             count(*) FILTER (WHERE state = 'prepared')::int AS prepared,
+            (SELECT count(*)::int FROM ${s}.dead_letters WHERE source = 'outbox') AS dead,
             (extract(epoch FROM now() - min(created_at) FILTER (WHERE state = 'ready')) * 1000)::float8 AS lag_ms
      FROM ${s}.outbox`,
     [],
   );
-  return { ready: r!.ready, prepared: r!.prepared, lagMs: r!.lag_ms === null ? null : Math.max(0, Math.round(r!.lag_ms)) };
+  return { ready: r!.ready, prepared: r!.prepared, dead: r!.dead, lagMs: r!.lag_ms === null ? null : Math.max(0, Math.round(r!.lag_ms)) };
 }
 
 /** A dead letter, as listed by {@link listDeadLetters}. */
