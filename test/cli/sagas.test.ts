@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeOrderSaga } from '../fixtures/saga-order.mjs';
-import { createSagaWorld, type SagaWorld } from '../fixtures/saga-world.js';
+import { getSaga } from '@sagabox/saga';
+import { createSagaWorld, waitFor, type SagaWorld } from '../fixtures/saga-world.js';
 import { runCli } from '../support/run-cli.js';
 
 const orderSaga = makeOrderSaga({ compensationRetry: { maxAttempts: 2, delayMs: 50 } });
@@ -33,6 +34,7 @@ describe('sagabox sagas', () => {
     const show = await runCli(['sagas', 'show', undone, ...url]);
     expect(show.code).toBe(0);
     expect(show.stdout).toMatch(/status\s+compensated \(payment says no\)/);
+    expect(show.stdout).toMatch(/^ {2}last failure {2}step "charge" failed at \S+: payment says no$/m);
     const events = [...show.stdout.matchAll(/│\s*(\S+)\s*│\s*(\w+)\s*│[^│]*│\s*$/gm)].map((m) => `${m[1]}:${m[2]}`).filter((e) => e !== 'step:event');
     expect(events).toEqual(['$saga:started', 'reserve:command_sent', 'reserve:completed', 'charge:command_sent', 'charge:failed',
       'reserve:compensation_sent', 'reserve:compensated', '$saga:compensated']);
@@ -44,6 +46,11 @@ describe('sagabox sagas', () => {
   it('cancels a running saga (compensating its done steps) only with --yes', async () => {
     const id = await world.start(orderSaga, { orderId: `o-${randomUUID()}`, amount: 5, slowAt: 'shipping', slowMs: 15_000 });
     await world.waitForSaga(id, ['running']);
+    // Why it waits: the pending step, its command and when it was sent.
+    await waitFor('the ship command sent', async () =>
+      ((await getSaga(world.pool, id))?.history.some((e) => e.step === 'ship' && e.event === 'command_sent') ? true : undefined));
+    const shown = await runCli(['sagas', 'show', id, ...url]);
+    expect(shown.stdout).toMatch(/^ {2}waiting {2}step "ship": command shipping\.ship \(attempt 1\) sent \S+, [\d.]+m?s ago$/m);
     const refused = await runCli(['sagas', 'cancel', id, ...url]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/^sagabox: cancel saga .* refusing without --yes/);

@@ -31,6 +31,31 @@ function notFound(id: string): SagaboxError {
   return new SagaboxError('NOT_FOUND', `no saga ${id}`, { details: { sagaId: id } });
 }
 
+/** Why a saga waits: its pending step, the command sent and when, its deadline, and its last failure. */
+export function sagaWaitLines(saga: SagaDetails, now = Date.now()): string[] {
+  const lines: string[] = [];
+  const detail = (e: SagaDetails['history'][number]): Record<string, unknown> =>
+    e.detail !== null && typeof e.detail === 'object' ? (e.detail as Record<string, unknown>) : {};
+  if (saga.status === 'running' || saga.status === 'compensating') {
+    const sent = [...saga.history].reverse().find((e) => e.event === 'command_sent' || e.event === 'compensation_sent');
+    if (sent) {
+      const d = detail(sent);
+      const what = sent.event === 'command_sent' ? 'command' : 'compensation';
+      lines.push(`  waiting  step "${sent.step}": ${what} ${String(d.topic ?? '?')} (attempt ${String(d.attempt ?? 1)}) sent ${sent.at.toISOString()}, ${formatAge(now - sent.at.getTime())} ago`);
+    }
+    if (saga.deadline) {
+      const left = saga.deadline.getTime() - now;
+      lines.push(`  deadline ${left >= 0 ? `in ${formatAge(left)}` : `passed ${formatAge(-left)} ago`}`);
+    }
+  }
+  const failure = [...saga.history].reverse().find((e) => ['failed', 'timed_out', 'compensation_failed'].includes(e.event));
+  if (failure) {
+    const d = detail(failure);
+    lines.push(`  last failure  step "${failure.step}" ${failure.event} at ${failure.at.toISOString()}${d.reason !== undefined ? `: ${String(d.reason)}` : ''}`);
+  }
+  return lines;
+}
+
 /** Renders a saga and its step history as a timeline, oldest event first. */
 export function formatSagaTimeline(saga: SagaDetails, width?: number): string {
   const head = [
@@ -41,6 +66,7 @@ export function formatSagaTimeline(saga: SagaDetails, width?: number): string {
     `  created  ${saga.createdAt.toISOString()}`,
     `  updated  ${saga.updatedAt.toISOString()}`,
     ...(saga.deadline ? [`  deadline ${saga.deadline.toISOString()}`] : []),
+    ...sagaWaitLines(saga),
     `  state    ${JSON.stringify(saga.state)}`,
     '',
     'history',
