@@ -1,6 +1,6 @@
 import type { SystemSelection } from './options.js';
 import { graphileDrainBatched, graphileDrainDefault, graphileLatency, graphileProducer } from '../peers/graphile-worker.js';
-import { pgBossDrainBatch500, pgBossDrainLoops10, pgBossLatencyNotify, pgBossLatencyPolling, pgBossProducer } from '../peers/pg-boss.js';
+import { pgBossDrainBatch500, pgBossDrainDefaults, pgBossDrainLoops10, pgBossLatencyNotify, pgBossLatencyPolling, pgBossProducer } from '../peers/pg-boss.js';
 import { businessOnly, plainSecondInsert } from '../peers/plain-sql.js';
 import type { Variant, VariantSet } from './variant.js';
 
@@ -8,7 +8,7 @@ import type { Variant, VariantSet } from './variant.js';
 export function peerVariants(): VariantSet {
   return {
     w1: [businessOnly, plainSecondInsert, graphileProducer, pgBossProducer],
-    w2: [graphileDrainDefault, graphileDrainBatched, pgBossDrainBatch500, pgBossDrainLoops10],
+    w2: [graphileDrainDefault, graphileDrainBatched, pgBossDrainDefaults, pgBossDrainBatch500, pgBossDrainLoops10],
     w2r: [],
     w3: [graphileLatency, pgBossLatencyPolling, pgBossLatencyNotify],
   };

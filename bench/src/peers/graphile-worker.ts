@@ -107,7 +107,7 @@ export const graphileDrainDefault: Variant = {
 
 export const graphileDrainBatched: Variant = {
   id: 'graphile_batched',
-  label: 'graphile-worker (localQueue 500, batched completion)',
+  label: 'graphile-worker (tuned: localQueue 500, batched completion)',
   kind: 'peer',
   install,
   seed,

@@ -57,6 +57,8 @@ interface Tuning {
   /** pg-boss `localConcurrency`: independent fetch loops in this process. */
   loops: number;
   listenNotify: boolean;
+  /** pg-boss's own polling defaults (2 s, no burst) instead of the shortest poll with bursts. */
+  pollingDefaults?: boolean;
 }
 
 function consumer(tuning: Tuning) {
@@ -70,8 +72,7 @@ function consumer(tuning: Tuning) {
             batchSize: tuning.batchSize,
             localConcurrency: tuning.loops,
             // The shortest poll pg-boss allows; a full batch fetches again at once.
-            pollingIntervalSeconds: 0.5,
-            burstWhenBatchFull: true,
+            ...(tuning.pollingDefaults ? {} : { pollingIntervalSeconds: 0.5, burstWhenBatchFull: true }),
           },
           async (jobs) => {
             // A batch handler: the jobs of a batch run together and complete in one statement.
@@ -98,9 +99,21 @@ export const pgBossProducer: Variant = {
   notes: "pg-boss: boss.send(queue, data, { db: { executeSql: (text, values) => client.query(text, values) } }) with the caller's client inside BEGIN.",
 };
 
+export const pgBossDrainDefaults: Variant = {
+  id: 'pgboss_default',
+  label: 'pg-boss (defaults, localConcurrency 10)',
+  kind: 'peer',
+  install: installer(false),
+  seed,
+  openConsumer: consumer({ batchSize: 1, loops: 10, listenNotify: false, pollingDefaults: true }),
+  busySql,
+  handlesMessages: true,
+  notes: 'pg-boss defaults: work(queue, { localConcurrency: 10 }, handler): batchSize 1, polling every 2 s, as W2 gives every system concurrency 10.',
+};
+
 export const pgBossDrainBatch500: Variant = {
   id: 'pgboss_b500',
-  label: 'pg-boss (batchSize 500)',
+  label: 'pg-boss (tuned: batchSize 500)',
   kind: 'peer',
   install: installer(false),
   seed,
@@ -112,7 +125,7 @@ export const pgBossDrainBatch500: Variant = {
 
 export const pgBossDrainLoops10: Variant = {
   id: 'pgboss_b50x10',
-  label: 'pg-boss (batchSize 50 x localConcurrency 10)',
+  label: 'pg-boss (tuned: batchSize 50 x localConcurrency 10)',
   kind: 'peer',
   install: installer(false),
   seed,

@@ -48,6 +48,22 @@ const ALLOWANCE_MS = 1_000;
  */
 const HEAVY_CLAIM_SPELL_MS = 1_000;
 
+/** A batch that took longer than this, in milliseconds, does not make the next claim larger (see {@link nextClaimSize}). */
+export const SLOW_BATCH_MS = 1_000;
+
+/**
+ * The size of a slot's next claim of an unlimited queue, from how its last claim went:
+ * twice as large (up to `max`) after a full claim handled quickly, since a backlog is
+ * waiting and each claim costs the database about the same whatever its size; back to
+ * `base` after a short claim (the backlog is gone: a trickle keeps small claims, so one
+ * message never waits for others) or a slow batch (long transactions hold their rows).
+ * @example nextClaimSize({ size: 10, claimed: 10, elapsedMs: 5, base: 10, max: 100 }) // 20
+ */
+export function nextClaimSize(last: { size: number; claimed: number; elapsedMs: number; base: number; max: number }): number {
+  if (last.claimed < last.size || last.elapsedMs > SLOW_BATCH_MS) return last.base;
+  return Math.min(last.max, last.size * 2);
+}
+
 /** Options of {@link createClaimer}. */
 export interface ClaimerOptions {
   pool: pg.Pool;
@@ -56,12 +72,15 @@ export interface ClaimerOptions {
   /** The worker's name, written to the leased rows' locked_by. */
   name: string;
   leaseMs: number;
+  /** Claim size of limited queues, and the first of unlimited ones. */
   batchSize: number;
+  /** Largest claim of an unlimited queue (see {@link nextClaimSize}). */
+  maxBatchSize: number;
   logger: Logger;
 }
 
 /** What one claim got: the rows and their lease, or why nothing was claimed. */
-export type Claim = { rows: ClaimedRow[]; lease: Lease } | { rows: []; waitMs: number | null };
+export type Claim = { rows: ClaimedRow[]; lease: Lease; size: number } | { rows: []; waitMs: number | null; size: number };
 
 /** Claims batches for a worker's slots; see {@link createClaimer}. */
 export interface Claimer {
@@ -71,6 +90,8 @@ export interface Claimer {
    * reservation (0: never, as for runOnce, which has no stop to hand it back).
    */
   claim(slot: string, reserve: number): Promise<Claim>;
+  /** Tells the claimer how the slot's last batch went, which sets its next claim's size. */
+  handled(slot: string, last: { size: number; claimed: number; elapsedMs: number }): void;
   /** Forgets every slot's share (the worker stopped and released them). */
   forget(): void;
 }
@@ -83,8 +104,18 @@ export interface Claimer {
 export function createClaimer(o: ClaimerOptions): Claimer {
   const { pool, sql, queue, name, leaseMs, batchSize } = o;
   const log = o.logger;
+  // The lean claim's text per size (its LIMIT is a literal, see queue-sql.ts): a few
+  // sizes, base doubled up to the maximum, so a few cached plans per connection.
+  const leanTexts = new Map<number, string>();
+  const leanText = (size: number): string => {
+    let text = leanTexts.get(size);
+    if (text === undefined) leanTexts.set(size, (text = sql.claimUnlimited(size)));
+    return text;
+  };
+  /** Each slot's next lean claim size. */
+  const sizes = new Map<string, number>();
   const claimTexts = {
-    lean: sql.claimUnlimited(batchSize),
+    lean: leanText(batchSize),
     reserved: sql.claimReserved(batchSize),
     global: sql.claimGlobal(batchSize),
     full: sql.claim(batchSize),
@@ -102,17 +133,27 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   };
 
   return {
-    forget: () => shares.clear(),
+    forget: () => {
+      shares.clear();
+      sizes.clear();
+    },
+    handled(slot, last) {
+      const next = nextClaimSize({ ...last, base: batchSize, max: o.maxBatchSize });
+      if (next === batchSize) sizes.delete(slot);
+      else sizes.set(slot, next);
+    },
     async claim(slot, reserve) {
       const token = randomUUID();
       const values = [queue, token, name, leaseMs];
       const share = shares.get(slot);
+      const leanSize = sizes.get(slot) ?? batchSize;
       const run = async (kind: keyof typeof claimTexts): Promise<ClaimResultRow[]> => {
         const params = kind === 'lean' ? values
           : kind === 'reserved' ? [...values, slot, share!.maxInFlight, share!.rate]
             : kind === 'global' ? [...values, slot, reserve]
               : [...values, slot];
-        return (await pool.query<ClaimResultRow>(prepared(claimTexts[kind], params))).rows;
+        const text = kind === 'lean' ? leanText(leanSize) : claimTexts[kind];
+        return (await pool.query<ClaimResultRow>(prepared(text, params))).rows;
       };
       let kind: keyof typeof claimTexts = shareUsable(share) ? 'reserved' : performance.now() >= spell.until ? 'lean' : spell.kind;
       let result = await run(kind);
@@ -143,8 +184,9 @@ export function createClaimer(o: ClaimerOptions): Claimer {
         if (taken) shares.set(slot, taken);
         else shares.delete(slot);
       }
-      if (rows.length === 0) return { rows: [], waitMs: result[0]?.wait_ms ?? null };
-      return { rows, lease: { token, slot, counted: rows[0]!.counted } };
+      const size = kind === 'lean' ? leanSize : batchSize;
+      if (rows.length === 0) return { rows: [], waitMs: result[0]?.wait_ms ?? null, size };
+      return { rows, lease: { token, slot, counted: rows[0]!.counted }, size };
     },
   };
 }

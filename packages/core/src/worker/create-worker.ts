@@ -52,7 +52,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const log = o.logger.child({ component: 'worker', worker: o.name, queue, schema: o.schema });
   warnIfConnectUnbounded(pool, log);
   const sql = queueSql(o.schema);
-  const claimer = createClaimer({ pool, sql, queue, name: o.name, leaseMs: o.leaseMs, batchSize, logger: log });
+  const claimer = createClaimer({ pool, sql, queue, name: o.name, leaseMs: o.leaseMs, batchSize, maxBatchSize: o.maxBatchSize, logger: log });
   const batches = createBatchHandler({ ...o, sql, logger: log });
   const slotTokens: string[] = [];
   const events = new EventEmitter<WorkerEvents>();
@@ -78,11 +78,16 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   let starting: AbortController | undefined;
 
   /** Claims and handles one batch; `waitMs` is set when a flow limit held the claim back. */
-  const claimAndHandle = async (slot: string, reserve: number): Promise<{ claimed: number; waitMs: number | null }> => {
+  const claimAndHandle = async (slot: string, reserve: number, adapt: boolean): Promise<{ claimed: number; full: boolean; waitMs: number | null }> => {
     const claim = await claimer.claim(slot, reserve);
-    if (!('lease' in claim)) return { claimed: 0, waitMs: claim.waitMs };
+    if (!('lease' in claim)) {
+      if (adapt) claimer.handled(slot, { size: claim.size, claimed: 0, elapsedMs: 0 });
+      return { claimed: 0, full: false, waitMs: claim.waitMs };
+    }
     const { rows, lease } = claim;
+    const began = performance.now();
     const verdicts = await batches.handle(rows, lease);
+    if (adapt) claimer.handled(slot, { size: claim.size, claimed: rows.length, elapsedMs: performance.now() - began });
     // A slot of a queue with max_in_flight just freed up: let this process's idle loops try.
     if (lease.counted) for (const l of loops) l.wake();
     let handledCount = 0;
@@ -99,7 +104,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       }
     }
     if (handledCount > 0) events.emit('handled', { count: handledCount });
-    return { claimed: rows.length, waitMs: null };
+    return { claimed: rows.length, full: rows.length >= claim.size, waitMs: null };
   };
 
   // runOnce may be called concurrently: each call runs as a slot of its own, taken from
@@ -108,7 +113,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const runOnce = async (): Promise<number> => {
     const slot = spareSlots.pop() ?? randomUUID();
     try {
-      return (await claimAndHandle(slot, 0)).claimed;
+      return (await claimAndHandle(slot, 0, false)).claimed;
     } finally {
       spareSlots.push(slot);
     }
@@ -152,9 +157,9 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
         loops.push(
           createDrainLoop({
             run: async () => {
-              const { claimed, waitMs } = await claimAndHandle(slot, batchSize);
+              const { claimed, full, waitMs } = await claimAndHandle(slot, batchSize, true);
               if (claimed >= batchSize) wakeOne();
-              return { handled: claimed, full: claimed >= batchSize, ...(waitMs === null ? {} : { retryInMs: waitMs }) };
+              return { handled: claimed, full, ...(waitMs === null ? {} : { retryInMs: waitMs }) };
             },
             pollIntervalMs: o.pollIntervalMs,
             // Publishers send at most one NOTIFY per 2 ms (notifyThrottleMs), so a message
@@ -194,7 +199,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
         purgeTimer = setInterval(() => void purgeBuckets().then(() => (o.inbox ? purgeInbox() : undefined)), purgeEvery);
         purgeTimer.unref();
       }
-      log.info({ consumer: o.consumer, concurrency: o.concurrency, batchSize, inbox: o.inbox, handlerTimeoutMs: o.handlerTimeoutMs }, 'worker started');
+      log.info({ consumer: o.consumer, concurrency: o.concurrency, batchSize, maxBatchSize: o.maxBatchSize, inbox: o.inbox, handlerTimeoutMs: o.handlerTimeoutMs }, 'worker started');
     },
     async stop() {
       if (!started) return;

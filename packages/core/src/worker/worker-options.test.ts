@@ -26,6 +26,13 @@ describe('resolveWorkerOptions', () => {
     expect(o.handlerTimeoutMs).toBe(DEFAULT_HANDLER_TIMEOUT_MS);
     expect(o.handlerTimeoutMs).toBeLessThan(o.leaseMs);
     expect(o.name).toMatch(/^worker-\d+-/);
+    expect(o.maxBatchSize).toBe(100);
+  });
+
+  it('adapts batches only when batchSize is left to its default', () => {
+    expect(resolveWorkerOptions({ pool, queue: 'q', handler, batchSize: 25 }).maxBatchSize).toBe(25);
+    expect(resolveWorkerOptions({ pool, queue: 'q', handler, batchSize: 25, maxBatchSize: 200 }).maxBatchSize).toBe(200);
+    expect(problemsOf({ pool, queue: 'q', handler, batchSize: 25, maxBatchSize: 20 })).toEqual(['maxBatchSize must be at least batchSize']);
   });
 
   it('derives the handler timeout from a given lease, and keeps a given timeout as is', () => {

@@ -12,8 +12,14 @@ import { checkWaitForDatabaseMs, DEFAULT_WAIT_FOR_DATABASE_MS } from '../shared/
 
 /** Default number of batches a worker handles at once. */
 export const DEFAULT_WORKER_CONCURRENCY = 1;
-/** Default messages claimed per batch (handled in one transaction). */
+/** Default messages claimed per batch (handled in one transaction) while there is no backlog. */
 export const DEFAULT_WORKER_BATCH_SIZE = 10;
+/**
+ * Default largest batch when `batchSize` is not given: while claims keep coming back
+ * full (a backlog), a slot's claim size doubles from {@link DEFAULT_WORKER_BATCH_SIZE}
+ * up to this (see {@link WorkerOptions.maxBatchSize}).
+ */
+export const DEFAULT_WORKER_MAX_BATCH_SIZE = 100;
 /** Default lease, in milliseconds: how long a dead worker's messages wait before others may take them. */
 export const DEFAULT_LEASE_MS = 30_000;
 /** Default poll interval of a worker, in milliseconds. */
@@ -94,10 +100,21 @@ export interface WorkerOptions<P = unknown> {
   /** Batches handled at once, each on its own connection. Default {@link DEFAULT_WORKER_CONCURRENCY}. */
   concurrency?: number;
   /**
-   * Messages claimed per batch. A batch is one transaction: handlers run one after the
-   * other in it and commit together (fast). Use 1 for slow handlers. Default {@link DEFAULT_WORKER_BATCH_SIZE}.
+   * Messages claimed per batch (1 to 10,000). A batch is one transaction: handlers run
+   * one after the other in it and commit together (fast). Use 1 for slow handlers.
+   * Default {@link DEFAULT_WORKER_BATCH_SIZE}, growing to `maxBatchSize` under a backlog.
    */
   batchSize?: number;
+  /**
+   * Largest batch (1 to 10,000, at least `batchSize`). While a slot's claims come back
+   * full and its batches take under a second, its next claim takes twice as many, up to
+   * this; a claim that comes back short (the backlog is gone) or a slow batch brings it
+   * back to `batchSize`. Fewer, larger claims cost the database less per message; a
+   * trickle still goes one small claim at a time. Applies to queues with no flow limit
+   * in force (limited queues claim `batchSize`). Default {@link DEFAULT_WORKER_MAX_BATCH_SIZE}
+   * when `batchSize` is not given, else `batchSize` (fixed batches).
+   */
+  maxBatchSize?: number;
   /**
    * Lease length, in milliseconds (100 to one day): how long a crashed worker's messages
    * wait before other workers may take them. A running handler keeps its message's row
@@ -150,6 +167,7 @@ export interface ResolvedWorkerOptions<P = unknown> {
   inbox: boolean;
   concurrency: number;
   batchSize: number;
+  maxBatchSize: number;
   leaseMs: number;
   handlerTimeoutMs: number;
   pollIntervalMs: number;
@@ -191,6 +209,10 @@ export function resolveWorkerOptions<P = unknown>(options: WorkerOptions<P>): Re
   }
   checkInt(problems, 'concurrency', given.concurrency, 1, 1_000);
   checkInt(problems, 'batchSize', given.batchSize, 1, 10_000);
+  checkInt(problems, 'maxBatchSize', given.maxBatchSize, 1, 10_000);
+  if (typeof given.maxBatchSize === 'number' && given.maxBatchSize < (given.batchSize ?? DEFAULT_WORKER_BATCH_SIZE)) {
+    problems.push('maxBatchSize must be at least batchSize');
+  }
   checkInt(problems, 'leaseMs', given.leaseMs, 100, 86_400_000);
   checkInt(problems, 'handlerTimeoutMs', given.handlerTimeoutMs, 10, 86_400_000);
   checkInt(problems, 'pollIntervalMs', given.pollIntervalMs, 10, 3_600_000);
@@ -226,6 +248,7 @@ export function resolveWorkerOptions<P = unknown>(options: WorkerOptions<P>): Re
     inbox: given.inbox ?? true,
     concurrency: given.concurrency ?? DEFAULT_WORKER_CONCURRENCY,
     batchSize: given.batchSize ?? DEFAULT_WORKER_BATCH_SIZE,
+    maxBatchSize: given.maxBatchSize ?? (given.batchSize === undefined ? DEFAULT_WORKER_MAX_BATCH_SIZE : given.batchSize),
     leaseMs,
     handlerTimeoutMs: given.handlerTimeoutMs ?? (given.leaseMs === undefined ? DEFAULT_HANDLER_TIMEOUT_MS : Math.max(10, Math.floor((leaseMs * 5) / 6))),
     pollIntervalMs: given.pollIntervalMs ?? DEFAULT_WORKER_POLL_INTERVAL_MS,
