@@ -164,6 +164,16 @@ export function sagaboxVariants(): VariantSet {
         handlesMessages: true,
       },
       {
+        id: 'sagabox_inbox_batch10',
+        label: 'sagabox worker (batchSize 10 fixed, inbox on: the claim size without adapting)',
+        kind: 'sagabox',
+        install,
+        seed: seedQueue,
+        openConsumer: worker(true, 10),
+        busySql: queueBusySql,
+        handlesMessages: true,
+      },
+      {
         id: 'sagabox_noinbox',
         label: 'sagabox worker (defaults, inbox off)',
         kind: 'sagabox',
