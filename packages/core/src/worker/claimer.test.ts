@@ -10,10 +10,11 @@ describe('nextClaimSize', () => {
     expect(sizes).toEqual([10, 20, 40, 80, 100, 100]);
   });
 
-  it('goes back to the base size after a short claim or a slow batch', () => {
+  it('goes back to the base size after a short claim, and halves after a slow batch', () => {
     expect(nextClaimSize({ size: 80, claimed: 79, elapsedMs: 20, base, max })).toBe(10);
     expect(nextClaimSize({ size: 80, claimed: 0, elapsedMs: 0, base, max })).toBe(10);
-    expect(nextClaimSize({ size: 40, claimed: 40, elapsedMs: SLOW_BATCH_MS + 1, base, max })).toBe(10);
+    expect(nextClaimSize({ size: 80, claimed: 80, elapsedMs: SLOW_BATCH_MS + 1, base, max })).toBe(40);
+    expect(nextClaimSize({ size: 10, claimed: 10, elapsedMs: SLOW_BATCH_MS + 1, base, max })).toBe(10);
   });
 
   it('keeps fixed batches fixed', () => {

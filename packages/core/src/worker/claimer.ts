@@ -56,11 +56,14 @@ export const SLOW_BATCH_MS = 1_000;
  * twice as large (up to `max`) after a full claim handled quickly, since a backlog is
  * waiting and each claim costs the database about the same whatever its size; back to
  * `base` after a short claim (the backlog is gone: a trickle keeps small claims, so one
- * message never waits for others) or a slow batch (long transactions hold their rows).
+ * message never waits for others); half as large after a slow batch (long transactions
+ * hold their rows longer; halving rather than resetting keeps a loaded machine from
+ * falling back to the smallest, dearest claims).
  * @example nextClaimSize({ size: 10, claimed: 10, elapsedMs: 5, base: 10, max: 100 }) // 20
  */
 export function nextClaimSize(last: { size: number; claimed: number; elapsedMs: number; base: number; max: number }): number {
-  if (last.claimed < last.size || last.elapsedMs > SLOW_BATCH_MS) return last.base;
+  if (last.claimed < last.size) return last.base;
+  if (last.elapsedMs > SLOW_BATCH_MS) return Math.max(last.base, Math.floor(last.size / 2));
   return Math.min(last.max, last.size * 2);
 }
 

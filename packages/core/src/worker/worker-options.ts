@@ -108,8 +108,8 @@ export interface WorkerOptions<P = unknown> {
   /**
    * Largest batch (1 to 10,000, at least `batchSize`). While a slot's claims come back
    * full and its batches take under a second, its next claim takes twice as many, up to
-   * this; a claim that comes back short (the backlog is gone) or a slow batch brings it
-   * back to `batchSize`. Fewer, larger claims cost the database less per message; a
+   * this; a claim that comes back short (the backlog is gone) brings it back to
+   * `batchSize`, a batch slower than a second halves it. Fewer, larger claims cost the database less per message; a
    * trickle still goes one small claim at a time. Applies to queues with no flow limit
    * in force (limited queues claim `batchSize`). Default {@link DEFAULT_WORKER_MAX_BATCH_SIZE}
    * when `batchSize` is not given, else `batchSize` (fixed batches).
