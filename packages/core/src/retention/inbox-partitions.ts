@@ -7,6 +7,8 @@ import { DEFAULT_SCHEMA, quoteSchema, validateSchemaName } from '../shared/schem
 export const DEFAULT_INBOX_PARTITION_MS = 24 * 3_600_000;
 /** Default time covered by partitions created ahead of now, in milliseconds (two days). */
 export const DEFAULT_INBOX_AHEAD_MS = 2 * 24 * 3_600_000;
+/** How long a maintainer waits for another one to finish before it gives up until its next run, in milliseconds. */
+const MAINTAINER_WAIT_MS = 10_000;
 /** Default lock wait of one maintenance step before it gives up until the next run, in milliseconds. */
 export const DEFAULT_INBOX_LOCK_TIMEOUT_MS = 500;
 
@@ -42,7 +44,7 @@ export interface InboxMaintenance {
   dropped: string[];
   /** Rows deleted from `inbox_other` by age. */
   purgedOther: number;
-  /** Steps skipped because a lock was not granted in time or another process was maintaining; tried again next run. */
+  /** Steps skipped because a lock was not granted in time (or the run, when another process kept maintaining); tried again next run. */
   skipped: number;
 }
 
@@ -115,9 +117,10 @@ export function missingRanges(existing: readonly { fromMs: number; toMs: number 
  * its rows one by one. The worker runs this at start and every `inboxPurgeIntervalMs`;
  * call it yourself (cron, a deploy hook) when no worker runs on the database.
  *
- * Safe while producers and workers run, with a snapshot held and across crashes: each
- * step is one short transaction under an advisory lock (two processes never maintain at
- * once; the second skips), with `lockTimeoutMs` on its table locks, so a step that
+ * Safe while producers and workers run, with a snapshot held and across crashes: a run
+ * holds an advisory lock (two processes never maintain at once; the second waits up to
+ * 10 s, then skips), and each step is one short transaction with `lockTimeoutMs` on its
+ * table locks, so a step that
  * cannot get its lock gives up (counted in `skipped`) instead of queueing inserts
  * behind it. A new partition takes the rows of its range out of `inbox_other` in the
  * transaction that attaches it, under a lock on `inbox_other`, so no id is ever in two
@@ -162,12 +165,6 @@ export async function maintainInbox(pool: pg.Pool, options: MaintainInboxOptions
   const step = async (what: string, fn: () => Promise<void>): Promise<boolean> => {
     await client.query('BEGIN');
     try {
-      const { rows } = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtext($1)) AS ok`, [`sagabox inbox maintenance ${schema}`]);
-      if (rows[0]?.ok !== true) {
-        await client.query('ROLLBACK');
-        result.skipped += 1;
-        return false;
-      }
       await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockTimeoutMs}ms`]);
       await fn();
       await client.query('COMMIT');
@@ -183,7 +180,24 @@ export async function maintainInbox(pool: pg.Pool, options: MaintainInboxOptions
       throw err;
     }
   };
+  let locked = false;
   try {
+    // One maintainer at a time, for the whole run. Workers that start together wait
+    // here for the first one (whose first step creates the current partition) instead
+    // of claiming while it attaches: an id routed to inbox_other during the attach
+    // fails its batch. A maintainer that waits too long gives up until the next run.
+    await client.query(`SELECT set_config('lock_timeout', $1, false)`, [`${MAINTAINER_WAIT_MS}ms`]);
+    try {
+      await client.query(`SELECT pg_advisory_lock(hashtext($1))`, [`sagabox inbox maintenance ${schema}`]);
+      locked = true;
+    } catch (err) {
+      if ((err as { code?: string }).code !== '55P03') throw err;
+      result.skipped += 1;
+      log.info({}, 'another process is maintaining the inbox; will try again');
+      return result;
+    } finally {
+      await client.query('RESET lock_timeout');
+    }
     const existing = await listPartitions(client, schema);
     for (const range of missingRanges(existing, nowMs, partitionMs, aheadMs)) {
       const name = partitionName(range.fromMs);
@@ -227,6 +241,7 @@ export async function maintainInbox(pool: pg.Pool, options: MaintainInboxOptions
     broken ??= err as Error;
     throw err;
   } finally {
+    if (locked) await client.query(`SELECT pg_advisory_unlock(hashtext($1))`, [`sagabox inbox maintenance ${schema}`]).catch((e: Error) => (broken = e));
     client.off('error', onError);
     client.release(broken);
   }
