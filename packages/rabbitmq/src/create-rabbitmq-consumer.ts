@@ -183,7 +183,8 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       [DEAD_LETTER_HEADERS.consumer]: consumerName,
     };
     const body = Buffer.isBuffer(d.body) ? d.body : Buffer.from(typeof d.body === 'string' ? d.body : JSON.stringify(d.body));
-    const { exchange: _e, routingKey: _r, consumerTag: _c, deliveryTag: _t, redelivered: _d, body: _b, ...properties } = d;
+    // The copy keeps the original's properties but its TTL: a dead letter stays until someone looks.
+    const { exchange: _e, routingKey: _r, consumerTag: _c, deliveryTag: _t, redelivered: _d, body: _b, expiration: _x, ...properties } = d;
     // Confirmed before the original is acked: a crash in between leaves a copy in both queues, never in none.
     await deadLetters!.send({ ...properties, headers, routingKey: deadLetterQueue, durable: true }, body);
     pending.remove(p);
