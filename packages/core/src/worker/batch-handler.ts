@@ -7,7 +7,7 @@ import { prepared } from '../shared/prepared.js';
 import type { RetryPolicy } from '../shared/retry-policy.js';
 import { kyselyOnClient } from './client-kysely.js';
 import { isHandlerOutcome } from './handler-outcome.js';
-import type { QueueSql } from './queue-sql.js';
+import { batchSql } from './batch-sql.js';
 import { describeFailure, failureVerdict, outcomeVerdict, type Verdict } from './verdict.js';
 import { beginTransaction, type WorkerTransaction } from './worker-transaction.js';
 import type { Handler, HandlerContext, Message } from './worker-options.js';
@@ -38,7 +38,7 @@ export interface Lease {
 /** Options of {@link createBatchHandler}: the resolved worker options it needs. */
 export interface BatchHandlerOptions {
   pool: pg.Pool;
-  sql: QueueSql;
+  schema: string;
   queue: string;
   consumer: string;
   inbox: boolean;
@@ -73,7 +73,8 @@ type Call = { kind: 'returned'; value: unknown } | { kind: 'threw'; error: unkno
  * Every verdict is recorded; attempts never pass `retry.maxAttempts`.
  */
 export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
-  const { pool, sql, queue, consumer, retry } = o;
+  const { pool, queue, consumer, retry } = o;
+  const sql = batchSql(o.schema);
   const log = o.logger;
   const timeoutText = `SagaboxError [HANDLER_TIMEOUT]: the handler was still running after ${o.handlerTimeoutMs} ms (handlerTimeoutMs); its transaction was rolled back and its connection closed`;
 

@@ -53,7 +53,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   warnIfConnectUnbounded(pool, log);
   const sql = queueSql(o.schema);
   const claimer = createClaimer({ pool, sql, queue, name: o.name, leaseMs: o.leaseMs, batchSize, maxBatchSize: o.maxBatchSize, logger: log });
-  const batches = createBatchHandler({ ...o, sql, logger: log });
+  const batches = createBatchHandler({ ...o, logger: log });
   const slotTokens: string[] = [];
   const events = new EventEmitter<WorkerEvents>();
   const loops: DrainLoop[] = [];

@@ -22,20 +22,10 @@ export interface QueueSql {
    * under (null: none), $7 the rate its allowance was drawn under (null: none).
    */
   claimReserved: (batchSize: number) => string;
-  fence: string;
-  fenceAndInbox: string;
-  takeAndInbox: string;
-  inboxInsertOne: string;
-  ack: string;
-  ackAndRelease: string;
   /** Ends the standing reservations of a stopping worker's slots: $1 queue, $2 slot tokens. */
   releaseSlots: string;
-  /** Releases the queue_leases row of a counted batch settled message by message: $1 queue, $2 slot token. */
-  releaseBatch: string;
   purgeBuckets: string;
   purgeLeases: string;
-  retryLater: string;
-  deadLetter: string;
 }
 
 const cache = new Map<string, QueueSql>();
@@ -139,29 +129,13 @@ export function queueSql(schema: string): QueueSql {
                      AND (q.aged_at IS NULL OR q.aged_at <= now() - q.priority_aging_ms * interval '1 millisecond'))`;
   const guard = (more: string): string =>
     guardOf(`(${more} q.group_max_in_flight IS NOT NULL OR q.group_rate_per_second IS NOT NULL)`, agingDue);
-  // The handling transaction's first statement around `fence`, a CTE body returning
-  // the ids still under our lease ($1 queue, $2 ids, $3 lease token): records those of
-  // $5 in consumer $4's inbox, runs what `more` adds (further CTEs, each opened with
-  // "), name AS ("), and returns one row: `fenced`, the ids fenced, and `fresh`, those
-  // the inbox did not have yet (an id it had was handled before and is only acked).
-  // Two arrays rather than a join of the two CTEs: the planner cannot size a CTE, so it
-  // joined them in a nested loop, rescanning one for every row of the other (10,000
-  // comparisons for a batch of 100: half of the statement's time).
-  const fencedIntoInbox = (fence: string, more = ''): string => `
-      WITH fenced AS (${fence}
-      ), recorded AS (
-        INSERT INTO ${s}.inbox (consumer, message_id)
-        SELECT $4, id FROM fenced WHERE id = ANY($5::uuid[])
-        ON CONFLICT DO NOTHING RETURNING message_id${more}
-      )
-      SELECT ARRAY(SELECT id FROM fenced) AS fenced, ARRAY(SELECT message_id FROM recorded) AS fresh`;
   q = {
     queueChannel: `${schema}.queue`,
     ensureQueues: `INSERT INTO ${s}.queues (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`,
     // Claim: lease a batch. Head-of-key rule as in the outbox: a keyed message is
     // claimable only when no earlier message with its key is left in the queue, so
     // at most one message per key is in flight and keys are handled in order.
-    // A fresh lease token per claim fences completion (see `fence`).
+    // A fresh lease token per claim fences completion (see `fence` in batch-sql.ts).
     //
     // Flow control (migrations 0003, 0005), in three steps:
     // 1. pre (flow_prepare, no lock): priority aging, and the group limits the scan
@@ -354,51 +328,8 @@ export function queueSql(schema: string): QueueSql {
       )
       SELECT u.*, fq.counted, coalesce(fq.wait_ms, fq.group_wait_ms) AS wait_ms FROM fq LEFT JOIN u ON true`;
     },
-    // Lock our leased rows for the handling transaction. A row whose token changed was
-    // re-leased by another worker after ours expired: it is not returned, and this
-    // worker neither handles nor acks it. Holding the row lock keeps other workers'
-    // claims (SKIP LOCKED) away for as long as the handler runs, lease or no lease.
-    fence: `
-      SELECT id FROM ${s}.queue_messages
-      WHERE queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
-      FOR UPDATE`,
-    // The fast path's first statement: fence (as above) and record the ids to be
-    // handled ($5, a subset of $2) in the inbox, in one round trip (see fencedIntoInbox).
-    fenceAndInbox: fencedIntoInbox(`
-        SELECT id FROM ${s}.queue_messages
-        WHERE queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
-        FOR UPDATE`),
-    // The fast path's first statement when the whole batch is expected to be acked (no
-    // verdict known before handling): fence, record in the inbox and ack at once. The
-    // DELETE is the fence: it removes only rows still under our lease token ($3), and
-    // the deleted rows stay locked until the transaction ends, so other claimers skip
-    // them (SKIP LOCKED) exactly as they skip rows locked FOR UPDATE; if a handler fails
-    // the transaction rolls back and the rows are back as they were. One row write and
-    // one round trip fewer per batch than fence, handle, ack. $4 consumer, $5 the ids to
-    // record in the inbox (empty without the inbox), $6 the slot whose queue_leases row
-    // is released with the batch (null: the batch is not counted).
-    takeAndInbox: fencedIntoInbox(`
-        DELETE FROM ${s}.queue_messages
-        WHERE queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
-        RETURNING id`, `
-      ), released AS (${releaseLeases('$6::uuid IS NOT NULL AND queue = $1 AND lease_token = $6::uuid')}`),
-    inboxInsertOne: `
-      INSERT INTO ${s}.inbox (consumer, message_id) VALUES ($1, $2)
-      ON CONFLICT DO NOTHING RETURNING message_id`,
-    ack: `DELETE FROM ${s}.queue_messages WHERE queue = $1 AND id = ANY($2::uuid[])`,
-    // The same for a batch counted against max_in_flight: its slot's queue_leases row
-    // ($3, the slot token) is marked released in the same statement (one round trip
-    // less per batch of a limited queue), so the batch stops counting when its
-    // transaction commits. Released, not deleted: the slot's next claim reuses the row.
-    ackAndRelease: `
-      WITH released AS (${releaseLeases('queue = $1 AND lease_token = $3::uuid')}
-      )
-      DELETE FROM ${s}.queue_messages WHERE queue = $1 AND id = ANY($2::uuid[])`,
     // A stopping worker's slots have nothing in flight: their reservations (0008) end
     // now rather than when they run out. Exact rows are released by their acks.
-    // A counted batch that was handled message by message (a handler failed) is released
-    // once all its messages are settled, so it counts until then.
-    releaseBatch: releaseLeases('queue = $1 AND lease_token = $2::uuid'),
     releaseSlots: releaseLeases('queue = $1 AND lease_token = ANY($2::uuid[]) AND reserved_for IS NOT NULL AND locked_until > now()'),
     // Group buckets that have refilled to the brim say nothing a missing row does not.
     // Lease rows of slots whose worker died without acking: they stopped counting when
@@ -412,22 +343,6 @@ export function queueSql(schema: string): QueueSql {
              OR ${s}.bucket_level(b.tokens, b.refilled_at, q.group_rate_per_second,
                   coalesce(q.group_burst, greatest(1, ceil(q.group_rate_per_second / 10))), now())
                 >= coalesce(q.group_burst, greatest(1, ceil(q.group_rate_per_second / 10))))`,
-    retryLater: `
-      UPDATE ${s}.queue_messages m
-      SET run_at = now() + f.delay_ms * interval '1 millisecond',
-          lease_token = NULL, locked_until = NULL, locked_by = NULL,
-          last_error = f.error
-      FROM unnest($2::uuid[], $3::double precision[], $4::text[]) AS f(id, delay_ms, error)
-      WHERE m.queue = $1 AND m.id = f.id`,
-    deadLetter: `
-      WITH f AS (
-        SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[]) AS f(id, reason, error)
-      ), moved AS (
-        DELETE FROM ${s}.queue_messages m USING f WHERE m.queue = $1 AND m.id = f.id RETURNING m.*
-      )
-      INSERT INTO ${s}.dead_letters (source, queue, id, topic, key, group_key, payload, headers, priority, reason, error, attempts, created_at)
-      SELECT 'queue', m.queue, m.id, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, f.reason, f.error, m.attempts, m.created_at
-      FROM moved m JOIN f USING (id)`,
   };
   cache.set(schema, q);
   return q;

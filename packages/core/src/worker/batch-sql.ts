@@ -1,0 +1,103 @@
+import { statementsFor } from '../shared/statements.js';
+
+/**
+ * The statements of the batch handler's transactions, for one schema. Each is written
+ * whole; $1 is always the queue.
+ */
+export const batchSql = statementsFor((s) => ({
+  /**
+   * Locks our leased rows for the handling transaction: $2 ids, $3 lease token. A row
+   * whose token changed was re-leased by another worker after ours expired: it is not
+   * returned, and this worker neither handles nor acks it. Holding the row lock keeps
+   * other workers' claims (SKIP LOCKED) away for as long as the handler runs.
+   */
+  fence: `
+    SELECT id FROM ${s}.queue_messages
+    WHERE queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
+    FOR UPDATE`,
+
+  /**
+   * A batch's first statement when some verdicts are known before handling: fences as
+   * `fence` ($2 ids, $3 lease token) and records the ids to be handled ($5, a subset of
+   * $2) in consumer $4's inbox. Returns one row: `fenced`, the ids fenced, and `fresh`,
+   * those the inbox did not have yet (an id it had was handled before and is only acked).
+   * Two arrays rather than a join of the two CTEs: the planner cannot size a CTE and
+   * joined them in a nested loop, rescanning one for every row of the other.
+   */
+  fenceAndInbox: `
+    WITH fenced AS (
+      SELECT id FROM ${s}.queue_messages
+      WHERE queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
+      FOR UPDATE
+    ), recorded AS (
+      INSERT INTO ${s}.inbox (consumer, message_id)
+      SELECT $4, id FROM fenced WHERE id = ANY($5::uuid[])
+      ON CONFLICT DO NOTHING RETURNING message_id
+    )
+    SELECT ARRAY(SELECT id FROM fenced) AS fenced, ARRAY(SELECT message_id FROM recorded) AS fresh`,
+
+  /**
+   * A batch's first statement when the whole batch is expected to be acked (nothing known
+   * before handling): fence, inbox and ack at once, parameters and result as
+   * `fenceAndInbox`, and $6 the slot whose queue_leases row is released with the batch
+   * (null: not counted). The DELETE is the fence: it removes only rows still under our
+   * lease token, and the deleted rows stay locked until the transaction ends, so other
+   * claimers skip them exactly as rows locked FOR UPDATE; a failing handler rolls it back.
+   */
+  takeAndInbox: `
+    WITH fenced AS (
+      DELETE FROM ${s}.queue_messages
+      WHERE queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
+      RETURNING id
+    ), recorded AS (
+      INSERT INTO ${s}.inbox (consumer, message_id)
+      SELECT $4, id FROM fenced WHERE id = ANY($5::uuid[])
+      ON CONFLICT DO NOTHING RETURNING message_id
+    ), released AS (
+      UPDATE ${s}.queue_leases SET locked_until = '-infinity'
+      WHERE $6::uuid IS NOT NULL AND queue = $1 AND lease_token = $6::uuid
+    )
+    SELECT ARRAY(SELECT id FROM fenced) AS fenced, ARRAY(SELECT message_id FROM recorded) AS fresh`,
+
+  /** Records one message in consumer $1's inbox: $2 its id; no row back when it was there already. */
+  inboxInsertOne: `
+    INSERT INTO ${s}.inbox (consumer, message_id) VALUES ($1, $2)
+    ON CONFLICT DO NOTHING RETURNING message_id`,
+
+  /** Acks (deletes) handled messages: $2 ids. */
+  ack: `DELETE FROM ${s}.queue_messages WHERE queue = $1 AND id = ANY($2::uuid[])`,
+
+  /**
+   * `ack` for a batch counted against max_in_flight: its slot's queue_leases row ($3, the
+   * slot token) is released in the same statement, so the batch stops counting when its
+   * transaction commits. Released, not deleted: the slot's next claim reuses the row.
+   */
+  ackAndRelease: `
+    WITH released AS (
+      UPDATE ${s}.queue_leases SET locked_until = '-infinity' WHERE queue = $1 AND lease_token = $3::uuid
+    )
+    DELETE FROM ${s}.queue_messages WHERE queue = $1 AND id = ANY($2::uuid[])`,
+
+  /** Releases the queue_leases row of a counted batch settled message by message, once all are settled: $2 slot token. */
+  releaseBatch: `UPDATE ${s}.queue_leases SET locked_until = '-infinity' WHERE queue = $1 AND lease_token = $2::uuid`,
+
+  /** Retries messages later: $2 ids, $3 delays in ms, $4 errors; the lease ends. */
+  retryLater: `
+    UPDATE ${s}.queue_messages m
+    SET run_at = now() + f.delay_ms * interval '1 millisecond',
+        lease_token = NULL, locked_until = NULL, locked_by = NULL,
+        last_error = f.error
+    FROM unnest($2::uuid[], $3::double precision[], $4::text[]) AS f(id, delay_ms, error)
+    WHERE m.queue = $1 AND m.id = f.id`,
+
+  /** Moves messages to the dead letters: $2 ids, $3 reasons, $4 errors. */
+  deadLetter: `
+    WITH f AS (
+      SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[]) AS f(id, reason, error)
+    ), moved AS (
+      DELETE FROM ${s}.queue_messages m USING f WHERE m.queue = $1 AND m.id = f.id RETURNING m.*
+    )
+    INSERT INTO ${s}.dead_letters (source, queue, id, topic, key, group_key, payload, headers, priority, reason, error, attempts, created_at)
+    SELECT 'queue', m.queue, m.id, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, f.reason, f.error, m.attempts, m.created_at
+    FROM moved m JOIN f USING (id)`,
+}));
