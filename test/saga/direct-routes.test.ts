@@ -24,7 +24,7 @@ const saga = defineSaga({
         command: (s) => ({ topic: `direct.${name}`, payload: { n: s.n, stall: s.stall } }),
         onReply: (_reply, s) => StepResult.ok({ ...s, done: [...s.done, name] }),
         compensate: (s) => ({ topic: `direct.undo-${name}`, payload: { n: s.n } }),
-        timeoutMs: 400,
+        timeoutMs: 2_000,
       }),
     ),
 });
