@@ -290,10 +290,12 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
     log.debug({ count: batch.length }, 'batch handled');
   };
 
+  const keyOfDelivery = (d: Delivery<P>): string | null => (d.read.ok ? d.read.message.key : null);
+
   const pump = async (): Promise<void> => {
     while (!stopping) {
       if (Date.now() < pauseUntil) break;
-      const ready = pending.takeReady(batchSize, Date.now(), (d) => (d.read.ok ? d.read.message.key : null));
+      const ready = pending.takeReady(batchSize, Date.now(), keyOfDelivery);
       if (ready.length === 0) break;
       const invalid = ready.filter((p) => !p.item.read.ok);
       for (const p of invalid) {
@@ -323,7 +325,10 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       running = undefined;
       if (stopping || pending.size() === 0) return;
       const now = Date.now();
-      const next = pauseUntil > now ? pauseUntil : pending.nextDue(now);
+      // A retry may have come due while the pump was finishing (a slow batch): nextDue
+      // looks only ahead, so a message ready now is scheduled at once, not forgotten.
+      const readyNow = pending.takeReady(1, now, keyOfDelivery).length > 0;
+      const next = pauseUntil > now ? pauseUntil : readyNow ? now : pending.nextDue(now);
       if (next !== Infinity) timer = setTimeout(schedule, Math.max(0, next - now));
     });
   };
