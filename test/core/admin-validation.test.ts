@@ -45,6 +45,8 @@ describe('dead-letter admin calls check their filter before any SQL', () => {
     expectRefused(await attempt((db) => replayDeadLetters(db, { deadIds: ['9223372036854775808'] })), ['INVALID_OPTIONS'], /deadIds/);
     expectRefused(await attempt((db) => replayDeadLetters(db, { deadIds: ['99999999999999999999'] })), ['INVALID_OPTIONS'], /deadIds/);
     expectRefused(await attempt((db) => purgeDeadLetters(db, { olderThanMs: Number.NaN })), ['INVALID_OPTIONS'], /olderThanMs/);
+    // An age beyond PostgreSQL's timestamp range (found by the property below).
+    expectRefused(await attempt((db) => purgeDeadLetters(db, { olderThanMs: 2.1e14 })), ['INVALID_OPTIONS'], /olderThanMs/);
     expectRefused(await attempt((db) => purgeDeadLetters(db, { reason: 'a\u0000' })), ['INVALID_OPTIONS'], /reason/);
     expectRefused(await attempt((db) => queueStats(db, { queues: 'billing' as unknown as string[] })), ['INVALID_OPTIONS'], /queues/);
     const edge = await attempt((db) => replayDeadLetters(db, { deadIds: ['9223372036854775807'] }));

@@ -1,6 +1,7 @@
 import { InvalidOptionsError, SagaboxError } from '../shared/errors.js';
 import { isStorableText } from '../publish/message-label.js';
 import { toRunQuery, type Executor } from '../shared/executor.js';
+import { MAX_AGE_FILTER_MS } from '../shared/retry-policy.js';
 import { DEFAULT_SCHEMA, quoteSchema } from '../shared/schema-name.js';
 import { validateQueueName, validateTopic } from '../publish/topic-name.js';
 import { limitsFromRow, type QueueLimits } from '../flow-control/queue-limits.js';
@@ -172,8 +173,8 @@ function filterValues(f: DeadLetterFilter, what: string): unknown[] {
   if (f.reason !== undefined && (typeof f.reason !== 'string' || f.reason.length > 255 || !isStorableText(f.reason))) {
     problems.push('reason must be a string of at most 255 characters');
   }
-  if (f.olderThanMs !== undefined && (typeof f.olderThanMs !== 'number' || !(f.olderThanMs >= 0) || !Number.isFinite(f.olderThanMs))) {
-    problems.push('olderThanMs must be a finite number >= 0');
+  if (f.olderThanMs !== undefined && (typeof f.olderThanMs !== 'number' || !(f.olderThanMs >= 0) || !(f.olderThanMs <= MAX_AGE_FILTER_MS))) {
+    problems.push(`olderThanMs must be a number from 0 to ${MAX_AGE_FILTER_MS} (1,000 years)`);
   }
   if (f.deadIds !== undefined) {
     if (!Array.isArray(f.deadIds) || f.deadIds.length > 100_000) problems.push('deadIds must be an array of at most 100,000 ids');

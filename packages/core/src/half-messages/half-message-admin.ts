@@ -1,7 +1,7 @@
 import type { HalfMessageCheckDecision } from './check-back.js';
 import { SagaboxError } from '../shared/errors.js';
 import { toRunQuery, type Executor } from '../shared/executor.js';
-import { assertNoProblems, checkInt } from '../shared/retry-policy.js';
+import { assertNoProblems, checkInt, MAX_AGE_FILTER_MS } from '../shared/retry-policy.js';
 import { DEFAULT_SCHEMA } from '../shared/schema-name.js';
 import { statementsFor } from '../shared/statements.js';
 
@@ -138,7 +138,7 @@ export async function halfMessageHistory(db: Executor, id: string, options: { sc
 export async function purgeHalfMessageDecisions(db: Executor, options: { olderThanMs: number; schema?: string }): Promise<number> {
   const problems: string[] = [];
   if (options?.olderThanMs === undefined) problems.push('olderThanMs is required');
-  checkInt(problems, 'olderThanMs', options?.olderThanMs, 0, Number.MAX_SAFE_INTEGER);
+  checkInt(problems, 'olderThanMs', options?.olderThanMs, 0, MAX_AGE_FILTER_MS);
   assertNoProblems('purgeHalfMessageDecisions', problems);
   const sql = adminSql(options.schema ?? DEFAULT_SCHEMA);
   const rows = await toRunQuery(db)<{ n: number }>(sql.purgeDecisions, [options.olderThanMs]);

@@ -53,3 +53,10 @@ export function checkInt(problems: string[], name: string, value: unknown, min: 
     problems.push(`${name} must be an integer from ${min} to ${max}, got ${describeValue(value)}`);
   }
 }
+
+/**
+ * The largest age an "older than" filter accepts (1,000 years): `now() - age` must stay
+ * inside PostgreSQL's timestamp range, or the statement fails and aborts the caller's
+ * transaction.
+ */
+export const MAX_AGE_FILTER_MS = 1_000 * 365 * 86_400_000;
