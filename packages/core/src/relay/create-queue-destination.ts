@@ -7,6 +7,14 @@ import { queueChannel } from '../shared/channels.js';
 import { statementsFor } from '../shared/statements.js';
 import { topicMatcher, validateQueueName } from '../publish/topic-name.js';
 
+/**
+ * Registers queues by name (a row in `queues` each, kept if it exists), so admins see
+ * empty ones; used by the queue destination's and the worker's start.
+ */
+export async function registerQueues(db: pg.Pool | pg.ClientBase, schema: string, names: readonly string[]): Promise<void> {
+  await db.query(destinationSql(schema).ensureQueues, [[...new Set(names)]]);
+}
+
 // The queue destination's statements, for the schema of the queues' database.
 const destinationSql = statementsFor((s) => ({
   // Registers the queues the routes name: $1 their names.
@@ -100,7 +108,7 @@ export function createQueueDestination(options: QueueDestinationOptions): Destin
     matches: (topic) => route(topic).length > 0,
     async start({ pool }) {
       // Queues exist before the first message, so admins see empty ones.
-      await (remote ?? pool).query(sql.ensureQueues, [[...new Set(routes.map((r) => r.queue))]]);
+      await registerQueues(remote ?? pool, schema, routes.map((r) => r.queue));
     },
     async deliver(messages: readonly RelayedMessage[], { client }) {
       const cols: unknown[][] = [[], [], [], [], [], [], [], [], []];

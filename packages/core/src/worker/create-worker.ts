@@ -5,6 +5,7 @@ import { createDrainLoop, type DrainLoop } from '../shared/drain-loop.js';
 import { createListener, type Listener } from '../shared/listener.js';
 import { maintainInbox } from '../retention/inbox-partitions.js';
 import { queueSql } from './queue-sql.js';
+import { registerQueues } from '../relay/create-queue-destination.js';
 import { createBatchHandler } from './batch-handler.js';
 import { createClaimer } from './claimer.js';
 import type { Verdict } from './verdict.js';
@@ -149,7 +150,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       } finally {
         starting = undefined;
       }
-      await pool.query(sql.ensureQueues, [[queue]]).catch((err) => log.warn({ err }, 'could not register the queue yet'));
+      await registerQueues(pool, o.schema, [queue]).catch((err) => log.warn({ err }, 'could not register the queue yet'));
       for (let i = 0; i < o.concurrency; i++) {
         // The slot's token: one batch at a time, so one queue_leases row (see queue-sql.ts).
         const slot = randomUUID();

@@ -3,7 +3,6 @@ import { quoteSchema } from '../shared/schema-name.js';
 /** The queue, inbox and dead-letter runtime queries for one schema. */
 export interface QueueSql {
   readonly queueChannel: string;
-  ensureQueues: string;
   /**
    * The flow-control claim of `batchSize` messages: $1 queue, $2 lease token, $3 worker
    * name, $4 lease ms, $5 the claiming slot's token (its queue_leases row).
@@ -131,7 +130,6 @@ export function queueSql(schema: string): QueueSql {
     guardOf(`(${more} q.group_max_in_flight IS NOT NULL OR q.group_rate_per_second IS NOT NULL)`, agingDue);
   q = {
     queueChannel: `${schema}.queue`,
-    ensureQueues: `INSERT INTO ${s}.queues (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`,
     // Claim: lease a batch. Head-of-key rule as in the outbox: a keyed message is
     // claimable only when no earlier message with its key is left in the queue, so
     // at most one message per key is in flight and keys are handled in order.
