@@ -96,8 +96,29 @@ function documented(checker, symbol) {
 }
 
 /**
+ * The members of an exported interface or class without a doc comment, as 'Type.member'.
+ * A member inherited from another declaration is checked where it is declared.
+ */
+function undocumentedMembers(checker, exportName, symbol) {
+  const out = [];
+  for (const decl of symbol.declarations ?? []) {
+    if (!ts.isInterfaceDeclaration(decl) && !ts.isClassDeclaration(decl)) continue;
+    for (const member of decl.members) {
+      if (ts.isClassDeclaration(decl) && !isPublicMember(member)) continue;
+      if (ts.isConstructorDeclaration(member) || ts.isIndexSignatureDeclaration(member) || !member.name) continue;
+      if (ts.isClassStaticBlockDeclaration?.(member)) continue;
+      const memberSymbol = checker.getSymbolAtLocation(member.name);
+      if (memberSymbol && documented(checker, memberSymbol)) continue;
+      out.push(`${exportName}.${member.name.getText(decl.getSourceFile())}`);
+    }
+  }
+  return out;
+}
+
+/**
  * Builds every entry point's report. Returns { reports: Map<file, text>, undocumented: string[] }
- * (undocumented: exports without TSDoc, as 'package: name').
+ * (undocumented: exports, and members of exported interfaces and classes, without TSDoc,
+ * as 'package: name' or 'package: Type.member').
  */
 export function buildReports() {
   const entries = entryPoints();
@@ -126,6 +147,9 @@ export function buildReports() {
       const symbol = exp.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exp) : exp;
       const fromNodeModules = symbol.declarations?.[0]?.getSourceFile().fileName.includes('/node_modules/');
       if (!fromNodeModules && !documented(checker, symbol)) undocumented.push(`${entry.name}: ${exp.name}`);
+      if (!fromNodeModules) {
+        for (const m of undocumentedMembers(checker, exp.name, symbol)) undocumented.push(`${entry.name}: ${m}`);
+      }
       blocks.push(describe(checker, exp.name, symbol));
     }
     const text = [

@@ -4,7 +4,9 @@ import { UsageError } from './usage-error.js';
 
 /** The two flags every sagabox command takes, as parsed. */
 export interface ConnectionFlags {
+  /** The `--database-url` flag (else DATABASE_URL, else libpq's PG* variables). */
   databaseUrl?: string;
+  /** The `--schema` flag: sagabox's schema (default `sagabox`). */
   schema: string;
 }
 

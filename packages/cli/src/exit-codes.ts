@@ -30,6 +30,7 @@ export const EXIT_CODES_HELP = `Exit codes:
  * whatever it already printed on stdout (its `--json` result included).
  */
 export class CliExit extends Error {
+  /** The process exit code the command asks for (see docs/cli.md). */
   readonly exitCode: number;
   constructor(exitCode: number, message: string) {
     super(message);

@@ -19,6 +19,7 @@ interface MigrateFlags extends ConnectionFlags {
 
 /** Where a command writes its results; tests may pass their own. */
 export interface CommandOutput {
+  /** Writes text to the command's output as is (no newline added). */
   write(text: string): void;
 }
 

@@ -35,6 +35,7 @@ export interface DashboardOptions {
   token?: string;
   /** How often the page refreshes, in milliseconds. Default {@link DEFAULT_DASHBOARD_REFRESH_MS}. */
   refreshMs?: number;
+  /** Where the dashboard logs failed requests (default: silent). */
   logger?: Logger;
 }
 

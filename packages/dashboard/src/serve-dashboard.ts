@@ -20,6 +20,7 @@ export interface ServeDashboardOptions extends DashboardOptions {
 export interface DashboardServer {
   /** Where to open it, e.g. `http://127.0.0.1:8080/`. */
   readonly url: string;
+  /** The underlying Node HTTP server. */
   readonly server: Server;
   /** Closes the server (open connections included). */
   stop(): Promise<void>;

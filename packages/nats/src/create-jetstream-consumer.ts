@@ -30,7 +30,19 @@ import {
 import { readDelivery } from './jetstream-message.js';
 import { NATS_HEADERS } from './nats-headers.js';
 
-export * from './jetstream-consumer-options.js';
+export {
+  DEFAULT_ACK_WAIT_MS,
+  DEFAULT_INBOX_MAINTENANCE_INTERVAL_MS,
+  DEFAULT_JETSTREAM_BATCH_SIZE,
+  DEFAULT_JETSTREAM_RETRY,
+  DEFAULT_JETSTREAM_STOP_TIMEOUT_MS,
+  DEFAULT_MAX_ACK_PENDING,
+  type JetStreamConsumer,
+  type JetStreamConsumerEvents,
+  type JetStreamConsumerOptions,
+  type JetStreamHandler,
+  type JetStreamMessage,
+} from './jetstream-consumer-options.js';
 
 const RETRY_BASE_MS = 100;
 const RETRY_MAX_MS = 10_000;

@@ -22,6 +22,7 @@ export const DEFAULT_PUB_ACK_TIMEOUT_MS = 5_000;
  * a stream's subject filter (`orders.>`) reads like the route (`orders.#`).
  */
 export interface JetStreamRoute {
+  /** The sagabox topic pattern (`*` and `#` wildcards) this route takes. */
   topic: string;
   /** A fixed subject for every topic of this route. Default: `subjectPrefix` + topic. */
   subject?: string;

@@ -31,6 +31,7 @@ export const DEFAULT_JETSTREAM_STOP_TIMEOUT_MS = 10_000;
 export interface JetStreamMessage<P = unknown> extends Message<P> {
   /** The NATS subject it was published on. */
   subject: string;
+  /** The JetStream stream the message was read from. */
   stream: string;
   /** Its sequence number in the stream. */
   streamSequence: number;
@@ -107,6 +108,7 @@ export interface JetStreamConsumerEvents {
 
 /** A running JetStream consumer. See {@link createJetStreamConsumer}. */
 export interface JetStreamConsumer {
+  /** Events of the consumer's life (see JetStreamConsumerEvents). */
   readonly events: EventEmitter<JetStreamConsumerEvents>;
   /** Connects, creates or binds the durable consumer, and starts handling. */
   start(): Promise<void>;

@@ -28,7 +28,9 @@ export const DEFAULT_CONSUMER_STOP_TIMEOUT_MS = 10_000;
 
 /** A binding the consumer declares: `exchange` (durable, type `topic`) to the queue with `routingKey` (`*`/`#` wildcards). */
 export interface RabbitMqBinding {
+  /** The exchange to bind the queue to. */
   exchange: string;
+  /** The binding's routing key pattern (`*` and `#` wildcards). */
   routingKey: string;
 }
 
@@ -68,6 +70,7 @@ export interface RabbitMqConsumerOptions<P = unknown> extends RabbitMqConnection
   handlerTimeoutMs?: number;
   /** Identifies this consumer in logs. Default `rabbitmq-consumer-<pid>`. */
   name?: string;
+  /** Where the consumer logs (default: silent). */
   logger?: Logger;
   /** Longest wait in `stop()` for the batch in flight, in milliseconds. Default {@link DEFAULT_CONSUMER_STOP_TIMEOUT_MS}. */
   stopTimeoutMs?: number;
@@ -77,6 +80,7 @@ export interface RabbitMqConsumerOptions<P = unknown> extends RabbitMqConnection
 export interface RabbitMqConsumer {
   /** The same typed events as a worker's: `handled`, `failed`, `deadLettered`, `error`. */
   readonly events: EventEmitter<WorkerEvents>;
+  /** Connects, declares the queue and its bindings, and starts consuming. */
   start(): Promise<void>;
   /** Stops taking messages, waits for the batch in flight, hands unhandled ones back to the queue. */
   stop(): Promise<void>;

@@ -23,8 +23,11 @@ export const DEFAULT_CONFIRM_TIMEOUT_MS = 15_000;
  * same `*`/`#` wildcards, so bindings there read like sagabox routes.
  */
 export interface RabbitMqRoute {
+  /** The sagabox topic pattern (`*` and `#` wildcards) this route takes. */
   topic: string;
+  /** The exchange messages of matching topics are published to. */
   exchange: string;
+  /** The routing key to publish with (default: the message's topic). */
   routingKey?: string;
 }
 
@@ -43,6 +46,7 @@ export interface RabbitMqDestinationOptions extends RabbitMqConnectionOptions {
   confirmTimeoutMs?: number;
   /** Name for logs. Default `'rabbitmq'`. */
   name?: string;
+  /** Where the destination logs (default: silent). */
   logger?: Logger;
 }
 

@@ -4,8 +4,11 @@ import type { SagaStatus } from './saga-sql.js';
 
 /** How many sagas of one type are in one status. */
 export interface SagaCount {
+  /** The saga type's name. */
   type: string;
+  /** The status counted. */
   status: SagaStatus;
+  /** How many sagas of the type are in the status. */
   count: number;
 }
 

@@ -44,6 +44,7 @@ export interface OrchestratorOptions extends SagaTopicOptions {
   retry?: Partial<RetryPolicy>;
   /** Wait before a message of an unknown saga type or version is tried again, in ms. Default {@link DEFAULT_UNKNOWN_VERSION_RETRY_DELAY_MS}. */
   unknownVersionRetryDelayMs?: number;
+  /** Where the orchestrator logs (default: silent). */
   logger?: Logger;
   /** Longest wait in `stop()` for transitions in flight, in milliseconds. */
   stopTimeoutMs?: number;
@@ -68,6 +69,7 @@ export interface Orchestrator {
   readonly events: EventEmitter<WorkerEvents>;
   /** Relay routes that bring replies and control messages to this orchestrator's queue. */
   readonly routes: readonly QueueRoute[];
+  /** The queue the orchestrator consumes replies and control messages from. */
   readonly queue: string;
   /**
    * The transition handler the orchestrator's worker runs, for replies that arrive
@@ -76,6 +78,7 @@ export interface Orchestrator {
    * inbox deduplicates both paths.
    */
   readonly handler: Handler;
+  /** Starts the orchestrator's worker on its queue. */
   start(): Promise<void>;
   /** Stops taking messages and waits for transitions in flight. */
   stop(): Promise<void>;

@@ -65,6 +65,7 @@ export const DEFAULT_COMPENSATION_RETRY: Required<StepRetry> = { maxAttempts: 5,
  * {@link StepResult}. `R` is the union of replies the participant can send.
  */
 export interface RemoteStep<S, R = unknown> {
+  /** Marks a step that sends a command to a participant. */
   readonly kind: 'remote';
   /** Unique within the saga; appears in headers, history and logs. */
   readonly name: string;
@@ -101,7 +102,9 @@ export interface LocalStepContext {
   readonly client: pg.PoolClient;
   /** kysely on the same transaction. */
   readonly db: Kysely<any>;
+  /** The saga's id. */
   readonly sagaId: string;
+  /** A logger bound to the saga and step. */
   readonly logger: Logger;
   /**
    * Aborted when the transition has run for the orchestrator's `handlerTimeoutMs`: its
@@ -116,8 +119,11 @@ export interface LocalStepContext {
  * throwing rolls the transition back and the message is retried (a transient error).
  */
 export interface LocalStep<S> {
+  /** Marks a step that runs in the orchestrator's own transaction. */
   readonly kind: 'local';
+  /** The step's name, unique in its saga. */
   readonly name: string;
+  /** Runs the step on the saga's state; its result moves the saga on. */
   readonly run: (state: S, context: LocalStepContext) => Promise<StepResult<S>> | StepResult<S>;
   /** Undoes the step, in the orchestrator's transaction. */
   readonly compensate?: (state: S, context: LocalStepContext) => Promise<void> | void;
@@ -139,9 +145,13 @@ export interface StepBuilder<S> {
 
 /** A checked saga definition; see {@link defineSaga}. */
 export interface SagaDefinition<I = any, S = any> {
+  /** The saga type's name. */
   readonly name: string;
+  /** The definition's version, stored with each saga started from it. */
   readonly version: number;
+  /** Builds a new saga's state from its input. */
   readonly initialState: (input: I) => S;
+  /** The steps, run in order and compensated in reverse. */
   readonly steps: readonly SagaStep<S>[];
 }
 

@@ -41,6 +41,7 @@ export interface HalfMessageParticipantOptions<C = any> {
   act: (command: Message<C>, context: ParticipantContext & { halfMessageId: string }) => Promise<ExternalActionResult>;
   /** Time the action may take before the relay asks the checker, in milliseconds. Default core's 60,000. */
   checkAfterMs?: number;
+  /** sagabox's schema (default `sagabox`). */
   schema?: string;
 }
 

@@ -10,12 +10,17 @@ const MAX_LIST_SAGAS_LIMIT = 10_000;
 
 /** One saga instance as the inspection API shows it. */
 export interface SagaSummary {
+  /** The saga's id. */
   id: string;
+  /** The saga type's name. */
   type: string;
+  /** The definition version the saga was started with. */
   version: number;
+  /** The saga's status. */
   status: SagaStatus;
   /** Index of the step in flight (or being compensated); the step count once completed. */
   currentStep: number;
+  /** The saga's current state, as stored (JSON). */
   state: unknown;
   /** Bumped by every transition. */
   revision: number;
@@ -23,33 +28,41 @@ export interface SagaSummary {
   deadline: Date | null;
   /** Why the saga failed or is compensating. */
   error: string | null;
+  /** When the saga was started. */
   createdAt: Date;
+  /** When the saga last changed. */
   updatedAt: Date;
 }
 
 /** One event of a saga's step history. */
 export interface SagaHistoryEvent {
+  /** Orders the saga's events (increasing, not necessarily contiguous). */
   seq: number;
   /** Step name, or `$saga` for events of the saga as a whole. */
   step: string;
   /** `started`, `command_sent`, `completed`, `failed`, `timed_out`, `compensation_sent`, `compensated`, `reply_ignored`, ... */
   event: string;
+  /** The event's details (reason, reply, error), as stored. */
   detail: unknown;
+  /** When the event was recorded. */
   at: Date;
 }
 
 /** A saga with its full step history. */
 export interface SagaDetails extends SagaSummary {
+  /** The saga's events, oldest first. */
   history: SagaHistoryEvent[];
 }
 
 /** Options of {@link listSagas}. */
 export interface ListSagasOptions {
+  /** Only sagas in this status. */
   status?: SagaStatus;
   /** Saga type (definition name). */
   type?: string;
   /** Most rows returned, newest update first. Default {@link DEFAULT_LIST_SAGAS_LIMIT}. */
   limit?: number;
+  /** sagabox's schema (default `sagabox`). */
   schema?: string;
 }
 

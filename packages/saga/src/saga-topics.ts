@@ -40,8 +40,11 @@ export interface SagaTopicOptions {
 
 /** {@link SagaTopicOptions} with defaults filled in. */
 export interface SagaTopics {
+  /** sagabox's schema the topics belong to. */
   schema: string;
+  /** The topic participants' replies are published to. */
   replyTopic: string;
+  /** The topic of the orchestrator's own control messages (timeouts, cancels). */
   controlTopic: string;
 }
 

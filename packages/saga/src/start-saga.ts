@@ -18,6 +18,7 @@ export interface StartSagaOptions extends SagaTopicOptions {
 
 /** What {@link startSaga} did. */
 export interface StartSagaResult {
+  /** The new saga's id. */
   id: string;
   /** False when a saga with this id already existed (nothing was written). */
   started: boolean;

@@ -41,6 +41,7 @@ export interface ServeMetricsOptions {
 export interface MetricsServer {
   /** The URL of the endpoint, e.g. `http://127.0.0.1:9464/metrics`. */
   readonly url: string;
+  /** The underlying Node HTTP server. */
   readonly server: Server;
   /** Closes the server. */
   stop(): Promise<void>;

@@ -14,6 +14,7 @@ export interface AdminOptions {
 
 /** Depth of one queue. */
 export interface QueueStats {
+  /** The queue's name. */
   queue: string;
   /** Runnable now and not leased. */
   ready: number;
@@ -141,8 +142,11 @@ export interface DeadLetter {
 
 /** Which dead letters an admin call applies to. All filters combine with AND. */
 export interface DeadLetterFilter extends AdminOptions {
+  /** Only dead letters of this queue. */
   queue?: string;
+  /** Only dead letters of this topic. */
   topic?: string;
+  /** Only dead letters with exactly this reason (for example `max-attempts`). */
   reason?: string;
   /** Only dead letters older than this, in milliseconds. */
   olderThanMs?: number;

@@ -52,13 +52,19 @@ export interface MessageFilter {
 
 /** One message as listed: what it is and why it waits, without its payload. */
 export interface MessageSummary {
+  /** The message id (UUIDv7). */
   id: string;
   /** The queue it is in; null for the outbox. */
   queue: string | null;
+  /** The message's topic. */
   topic: string;
+  /** The ordering key, or null for an unordered message. */
   key: string | null;
+  /** The flow-control group, or null. */
   group: string | null;
+  /** The priority the message was published with (higher first). */
   priority: number;
+  /** Where the message is now (see docs/message-states.md). */
   state: MessageState;
   /** Failed attempts so far (relay deliveries for the outbox, handler runs for a queue). */
   attempts: number;
@@ -76,11 +82,13 @@ export interface MessageSummary {
   lockedUntil: Date | null;
   /** `prepared` only: when the relay asks the producer's checker next, and how often it asked. */
   checkAt: Date | null;
+  /** How many check-backs a prepared half message has had (0 otherwise). */
   checks: number;
 }
 
 /** One page of {@link listMessages}. */
 export interface MessagePage {
+  /** The messages of this page, in the listing's order. */
   messages: MessageSummary[];
   /** Pass as `after` for the next page; null on the last page. */
   next: string | null;
@@ -88,6 +96,7 @@ export interface MessagePage {
 
 /** One message whole: each place it is in, its payload and headers, and its history. */
 export interface MessageDetail {
+  /** The message id (UUIDv7). */
   id: string;
   /** The copies waiting: the outbox's, and one per queue it was delivered to. */
   copies: (MessageSummary & { payload: unknown; headers: Record<string, string> })[];

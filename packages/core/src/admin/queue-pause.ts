@@ -7,6 +7,7 @@ import type { AdminOptions } from './admin.js';
 
 /** The outcome of {@link pauseQueue} or {@link resumeQueue}. */
 export interface QueuePauseResult {
+  /** The queue paused or resumed. */
   queue: string;
   /** When the queue was paused (still paused after `pauseQueue`); null once resumed. */
   pausedAt: Date | null;

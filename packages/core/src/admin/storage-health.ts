@@ -27,9 +27,11 @@ export interface VacuumHorizonHolder {
 
 /** Dead tuples and size of one sagabox table (a partitioned table summed over its partitions). */
 export interface TableHealth {
+  /** The table's name in sagabox's schema. */
   table: string;
   /** Physical tables counted: 1, or the number of partitions. */
   partitions: number;
+  /** Live rows, as PostgreSQL's statistics estimate them. */
   liveTuples: number;
   /** Rows deleted or updated that vacuum has not removed yet (statistics; approximate). */
   deadTuples: number;

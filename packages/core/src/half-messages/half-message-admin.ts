@@ -37,8 +37,11 @@ import { describeValue } from '../shared/describe-value.js';
 
 /** A half message still prepared: neither committed nor rolled back yet. */
 export interface PreparedHalfMessageInfo {
+  /** The half message's id. */
   id: string;
+  /** The half message's topic. */
   topic: string;
+  /** The ordering key, or null. */
   key: string | null;
   /** How many times a checker was asked about it so far. */
   checks: number;
@@ -50,7 +53,9 @@ export interface PreparedHalfMessageInfo {
 
 /** One recorded decision about a half message. */
 export interface HalfMessageDecisionRecord {
+  /** The half message decided. */
   messageId: string;
+  /** The half message's topic. */
   topic: string;
   /** `prepared`, a producer's or checker's `commit` / `rollback`, a checker's `unknown` or `check_failed`, or the relay's `no_checker` / `unresolved`. */
   decision: 'prepared' | HalfMessageCheckDecision;
@@ -58,6 +63,7 @@ export interface HalfMessageDecisionRecord {
   source: 'producer' | 'checker' | 'relay';
   /** The producer's note, the checking relay, or the error of a failed check. */
   detail: string | null;
+  /** When the decision was recorded. */
   decidedAt: Date;
 }
 

@@ -96,6 +96,7 @@ export function resolveMigrateOptions(options: MigrateOptions): ResolvedMigrateO
 
 /** One migration that {@link migrateUp} applied or {@link migrateDown} reverted. */
 export interface MigrationRef {
+  /** The migration set the migration belongs to. */
   readonly set: MigrationSet;
   /** Migration name: the file name without `.sql`. */
   readonly name: string;
@@ -115,8 +116,11 @@ export interface MigrateDownResult {
 
 /** One line of {@link migrationStatus}. */
 export interface MigrationStatusEntry {
+  /** The migration set the migration belongs to. */
   readonly set: MigrationSet;
+  /** The migration's name (its file name without `.sql`). */
   readonly name: string;
+  /** Whether the migration has been applied to the schema. */
   readonly status: 'applied' | 'pending';
   /** When it was applied, or `null` when pending. */
   readonly appliedAt: Date | null;
@@ -128,6 +132,7 @@ export interface MigrationStatusEntry {
 
 /** What {@link migrationStatus} reports. */
 export interface MigrationStatus {
+  /** The schema whose status this is. */
   readonly schema: string;
   /** sagabox's migrations first, then the application's, each in file order. */
   readonly migrations: readonly MigrationStatusEntry[];

@@ -12,6 +12,7 @@ export type PayloadOf<C> = C extends StandardSchemaV1 ? StandardSchemaV1.InferOu
 
 /** A set of topic contracts, from {@link defineTopics}. */
 export interface TopicRegistry<T extends Record<string, TopicContract> = Record<string, TopicContract>> {
+  /** The topic contracts the registry was defined with, by topic. */
   readonly contracts: T;
   /** Validates `payload` against `topic`'s schema; resolves to the (possibly transformed) value. */
   validate(topic: string, payload: unknown): Promise<unknown>;

@@ -6,6 +6,7 @@ import type { QueueRoute } from '../relay/create-queue-destination.js';
 
 /** A direct route as stored: a topic pattern, its queue, and when it was added. */
 export interface DirectRoute extends QueueRoute {
+  /** When the route was added. */
   createdAt: Date;
 }
 

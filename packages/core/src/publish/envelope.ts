@@ -80,14 +80,23 @@ export const PRIORITY_RANGE = { min: -32_768, max: 32_767 } as const;
 
 /** A message checked and serialised, ready for an INSERT. */
 export interface EncodedMessage {
+  /** The message id (UUIDv7). */
   id: string;
+  /** The validated topic. */
   topic: string;
+  /** The ordering key, or null. */
   key: string | null;
+  /** The payload as JSON text, within the size limit. */
   payload: string;
+  /** The headers as a JSON object's text. */
   headers: string;
+  /** When the message may be delivered, or null for now. */
   availableAt: Date | null;
+  /** When the message expires undelivered, or null for never. */
   expiresAt: Date | null;
+  /** The priority (higher first). */
   priority: number;
+  /** The flow-control group, or null. */
   group: string | null;
 }
 

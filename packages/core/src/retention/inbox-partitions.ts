@@ -33,6 +33,7 @@ export interface MaintainInboxOptions {
   lockTimeoutMs?: number;
   /** The current time; tests inject it. Default: the clock. */
   now?: Date;
+  /** Where maintenance logs what it created and dropped (default: silent). */
   logger?: Logger;
 }
 

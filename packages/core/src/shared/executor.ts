@@ -13,6 +13,7 @@ export type Executor = KyselyLike | pg.ClientBase | pg.Pool;
 
 /** The part of kysely's `Kysely` and `Transaction` that sagabox uses. */
 export interface KyselyLike {
+  /** Runs a compiled query, as Kysely's `executeQuery` does. */
   executeQuery<R>(query: CompiledQuery<R>): Promise<{ rows: R[] }>;
 }
 
