@@ -78,7 +78,8 @@ CREATE TABLE half_message_decisions (
   message_id uuid        NOT NULL,
   topic      text        NOT NULL,
   decision   text        NOT NULL CHECK (decision IN ('prepared', 'commit', 'rollback', 'unknown', 'unresolved', 'no_checker', 'check_failed')),
-  source     text        NOT NULL CHECK (source IN ('producer', 'checker', 'relay')),
+  -- 'operator': decided by hand (decideHalfMessage), detail says who and why.
+  source     text        NOT NULL CHECK (source IN ('producer', 'checker', 'relay', 'operator')),
   detail     text,
   decided_at timestamptz NOT NULL DEFAULT now()
 );
@@ -191,7 +192,8 @@ CREATE TABLE dead_letters (
   priority     smallint    NOT NULL DEFAULT 0,
   payload      jsonb       NOT NULL,
   headers      jsonb       NOT NULL DEFAULT '{}'::jsonb,
-  reason       text        NOT NULL CHECK (reason IN ('failed', 'timeout', 'expired', 'invalid', 'unroutable', 'unresolved', 'non_retryable')),
+  -- 'cancelled': an operator took a pending message out (cancelMessages), to replay later.
+  reason       text        NOT NULL CHECK (reason IN ('failed', 'timeout', 'expired', 'invalid', 'unroutable', 'unresolved', 'non_retryable', 'cancelled')),
   error        text        NOT NULL,
   attempts     integer     NOT NULL,
   created_at   timestamptz NOT NULL,
@@ -214,6 +216,9 @@ CREATE TABLE sagas (
   -- reply to an earlier attempt (or after a timeout) changes nothing.
   step_token   uuid,
   deadline     timestamptz,
+  -- The message id of the pending step's timeout, so the transition that supersedes the
+  -- step or finishes the saga deletes it instead of leaving it queued until it fires.
+  timeout_id   uuid,
   error        text,
   created_at   timestamptz NOT NULL DEFAULT now(),
   updated_at   timestamptz NOT NULL DEFAULT now()

@@ -12,7 +12,7 @@ import { UsageError } from './usage-error.js';
 import { parseDurationFlag, parseIntFlag } from './cli-values.js';
 
 /** The reasons a message is dead-lettered for (the `dead_letters.reason` CHECK). */
-export const DEAD_LETTER_REASONS = ['failed', 'timeout', 'expired', 'invalid', 'unroutable', 'unresolved', 'non_retryable'] as const;
+export const DEAD_LETTER_REASONS = ['failed', 'timeout', 'expired', 'invalid', 'unroutable', 'unresolved', 'non_retryable', 'cancelled'] as const;
 
 interface Flags extends ConnectionFlags {
   queue?: string;

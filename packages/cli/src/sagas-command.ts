@@ -82,7 +82,7 @@ export function formatSagaTimeline(saga: SagaDetails, width?: number): string {
 
 /** Registers `sagabox sagas list | show | retry | cancel`. */
 export function registerSagasCommand(program: Command, out: CommandOutput = process.stdout): void {
-  const sagas = program.command('sagas').description('sagas: list, show with step history, retry a failed one, cancel a running one');
+  const sagas = program.command('sagas').description('sagas: list, show with step history, retry the step one waits on, cancel a running one');
 
   addConnectionOptions(
     sagas
@@ -125,10 +125,10 @@ export function registerSagasCommand(program: Command, out: CommandOutput = proc
     });
 
   addConnectionOptions(
-    sagas.command('retry').description('resume a failed saga: its stuck compensation is sent again with fresh attempts').argument('<id>').option('--yes', 'do not ask').option('--json', 'print JSON, for scripts'),
+    sagas.command('retry').description('retry the step a saga waits on: a running saga\'s pending command, a compensating or failed saga\'s compensation, sent again now with fresh attempts').argument('<id>').option('--yes', 'do not ask').option('--json', 'print JSON, for scripts'),
   ).action(async (id: string, flags: Flags) => {
     sagaId(id);
-    await confirm(`retry the compensation of saga ${id}?`, flags.yes);
+    await confirm(`send the pending step of saga ${id} again?`, flags.yes);
     await withPool(flags, (pool) => retrySaga(pool, id, { schema: flags.schema }));
     out.write(flags.json ? `${JSON.stringify({ sagaId: id, requested: 'retry' })}\n` : `retry requested for saga ${id}\n`);
   });

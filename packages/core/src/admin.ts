@@ -1,7 +1,8 @@
 // @sagabox/core/admin: what an operator (the CLI, the dashboard, a runbook script) calls
-// on a running system: dead letters, stats, half-message decisions, direct routes and
-// queue flow limits.
+// on a running system: dead letters, stats, messages and actions on them, half-message
+// decisions, what needs attention, direct routes and queue flow limits.
 export {
+  countDeadLetters,
   listDeadLetters,
   MAX_DEAD_LETTER_LIST_LIMIT,
   outboxStats,
@@ -27,6 +28,26 @@ export {
   type MessageSummary,
 } from './admin/messages.js';
 export { pauseQueue, resumeQueue, type QueuePauseResult } from './admin/queue-pause.js';
+export {
+  cancelMessages,
+  deleteMessages,
+  retryMessages,
+  DEFAULT_MESSAGE_ACTION_LIMIT,
+  MAX_ACTION_REASON_LENGTH,
+  MAX_MESSAGE_ACTION_LIMIT,
+  type CancelMessagesOptions,
+  type MessageActionFilter,
+  type MessageActionOptions,
+  type MessageActionResult,
+} from './admin/message-actions.js';
+export { decideHalfMessage, type OperatorDecisionOptions } from './admin/half-message-decision.js';
+export {
+  needsAttention,
+  DEFAULT_ATTENTION_LIMIT,
+  type AttentionOptions,
+  type AttentionReport,
+  type OverdueSaga,
+} from './admin/needs-attention.js';
 export {
   halfMessageHistory,
   listHalfMessages,

@@ -23,6 +23,8 @@ export type DefinitionIndex = ReadonlyMap<string, ReadonlyMap<number, SagaDefini
 /** What {@link applySagaMessage} needs besides the message. */
 export interface ApplyContext {
   client: pg.PoolClient;
+  /** The orchestrator's queue (where its step timeouts wait). */
+  queue: string;
   /** The worker's abort signal (handler timeout), handed to local steps. */
   signal?: AbortSignal;
   topics: SagaTopics;
@@ -84,9 +86,10 @@ export async function applySagaMessage(message: Message, ctx: ApplyContext): Pro
     state: row.state,
     stepToken: row.step_token,
     deadline: row.deadline,
+    timeoutId: row.timeout_id,
     error: row.error,
   });
-  const env: TransitionEnv = { run: async (text, values) => (await ctx.client.query({ text, values })).rows, db: ctx.client, topics: ctx.topics, client: ctx.client, logger: log, causationId: message.id, ...(ctx.signal ? { signal: ctx.signal } : {}) };
+  const env: TransitionEnv = { run: async (text, values) => (await ctx.client.query({ text, values })).rows, db: ctx.client, topics: ctx.topics, client: ctx.client, logger: log, causationId: message.id, queue: ctx.queue, ...(ctx.signal ? { signal: ctx.signal } : {}) };
   const token = message.headers[SAGA_HEADERS.stepToken];
   const current = token !== undefined && token === row.step_token;
 
@@ -116,7 +119,7 @@ export async function applySagaMessage(message: Message, ctx: ApplyContext): Pro
     return;
   }
   if (t.events.length === 0 && t.messages.length === 0) return;
-  await commitTransition(env, t, row.revision);
+  await commitTransition(env, t, row.revision, row.timeout_id);
   log.debug({ ...ids, status: t.status, step: t.currentStep }, 'saga transition');
   if (t.status === 'completed' || t.status === 'compensated') log.info({ sagaId, status: t.status }, 'saga finished');
 }
@@ -201,12 +204,19 @@ async function applyCancel(env: TransitionEnv, t: SagaTransition, message: Messa
 }
 
 async function applyRetry(env: TransitionEnv, t: SagaTransition): Promise<void> {
-  if (t.status !== 'failed') {
-    env.logger.info({ sagaId: t.id, status: t.status }, 'retry request for a saga not failed; ignored');
+  if (t.status === 'completed' || t.status === 'compensated') {
+    env.logger.info({ sagaId: t.id, status: t.status }, 'retry request for a finished saga; ignored');
     t.record(SAGA_EVENT_STEP, 'retry_ignored', { status: t.status });
     return;
   }
-  t.record(SAGA_EVENT_STEP, 'retried');
+  t.record(SAGA_EVENT_STEP, 'retried', { status: t.status, step: t.stepName(t.currentStep) });
+  if (t.status === 'running') {
+    // A remote step's command again, with a fresh token (a late reply to the earlier
+    // send is then ignored); a local step is run again by advance.
+    if (t.definition.steps[t.currentStep]?.kind === 'remote') sendCommand(env, t, t.currentStep, 1);
+    else await advance(env, t, t.currentStep);
+    return;
+  }
   t.status = 'compensating';
   await resumeCompensation(env, t);
 }

@@ -49,12 +49,21 @@ export async function cancelSaga(db: Executor, id: string, options: CancelSagaOp
 }
 
 /**
- * Asks the orchestrator to resume a `failed` saga (one whose compensation kept failing):
- * the compensation it stopped at is sent again with fresh attempts, then the rest.
- * @throws {SagaboxError} `INVALID_OPTIONS` for an id that is not a UUID, `NOT_FOUND`, or `SAGA_CONFLICT` when the saga is not failed.
+ * Asks the orchestrator to retry the step a saga waits on, now and with fresh attempts:
+ * - `running`: the pending step's command is sent again (a pending local step is run
+ *   again), for a participant that lost it or a timeout set too long;
+ * - `compensating`: the pending compensation is sent again;
+ * - `failed` (its compensation kept failing): the compensation it stopped at is sent
+ *   again, then the rest.
+ *
+ * The re-sent command gets a fresh step token, so a late reply to the earlier send is
+ * ignored; participants see the command twice and must be idempotent, as for any retry.
+ * The request goes through the outbox, so it commits with your transaction; a saga that
+ * finished in the meantime is left as it is.
+ * @throws {SagaboxError} `INVALID_OPTIONS` for an id that is not a UUID, `NOT_FOUND`, or `SAGA_CONFLICT` when the saga has finished (completed or compensated).
  * @example
  * for (const s of await listSagas(pool, { status: 'failed' })) await retrySaga(pool, s.id);
  */
 export async function retrySaga(db: Executor, id: string, options: SagaTopicOptions = {}): Promise<void> {
-  await request(db, id, ['failed'], { kind: 'retry' }, options);
+  await request(db, id, ['running', 'compensating', 'failed'], { kind: 'retry' }, options);
 }

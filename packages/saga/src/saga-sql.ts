@@ -10,12 +10,14 @@ export interface SagaSql {
   selectSaga: string;
   selectHistory: string;
   listSagas: string;
+  dropQueuedTimeout: string;
+  dropOutboxTimeout: string;
 }
 
 const cache = new Map<string, SagaSql>();
 
 /** The columns every saga read returns. */
-const COLUMNS = `id, saga_type, saga_version, status, current_step, state, revision, step_token, deadline, error, created_at, updated_at`;
+const COLUMNS = `id, saga_type, saga_version, status, current_step, state, revision, step_token, deadline, timeout_id, error, created_at, updated_at`;
 
 /** Returns (and caches) the saga queries for `schema`. */
 export function sagaSql(schema: string): SagaSql {
@@ -26,8 +28,8 @@ export function sagaSql(schema: string): SagaSql {
     // ON CONFLICT: a caller-chosen id makes the start idempotent; the caller learns
     // from the empty RETURNING that the saga already existed.
     insertSaga: `
-      INSERT INTO ${s}.sagas (id, saga_type, saga_version, status, current_step, state, step_token, deadline)
-      VALUES ($1::uuid, $2::text, $3::int, 'running', $4::int, $5::jsonb, $6::uuid, $7::timestamptz)
+      INSERT INTO ${s}.sagas (id, saga_type, saga_version, status, current_step, state, step_token, deadline, timeout_id)
+      VALUES ($1::uuid, $2::text, $3::int, 'running', $4::int, $5::jsonb, $6::uuid, $7::timestamptz, $8::uuid)
       ON CONFLICT (id) DO NOTHING
       RETURNING id`,
     selectType: `SELECT saga_type, saga_version FROM ${s}.sagas WHERE id = $1::uuid`,
@@ -39,7 +41,7 @@ export function sagaSql(schema: string): SagaSql {
     updateSaga: `
       UPDATE ${s}.sagas
       SET status = $2::text, current_step = $3::int, state = $4::jsonb, step_token = $5::uuid,
-          deadline = $6::timestamptz, error = $7::text, revision = revision + 1, updated_at = now()
+          deadline = $6::timestamptz, error = $7::text, timeout_id = $9::uuid, revision = revision + 1, updated_at = now()
       WHERE id = $1::uuid AND revision = $8::int
       RETURNING revision`,
     insertHistory: `
@@ -55,6 +57,18 @@ export function sagaSql(schema: string): SagaSql {
         AND ($2::text IS NULL OR saga_type = $2::text)
       ORDER BY updated_at DESC, id
       LIMIT $3::int`,
+    // A superseded step's timeout, $2, waiting in the orchestrator's queue $1. One under a
+    // live lease is being handled right now: it waits for our saga row lock and then finds
+    // its token stale, so it is left to finish.
+    dropQueuedTimeout: `
+      DELETE FROM ${s}.queue_messages
+      WHERE queue = $1::text AND id = $2::uuid AND (locked_until IS NULL OR locked_until < now())
+      RETURNING id`,
+    // The same timeout still in the outbox ($1 id, $2 the control topic). No index serves
+    // the id (none on the outbox's hot path), so this runs only when the queue had nothing.
+    dropOutboxTimeout: `
+      DELETE FROM ${s}.outbox WHERE id = $1::uuid AND topic = $2::text AND state = 'ready'
+      RETURNING id`,
   };
   cache.set(schema, q);
   return q;
@@ -71,6 +85,7 @@ export interface SagaRowData {
   revision: number;
   step_token: string | null;
   deadline: Date | null;
+  timeout_id: string | null;
   error: string | null;
   created_at: Date;
   updated_at: Date;

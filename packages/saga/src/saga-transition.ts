@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { uuidv7 } from 'uuidv7';
 import { HEADERS, publish, SagaboxError, type Executor, type Logger, type OutboxMessage } from '@sagabox/core';
 import { kyselyOnClient, type RunQuery } from '@sagabox/core/extension';
 import { DEFAULT_COMPENSATION_RETRY, type LocalStepContext, type RemoteStep, type SagaCommand, type SagaDefinition } from './define-saga.js';
@@ -21,6 +22,8 @@ export interface TransitionEnv {
   causationId?: string;
   /** The worker's abort signal for this transition (see `handlerTimeoutMs`), handed to local steps. */
   signal?: AbortSignal;
+  /** The orchestrator's queue, where a superseded step's timeout waits (absent in `startSaga`: nothing to supersede). */
+  queue?: string;
 }
 
 /** The body of the orchestrator's control messages. */
@@ -42,6 +45,8 @@ export class SagaTransition {
   state: unknown;
   stepToken: string | null;
   deadline: Date | null;
+  /** Message id of the pending step's timeout, or null. */
+  timeoutId: string | null;
   error: string | null;
   readonly events: HistoryEvent[] = [];
   readonly messages: OutboxMessage[] = [];
@@ -49,13 +54,16 @@ export class SagaTransition {
   constructor(
     readonly id: string,
     readonly definition: SagaDefinition,
-    row: { status: SagaStatus; currentStep: number; state: unknown; stepToken: string | null; deadline: Date | null; error: string | null },
+    row: {
+      status: SagaStatus; currentStep: number; state: unknown; stepToken: string | null; deadline: Date | null; timeoutId: string | null; error: string | null;
+    },
   ) {
     this.status = row.status;
     this.currentStep = row.currentStep;
     this.state = row.state;
     this.stepToken = row.stepToken;
     this.deadline = row.deadline;
+    this.timeoutId = row.timeoutId;
     this.error = row.error;
   }
 
@@ -114,12 +122,16 @@ function send(
     ...(delayMs > 0 ? { delayMs } : {}),
   });
   t.deadline = null;
+  t.timeoutId = null;
   if (timeoutMs !== undefined) {
     // Timeouts carry no key: a delayed keyed message would hold back the saga's replies
-    // behind it in the orchestrator's queue (head-of-key rule).
+    // behind it in the orchestrator's queue (head-of-key rule). Its id is kept on the
+    // saga row, so the transition that supersedes this send deletes it.
     const payload: ControlPayload = { kind: 'timeout' };
-    t.messages.push({ topic: env.topics.controlTopic, payload, headers, delayMs: delayMs + timeoutMs });
+    const id = uuidv7();
+    t.messages.push({ id, topic: env.topics.controlTopic, payload, headers, delayMs: delayMs + timeoutMs });
     t.deadline = new Date(Date.now() + delayMs + timeoutMs);
+    t.timeoutId = id;
   }
   t.status = phase === 'command' ? 'running' : 'compensating';
   t.currentStep = index;
@@ -141,6 +153,7 @@ function wake(env: TransitionEnv, t: SagaTransition, index: number): void {
   t.currentStep = index;
   t.stepToken = token;
   t.deadline = null;
+  t.timeoutId = null;
 }
 
 function localContext(env: TransitionEnv, t: SagaTransition): LocalStepContext {
@@ -190,6 +203,7 @@ export async function advance(env: TransitionEnv, t: SagaTransition, from: numbe
   t.currentStep = steps.length;
   t.stepToken = null;
   t.deadline = null;
+  t.timeoutId = null;
   t.record(SAGA_EVENT_STEP, 'completed');
 }
 
@@ -216,6 +230,7 @@ export async function compensateFrom(env: TransitionEnv, t: SagaTransition, from
   t.currentStep = 0;
   t.stepToken = null;
   t.deadline = null;
+  t.timeoutId = null;
   t.record(SAGA_EVENT_STEP, 'compensated');
 }
 
@@ -233,6 +248,7 @@ export function retryCompensation(env: TransitionEnv, t: SagaTransition, index: 
   t.status = 'failed';
   t.stepToken = null;
   t.deadline = null;
+  t.timeoutId = null;
   t.error = `COMPENSATION_FAILED: compensation of step ${JSON.stringify(step.name)} failed after ${attempt} attempt(s): ${reason}`;
   t.record(SAGA_EVENT_STEP, 'failed', { code: 'COMPENSATION_FAILED', step: step.name, reason });
   env.logger.error({ sagaId: t.id, step: step.name, attempt, code: 'COMPENSATION_FAILED' }, 'saga compensation keeps failing; saga failed (retrySaga resumes it)');
@@ -250,8 +266,26 @@ export async function resumeCompensation(env: TransitionEnv, t: SagaTransition):
   }
 }
 
-/** Writes the transition: the guarded row update, the history and the outbox messages. */
-export async function commitTransition(env: TransitionEnv, t: SagaTransition, revision: number): Promise<void> {
+/**
+ * Deletes the timeout of a send this transition superseded (a reply came, the saga
+ * moved on or finished), so it does not wait in the queue until it fires for nothing.
+ * The queue first (where a timeout waits once the relay moved it), then the outbox, then
+ * the queue again: a relay moving it holds its outbox row lock, which the outbox delete
+ * waits for, and once that commits the timeout is in the queue.
+ */
+async function dropSupersededTimeout(env: TransitionEnv, t: SagaTransition, previous: string | null): Promise<void> {
+  if (previous === null || previous === t.timeoutId || previous === env.causationId || env.queue === undefined) return;
+  const sql = sagaSql(env.topics.schema);
+  if ((await env.run(sql.dropQueuedTimeout, [env.queue, previous])).length > 0) return;
+  if ((await env.run(sql.dropOutboxTimeout, [previous, env.topics.controlTopic])).length > 0) return;
+  await env.run(sql.dropQueuedTimeout, [env.queue, previous]);
+}
+
+/**
+ * Writes the transition: the guarded row update, the history and the outbox messages,
+ * and deletes the timeout it superseded (`previousTimeoutId`, the row's before).
+ */
+export async function commitTransition(env: TransitionEnv, t: SagaTransition, revision: number, previousTimeoutId: string | null = null): Promise<void> {
   const sql = sagaSql(env.topics.schema);
   const updated = await env.run(sql.updateSaga, [
     t.id,
@@ -262,6 +296,7 @@ export async function commitTransition(env: TransitionEnv, t: SagaTransition, re
     t.deadline,
     t.error,
     revision,
+    t.timeoutId,
   ]);
   if (updated.length !== 1) {
     throw new SagaboxError('SAGA_CONFLICT', `saga ${t.id} changed under a transition (revision ${revision} is stale)`, {
@@ -270,6 +305,7 @@ export async function commitTransition(env: TransitionEnv, t: SagaTransition, re
   }
   await writeHistory(env, t);
   if (t.messages.length > 0) await publish(env.db, t.messages, { schema: env.topics.schema });
+  await dropSupersededTimeout(env, t, previousTimeoutId);
 }
 
 /** Appends the transition's history events. */

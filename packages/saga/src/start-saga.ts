@@ -65,6 +65,7 @@ export async function startSaga<I, S>(
     state: definition.initialState(input),
     stepToken: null,
     deadline: null,
+    timeoutId: null,
     error: null,
   });
   t.record(SAGA_EVENT_STEP, 'started', { type: definition.name, version: definition.version });
@@ -82,6 +83,7 @@ export async function startSaga<I, S>(
     state,
     t.stepToken,
     t.deadline,
+    t.timeoutId,
   ]);
   if (inserted.length === 0) {
     const [existing] = await run<{ saga_type: string; saga_version: number }>(sql.selectType, [id]);

@@ -128,7 +128,7 @@ export interface DeadLetter {
   payload: unknown;
   /** Its string headers. */
   headers: Record<string, string>;
-  /** Why: 'attempts_exhausted', 'dead_letter_outcome', 'invalid', 'expired', 'unresolved', 'timeout', ... */
+  /** Why: 'failed', 'timeout', 'non_retryable', 'expired', 'invalid', 'unroutable', 'unresolved', or 'cancelled' by an operator (`cancelMessages`). */
   reason: string;
   /** The last error text. */
   error: string;
@@ -214,6 +214,19 @@ export async function listDeadLetters(db: Executor, filter: DeadLetterFilter = {
     reason: r.reason as string, error: r.error as string, attempts: r.attempts as number,
     createdAt: r.created_at as Date, deadAt: r.dead_at as Date,
   }));
+}
+
+/**
+ * How many dead letters a filter matches: the preview of {@link replayDeadLetters} and
+ * {@link purgeDeadLetters} with the same filter (`limit` is ignored, as they ignore it).
+ * @throws {SagaboxError} `INVALID_OPTIONS` for a malformed filter, before any SQL.
+ * @example const n = await countDeadLetters(pool, { queue: 'billing', reason: 'failed' });
+ */
+export async function countDeadLetters(db: Executor, filter: DeadLetterFilter = {}): Promise<number> {
+  const values = filterValues(filter, 'countDeadLetters');
+  const s = quoteSchema(filter.schema ?? DEFAULT_SCHEMA);
+  const [r] = await toRunQuery(db)<{ n: number }>(`SELECT count(*)::int AS n FROM ${s}.dead_letters WHERE ${FILTER}`, values);
+  return r!.n;
 }
 
 /**

@@ -117,7 +117,7 @@ const QUEUE_STATE = `CASE WHEN m.locked_until >= t.now THEN 'in_flight'
 const OUTBOX_STATE = `CASE WHEN m.state = 'prepared' THEN 'prepared'
   WHEN m.available_at > t.now AND m.attempts > 0 THEN 'retrying' WHEN m.available_at > t.now THEN 'scheduled' ELSE 'ready' END`;
 
-const QUEUE_COLUMNS = `m.seq, m.queue, m.id, m.topic, m.key, m.group_key, m.priority, m.attempts, m.last_error, m.run_at,
+export const QUEUE_COLUMNS = `m.seq, m.queue, m.id, m.topic, m.key, m.group_key, m.priority, m.attempts, m.last_error, m.run_at,
   m.expires_at, m.created_at, m.locked_by, m.locked_until, NULL::timestamptz AS check_at, 0 AS checks, ${QUEUE_STATE} AS state`;
 const OUTBOX_COLUMNS = `m.seq, NULL::text AS queue, m.id, m.topic, m.key, m.group_key, m.priority, m.attempts, m.last_error,
   greatest(m.available_at, coalesce(m.run_at, m.available_at)) AS run_at, m.expires_at, m.created_at, NULL::text AS locked_by,
@@ -128,22 +128,33 @@ const FILTERS = `($2::text IS NULL OR s.state = $2) AND ($3::text IS NULL OR s.t
   AND ($5::text IS NULL OR s.group_key = $5) AND ($6::uuid IS NULL OR s.id = $6)
   AND ($7::text IS NULL OR strpos(lower(s.last_error), lower($7)) > 0) AND ($8::bigint IS NULL OR s.seq > $8)`;
 
-function listSql(schema: string, queue: boolean): string {
+/**
+ * The messages a filter matches, each with its state, as `s`: $1-$8 as {@link FILTERS}, $10
+ * the queue (queue form only). Needs a CTE `t` holding the time states are judged at.
+ * Shared by the listing and the actions (message-actions.ts), so both select the same rows.
+ */
+export function matchingSql(schema: string, queue: boolean): string {
   const s = quoteSchema(schema);
   const from = queue
     ? `SELECT ${QUEUE_COLUMNS} FROM ${s}.queue_messages m, t WHERE m.queue = $10`
     : `SELECT ${OUTBOX_COLUMNS} FROM ${s}.outbox m, t`;
-  return `WITH t AS (SELECT coalesce($1::timestamptz, now()) AS now)
-    SELECT * FROM (${from}) s WHERE ${FILTERS} ORDER BY s.seq LIMIT $9`;
+  return `SELECT * FROM (${from}) s WHERE ${FILTERS}`;
 }
 
-interface Row {
+function listSql(schema: string, queue: boolean): string {
+  return `WITH t AS (SELECT coalesce($1::timestamptz, now()) AS now)
+    SELECT * FROM (${matchingSql(schema, queue)}) s ORDER BY s.seq LIMIT $9`;
+}
+
+/** A row of {@link matchingSql}. */
+export interface Row {
   seq: string; queue: string | null; id: string; topic: string; key: string | null; group_key: string | null; priority: number;
   attempts: number; last_error: string | null; run_at: Date; expires_at: Date | null; created_at: Date; locked_by: string | null;
   locked_until: Date | null; check_at: Date | null; checks: number; state: MessageState;
 }
 
-function summary(r: Row): MessageSummary {
+/** The summary of a row of {@link matchingSql}. */
+export function summary(r: Row): MessageSummary {
   return {
     id: r.id, queue: r.queue, topic: r.topic, key: r.key, group: r.group_key, priority: r.priority, state: r.state,
     attempts: r.attempts, lastError: r.last_error, runAt: r.run_at, expiresAt: r.expires_at, createdAt: r.created_at,
@@ -152,8 +163,9 @@ function summary(r: Row): MessageSummary {
 }
 
 /** Checks a filter before any SQL: every problem at once, as `INVALID_OPTIONS`. */
-function filterProblems(f: MessageFilter): string[] {
+export function filterProblems(f: MessageFilter): string[] {
   const problems: string[] = [];
+  if (typeof f !== 'object' || f === null) return ['the filter must be an object'];
   if (f.state !== undefined && !MESSAGE_STATES.includes(f.state)) problems.push(`state must be one of ${MESSAGE_STATES.join(', ')}`);
   if (f.state !== undefined && f.queue !== undefined && f.state === 'prepared') problems.push('state prepared is only in the outbox (omit queue)');
   if (f.state !== undefined && f.queue === undefined && f.state === 'in_flight') problems.push('state in_flight is only in queues (give a queue)');
@@ -167,7 +179,10 @@ function filterProblems(f: MessageFilter): string[] {
   if (f.limit !== undefined && !(Number.isInteger(f.limit) && f.limit >= 1 && f.limit <= MAX_MESSAGE_PAGE_SIZE)) {
     problems.push(`limit must be an integer from 1 to ${MAX_MESSAGE_PAGE_SIZE}`);
   }
-  if (f.now !== undefined && !(f.now instanceof Date && !Number.isNaN(f.now.getTime()))) problems.push('now must be a valid Date');
+  // Years 1 to 9999: a date outside PostgreSQL's timestamp range would abort the caller's transaction.
+  if (f.now !== undefined && !(f.now instanceof Date && f.now.getTime() >= -62_135_596_800_000 && f.now.getTime() <= 253_402_300_799_999)) {
+    problems.push('now must be a valid Date from year 1 to 9999');
+  }
   return problems;
 }
 

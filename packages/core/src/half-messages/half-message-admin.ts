@@ -59,9 +59,9 @@ export interface HalfMessageDecisionRecord {
   topic: string;
   /** `prepared`, a producer's or checker's `commit` / `rollback`, a checker's `unknown` or `check_failed`, or the relay's `no_checker` / `unresolved`. */
   decision: 'prepared' | HalfMessageCheckDecision;
-  /** Who decided: the producer (`prepare`, `commitHalfMessage`, `rollbackHalfMessage`), the topic's checker, or the relay. */
-  source: 'producer' | 'checker' | 'relay';
-  /** The producer's note, the checking relay, or the error of a failed check. */
+  /** Who decided: the producer (`prepare`, `commitHalfMessage`, `rollbackHalfMessage`), the topic's checker, the relay, or an operator (`decideHalfMessage`). */
+  source: 'producer' | 'checker' | 'relay' | 'operator';
+  /** The producer's note, the checking relay, the error of a failed check, or the operator's `<by>: <reason>`. */
   detail: string | null;
   /** When the decision was recorded. */
   decidedAt: Date;

@@ -1,0 +1,127 @@
+import { SagaboxError } from '../shared/errors.js';
+import { toRunQuery, type Executor } from '../shared/executor.js';
+import { checkInt, DEFAULT_RETRY_POLICY } from '../shared/retry-policy.js';
+import { DEFAULT_SCHEMA, quoteSchema, validateSchemaName } from '../shared/schema-name.js';
+import type { PreparedHalfMessageInfo } from '../half-messages/half-message-admin.js';
+import { QUEUE_COLUMNS, summary, type MessageSummary, type Row } from './messages.js';
+import { DEFAULT_VACUUM_BLOCKED_AFTER_MS, storageHealth, type VacuumHorizonHolder } from './storage-health.js';
+
+/** Default `limit` of {@link needsAttention}: most rows in each list. */
+export const DEFAULT_ATTENTION_LIMIT = 100;
+
+/** Options of {@link needsAttention}. */
+export interface AttentionOptions {
+  /** sagabox schema. Default `'sagabox'`. */
+  schema?: string;
+  /** The time everything is judged at. Default: the database's `now()`. */
+  now?: Date;
+  /** The workers' `maxAttempts`, 1 to 1,000,000. Default `DEFAULT_RETRY_POLICY.maxAttempts` (10). */
+  maxAttempts?: number;
+  /** A message is near `maxAttempts` with at most this many attempts left, 0 to 1,000. Default 1. */
+  attemptsLeft?: number;
+  /** Most rows in each list, 1 to 1,000. Default {@link DEFAULT_ATTENTION_LIMIT}. */
+  limit?: number;
+  /** Age from which a held snapshot counts as blocking vacuum, in milliseconds (see `storageHealth`). Default 5 minutes. */
+  vacuumBlockedAfterMs?: number;
+}
+
+/** A saga whose pending step (or compensation) is past its deadline. */
+export interface OverdueSaga {
+  id: string;
+  type: string;
+  /** `running` or `compensating`. */
+  status: string;
+  /** Index of the pending step. */
+  step: number;
+  deadline: Date;
+  /** How long past its deadline, in milliseconds. */
+  overdueMs: number;
+}
+
+/** What {@link needsAttention} found: each list is empty when all is well. */
+export interface AttentionReport {
+  /**
+   * Queue messages still leased after their lease ran out: the worker that took them
+   * died or hangs. Another worker takes them again once it claims; they show until then.
+   */
+  leaseExpired: MessageSummary[];
+  /** Queue messages with at most `attemptsLeft` attempts left before they are dead-lettered, most attempts first. */
+  nearMaxAttempts: MessageSummary[];
+  /** Running or compensating sagas past their step's deadline: their timeout has not been handled (is the orchestrator running?). */
+  sagasPastDeadline: OverdueSaga[];
+  /** Prepared half messages whose check-back is due and not done (is a relay with a checker running?). */
+  halfMessagesPastCheck: PreparedHalfMessageInfo[];
+  /** Vacuum held back past `vacuumBlockedAfterMs`, and by what (see `storageHealth`). */
+  vacuum: { blocked: boolean; holder: VacuumHorizonHolder | null };
+  /** Rows in the lists above, plus 1 when vacuum is blocked: 0 when nothing needs attention. */
+  total: number;
+}
+
+/**
+ * One look at what needs an operator: messages whose worker died holding them, messages
+ * about to be dead-lettered, sagas past their deadline, half messages nobody decides,
+ * and vacuum blocked by a held snapshot. Read-only.
+ *
+ * The lease and attempts lists scan the queue table (no index serves them): call it on
+ * demand or every few seconds, not in a tight loop.
+ *
+ * @throws {SagaboxError} `INVALID_OPTIONS` naming every bad option, `INVALID_SCHEMA_NAME` (before any SQL).
+ * @example
+ * const report = await needsAttention(pool, { maxAttempts: 5 });
+ * if (report.total > 0) logger.warn({ sagas: report.sagasPastDeadline.length }, 'sagabox needs attention');
+ */
+export async function needsAttention(db: Executor, options: AttentionOptions = {}): Promise<AttentionReport> {
+  const problems: string[] = [];
+  if (typeof options !== 'object' || options === null) problems.push('options must be an object');
+  const o = typeof options === 'object' && options !== null ? options : {};
+  checkInt(problems, 'maxAttempts', o.maxAttempts, 1, 1_000_000);
+  checkInt(problems, 'attemptsLeft', o.attemptsLeft, 0, 1_000);
+  checkInt(problems, 'limit', o.limit, 1, 1_000);
+  checkInt(problems, 'vacuumBlockedAfterMs', o.vacuumBlockedAfterMs, 0, Number.MAX_SAFE_INTEGER);
+  if (o.now !== undefined && !(o.now instanceof Date && o.now.getTime() >= -62_135_596_800_000 && o.now.getTime() <= 253_402_300_799_999)) {
+    problems.push('now must be a valid Date from year 1 to 9999');
+  }
+  if (problems.length > 0) throw new SagaboxError('INVALID_OPTIONS', `needsAttention: ${problems.join('; ')}`, { details: { problems } });
+  const schema = validateSchemaName(o.schema ?? DEFAULT_SCHEMA);
+  const s = quoteSchema(schema);
+  const now = o.now ?? null;
+  const limit = o.limit ?? DEFAULT_ATTENTION_LIMIT;
+  const threshold = (o.maxAttempts ?? DEFAULT_RETRY_POLICY.maxAttempts) - (o.attemptsLeft ?? 1);
+  const run = toRunQuery(db);
+  const t = `WITH t AS (SELECT coalesce($1::timestamptz, now()) AS now)`;
+
+  const leased = await run<Row>(
+    `${t} SELECT ${QUEUE_COLUMNS} FROM ${s}.queue_messages m, t
+     WHERE m.lease_token IS NOT NULL AND m.locked_until < t.now ORDER BY m.locked_until LIMIT $2`,
+    [now, limit],
+  );
+  const near = await run<Row>(
+    `${t} SELECT ${QUEUE_COLUMNS} FROM ${s}.queue_messages m, t
+     WHERE m.attempts >= greatest($3::int, 1) ORDER BY m.attempts DESC, m.seq LIMIT $2`,
+    [now, limit, threshold],
+  );
+  const sagas = await run<{ id: string; saga_type: string; status: string; current_step: number; deadline: Date; overdue_ms: number }>(
+    `${t} SELECT id, saga_type, status, current_step, deadline, (extract(epoch FROM t.now - deadline) * 1000)::float8 AS overdue_ms
+     FROM ${s}.sagas, t WHERE status IN ('running', 'compensating') AND deadline < t.now ORDER BY deadline LIMIT $2`,
+    [now, limit],
+  );
+  const half = await run<{ id: string; topic: string; key: string | null; checks: number; check_at: Date; created_at: Date }>(
+    `${t} SELECT id, topic, key, checks, check_at, created_at FROM ${s}.outbox, t
+     WHERE state = 'prepared' AND check_at < t.now ORDER BY check_at, seq LIMIT $2`,
+    [now, limit],
+  );
+  const health = await storageHealth(db, { schema, blockedAfterMs: o.vacuumBlockedAfterMs ?? DEFAULT_VACUUM_BLOCKED_AFTER_MS });
+  const report: AttentionReport = {
+    leaseExpired: leased.map(summary),
+    nearMaxAttempts: near.map(summary),
+    sagasPastDeadline: sagas.map((r) => ({
+      id: r.id, type: r.saga_type, status: r.status, step: r.current_step, deadline: r.deadline, overdueMs: Math.max(0, Math.round(r.overdue_ms)),
+    })),
+    halfMessagesPastCheck: half.map((r) => ({ id: r.id, topic: r.topic, key: r.key, checks: r.checks, checkAt: r.check_at, createdAt: r.created_at })),
+    vacuum: { blocked: health.vacuumBlocked, holder: health.vacuumBlocked ? health.oldest : null },
+    total: 0,
+  };
+  report.total = report.leaseExpired.length + report.nearMaxAttempts.length + report.sagasPastDeadline.length
+    + report.halfMessagesPastCheck.length + (report.vacuum.blocked ? 1 : 0);
+  return report;
+}
