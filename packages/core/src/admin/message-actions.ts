@@ -42,7 +42,9 @@ export interface CancelMessagesOptions extends MessageActionOptions {
 
 /** What a message action did (or, in a dry run, would do). */
 export interface MessageActionResult {
+  /** Which action ran. */
   action: 'retry' | 'cancel' | 'delete';
+  /** True for a preview: nothing was changed. */
   dryRun: boolean;
   /** Messages changed (dry run: that would be changed). */
   affected: number;

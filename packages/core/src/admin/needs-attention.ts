@@ -27,12 +27,15 @@ export interface AttentionOptions {
 
 /** A saga whose pending step (or compensation) is past its deadline. */
 export interface OverdueSaga {
+  /** The saga id. */
   id: string;
+  /** Its saga type (definition name). */
   type: string;
   /** `running` or `compensating`. */
   status: string;
   /** Index of the pending step. */
   step: number;
+  /** When its pending step's timeout was due. */
   deadline: Date;
   /** How long past its deadline, in milliseconds. */
   overdueMs: number;
