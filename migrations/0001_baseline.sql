@@ -73,17 +73,23 @@ CREATE INDEX outbox_prepared_check_at ON outbox (check_at) WHERE state = 'prepar
 CREATE UNIQUE INDEX outbox_prepared_id ON outbox (id) WHERE state = 'prepared';
 
 -- Every decision taken about a half message, kept for the admin API and audits.
+-- Partitioned like the inbox, by ranges of message id (UUIDv7: time first), so
+-- retention drops a span of time whole and a lookup by id reads one partition.
 CREATE TABLE half_message_decisions (
-  seq        bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  seq        bigint      GENERATED ALWAYS AS IDENTITY,
   message_id uuid        NOT NULL,
   topic      text        NOT NULL,
   decision   text        NOT NULL CHECK (decision IN ('prepared', 'commit', 'rollback', 'unknown', 'unresolved', 'no_checker', 'check_failed')),
   -- 'operator': decided by hand (decideHalfMessage), detail says who and why.
   source     text        NOT NULL CHECK (source IN ('producer', 'checker', 'relay', 'operator')),
   detail     text,
-  decided_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX half_message_decisions_message ON half_message_decisions (message_id, seq);
+  decided_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (message_id, seq)
+) PARTITION BY RANGE (message_id);
+-- Ids outside every time partition, and decisions of messages still in the outbox when
+-- their partition expired: purged by age, row by row, once the message left the outbox.
+CREATE TABLE half_message_decisions_other PARTITION OF half_message_decisions DEFAULT;
+CREATE INDEX half_message_decisions_other_decided_at ON half_message_decisions_other (decided_at);
 
 -- Topics that publish writes straight into a queue of the producer's own database, in
 -- its transaction: no outbox row, no relay. Publish reads this small table on every
@@ -180,8 +186,10 @@ CREATE TABLE inbox_other PARTITION OF inbox DEFAULT;
 CREATE INDEX inbox_other_processed_at ON inbox_other (processed_at);
 
 -- What could not be delivered or handled, with its reason, for inspection and replay.
+-- Partitioned by dead_at, so retention drops a span of time whole; dead_id stays
+-- unique (one identity) though the key must carry dead_at.
 CREATE TABLE dead_letters (
-  dead_id      bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  dead_id      bigint      GENERATED ALWAYS AS IDENTITY,
   -- Where it died: a queue's worker ('queue') or the relay before any queue ('outbox').
   source       text        NOT NULL CHECK (source IN ('outbox', 'queue')),
   queue        text        CHECK ((source = 'queue') = (queue IS NOT NULL)),
@@ -197,12 +205,17 @@ CREATE TABLE dead_letters (
   error        text        NOT NULL,
   attempts     integer     NOT NULL,
   created_at   timestamptz NOT NULL,
-  dead_at      timestamptz NOT NULL DEFAULT now()
-);
+  dead_at      timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (dead_id, dead_at)
+) PARTITION BY RANGE (dead_at);
 CREATE INDEX dead_letters_queue_dead_at ON dead_letters (queue, dead_at);
+-- Rows outside every time partition (maintenance not run yet): purged by age.
+CREATE TABLE dead_letters_other PARTITION OF dead_letters DEFAULT;
+CREATE INDEX dead_letters_other_dead_at ON dead_letters_other (dead_at);
 
 -- A saga instance holds its whole state in one row, so a transition is one UPDATE
--- guarded by `revision` (optimistic concurrency).
+-- guarded by `revision` (optimistic concurrency). Partitioned by ranges of id (UUIDv7:
+-- start time first), as is its history, so retention drops finished sagas whole.
 CREATE TABLE sagas (
   id           uuid        PRIMARY KEY,
   saga_type    text        NOT NULL CHECK (length(saga_type) BETWEEN 1 AND 255),
@@ -222,20 +235,25 @@ CREATE TABLE sagas (
   error        text,
   created_at   timestamptz NOT NULL DEFAULT now(),
   updated_at   timestamptz NOT NULL DEFAULT now()
-);
+) PARTITION BY RANGE (id);
 CREATE INDEX sagas_status_updated ON sagas (status, updated_at);
+-- Ids outside every time partition (not UUIDv7, or not yet partitioned), and sagas not
+-- finished when their partition expired: purged row by row once finished and old.
+CREATE TABLE sagas_other PARTITION OF sagas DEFAULT;
 
 -- Append-only step history: for inspection, and proof that no compensation ran
--- without its step.
+-- without its step. Partitioned on the same id ranges as sagas, so a saga and its
+-- history go together; no foreign key, whose checks would make every drop scan.
 CREATE TABLE saga_steps (
-  seq        bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  saga_id    uuid        NOT NULL REFERENCES sagas (id) ON DELETE CASCADE,
+  seq        bigint      GENERATED ALWAYS AS IDENTITY,
+  saga_id    uuid        NOT NULL,
   step       text        NOT NULL,
   event      text        NOT NULL,
   detail     jsonb,
-  at         timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX saga_steps_saga ON saga_steps (saga_id, seq);
+  at         timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (saga_id, seq)
+) PARTITION BY RANGE (saga_id);
+CREATE TABLE saga_steps_other PARTITION OF saga_steps DEFAULT;
 
 -- The level of a token bucket at `at`: what it held at `refilled_at` plus what the
 -- rate added since, capped at the burst.

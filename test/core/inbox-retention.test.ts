@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { uuidv7 } from 'uuidv7';
 import { isSagaboxError, publish, recordInInbox } from '@sagabox/core';
-import { addDirectRoute, maintainInbox } from '@sagabox/core/admin';
+import { addDirectRoute, maintainStorage, type MaintainStorageOptions } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
 import { startChild, type Child } from '../support/child.js';
 import { waitFor } from '../support/wait-for.js';
@@ -32,9 +32,16 @@ const record = async (consumer: string, id: string): Promise<boolean> => {
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe('maintainInbox', () => {
+/** The inbox's part of a maintainStorage run, as maintainInbox returned it before. */
+const maintainInbox = async (pool: typeof p, o: Omit<MaintainStorageOptions, 'retention'> & { retentionMs: number }) => {
+  const { retentionMs, ...rest } = o;
+  const r = await maintainStorage(pool, { ...rest, retention: { inboxMs: retentionMs } });
+  return { ...r.inbox, skipped: r.skipped };
+};
+
+describe('maintainStorage: the inbox', () => {
   it('rejects bad options with INVALID_OPTIONS before any SQL', async () => {
-    const err = await maintainInbox(p, { retentionMs: -1, partitionMs: 5, schema: 'x; drop' } as never).catch((e: unknown) => e);
+    const err = await maintainStorage(p, { retention: { inboxMs: -1 }, partitionMs: 5, schema: 'x; drop' } as never).catch((e: unknown) => e);
     expect(isSagaboxError(err, 'INVALID_OPTIONS')).toBe(true);
     expect((err as { problems: string[] }).problems.length).toBe(3);
   });

@@ -66,13 +66,17 @@ export {
   type QueueLimits,
 } from './flow-control/queue-limits.js';
 export {
-  maintainInbox,
-  DEFAULT_INBOX_AHEAD_MS,
-  DEFAULT_INBOX_LOCK_TIMEOUT_MS,
-  DEFAULT_INBOX_PARTITION_MS,
-  type InboxMaintenance,
-  type MaintainInboxOptions,
-} from './retention/inbox-partitions.js';
+  maintainStorage,
+  DEFAULT_MAINTENANCE_LOCK_TIMEOUT_MS,
+  DEFAULT_PARTITION_AHEAD_MS,
+  DEFAULT_PARTITION_MS,
+  MAX_RETENTION_MS,
+  type MaintainStorageOptions,
+  type PartitionMaintenance,
+  type RetainedData,
+  type StorageMaintenance,
+  type StorageRetention,
+} from './retention/maintain-storage.js';
 export {
   storageHealth,
   DEFAULT_VACUUM_BLOCKED_AFTER_MS,

@@ -18,7 +18,7 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { headers as natsHeaders, nanos } from '@nats-io/transport-node';
-import { maintainInbox } from '@sagabox/core/admin';
+import { maintainStorage } from '@sagabox/core/admin';
 import { holdConnection, type HeldConnection } from './nats-connection.js';
 import {
   resolveJetStreamConsumerOptions,
@@ -99,11 +99,11 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
   let lanes: Promise<void>[] = [];
   let maintenance: NodeJS.Timeout | undefined;
   let maintaining: Promise<void> | undefined;
-  // The inbox drops whole time partitions past retention (see maintainInbox) and has
+  // The inbox drops whole time partitions past retention (see maintainStorage) and has
   // its partitions made ahead of time; a worker on the same database does the same.
   const maintainTheInbox = async (): Promise<void> => {
     try {
-      await maintainInbox(o.pool, { schema: o.schema, retentionMs: o.inboxRetentionMs, logger: log });
+      await maintainStorage(o.pool, { schema: o.schema, retention: { inboxMs: o.inboxRetentionMs }, logger: log });
     } catch (err) {
       log.warn({ err }, 'inbox maintenance failed; will try again');
     }

@@ -85,7 +85,7 @@ export type JetStreamConsumerOptions<P = unknown> = NatsConnectionSource & {
   deadLetterSubject?: string;
   /** How long handled ids stay in the inbox, in milliseconds. Default: core's `DEFAULT_INBOX_RETENTION_MS` (7 days). */
   inboxRetentionMs?: number;
-  /** How often to run the inbox's retention (`maintainInbox`), in milliseconds; 0 never. Default {@link DEFAULT_INBOX_MAINTENANCE_INTERVAL_MS}. */
+  /** How often to run the inbox's retention (`maintainStorage`), in milliseconds; 0 never. Default {@link DEFAULT_INBOX_MAINTENANCE_INTERVAL_MS}. */
   inboxMaintenanceIntervalMs?: number;
   /** Identifies this consumer in logs and on its connection. Default `jetstream-<durable>`. */
   name?: string;

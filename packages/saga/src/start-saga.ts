@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { uuidv7 } from 'uuidv7';
 import { DEFAULT_MAX_PAYLOAD_BYTES, publish, SagaboxError, silentLogger, type Executor } from '@sagabox/core';
 import { encodeMessage, encodePayload, toRunQuery, validateSchemaName } from '@sagabox/core/extension';
 import { isSagaDefinition, type SagaDefinition } from './define-saga.js';
@@ -11,7 +11,9 @@ import { advance, SAGA_EVENT_STEP, SagaTransition, writeHistory, type Transition
 export interface StartSagaOptions extends SagaTopicOptions {
   /**
    * The saga's id (a UUID). Choose it yourself (say, derived from the order id) to make
-   * the start idempotent: starting the same id again does nothing. Default: a random UUID.
+   * the start idempotent: starting the same id again does nothing. Default: a new UUIDv7.
+   * A UUIDv7 (time first) lands in its start day's partition, which retention drops
+   * whole; any other UUID is kept in `sagas_other` and purged row by row.
    */
   id?: string;
 }
@@ -56,7 +58,7 @@ export async function startSaga<I, S>(
   }
   if (typeof options !== 'object' || options === null) throw new SagaboxError('INVALID_OPTIONS', 'startSaga options must be an object');
   const topics = resolveSagaTopics({ ...options, schema: validateSchemaName(options.schema ?? 'sagabox') });
-  const id = options.id === undefined ? randomUUID() : checkSagaId(options.id);
+  const id = options.id === undefined ? uuidv7() : checkSagaId(options.id);
   const run = toRunQuery(db);
   const sql = sagaSql(topics.schema);
   const t = new SagaTransition(id, definition, {

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { warnIfConnectUnbounded } from '../shared/checkout-client.js';
 import { createDrainLoop, type DrainLoop } from '../shared/drain-loop.js';
 import { createListener, type Listener } from '../shared/listener.js';
-import { maintainInbox } from '../retention/inbox-partitions.js';
+import { maintainStorage } from '../retention/maintain-storage.js';
 import { queueSql } from './queue-sql.js';
 import { registerQueues } from '../relay/create-queue-destination.js';
 import { createBatchHandler } from './batch-handler.js';
@@ -120,13 +120,15 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
     }
   };
 
-  // Retention drops whole time partitions of the inbox (see maintainInbox), so the
-  // inbox leaves no dead tuples behind; it also creates the partitions ahead of time.
+  // Retention drops whole time partitions of the inbox (see maintainStorage), so the
+  // inbox leaves no dead tuples behind; it also creates the partitions of every
+  // retained table ahead of time. The other tables expire only where an operator
+  // sets their retention (sagabox storage maintain).
   const purgeInbox = async (): Promise<void> => {
     try {
-      await maintainInbox(pool, { schema: o.schema, retentionMs: o.inboxRetentionMs, logger: log });
+      await maintainStorage(pool, { schema: o.schema, retention: { inboxMs: o.inboxRetentionMs }, logger: log });
     } catch (err) {
-      log.warn({ err }, 'inbox maintenance failed; will try again');
+      log.warn({ err }, 'storage maintenance failed; will try again');
     }
   };
 

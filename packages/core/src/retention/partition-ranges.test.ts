@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { missingRanges, uuidAtMs } from './inbox-partitions.js';
+import { missingRanges, uuidAtMs } from './partition-ranges.js';
 
 const H = 3_600_000;
 
