@@ -51,7 +51,7 @@ describe('sagabox CLI conventions', () => {
   it('exits 4 when the prompt is declined, and acts when it is accepted', async () => {
     await deadLetter();
     const declined = await runOnTerminal(['dlq', 'purge', '--queue', 'conv-q', ...url], 'n');
-    expect(declined.output).toMatch(/delete all matching dead letter\(s\) for good\? \[y\/N\]/);
+    expect(declined.output).toMatch(/delete 1 matching dead letter\(s\) for good\? \[y\/N\]/);
     expect(declined.output).toMatch(/sagabox: declined: nothing done/);
     expect(declined.code).toBe(4);
     expect(await count(`SELECT count(*) AS n FROM sagabox.dead_letters WHERE queue = 'conv-q'`)).toBe(1);

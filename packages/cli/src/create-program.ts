@@ -9,6 +9,8 @@ import { registerRoutesCommand } from './routes-command.js';
 import { registerSagasCommand } from './sagas-command.js';
 import { registerStorageCommand } from './storage-command.js';
 import { registerMessagesCommand } from './messages-command.js';
+import { registerHalfMessagesCommand } from './half-messages-command.js';
+import { registerAttentionCommand } from './attention-command.js';
 import { EXIT_CODES_HELP } from './exit-codes.js';
 
 /** The CLI's version, printed by `sagabox --version`. */
@@ -39,7 +41,9 @@ export function createProgram(out: CommandOutput = process.stdout): Command {
   registerStorageCommand(program, out);
   registerRoutesCommand(program, out);
   registerMessagesCommand(program, out);
+  registerHalfMessagesCommand(program, out);
   registerDlqCommand(program, out);
+  registerAttentionCommand(program, out);
   registerSagasCommand(program, out);
   registerDashboardCommand(program, out);
   registerMetricsCommand(program, out);

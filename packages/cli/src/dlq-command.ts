@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { listDeadLetters, purgeDeadLetters, replayDeadLetters, type DeadLetterFilter } from '@sagabox/core/admin';
+import { countDeadLetters, listDeadLetters, purgeDeadLetters, replayDeadLetters, type DeadLetterFilter } from '@sagabox/core/admin';
 import { SagaboxError } from '@sagabox/core';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import { confirm } from './confirm.js';
@@ -23,6 +23,7 @@ interface Flags extends ConnectionFlags {
   limit?: string;
   json?: boolean;
   yes?: boolean;
+  dryRun?: boolean;
 }
 
 function filterOf(flags: Flags, ids: string[] = []): DeadLetterFilter {
@@ -78,21 +79,36 @@ export function registerDlqCommand(program: Command, out: CommandOutput = proces
       out.write(flags.json ? `${JSON.stringify(row)}\n` : `${JSON.stringify(row, null, 2)}\n`);
     });
 
-  filters(dlq.command('replay').description('move dead letters back to their queue (or the outbox), attempts reset').argument('[deadId...]').option('--yes', 'do not ask'))
-    .action(async (ids: string[], flags: Flags) => {
+  // Both ask with the preview's count (countDeadLetters, the same filter); --dry-run prints it and stops.
+  const bulk = (name: 'replay' | 'purge', question: (n: number) => string, act: typeof replayDeadLetters): void => {
+    const past = name === 'replay' ? 'replayed' : 'purged';
+    filters(
+      dlq.command(name)
+        .description(name === 'replay' ? 'move dead letters back to their queue (or the outbox), attempts reset' : 'delete dead letters for good')
+        .argument('[deadId...]')
+        .option('--dry-run', 'count what would be hit; change nothing')
+        .option('--yes', 'do not ask'),
+    ).action(async (ids: string[], flags: Flags) => {
       const filter = filterOf(flags, ids);
-      await confirm(`replay ${ids.length ? ids.length : 'all matching'} dead letter(s)?`, flags.yes);
-      const n = await withPool(flags, (pool) => replayDeadLetters(pool, filter));
-      out.write(flags.json ? `${JSON.stringify({ replayed: n })}\n` : `replayed ${n}\n`);
-      if (n === 0) throw nothingDone('no dead letter matched: nothing replayed');
+      const r = await withPool(flags, async (pool) => {
+        if (flags.dryRun || !flags.yes) {
+          const matching = await countDeadLetters(pool, filter);
+          if (flags.dryRun) return { preview: true, n: matching };
+          if (matching > 0) await confirm(question(matching), flags.yes);
+          else return { preview: false, n: 0 };
+        }
+        return { preview: false, n: await act(pool, filter) };
+      });
+      const n = r.n;
+      if (r.preview) {
+        out.write(flags.json ? `${JSON.stringify({ dryRun: true, matching: n })}\n` : `would be ${past}: ${n}\n`);
+        if (n === 0) throw nothingDone(`no dead letter matched: nothing would be ${past}`);
+        return;
+      }
+      out.write(flags.json ? `${JSON.stringify({ [past]: n })}\n` : `${past} ${n}\n`);
+      if (n === 0) throw nothingDone(`no dead letter matched: nothing ${past}`);
     });
-
-  filters(dlq.command('purge').description('delete dead letters for good').argument('[deadId...]').option('--yes', 'do not ask'))
-    .action(async (ids: string[], flags: Flags) => {
-      const filter = filterOf(flags, ids);
-      await confirm(`delete ${ids.length ? ids.length : 'all matching'} dead letter(s) for good?`, flags.yes);
-      const n = await withPool(flags, (pool) => purgeDeadLetters(pool, filter));
-      out.write(flags.json ? `${JSON.stringify({ purged: n })}\n` : `purged ${n}\n`);
-      if (n === 0) throw nothingDone('no dead letter matched: nothing purged');
-    });
+  };
+  bulk('replay', (n) => `replay ${n} matching dead letter(s)?`, replayDeadLetters);
+  bulk('purge', (n) => `delete ${n} matching dead letter(s) for good?`, purgeDeadLetters);
 }

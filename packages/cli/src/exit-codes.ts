@@ -13,7 +13,7 @@ export const EXIT_USAGE = 2;
 export const EXIT_NOTHING_DONE = 3;
 /** The operator answered no at the confirmation prompt. */
 export const EXIT_DECLINED = 4;
-/** A check did not pass: `migrate status` with pending or changed migrations. */
+/** A check did not pass: `migrate status` with pending or changed migrations, `attention` with something listed. */
 export const EXIT_CHECK_FAILED = 5;
 
 /** The exit codes with one line each, as printed at the end of `sagabox --help`. */
@@ -23,7 +23,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   2  called wrongly (unknown flag, bad value)
   3  nothing matched, nothing done (unknown id, empty filter)
   4  declined at the confirmation prompt
-  5  check failed (migrate status: pending or changed migrations)`;
+  5  check failed (migrate status: pending or changed migrations;
+     attention: something needs an operator)`;
 
 /**
  * Ends a command with a given exit code and a one-line explanation on stderr, after

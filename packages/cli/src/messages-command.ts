@@ -7,6 +7,7 @@ import { outputWidth } from './fit-table.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
 import { formatAge } from './queues-command.js';
+import { registerMessageActions } from './message-actions-command.js';
 
 interface Flags extends ConnectionFlags {
   queue?: string;
@@ -43,9 +44,9 @@ function cut(line: string, width: number): string {
   return flat.length <= width ? flat : `${flat.slice(0, width - 1)}…`;
 }
 
-/** Registers `sagabox messages list | show`: browse a queue's or the outbox's messages by state. */
+/** Registers `sagabox messages list | show | retry | cancel | delete`: browse a queue's or the outbox's messages by state, and act on them. */
 export function registerMessagesCommand(program: Command, out: CommandOutput = process.stdout): void {
-  const messages = program.command('messages').description("browse messages waiting in a queue or the outbox: why each waits, and one whole");
+  const messages = program.command('messages').description('messages waiting in a queue or the outbox: why each waits, one whole, retry now, cancel, delete');
 
   addConnectionOptions(
     messages
@@ -99,4 +100,6 @@ export function registerMessagesCommand(program: Command, out: CommandOutput = p
     if (!message) throw new SagaboxError('NOT_FOUND', `no message ${id} in the outbox, a queue, the dead letters or an inbox`);
     out.write(flags.json ? `${JSON.stringify(message)}\n` : `${JSON.stringify(message, null, 2)}\n`);
   });
+
+  registerMessageActions(messages, out);
 }
