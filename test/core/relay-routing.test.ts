@@ -118,6 +118,8 @@ describe('createRelay options', () => {
     expect(refusal({ pool: p, routes: 'orders.*' }).message).toMatch(/routes must be an array/);
     expect(refusal({ pool: p, routes: [{ topic: 'a.*', queue: 'q' }], onUnroutable: 'ignore' }).message).toMatch(/onUnroutable/);
     expect(refusal({ pool: p, routes: [{ topic: 'a.*', queue: 'q' }], waitForDatabaseMs: -1 }).message).toMatch(/waitForDatabaseMs/);
+    expect(refusal({ pool: p, routes: [{ topic: 'a.*', queue: 'q' }], batchesInFlight: 0 }).message).toMatch(/batchesInFlight/);
+    expect(refusal({ pool: p, destinations: [{ name: 'd', matches: () => true, deliver: async () => {}, external: 'yes' }] }).message).toMatch(/external must be a boolean/);
   });
 
   it('any options: a relay, or INVALID_OPTIONS', () => {
@@ -129,6 +131,7 @@ describe('createRelay options', () => {
         routes: fc.oneof(fc.constant([{ topic: 'a.*', queue: 'q' }]), fc.array(fc.record({ topic: fc.oneof(fc.string(), anything), queue: fc.oneof(fc.string(), anything) })), anything),
         destinations: fc.oneof(fc.array(anything, { maxLength: 2 }), anything),
         batchSize: fc.oneof(fc.integer(), fc.double(), anything),
+        batchesInFlight: fc.oneof(fc.integer(), fc.double(), anything),
         pollIntervalMs: fc.oneof(fc.integer(), anything),
         retry: fc.oneof(fc.record({ maxAttempts: fc.oneof(fc.integer(), anything), baseDelayMs: fc.oneof(fc.double(), anything) }), anything),
         schema: fc.oneof(fc.string(), anything),

@@ -170,6 +170,7 @@ export function createJetStreamDestination(options: JetStreamDestinationOptions)
 
   return {
     name,
+    external: true,
     matches: (topic) => subjectsFor(topic).length > 0,
     async start() {
       held ??= holdConnection(options, `sagabox-${name}`, log);

@@ -143,6 +143,7 @@ export function createRabbitMqDestination(options: RabbitMqDestinationOptions): 
 
   return {
     name,
+    external: true,
     matches: (topic) => routesFor(topic).length > 0,
     async start() {
       open();

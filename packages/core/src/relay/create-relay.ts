@@ -8,7 +8,7 @@ import {
   type HalfMessageChecker,
   type ResolvedCheckBackOptions,
 } from '../half-messages/check-back.js';
-import { warnIfConnectUnbounded, withTransaction } from '../shared/checkout-client.js';
+import { checkoutClient, warnIfConnectUnbounded } from '../shared/checkout-client.js';
 import { createDrainLoop, type DrainLoop } from '../shared/drain-loop.js';
 import type { Destination, RelayedMessage } from './destination.js';
 import { createQueueDestination, type QueueRoute } from './create-queue-destination.js';
@@ -26,6 +26,11 @@ import { checkWaitForDatabaseMs, DEFAULT_WAIT_FOR_DATABASE_MS, retryWhileUnreach
 
 /** Default messages claimed per relay batch. */
 export const DEFAULT_RELAY_BATCH_SIZE = 200;
+/**
+ * Default batches one relay has in flight at once: while the broker confirms one batch,
+ * the next is claimed (and the one before is removed and committed).
+ */
+export const DEFAULT_RELAY_BATCHES_IN_FLIGHT = 2;
 /** Default polling interval of the relay when no NOTIFY wakes it, in milliseconds. */
 export const DEFAULT_RELAY_POLL_INTERVAL_MS = 1_000;
 /** Default retry policy of failed deliveries. */
@@ -35,7 +40,7 @@ export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 
 /** Options of {@link createRelay}; the half-message check-back options are in {@link CheckBackOptions}. */
 export interface RelayOptions extends CheckBackOptions {
-  /** Pool on the database that holds the outbox. Needs at least 2 connections (one listens). */
+  /** Pool on the database that holds the outbox. Needs `batchesInFlight` + 1 connections (one listens). */
   pool: pg.Pool;
   /** sagabox schema. Default `'sagabox'`. */
   schema?: string;
@@ -45,6 +50,14 @@ export interface RelayOptions extends CheckBackOptions {
   routes?: readonly QueueRoute[];
   /** Messages claimed per batch. Default {@link DEFAULT_RELAY_BATCH_SIZE}. */
   batchSize?: number;
+  /**
+   * Batches in flight at once, each in its own transaction on its own connection: under
+   * a backlog the next batch is claimed while the previous one is delivered. Per-key
+   * order holds as with several relays (a key's next message is claimable only once the
+   * previous one has left the outbox). 1 delivers one batch at a time. Default
+   * {@link DEFAULT_RELAY_BATCHES_IN_FLIGHT}.
+   */
+  batchesInFlight?: number;
   /** Poll interval, in milliseconds, for when no NOTIFY arrives. Default {@link DEFAULT_RELAY_POLL_INTERVAL_MS}. */
   pollIntervalMs?: number;
   /** LISTEN for publish hints. Default true; set false behind a transaction-pooling PgBouncer (polling only). */
@@ -132,6 +145,7 @@ interface ResolvedRelayOptions {
   schema: string;
   destinations: readonly Destination[];
   batchSize: number;
+  batchesInFlight: number;
   pollIntervalMs: number;
   listen: boolean;
   retry: RetryPolicy;
@@ -151,6 +165,7 @@ function destinationProblems(d: unknown, i: number): string[] {
   if (typeof x.name !== 'string' || x.name.length === 0) problems.push(`destinations[${i}].name must be a non-empty string`);
   if (typeof x.matches !== 'function') problems.push(`destinations[${i}].matches must be a function`);
   if (typeof x.deliver !== 'function') problems.push(`destinations[${i}].deliver must be a function`);
+  if (x.external !== undefined && typeof x.external !== 'boolean') problems.push(`destinations[${i}].external must be a boolean when given`);
   for (const k of ['start', 'stop'] as const) {
     if (x[k] !== undefined && typeof x[k] !== 'function') problems.push(`destinations[${i}].${k} must be a function when given`);
   }
@@ -170,6 +185,7 @@ export function resolveRelayOptions(input: RelayOptions): ResolvedRelayOptions {
     problems.push((err as Error).message);
   }
   checkInt(problems, 'batchSize', options.batchSize, 1, 10_000);
+  checkInt(problems, 'batchesInFlight', options.batchesInFlight, 1, 16);
   checkInt(problems, 'pollIntervalMs', options.pollIntervalMs, 10, 3_600_000);
   checkInt(problems, 'stopTimeoutMs', options.stopTimeoutMs, 0, 3_600_000);
   const destinations: Destination[] = [];
@@ -205,6 +221,7 @@ export function resolveRelayOptions(input: RelayOptions): ResolvedRelayOptions {
     schema,
     destinations,
     batchSize: options.batchSize ?? DEFAULT_RELAY_BATCH_SIZE,
+    batchesInFlight: options.batchesInFlight ?? DEFAULT_RELAY_BATCHES_IN_FLIGHT,
     pollIntervalMs: options.pollIntervalMs ?? DEFAULT_RELAY_POLL_INTERVAL_MS,
     listen: options.listen ?? true,
     retry,
@@ -300,10 +317,12 @@ export function createRelay(options: RelayOptions): Relay {
     batch: RelayedMessage[],
     failures: Map<string, string>,
   ): Promise<void> => {
-    await client.query('SAVEPOINT sagabox_deliver');
+    // A destination that writes nothing through the client has nothing to roll back.
+    const savepoint = dest.external !== true;
+    if (savepoint) await client.query('SAVEPOINT sagabox_deliver');
     try {
       await dest.deliver(batch, { client });
-      await client.query('RELEASE SAVEPOINT sagabox_deliver');
+      if (savepoint) await client.query('RELEASE SAVEPOINT sagabox_deliver');
       events.emit('delivered', { count: batch.length, destination: dest.name });
       return;
     } catch (err) {
@@ -311,7 +330,7 @@ export function createRelay(options: RelayOptions): Relay {
       // goes back to the outbox untouched (no attempt counted) and the loop backs off,
       // instead of spending each message's attempts on an outage.
       if (isSagaboxError(err, 'BROKER_UNREACHABLE')) throw err;
-      await client.query('ROLLBACK TO SAVEPOINT sagabox_deliver');
+      if (savepoint) await client.query('ROLLBACK TO SAVEPOINT sagabox_deliver');
       if (batch.length === 1) {
         failures.set(batch[0]!.seq, `${dest.name}: ${errorText(err)}`);
         return;
@@ -321,9 +340,8 @@ export function createRelay(options: RelayOptions): Relay {
     for (const m of batch) await deliverIsolated(client, dest, [m], failures);
   };
 
-  /** One batch in one transaction; what to report once it has committed. */
-  const relayBatch = async (client: pg.PoolClient) => {
-    const { rows } = await client.query<ClaimedRow>(prepared(sql.claim, [o.batchSize, null]));
+  /** Delivers claimed rows inside their claim's transaction; what to report once it has committed. */
+  const relayRows = async (client: pg.PoolClient, rows: ClaimedRow[]) => {
     if (rows.length === 0) return { claimed: 0, delivered: 0, retried: 0, dead: [], held: [] };
     const now = Date.now();
     const dead: { seq: string; id: string; topic: string; reason: string; error: string }[] = [];
@@ -409,8 +427,39 @@ export function createRelay(options: RelayOptions): Relay {
     return true;
   };
 
-  const runOnce = async (): Promise<number> => {
-    const batch = await withTransaction(o.pool, log, relayBatch);
+  interface Claimed {
+    client: pg.PoolClient;
+    release(err?: Error): void;
+    rows: ClaimedRow[];
+  }
+
+  /** Opens a transaction and claims a batch in it; {@link finishBatch} delivers it and commits. */
+  const claimBatch = async (): Promise<Claimed> => {
+    const { client, release } = await checkoutClient(o.pool, log);
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<ClaimedRow>(prepared(sql.claim, [o.batchSize, null]));
+      return { client, release, rows };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      release(err as Error);
+      throw err;
+    }
+  };
+
+  /** Delivers a claimed batch, removes it from the outbox, commits; resolves to the number claimed. */
+  const finishBatch = async ({ client, release, rows }: Claimed): Promise<number> => {
+    let batch: Awaited<ReturnType<typeof relayRows>>;
+    try {
+      batch = await relayRows(client, rows);
+      await client.query('COMMIT');
+      release();
+    } catch (err) {
+      // The connection of a failed transaction is discarded, not pooled.
+      await client.query('ROLLBACK').catch(() => {});
+      release(err as Error);
+      throw err;
+    }
     // Logged and emitted only once durable.
     for (const d of batch.dead) {
       log.error({ messageId: d.id, topic: d.topic, reason: d.reason, error: d.error }, 'message dead-lettered by the relay');
@@ -424,6 +473,43 @@ export function createRelay(options: RelayOptions): Relay {
     }
     if (batch.claimed > 0) log.debug({ claimed: batch.claimed, delivered: batch.delivered, retried: batch.retried, dead: batch.dead.length }, 'relay batch');
     return batch.claimed;
+  };
+
+  const runOnce = async (): Promise<number> => finishBatch(await claimBatch());
+
+  // Batches claimed by the loop and not yet committed. Their failures are kept and
+  // thrown by the loop's next run, which then backs off like after any failed batch.
+  const inFlight = new Set<Promise<void>>();
+  let backgroundFailure: { error: unknown } | undefined;
+  const throwBackgroundFailure = (): void => {
+    const failure = backgroundFailure;
+    backgroundFailure = undefined;
+    if (failure) throw failure.error;
+  };
+
+  /**
+   * One step of the loop: claims a batch and lets it deliver in the background. A full
+   * batch returns at once so the next claim overlaps this delivery, up to
+   * `batchesInFlight` transactions; a short one waits for everything in flight, so the
+   * loop rests only when nothing is.
+   */
+  const runPipelined = async (): Promise<{ handled: number; full: boolean }> => {
+    throwBackgroundFailure();
+    const claimed = await claimBatch();
+    const n = claimed.rows.length;
+    const done: Promise<void> = finishBatch(claimed).then(
+      () => undefined,
+      (error: unknown) => {
+        backgroundFailure ??= { error };
+      },
+    );
+    inFlight.add(done);
+    void done.then(() => inFlight.delete(done));
+    const full = n >= o.batchSize;
+    if (!full || !started) await Promise.all(inFlight);
+    else if (inFlight.size >= o.batchesInFlight) await Promise.race(inFlight);
+    throwBackgroundFailure();
+    return { handled: n, full };
   };
 
   return {
@@ -449,10 +535,7 @@ export function createRelay(options: RelayOptions): Relay {
         starting = undefined;
       }
       loop = createDrainLoop({
-        run: async () => {
-          const n = await runOnce();
-          return { handled: n, full: n >= o.batchSize };
-        },
+        run: runPipelined,
         pollIntervalMs: o.pollIntervalMs,
         // publish() sends at most one NOTIFY per 2 ms per process: a message published
         // just after one that woke us may have no NOTIFY of its own. Look again a few
@@ -475,14 +558,14 @@ export function createRelay(options: RelayOptions): Relay {
       }
       loop.start();
       checkBack.start();
-      log.info({ destinations: o.destinations.map((d) => d.name), batchSize: o.batchSize, listen: o.listen }, 'relay started');
+      log.info({ destinations: o.destinations.map((d) => d.name), batchSize: o.batchSize, batchesInFlight: o.batchesInFlight, listen: o.listen }, 'relay started');
     },
     async stop() {
       if (!started) return;
       started = false;
       // A start still waiting for the database gives up; it rejects with this reason.
       starting?.abort(new SagaboxError('DATABASE_UNREACHABLE', 'relay stopped before the database answered'));
-      const stopping = Promise.all([loop?.stop(), listener?.stop(), checkBack.stop()]);
+      const stopping = Promise.all([loop?.stop().then(() => Promise.all(inFlight)), listener?.stop(), checkBack.stop()]);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
         stopping.then(() => false),
