@@ -13,8 +13,11 @@ import {
   listMessages,
   purgeDeadLetters,
   replayDeadLetters,
+  needsAttention,
   retryMessages,
+  type AttentionOptions,
   type MessageActionFilter,
+  type OperatorDecisionOptions,
 } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
 import { countingClient } from '../support/counting-client.js';
@@ -291,6 +294,48 @@ describe('bad input: a typed error before any SQL, the caller transaction still 
         }
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('decideHalfMessage and needsAttention: any input, a result or a typed error before any SQL', async () => {
+    const anything = fc.anything({ maxDepth: 1, withBigInt: true, withNullPrototype: true });
+    const decision = fc.record({
+      decision: fc.oneof(fc.constantFrom('commit', 'rollback', 'maybe'), anything),
+      by: fc.oneof(fc.string({ unit: 'binary', maxLength: 300 }), anything),
+      reason: fc.oneof(fc.string({ unit: 'binary', maxLength: 50 }), fc.string({ minLength: 1990, maxLength: 2010 }), anything),
+      schema: fc.oneof(fc.constant('sagabox'), fc.string().filter((t) => !/^[a-z_][a-z0-9_]*$/.test(t)), anything),
+    }, { requiredKeys: [] }) as fc.Arbitrary<OperatorDecisionOptions>;
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.uuid(), fc.string(), anything), decision, async (id, o) => {
+        const r = await attempt((db) => decideHalfMessage(db, id as string, o));
+        expect(r.ok).toBe(false); // no half message exists in this transaction
+        const code = (r.error as SagaboxError).code;
+        expect(r.error).toBeInstanceOf(SagaboxError);
+        if (code === 'NOT_FOUND') expect(r.queries).toBe(2);
+        else {
+          expect(['INVALID_OPTIONS', 'INVALID_SCHEMA_NAME']).toContain(code);
+          expect(r.queries).toBe(0);
+        }
+      }),
+      { numRuns: 200 },
+    );
+    const attention = fc.record({
+      maxAttempts: fc.oneof(fc.integer({ min: -2, max: 2_000_000 }), fc.double(), anything),
+      attemptsLeft: fc.oneof(fc.integer({ min: -2, max: 2_000 }), anything),
+      limit: fc.oneof(fc.integer({ min: -2, max: 2_000 }), anything),
+      vacuumBlockedAfterMs: fc.oneof(fc.nat(), fc.double(), anything),
+      now: fc.oneof(fc.date({ noInvalidDate: false }), anything),
+      schema: fc.oneof(fc.constant('sagabox'), fc.string().filter((t) => !/^[a-z_][a-z0-9_]*$/.test(t)), anything),
+    }, { requiredKeys: [] }) as fc.Arbitrary<AttentionOptions>;
+    await fc.assert(
+      fc.asyncProperty(attention, async (o) => {
+        const r = await attempt((db) => needsAttention(db, o));
+        if (r.ok) return;
+        expect(r.error).toBeInstanceOf(SagaboxError);
+        expect(['INVALID_OPTIONS', 'INVALID_SCHEMA_NAME']).toContain((r.error as SagaboxError).code);
+        expect(r.queries).toBe(0);
+      }),
+      { numRuns: 200 },
     );
   });
 });
