@@ -1,26 +1,28 @@
 // End to end: the dashboard page in a real headless Chromium (Debian's `chromium`
-// package driven by playwright-core; no browser download) against a seeded database.
-import { copyFile } from 'node:fs/promises';
+// package driven by playwright-core; no browser download), mounted under /ops of a
+// plain node:http app, against a seeded database.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createRelay, publish } from '@sagabox/core';
-import { listDeadLetters, listHalfMessages, outboxStats, queueStats } from '@sagabox/core/admin';
+import { listDeadLetters, listHalfMessages, listMessages, outboxStats, queueStats } from '@sagabox/core/admin';
 import { countSagas, getSaga } from '@sagabox/saga';
-import { serveDashboard, type DashboardServer } from '@sagabox/dashboard';
+import { createDashboardHandler } from '@sagabox/dashboard';
 import { useDatabase } from '../support/test-pool.js';
 import { seedDashboard } from '../support/seed-dashboard.js';
 import { waitFor } from '../support/wait-for.js';
 
 const CHROMIUM = process.env.SAGABOX_CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SCREENSHOT = fileURLToPath(new URL('../.tmp-dashboard.png', import.meta.url));
-const DOCS_SCREENSHOT = fileURLToPath(new URL('../../docs/dashboard.png', import.meta.url));
+const DOCS = (name: string): string => fileURLToPath(new URL(`../../docs/${name}`, import.meta.url));
 
 const { pool, count } = await useDatabase();
 const p = pool(6);
 let browser: Browser | undefined;
-let dashboard: DashboardServer | undefined;
+let server: http.Server | undefined;
+let base: string;
 let page: Page;
 let seed: Awaited<ReturnType<typeof seedDashboard>>;
 
@@ -32,7 +34,16 @@ beforeAll(async () => {
     );
   }
   seed = await seedDashboard(p);
-  dashboard = await serveDashboard({ pool: p, port: 0, refreshMs: 300 });
+  const dashboard = createDashboardHandler({
+    pool: p, basePath: '/ops', refreshMs: 300,
+    tokens: [
+      { name: 'viewer', token: 'viewer-token-1', permissions: [] },
+      { name: 'oncall', token: 'oncall-token-1', permissions: ['payloads', 'actions'] },
+    ],
+  });
+  server = http.createServer((req, res) => (/^\/ops(\/|\?|$)/.test(req.url!) ? dashboard(req, res) : res.end('the shop')));
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -42,60 +53,200 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await dashboard?.stop();
+  if (server) await new Promise<void>((resolve) => { server!.close(() => resolve()); server!.closeAllConnections(); });
 });
 
 const text = async (selector: string): Promise<string> => (await page.locator(selector).first().textContent())?.trim() ?? '';
 const cells = async (selector: string): Promise<string[]> => (await page.locator(`${selector} td`).allTextContents()).map((t) => t.trim());
+const testid = (id: string): string => `[data-testid="${id}"]`;
 
-describe('dashboard in headless Chromium', () => {
-  it('shows the numbers the database holds', async () => {
-    await page.goto(dashboard!.url);
+async function signIn(token: string): Promise<void> {
+  await page.locator(testid('login-token')).fill(token);
+  await page.locator(testid('login-submit')).click();
+}
+async function signOutAndIn(token: string): Promise<void> {
+  await page.locator(testid('sign-out')).click();
+  await page.locator(testid('login')).waitFor({ state: 'visible' });
+  await signIn(token);
+  await page.locator(testid('who')).filter({ hasText: token.split('-')[0]! }).waitFor();
+}
+/** Opens the confirmation of `trigger`, checks it, then cancels or confirms it. */
+async function confirm(trigger: string, answer: 'cancel' | 'ok', expectCount?: number): Promise<void> {
+  await page.locator(trigger).first().click();
+  const dialog = page.locator(testid('confirm-dialog'));
+  await dialog.waitFor({ state: 'visible' });
+  if (expectCount !== undefined) expect(await page.locator(testid('confirm-count')).getAttribute('data-count')).toBe(String(expectCount));
+  await page.locator(testid(answer === 'ok' ? 'confirm-ok' : 'confirm-cancel')).click();
+  await dialog.waitFor({ state: 'hidden' });
+}
+
+describe('dashboard in headless Chromium, under /ops of an app', () => {
+  it('asks for a token with a form (no prompt), refuses a wrong one, then shows the numbers the database holds', async () => {
+    page.on('dialog', (d) => { throw new Error(`unexpected ${d.type()} dialog: ${d.message()}`); });
+    await page.goto(`${base}/ops`);
+    expect(page.url()).toBe(`${base}/ops/`);
+    await page.locator(testid('login')).waitFor({ state: 'visible' });
+    await signIn('nope-nope-nope');
+    await waitFor('the refusal', async () => (await text(testid('login-error'))) === 'unknown token', 10_000);
+    await signIn('viewer-token-1');
     await page.locator('tr[data-queue="orders"]').waitFor();
+    expect(await text(testid('who'))).toBe('viewer (read)');
     for (const q of await queueStats(p)) {
-      const [name, ready, inFlight, delayed, dead] = await cells(`tr[data-queue="${q.queue}"]`);
-      expect({ name, ready, inFlight, delayed, dead }).toEqual({ name: q.queue, ready: String(q.ready), inFlight: String(q.inFlight), delayed: String(q.delayed), dead: String(q.dead) });
+      const [name, ready, inFlight, retrying, scheduled, dead] = await cells(`tr[data-queue="${q.queue}"]`);
+      expect({ name, ready, inFlight, retrying, scheduled, dead }).toEqual({ name: q.queue, ready: String(q.ready), inFlight: String(q.inFlight), retrying: String(q.retrying), scheduled: String(q.scheduled), dead: String(q.dead) });
     }
     const outbox = await outboxStats(p);
-    expect(await text('[data-testid="outbox-ready"]')).toBe(String(outbox.ready));
-    expect(await text('[data-testid="outbox-prepared"]')).toBe(String(outbox.prepared));
-    expect(await text('[data-testid="dead-total"]')).toBe('2');
-    expect(await page.locator('[data-testid="dead-letters"] tr[data-dead-id]').count()).toBe((await listDeadLetters(p)).length);
-    expect(await page.locator('[data-testid="dead-letters"] td.err').first().textContent()).toMatch(/^card declined for invoice/);
-    expect(await page.locator('[data-testid="half-messages"] tbody tr').count()).toBe((await listHalfMessages(p)).length);
+    expect(await text(testid('outbox-ready'))).toBe(String(outbox.ready));
+    expect(await text(testid('outbox-prepared'))).toBe(String(outbox.prepared));
+    expect(await text(testid('dead-total'))).toBe('2');
+    expect(await page.locator(`${testid('dead-letters')} tr[data-dead-id]`).count()).toBe((await listDeadLetters(p)).length);
+    expect(await page.locator(`${testid('dead-letters')} td.err`).first().textContent()).toMatch(/^card declined for invoice/);
+    expect(await page.locator(`${testid('half-messages')} tbody tr`).count()).toBe((await listHalfMessages(p)).length);
     for (const c of await countSagas(p)) {
-      expect(await page.locator(`[data-testid="saga-statuses"] [data-status="${c.status}"]`).getAttribute('data-count')).toBe(String(c.count));
+      expect(await page.locator(`${testid('saga-statuses')} [data-status="${c.status}"]`).getAttribute('data-count')).toBe(String(c.count));
     }
-    expect(await text('[data-testid="sagas-running"]')).toBe('2');
+    expect(await text(testid('sagas-running'))).toBe('2');
+    // A read-only token gets no action buttons (and the server refuses them anyway: access.test.ts).
+    expect(await page.locator('main[data-view="overview"] button:visible:not([type=submit])').count()).toBe(0);
   });
 
-  it('shows the step timeline of a saga', async () => {
+  it('shows the step timeline of a saga, and the saga in the URL', async () => {
     await page.locator(`tr[data-id="${seed.compensatedSagaId}"]`).click();
-    const timeline = page.locator('[data-testid="timeline"] li');
+    const timeline = page.locator(`${testid('timeline')} li`);
     await waitFor('the timeline', async () => (await timeline.count()) > 0, 10_000);
     const saga = await getSaga(p, seed.compensatedSagaId);
     expect(await timeline.evaluateAll((lis) => lis.map((li) => (li as HTMLElement).dataset.event))).toEqual(saga!.history.map((e) => `${e.step}:${e.event}`));
     expect(await text('#saga-error')).toBe('payment says no');
+    expect(new URL(page.url()).hash).toBe(`#view=overview&saga=${seed.compensatedSagaId}`);
   });
 
-  it('refreshes by itself', async () => {
-    const before = Number(await text('tr[data-queue="orders"] td:nth-child(2)'));
-    await publish(p, { topic: 'shop.order', payload: { n: 7 } });
-    const relay = createRelay({ pool: p, routes: [{ topic: 'shop.order', queue: 'orders' }], listen: false });
-    while ((await relay.runOnce()) > 0);
-    await waitFor('the page to show the new message', async () => Number(await text('tr[data-queue="orders"] td:nth-child(2)')) === before + 1, 10_000);
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
-    if (process.env.SAGABOX_UPDATE_DOCS_SCREENSHOT === '1') await copyFile(SCREENSHOT, DOCS_SCREENSHOT);
+  it('browses messages from a deep link, a page at a time past any fixed window, and hides payloads without the permission', async () => {
+    const all = (await listMessages(p, { queue: 'orders' })).messages.map((m) => m.id);
+    expect(all).toHaveLength(4);
+    await page.goto(`${base}/ops/#view=messages&queue=orders&limit=3`);
+    const rows = page.locator(`${testid('messages')} tbody tr[data-id]`);
+    await waitFor('the first page', async () => (await rows.count()) === 3, 10_000);
+    expect(await rows.evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.id))).toEqual(all.slice(0, 3));
+    await page.locator(testid('page-next')).click();
+    await waitFor('the second page', async () => (await rows.count()) === 1, 10_000);
+    expect(await rows.first().getAttribute('data-id')).toBe(all[3]);
+    expect(await page.locator(testid('page-next')).isDisabled()).toBe(true);
+    await page.locator(testid('page-first')).click();
+    await waitFor('the first page again', async () => (await rows.count()) === 3, 10_000);
+
+    // Filters land in the URL; a state filter shows only those.
+    await page.locator(testid('filter-state')).selectOption('scheduled');
+    await page.locator(testid('filter-apply')).click();
+    await waitFor('the scheduled message', async () => (await rows.count()) === 1, 10_000);
+    expect(new URL(page.url()).hash).toBe('#view=messages&limit=3&queue=orders&state=scheduled');
+    await rows.first().click();
+    await page.locator(testid('message-detail')).waitFor({ state: 'visible' });
+    expect(await text(testid('message-payload'))).toBe('hidden: your token lacks the payloads permission');
+    expect(new URL(page.url()).hash).toMatch(/&message=[0-9a-f-]{36}$/);
+
+    // The same link, signed in with the payloads permission, shows it.
+    await signOutAndIn('oncall-token-1');
+    await page.goto(page.url());
+    await page.reload();
+    await page.locator(testid('message-payload')).waitFor();
+    await waitFor('the payload', async () => (await text(testid('message-payload'))).replace(/\s/g, '') === '{"n":4}', 10_000);
+    await page.screenshot({ path: DOCS('dashboard-messages.png'), fullPage: true });
   });
 
-  it('replays a dead letter from the page back to its queue', async () => {
+  it('pauses a queue only once confirmed, and resumes it', async () => {
+    await page.goto(`${base}/ops/#view=overview`);
+    const pause = 'tr[data-queue="orders"] [data-testid="queue-pause"]';
+    await page.locator(pause).waitFor();
+    await page.locator(`${testid('dead-letters')} tr[data-dead-id]`).first().waitFor();
+    await page.screenshot({ path: DOCS('dashboard.png'), fullPage: true });
+    await confirm(pause, 'cancel');
+    expect((await queueStats(p, { queues: ['orders'] }))[0]!.pausedAt).toBeNull();
+    await confirm(pause, 'ok');
+    await page.locator('tr[data-queue="orders"][data-paused="true"]').waitFor({ timeout: 10_000 });
+    expect((await queueStats(p, { queues: ['orders'] }))[0]!.pausedAt).not.toBeNull();
+    await page.locator('tr[data-queue="orders"] [data-testid="queue-resume"]').click();
+    await page.locator(pause).waitFor({ timeout: 10_000 });
+    expect((await queueStats(p, { queues: ['orders'] }))[0]!.pausedAt).toBeNull();
+  });
+
+  it('replays one dead letter only once confirmed', async () => {
     const [dead] = await listDeadLetters(p, { queue: 'billing', limit: 1 });
-    await page.locator(`tr[data-dead-id="${dead!.deadId}"] button`).click();
+    const replay = `tr[data-dead-id="${dead!.deadId}"] [data-testid="dead-replay"]`;
+    await confirm(replay, 'cancel');
+    expect(await count('SELECT count(*) AS n FROM sagabox.dead_letters WHERE dead_id = $1', [dead!.deadId])).toBe(1);
+    await confirm(replay, 'ok');
     await page.locator(`tr[data-dead-id="${dead!.deadId}"]`).waitFor({ state: 'detached', timeout: 10_000 });
     expect(await count('SELECT count(*) AS n FROM sagabox.dead_letters WHERE dead_id = $1', [dead!.deadId])).toBe(0);
     expect(await count('SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = $1 AND id = $2 AND attempts = 0', ['billing', dead!.id])).toBe(1);
     await waitFor('billing to show it ready', async () => (await cells('tr[data-queue="billing"]'))[1] === '1', 10_000);
-    expect((await cells('tr[data-queue="billing"]'))[4]).toBe('1');
-    expect(await text('#notice')).toBe('');
+  });
+
+  it('bulk-replays and bulk-purges dead letters by filter, showing the preview count, only once confirmed', async () => {
+    // billing: one dead letter left from the seed, plus one more refused and one expired.
+    await p.query(`INSERT INTO sagabox.dead_letters (source, queue, id, topic, payload, headers, reason, error, attempts, created_at)
+                   VALUES ('queue', 'billing', gen_random_uuid(), 'shop.invoice', '{"n":7}', '{}', 'non_retryable', 'card declined for invoice 7', 1, now()),
+                          ('queue', 'billing', gen_random_uuid(), 'shop.invoice', '{"n":8}', '{}', 'expired', 'expired', 0, now())`);
+    const billingDead = () => count(`SELECT count(*) AS n FROM sagabox.dead_letters WHERE queue = 'billing'`);
+    await page.locator(`${testid('dead-filters')} input[name="queue"]`).fill('billing');
+    await confirm(testid('dead-bulk-purge'), 'cancel', 3);
+    expect(await billingDead()).toBe(3);
+    await page.locator(`${testid('dead-filters')} input[name="reason"]`).fill('non_retryable');
+    await confirm(testid('dead-bulk-replay'), 'cancel', 2);
+    expect(await billingDead()).toBe(3);
+    await confirm(testid('dead-bulk-replay'), 'ok', 2);
+    await waitFor('the replay', async () => (await billingDead()) === 1, 10_000);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.dead_letters WHERE reason = 'expired'`)).toBe(1);
+    await page.locator(`${testid('dead-filters')} input[name="reason"]`).fill('');
+    await confirm(testid('dead-bulk-purge'), 'ok', 1);
+    await waitFor('the purge', async () => (await count(`SELECT count(*) AS n FROM sagabox.dead_letters`)) === 0, 10_000);
+    await page.locator(`${testid('dead-letters')} tr[data-dead-id]`).first().waitFor({ state: 'detached', timeout: 10_000 });
+  });
+
+  it('cancels a running saga only once confirmed', async () => {
+    const id = seed.runningSagaIds[0]!;
+    const cancels = () => count(`SELECT count(*) AS n FROM sagabox.outbox WHERE headers->>'saga-id' = $1 AND payload->>'kind' = 'cancel'`, [id]);
+    await page.locator(`tr[data-id="${id}"]`).click();
+    await page.locator(testid('saga-cancel')).waitFor({ state: 'visible' });
+    await confirm(testid('saga-cancel'), 'cancel');
+    expect(await cancels()).toBe(0);
+    await page.locator(testid('saga-cancel')).click();
+    await page.locator(testid('confirm-reason')).fill('customer called');
+    await page.locator(testid('confirm-ok')).click();
+    await waitFor('the cancel request', async () => (await cancels()) === 1, 10_000);
+  });
+
+  it('refreshes by itself, and not while paused', async () => {
+    const ready = async (): Promise<number> => Number((await cells('tr[data-queue="orders"]'))[1]);
+    const before = await ready();
+    await page.locator(testid('refresh-toggle')).click();
+    expect(await text(testid('refresh-toggle'))).toBe('Resume refresh');
+    await publish(p, { topic: 'shop.order', payload: { n: 7 } });
+    const relay = createRelay({ pool: p, routes: [{ topic: 'shop.order', queue: 'orders' }], listen: false });
+    while ((await relay.runOnce()) > 0);
+    const refreshes = Number(await page.locator('body').getAttribute('data-refreshes'));
+    await page.waitForTimeout(1_500); // five refresh periods: none may happen while paused
+    expect(Number(await page.locator('body').getAttribute('data-refreshes'))).toBe(refreshes);
+    expect(await ready()).toBe(before);
+    await page.locator(testid('refresh-toggle')).click();
+    await waitFor('the page to show the new message', async () => (await ready()) === before + 1, 10_000);
+  });
+
+  it('fits a phone (375 px wide): nothing wider than the screen, tables scroll in place', async () => {
+    const phone = await browser!.newPage({ viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true });
+    try {
+      await phone.goto(`${base}/ops/#view=overview`);
+      await phone.locator(testid('login-token')).fill('oncall-token-1');
+      await phone.locator(testid('login-submit')).click();
+      await phone.locator('tr[data-queue="orders"]').waitFor();
+      expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+      for (const box of await phone.locator('section:visible, .card:visible, header').all()) {
+        const b = (await box.boundingBox())!;
+        expect(b.x + b.width).toBeLessThanOrEqual(375.5);
+      }
+      expect(await phone.locator(testid('nav')).isVisible()).toBe(true);
+      await phone.screenshot({ path: DOCS('dashboard-phone.png'), fullPage: false });
+    } finally {
+      await phone.close();
+    }
   });
 });

@@ -29,9 +29,9 @@ export interface DashboardServer {
 
 /**
  * Serves the dashboard on its own HTTP server. Bound to loopback by default; binding
- * to any other interface requires a bearer `token`, so the replay button is never
- * open to the network.
- * @throws {SagaboxError} `INVALID_OPTIONS` for a non-loopback host without a token.
+ * to any other interface requires `token` or `tokens`, so its actions are never open
+ * to the network. To add it to a server you already run, use {@link createDashboardHandler}.
+ * @throws {SagaboxError} `INVALID_OPTIONS` for a non-loopback host without a token, or bad options.
  * @example
  * const dashboard = await serveDashboard({ pool, port: 8080 });
  * logger.info({ url: dashboard.url }, 'dashboard up');
@@ -39,8 +39,9 @@ export interface DashboardServer {
 export async function serveDashboard(options: ServeDashboardOptions): Promise<DashboardServer> {
   const host = options.host ?? DEFAULT_DASHBOARD_HOST;
   const problems: string[] = [];
-  if (!isLoopbackHost(host) && !options.token) problems.push(`a token is required to bind the dashboard to ${host} (not a loopback interface)`);
-  if (options.token !== undefined && options.token.length < 8) problems.push('the token must be at least 8 characters');
+  if (!isLoopbackHost(host) && options.token === undefined && !(options.tokens && options.tokens.length > 0)) {
+    problems.push(`a token is required to bind the dashboard to ${host} (not a loopback interface)`);
+  }
   if (problems.length > 0) throw new SagaboxError('INVALID_OPTIONS', `invalid dashboard options: ${problems.join('; ')}`, { details: { problems } });
   const server = createServer(createDashboardHandler(options));
   await new Promise<void>((resolve, reject) => {

@@ -1,0 +1,115 @@
+// Tokens and their permissions, enforced by the server: a read-only token sees no
+// payload and cannot act; payloads and actions are each granted on their own.
+import { afterAll, describe, expect, it } from 'vitest';
+import { listDeadLetters, listMessages, queueStats } from '@sagabox/core/admin';
+import { getSaga } from '@sagabox/saga';
+import { serveDashboard, type DashboardServer } from '@sagabox/dashboard';
+import { useDatabase } from '../support/test-pool.js';
+import { seedDashboard } from '../support/seed-dashboard.js';
+
+const { pool, count } = await useDatabase();
+const p = pool(6);
+const seed = await seedDashboard(p);
+const d: DashboardServer = await serveDashboard({
+  pool: p, port: 0,
+  tokens: [
+    { name: 'viewer', token: 'viewer-token-1', permissions: [] },
+    { name: 'privacy', token: 'privacy-token-1', permissions: ['payloads'] },
+    { name: 'oncall', token: 'oncall-token-1', permissions: ['actions'] },
+  ],
+});
+afterAll(() => d.stop());
+
+const JSON_POST = { method: 'POST', headers: { 'content-type': 'application/json' } } as const;
+async function signIn(token: string): Promise<string> {
+  const res = await fetch(`${d.url}api/login`, { ...JSON_POST, body: JSON.stringify({ token }) });
+  expect(res.status).toBe(200);
+  return res.headers.get('set-cookie')!.split(';')[0]!;
+}
+const get = (path: string, cookie?: string) => fetch(`${d.url}api/${path}`, { headers: cookie ? { cookie } : {} });
+const post = (path: string, cookie: string, body: unknown = {}) => fetch(`${d.url}api/${path}`, { ...JSON_POST, headers: { ...JSON_POST.headers, cookie }, body: JSON.stringify(body) });
+
+describe('dashboard access', () => {
+  it('answers nothing but the page and the login before signing in; refuses unknown and tampered credentials', async () => {
+    expect((await fetch(d.url)).status).toBe(200);
+    for (const path of ['session', 'overview', 'messages?queue=orders', `sagas/${seed.compensatedSagaId}`]) expect((await get(path)).status).toBe(401);
+    const wrong = await fetch(`${d.url}api/login`, { ...JSON_POST, body: JSON.stringify({ token: 'viewer-token-2' }) });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('set-cookie')).toBeNull();
+    const cookie = await signIn('viewer-token-1');
+    // The cookie names the token and its expiry, signed with the token: change either and it is refused.
+    const [body, mac] = cookie.split('=')[1]!.split('.');
+    const claims = JSON.parse(Buffer.from(body!, 'base64url').toString());
+    expect(claims).toEqual({ n: 'viewer', e: expect.any(Number) });
+    const forged = Buffer.from(JSON.stringify({ ...claims, n: 'oncall' })).toString('base64url');
+    expect((await get('session', `sagabox_dashboard=${forged}.${mac}`)).status).toBe(401);
+    const expired = Buffer.from(JSON.stringify({ ...claims, e: Date.now() - 1 })).toString('base64url');
+    expect((await get('session', `sagabox_dashboard=${expired}.${mac}`)).status).toBe(401);
+    expect((await get('session', cookie)).status).toBe(200);
+    // Bearer works as well, for scripts.
+    expect((await fetch(`${d.url}api/session`, { headers: { authorization: 'Bearer oncall-token-1' } })).status).toBe(200);
+    const out = await post('logout', cookie);
+    expect(out.headers.get('set-cookie')).toMatch(/^sagabox_dashboard=; Path=\/; Max-Age=0;/);
+  });
+
+  it('hides payloads from a token without the payloads permission, in message details and dead letters', async () => {
+    const [orderMessage] = (await listMessages(p, { queue: 'orders', limit: 1 })).messages;
+    const viewer = await signIn('viewer-token-1');
+    expect(await (await get('session', viewer)).json()).toMatchObject({ name: 'viewer', permissions: ['read'] });
+    const hidden = await (await get(`messages/${orderMessage!.id}`, viewer)).json();
+    expect(hidden.copies[0]).toMatchObject({ queue: 'orders', payload: null, payloadHidden: true, headers: expect.any(Object) });
+    expect(JSON.stringify(hidden)).not.toContain('"n":');
+    const dead = await (await get('overview', viewer)).json();
+    expect(dead.deadLetters.length).toBe(2);
+    for (const x of dead.deadLetters) expect(x).toMatchObject({ payload: null, payloadHidden: true });
+    for (const x of await (await get('dead-letters?queue=billing', viewer)).json()) expect(x.payload).toBeNull();
+
+    const privacy = await signIn('privacy-token-1');
+    const shown = await (await get(`messages/${orderMessage!.id}`, privacy)).json();
+    expect(shown.copies[0].payload).toEqual({ n: 1 });
+    expect(shown.copies[0].payloadHidden).toBeUndefined();
+    expect((await (await get('dead-letters', privacy)).json()).map((x: { payload: unknown }) => x.payload).sort((a: { n: number }, b: { n: number }) => a.n - b.n)).toEqual([{ n: 5 }, { n: 6 }]);
+  });
+
+  it('refuses every action to tokens without the actions permission, changing nothing; allows them to one with it', async () => {
+    const [dead] = await listDeadLetters(p, { queue: 'billing', limit: 1 });
+    const attempts = [
+      ['queues/orders/pause', {}], ['dead-letters/replay', { filter: {} }], ['dead-letters/purge', { filter: {} }],
+      [`dead-letters/${dead!.deadId}/replay`, {}], [`sagas/${seed.runningSagaIds[0]}/cancel`, {}],
+    ] as const;
+    for (const name of ['viewer-token-1', 'privacy-token-1']) {
+      const cookie = await signIn(name);
+      for (const [path, body] of attempts) {
+        const res = await post(path, cookie, body);
+        expect({ path, status: res.status }).toEqual({ path, status: 403 });
+      }
+    }
+    expect((await queueStats(p, { queues: ['orders'] }))[0]!.pausedAt).toBeNull();
+    expect(await count('SELECT count(*) AS n FROM sagabox.dead_letters')).toBe(2);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.outbox WHERE topic LIKE '%control%'`)).toBe(0);
+
+    const oncall = await signIn('oncall-token-1');
+    expect(await (await post('queues/orders/pause', oncall)).json()).toMatchObject({ queue: 'orders', changed: true });
+    expect((await queueStats(p, { queues: ['orders'] }))[0]!.pausedAt).not.toBeNull();
+    expect(await (await post('queues/orders/resume', oncall)).json()).toMatchObject({ changed: true });
+    // Bulk: the dry run's count is what the action then does.
+    const preview = await (await post('dead-letters/purge', oncall, { filter: { queue: 'billing', reason: 'non_retryable' }, dryRun: true })).json();
+    expect(preview).toEqual({ action: 'purge', dryRun: true, affected: 2, capped: false });
+    expect(await count('SELECT count(*) AS n FROM sagabox.dead_letters')).toBe(2);
+    expect(await (await post('dead-letters/replay', oncall, { filter: { queue: 'billing', deadIds: [dead!.deadId] } })).json()).toEqual({ action: 'replay', dryRun: false, affected: 1 });
+    expect(await (await post('dead-letters/purge', oncall, { filter: { queue: 'billing' } })).json()).toEqual({ action: 'purge', dryRun: false, affected: 1 });
+    expect(await count('SELECT count(*) AS n FROM sagabox.dead_letters')).toBe(0);
+    // A saga: cancel a running one (a control message through the outbox); a finished one conflicts.
+    expect((await post(`sagas/${seed.runningSagaIds[0]}/cancel`, oncall, { reason: 'customer asked' })).status).toBe(200);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.outbox WHERE headers->>'saga-id' = $1 AND payload->>'kind' = 'cancel'`, [seed.runningSagaIds[0]])).toBe(1);
+    const conflict = await post(`sagas/${seed.compensatedSagaId}/cancel`, oncall);
+    expect(conflict.status).toBe(409);
+    expect(await conflict.json()).toMatchObject({ code: 'SAGA_CONFLICT' });
+    expect((await getSaga(p, seed.compensatedSagaId))!.status).toBe('compensated');
+    // Bad input is a 400, not a 500.
+    expect((await post('dead-letters/replay', oncall, { filter: { deadIds: ['x'] } })).status).toBe(400);
+    expect((await post('dead-letters/replay', oncall, { filter: [] })).status).toBe(400);
+    expect((await post('queues/NOT%20A%20QUEUE/pause', oncall)).status).toBe(400);
+    expect((await post('queues/nosuchqueue/pause', oncall)).status).toBe(404);
+  });
+});
