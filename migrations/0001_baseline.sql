@@ -15,7 +15,7 @@ CREATE TABLE queues (
   name                  text             PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.:-]{1,128}$'),
   created_at            timestamptz      NOT NULL DEFAULT now(),
   -- Global limits: messages leased at once, and started per second through a token
-  -- bucket of `burst` (NULL: max(1, ceil(rate_per_second / 10)), a tenth of a second).
+  -- bucket of `burst` (NULL: a tenth of a second of the rate, see bucket_burst).
   max_in_flight         integer          CHECK (max_in_flight BETWEEN 1 AND 1000000),
   rate_per_second       double precision CHECK (rate_per_second > 0 AND rate_per_second <= 1000000),
   burst                 integer          CHECK (burst BETWEEN 1 AND 1000000),
@@ -156,17 +156,15 @@ CREATE TABLE queue_buckets (
 );
 
 -- What is in flight on a queue with max_in_flight: a narrow row per claiming worker
--- slot, counted while locked_until is ahead, instead of an index on queue_messages'
--- lease that would make every claim of every queue a non-HOT update.
+-- slot (slot_token, the slot's own token: a slot has one batch in flight at a time),
+-- counted while locked_until is ahead, instead of an index on queue_messages' lease
+-- that would make every claim of every queue a non-HOT update.
 CREATE TABLE queue_leases (
   queue        text        NOT NULL,
-  lease_token  uuid        NOT NULL,
+  slot_token   uuid        NOT NULL,
   messages     integer     NOT NULL CHECK (messages > 0),
   locked_until timestamptz NOT NULL,
-  -- Set while the row is a standing reservation of a whole batch (see flow_grant_slot):
-  -- the max_in_flight it was granted under; a changed limit voids it.
-  reserved_for integer,
-  PRIMARY KEY (queue, lease_token)
+  PRIMARY KEY (queue, slot_token)
 );
 
 -- (consumer, message id) of every message handled, written in the handler's own
@@ -263,6 +261,26 @@ RETURNS double precision LANGUAGE sql IMMUTABLE AS $$
   SELECT least(burst, tokens + rate * greatest(0, extract(epoch FROM at - refilled_at)::double precision))
 $$;
 
+-- A bucket's size: the burst set, or by default a tenth of a second of the rate.
+CREATE FUNCTION bucket_burst(burst integer, rate double precision)
+RETURNS double precision LANGUAGE sql IMMUTABLE AS $$
+  SELECT coalesce(burst, greatest(1, ceil(rate / 10)))::double precision
+$$;
+
+-- The group buckets of a queue below their brim, as {group: whole tokens}, and the
+-- highest level under one token (null: every group has a whole token).
+CREATE FUNCTION group_tokens(p_queue text, p_rate double precision, p_burst double precision,
+                             p_now timestamptz, OUT tokens jsonb, OUT low double precision)
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+  SELECT coalesce(jsonb_object_agg(g.group_key, floor(g.level)::integer), '{}'::jsonb),
+         max(g.level) FILTER (WHERE g.level < 1)
+  FROM (SELECT b.group_key, bucket_level(b.tokens, b.refilled_at, p_rate, p_burst, p_now) AS level
+        FROM queue_buckets b WHERE b.queue = p_queue AND b.group_key <> '') g
+  WHERE g.level < p_burst
+$$;
+
 -- A limited queue's claim locks its candidates first, in parallel with other claimers,
 -- and takes the queue's row lock only in flow_grant, to cut the batch. flow_prepare runs
 -- before, unlocked: aging (skipping rows others hold) and the group limits the scan needs.
@@ -279,7 +297,6 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
   q        queues%ROWTYPE;
-  v_gburst double precision;
   v_tokens jsonb;
   v_low    double precision;
 BEGIN
@@ -308,13 +325,8 @@ BEGIN
   END IF;
 
   IF q.group_rate_per_second IS NOT NULL THEN
-    v_gburst := coalesce(q.group_burst, greatest(1, ceil(q.group_rate_per_second / 10)));
-    SELECT jsonb_object_agg(g.group_key, floor(g.level)::integer), max(g.level) FILTER (WHERE g.level < 1)
-    INTO v_tokens, v_low
-    FROM (SELECT b.group_key, bucket_level(b.tokens, b.refilled_at, q.group_rate_per_second, v_gburst, p_now) AS level
-          FROM queue_buckets b WHERE b.queue = p_queue AND b.group_key <> '') g
-    WHERE g.level < v_gburst;
-    v_tokens := coalesce(v_tokens, '{}'::jsonb);
+    SELECT t.tokens, t.low INTO v_tokens, v_low
+    FROM group_tokens(p_queue, q.group_rate_per_second, bucket_burst(q.group_burst, q.group_rate_per_second), p_now) t;
   END IF;
   RETURN QUERY SELECT true, q.group_max_in_flight, v_tokens, (1 - v_low) / q.group_rate_per_second * 1000;
 END
@@ -369,7 +381,7 @@ BEGIN
   END IF;
 
   IF q.rate_per_second IS NOT NULL THEN
-    v_burst := coalesce(q.burst, greatest(1, ceil(q.rate_per_second / 10)));
+    v_burst := bucket_burst(q.burst, q.rate_per_second);
     SELECT bucket_level(b.tokens, b.refilled_at, q.rate_per_second, v_burst, p_now) INTO level
     FROM queue_buckets b WHERE b.queue = p_queue AND b.group_key = '';
     level := coalesce(level, v_burst);
@@ -378,87 +390,22 @@ BEGIN
   END IF;
 
   IF q.group_rate_per_second IS NOT NULL THEN
-    v_gburst := coalesce(q.group_burst, greatest(1, ceil(q.group_rate_per_second / 10)));
-    SELECT jsonb_object_agg(g.group_key, floor(g.level)::integer), max(g.level) FILTER (WHERE g.level < 1)
-    INTO v_gtokens, level
-    FROM (SELECT b.group_key, bucket_level(b.tokens, b.refilled_at, q.group_rate_per_second, v_gburst, p_now) AS level
-          FROM queue_buckets b WHERE b.queue = p_queue AND b.group_key <> '') g
-    WHERE g.level < v_gburst;
+    v_gburst := bucket_burst(q.group_burst, q.group_rate_per_second);
+    SELECT t.tokens, t.low INTO v_gtokens, level FROM group_tokens(p_queue, q.group_rate_per_second, v_gburst, p_now) t;
     IF wait IS NULL AND level IS NOT NULL THEN wait := (1 - level) / q.group_rate_per_second * 1000; END IF;
   END IF;
 
   RETURN QUERY SELECT n, q.max_in_flight IS NOT NULL, wait,
-                      q.rate_per_second, v_burst, q.group_rate_per_second, v_gburst,
-                      CASE WHEN q.group_rate_per_second IS NOT NULL THEN coalesce(v_gtokens, '{}'::jsonb) END;
-END
-$$;
-
--- flow_grant for one worker slot (p_slot: its own queue_leases row, replaced, not counted).
--- While limits are far from binding the slot takes a share once, a standing reservation of
--- a batch and 10 batches of tokens, and spends it over claims that take no lock or write.
-CREATE FUNCTION flow_grant_slot(p_queue text, p_want integer, p_now timestamptz, p_slot uuid, p_batch integer)
-RETURNS TABLE (
-  quota         integer,
-  counted       boolean,          -- the batch is counted by its own lease row (released at ack)
-  reserve       boolean,          -- the batch is counted by a standing reservation of p_batch
-  max_in_flight integer,
-  allowance     integer,
-  wait_ms       double precision,
-  rate          double precision,
-  burst         double precision
-)
-LANGUAGE plpgsql VOLATILE
-ROWS 1 -- the default, 1,000, pushes the claim's estimate past jit_above_cost
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-  q         queues%ROWTYPE;
-  n         integer := p_want;
-  busy      bigint;
-  level     double precision;
-  wait      double precision;
-  v_burst   double precision;
-  v_reserve boolean := false;
-  v_allow   integer := 0;
-BEGIN
-  SELECT * INTO q FROM queues WHERE name = p_queue;
-  IF p_want = 0 OR NOT FOUND OR (q.max_in_flight IS NULL AND q.rate_per_second IS NULL) THEN
-    RETURN QUERY SELECT p_want, false, false, NULL::int, 0, NULL::float8, NULL::float8, NULL::float8;
-    RETURN;
-  END IF;
-
-  -- As flow_grant: serialise this queue's grants until the claim commits.
-  SELECT * INTO q FROM queues WHERE name = p_queue FOR UPDATE;
-
-  IF q.max_in_flight IS NOT NULL THEN
-    SELECT coalesce(sum(l.messages), 0) INTO busy FROM queue_leases l
-    WHERE l.queue = p_queue AND l.locked_until > p_now AND l.lease_token <> p_slot;
-    n := least(n, greatest(0, q.max_in_flight - busy));
-    IF n = 0 THEN wait := 25; END IF;
-    v_reserve := p_batch > 0 AND p_batch * 16 <= q.max_in_flight
-                 AND busy + p_batch <= q.max_in_flight / 2;
-  END IF;
-
-  IF q.rate_per_second IS NOT NULL THEN
-    v_burst := coalesce(q.burst, greatest(1, ceil(q.rate_per_second / 10)));
-    SELECT bucket_level(b.tokens, b.refilled_at, q.rate_per_second, v_burst, p_now) INTO level
-    FROM queue_buckets b WHERE b.queue = p_queue AND b.group_key = '';
-    level := coalesce(level, v_burst);
-    n := least(n, floor(level)::integer);
-    IF level < 1 THEN wait := greatest(coalesce(wait, 0), (1 - level) / q.rate_per_second * 1000); END IF;
-    IF p_batch > 0 AND level - n - 10 * p_batch >= v_burst / 2 THEN v_allow := 10 * p_batch; END IF;
-  END IF;
-
-  RETURN QUERY SELECT n, q.max_in_flight IS NOT NULL AND NOT v_reserve, v_reserve, q.max_in_flight,
-                      v_allow, wait, q.rate_per_second, v_burst;
+                      q.rate_per_second, v_burst, q.group_rate_per_second, v_gburst, v_gtokens;
 END
 $$;
 
 -- migrate:down
 
-DROP FUNCTION flow_grant_slot(text, integer, timestamptz, uuid, integer);
 DROP FUNCTION flow_grant(text, integer, timestamptz);
 DROP FUNCTION flow_prepare(text, timestamptz);
+DROP FUNCTION group_tokens(text, double precision, double precision, timestamptz);
+DROP FUNCTION bucket_burst(integer, double precision);
 DROP FUNCTION bucket_level(double precision, timestamptz, double precision, double precision, timestamptz);
 DROP TABLE saga_steps;
 DROP TABLE sagas;

@@ -47,7 +47,7 @@ function parseAging(flag: string, value: string): number {
 
 const orNone = (n: number | null, unit = ''): string => (n === null ? NO_LIMIT : `${n}${unit}`);
 
-// What the claim uses when no burst is set (see flow_grant in migrations/0001_baseline.sql).
+// What the claim uses when no burst is set (bucket_burst in migrations/0001_baseline.sql), for display.
 const showBurst = (burst: number | null, rate: number | null): string => {
   if (burst !== null) return String(burst);
   return rate === null ? 'default' : `default (${Math.max(1, Math.ceil(rate / 10))})`;

@@ -55,7 +55,7 @@ export const batchSql = statementsFor((s) => ({
       ON CONFLICT DO NOTHING RETURNING message_id
     ), released AS (
       UPDATE ${s}.queue_leases SET locked_until = '-infinity'
-      WHERE $6::uuid IS NOT NULL AND queue = $1 AND lease_token = $6::uuid
+      WHERE $6::uuid IS NOT NULL AND queue = $1 AND slot_token = $6::uuid
     )
     SELECT ARRAY(SELECT id FROM fenced) AS fenced, ARRAY(SELECT message_id FROM recorded) AS fresh`,
 
@@ -74,12 +74,12 @@ export const batchSql = statementsFor((s) => ({
    */
   ackAndRelease: `
     WITH released AS (
-      UPDATE ${s}.queue_leases SET locked_until = '-infinity' WHERE queue = $1 AND lease_token = $3::uuid
+      UPDATE ${s}.queue_leases SET locked_until = '-infinity' WHERE queue = $1 AND slot_token = $3::uuid
     )
     DELETE FROM ${s}.queue_messages WHERE queue = $1 AND id = ANY($2::uuid[])`,
 
   /** Releases the queue_leases row of a counted batch settled message by message, once all are settled: $2 slot token. */
-  releaseBatch: `UPDATE ${s}.queue_leases SET locked_until = '-infinity' WHERE queue = $1 AND lease_token = $2::uuid`,
+  releaseBatch: `UPDATE ${s}.queue_leases SET locked_until = '-infinity' WHERE queue = $1 AND slot_token = $2::uuid`,
 
   /** Retries messages later: $2 ids, $3 delays in ms, $4 errors; the lease ends. */
   retryLater: `

@@ -5,6 +5,7 @@ import { createDrainLoop, type DrainLoop } from '../shared/drain-loop.js';
 import { createListener, type Listener } from '../shared/listener.js';
 import { maintainStorage } from '../retention/maintain-storage.js';
 import { queueSql } from './queue-sql.js';
+import { queueChannel } from '../shared/channels.js';
 import { registerQueues } from '../relay/create-queue-destination.js';
 import { createBatchHandler } from './batch-handler.js';
 import { createClaimer } from './claimer.js';
@@ -53,10 +54,9 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const log = o.logger.child({ component: 'worker', worker: o.name, queue, schema: o.schema });
   warnIfConnectUnbounded(pool, log);
   const sql = queueSql(o.schema);
-  const claimer = createClaimer({ pool, sql, queue, name: o.name, leaseMs: o.leaseMs, batchSize, maxBatchSize: o.maxBatchSize, logger: log });
+  const claimer = createClaimer({ pool, schema: o.schema, queue, name: o.name, leaseMs: o.leaseMs, batchSize, maxBatchSize: o.maxBatchSize, logger: log });
   const batches = createBatchHandler({ ...o, logger: log });
-  const slotTokens: string[] = [];
-  const events = new EventEmitter<WorkerEvents>();
+    const events = new EventEmitter<WorkerEvents>();
   const loops: DrainLoop[] = [];
   let nextLoop = 0;
   // One hint wakes one idle slot, not all of them: on a small machine ten slots
@@ -79,8 +79,8 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   let starting: AbortController | undefined;
 
   /** Claims and handles one batch; `waitMs` is set when a flow limit held the claim back. */
-  const claimAndHandle = async (slot: string, reserve: number, adapt: boolean): Promise<{ claimed: number; full: boolean; waitMs: number | null }> => {
-    const claim = await claimer.claim(slot, reserve);
+  const claimAndHandle = async (slot: string, adapt: boolean): Promise<{ claimed: number; full: boolean; waitMs: number | null }> => {
+    const claim = await claimer.claim(slot);
     if (!('lease' in claim)) {
       if (adapt) claimer.handled(slot, { size: claim.size, claimed: 0, elapsedMs: 0 });
       return { claimed: 0, full: false, waitMs: claim.waitMs };
@@ -114,7 +114,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const runOnce = async (): Promise<number> => {
     const slot = spareSlots.pop() ?? randomUUID();
     try {
-      return (await claimAndHandle(slot, 0, false)).claimed;
+      return (await claimAndHandle(slot, false)).claimed;
     } finally {
       spareSlots.push(slot);
     }
@@ -154,13 +154,12 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       }
       await registerQueues(pool, o.schema, [queue]).catch((err) => log.warn({ err }, 'could not register the queue yet'));
       for (let i = 0; i < o.concurrency; i++) {
-        // The slot's token: one batch at a time, so one queue_leases row (see queue-sql.ts).
+        // The slot's token: one batch at a time, so one queue_leases row (see claim-sql.ts).
         const slot = randomUUID();
-        slotTokens.push(slot);
         loops.push(
           createDrainLoop({
             run: async () => {
-              const { claimed, full, waitMs } = await claimAndHandle(slot, batchSize, true);
+              const { claimed, full, waitMs } = await claimAndHandle(slot, true);
               if (claimed >= batchSize) wakeOne();
               return { handled: claimed, full, ...(waitMs === null ? {} : { retryInMs: waitMs }) };
             },
@@ -182,7 +181,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
         listener = createListener({
           connection: pool.options,
           pool,
-          channels: [sql.queueChannel],
+          channels: [queueChannel(o.schema)],
           onNotify: (_channel, payload) => {
             if (payload === queue) wakeOne();
           },
@@ -218,12 +217,6 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       clearTimeout(timer);
       loops.length = 0;
       if (timedOut) log.warn({ stopTimeoutMs: o.stopTimeoutMs }, 'worker stop timed out waiting for batches in flight');
-      // No batch in flight: the slots' standing reservations (if any) end now. After a
-      // timeout a batch may still run, so they run out with their leases instead.
-      else if (slotTokens.length > 0) {
-        await pool.query(sql.releaseSlots, [queue, slotTokens]).catch((err) => log.warn({ err }, 'could not release reservations; they run out with their leases'));
-      }
-      slotTokens.length = 0;
       claimer.forget();
       log.info({}, 'worker stopped');
     },

@@ -1,0 +1,198 @@
+import { statementsFor } from '../shared/statements.js';
+
+/**
+ * A claim's batch size, as the literal its LIMIT is written with. A prepared claim
+ * should run on one cached (generic) plan; Postgres keeps planning it again on every
+ * call when the generic plan looks dearer than the custom ones, which a parameter LIMIT
+ * (planned for a tenth of the queue) or a parameter in the time comparisons (default
+ * selectivity instead of statistics) makes it. So the claims compare with now() and
+ * take their LIMIT as a literal: one plan is cached per connection and batch size.
+ * Checked to be an integer in range, so nothing but digits reaches the text.
+ */
+function batchLimit(batchSize: number): number {
+  if (!Number.isSafeInteger(batchSize) || batchSize < 0 || batchSize > 10_000) {
+    throw new RangeError(`batch size must be an integer from 0 to 10000, got ${String(batchSize)}`);
+  }
+  return batchSize;
+}
+
+/**
+ * The worker's two claims, for one schema: `unlimited` for a queue with no flow limit in
+ * force, `limited` for every other. Both lease a batch of `batchSize` messages: $1 queue,
+ * $2 a fresh lease token (it fences the batch's completion, see `fence` in batch-sql.ts),
+ * $3 the worker's name, $4 the lease in ms; `limited` also takes $5, the claiming slot's
+ * token (its queue_leases row).
+ *
+ * Both keep the head-of-key rule of the outbox: a keyed message is claimable only when no
+ * earlier message with its key is left in the queue, so at most one message per key is in
+ * flight and keys are handled in order. Both lease their rows by ctid: the rows are locked
+ * by the claim (FOR UPDATE SKIP LOCKED), so their ctids hold, and joined row by row each
+ * is one TID fetch however the planner sizes the queue (a join on (queue, id) became a
+ * hash join over the whole queue when statistics were stale).
+ *
+ * Both commit asynchronously (set_config(..., true): local to the claim's own
+ * transaction, read at its commit). A claim lost because the server crashed before its
+ * commit record reached disk simply did not happen: the messages are claimable again with
+ * their old attempts, a bucket keeps its tokens (one extra burst after a crash) and a
+ * lease row is gone with the lease. Only this worker saw the claim commit, and its
+ * handling transaction fences on the lease token and commits synchronously, which flushes
+ * all earlier WAL, the claim's commit record included: a handled message never rests on a
+ * claim that can still be lost. A limited claim holds the queue's row lock until it
+ * commits, so not waiting for the flush shortens every other claimer's wait.
+ */
+export const claimSql = statementsFor((s) => ({
+  /**
+   * The claim of a queue with no flow limit in force: no flow functions, no bucket or
+   * lease rows. It claims only while the queue row shows no limit, no pause and no
+   * priority aging due (read in the claim's own snapshot, so a limit set at run time
+   * stops it at once); otherwise it claims nothing and returns one row with lean = false
+   * (aging_only: false only because aging is due, which one limited claim settles), and
+   * the worker claims with `limited`. With nothing to claim: one row of NULLs, lean true.
+   */
+  unlimited: (batchSize: number): string => `
+    WITH g AS (
+      SELECT coalesce(NOT (f.limited OR f.aging), true) AS lean,
+             coalesce(f.aging AND NOT f.limited, false) AS aging_only,
+             set_config('synchronous_commit', 'off', true) AS async_commit
+      FROM (SELECT) one LEFT JOIN LATERAL (
+        SELECT (q.max_in_flight IS NOT NULL OR q.rate_per_second IS NOT NULL
+                OR q.group_max_in_flight IS NOT NULL OR q.group_rate_per_second IS NOT NULL
+                OR q.paused_at IS NOT NULL) AS limited,
+               (q.priority_aging_ms IS NOT NULL
+                AND (q.aged_at IS NULL OR q.aged_at <= now() - q.priority_aging_ms * interval '1 millisecond')) AS aging
+        FROM ${s}.queues q WHERE q.name = $1
+      ) f ON true
+    ), c AS (
+      SELECT m.ctid
+      FROM ${s}.queue_messages m
+      WHERE (SELECT lean FROM g)
+        AND m.queue = $1
+        AND m.run_at <= now()
+        AND (m.locked_until IS NULL OR m.locked_until < now())
+        AND (m.key IS NULL OR NOT EXISTS (
+              SELECT 1 FROM ${s}.queue_messages p
+              WHERE p.queue = m.queue AND p.key = m.key AND p.seq < m.seq))
+      ORDER BY m.priority DESC, m.seq
+      LIMIT ${batchLimit(batchSize)}
+      FOR UPDATE SKIP LOCKED
+    ), u AS (
+      UPDATE ${s}.queue_messages m
+      SET lease_token = $2::uuid,
+          locked_until = now() + $4::double precision * interval '1 millisecond',
+          locked_by = $3::text,
+          attempts = m.attempts + 1
+      FROM c
+      WHERE m.ctid = c.ctid
+      RETURNING m.seq, m.id, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, m.attempts,
+                m.created_at, m.expires_at <= now() AS expired
+    )
+    SELECT u.*, false AS counted, NULL::float8 AS wait_ms, g.lean, g.aging_only FROM g LEFT JOIN u ON true`,
+
+  /**
+   * The claim of a queue with flow limits (migration 0001: flow_prepare, flow_grant), in
+   * three steps:
+   * 1. pre (flow_prepare, no lock): priority aging, and the group limits the scan needs.
+   *    The scan is gated on its row (One-Time Filter), so aging is done before the scan
+   *    locks anything.
+   * 2. c0: the scan locks up to a batch of candidates FOR UPDATE SKIP LOCKED, in parallel
+   *    with other claimers, and applies the group rules:
+   *    - group window: a grouped message is claimable only when fewer than group_max
+   *      earlier messages of its group are left in the queue, so the leased ones are
+   *      always among the group's first group_max. Like the head-of-key rule it needs no
+   *      lock: an old snapshot sees more earlier messages, never fewer.
+   *    - group rate: a group with no whole token is skipped in the scan, so a noisy
+   *      group does not stop the others (the levels may be stale here; step 3 decides).
+   * 3. fq (flow_grant, after the scan: its argument counts c0): when the queue has a
+   *    global limit or a rate, takes the queue's row lock, held until this statement
+   *    commits, reads the in-flight count and the buckets with a fresh snapshot and gives
+   *    the quota; c keeps that many candidates in claim order, and per group no more than
+   *    its tokens. Only the grant, the UPDATE and the lease and bucket rows run under the
+   *    lock, not the scan.
+   * The bucket rows' level is recomputed from their newest version (no other claimer can
+   * have changed them: the queue lock is held), minus what was claimed. A batch of a
+   * queue with max_in_flight is recorded in its slot's queue_leases row ($5): each claim
+   * of the slot rewrites it (a HOT update, no index entry left behind) and the ack
+   * releases it. A counted claim that leased nothing releases the slot's row if it is
+   * still live: the slot is claiming, so nothing of it is in flight (a handling
+   * transaction that failed leaves it live). With nothing claimed: one row of NULLs with
+   * wait_ms, when a limit binds.
+   */
+  limited: (batchSize: number): string => `
+    WITH pre AS (
+      SELECT * FROM ${s}.flow_prepare($1, now())
+    ), c0 AS (
+      SELECT m.ctid, m.seq, m.priority, m.group_key
+      FROM ${s}.queue_messages m
+      WHERE (SELECT ready FROM pre)
+        -- An operator's pause (queues.paused_at): an uncorrelated test, so a One-Time Filter.
+        AND NOT EXISTS (SELECT 1 FROM ${s}.queues pq WHERE pq.name = $1 AND pq.paused_at IS NOT NULL)
+        AND m.queue = $1
+        AND m.run_at <= now()
+        AND (m.locked_until IS NULL OR m.locked_until < now())
+        AND (m.key IS NULL OR NOT EXISTS (
+              SELECT 1 FROM ${s}.queue_messages p
+              WHERE p.queue = m.queue AND p.key = m.key AND p.seq < m.seq))
+        AND (m.group_key IS NULL OR (SELECT group_max FROM pre) IS NULL OR (
+              SELECT count(*) FROM (
+                SELECT 1 FROM ${s}.queue_messages p
+                WHERE p.queue = m.queue AND p.group_key = m.group_key AND p.seq < m.seq
+                LIMIT (SELECT group_max FROM pre)) e) < (SELECT group_max FROM pre))
+        AND (m.group_key IS NULL OR (SELECT group_tokens FROM pre) IS NULL
+             OR coalesce(((SELECT group_tokens FROM pre) ->> m.group_key)::int, 1) >= 1)
+      ORDER BY m.priority DESC, m.seq
+      LIMIT ${batchLimit(batchSize)}
+      FOR UPDATE SKIP LOCKED
+    ), fq AS (
+      SELECT f.*, pre.group_wait_ms
+      FROM ${s}.flow_grant($1, (SELECT count(*)::int FROM c0), now()) f, pre,
+           set_config('synchronous_commit', 'off', true) async_commit
+    ), c AS (
+      SELECT r.ctid FROM (
+        SELECT c0.*, row_number() OVER (PARTITION BY c0.group_key ORDER BY c0.priority DESC, c0.seq) AS rn,
+               row_number() OVER (ORDER BY c0.priority DESC, c0.seq) AS n
+        FROM c0
+      ) r, fq
+      WHERE r.n <= fq.quota
+        AND (fq.group_tokens IS NULL OR r.group_key IS NULL
+         OR r.rn <= coalesce((fq.group_tokens ->> r.group_key)::int, fq.group_burst))
+    ), u AS (
+      UPDATE ${s}.queue_messages m
+      SET lease_token = $2::uuid,
+          locked_until = now() + $4::double precision * interval '1 millisecond',
+          locked_by = $3::text,
+          attempts = m.attempts + 1
+      FROM c
+      WHERE m.ctid = c.ctid
+      RETURNING m.seq, m.id, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, m.attempts,
+                m.created_at, m.expires_at <= now() AS expired
+    ), spent AS (
+      SELECT '' AS group_key, count(*)::float8 AS n FROM u, fq WHERE fq.rate IS NOT NULL HAVING count(*) > 0
+      UNION ALL
+      SELECT u.group_key, count(*)::float8 FROM u, fq WHERE fq.group_rate IS NOT NULL AND u.group_key IS NOT NULL GROUP BY u.group_key
+    ), buckets AS (
+      INSERT INTO ${s}.queue_buckets AS b (queue, group_key, tokens, refilled_at)
+      SELECT $1, sp.group_key,
+             CASE WHEN sp.group_key = '' THEN fq.burst ELSE fq.group_burst END - sp.n,
+             now()
+      FROM spent sp, fq
+      ON CONFLICT (queue, group_key) DO UPDATE
+      SET tokens = ${s}.bucket_level(b.tokens, b.refilled_at,
+                     (SELECT CASE WHEN b.group_key = '' THEN fq.rate ELSE fq.group_rate END FROM fq),
+                     (SELECT CASE WHEN b.group_key = '' THEN fq.burst ELSE fq.group_burst END FROM fq),
+                     excluded.refilled_at)
+                   - ((SELECT CASE WHEN b.group_key = '' THEN fq.burst ELSE fq.group_burst END FROM fq) - excluded.tokens),
+          refilled_at = excluded.refilled_at
+    ), leases AS (
+      INSERT INTO ${s}.queue_leases AS l (queue, slot_token, messages, locked_until)
+      SELECT $1, $5::uuid, count(*), now() + $4::double precision * interval '1 millisecond'
+      FROM u, fq WHERE fq.counted HAVING count(*) > 0
+      ON CONFLICT (queue, slot_token) DO UPDATE
+      SET messages = excluded.messages, locked_until = excluded.locked_until
+    ), released AS (
+      UPDATE ${s}.queue_leases SET locked_until = '-infinity'
+      WHERE queue = $1 AND slot_token = $5::uuid AND locked_until > now()
+        AND NOT EXISTS (SELECT 1 FROM u) AND (SELECT counted FROM fq)
+    )
+    SELECT u.*, fq.counted, coalesce(fq.wait_ms, fq.group_wait_ms) AS wait_ms, true AS lean, false AS aging_only
+    FROM fq LEFT JOIN u ON true`,
+}));
