@@ -1,7 +1,7 @@
 // Tokens and their permissions, enforced by the server: a read-only token sees no
 // payload and cannot act; payloads and actions are each granted on their own.
 import { afterAll, describe, expect, it } from 'vitest';
-import { listDeadLetters, listMessages, queueStats } from '@sagabox/core/admin';
+import { listDeadLetters, listHalfMessages, listMessages, queueStats } from '@sagabox/core/admin';
 import { getSaga } from '@sagabox/saga';
 import { serveDashboard, type DashboardServer } from '@sagabox/dashboard';
 import { useDatabase } from '../support/test-pool.js';
@@ -73,9 +73,12 @@ describe('dashboard access', () => {
 
   it('refuses every action to tokens without the actions permission, changing nothing; allows them to one with it', async () => {
     const [dead] = await listDeadLetters(p, { queue: 'billing', limit: 1 });
+    const halfId = (await listHalfMessages(p))[0]!.id;
     const attempts = [
       ['queues/orders/pause', {}], ['dead-letters/replay', { filter: {} }], ['dead-letters/purge', { filter: {} }],
-      [`dead-letters/${dead!.deadId}/replay`, {}], [`sagas/${seed.runningSagaIds[0]}/cancel`, {}],
+      [`dead-letters/${dead!.deadId}/replay`, {}], [`sagas/${seed.runningSagaIds[0]}/cancel`, {}], [`sagas/${seed.runningSagaIds[0]}/retry`, {}],
+      ['messages/retry', { filter: { queue: 'orders' } }], ['messages/cancel', { filter: { queue: 'orders' } }], ['messages/delete', { filter: { queue: 'orders' } }],
+      [`half-messages/${halfId}/commit`, {}], [`half-messages/${halfId}/rollback`, {}],
     ] as const;
     for (const name of ['viewer-token-1', 'privacy-token-1']) {
       const cookie = await signIn(name);
@@ -86,7 +89,10 @@ describe('dashboard access', () => {
     }
     expect((await queueStats(p, { queues: ['orders'] }))[0]!.pausedAt).toBeNull();
     expect(await count('SELECT count(*) AS n FROM sagabox.dead_letters')).toBe(2);
-    expect(await count(`SELECT count(*) AS n FROM sagabox.outbox WHERE topic LIKE '%control%'`)).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.outbox WHERE topic = 'sagabox.saga.control'`)).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'orders'`)).toBe(4);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'orders' AND run_at > now()`)).toBe(1);
+    expect((await listHalfMessages(p)).length).toBe(2);
 
     const oncall = await signIn('oncall-token-1');
     expect(await (await post('queues/orders/pause', oncall)).json()).toMatchObject({ queue: 'orders', changed: true });
@@ -94,7 +100,7 @@ describe('dashboard access', () => {
     expect(await (await post('queues/orders/resume', oncall)).json()).toMatchObject({ changed: true });
     // Bulk: the dry run's count is what the action then does.
     const preview = await (await post('dead-letters/purge', oncall, { filter: { queue: 'billing', reason: 'non_retryable' }, dryRun: true })).json();
-    expect(preview).toEqual({ action: 'purge', dryRun: true, affected: 2, capped: false });
+    expect(preview).toEqual({ action: 'purge', dryRun: true, affected: 2 });
     expect(await count('SELECT count(*) AS n FROM sagabox.dead_letters')).toBe(2);
     expect(await (await post('dead-letters/replay', oncall, { filter: { queue: 'billing', deadIds: [dead!.deadId] } })).json()).toEqual({ action: 'replay', dryRun: false, affected: 1 });
     expect(await (await post('dead-letters/purge', oncall, { filter: { queue: 'billing' } })).json()).toEqual({ action: 'purge', dryRun: false, affected: 1 });

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createRelay, publish } from '@sagabox/core';
-import { listDeadLetters, listHalfMessages, listMessages, outboxStats, queueStats } from '@sagabox/core/admin';
+import { halfMessageHistory, listDeadLetters, listHalfMessages, listMessages, outboxStats, queueStats } from '@sagabox/core/admin';
 import { countSagas, getSaga } from '@sagabox/saga';
 import { createDashboardHandler } from '@sagabox/dashboard';
 import { useDatabase } from '../support/test-pool.js';
@@ -215,8 +215,95 @@ describe('dashboard in headless Chromium, under /ops of an app', () => {
     await waitFor('the cancel request', async () => (await cancels()) === 1, 10_000);
   });
 
+  it('retries, cancels and deletes one message from its detail only once confirmed', async () => {
+    const openOne = async (hash: string, filter: { state?: 'scheduled'; key?: string }): Promise<string> => {
+      const [m] = (await listMessages(p, { queue: 'orders', ...filter })).messages;
+      await page.goto(`${base}/ops/${hash}`);
+      await page.locator(`${testid('messages')} tr[data-id="${m!.id}"]`).click();
+      await waitFor('its detail', async () => (await text('#message-title')) === m!.id, 10_000);
+      await page.locator(`${testid('message-detail')} #message-actions`).waitFor({ state: 'visible' });
+      return m!.id;
+    };
+    const where = (id: string) => count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'orders' AND id = $1 AND run_at <= now()`, [id]);
+
+    const scheduled = await openOne('#view=messages&queue=orders&state=scheduled', { state: 'scheduled' });
+    await confirm(testid('message-retry'), 'cancel', 1);
+    expect(await where(scheduled)).toBe(0);
+    await confirm(testid('message-retry'), 'ok', 1);
+    await waitFor('the retry', async () => (await where(scheduled)) === 1, 10_000);
+
+    const k1 = await openOne('#view=messages&queue=orders&key=k1', { key: 'k1' });
+    await confirm(testid('message-cancel'), 'cancel', 1);
+    expect(await where(k1)).toBe(1);
+    await page.locator(testid('message-cancel')).click();
+    await page.locator(testid('confirm-reason')).fill('address unknown');
+    await page.locator(testid('confirm-ok')).click();
+    await waitFor('the cancel', async () => (await where(k1)) === 0, 10_000);
+    expect((await listDeadLetters(p, { queue: 'orders' }))[0]).toMatchObject({ id: k1, reason: 'cancelled', error: expect.stringMatching(/oncall.*address unknown/) });
+
+    const k2 = await openOne('#view=messages&queue=orders&key=k2', { key: 'k2' });
+    await confirm(testid('message-delete'), 'cancel', 1);
+    expect(await where(k2)).toBe(1);
+    await confirm(testid('message-delete'), 'ok', 1);
+    await waitFor('the delete', async () => (await where(k2)) === 0, 10_000);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.dead_letters WHERE id = $1`, [k2])).toBe(0);
+  });
+
+  it('acts in bulk on the messages a filter matches, showing the preview count, only once confirmed', async () => {
+    const pending = () => count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'orders'`);
+    await page.goto(`${base}/ops/#view=messages&queue=orders&topic=shop.order`);
+    await page.locator(testid('bulk-delete')).waitFor({ state: 'visible' });
+    expect(await pending()).toBe(2);
+    await confirm(testid('bulk-delete'), 'cancel', 2);
+    expect(await pending()).toBe(2);
+    await confirm(testid('bulk-cancel'), 'ok', 2);
+    await waitFor('the bulk cancel', async () => (await pending()) === 0, 10_000);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.dead_letters WHERE queue = 'orders' AND reason = 'cancelled'`)).toBe(3);
+  });
+
+  it('commits and rolls back half messages by hand only once confirmed', async () => {
+    await page.goto(`${base}/ops/#view=overview`);
+    const [a, b] = await listHalfMessages(p);
+    await page.locator(`tr[data-id="${a!.id}"] [data-testid="half-commit"]`).waitFor();
+    await confirm(`tr[data-id="${a!.id}"] [data-testid="half-commit"]`, 'cancel');
+    await confirm(`tr[data-id="${b!.id}"] [data-testid="half-rollback"]`, 'cancel');
+    expect(await listHalfMessages(p)).toHaveLength(2);
+    await confirm(`tr[data-id="${a!.id}"] [data-testid="half-commit"]`, 'ok');
+    await page.locator(`tr[data-id="${a!.id}"]`).waitFor({ state: 'detached', timeout: 10_000 });
+    await confirm(`tr[data-id="${b!.id}"] [data-testid="half-rollback"]`, 'ok');
+    await page.locator(`tr[data-id="${b!.id}"]`).waitFor({ state: 'detached', timeout: 10_000 });
+    expect(await listHalfMessages(p)).toEqual([]);
+    expect((await halfMessageHistory(p, a!.id)).at(-1)).toMatchObject({ decision: 'commit', source: 'operator' });
+    expect((await halfMessageHistory(p, b!.id)).at(-1)).toMatchObject({ decision: 'rollback', source: 'operator' });
+  });
+
+  it('retries a running saga only once confirmed', async () => {
+    const id = seed.runningSagaIds[1]!;
+    const retries = () => count(`SELECT count(*) AS n FROM sagabox.outbox WHERE headers->>'saga-id' = $1 AND payload->>'kind' = 'retry'`, [id]);
+    await page.locator(`tr[data-id="${id}"]`).click();
+    await page.locator(testid('saga-retry')).waitFor({ state: 'visible' });
+    await confirm(testid('saga-retry'), 'cancel');
+    expect(await retries()).toBe(0);
+    await confirm(testid('saga-retry'), 'ok');
+    await waitFor('the retry request', async () => (await retries()) === 1, 10_000);
+  });
+
+  it('lists what needs attention, linked to the message', async () => {
+    const [m] = (await listMessages(p, { queue: 'billing' })).messages;
+    await p.query(`UPDATE sagabox.queue_messages SET attempts = 9, last_error = 'gateway 503' WHERE queue = 'billing' AND id = $1`, [m!.id]);
+    await page.locator('header nav a[data-view="attention"]').click();
+    const link = page.locator(`${testid('attention')} a[href*="${m!.id}"]`);
+    await link.waitFor({ timeout: 10_000 });
+    expect(await link.textContent()).toContain('gateway 503');
+    await link.click();
+    await page.locator(testid('message-detail')).waitFor({ state: 'visible' });
+    expect(await text('#message-title')).toBe(m!.id);
+  });
+
   it('refreshes by itself, and not while paused', async () => {
     const ready = async (): Promise<number> => Number((await cells('tr[data-queue="orders"]'))[1]);
+    await page.goto(`${base}/ops/#view=overview`);
+    await waitFor('the overview', async () => (await ready()) === (await queueStats(p, { queues: ['orders'] }))[0]!.ready, 10_000);
     const before = await ready();
     await page.locator(testid('refresh-toggle')).click();
     expect(await text(testid('refresh-toggle'))).toBe('Resume refresh');

@@ -1,5 +1,18 @@
 import type { Executor, Logger } from '@sagabox/core';
-import { listDeadLetters, MAX_DEAD_LETTER_LIST_LIMIT, pauseQueue, purgeDeadLetters, replayDeadLetters, resumeQueue } from '@sagabox/core/admin';
+import {
+  cancelMessages,
+  countDeadLetters,
+  decideHalfMessage,
+  deleteMessages,
+  listDeadLetters,
+  pauseQueue,
+  purgeDeadLetters,
+  replayDeadLetters,
+  resumeQueue,
+  retryMessages,
+  type MessageActionFilter,
+  type MessageState,
+} from '@sagabox/core/admin';
 import { cancelSaga, retrySaga } from '@sagabox/saga';
 import type { Access } from './dashboard-auth.js';
 import { HttpError } from './dashboard-http.js';
@@ -56,13 +69,53 @@ export async function bulkDeadLetters(ctx: ActionContext, action: 'replay' | 'pu
   const rawFilter = ctx.body.filter ?? {};
   if (typeof rawFilter !== 'object' || rawFilter === null || Array.isArray(rawFilter)) throw new HttpError(400, 'filter must be an object');
   const filter = { ...deadLetterFilter(rawFilter as Record<string, unknown>), schema: ctx.schema };
-  if (dryRun(ctx.body)) {
-    const matched = await listDeadLetters(ctx.db, { ...filter, limit: MAX_DEAD_LETTER_LIST_LIMIT });
-    return { action, dryRun: true, affected: matched.length, capped: matched.length === MAX_DEAD_LETTER_LIST_LIMIT };
-  }
+  if (dryRun(ctx.body)) return { action, dryRun: true, affected: await countDeadLetters(ctx.db, filter) };
   const affected = await (action === 'replay' ? replayDeadLetters : purgeDeadLetters)(ctx.db, filter);
   ctx.log.info({ ...filter, by: ctx.access.name, affected }, `dead letters ${action === 'replay' ? 'replayed' : 'purged'} from the dashboard`);
   return { action, dryRun: false, affected };
+}
+
+const FILTER_TEXT = ['queue', 'topic', 'key', 'group', 'id', 'errorContains'] as const;
+
+/** A message-action filter from a JSON body; the admin functions check the values before any SQL. */
+function messageActionFilter(raw: unknown, schema: string): MessageActionFilter {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new HttpError(400, 'filter must be an object');
+  const input = raw as Record<string, unknown>;
+  const filter: MessageActionFilter = { schema };
+  for (const k of FILTER_TEXT) {
+    const v = input[k];
+    if (v === undefined || v === null || v === '') continue;
+    if (typeof v !== 'string') throw new HttpError(400, `filter.${k} must be a string`);
+    filter[k] = v;
+  }
+  if (input.state !== undefined && input.state !== null && input.state !== '') filter.state = input.state as MessageState;
+  if (input.limit !== undefined) filter.limit = input.limit as number;
+  return filter;
+}
+
+/**
+ * `POST api/messages/retry|cancel|delete` with `{ filter, dryRun, reason }`: one message
+ * (`filter.id`) or every pending one a filter matches. The dry run is the preview the
+ * confirmation shows; messages under a live lease are never touched (`inFlight`).
+ */
+export async function messageAction(ctx: ActionContext, action: 'retry' | 'cancel' | 'delete'): Promise<unknown> {
+  const filter = messageActionFilter(ctx.body.filter ?? {}, ctx.schema);
+  const options = { dryRun: dryRun(ctx.body) };
+  const result =
+    action === 'retry' ? await retryMessages(ctx.db, filter, options)
+    : action === 'delete' ? await deleteMessages(ctx.db, filter, options)
+    : await cancelMessages(ctx.db, filter, { ...options, reason: optionalText(ctx.body, 'reason', 2_000) ?? 'cancelled from the dashboard', by: ctx.access.name });
+  if (!options.dryRun) ctx.log.info({ queue: filter.queue ?? null, by: ctx.access.name, affected: result.affected, inFlight: result.inFlight }, `messages: ${action} from the dashboard`);
+  return result;
+}
+
+/** `POST api/half-messages/:id/commit|rollback` with `{ reason }`: an operator's decision, recorded with the token's name. */
+export async function halfMessageDecision(ctx: ActionContext, id: string, decision: 'commit' | 'rollback'): Promise<unknown> {
+  if (!UUID.test(id)) throw new HttpError(400, 'message ids are UUIDs');
+  const reason = optionalText(ctx.body, 'reason', 2_000) ?? 'decided from the dashboard';
+  const record = await decideHalfMessage(ctx.db, id, { decision, by: ctx.access.name, reason, schema: ctx.schema });
+  ctx.log.info({ messageId: id, decision, by: ctx.access.name }, 'half message decided from the dashboard');
+  return record;
 }
 
 /** `POST api/sagas/:id/cancel|retry`; cancel takes `{ reason }`. */

@@ -15,10 +15,10 @@ import {
   type DashboardPermission,
   type DashboardToken,
 } from './dashboard-auth.js';
-import { bulkDeadLetters, pauseOrResume, replayOne, sagaAction, type ActionContext } from './dashboard-actions.js';
+import { bulkDeadLetters, halfMessageDecision, messageAction, pauseOrResume, replayOne, sagaAction, type ActionContext } from './dashboard-actions.js';
 import { hostnameOf, HttpError, mountedPath, readJsonBody, sendJson } from './dashboard-http.js';
 import { dashboardPage } from './dashboard-page.js';
-import { createBacklogRates, deadLetters, message, messages, overview, saga, sagas, type ReadContext } from './dashboard-reads.js';
+import { attention, createBacklogRates, deadLetters, message, messages, overview, saga, sagas, type ReadContext } from './dashboard-reads.js';
 import { isLoopbackHost } from './loopback.js';
 
 /** Default refresh interval of the page, in milliseconds. */
@@ -59,7 +59,10 @@ type Route = (args: { req: IncomingMessage; access: Access; read: ReadContext; a
 const routesOf = (rates: ReturnType<typeof createBacklogRates>): { method: 'GET' | 'POST'; pattern: RegExp; run: Route }[] => [
   { method: 'GET', pattern: /^\/api\/overview$/, run: ({ read }) => overview(read, rates) },
   { method: 'GET', pattern: /^\/api\/messages$/, run: ({ read }) => messages(read) },
+  { method: 'POST', pattern: /^\/api\/messages\/(retry|cancel|delete)$/, run: async ({ action, m }) => messageAction(await action(), m[1] as 'retry' | 'cancel' | 'delete') },
   { method: 'GET', pattern: /^\/api\/messages\/([^/]+)$/, run: ({ read, m }) => message(read, m[1]!) },
+  { method: 'GET', pattern: /^\/api\/attention$/, run: ({ read }) => attention(read) },
+  { method: 'POST', pattern: /^\/api\/half-messages\/([^/]+)\/(commit|rollback)$/, run: async ({ action, m }) => halfMessageDecision(await action(), m[1]!, m[2] as 'commit' | 'rollback') },
   { method: 'GET', pattern: /^\/api\/dead-letters$/, run: ({ read }) => deadLetters(read) },
   { method: 'GET', pattern: /^\/api\/sagas$/, run: ({ read }) => sagas(read) },
   { method: 'GET', pattern: /^\/api\/sagas\/([^/]+)$/, run: ({ read, m }) => saga(read, m[1]!) },
@@ -192,9 +195,6 @@ export function createDashboardHandler(options: DashboardOptions): (req: Incomin
   };
 }
 
-/** What the page may offer besides the reads; grows as the admin API does. */
-const FEATURES: readonly string[] = [];
-
 function session(access: Access, loginRequired: boolean): unknown {
-  return { name: access.name, permissions: [...access.permissions], loginRequired, features: FEATURES };
+  return { name: access.name, permissions: [...access.permissions], loginRequired };
 }

@@ -22,7 +22,7 @@ export function dashboardPage(settings: { refreshMs: number; loginRequired: bool
   <nav data-testid="nav" hidden>
     <a href="#view=overview" data-view="overview">Overview</a>
     <a href="#view=messages" data-view="messages">Messages</a>
-    <a href="#view=attention" data-view="attention" data-needs="attention">Needs attention</a>
+    <a href="#view=attention" data-view="attention">Needs attention</a>
   </nav>
   <div class="right">
     <span id="notice" data-testid="notice"></span>

@@ -4,6 +4,7 @@ import {
   listDeadLetters,
   listHalfMessages,
   listMessages,
+  needsAttention,
   outboxStats,
   queueStats,
   storageHealth,
@@ -158,4 +159,11 @@ export async function saga(ctx: ReadContext, id: string): Promise<unknown> {
   const details = await getSaga(ctx.db, id, { schema: ctx.schema });
   if (!details) throw new HttpError(404, `no saga ${id}`);
   return details;
+}
+
+/** `GET api/attention?maxAttempts=`: everything an operator should look at, payloads never included. */
+export async function attention(ctx: ReadContext): Promise<unknown> {
+  const max = ctx.query.get('maxAttempts');
+  if (max !== null && !/^\d{1,4}$/.test(max)) throw new HttpError(400, 'maxAttempts must be a whole number');
+  return needsAttention(ctx.db, { schema: ctx.schema, ...(max !== null ? { maxAttempts: Number(max) } : {}) });
 }

@@ -5,7 +5,7 @@
  * actions, before anything destructive is sent.
  */
 export const DASHBOARD_SCRIPT = `
-let me = null;                 // { name, permissions, features }
+let me = null;                 // { name, permissions, loginRequired }
 let paused = false;
 let timer = null;
 let overviewData = null;
@@ -15,7 +15,6 @@ let syncedHash = null;         // the hash the message filter form was last fill
 
 const $ = (sel) => document.querySelector(sel);
 const can = (p) => !!me && me.permissions.indexOf(p) >= 0;
-const has = (f) => !!me && me.features.indexOf(f) >= 0;
 function el(tag, text, cls) {
   const e = document.createElement(tag);
   if (text !== undefined && text !== null) e.textContent = String(text);
@@ -179,7 +178,7 @@ function renderOverview(o) {
     // UUIDv7 ids share their time-ordered head: show the tail, the whole id on hover.
     const id = el("td", "\\u2026" + m.id.slice(-12), "mono"); id.title = m.id;
     const actions = el("td", null, "actions");
-    if (can("actions") && has("halfMessageDecisions")) {
+    if (can("actions")) {
       for (const decision of ["commit", "rollback"]) actions.appendChild(button(decision === "commit" ? "Commit" : "Roll back", decision === "commit" ? "" : "danger", async () => {
         const ok = await confirmAction({ title: (decision === "commit" ? "Commit" : "Roll back") + " half message?", text: "Decided by hand for " + m.topic + " " + m.id + "; recorded as your decision. The producer's checker is not asked again.", reason: true, ok: decision === "commit" ? "Commit" : "Roll back" });
         if (ok) await act(() => post("half-messages/" + encodeURIComponent(m.id) + "/" + decision, { reason: ok.reason || "decided from the dashboard" }));
@@ -228,7 +227,7 @@ async function showSaga(id) {
     kv("step", saga.currentStep);
   }
   kv("deadline", (p && p.deadline) || saga.deadline ? new Date((p && p.deadline) || saga.deadline).toLocaleString() : null);
-  const retryable = saga.status === "failed" || (has("sagaRetryPending") && (saga.status === "running" || saga.status === "compensating"));
+  const retryable = saga.status === "failed" || saga.status === "running" || saga.status === "compensating";
   $("#saga-retry").hidden = !(can("actions") && retryable);
   $("#saga-cancel").hidden = !(can("actions") && saga.status === "running");
   $("#saga-retry").onclick = async () => {
@@ -316,7 +315,7 @@ async function renderMessages() {
   $("#page-first").disabled = cursors.length === 0;
   $("#page-info").textContent = "page " + (cursors.length + 1);
   $("#messages-count").textContent = (f.queue ? "queue " + f.queue : "outbox") + (f.state ? ", " + f.state : "");
-  $('[data-testid="message-bulk"]').hidden = !(can("actions") && has("messageActions"));
+  $('[data-testid="message-bulk"]').hidden = !can("actions");
   const selected = hashState().get("message");
   const now = Date.now();
   fill("messages", page.messages.map((m) => {
@@ -340,7 +339,7 @@ async function showMessage(id) {
   const body = $("#message-body");
   body.replaceChildren();
   const pending = m.copies.filter((c) => c.state !== "in_flight" && c.state !== "prepared");
-  $("#message-actions").hidden = !(can("actions") && has("messageActions") && pending.length > 0);
+  $("#message-actions").hidden = !(can("actions") && pending.length > 0);
   for (const c of m.copies) {
     body.appendChild(el("h3", c.queue ? "in queue " + c.queue : "in the outbox"));
     const dl = el("dl", null, "kv");
@@ -374,7 +373,8 @@ async function showMessage(id) {
   for (const b of document.querySelectorAll("#message-actions button")) {
     b.onclick = async () => {
       const action = b.dataset.act;
-      const target = pending[0];
+      // The copy in the queue being browsed, else the first one waiting.
+      const target = pending.find((c) => (c.queue || "") === (messageFilter().queue || "")) || pending[0];
       const filter = one(target);
       try {
         const preview = await post("messages/" + action, { filter, dryRun: true });
@@ -456,7 +456,6 @@ async function start() {
   me = await s.json();
   $("#login").hidden = true;
   $('[data-testid="nav"]').hidden = false;
-  $('[data-view="attention"][data-needs]').hidden = !has("attention");
   $("#refresh-toggle").hidden = false;
   $("#sign-out").hidden = !me.loginRequired;
   $("#who").textContent = me.name + " (" + me.permissions.join(", ") + ")";
