@@ -60,6 +60,8 @@ export {
   DEFAULT_WORKER_CONCURRENCY,
   DEFAULT_WORKER_POLL_INTERVAL_MS,
   type Handler,
+  type HandlerCall,
+  type HandlerCallOutcome,
   type HandlerContext,
   type Message,
   type Worker,

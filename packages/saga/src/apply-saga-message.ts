@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { Outcome, SagaboxError, type HandlerOutcome, type Logger, type Message } from '@sagabox/core';
 import type { SagaDefinition } from './define-saga.js';
 import { sagaSql, type SagaRowData } from './saga-sql.js';
+import { inSagaSpan } from './saga-span.js';
 import { SAGA_HEADERS, type SagaTopics } from './saga-topics.js';
 import {
   advance,
@@ -89,39 +90,42 @@ export async function applySagaMessage(message: Message, ctx: ApplyContext): Pro
     timeoutId: row.timeout_id,
     error: row.error,
   });
-  const env: TransitionEnv = { run: async (text, values) => (await ctx.client.query({ text, values })).rows, db: ctx.client, topics: ctx.topics, client: ctx.client, logger: log, causationId: message.id, queue: ctx.queue, ...(ctx.signal ? { signal: ctx.signal } : {}) };
-  const token = message.headers[SAGA_HEADERS.stepToken];
-  const current = token !== undefined && token === row.step_token;
+  const what = message.topic === ctx.topics.replyTopic ? 'reply' : String((message.payload as ControlPayload | null)?.kind ?? 'control');
+  return inSagaSpan(what, t, async (): Promise<void> => {
+    const env: TransitionEnv = { run: async (text, values) => (await ctx.client.query({ text, values })).rows, db: ctx.client, topics: ctx.topics, client: ctx.client, logger: log, causationId: message.id, queue: ctx.queue, ...(ctx.signal ? { signal: ctx.signal } : {}) };
+    const token = message.headers[SAGA_HEADERS.stepToken];
+    const current = token !== undefined && token === row.step_token;
 
-  if (message.topic === ctx.topics.replyTopic) {
-    if (!current) {
-      log.info({ ...ids, status: row.status }, 'stale reply (late, duplicate, after a timeout or for a finished saga); ignored');
-      t.record(message.headers[SAGA_HEADERS.step] ?? SAGA_EVENT_STEP, 'reply_ignored', { messageId: message.id, status: row.status });
-      await writeHistory(env, t);
+    if (message.topic === ctx.topics.replyTopic) {
+      if (!current) {
+        log.info({ ...ids, status: row.status }, 'stale reply (late, duplicate, after a timeout or for a finished saga); ignored');
+        t.record(message.headers[SAGA_HEADERS.step] ?? SAGA_EVENT_STEP, 'reply_ignored', { messageId: message.id, status: row.status });
+        await writeHistory(env, t);
+        return;
+      }
+      await applyReply(env, t, message);
+    } else if (message.topic === ctx.topics.controlTopic) {
+      const kind = (message.payload as ControlPayload | null)?.kind;
+      if (kind === 'cancel') await applyCancel(env, t, message);
+      else if (kind === 'retry') await applyRetry(env, t);
+      else if (!current) {
+        log.debug({ ...ids, kind }, 'control message for a step no longer in flight; ignored');
+        return;
+      } else if (kind === 'timeout') await applyTimeout(env, t, message);
+      else if (kind === 'wake' && row.status === 'running') await advance(env, t, row.current_step);
+      else {
+        log.warn({ ...ids, kind }, 'unknown control message; ignored');
+        return;
+      }
+    } else {
+      log.warn(ids, 'message of a topic the orchestrator does not handle; ignored');
       return;
     }
-    await applyReply(env, t, message);
-  } else if (message.topic === ctx.topics.controlTopic) {
-    const kind = (message.payload as ControlPayload | null)?.kind;
-    if (kind === 'cancel') await applyCancel(env, t, message);
-    else if (kind === 'retry') await applyRetry(env, t);
-    else if (!current) {
-      log.debug({ ...ids, kind }, 'control message for a step no longer in flight; ignored');
-      return;
-    } else if (kind === 'timeout') await applyTimeout(env, t, message);
-    else if (kind === 'wake' && row.status === 'running') await advance(env, t, row.current_step);
-    else {
-      log.warn({ ...ids, kind }, 'unknown control message; ignored');
-      return;
-    }
-  } else {
-    log.warn(ids, 'message of a topic the orchestrator does not handle; ignored');
-    return;
-  }
-  if (t.events.length === 0 && t.messages.length === 0) return;
-  await commitTransition(env, t, row.revision, row.timeout_id);
-  log.debug({ ...ids, status: t.status, step: t.currentStep }, 'saga transition');
-  if (t.status === 'completed' || t.status === 'compensated') log.info({ sagaId, status: t.status }, 'saga finished');
+    if (t.events.length === 0 && t.messages.length === 0) return;
+    await commitTransition(env, t, row.revision, row.timeout_id);
+    log.debug({ ...ids, status: t.status, step: t.currentStep }, 'saga transition');
+    if (t.status === 'completed' || t.status === 'compensated') log.info({ sagaId, status: t.status }, 'saga finished');
+  }, message.headers);
 }
 
 async function applyReply(env: TransitionEnv, t: SagaTransition, message: Message): Promise<void> {

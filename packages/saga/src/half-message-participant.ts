@@ -14,6 +14,7 @@ import {
 import { validateTopic } from '@sagabox/core/extension';
 import type { ParticipantContext } from './participant.js';
 import { SAGA_HEADERS } from './saga-topics.js';
+import { addReplyTraceContext } from './saga-span.js';
 
 /** What a half-message participant's action reports. */
 export type ExternalActionResult =
@@ -55,8 +56,9 @@ function derivedUuid(text: string): string {
 function replyHeaders(message: Message): Record<string, string> {
   const headers: Record<string, string> = { [HEADERS.causationId]: message.id };
   for (const [name, value] of Object.entries(message.headers)) {
-    if (name.startsWith('saga-') || name === HEADERS.correlationId || name === HEADERS.traceparent) headers[name] = value;
+    if (name.startsWith('saga-') || name === HEADERS.correlationId) headers[name] = value;
   }
+  addReplyTraceContext(headers, message);
   return headers;
 }
 

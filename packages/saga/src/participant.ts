@@ -9,6 +9,7 @@ import {
 } from '@sagabox/core';
 import { isHandlerOutcome, validateTopic } from '@sagabox/core/extension';
 import { SAGA_HEADERS } from './saga-topics.js';
+import { addReplyTraceContext } from './saga-span.js';
 
 /** What a participant's handler gets besides the command: the worker's transaction and the saga's coordinates. */
 export interface ParticipantContext extends HandlerContext {
@@ -87,8 +88,9 @@ export function participant(options: ParticipantOptions): Handler {
     if (replyTo === undefined) return;
     const headers: Record<string, string> = { [HEADERS.causationId]: message.id };
     for (const [name, value] of Object.entries(h)) {
-      if (name.startsWith('saga-') || name === HEADERS.correlationId || name === HEADERS.traceparent) headers[name] = value;
+      if (name.startsWith('saga-') || name === HEADERS.correlationId) headers[name] = value;
     }
+    addReplyTraceContext(headers, message);
     const sagaId = h[SAGA_HEADERS.sagaId];
     await publish(
       ctx.client,

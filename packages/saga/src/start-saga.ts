@@ -4,6 +4,7 @@ import { encodeMessage, encodePayload, toRunQuery, validateSchemaName } from '@s
 import { isSagaDefinition, type SagaDefinition } from './define-saga.js';
 import { checkSagaId } from './saga-id.js';
 import { sagaSql } from './saga-sql.js';
+import { inSagaSpan } from './saga-span.js';
 import { resolveSagaTopics, type SagaTopicOptions } from './saga-topics.js';
 import { advance, SAGA_EVENT_STEP, SagaTransition, writeHistory, type TransitionEnv } from './saga-transition.js';
 
@@ -71,32 +72,34 @@ export async function startSaga<I, S>(
     error: null,
   });
   t.record(SAGA_EVENT_STEP, 'started', { type: definition.name, version: definition.version });
-  const env: TransitionEnv = { run, db, topics, logger: silentLogger };
-  await advance(env, t, 0);
-  // Checked here, not by the statements: a write that failed half-way would leave a
-  // running saga without its command, or the caller's transaction aborted.
-  const state = encodePayload(t.state, DEFAULT_MAX_PAYLOAD_BYTES);
-  for (const m of t.messages) encodeMessage(m, DEFAULT_MAX_PAYLOAD_BYTES);
-  const inserted = await run(sql.insertSaga, [
-    id,
-    definition.name,
-    definition.version,
-    t.currentStep,
-    state,
-    t.stepToken,
-    t.deadline,
-    t.timeoutId,
-  ]);
-  if (inserted.length === 0) {
-    const [existing] = await run<{ saga_type: string; saga_version: number }>(sql.selectType, [id]);
-    if (existing && existing.saga_type !== definition.name) {
-      throw new SagaboxError('SAGA_CONFLICT', `saga ${id} exists already as a ${JSON.stringify(existing.saga_type)} saga`, {
-        details: { sagaId: id, type: existing.saga_type, wanted: definition.name },
-      });
+  return inSagaSpan('start', t, async (): Promise<StartSagaResult> => {
+    const env: TransitionEnv = { run, db, topics, logger: silentLogger };
+    await advance(env, t, 0);
+    // Checked here, not by the statements: a write that failed half-way would leave a
+    // running saga without its command, or the caller's transaction aborted.
+    const state = encodePayload(t.state, DEFAULT_MAX_PAYLOAD_BYTES);
+    for (const m of t.messages) encodeMessage(m, DEFAULT_MAX_PAYLOAD_BYTES);
+    const inserted = await run(sql.insertSaga, [
+      id,
+      definition.name,
+      definition.version,
+      t.currentStep,
+      state,
+      t.stepToken,
+      t.deadline,
+      t.timeoutId,
+    ]);
+    if (inserted.length === 0) {
+      const [existing] = await run<{ saga_type: string; saga_version: number }>(sql.selectType, [id]);
+      if (existing && existing.saga_type !== definition.name) {
+        throw new SagaboxError('SAGA_CONFLICT', `saga ${id} exists already as a ${JSON.stringify(existing.saga_type)} saga`, {
+          details: { sagaId: id, type: existing.saga_type, wanted: definition.name },
+        });
+      }
+      return { id, started: false };
     }
-    return { id, started: false };
-  }
-  await writeHistory(env, t);
-  await publish(db, t.messages, { schema: topics.schema });
-  return { id, started: true };
+    await writeHistory(env, t);
+    await publish(db, t.messages, { schema: topics.schema });
+    return { id, started: true };
+  });
 }

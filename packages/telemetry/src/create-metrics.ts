@@ -5,6 +5,7 @@ import {
   silentLogger,
   type Executor,
   type Handler,
+  type HandlerCall,
   type Logger,
   type OutboxMessage,
   type PublishOptions,
@@ -19,6 +20,12 @@ import { createDatabaseSnapshotReader, type DatabaseSnapshot } from './database-
 export const DEFAULT_METRICS_PREFIX = 'sagabox_';
 /** Default buckets of the handler duration histogram, in seconds. */
 export const DEFAULT_HANDLER_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/**
+ * Default buckets of the commit-to-handler latency histogram, in seconds: from a
+ * message handled while its producer's commit is still echoing (a few ms) to one that
+ * waited a minute behind a backlog.
+ */
+export const DEFAULT_LATENCY_BUCKETS = [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 /** Default buckets of the saga duration histogram, in seconds. */
 export const DEFAULT_SAGA_BUCKETS = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3_600, 21_600, 86_400];
 
@@ -37,6 +44,8 @@ export interface MetricsOptions {
   database?: { pool: Executor; schema?: string };
   /** Handler duration buckets, in seconds. Default {@link DEFAULT_HANDLER_BUCKETS}. */
   handlerBuckets?: number[];
+  /** Commit-to-handler latency buckets, in seconds. Default {@link DEFAULT_LATENCY_BUCKETS}. */
+  latencyBuckets?: number[];
   /** Saga duration buckets, in seconds. Default {@link DEFAULT_SAGA_BUCKETS}. */
   sagaBuckets?: number[];
   /** Where a failed database read is logged (the scrape then shows the previous values). */
@@ -53,15 +62,20 @@ export interface SagaboxMetrics {
    */
   instrumentRelay(relay: Relay): () => void;
   /**
-   * Counts a worker's acks, retries, dead letters and errors, labelled with `queue`
-   * (the worker's queue). Returns a function that stops counting.
+   * Counts a worker's acks, retries, dead letters and errors, and times its handler
+   * calls (`handler_duration_seconds`) and, on each message's first attempt, the time
+   * from its commit to its handler's start (`handler_start_latency_seconds`), all
+   * labelled with `queue` (the worker's queue). From the worker's events, so any
+   * worker (an orchestrator's too) is measured without touching its handler.
+   * Returns a function that stops counting.
    */
-  instrumentWorker(worker: Worker, labels: { queue: string }): () => void;
+  instrumentWorker(worker: Pick<Worker, 'events'>, labels: { queue: string }): () => void;
   /**
    * Wraps a handler to time each call in the `handler_duration_seconds` histogram,
-   * labelled by queue, topic and outcome (`ok`, `retry`, `dead-letter`, `error`).
-   * A call is one attempt: a batch that falls back to one-by-one handling calls a
-   * handler again, and that call is timed too.
+   * labelled by queue, topic and outcome (`ok`, `retry`, `dead-letter`, `error`). For
+   * handlers run by something other than a sagabox worker (a broker consumer): a
+   * worker's calls are timed by {@link SagaboxMetrics.instrumentWorker}, and while a
+   * worker of `queue` is instrumented the wrapper times nothing, so nothing is counted twice.
    */
   timeHandler<P>(queue: string, handler: Handler<P>): Handler<P>;
   /**
@@ -73,8 +87,8 @@ export interface SagaboxMetrics {
 }
 
 /**
- * Creates Prometheus metrics (prom-client) for sagabox: counters fed by relay and
- * worker events, a handler duration histogram, and -- with `database` -- gauges,
+ * Creates Prometheus metrics (prom-client) for sagabox: counters and handler duration
+ * and latency histograms fed by relay and worker events, and -- with `database` -- gauges,
  * counters and a histogram read from the database at each scrape.
  *
  * Metric names (with the default prefix): `sagabox_published_total{topic}`,
@@ -82,7 +96,8 @@ export interface SagaboxMetrics {
  * `sagabox_dead_lettered_total{component,queue,topic,reason}`,
  * `sagabox_half_message_checks_total{topic,decision}`, `sagabox_acked_total{queue}`,
  * `sagabox_handler_retries_total{queue,topic}`, `sagabox_errors_total{component}`,
- * `sagabox_handler_duration_seconds{queue,topic,outcome}`; with `database`:
+ * `sagabox_handler_duration_seconds{queue,topic,outcome}`,
+ * `sagabox_handler_start_latency_seconds{queue}`; with `database`:
  * `sagabox_queue_messages{queue,state}`, `sagabox_queue_oldest_age_seconds{queue}`,
  * `sagabox_outbox_messages{state}`, `sagabox_relay_lag_seconds`,
  * `sagabox_sagas{type,status}`, `sagabox_sagas_started_total{type}`,
@@ -95,7 +110,7 @@ export interface SagaboxMetrics {
  * @example
  * const metrics = createMetrics({ database: { pool } });
  * metrics.instrumentRelay(relay);
- * const worker = createWorker({ pool, queue: 'billing', handler: metrics.timeHandler('billing', bill) });
+ * const worker = createWorker({ pool, queue: 'billing', handler: bill });
  * metrics.instrumentWorker(worker, { queue: 'billing' });
  * await serveMetrics({ registry: metrics.registry, port: 9464 });
  */
@@ -116,11 +131,20 @@ export function createMetrics(options: MetricsOptions = {}): SagaboxMetrics {
   const errors = counter('errors_total', 'Errors of background loops (they continue with backoff)', ['component']);
   const handlerDuration = new Histogram({
     name: `${p}handler_duration_seconds`,
-    help: 'Handler call duration',
+    help: 'Handler call duration, by outcome (ok, retry, dead-letter, error, timeout)',
     labelNames: ['queue', 'topic', 'outcome'] as const,
     buckets: options.handlerBuckets ?? DEFAULT_HANDLER_BUCKETS,
     registers,
   });
+  const startLatency = new Histogram({
+    name: `${p}handler_start_latency_seconds`,
+    help: 'Time from a message\'s commit (its scheduled run time when published with a delay) to the start of its first handler call',
+    labelNames: ['queue'] as const,
+    buckets: options.latencyBuckets ?? DEFAULT_LATENCY_BUCKETS,
+    registers,
+  });
+  // Queues whose worker is instrumented: timeHandler leaves their timing to the worker's events.
+  const instrumentedQueues = new Map<string, number>();
 
   if (options.database) registerDatabaseMetrics(options, p, registry);
 
@@ -148,7 +172,12 @@ export function createMetrics(options: MetricsOptions = {}): SagaboxMetrics {
       };
     },
     instrumentWorker(worker, { queue }) {
+      instrumentedQueues.set(queue, (instrumentedQueues.get(queue) ?? 0) + 1);
       const on = {
+        handlerCalled: (e: HandlerCall) => {
+          handlerDuration.observe({ queue, topic: e.topic, outcome: e.outcome }, e.durationMs / 1_000);
+          if (e.waitedMs !== undefined) startLatency.observe({ queue }, e.waitedMs / 1_000);
+        },
         handled: (e: { count: number }) => acked.inc({ queue }, e.count),
         failed: (e: { topic: string }) => handlerRetries.inc({ queue, topic: e.topic }),
         deadLettered: (e: { topic: string; reason: string }) => dead.inc({ component: 'worker', queue, topic: e.topic, reason: e.reason }),
@@ -158,7 +187,15 @@ export function createMetrics(options: MetricsOptions = {}): SagaboxMetrics {
       worker.events.on('failed', on.failed);
       worker.events.on('deadLettered', on.deadLettered);
       worker.events.on('error', on.error);
+      worker.events.on('handlerCalled', on.handlerCalled);
+      let stopped = false;
       return () => {
+        if (stopped) return;
+        stopped = true;
+        const left = (instrumentedQueues.get(queue) ?? 1) - 1;
+        if (left > 0) instrumentedQueues.set(queue, left);
+        else instrumentedQueues.delete(queue);
+        worker.events.off('handlerCalled', on.handlerCalled);
         worker.events.off('handled', on.handled);
         worker.events.off('failed', on.failed);
         worker.events.off('deadLettered', on.deadLettered);
@@ -167,6 +204,7 @@ export function createMetrics(options: MetricsOptions = {}): SagaboxMetrics {
     },
     timeHandler(queue, handler) {
       return async (message, context) => {
+        if (instrumentedQueues.has(queue)) return handler(message, context);
         const end = handlerDuration.startTimer({ queue, topic: message.topic });
         try {
           const outcome = await handler(message, context);

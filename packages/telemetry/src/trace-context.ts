@@ -1,18 +1,6 @@
-import { context as otelContext, propagation, trace, type Context, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
+import { context as otelContext, type Context } from '@opentelemetry/api';
 import { HEADERS } from '@sagabox/core';
-
-const setter: TextMapSetter<Record<string, string>> = {
-  set: (carrier, key, value) => {
-    carrier[key] = value;
-  },
-};
-
-const getter: TextMapGetter<Record<string, string>> = {
-  keys: (carrier) => Object.keys(carrier),
-  get: (carrier, key) => carrier[key] ?? carrier[key.toLowerCase()],
-};
-
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+import { injectTraceContext, traceContextOfHeaders } from '@sagabox/core/extension';
 
 /**
  * Returns `headers` plus the W3C trace context (`traceparent`, `tracestate`) of the
@@ -30,16 +18,7 @@ const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
  */
 export function withTraceContext(headers: Record<string, string> = {}, context: Context = otelContext.active()): Record<string, string> {
   const out = { ...headers };
-  if (out[HEADERS.traceparent] !== undefined) return out;
-  propagation.inject(context, out, setter);
-  if (out[HEADERS.traceparent] === undefined) {
-    const span = trace.getSpanContext(context);
-    if (span && trace.isSpanContextValid(span)) {
-      out[HEADERS.traceparent] = `00-${span.traceId}-${span.spanId}-${(span.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
-      const state = span.traceState?.serialize();
-      if (state) out.tracestate = state;
-    }
-  }
+  if (out[HEADERS.traceparent] === undefined) injectTraceContext(out, context);
   return out;
 }
 
@@ -58,13 +37,7 @@ export function withTraceContext(headers: Record<string, string> = {}, context: 
  *   });
  */
 export function traceContextOf(message: { headers: Record<string, string> }, base: Context = otelContext.active()): Context {
-  const headers = message.headers ?? {};
-  const extracted = propagation.extract(base, headers, getter);
-  if (trace.getSpanContext(extracted)) return extracted;
-  const match = TRACEPARENT.exec(headers[HEADERS.traceparent] ?? '');
-  if (!match) return base;
-  const spanContext = { traceId: match[1]!, spanId: match[2]!, traceFlags: parseInt(match[3]!, 16), isRemote: true };
-  return trace.isSpanContextValid(spanContext) ? trace.setSpanContext(base, spanContext) : base;
+  return traceContextOfHeaders(message.headers ?? {}, base);
 }
 
 /**

@@ -1,10 +1,11 @@
-import { encodeMessage, resolveMaxPayloadBytes, type OutboxMessage } from './envelope.js';
+import { encodeMessage, resolveMaxPayloadBytes, type EncodedMessage, type OutboxMessage } from './envelope.js';
 import { toRunQuery, type Executor } from '../shared/executor.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
 import { assertNoProblems, checkInt } from '../shared/retry-policy.js';
 import { outboxChannel, queueChannel } from '../shared/channels.js';
 import { publishSql } from './publish-sql.js';
 import type { TopicRegistry } from './define-topics.js';
+import { startPublishSpans } from './publish-spans.js';
 
 /**
  * Default NOTIFY throttle, in milliseconds: a process sends at most one wake-up
@@ -169,7 +170,6 @@ export async function publish(
 ): Promise<PublishResult> {
   const options = resolvePublishOptions(publishOptions);
   const schema = options.schema;
-  const sql = publishSql(schema);
   const list = Array.isArray(messages) ? (messages as readonly OutboxMessage[]) : [messages as OutboxMessage];
   const now = Date.now();
   const encoded = list.map((m) => encodeMessage(m, options.maxPayloadBytes, now));
@@ -178,6 +178,20 @@ export async function publish(
   }
   const ids = encoded.map((m) => m.id);
   if (encoded.length === 0) return { ids, inserted: [] };
+  const spans = startPublishSpans(list, encoded);
+  try {
+    const result = await insert(db, encoded, ids, schema, options);
+    spans.end();
+    return result;
+  } catch (err) {
+    spans.end(err);
+    throw err;
+  }
+}
+
+/** The statements of {@link publish}, once its messages are checked and encoded. */
+async function insert(db: Executor, encoded: EncodedMessage[], ids: string[], schema: string, options: ResolvedPublishOptions): Promise<PublishResult> {
+  const sql = publishSql(schema);
   const run = toRunQuery(db);
   const notify = shouldNotify(schema, options);
   const prepare = options.preparedStatements;

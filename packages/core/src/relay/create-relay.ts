@@ -20,6 +20,7 @@ import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
 import { outboxRowProblem } from './outbox-row-problem.js';
 import { outboxChannel } from '../shared/channels.js';
 import { relaySql } from './relay-sql.js';
+import { startDeliverySpans } from './delivery-spans.js';
 import { prepared } from '../shared/prepared.js';
 import { errorText } from '../shared/error-text.js';
 import { checkWaitForDatabaseMs, DEFAULT_WAIT_FOR_DATABASE_MS, retryWhileUnreachable, waitForDatabase } from '../shared/wait-for-database.js';
@@ -320,12 +321,15 @@ export function createRelay(options: RelayOptions): Relay {
     // A destination that writes nothing through the client has nothing to roll back.
     const savepoint = dest.external !== true;
     if (savepoint) await client.query('SAVEPOINT sagabox_deliver');
+    const spans = startDeliverySpans(dest.name, batch);
     try {
       await dest.deliver(batch, { client });
       if (savepoint) await client.query('RELEASE SAVEPOINT sagabox_deliver');
+      spans.end();
       events.emit('delivered', { count: batch.length, destination: dest.name });
       return;
     } catch (err) {
+      spans.end(err);
       // A broker that is down or unreachable fails every message alike: the whole batch
       // goes back to the outbox untouched (no attempt counted) and the loop backs off,
       // instead of spending each message's attempts on an outage.

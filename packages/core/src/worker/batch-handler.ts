@@ -10,7 +10,8 @@ import { isHandlerOutcome } from './handler-outcome.js';
 import { batchSql } from './batch-sql.js';
 import { describeFailure, failureVerdict, outcomeVerdict, type Verdict } from './verdict.js';
 import { beginTransaction, type WorkerTransaction } from './worker-transaction.js';
-import type { Handler, HandlerContext, Message } from './worker-options.js';
+import type { Handler, HandlerCall, HandlerContext, Message } from './worker-options.js';
+import { startHandlerSpan } from './handler-span.js';
 
 /** A row a claim returned. */
 export interface ClaimedRow {
@@ -25,6 +26,8 @@ export interface ClaimedRow {
   attempts: number;
   created_at: Date;
   expired: boolean | null;
+  /** Milliseconds from the message's due time (its publish, or its scheduled run time) to the claim. */
+  since_due_ms: number;
 }
 
 /** A claimed batch's lease: its token, its slot's token, and whether it counts against max_in_flight. */
@@ -47,6 +50,8 @@ export interface BatchHandlerOptions {
   retry: RetryPolicy;
   topics: TopicRegistry | undefined;
   logger: Logger;
+  /** Told of every handler call once it ended (the worker's `handlerCalled` event). */
+  onHandlerCall?: (call: HandlerCall) => void;
 }
 
 /** Handles claimed batches; see {@link createBatchHandler}. */
@@ -76,6 +81,8 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
   const { pool, queue, consumer, retry } = o;
   const sql = batchSql(o.schema);
   const log = o.logger;
+  /** Each claimed row's due time on this process's monotonic clock (see `since_due_ms`). */
+  const dueAt = new WeakMap<ClaimedRow, number>();
   const timeoutText = `SagaboxError [HANDLER_TIMEOUT]: the handler was still running after ${o.handlerTimeoutMs} ms (handlerTimeoutMs); its transaction was rolled back and its connection closed`;
 
   const toMessage = (r: ClaimedRow): Message => ({
@@ -104,7 +111,12 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
         return (db ??= kyselyOnClient(client));
       },
     };
-    const running = Promise.resolve().then(() => o.handler(toMessage(r), ctx));
+    const began = performance.now();
+    // Reported once per claim: a batch handled again one by one waited only once.
+    const due = dueAt.get(r);
+    dueAt.delete(r);
+    const span = startHandlerSpan(r, queue, consumer);
+    const running = Promise.resolve().then(() => span.run(() => o.handler(toMessage(r), ctx)));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<Call>((resolve) => {
       timer = setTimeout(() => resolve({ kind: 'timeout' }), o.handlerTimeoutMs);
@@ -118,6 +130,15 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
         abort.abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${o.handlerTimeoutMs} ms`, { details: { messageId: r.id, handlerTimeoutMs: o.handlerTimeoutMs } }));
         log.warn({ messageId: r.id, topic: r.topic, handlerTimeoutMs: o.handlerTimeoutMs }, 'handler timed out; ending its transaction');
       }
+      const outcome = span.end(result, abort.signal.reason);
+      o.onHandlerCall?.({
+        id: r.id,
+        topic: r.topic,
+        attempts: r.attempts,
+        waitedMs: due === undefined || r.attempts !== 1 ? undefined : Math.max(0, began - due),
+        durationMs: performance.now() - began,
+        outcome,
+      });
       return result;
     } finally {
       clearTimeout(timer);
@@ -304,6 +325,8 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
 
   return {
     async handle(claimed, lease) {
+      const received = performance.now();
+      for (const r of claimed) dueAt.set(r, received - r.since_due_ms);
       claimed.sort((a, b) => b.priority - a.priority || (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
       const pre = await precheck(claimed);
       const first = await inOneTransaction(claimed, lease, pre);

@@ -40,6 +40,14 @@ function batchLimit(batchSize: number): number {
  * claim that can still be lost. A limited claim holds the queue's row lock until it
  * commits, so not waiting for the flush shortens every other claimer's wait.
  */
+/**
+ * Milliseconds since the message became due, at the claim: since its publish, or since
+ * its run time when it was published with a delay (run_at is then not the enqueue time).
+ * For the commit-to-handler latency of the worker's `handlerCalled` event.
+ */
+const sinceDue = `extract(epoch FROM now() - CASE WHEN m.run_at = m.enqueued_at THEN m.created_at
+                                                  ELSE greatest(m.created_at, m.run_at) END)::float8 * 1000 AS since_due_ms`;
+
 export const claimSql = statementsFor((s) => ({
   /**
    * The claim of a queue with no flow limit in force: no flow functions, no bucket or
@@ -84,7 +92,7 @@ export const claimSql = statementsFor((s) => ({
       FROM c
       WHERE m.ctid = c.ctid
       RETURNING m.seq, m.id, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, m.attempts,
-                m.created_at, m.expires_at <= now() AS expired
+                m.created_at, m.expires_at <= now() AS expired, ${sinceDue}
     )
     SELECT u.*, false AS counted, NULL::float8 AS wait_ms, g.lean, g.aging_only FROM g LEFT JOIN u ON true`,
 
@@ -164,7 +172,7 @@ export const claimSql = statementsFor((s) => ({
       FROM c
       WHERE m.ctid = c.ctid
       RETURNING m.seq, m.id, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, m.attempts,
-                m.created_at, m.expires_at <= now() AS expired
+                m.created_at, m.expires_at <= now() AS expired, ${sinceDue}
     ), spent AS (
       SELECT '' AS group_key, count(*)::float8 AS n FROM u, fq WHERE fq.rate IS NOT NULL HAVING count(*) > 0
       UNION ALL

@@ -55,8 +55,8 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   warnIfConnectUnbounded(pool, log);
   const sql = queueSql(o.schema);
   const claimer = createClaimer({ pool, schema: o.schema, queue, name: o.name, leaseMs: o.leaseMs, batchSize, maxBatchSize: o.maxBatchSize, logger: log });
-  const batches = createBatchHandler({ ...o, logger: log });
-    const events = new EventEmitter<WorkerEvents>();
+  const events = new EventEmitter<WorkerEvents>();
+  const batches = createBatchHandler({ ...o, logger: log, onHandlerCall: (call) => events.emit('handlerCalled', call) });
   const loops: DrainLoop[] = [];
   let nextLoop = 0;
   // One hint wakes one idle slot, not all of them: on a small machine ten slots

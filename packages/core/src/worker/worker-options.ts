@@ -264,6 +264,33 @@ export function resolveWorkerOptions<P = unknown>(options: WorkerOptions<P>): Re
   };
 }
 
+/**
+ * How a handler call ended: `ok` (it returned; the message is acked once its
+ * transaction commits), `retry` or `dead-letter` (it returned that {@link Outcome}),
+ * `error` (it threw) or `timeout` (it ran past `handlerTimeoutMs`).
+ */
+export type HandlerCallOutcome = 'ok' | 'retry' | 'dead-letter' | 'error' | 'timeout';
+
+/** One handler call, as the worker's `handlerCalled` event reports it. */
+export interface HandlerCall {
+  /** The message's id. */
+  id: string;
+  /** The message's topic. */
+  topic: string;
+  /** This attempt's number (1 on the first). */
+  attempts: number;
+  /**
+   * On a message's first attempt, milliseconds from when it was due -- its publish (the
+   * outbox row's `created_at`, the producer transaction's start), or its scheduled run
+   * time -- to the handler's start: the commit-to-handler latency. Undefined on retries,
+   * whose wait is the backoff.
+   */
+  waitedMs: number | undefined;
+  /** How long the handler ran, in milliseconds (up to the timeout when it timed out). */
+  durationMs: number;
+  outcome: HandlerCallOutcome;
+}
+
 /** Events a worker emits; none is ever thrown. */
 export interface WorkerEvents {
   /** A batch was handled and committed (count: messages acked). */
@@ -274,6 +301,12 @@ export interface WorkerEvents {
   deadLettered: [{ id: string; topic: string; reason: string; error: string }];
   /** A claim or commit failed (e.g. the database is down); the worker backs off and goes on. */
   error: [{ error: unknown }];
+  /**
+   * A handler call ended, whatever its outcome. Once per call: when a failure in a batch
+   * makes the worker handle the batch's messages again one by one, they are called again.
+   * For metrics (see `@sagabox/telemetry`).
+   */
+  handlerCalled: [HandlerCall];
 }
 
 /** A running worker. See {@link createWorker}. */

@@ -1,0 +1,76 @@
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { HEADERS } from '../publish/envelope.js';
+import {
+  coreTracer,
+  endSpanWithError,
+  MESSAGING_ATTRIBUTES as A,
+  MESSAGING_SYSTEM,
+  setAttributesIfRecording,
+  traceContextOfHeaders,
+  withSpan,
+} from '../shared/tracing.js';
+import { isHandlerOutcome } from './handler-outcome.js';
+import type { HandlerCallOutcome } from './worker-options.js';
+
+const START_ATTRIBUTES = { [A.system]: MESSAGING_SYSTEM, [A.operationType]: 'process', [A.operationName]: 'process' };
+
+/** How a handler call ended, as the batch handler saw it. */
+type CallResult = { kind: 'returned'; value: unknown } | { kind: 'threw'; error: unknown } | { kind: 'timeout' };
+
+/** The CONSUMER span of one handler call. */
+export interface HandlerSpan {
+  /** Runs the handler with the span active, so its own spans and publishes are children. */
+  run<T>(fn: () => T): T;
+  /** Ends the span with the call's result (status ERROR unless it acked); returns the outcome. */
+  end(result: CallResult, timeoutError: unknown): HandlerCallOutcome;
+}
+
+/**
+ * Starts the span of a handler call: the child of the span that published the message
+ * (its `traceparent` header), or the root of a new trace when it has none. A retry
+ * or a dead-letter outcome ends it with status ERROR and the reason, without an
+ * exception event; a throw or a timeout records the exception.
+ */
+export function startHandlerSpan(
+  message: { id: string; topic: string; headers: Record<string, string> | null; attempts: number },
+  queue: string,
+  consumer: string,
+): HandlerSpan {
+  const parent = traceContextOfHeaders(message.headers ?? undefined, ROOT_CONTEXT);
+  const span = coreTracer().startSpan(`process ${message.topic}`, { kind: SpanKind.CONSUMER, attributes: START_ATTRIBUTES }, parent);
+  setAttributesIfRecording(span, () => {
+    const correlation = message.headers?.[HEADERS.correlationId];
+    return {
+      [A.destinationName]: message.topic,
+      [A.subscriptionName]: queue,
+      [A.consumerGroupName]: consumer,
+      [A.messageId]: message.id,
+      'sagabox.message.attempt': message.attempts,
+      ...(correlation !== undefined ? { [A.conversationId]: correlation } : {}),
+    };
+  });
+  return {
+    run: (fn) => withSpan(parent, span, fn),
+    end(result, timeoutError) {
+      if (result.kind === 'timeout') {
+        endSpanWithError(span, timeoutError, 'timeout');
+        return 'timeout';
+      }
+      if (result.kind === 'threw') {
+        endSpanWithError(span, result.error);
+        return 'error';
+      }
+      if (isHandlerOutcome(result.value)) {
+        const outcome = result.value;
+        if (span.isRecording()) {
+          span.setAttribute(A.errorType, outcome.kind);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.reason ?? outcome.kind });
+        }
+        span.end();
+        return outcome.kind;
+      }
+      span.end();
+      return 'ok';
+    },
+  };
+}
