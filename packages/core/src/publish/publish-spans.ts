@@ -7,6 +7,7 @@ import {
   MESSAGING_SYSTEM,
   setAttributesIfRecording,
   traceContextOfHeaders,
+  tracingIsOff,
 } from '../shared/tracing.js';
 import { encodeHeaders, HEADERS, type EncodedMessage, type OutboxMessage } from './envelope.js';
 
@@ -26,6 +27,7 @@ const NO_SPANS: PublishSpans = { end: () => {} };
  * span is the parent's, so an active or given `traceparent` is carried on unchanged.
  */
 export function startPublishSpans(list: readonly OutboxMessage[], encoded: EncodedMessage[]): PublishSpans {
+  if (tracingIsOff()) return NO_SPANS;
   const active = otelContext.active();
   const spans: Span[] = [];
   try {

@@ -7,10 +7,13 @@ import {
   setAttributesIfRecording,
   traceContextOfHeaders,
   traceparentInJson,
+  tracingIsOff,
 } from '../shared/tracing.js';
 import type { RelayedMessage } from './destination.js';
 
 const START_ATTRIBUTES = { [A.system]: MESSAGING_SYSTEM, [A.operationType]: 'send', [A.operationName]: 'deliver' };
+
+const NO_SPANS: DeliverySpans = { end: () => {} };
 
 /** The spans of one delivery attempt of a batch to one destination, ended together. */
 export interface DeliverySpans {
@@ -24,6 +27,7 @@ export interface DeliverySpans {
  * `traceparent`: its handler stays the child of the publish span.
  */
 export function startDeliverySpans(destination: string, batch: readonly RelayedMessage[]): DeliverySpans {
+  if (tracingIsOff()) return NO_SPANS;
   const spans: Span[] = [];
   for (const m of batch) {
     const parent = traceContextOfHeaders(traceparentInJson(m.headers), ROOT_CONTEXT);

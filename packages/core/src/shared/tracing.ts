@@ -1,6 +1,8 @@
 import {
   context as otelContext,
+  createContextKey,
   propagation,
+  ProxyTracerProvider,
   ROOT_CONTEXT,
   SpanStatusCode,
   trace,
@@ -10,6 +12,7 @@ import {
   type TextMapGetter,
   type TextMapSetter,
   type Tracer,
+  type TracerProvider,
 } from '@opentelemetry/api';
 
 // Spans through @opentelemetry/api only: with no SDK registered every call below is a
@@ -42,6 +45,24 @@ let cachedTracer: Tracer | undefined;
 /** The tracer of `@sagabox/core`, made on first use (a proxy: an SDK registered later is picked up). */
 export function coreTracer(): Tracer {
   return (cachedTracer ??= trace.getTracer('@sagabox/core'));
+}
+
+let noopProvider: TracerProvider | undefined;
+let probe: Context | undefined;
+
+/**
+ * True while no SDK is registered: no tracer provider (so no span records) and no
+ * context manager (so no span is ever active, and nothing is there to carry). The
+ * instrumented paths then skip span and context work entirely. Checked on every call:
+ * an SDK started later is picked up at once.
+ */
+export function tracingIsOff(): boolean {
+  const provider = trace.getTracerProvider();
+  noopProvider ??= new ProxyTracerProvider().getDelegate();
+  // A provider from another copy of the API is not ours to judge: count it as on.
+  if (!(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== noopProvider) return false;
+  probe ??= ROOT_CONTEXT.setValue(createContextKey('sagabox tracing probe'), true);
+  return otelContext.with(probe, () => otelContext.active() !== probe);
 }
 
 const setter: TextMapSetter<Record<string, string>> = {

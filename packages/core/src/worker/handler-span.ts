@@ -7,6 +7,7 @@ import {
   MESSAGING_SYSTEM,
   setAttributesIfRecording,
   traceContextOfHeaders,
+  tracingIsOff,
   withSpan,
 } from '../shared/tracing.js';
 import { isHandlerOutcome } from './handler-outcome.js';
@@ -25,6 +26,15 @@ export interface HandlerSpan {
   end(result: CallResult, timeoutError: unknown): HandlerCallOutcome;
 }
 
+/** The outcome of a call, without a span. */
+function outcomeOf(result: CallResult): HandlerCallOutcome {
+  if (result.kind === 'timeout') return 'timeout';
+  if (result.kind === 'threw') return 'error';
+  return isHandlerOutcome(result.value) ? result.value.kind : 'ok';
+}
+
+const NO_SPAN: HandlerSpan = { run: (fn) => fn(), end: outcomeOf };
+
 /**
  * Starts the span of a handler call: the child of the span that published the message
  * (its `traceparent` header), or the root of a new trace when it has none. A retry
@@ -36,6 +46,7 @@ export function startHandlerSpan(
   queue: string,
   consumer: string,
 ): HandlerSpan {
+  if (tracingIsOff()) return NO_SPAN;
   const parent = traceContextOfHeaders(message.headers ?? undefined, ROOT_CONTEXT);
   const span = coreTracer().startSpan(`process ${message.topic}`, { kind: SpanKind.CONSUMER, attributes: START_ATTRIBUTES }, parent);
   setAttributesIfRecording(span, () => {
