@@ -288,6 +288,7 @@ export interface HandlerCall {
   waitedMs: number | undefined;
   /** How long the handler ran, in milliseconds (up to the timeout when it timed out). */
   durationMs: number;
+  /** How the call ended; see {@link HandlerCallOutcome}. */
   outcome: HandlerCallOutcome;
 }
 
