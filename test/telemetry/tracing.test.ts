@@ -6,7 +6,7 @@ import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { createRelay, createWorker, Outcome, publish, type Destination, type Message } from '@sagabox/core';
-import { startSaga } from '@sagabox/saga';
+import { createOrchestrator, defineSaga, getSaga, halfMessageParticipant, startSaga, StepResult } from '@sagabox/saga';
 import { makeOrderSaga } from '../fixtures/saga-order.mjs';
 import { createSagaWorld, type SagaWorld } from '../fixtures/saga-world.js';
 import { useDatabase } from '../support/test-pool.js';
@@ -27,6 +27,8 @@ const named = (spans: ReadableSpan[], name: string): ReadableSpan[] => spans.fil
 
 afterAll(async () => {
   await provider.shutdown();
+  trace.disable();
+  context.disable();
 });
 
 describe('spans of one message: publish, relay, handler', () => {
@@ -279,5 +281,63 @@ describe('one order through the saga forms one trace', () => {
     expect(names).toContain('process inventory.release');
     const elsewhere = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId !== traceId && s.attributes['sagabox.saga.id'] === id);
     expect(elsewhere).toEqual([]);
+  });
+});
+
+describe('a saga whose participant replies with a half message', () => {
+  it('stays one trace: the half-message reply carries the participant span\'s context back to the orchestrator', async () => {
+    const paySaga = defineSaga({
+      name: 'pay',
+      version: 1,
+      initialState: (input: { amount: number }) => ({ ...input, charged: false }),
+      steps: (step) => [
+        step.remote<{ type: string }>({
+          name: 'charge',
+          command: (s) => ({ topic: 'card.charge', payload: s }),
+          onReply: (reply, s) => (reply.type === 'charged' ? StepResult.ok({ ...s, charged: true }) : StepResult.fail('declined')),
+        }),
+      ],
+    });
+    const orchestrator = createOrchestrator({ pool: p, definitions: [paySaga], pollIntervalMs: 50 });
+    const relay = createRelay({ pool: p, pollIntervalMs: 50, routes: [...orchestrator.routes, { topic: 'card.*', queue: 'card' }] });
+    const worker = createWorker({
+      pool: p,
+      queue: 'card',
+      pollIntervalMs: 50,
+      handler: halfMessageParticipant<{ amount: number }>({
+        topic: 'card.charge',
+        pool: p,
+        reply: () => ({ type: 'charged' }),
+        act: async () => ({ ok: true }),
+      }),
+    });
+    await relay.start();
+    await worker.start();
+    await orchestrator.start();
+    try {
+      const root = app.startSpan('pay');
+      const { id } = await context.with(trace.setSpan(context.active(), root), () => startSaga(p, paySaga, { amount: 5 }));
+      root.end();
+      const traceId = root.spanContext().traceId;
+      await waitFor('the saga completed', async () => (await getSaga(p, id))?.status === 'completed' || undefined, 15_000);
+      const spans = await waitFor('the completing transition span', () => {
+        const all = spansOf(traceId);
+        return all.some((s) => s.name === 'saga pay reply' && s.attributes['sagabox.saga.status'] === 'completed') ? all : undefined;
+      }, 15_000);
+      const ids = new Set(spans.map((s) => s.spanContext().spanId));
+      expect(spans.filter((s) => s.name !== 'pay' && !ids.has(parentId(s) ?? '')).map((s) => s.name)).toEqual([]);
+      const byId = new Map(spans.map((s) => [s.spanContext().spanId, s]));
+      const reply = spans.find((s) => s.name === 'saga pay reply')!;
+      const chain: string[] = [];
+      for (let s: ReadableSpan | undefined = reply; s; s = byId.get(parentId(s) ?? '')) chain.push(s.name);
+      // The half message is written by prepare/commit, not publish: its reply's process
+      // span hangs directly under the participant's process span.
+      expect(chain).toEqual(['saga pay reply', expect.stringMatching(/^process /), 'process card.charge', 'publish card.charge', 'saga pay start', 'pay']);
+      expect(exporter.getFinishedSpans().filter((s) => s.spanContext().traceId !== traceId && s.attributes['sagabox.saga.id'] === id)).toEqual([]);
+    } finally {
+      await orchestrator.stop();
+      await worker.stop();
+      await relay.stop();
+    }
   });
 });
