@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import { storageHealth, type StorageHealth } from '@sagabox/core/admin';
+import { maintainStorage, storageHealth, type StorageHealth, type StorageMaintenance, type StorageRetention } from '@sagabox/core/admin';
+import { parseDurationFlag } from './cli-values.js';
+import { CliExit, EXIT_NOTHING_DONE } from './exit-codes.js';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
@@ -8,6 +10,35 @@ import { formatAge } from './queues-command.js';
 
 interface Flags extends ConnectionFlags {
   json?: boolean;
+}
+
+interface MaintainFlags extends Flags {
+  inboxRetention?: string;
+  deadLettersRetention?: string;
+  halfMessageDecisionsRetention?: string;
+  sagasRetention?: string;
+  partition?: string;
+  ahead?: string;
+  lockTimeout?: string;
+}
+
+const DAY_MS = 86_400_000;
+/** The retention flags of `sagabox storage maintain` and the period each sets. */
+const RETENTION_FLAGS: readonly [flag: string, key: keyof MaintainFlags & string, retention: keyof StorageRetention, what: string][] = [
+  ['--inbox-retention', 'inboxRetention', 'inboxMs', 'inbox rows, from the message id\'s time'],
+  ['--dead-letters-retention', 'deadLettersRetention', 'deadLettersMs', 'dead letters, from when they died'],
+  ['--half-message-decisions-retention', 'halfMessageDecisionsRetention', 'halfMessageDecisionsMs', 'half-message decisions of messages no longer in the outbox'],
+  ['--sagas-retention', 'sagasRetention', 'sagasMs', 'finished sagas and their history, from when they finished'],
+];
+
+/** One line per kind of data: "sagas: created 1, dropped 2 (3 rows kept), purged 0 from sagas_other". */
+export function describeMaintenance(r: StorageMaintenance): string {
+  const lines = (['inbox', 'deadLetters', 'halfMessageDecisions', 'sagas'] as const).map((data) => {
+    const d = r[data];
+    const kept = d.kept > 0 ? ` (${d.kept} rows kept)` : '';
+    return `${data}: created ${d.created.length}, dropped ${d.dropped.length}${kept}, purged ${d.purgedOther} row(s) one by one${d.dropped.length > 0 ? ` [${d.dropped.join(', ')}]` : ''}`;
+  });
+  return `${lines.join('\n')}\n`;
 }
 
 /** "1.2 MiB" style sizes. */
@@ -39,7 +70,7 @@ export function vacuumWarning(health: StorageHealth): string {
 
 /** Registers `sagabox storage`: what holds vacuum back, and dead tuples and size of each sagabox table. */
 export function registerStorageCommand(program: Command, out: CommandOutput = process.stdout): void {
-  addConnectionOptions(
+  const storage = addConnectionOptions(
     program
       .command('storage')
       .description('vacuum health: the oldest transaction or snapshot holding vacuum back, dead tuples and size of each sagabox table')
@@ -62,5 +93,30 @@ export function registerStorageCommand(program: Command, out: CommandOutput = pr
         outputWidth(out),
       )}\n`,
     );
+  });
+
+  const maintain = storage
+    .command('maintain')
+    .description('retention: create the time partitions ahead, drop those past the retention given (a kind without a flag is not expired), purge old rows of the default partitions')
+    .option('--json', 'print JSON, for scripts');
+  for (const [flag, , , what] of RETENTION_FLAGS) maintain.option(`${flag} <duration>`, `how long to keep ${what} (7d, 12h, ...)`);
+  maintain
+    .option('--partition <duration>', 'width of a new partition', '1d')
+    .option('--ahead <duration>', 'create partitions this far ahead', '2d')
+    .option('--lock-timeout <duration>', 'longest wait for a table lock per step before skipping it until the next run', '500ms');
+  addConnectionOptions(maintain).action(async (flags: MaintainFlags) => {
+    const retention: StorageRetention = {};
+    for (const [flag, key, period] of RETENTION_FLAGS) {
+      const value = flags[key];
+      if (typeof value === 'string') retention[period] = parseDurationFlag(flag, value, 0, 100 * 365 * DAY_MS);
+    }
+    const partitionMs = parseDurationFlag('--partition', flags.partition ?? '1d', 1_000, 366 * DAY_MS);
+    const aheadMs = parseDurationFlag('--ahead', flags.ahead ?? '2d', 0, 366 * DAY_MS);
+    const lockTimeoutMs = parseDurationFlag('--lock-timeout', flags.lockTimeout ?? '500ms', 1, 600_000);
+    const result = await withPool(flags, (pool) => maintainStorage(pool, { schema: flags.schema, retention, partitionMs, aheadMs, lockTimeoutMs }));
+    out.write(flags.json ? `${JSON.stringify(result)}\n` : describeMaintenance(result));
+    if (result.skipped > 0) {
+      throw new CliExit(EXIT_NOTHING_DONE, `${result.skipped} step(s) skipped: a table lock was not granted within the lock timeout, or another process was maintaining; run again later`);
+    }
   });
 }

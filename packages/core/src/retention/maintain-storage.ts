@@ -246,8 +246,11 @@ export async function maintainStorage(pool: pg.Pool, options: MaintainStorageOpt
           for (const parent of t.tables) {
             await client.query(`CREATE TABLE ${s}.${partitionOf(parent, name, leader)} (LIKE ${s}.${parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
           }
-          // Writes routed to the default partitions wait from here to COMMIT; the rows of
-          // the new range move with the attach, so a row is never in two partitions or none.
+          // Writers wait from here to COMMIT, and route their rows by the new partitions
+          // once granted (a writer routed to a default partition before the attach would
+          // fail its partition check). The rows of the new range move with the attach, so
+          // a row is never in two partitions or none. Readers are not blocked.
+          await client.query(`LOCK TABLE ONLY ${t.tables.map((p) => `${s}.${p}`).join(', ')} IN SHARE ROW EXCLUSIVE MODE`);
           await client.query(`LOCK TABLE ${t.tables.map((p) => `${s}.${p}_other`).join(', ')} IN ACCESS EXCLUSIVE MODE`);
           for (const [i, parent] of t.tables.entries()) {
             const part = partitionOf(parent, name, leader);
@@ -273,7 +276,8 @@ export async function maintainStorage(pool: pg.Pool, options: MaintainStorageOpt
         const ok = await step(`drop ${p.name}`, async () => {
           for (const [i, parent] of t.tables.entries()) await client.query(`ALTER TABLE ${s}.${parent} DETACH PARTITION ${s}.${parts[i]}`);
           if (t.keep) {
-            const { rows } = await client.query<{ n: number }>(t.keep(s, parts), [cutoff]);
+            const [sql, values] = t.keep(s, parts, cutoff);
+            const { rows } = await client.query<{ n: number }>(sql, values);
             done.kept += rows[0]?.n ?? 0;
           }
           await client.query(`DROP TABLE ${parts.map((x) => `${s}.${x}`).join(', ')}`);

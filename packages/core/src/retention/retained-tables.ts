@@ -16,9 +16,10 @@ export interface RetainedTables {
   /**
    * Copies the rows of detached, expired partitions (`detached`, in `tables` order) that
    * must outlive them back through the parents: the range is no longer covered, so they
-   * land in the default partition. `$1` is the cutoff. Returns one row `n`, the rows kept.
+   * land in the default partition. Returns the statement and its values; the statement
+   * returns one row `n`, the rows kept.
    */
-  keep?: (s: string, detached: readonly string[]) => string;
+  keep?: (s: string, detached: readonly string[], cutoff: Date) => [sql: string, values: unknown[]];
   /** Deletes up to 5,000 expired rows of the default partitions (`$1` the cutoff); returns one row `n`. */
   purgeOther: (s: string) => string;
 }
@@ -56,12 +57,14 @@ export const RETAINED_TABLES: readonly RetainedTables[] = [
     kind: 'uuid',
     // A message still in the outbox (prepared, or committed and not relayed yet) keeps
     // its whole history, as purgeHalfMessageDecisions does.
-    keep: (s, [decisions]) => `
-      WITH kept AS (
-        INSERT INTO ${s}.half_message_decisions OVERRIDING SYSTEM VALUE
-        SELECT * FROM ${s}.${decisions} d WHERE EXISTS (SELECT 1 FROM ${s}.outbox o WHERE o.id = d.message_id)
-        RETURNING 1)
-      SELECT count(*)::int AS n FROM kept`,
+    keep: (s, [decisions]) => [
+      `WITH kept AS (
+         INSERT INTO ${s}.half_message_decisions OVERRIDING SYSTEM VALUE
+         SELECT * FROM ${s}.${decisions} d WHERE EXISTS (SELECT 1 FROM ${s}.outbox o WHERE o.id = d.message_id)
+         RETURNING 1)
+       SELECT count(*)::int AS n FROM kept`,
+      [],
+    ],
     purgeOther: (s) => `
       WITH gone AS (
         DELETE FROM ${s}.half_message_decisions_other d WHERE ctid = ANY(ARRAY(
@@ -78,16 +81,18 @@ export const RETAINED_TABLES: readonly RetainedTables[] = [
     kind: 'uuid',
     // Only a finished saga expires, counted from when it finished (its last update): a
     // running, compensating or failed one keeps its row and its whole history.
-    keep: (s, [sagas, steps]) => `
-      WITH kept AS (
-        INSERT INTO ${s}.sagas
-        SELECT * FROM ${s}.${sagas} g WHERE g.status NOT IN ('completed', 'compensated') OR g.updated_at >= $1::timestamptz
-        RETURNING id
-      ), history AS (
-        INSERT INTO ${s}.saga_steps OVERRIDING SYSTEM VALUE
-        SELECT * FROM ${s}.${steps} h WHERE h.saga_id IN (SELECT id FROM kept)
-        RETURNING 1)
-      SELECT (SELECT count(*) FROM kept)::int + (SELECT count(*) FROM history)::int AS n`,
+    keep: (s, [sagas, steps], cutoff) => [
+      `WITH kept AS (
+         INSERT INTO ${s}.sagas
+         SELECT * FROM ${s}.${sagas} g WHERE g.status NOT IN ('completed', 'compensated') OR g.updated_at >= $1::timestamptz
+         RETURNING id
+       ), history AS (
+         INSERT INTO ${s}.saga_steps OVERRIDING SYSTEM VALUE
+         SELECT * FROM ${s}.${steps} h WHERE h.saga_id IN (SELECT id FROM kept)
+         RETURNING 1)
+       SELECT (SELECT count(*) FROM kept)::int + (SELECT count(*) FROM history)::int AS n`,
+      [cutoff],
+    ],
     // The outer WHERE repeats the test: a saga retried or updated meanwhile stays.
     purgeOther: (s) => `
       WITH gone AS (
