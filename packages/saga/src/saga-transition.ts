@@ -267,27 +267,25 @@ export async function resumeCompensation(env: TransitionEnv, t: SagaTransition):
 }
 
 /**
- * Deletes the timeout of a send this transition superseded (a reply came, the saga
- * moved on or finished), so it does not wait in the queue until it fires for nothing.
- * The queue first (where a timeout waits once the relay moved it), then the outbox, then
- * the queue again: a relay moving it holds its outbox row lock, which the outbox delete
- * waits for, and once that commits the timeout is in the queue.
+ * Whether the transition supersedes the timeout `previous` (a reply came, the saga moved
+ * on or finished) and must delete it, so it does not wait until it fires for nothing.
+ * Not the timeout being handled (the worker acks it), nor outside the orchestrator.
  */
-async function dropSupersededTimeout(env: TransitionEnv, t: SagaTransition, previous: string | null): Promise<void> {
-  if (previous === null || previous === t.timeoutId || previous === env.causationId || env.queue === undefined) return;
-  const sql = sagaSql(env.topics.schema);
-  if ((await env.run(sql.dropQueuedTimeout, [env.queue, previous])).length > 0) return;
-  if ((await env.run(sql.dropOutboxTimeout, [previous, env.topics.controlTopic])).length > 0) return;
-  await env.run(sql.dropQueuedTimeout, [env.queue, previous]);
+function supersededTimeout(env: TransitionEnv, t: SagaTransition, previous: string | null): string | null {
+  return previous === null || previous === t.timeoutId || previous === env.causationId || env.queue === undefined ? null : previous;
 }
 
 /**
  * Writes the transition: the guarded row update, the history and the outbox messages,
- * and deletes the timeout it superseded (`previousTimeoutId`, the row's before).
+ * and deletes the timeout it superseded (`previousTimeoutId`, the row's before). The
+ * update deletes it from the queue; when it was not there, it is still in the outbox
+ * (the relay has not moved it) or being moved: the outbox delete waits for a relay
+ * moving it (it holds the row lock), then the queue is tried once more.
  */
 export async function commitTransition(env: TransitionEnv, t: SagaTransition, revision: number, previousTimeoutId: string | null = null): Promise<void> {
   const sql = sagaSql(env.topics.schema);
-  const updated = await env.run(sql.updateSaga, [
+  const drop = supersededTimeout(env, t, previousTimeoutId);
+  const updated = await env.run<{ dropped: number }>(sql.updateSaga, [
     t.id,
     t.status,
     t.currentStep,
@@ -297,6 +295,8 @@ export async function commitTransition(env: TransitionEnv, t: SagaTransition, re
     t.error,
     revision,
     t.timeoutId,
+    env.queue ?? null,
+    drop,
   ]);
   if (updated.length !== 1) {
     throw new SagaboxError('SAGA_CONFLICT', `saga ${t.id} changed under a transition (revision ${revision} is stale)`, {
@@ -305,7 +305,9 @@ export async function commitTransition(env: TransitionEnv, t: SagaTransition, re
   }
   await writeHistory(env, t);
   if (t.messages.length > 0) await publish(env.db, t.messages, { schema: env.topics.schema });
-  await dropSupersededTimeout(env, t, previousTimeoutId);
+  if (drop !== null && updated[0]!.dropped === 0 && (await env.run(sql.dropOutboxTimeout, [drop, env.topics.controlTopic])).length === 0) {
+    await env.run(sql.dropQueuedTimeout, [env.queue, drop]);
+  }
 }
 
 /** Appends the transition's history events. */
