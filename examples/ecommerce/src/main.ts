@@ -19,6 +19,7 @@ import { createProgressLine, formatProgress } from './demo/progress-line.js';
 import { SERVICE_NAMES, type ServiceName } from './services/service-config.js';
 import { createServiceProcesses } from './demo/service-processes.js';
 import { createDemoRabbitMq } from './demo/rabbitmq-link.js';
+import { startDemoDashboard } from './demo/demo-dashboard.js';
 
 const USAGE = `usage: npm run demo -- [options]
 
@@ -33,6 +34,8 @@ const USAGE = `usage: npm run demo -- [options]
   --json              print the summary as one JSON object on stdout
   --db-prefix NAME    database names are NAME_orders, ... (default ecommerce)
   --keep              keep the databases afterwards (with DATABASE_URL)
+  --dashboard-port N  port of the services' dashboards on 127.0.0.1 (default 0: any free one)
+  --stay              after the summary, keep the dashboards (and databases) up until Ctrl-C
 
 Without DATABASE_URL the demo starts an embedded PostgreSQL; with it, it creates (and
 drops) its own databases on that server.`;
@@ -50,6 +53,8 @@ function parseOptions() {
       json: { type: 'boolean', default: false },
       'db-prefix': { type: 'string', default: 'ecommerce' },
       keep: { type: 'boolean', default: false },
+      'dashboard-port': { type: 'string', default: '0' },
+      stay: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -57,6 +62,7 @@ function parseOptions() {
   const seed = values.seed === undefined ? Math.floor(Math.random() * 1_000_000) : Number(values.seed);
   const failureRate = Number(values['failure-rate']);
   const timeoutS = Number(values['timeout-s']);
+  const dashboardPort = Number(values['dashboard-port']);
   const rate = values.rate === undefined ? (values.chaos ? Math.max(10, Math.ceil(orders / 10)) : 0) : Number(values.rate);
   const problems = [
     Number.isInteger(orders) && orders >= 1 && orders <= 100_000 ? null : '--orders must be an integer from 1 to 100000',
@@ -65,8 +71,9 @@ function parseOptions() {
     timeoutS > 0 ? null : '--timeout-s must be positive',
     rate >= 0 ? null : '--rate must be >= 0',
     values.broker === 'postgres' || values.broker === 'rabbitmq' ? null : '--broker must be postgres or rabbitmq',
+    Number.isInteger(dashboardPort) && dashboardPort >= 0 && dashboardPort <= 65_535 ? null : '--dashboard-port must be a port number (0: any free one)',
   ].filter((p): p is string => p !== null);
-  return { values, orders, seed, failureRate, timeoutS, rate, problems };
+  return { values, orders, seed, failureRate, timeoutS, rate, dashboardPort, problems };
 }
 
 const freePort = (): Promise<number> =>
@@ -131,9 +138,11 @@ async function main(): Promise<number> {
     logDir,
     logger,
   });
+  const dashboard = await startDemoDashboard({ urls: databases.urls, port: options.dashboardPort, logger });
   let cleaning: Promise<void> | undefined;
   const cleanup = () =>
     (cleaning ??= (async () => {
+      await dashboard.stop();
       await processes.stopAll();
       await gateway.stop();
       await rabbitMq?.close();
@@ -157,6 +166,7 @@ async function main(): Promise<number> {
     await processes.startAll();
     const ordersUrl = `http://127.0.0.1:${ordersPort}`;
     say(`orders API on ${ordersUrl}; payment gateway on ${gateway.url}; logs in ${logDir}`);
+    say(`dashboard: ${dashboard.url} (one per service${chaos ? "; watch killed services' messages being retried and recovered" : ''})`);
 
     const planned = planOrders(total, random);
     const startedAt = Date.now();
@@ -252,8 +262,16 @@ async function main(): Promise<number> {
       checks,
       consistent: checks.every((c) => c.ok) && burstError === undefined,
       logDir,
+      dashboardUrl: dashboard.url,
     };
     process.stdout.write(options.values.json ? `${JSON.stringify(summary)}\n` : renderSummary(summary));
+    if (options.values.stay) {
+      // Ctrl-C now ends the wait, then the usual cleanup runs with the summary's exit code.
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      say(`dashboard stays up on ${dashboard.url}; Ctrl-C to stop`);
+      await new Promise<void>((resolve) => { process.once('SIGINT', () => resolve()); process.once('SIGTERM', () => resolve()); });
+    }
     return summary.consistent ? 0 : 1;
   } finally {
     process.off('SIGINT', onSignal);

@@ -36,6 +36,8 @@ export interface DemoSummary {
   checks: CheckResult[];
   consistent: boolean;
   logDir: string;
+  /** Where the services' dashboards were served (until the demo ended, or Ctrl-C with --stay). */
+  dashboardUrl: string;
 }
 
 /** Sorts a saga's error into the business rule that failed it. */
