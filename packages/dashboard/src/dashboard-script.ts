@@ -200,7 +200,8 @@ function renderOverview(o) {
   const selected = hashState().get("saga");
   fill("sagas", o.sagas.map((s) => {
     const status = el("td"); status.appendChild(el("span", s.status, "pill " + s.status));
-    const tr = row([el("td", s.id.slice(0, 8) + "...", "mono"), el("td", s.type), status, num(s.currentStep), el("td", time(s.updatedAt))]);
+    const sid = el("td", "\\u2026" + s.id.slice(-12), "mono"); sid.title = s.id;
+    const tr = row([sid, el("td", s.type), status, num(s.currentStep), el("td", time(s.updatedAt))]);
     tr.className = "clickable" + (s.id === selected ? " selected" : "");
     tr.dataset.id = s.id;
     tr.addEventListener("click", () => { setHash({ view: "overview", saga: s.id }); showSaga(s.id).catch(showError); });
