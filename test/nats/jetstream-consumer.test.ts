@@ -74,7 +74,54 @@ describe('createJetStreamConsumer', () => {
     await consumer.stop();
   });
 
-  it('a handler that fails is nak-ed with backoff and retried; after maxAttempts the message is terminated (advisory) and republished to deadLetterSubject with the reason; others keep flowing', async () => {
+  it('a failing message is retried in its key\'s lane: the key\'s later messages wait for it, other keys flow, and the stream does not redeliver it meanwhile', async () => {
+    await jsm.streams.add({ name: 'LANE', subjects: ['lane.>'] });
+    const order: string[] = [];
+    let failures = 0;
+    const consumer = createJetStreamConsumer({
+      servers: server.url,
+      stream: 'LANE',
+      durable: 'lane',
+      pool: p,
+      concurrency: 2,
+      batchSize: 3,
+      retry: { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 200, jitter: false },
+      handler: async (m: JetStreamMessage<{ n: number }>, ctx) => {
+        if (m.key === 'a' && m.payload.n === 0 && failures < 2) {
+          failures++;
+          throw new Error('not yet');
+        }
+        await recordEffect('lane')(m, ctx);
+        order.push(`${m.key}:${m.payload.n}:${m.attempts}`);
+      },
+    });
+    running.push(consumer);
+    await consumer.start();
+    const ids = await publishCommitted([
+      ...Array.from({ length: 4 }, (_, n) => ({ topic: 'lane.x', key: 'a', payload: { n } })),
+      ...Array.from({ length: 4 }, (_, n) => ({ topic: 'lane.x', key: 'b', payload: { n } })),
+    ]);
+    const relay = createRelay({ pool: p, destinations: [createJetStreamDestination({ servers: server.url, routes: [{ topic: 'lane.#' }] })], pollIntervalMs: 50 });
+    await relay.start();
+    try {
+      await waitFor('all eight handled', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'lane'`)) === 8, 20_000);
+    } finally {
+      await relay.stop();
+    }
+    expect(failures).toBe(2);
+    // Key a in stream order, its first message on its third attempt, after two failures here.
+    expect(order.filter((e) => e.startsWith('a:'))).toEqual(['a:0:3', 'a:1:1', 'a:2:1', 'a:3:1']);
+    expect(order.filter((e) => e.startsWith('b:')).map((e) => e.split(':')[1])).toEqual(['0', '1', '2', '3']);
+    // Key b did not wait for key a's retries.
+    expect(order.indexOf('b:3:1')).toBeLessThan(order.indexOf('a:0:3'));
+    expect((await p.query(`SELECT message_id FROM effects WHERE consumer = 'lane'`)).rows.map((r) => r.message_id).sort()).toEqual([...ids].sort());
+    // Retried here, not redelivered: one delivery each.
+    await waitFor('all acked', async () => (await jsm.consumers.info('LANE', 'lane')).num_ack_pending === 0);
+    expect((await jsm.consumers.info('LANE', 'lane')).num_redelivered).toBe(0);
+    await consumer.stop();
+  });
+
+  it('a handler that fails is retried with backoff; after maxAttempts the message is terminated (advisory) and republished to deadLetterSubject with the reason; others keep flowing', async () => {
     await jsm.streams.add({ name: 'PAY', subjects: ['pay.>'] });
     await jsm.streams.add({ name: 'DLQ', subjects: ['dlq.>'] });
     const advisories: string[] = [];

@@ -156,7 +156,7 @@ export function renderReport(results: Results): string {
       '',
       '## RabbitMQ bridge',
       '',
-      `${int(r.messages)} messages (~100-byte JSON, persistent, three headers) on the machine's RabbitMQ. Out: one relay, then two, draining a filled outbox (1,000 keys) into a topic exchange (batches of 200, confirms awaited per batch) beside rabbitmq-client publishing with confirms, 200 in flight. In: createRabbitMqConsumer (inbox rows and an empty handler in one transaction per batch, ack after commit) beside a rabbitmq-client consumer acking each message; prefetch 100 both.`,
+      `${int(r.messages)} messages (~100-byte JSON, persistent, three headers) on the machine's RabbitMQ. Out: one relay, then two, draining a filled outbox (1,000 keys) into a topic exchange (relay defaults: batches of 200, two in flight, confirms awaited per batch) beside rabbitmq-client publishing with confirms, 200 in flight. In: createRabbitMqConsumer on its defaults (inbox rows and an empty handler in one transaction per batch of up to 200, two batches at once, ack after commit) beside a rabbitmq-client consumer acking each message; prefetch 1,000 (the bridge's default) both.`,
       '',
       r.error !== undefined
         ? `failed: ${r.error}`
@@ -173,7 +173,7 @@ export function renderReport(results: Results): string {
       '',
       '## NATS JetStream bridge',
       '',
-      `${int(r.messages)} messages (~100-byte JSON, three headers, Nats-Msg-Id) on the machine's NATS (JetStream, file storage). Out: one relay, then two, draining a filled outbox (1,000 keys) into a stream (batches of 200, PubAcks awaited per batch) beside @nats-io/jetstream publishing with PubAcks, 200 in flight. In: createJetStreamConsumer (inbox rows and an empty handler in one transaction per batch of 200, two lanes, ack after commit) beside a client consumer acking each message; max_ack_pending 1,000 both.`,
+      `${int(r.messages)} messages (~100-byte JSON, three headers, Nats-Msg-Id) on the machine's NATS (JetStream, file storage). Out: one relay, then two, draining a filled outbox (1,000 keys) into a stream (relay defaults: batches of 200, two in flight, PubAcks awaited per batch) beside @nats-io/jetstream publishing with PubAcks, 200 in flight. In: createJetStreamConsumer on its defaults (inbox rows and an empty handler in one transaction per batch of up to 200, two batches at once, ack after commit) beside a client consumer acking each message; max_ack_pending 1,000 both.`,
       '',
       r.error !== undefined
         ? `failed: ${r.error}`

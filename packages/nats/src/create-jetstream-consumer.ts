@@ -49,7 +49,17 @@ const RETRY_MAX_MS = 10_000;
 const errorText = (err: unknown): string => (err instanceof Error ? `${err.name}: ${err.message}` : String(err)).slice(0, 2_000);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A delivery held by the consumer: due from `notBefore`, after `failures` failed handlings here. */
+interface Held {
+  msg: JsMsg;
+  notBefore: number;
+  failures: number;
+  /** When it was last reported in progress (or arrived), for the keep-alive. */
+  touchedAt: number;
+}
+
 interface Ready {
+  held: Held;
   msg: JsMsg;
   message: JetStreamMessage;
 }
@@ -63,9 +73,10 @@ interface Ready {
  * messages again and finds them in the inbox: no second effect.
  *
  * Flow control is JetStream's `max_ack_pending`. A handler that throws (or returns
- * `Outcome.retry`) rolls back and its message is nak'ed with backoff; the others of its
- * batch are then handled one transaction each. After `retry.maxAttempts` deliveries the
- * message is terminated (`Outcome.deadLetter` at once): JetStream's dead-letter
+ * `Outcome.retry`) rolls back; the others of its batch are then handled one transaction
+ * each, and the failed message is retried here after a backoff, holding back its key's
+ * later messages (per-key order through retries) while other keys flow. After
+ * `retry.maxAttempts` attempts (deliveries plus retries here) the message is terminated (`Outcome.deadLetter` at once): JetStream's dead-letter
  * mechanism, not sagabox's table, because the message belongs to the stream (other
  * consumers and NATS tools see it there) and because the broker's `max_deliver` (set to
  * `maxAttempts`) also stops a message that crashes the process before any failure could
@@ -108,7 +119,10 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
       log.warn({ err }, 'inbox maintenance failed; will try again');
     }
   };
-  const buffer: JsMsg[] = [];
+  // Deliveries not yet taken, in stream order; a failed one goes back to the front to
+  // wait for its retry there, ahead of its key's later messages.
+  const buffer: Held[] = [];
+  let keepAlive: NodeJS.Timeout | undefined;
   const busyKeys = new Set<string>();
   const waiters = new Set<() => void>();
   const wake = (): void => {
@@ -121,23 +135,27 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
 
   /**
    * Takes the next batch from the buffer in stream order. A message whose key another
-   * lane is handling stays, and so does every later message of that key: one key is
-   * handled in one lane at a time, in the order the stream delivered it.
+   * lane is handling, or that waits for its retry, stays, and so does every later
+   * message of that key: one key is handled in one lane at a time, in stream order,
+   * also through retries. A message that failed before is taken alone, so it cannot
+   * roll back other messages' handling again.
    */
-  const take = (): JsMsg[] => {
-    const batch: JsMsg[] = [];
+  const take = (): Held[] => {
+    const batch: Held[] = [];
     const blocked = new Set<string>();
+    const now = Date.now();
     for (let i = 0; i < buffer.length && batch.length < o.batchSize; ) {
       const m = buffer[i]!;
-      const key = m.headers?.get(NATS_HEADERS.key) || undefined;
-      if (key !== undefined && (busyKeys.has(key) || blocked.has(key))) {
-        blocked.add(key);
+      const key = m.msg.headers?.get(NATS_HEADERS.key) || undefined;
+      if ((key !== undefined && (busyKeys.has(key) || blocked.has(key))) || m.notBefore > now || (m.failures > 0 && batch.length > 0)) {
+        if (key !== undefined) blocked.add(key);
         i++;
         continue;
       }
       if (key !== undefined) busyKeys.add(key);
       batch.push(m);
       buffer.splice(i, 1);
+      if (m.failures > 0) break;
     }
     return batch;
   };
@@ -177,15 +195,24 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     events.emit('deadLettered', { id, subject: msg.subject, streamSequence: msg.info.streamSequence, reason, error });
   };
 
+  /**
+   * A failed handling. The message is retried here, not nak'ed: a nak would let the
+   * key's later messages (delivered already, or soon) pass it. It goes back to the front
+   * of the buffer, due after the backoff, holding back its key; the keep-alive keeps
+   * JetStream from redelivering it meanwhile. Attempts are its deliveries before this
+   * one plus its failures here.
+   */
   const failed = async (r: Ready, error: unknown, delayMs: number | undefined): Promise<void> => {
-    const attempts = r.msg.info.deliveryCount;
+    const attempts = r.msg.info.deliveryCount + r.held.failures;
     if (attempts >= o.retry.maxAttempts) {
       await deadLetter(r.msg, r.message.id, 'failed', errorText(error));
       return;
     }
     const delay = delayMs ?? backoffMs(o.retry, attempts);
-    r.msg.nak(Math.round(delay));
-    log.warn({ messageId: r.message.id, subject: r.msg.subject, attempts, delayMs: delay, err: error }, 'handler failed; nak with delay');
+    r.held.failures += 1;
+    r.held.notBefore = Date.now() + delay;
+    buffer.unshift(r.held);
+    log.warn({ messageId: r.message.id, subject: r.msg.subject, attempts, delayMs: delay, err: error }, 'handler failed; retrying after a delay, holding back its key');
     events.emit('failed', { id: r.message.id, subject: r.msg.subject, attempts, delayMs: delay, error });
   };
 
@@ -277,10 +304,11 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     }
   };
 
-  const handleBatch = async (batch: JsMsg[]): Promise<void> => {
+  const handleBatch = async (batch: Held[]): Promise<void> => {
     const now = Date.now();
     const ready: Ready[] = [];
-    for (const msg of batch) {
+    for (const held of batch) {
+      const msg = held.msg;
       const read = readDelivery(msg, o.durable);
       if (!read.ok) {
         await deadLetter(msg, read.id, read.reason, read.error).catch((err: unknown) => {
@@ -298,7 +326,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
         msg.nak(read.runAt.getTime() - now);
         continue;
       }
-      ready.push({ msg, message: read.message });
+      ready.push({ held, msg, message: { ...read.message, attempts: msg.info.deliveryCount + held.failures } });
     }
     const settled = new Set<JsMsg>();
     // Keep the batch's messages from being redelivered while it runs or waits out an outage.
@@ -347,7 +375,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
         emitError(error);
       } finally {
         for (const m of batch) {
-          const key = m.headers?.get(NATS_HEADERS.key);
+          const key = m.msg.headers?.get(NATS_HEADERS.key);
           if (key) busyKeys.delete(key);
         }
         wake();
@@ -388,7 +416,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
         messages = await consumer.consume({
           max_messages: Math.min(o.maxAckPending, Math.max(100, o.batchSize * o.concurrency * 2)),
           callback: (m) => {
-            buffer.push(m);
+            buffer.push({ msg: m, notBefore: 0, failures: 0, touchedAt: Date.now() });
             wake();
           },
         });
@@ -410,6 +438,18 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
       attaching = attach();
       await attaching;
       lanes = Array.from({ length: o.concurrency }, () => lane());
+      // Messages waiting in the buffer (behind a busy or retrying key, or for their own
+      // retry) are reported in progress, so JetStream does not redeliver them meanwhile.
+      const touchEveryMs = Math.max(500, Math.floor(o.ackWaitMs / 3));
+      keepAlive = setInterval(() => {
+        const now = Date.now();
+        for (const h of buffer) {
+          if (now - h.touchedAt < touchEveryMs) continue;
+          h.touchedAt = now;
+          h.msg.working();
+        }
+      }, touchEveryMs);
+      keepAlive.unref();
       if (o.inboxMaintenanceIntervalMs > 0) {
         const run = (): void => {
           maintaining ??= maintainTheInbox().finally(() => (maintaining = undefined));
@@ -438,8 +478,9 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
       ]);
       clearTimeout(timer);
       if (timedOut) log.warn({ stopTimeoutMs: o.stopTimeoutMs }, 'JetStream consumer stop timed out waiting for its batch');
+      clearInterval(keepAlive);
       // Delivered but not taken: hand back now rather than after ack_wait.
-      for (const m of buffer.splice(0)) m.nak();
+      for (const h of buffer.splice(0)) h.msg.nak();
       lanes = [];
       held = undefined;
       js = undefined;

@@ -16,8 +16,13 @@ import { checkConnectionSource } from './create-jetstream-destination.js';
 
 /** Default most messages delivered and not yet acked (JetStream's `max_ack_pending`): the consumer's flow control. */
 export const DEFAULT_MAX_ACK_PENDING = 1_000;
-/** Default most messages handled in one PostgreSQL transaction. */
-export const DEFAULT_JETSTREAM_BATCH_SIZE = 50;
+/**
+ * Default most messages handled in one PostgreSQL transaction. A batch takes what has
+ * arrived, so batches are this large only under a backlog.
+ */
+export const DEFAULT_JETSTREAM_BATCH_SIZE = 200;
+/** Default transactions run at once, each on its own connection. */
+export const DEFAULT_JETSTREAM_CONCURRENCY = 2;
 /** Default time JetStream waits for an ack before redelivering, in milliseconds (`ack_wait`). */
 export const DEFAULT_ACK_WAIT_MS = 30_000;
 /** Default retries of a failing handler: naks with this backoff, then the dead letter after `maxAttempts` deliveries. */
@@ -70,7 +75,7 @@ export type JetStreamConsumerOptions<P = unknown> = NatsConnectionSource & {
   maxAckPending?: number;
   /** Messages handled per transaction. Default {@link DEFAULT_JETSTREAM_BATCH_SIZE}. */
   batchSize?: number;
-  /** Transactions run at once, each on its own connection; one key is never in two at once. Default 1. */
+  /** Transactions run at once, each on its own connection; one key is never in two at once. Default {@link DEFAULT_JETSTREAM_CONCURRENCY}. */
   concurrency?: number;
   /** How long JetStream waits for an ack before redelivering, in milliseconds. Default {@link DEFAULT_ACK_WAIT_MS}. */
   ackWaitMs?: number;
@@ -182,7 +187,7 @@ export function resolveJetStreamConsumerOptions<P>(options: JetStreamConsumerOpt
     filterSubject: o.filterSubject,
     maxAckPending: o.maxAckPending ?? DEFAULT_MAX_ACK_PENDING,
     batchSize: o.batchSize ?? DEFAULT_JETSTREAM_BATCH_SIZE,
-    concurrency: o.concurrency ?? 1,
+    concurrency: o.concurrency ?? DEFAULT_JETSTREAM_CONCURRENCY,
     ackWaitMs: o.ackWaitMs ?? DEFAULT_ACK_WAIT_MS,
     retry,
     deadLetterSubject: o.deadLetterSubject,

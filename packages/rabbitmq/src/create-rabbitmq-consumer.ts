@@ -19,10 +19,18 @@ import { DEAD_LETTER_HEADERS, fromAmqp, type ReadDelivery } from './amqp-message
 import { openConnection, type RabbitMqConnectionOptions } from './connection.js';
 import { createKeyedQueue, type Pending } from './keyed-queue.js';
 
-/** Default unacknowledged messages the broker sends ahead (AMQP `basic.qos` prefetch count). */
-export const DEFAULT_PREFETCH = 100;
-/** Default messages handled in one PostgreSQL transaction. */
-export const DEFAULT_CONSUMER_BATCH_SIZE = 50;
+/**
+ * Default unacknowledged messages the broker sends ahead (AMQP `basic.qos` prefetch
+ * count): enough for two batches in flight and two more waiting.
+ */
+export const DEFAULT_PREFETCH = 1_000;
+/**
+ * Default most messages handled in one PostgreSQL transaction. A batch takes what has
+ * arrived, so batches are this large only under a backlog.
+ */
+export const DEFAULT_CONSUMER_BATCH_SIZE = 200;
+/** Default transactions run at once, each on its own connection. */
+export const DEFAULT_CONSUMER_CONCURRENCY = 2;
 /** Default longest wait in `stop()` for the batch in flight, in milliseconds. */
 export const DEFAULT_CONSUMER_STOP_TIMEOUT_MS = 10_000;
 
@@ -58,6 +66,11 @@ export interface RabbitMqConsumerOptions<P = unknown> extends RabbitMqConnection
   prefetch?: number;
   /** Messages handled in one transaction. Default {@link DEFAULT_CONSUMER_BATCH_SIZE}. */
   batchSize?: number;
+  /**
+   * Batches handled at once, each in its own transaction on its own connection (the pool
+   * needs as many); one key is never in two batches at once. Default {@link DEFAULT_CONSUMER_CONCURRENCY}.
+   */
+  concurrency?: number;
   /** Failed handling: retries with backoff while the message is held, then the dead-letter queue. Default {@link DEFAULT_RETRY_POLICY}. */
   retry?: Partial<RetryPolicy>;
   /** Queue that dead letters go to (declared durable at start). Default `<queue>.dead`. */
@@ -141,6 +154,7 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
   if (options && options.url === undefined && !(options.connection instanceof Connection)) problems.push('give url or connection');
   checkInt(problems, 'prefetch', options?.prefetch, 1, 65_535);
   checkInt(problems, 'batchSize', options?.batchSize, 1, 10_000);
+  checkInt(problems, 'concurrency', options?.concurrency, 1, 1_000);
   checkInt(problems, 'stopTimeoutMs', options?.stopTimeoutMs, 0, 3_600_000);
   checkInt(problems, 'handlerTimeoutMs', options?.handlerTimeoutMs, 1, 3_600_000);
   for (const [i, b] of (options?.bindings ?? []).entries()) {
@@ -155,6 +169,7 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
   const deadLetterQueue = options.deadLetterQueue ?? `${queue}.dead`;
   const prefetch = options.prefetch ?? DEFAULT_PREFETCH;
   const batchSize = options.batchSize ?? DEFAULT_CONSUMER_BATCH_SIZE;
+  const concurrency = options.concurrency ?? DEFAULT_CONSUMER_CONCURRENCY;
   const stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_CONSUMER_STOP_TIMEOUT_MS;
   const handlerTimeoutMs = options.handlerTimeoutMs ?? DEFAULT_HANDLER_TIMEOUT_MS;
   const name = options.name ?? `rabbitmq-consumer-${process.pid}`;
@@ -167,9 +182,8 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
   let deadLetters: Publisher | undefined;
   let started = false;
   let stopping = false;
-  let running: Promise<void> | undefined;
+  let lanes: Promise<void>[] = [];
   let pauseUntil = 0;
-  let timer: NodeJS.Timeout | undefined;
 
   const emitError = (error: unknown): void => {
     log.error({ err: error }, 'consumer batch failed; backing off');
@@ -294,47 +308,56 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
     log.debug({ count: batch.length }, 'batch handled');
   };
 
-  const keyOfDelivery = (d: Delivery<P>): string | null => (d.read.ok ? d.read.message.key : null);
+  // The lane key: the message key, or else the id, so two copies of one message (a
+  // redelivery) are never in two transactions at once and keep their arrival order.
+  // Unreadable deliveries share one lane: they are dead-lettered in arrival order.
+  const keyOfDelivery = (d: Delivery<P>): string => (d.read.ok ? d.read.message.key ?? `\u0000${d.read.message.id}` : '\u0001unreadable');
 
-  const pump = async (): Promise<void> => {
-    while (!stopping) {
-      if (Date.now() < pauseUntil) break;
-      const ready = pending.takeReady(batchSize, Date.now(), keyOfDelivery);
-      if (ready.length === 0) break;
-      const invalid = ready.filter((p) => !p.item.read.ok);
-      for (const p of invalid) {
-        await deadLetter(p, 'invalid', (p.item.read as { problem: string }).problem).catch((err: unknown) => {
-          p.notBefore = Date.now() + 1_000;
-          emitError(err);
-        });
-      }
-      const valid = ready.filter((p) => p.item.read.ok);
-      if (valid.length > 0) await runBatch(valid).catch(emitError);
-    }
+  // Lanes waiting for work: woken by every arrival, every finished batch (it may free a
+  // key) and stop; a retry coming due wakes its lane by the lane's own timer.
+  const waiters = new Set<() => void>();
+  const wake = (): void => {
+    for (const w of waiters) w();
+    waiters.clear();
   };
-
-  // `wanted` is set by every arrival and timer: a delivery that lands while the pump is
-  // finishing its last look still gets a pass.
-  let wanted = false;
-  const schedule = (): void => {
-    wanted = true;
-    if (stopping || running) return;
-    clearTimeout(timer);
-    running = (async () => {
-      while (wanted && !stopping) {
-        wanted = false;
-        await pump();
-      }
-    })().finally(() => {
-      running = undefined;
-      if (stopping || pending.size() === 0) return;
-      const now = Date.now();
-      // A retry may have come due while the pump was finishing (a slow batch): nextDue
-      // looks only ahead, so a message ready now is scheduled at once, not forgotten.
-      const readyNow = pending.takeReady(1, now, keyOfDelivery).length > 0;
-      const next = pauseUntil > now ? pauseUntil : readyNow ? now : pending.nextDue(now);
-      if (next !== Infinity) timer = setTimeout(schedule, Math.max(0, next - now));
+  const waitForWork = (ms: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        waiters.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, Math.max(1, Math.min(ms, 1_000)));
+      waiters.add(done);
     });
+
+  /** One of `concurrency` loops: takes the next ready batch (keys free of other lanes) and handles it. */
+  const lane = async (): Promise<void> => {
+    while (!stopping) {
+      const now = Date.now();
+      if (now < pauseUntil) {
+        await waitForWork(pauseUntil - now);
+        continue;
+      }
+      const ready = pending.takeReady(batchSize, now, keyOfDelivery);
+      if (ready.length === 0) {
+        await waitForWork(pending.nextDue(now) - now);
+        continue;
+      }
+      try {
+        for (const p of ready.filter((r) => !r.item.read.ok)) {
+          await deadLetter(p, 'invalid', (p.item.read as { problem: string }).problem).catch((err: unknown) => {
+            p.notBefore = Date.now() + 1_000;
+            emitError(err);
+          });
+        }
+        const valid = ready.filter((p) => p.item.read.ok);
+        if (valid.length > 0) await runBatch(valid).catch(emitError);
+      } finally {
+        pending.release(ready);
+        wake();
+      }
+    }
   };
 
   const onDelivery = (amqp: AsyncMessage): Promise<ConsumerStatus> =>
@@ -343,7 +366,7 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       const read = fromAmqp<P>(amqp, queue);
       const runAt = read.ok && read.runAt ? read.runAt.getTime() : 0;
       pending.push({ amqp, read, settle }, runAt);
-      schedule();
+      wake();
     });
 
   return {
@@ -353,6 +376,7 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       started = true;
       stopping = false;
       ({ connection, owned } = openConnection(options, log));
+      lanes = Array.from({ length: concurrency }, () => lane());
       deadLetters = connection.createPublisher({ confirm: true, maxAttempts: 2, queues: [{ queue: deadLetterQueue, durable: true }] });
       const exchanges = [...new Set((options.bindings ?? []).map((b) => b.exchange))].filter((e) => !e.startsWith('amq.'));
       amqpConsumer = connection.createConsumer(
@@ -380,16 +404,16 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
         amqpConsumer!.once('ready', done);
         amqpConsumer!.once('error', done);
       });
-      log.info({ prefetch, batchSize, deadLetterQueue }, 'rabbitmq consumer started');
+      log.info({ prefetch, batchSize, concurrency, deadLetterQueue }, 'rabbitmq consumer started');
     },
     async stop() {
       if (!started) return;
       started = false;
       stopping = true;
-      clearTimeout(timer);
+      wake();
       let t: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
-        (running ?? Promise.resolve()).then(() => false),
+        Promise.all(lanes).then(() => false),
         new Promise<boolean>((r) => (t = setTimeout(() => r(true), stopTimeoutMs))),
       ]);
       clearTimeout(t);
@@ -400,6 +424,7 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       await deadLetters?.close().catch(() => {});
       if (owned) await connection?.close().catch(() => {});
       amqpConsumer = undefined;
+      lanes = [];
       deadLetters = undefined;
       connection = undefined;
       log.info({}, 'rabbitmq consumer stopped');

@@ -3,18 +3,24 @@ export interface Pending<T> {
   readonly item: T;
   notBefore: number;
   attempts: number;
+  /** Taken by a batch that has not finished yet. */
+  busy: boolean;
 }
 
 /** See {@link createKeyedQueue}. */
 export interface KeyedQueue<T> {
   push(item: T, notBefore?: number): Pending<T>;
   /**
-   * Up to `max` items due at `now`, in arrival order, skipping every item whose key has
-   * an earlier item not due yet (one that waits for a retry holds back its key only).
+   * Up to `max` items due at `now`, in arrival order, marked busy. An item is skipped
+   * when its key has an earlier item that is busy (in another batch) or not due yet (it
+   * waits for a retry): such an item holds back its key only. An item that failed
+   * before is taken alone, so it cannot roll back other items' handling again.
    */
   takeReady(max: number, now: number, keyOf: (item: T) => string | null): Pending<T>[];
+  /** Ends a batch's hold on items it did not remove: they can be taken again. */
+  release(items: readonly Pending<T>[]): void;
   remove(p: Pending<T>): void;
-  /** The earliest `notBefore` after `now` among held items, or Infinity (items due now are taken or blocked). */
+  /** The earliest `notBefore` after `now` among held items not busy, or Infinity. */
   nextDue(now: number): number;
   size(): number;
   /** Removes and returns everything held. */
@@ -23,14 +29,15 @@ export interface KeyedQueue<T> {
 
 /**
  * The consumer's held messages in arrival order. The broker delivers a queue in order;
- * handling in arrival order per key, with a retrying message blocking only its own
- * key, keeps per-key order through retries without stalling other keys.
+ * handling in arrival order per key, one batch at a time per key, with a retrying
+ * message blocking only its own key, keeps per-key order through retries and
+ * concurrent batches without stalling other keys.
  */
 export function createKeyedQueue<T>(): KeyedQueue<T> {
   let items: Pending<T>[] = [];
   return {
     push(item, notBefore = 0) {
-      const p: Pending<T> = { item, notBefore, attempts: 0 };
+      const p: Pending<T> = { item, notBefore, attempts: 0, busy: false };
       items.push(p);
       return p;
     },
@@ -41,13 +48,18 @@ export function createKeyedQueue<T>(): KeyedQueue<T> {
         if (taken.length >= max) break;
         const key = keyOf(p.item);
         if (key !== null && blocked.has(key)) continue;
-        if (p.notBefore > now) {
+        if (p.busy || p.notBefore > now || (p.attempts > 0 && taken.length > 0)) {
           if (key !== null) blocked.add(key);
           continue;
         }
         taken.push(p);
+        if (p.attempts > 0) break;
       }
+      for (const p of taken) p.busy = true;
       return taken;
+    },
+    release(taken) {
+      for (const p of taken) p.busy = false;
     },
     remove(p) {
       const i = items.indexOf(p);
@@ -55,7 +67,7 @@ export function createKeyedQueue<T>(): KeyedQueue<T> {
     },
     nextDue(now) {
       let next = Infinity;
-      for (const p of items) if (p.notBefore > now && p.notBefore < next) next = p.notBefore;
+      for (const p of items) if (!p.busy && p.notBefore > now && p.notBefore < next) next = p.notBefore;
       return next;
     },
     size: () => items.length,
