@@ -88,25 +88,23 @@ const ACTION_NAMES: Record<Action, string> = { retry: 'retryMessages', cancel: '
 function actionSql(schema: string, queue: boolean, action: Action, dryRun: boolean): string {
   const s = quoteSchema(schema);
   const head = `WITH t AS (SELECT coalesce($1::timestamptz, now()) AS now),
-    s AS (
-      SELECT s.*, row_number() OVER (ORDER BY s.seq) AS rn
-      FROM (${matchingSql(schema, queue)}) s ORDER BY s.seq LIMIT $9
-    )`;
+    s AS (SELECT * FROM (${matchingSql(schema, queue)}) s ORDER BY s.seq LIMIT $9),
+    within AS (SELECT * FROM s ORDER BY seq LIMIT $12)`;
   const tail = (done: string): string => `
-    SELECT s.id, s.state, s.rn, ${done} AS done, $10::text IS NULL AS outbox, $12::int AS lim,
+    SELECT s.id, s.state, ${done} AS done, $10::text IS NULL AS outbox, $12::int AS lim,
            $11::text[] IS NULL AS no_states, $13::text IS NULL AS no_error
     FROM s ORDER BY s.seq`;
   if (dryRun) return `${head}${tail('false')}`;
   const target = queue
     ? `target AS (
         SELECT m.queue, m.id FROM ${s}.queue_messages m
-        WHERE m.queue = $10 AND m.id IN (SELECT id FROM s WHERE rn <= $12 AND state = ANY($11::text[]))
+        WHERE m.queue = $10 AND m.id IN (SELECT id FROM within WHERE state = ANY($11::text[]))
           AND (m.locked_until IS NULL OR m.locked_until < now())
         FOR UPDATE SKIP LOCKED
       )`
     : `target AS (
         SELECT m.seq FROM ${s}.outbox m
-        WHERE m.seq IN (SELECT seq FROM s WHERE rn <= $12 AND state = ANY($11::text[])) AND m.state = 'ready'
+        WHERE m.seq IN (SELECT seq FROM within WHERE state = ANY($11::text[])) AND m.state = 'ready'
         FOR UPDATE SKIP LOCKED
       )`;
   const match = queue ? `m.queue = target.queue AND m.id = target.id` : `m.seq = target.seq`;
@@ -165,7 +163,7 @@ async function act(db: Executor, action: Action, filter: MessageActionFilter, op
     const known = await run<{ n: number }>(`SELECT count(*)::int AS n FROM ${quoteSchema(schema)}.queues WHERE name = $1`, [queue]);
     if (known[0]!.n === 0) throw new SagaboxError('NOT_FOUND', `unknown queue: ${queue}`, { details: { queue } });
   }
-  const rows = await run<{ id: string; state: MessageState; rn: string; done: boolean }>(actionSql(schema, queue !== null, action, dryRun), [
+  const rows = await run<{ id: string; state: MessageState; done: boolean }>(actionSql(schema, queue !== null, action, dryRun), [
     rest.now ?? null, rest.state ?? null, topic, rest.key ?? null, rest.group ?? null, rest.id ?? null, rest.errorContains ?? null, null,
     lim + 1, queue, APPLIES_TO[action], lim, error,
   ]);
