@@ -34,7 +34,7 @@ describe('pauseQueue and resumeQueue', () => {
     const [stats] = await queueStats(p, { queues: ['pz'] });
     expect(stats).toMatchObject({ ready: 40, inFlight: 0, pausedAt: expect.any(Date) });
     expect((await runCli(['queues', 'pz', ...url])).stdout).toMatch(/pz \(paused\)\s*│\s*40/);
-    // ... the global-limit claim and the full claim (group limits) alike.
+    // ... and the limited claim, with a global limit or a group limit alike.
     await setQueueLimits(p, 'pz', { maxInFlight: 10 });
     await observe(1_000);
     await setQueueLimits(p, 'pz', { maxInFlight: null, groupMaxInFlight: 3 });

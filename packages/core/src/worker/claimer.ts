@@ -4,6 +4,7 @@ import type { Logger } from '../shared/logger.js';
 import { prepared } from '../shared/prepared.js';
 import type { ClaimedRow, Lease } from './batch-handler.js';
 import { claimSql } from './claim-sql.js';
+import { queueSql } from './queue-sql.js';
 
 /** The claim's rows: messages, or one row of NULLs (id null) when nothing was claimed. */
 interface ClaimResultRow extends Omit<ClaimedRow, 'id'> {
@@ -53,8 +54,10 @@ export interface ClaimerOptions {
   leaseMs: number;
   /** Claim size of limited queues, and the first of unlimited ones. */
   batchSize: number;
-  /** Largest claim of an unlimited queue (see {@link nextClaimSize}). */
+  /** Largest batch a slot takes of an unlimited queue (see {@link nextClaimSize}). */
   maxBatchSize: number;
+  /** The worker's slots: under a backlog one claim of an unlimited queue serves them all. */
+  concurrency: number;
   logger: Logger;
 }
 
@@ -63,25 +66,35 @@ export type Claim = { rows: ClaimedRow[]; lease: Lease; size: number } | { rows:
 
 /** Claims batches for a worker's slots; see {@link createClaimer}. */
 export interface Claimer {
-  /** Claims up to a batch for `slot` (its token: one batch at a time, so one queue_leases row). */
-  claim(slot: string): Promise<Claim>;
-  /** Tells the claimer how the slot's last batch went, which sets its next claim's size. */
+  /**
+   * A batch for `slot` (its token: one batch at a time, so one queue_leases row).
+   * `share`: the batch may come from, and the claim may fill, the worker's buffer of
+   * claimed messages (false for runOnce, which has no stop to release a buffer).
+   */
+  claim(slot: string, share: boolean): Promise<Claim>;
+  /** Tells the claimer how the slot's last batch went, which sets its next batch's size. */
   handled(slot: string, last: { size: number; claimed: number; elapsedMs: number }): void;
-  /** Forgets every slot's claim size (the worker stopped). */
-  forget(): void;
+  /** Ends the leases of the buffered messages no slot took (the worker is stopping) and forgets every slot's size. */
+  release(): Promise<void>;
 }
 
 /**
- * The claimer: claims with the unlimited claim while the queue has no flow limit in
- * force, and with the limited one when the unlimited claim's guard finds one (keeping
- * to it for a while, see claim-sql.ts).
+ * The claimer. While the queue has no flow limit in force it claims with the unlimited
+ * claim; a backlog is claimed once for all the worker's slots (a slot's batch size times
+ * the slots) into a buffer the slots take their batches from, since every claim walks
+ * the queue's head (rows in flight, and index entries of rows acked since the last
+ * vacuum) whatever its size. A trickle claims one slot's batch at a time. When the
+ * unlimited claim's guard finds a limit, each slot claims its own batch with the
+ * limited claim for a while (see claim-sql.ts).
  */
 export function createClaimer(o: ClaimerOptions): Claimer {
   const { pool, queue, name, leaseMs, batchSize } = o;
   const sql = claimSql(o.schema);
+  const housekeeping = queueSql(o.schema);
   const log = o.logger;
-  // The unlimited claim's text per size (its LIMIT is a literal, see claim-sql.ts): the
-  // base size doubled up to the maximum, so a few cached plans per connection.
+  // The unlimited claim's text per size (its LIMIT is a literal, see claim-sql.ts): sizes
+  // are a slot's size (the base doubled up to the maximum) times 1 or the slots, so a few
+  // cached plans per connection.
   const unlimitedTexts = new Map<number, string>();
   const unlimitedText = (size: number): string => {
     let text = unlimitedTexts.get(size);
@@ -89,42 +102,96 @@ export function createClaimer(o: ClaimerOptions): Claimer {
     return text;
   };
   const limitedText = sql.limited(batchSize);
-  /** Each slot's next unlimited claim size. */
+  /** Each slot's next batch size of an unlimited queue. */
   const sizes = new Map<string, number>();
-  // Until then, claims start with the limited claim (see LIMITED_CLAIM_SPELL_MS).
+  // Until then, claims use the limited claim (see LIMITED_CLAIM_SPELL_MS).
   let limitedUntil = 0;
+  /** Claimed messages no slot took yet, per claim (a batch is taken from one claim: one lease token). */
+  const buffer: { token: string; rows: ClaimedRow[] }[] = [];
+  /** The unlimited claim filling the buffer: resolves to how many it claimed, or 'limited' when its guard failed. */
+  let filling: Promise<number | 'limited'> | undefined;
+  /** The last unlimited claim came back full: a backlog is waiting. */
+  let backlog = false;
+
+  /** The unlimited claim of `size` messages: the rows and their token, or 'limited' (then the slot claims with the limited claim). */
+  const claimUnlimited = async (size: number): Promise<{ token: string; rows: ClaimedRow[] } | 'limited'> => {
+    const token = randomUUID();
+    const result = (await pool.query<ClaimResultRow>(prepared(unlimitedText(size), [queue, token, name, leaseMs]))).rows;
+    const guard = result[0];
+    if (guard?.lean === false) {
+      // A limit in force, a pause, or aging due (once a priorityAgingMs: one limited
+      // claim does it, and the next claim is unlimited again).
+      if (!guard.aging_only) {
+        log.debug({ claim: 'limited' }, 'flow limits in force: claiming with the limited statement');
+        limitedUntil = performance.now() + LIMITED_CLAIM_SPELL_MS;
+      }
+      return 'limited';
+    }
+    return { token, rows: result.filter((r): r is ClaimResultRow & ClaimedRow => r.id !== null) };
+  };
+
+  const claimLimited = async (slot: string): Promise<Claim> => {
+    const token = randomUUID();
+    const result = (await pool.query<ClaimResultRow>(prepared(limitedText, [queue, token, name, leaseMs, slot]))).rows;
+    const rows = result.filter((r): r is ClaimResultRow & ClaimedRow => r.id !== null);
+    if (rows.length === 0) return { rows: [], waitMs: result[0]?.wait_ms ?? null, size: batchSize };
+    return { rows, lease: { token, slot, counted: rows[0]!.counted }, size: batchSize };
+  };
+
+  const take = (slot: string, size: number): Claim | undefined => {
+    const head = buffer[0];
+    if (!head) return undefined;
+    const rows = head.rows.splice(0, size);
+    if (head.rows.length === 0) buffer.shift();
+    return { rows, lease: { token: head.token, slot, counted: false }, size };
+  };
+
+  /** Fills the buffer with one unlimited claim: a slot's batch, or under a backlog one for every slot. */
+  const fill = (size: number): Promise<number | 'limited'> =>
+    (filling ??= (async () => {
+      try {
+        const want = backlog ? Math.min(size * o.concurrency, 10_000) : size;
+        const got = await claimUnlimited(want);
+        if (got === 'limited') return got;
+        backlog = got.rows.length >= want;
+        if (got.rows.length > 0) buffer.push(got);
+        return got.rows.length;
+      } finally {
+        filling = undefined;
+      }
+    })());
 
   return {
-    forget: () => sizes.clear(),
     handled(slot, last) {
       const next = nextClaimSize({ ...last, base: batchSize, max: o.maxBatchSize });
       if (next === batchSize) sizes.delete(slot);
       else sizes.set(slot, next);
     },
-    async claim(slot) {
-      const token = randomUUID();
-      let size = sizes.get(slot) ?? batchSize;
-      let result: ClaimResultRow[] | undefined;
-      if (performance.now() >= limitedUntil) {
-        result = (await pool.query<ClaimResultRow>(prepared(unlimitedText(size), [queue, token, name, leaseMs]))).rows;
-        const guard = result[0];
-        if (guard?.lean === false) {
-          // A limit in force, a pause, or aging due (once a priorityAgingMs: one limited
-          // claim does it, and the next claim is unlimited again).
-          if (!guard.aging_only) {
-            log.debug({ claim: 'limited' }, 'flow limits in force: claiming with the limited statement');
-            limitedUntil = performance.now() + LIMITED_CLAIM_SPELL_MS;
-          }
-          result = undefined;
-        }
+    async release() {
+      sizes.clear();
+      backlog = false;
+      const ids: string[] = [];
+      const tokens: string[] = [];
+      for (const b of buffer.splice(0)) for (const r of b.rows) (ids.push(r.id), tokens.push(b.token));
+      if (ids.length > 0) await pool.query(housekeeping.releaseLeases, [queue, ids, tokens]);
+    },
+    async claim(slot, share) {
+      const size = sizes.get(slot) ?? batchSize;
+      if (!share) {
+        if (performance.now() < limitedUntil) return claimLimited(slot);
+        const got = await claimUnlimited(size);
+        if (got === 'limited') return claimLimited(slot);
+        return got.rows.length === 0 ? { rows: [], waitMs: null, size } : { rows: got.rows, lease: { token: got.token, slot, counted: false }, size };
       }
-      if (result === undefined) {
-        size = batchSize;
-        result = (await pool.query<ClaimResultRow>(prepared(limitedText, [queue, token, name, leaseMs, slot]))).rows;
+      for (;;) {
+        const taken = take(slot, size);
+        if (taken) return taken;
+        if (performance.now() < limitedUntil) return claimLimited(slot);
+        const got = await fill(size);
+        if (got === 'limited') return claimLimited(slot);
+        // Nothing to claim; or the other slots took what the claim got: claim again.
+        if (got === 0) return { rows: [], waitMs: null, size };
       }
-      const rows = result.filter((r): r is ClaimResultRow & ClaimedRow => r.id !== null);
-      if (rows.length === 0) return { rows: [], waitMs: result[0]?.wait_ms ?? null, size };
-      return { rows, lease: { token, slot, counted: rows[0]!.counted }, size };
     },
   };
 }

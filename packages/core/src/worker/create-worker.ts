@@ -54,7 +54,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const log = o.logger.child({ component: 'worker', worker: o.name, queue, schema: o.schema });
   warnIfConnectUnbounded(pool, log);
   const sql = queueSql(o.schema);
-  const claimer = createClaimer({ pool, schema: o.schema, queue, name: o.name, leaseMs: o.leaseMs, batchSize, maxBatchSize: o.maxBatchSize, logger: log });
+  const claimer = createClaimer({ pool, schema: o.schema, queue, name: o.name, leaseMs: o.leaseMs, batchSize, maxBatchSize: o.maxBatchSize, concurrency: o.concurrency, logger: log });
   const events = new EventEmitter<WorkerEvents>();
   const batches = createBatchHandler({ ...o, logger: log, onHandlerCall: (call) => events.emit('handlerCalled', call) });
   const loops: DrainLoop[] = [];
@@ -79,16 +79,16 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   let starting: AbortController | undefined;
 
   /** Claims and handles one batch; `waitMs` is set when a flow limit held the claim back. */
-  const claimAndHandle = async (slot: string, adapt: boolean): Promise<{ claimed: number; full: boolean; waitMs: number | null }> => {
-    const claim = await claimer.claim(slot);
+  const claimAndHandle = async (slot: string, looping: boolean): Promise<{ claimed: number; full: boolean; waitMs: number | null }> => {
+    const claim = await claimer.claim(slot, looping);
     if (!('lease' in claim)) {
-      if (adapt) claimer.handled(slot, { size: claim.size, claimed: 0, elapsedMs: 0 });
+      if (looping) claimer.handled(slot, { size: claim.size, claimed: 0, elapsedMs: 0 });
       return { claimed: 0, full: false, waitMs: claim.waitMs };
     }
     const { rows, lease } = claim;
     const began = performance.now();
     const verdicts = await batches.handle(rows, lease);
-    if (adapt) claimer.handled(slot, { size: claim.size, claimed: rows.length, elapsedMs: performance.now() - began });
+    if (looping) claimer.handled(slot, { size: claim.size, claimed: rows.length, elapsedMs: performance.now() - began });
     // A slot of a queue with max_in_flight just freed up: let this process's idle loops try.
     if (lease.counted) for (const l of loops) l.wake();
     let handledCount = 0;
@@ -217,7 +217,8 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       clearTimeout(timer);
       loops.length = 0;
       if (timedOut) log.warn({ stopTimeoutMs: o.stopTimeoutMs }, 'worker stop timed out waiting for batches in flight');
-      claimer.forget();
+      // Claimed messages no slot took: their leases end now rather than when they run out.
+      await claimer.release().catch((err) => log.warn({ err }, 'could not release buffered messages; they come back when their leases run out'));
       log.info({}, 'worker stopped');
     },
   };

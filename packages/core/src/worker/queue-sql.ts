@@ -6,6 +6,15 @@ import { statementsFor } from '../shared/statements.js';
  */
 export const queueSql = statementsFor((s) => ({
   /**
+   * Ends the leases of claimed messages no slot handled (a stopping worker's buffer): $2
+   * ids, $3 their lease tokens. Their attempt is given back: they were never handled.
+   */
+  releaseLeases: `
+    UPDATE ${s}.queue_messages m
+    SET lease_token = NULL, locked_until = NULL, locked_by = NULL, attempts = m.attempts - 1
+    FROM unnest($2::uuid[], $3::uuid[]) AS f(id, token)
+    WHERE m.queue = $1 AND m.id = f.id AND m.lease_token = f.token`,
+  /**
    * Lease rows of slots whose worker died without acking (they stopped counting when
    * they ran out, see flow_grant) and released rows of idle slots: a slot's next counted
    * claim writes its row again.
