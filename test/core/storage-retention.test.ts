@@ -212,6 +212,43 @@ describe('maintainStorage', () => {
     await waitFor('dead tuples of a DELETE', async () => (await tupleStats('dead_letters')).dead >= N, 30_000, 200);
   }, 60_000);
 
+  it('creates a range being written only once its writers commit (giving up after lockTimeoutMs), and ranges ahead without waiting for anyone', async () => {
+    await reset();
+    const holder = await p.connect();
+    try {
+      // A dead letter written before any partition exists waits in dead_letters_other; its
+      // transaction stays open.
+      await holder.query('BEGIN');
+      await holder.query(
+        `INSERT INTO sagabox.dead_letters (source, queue, id, topic, payload, reason, error, attempts, created_at)
+         VALUES ('queue', 'ret-w', gen_random_uuid(), 'ret.dead', '{}', 'failed', 'boom', 1, now())`,
+      );
+      const blocked = await maintainStorage(p, { retention: {}, lockTimeoutMs: 100 });
+      expect(blocked.deadLetters.created).toEqual([]);
+      expect(blocked.skipped).toBe(1);
+      expect(blocked.sagas.created.length).toBeGreaterThanOrEqual(3);
+      await holder.query('COMMIT');
+      const done = await maintainStorage(p, { retention: {}, lockTimeoutMs: 100 });
+      expect(done.deadLetters.created.length).toBeGreaterThanOrEqual(3);
+      expect(await count(`SELECT count(*) AS n FROM sagabox.dead_letters_other`)).toBe(0);
+      expect(await count(`SELECT count(*) AS n FROM sagabox.dead_letters WHERE queue = 'ret-w'`)).toBe(1);
+
+      // Writers in today's partitions do not hold up partitions days ahead.
+      await holder.query('BEGIN');
+      await holder.query(
+        `INSERT INTO sagabox.dead_letters (source, queue, id, topic, payload, reason, error, attempts, created_at)
+         VALUES ('queue', 'ret-w', gen_random_uuid(), 'ret.dead', '{}', 'failed', 'boom', 1, now())`,
+      );
+      await saga(uuidv7(), 'running', 1);
+      const ahead = await maintainStorage(p, { retention: {}, aheadMs: 6 * DAY, lockTimeoutMs: 100 });
+      expect(ahead.skipped).toBe(0);
+      expect(ahead.deadLetters.created.length).toBeGreaterThanOrEqual(3);
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+  });
+
   it('under concurrent writers, a held REPEATABLE READ snapshot and rotation every few hundred ms, loses nothing not expired and duplicates nothing', async () => {
     await reset();
     // A report left open: its snapshot holds vacuum back for the whole run.

@@ -17,6 +17,8 @@ export const DEFAULT_MAINTENANCE_LOCK_TIMEOUT_MS = 500;
 export const MAX_RETENTION_MS = 100 * 365 * 86_400_000;
 /** How long a maintainer waits for another one to finish before it gives up until its next run, in milliseconds. */
 const MAINTAINER_WAIT_MS = 10_000;
+/** How far ahead of the clock rows may be written (ids from a machine whose clock is ahead), in milliseconds. */
+const WRITERS_AHEAD_MS = 5 * 60_000;
 
 /**
  * How long each kind of data is kept, in milliseconds. A kind left out is not expired by
@@ -246,11 +248,15 @@ export async function maintainStorage(pool: pg.Pool, options: MaintainStorageOpt
           for (const parent of t.tables) {
             await client.query(`CREATE TABLE ${s}.${partitionOf(parent, name, leader)} (LIKE ${s}.${parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
           }
-          // Writers wait from here to COMMIT, and route their rows by the new partitions
-          // once granted (a writer routed to a default partition before the attach would
-          // fail its partition check). The rows of the new range move with the attach, so
-          // a row is never in two partitions or none. Readers are not blocked.
-          await client.query(`LOCK TABLE ONLY ${t.tables.map((p) => `${s}.${p}`).join(', ')} IN SHARE ROW EXCLUSIVE MODE`);
+          // A range that writers may be filling now (its rows wait in the default
+          // partition): they wait from here to COMMIT and then route by the new partitions
+          // (one routed to the default before the attach would fail its partition check).
+          // Ranges ahead get no writes, so creating them holds no writer.
+          if (range.fromMs <= Math.max(nowMs, Date.now()) + WRITERS_AHEAD_MS) {
+            await client.query(`LOCK TABLE ONLY ${t.tables.map((p) => `${s}.${p}`).join(', ')} IN SHARE ROW EXCLUSIVE MODE`);
+          }
+          // The rows of the new range move with the attach, so a row is never in two
+          // partitions or none. Readers are not blocked.
           await client.query(`LOCK TABLE ${t.tables.map((p) => `${s}.${p}_other`).join(', ')} IN ACCESS EXCLUSIVE MODE`);
           for (const [i, parent] of t.tables.entries()) {
             const part = partitionOf(parent, name, leader);
