@@ -2,8 +2,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
-import { createRelay, publish, type RelayedMessage } from '@sagabox/core';
+import { createRelay, type RelayedMessage } from '@sagabox/core';
 import { createJetStreamConsumer, createJetStreamDestination, NATS_HEADERS } from '@sagabox/nats';
+import { publishCommitted } from '../support/in-transaction.js';
 import { useDatabase } from '../support/test-pool.js';
 import { startNatsServer } from '../support/nats-server.js';
 import { startChild } from '../support/child.js';
@@ -19,18 +20,6 @@ afterAll(async () => {
   await nc.close();
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function publishCommitted(messages: { topic: string; payload: unknown; key?: string }[]): Promise<string[]> {
-  const c = await p.connect();
-  try {
-    await c.query('BEGIN');
-    const { ids } = await publish(c, messages);
-    await c.query('COMMIT');
-    return ids;
-  } finally {
-    c.release();
-  }
-}
 
 /** Every message of a stream in stream order: its Nats-Msg-Id, key and payload. */
 async function streamContents(stream: string): Promise<{ id: string; key: string | null; n: number }[]> {
@@ -59,11 +48,11 @@ describe('NATS JetStream bridge faults', () => {
     await relay.start();
     const ids: string[] = [];
     try {
-      ids.push(...(await publishCommitted(Array.from({ length: 20 }, (_, n) => ({ topic: 'down.before', payload: { n } })))));
+      ids.push(...(await publishCommitted(p, Array.from({ length: 20 }, (_, n) => ({ topic: 'down.before', payload: { n } })))));
       await waitFor('first messages stored', async () => (await jsm.streams.info('DOWN')).state.messages === 20);
       await server.stop();
       for (let t = 0; t < 10; t++) {
-        ids.push(...(await publishCommitted(Array.from({ length: 10 }, (_, n) => ({ topic: 'down.during', key: `k${n}`, payload: { n: t } })))));
+        ids.push(...(await publishCommitted(p, Array.from({ length: 10 }, (_, n) => ({ topic: 'down.during', key: `k${n}`, payload: { n: t } })))));
         await sleep(20);
       }
       await waitFor('the relay tried and backed off', () => errors >= 3, 30_000);
@@ -94,7 +83,7 @@ describe('NATS JetStream bridge faults', () => {
           return { topic: 'kill.order', key, payload: { n } };
         });
         // One producer per key at a time keeps n in commit order per key.
-        committed.push(...(await publishCommitted(batch)));
+        committed.push(...(await publishCommitted(p, batch)));
         await sleep(10);
       }
     };
@@ -190,7 +179,7 @@ describe('NATS JetStream bridge faults', () => {
 
   it('a consumer SIGKILLed after its transaction committed and before its acks: the redelivered messages have no second effect', async () => {
     await jsm.streams.add({ name: 'ACK', subjects: ['ack.>'] });
-    const ids = await publishCommitted(Array.from({ length: 12 }, (_, n) => ({ topic: 'ack.x', payload: { n } })));
+    const ids = await publishCommitted(p, Array.from({ length: 12 }, (_, n) => ({ topic: 'ack.x', payload: { n } })));
     const relay = createRelay({ pool: p, destinations: [createJetStreamDestination({ servers: server.url, routes: [{ topic: 'ack.#' }] })], pollIntervalMs: 50 });
     await relay.start();
     try {

@@ -1,8 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect, headers } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { createRelay, Outcome, publish } from '@sagabox/core';
+import { createRelay, Outcome } from '@sagabox/core';
 import { createJetStreamConsumer, createJetStreamDestination, type JetStreamConsumer, type JetStreamMessage } from '@sagabox/nats';
+import { publishCommitted } from '../support/in-transaction.js';
 import { useDatabase } from '../support/test-pool.js';
 import { startNatsServer } from '../support/nats-server.js';
 import { waitFor } from '../support/wait-for.js';
@@ -23,18 +24,6 @@ afterAll(async () => {
   await Promise.all(running.map((c) => c.stop()));
 });
 
-async function publishCommitted(messages: { topic: string; payload: unknown; key?: string; headers?: Record<string, string> }[]): Promise<string[]> {
-  const c = await p.connect();
-  try {
-    await c.query('BEGIN');
-    const { ids } = await publish(c, messages);
-    await c.query('COMMIT');
-    return ids;
-  } finally {
-    c.release();
-  }
-}
-
 const recordEffect = (consumer: string) => async (m: JetStreamMessage, { client }: { client: import('pg').PoolClient }) => {
   await client.query('INSERT INTO effects (message_id, consumer, topic, payload, headers) VALUES ($1, $2, $3, $4, $5)', [m.id, consumer, m.topic, JSON.stringify(m.payload), JSON.stringify(m.headers)]);
 };
@@ -53,7 +42,7 @@ describe('createJetStreamConsumer', () => {
     running.push(consumer);
     await consumer.start();
     await relay.start();
-    const ids = await publishCommitted(Array.from({ length: 40 }, (_, n) => ({ topic: 'shop.order.placed', key: `k${n % 4}`, payload: { n }, headers: { 'correlation-id': `c${n}` } })));
+    const ids = await publishCommitted(p, Array.from({ length: 40 }, (_, n) => ({ topic: 'shop.order.placed', key: `k${n % 4}`, payload: { n }, headers: { 'correlation-id': `c${n}` } })));
     try {
       await waitFor('all handled', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'billing'`)) >= 40);
     } finally {
@@ -97,7 +86,7 @@ describe('createJetStreamConsumer', () => {
     });
     running.push(consumer);
     await consumer.start();
-    const ids = await publishCommitted([
+    const ids = await publishCommitted(p, [
       ...Array.from({ length: 4 }, (_, n) => ({ topic: 'lane.x', key: 'a', payload: { n } })),
       ...Array.from({ length: 4 }, (_, n) => ({ topic: 'lane.x', key: 'b', payload: { n } })),
     ]);

@@ -1,8 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { createRelay, publish, type Destination, type RelayedMessage } from '@sagabox/core';
+import { createRelay, type Destination, type RelayedMessage } from '@sagabox/core';
 import { createJetStreamDestination, NATS_HEADERS } from '@sagabox/nats';
+import { publishCommitted } from '../support/in-transaction.js';
 import { useDatabase } from '../support/test-pool.js';
 import { startNatsServer } from '../support/nats-server.js';
 import { waitFor } from '../support/wait-for.js';
@@ -47,18 +48,6 @@ const started = async (d: Destination): Promise<Destination> => {
   return d;
 };
 
-async function publishCommitted(messages: { topic: string; payload: unknown; key?: string; headers?: Record<string, string> }[]): Promise<string[]> {
-  const c = await p.connect();
-  try {
-    await c.query('BEGIN');
-    const { ids } = await publish(c, messages);
-    await c.query('COMMIT');
-    return ids;
-  } finally {
-    c.release();
-  }
-}
-
 describe('createJetStreamDestination', () => {
   it('rejects bad options before connecting, listing every problem', () => {
     expect(() => createJetStreamDestination({ routes: [], servers: 'http:/nope', subjectPrefix: 'a b', pubAckTimeoutMs: 0 } as never)).toThrowError(
@@ -70,7 +59,7 @@ describe('createJetStreamDestination', () => {
   it('the relay publishes with Nats-Msg-Id = the id, headers carried, and removes rows only after the PubAck', async () => {
     const destination = createJetStreamDestination({ servers: server.url, routes: [{ topic: 'orders.#' }] });
     const relay = createRelay({ pool: p, destinations: [destination], pollIntervalMs: 50 });
-    const ids = await publishCommitted([
+    const ids = await publishCommitted(p, [
       { topic: 'orders.created', key: 'o-1', payload: { n: 1 }, headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'correlation-id': 'c-1', 'causation-id': 'x-1', 'reply-to': 'orders.replies', 'saga-id': 's-1' } },
       { topic: 'orders.shipped.eu', payload: { n: 2 } },
     ]);
@@ -141,7 +130,7 @@ describe('createJetStreamDestination', () => {
       pollIntervalMs: 50,
       retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 20 },
     });
-    const ids = await publishCommitted([
+    const ids = await publishCommitted(p, [
       { topic: 'nowhere.x', payload: { n: 1 } },
       { topic: 'orders.big', payload: { s: 'x'.repeat(70_000) } },
       { topic: 'small.big', payload: { s: 'x'.repeat(2_000) } },

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type pg from 'pg';
-import { createRelay, isSagaboxError, Outcome, publish, type OutboxMessage, type Relay, type RelayEvents } from '@sagabox/core';
+import { createRelay, isSagaboxError, Outcome, type Relay, type RelayEvents } from '@sagabox/core';
 import { createRabbitMqConsumer, createRabbitMqDestination, DEAD_LETTER_HEADERS, inboxId, type RabbitMqConsumer } from '@sagabox/rabbitmq';
+import { publishCommitted } from '../support/in-transaction.js';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 import { RABBITMQ_URL, useRabbitMq } from '../support/rabbitmq.js';
@@ -18,18 +19,6 @@ afterEach(async () => {
 function track<T extends Relay | RabbitMqConsumer>(r: T): T {
   running.push(r);
   return r;
-}
-
-async function send(messages: OutboxMessage | OutboxMessage[]): Promise<string[]> {
-  const c = await p.connect();
-  try {
-    await c.query('BEGIN');
-    const { ids } = await publish(c, messages);
-    await c.query('COMMIT');
-    return ids;
-  } finally {
-    c.release();
-  }
 }
 
 const recordEffect = (consumer: string) => async (m: { id: string; key: string | null; payload: unknown; headers: Record<string, string> }, { client }: { client: pg.PoolClient }) => {
@@ -54,7 +43,7 @@ describe('RabbitMQ destination and consumer', () => {
     await consumer.start();
     const relay = track(createRelay({ pool: p, destinations: [createRabbitMqDestination({ url: RABBITMQ_URL, routes: [{ topic: 'basic.#', exchange }] })], pollIntervalMs: 50 }));
     await relay.start();
-    const ids = await send([
+    const ids = await publishCommitted(p, [
       { topic: 'basic.created', key: 'k1', payload: { seq: 1 }, headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'correlation-id': 'c-1', 'causation-id': 'x-0', 'reply-to': 'basic.replies', 'saga-id': 's-1' } },
       { topic: 'basic.updated.twice', key: null, payload: { seq: 2 } },
     ]);
@@ -68,7 +57,7 @@ describe('RabbitMQ destination and consumer', () => {
 
     // What reaches the broker: persistent, message_id = the sagabox id, JSON body.
     await consumer.stop();
-    const [id] = await send({ topic: 'basic.created', key: 'k2', payload: { seq: 3 } });
+    const [id] = await publishCommitted(p, { topic: 'basic.created', key: 'k2', payload: { seq: 3 } });
     await waitFor('the message in the queue', async () => (await depth(queue)) === 1);
     const [m] = await drain(queue);
     expect(m).toMatchObject({ messageId: id, durable: true, contentType: 'application/json', body: { seq: 3 }, exchange, routingKey: 'basic.created' });
@@ -91,7 +80,7 @@ describe('RabbitMQ destination and consumer', () => {
     const retries: string[] = [];
     relay.events.on('retry', (e) => retries.push(e.id));
     await relay.start();
-    const [unroutable, absent, large] = await send([
+    const [unroutable, absent, large] = await publishCommitted(p, [
       { topic: 'bad.unbound', payload: {} },
       { topic: 'bad.missing', payload: {} },
       { topic: 'bad.large', payload: { blob: 'x'.repeat(2_000) } },
@@ -110,7 +99,7 @@ describe('RabbitMQ destination and consumer', () => {
     await rabbit.exchangeDeclare({ exchange: unbound, type: 'topic', durable: true });
     await rabbit.queueDeclare({ queue: good, durable: true });
     await rabbit.queueBind({ queue: good, exchange: unbound, routingKey: 'bad.#' });
-    await send({ topic: 'bad.unbound', payload: { ok: true } });
+    await publishCommitted(p, { topic: 'bad.unbound', payload: { ok: true } });
     await waitFor('the good message in its queue', async () => (await depth(good)) === 1);
   });
 
@@ -252,7 +241,7 @@ describe('RabbitMQ destination and consumer', () => {
     const keys = 12;
     const perKey = 25;
     for (let seq = 1; seq <= perKey; seq++) {
-      await send(Array.from({ length: keys }, (_, k) => ({ topic: 'order.placed', key: `key-${k}`, payload: { seq } })));
+      await publishCommitted(p, Array.from({ length: keys }, (_, k) => ({ topic: 'order.placed', key: `key-${k}`, payload: { seq } })));
     }
     await waitFor('every effect', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'order'`)) === keys * perKey, 60_000);
     const { rows } = await p.query<{ k: string; seqs: number[] }>(`SELECT k, array_agg(seq ORDER BY at) AS seqs FROM effects WHERE consumer = 'order' GROUP BY k`);

@@ -1,121 +1,19 @@
-import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRelay, type Relay } from '@sagabox/core';
-import { createOrchestrator, defineSaga, DEFAULT_SAGA_REPLY_TOPIC, getSaga, participant, startSaga, StepResult, type Orchestrator } from '@sagabox/saga';
-import { createRabbitMqConsumer, createRabbitMqDestination, type RabbitMqConsumer } from '@sagabox/rabbitmq';
-import { useDatabase } from '../support/test-pool.js';
-import { waitFor } from '../support/wait-for.js';
+import { DEFAULT_SAGA_REPLY_TOPIC } from '@sagabox/saga';
+import { createRabbitMqConsumer, createRabbitMqDestination } from '@sagabox/rabbitmq';
+import { describeSagaAcrossBroker } from '../support/saga-across-broker.js';
 import { RABBITMQ_URL, useRabbitMq } from '../support/rabbitmq.js';
 
-// Two services on two databases; RabbitMQ is the only way between them: commands go out
-// through the orchestrator's relay to an exchange, the participant consumes them from
-// its queue, its replies go out through its own relay and come back through a consumer
-// that runs the orchestrator's transition handler.
-const orchestratorDb = await useDatabase();
-const inventoryDb = await useDatabase();
-const op = orchestratorDb.pool(10);
-const ip = inventoryDb.pool(10);
-await ip.query('CREATE TABLE stock (sku text PRIMARY KEY, qty int NOT NULL CHECK (qty >= 0))');
-await ip.query(`INSERT INTO stock VALUES ('apple', 1)`);
+// Commands go to an exchange and reach the participant's queue; replies come back
+// through the orchestrator's reply queue.
 const { name } = useRabbitMq();
 const exchange = name('saga');
 const commandQueue = name('inventory-q');
-const replyQueue = name('replies-q');
 
-const orderSaga = defineSaga({
-  name: 'rabbit-order',
-  version: 1,
-  initialState: (input: { sku: string; failCharge: boolean }) => ({ ...input, reserved: false }),
-  steps: (step) => [
-    step.remote({
-      name: 'reserve',
-      command: (s) => ({ topic: 'inventory.reserve', payload: { sku: s.sku } }),
-      onReply: (reply: { type: string }, s) => (reply.type === 'reserved' ? StepResult.ok({ ...s, reserved: true }) : StepResult.fail(reply.type)),
-      compensate: (s) => ({ topic: 'inventory.release', payload: { sku: s.sku } }),
-      onCompensationReply: (reply: { type: string }) => (reply.type === 'released' ? { ok: true } : { ok: false, reason: reply.type }),
-    }),
-    step.local({
-      name: 'charge',
-      run: async (s) => (s.failCharge ? StepResult.fail('card declined') : StepResult.ok(s)),
-    }),
-  ],
-});
-
-const stoppers: (Relay | RabbitMqConsumer | Orchestrator)[] = [];
-let orchestrator: Orchestrator;
-beforeAll(async () => {
-  orchestrator = createOrchestrator({ pool: op, definitions: [orderSaga], pollIntervalMs: 50 });
-  const rabbit = (routes: { topic: string; exchange: string }[]) => createRabbitMqDestination({ url: RABBITMQ_URL, routes });
-  // The participant's queue and the orchestrator's reply queue exist (and are bound)
-  // before the first command is published: consumers first, relays after.
-  const inventory = createRabbitMqConsumer({
-    url: RABBITMQ_URL, pool: ip, queue: commandQueue, bindings: [{ exchange, routingKey: 'inventory.*' }],
-    handler: participant({
-      handlers: {
-        'inventory.reserve': async (command, { client }) => {
-          const { rowCount } = await client.query('UPDATE stock SET qty = qty - 1 WHERE sku = $1 AND qty > 0', [(command.payload as { sku: string }).sku]);
-          return { type: rowCount === 1 ? 'reserved' : 'out_of_stock' };
-        },
-        'inventory.release': async (command, { client }) => {
-          await client.query('UPDATE stock SET qty = qty + 1 WHERE sku = $1', [(command.payload as { sku: string }).sku]);
-          return { type: 'released' };
-        },
-      },
-    }),
-  });
-  const replies = createRabbitMqConsumer({
-    url: RABBITMQ_URL, pool: op, queue: replyQueue, consumer: 'saga-orchestrator', bindings: [{ exchange, routingKey: DEFAULT_SAGA_REPLY_TOPIC }],
-    handler: orchestrator.handler,
-  });
-  const orchestratorRelay = createRelay({
-    pool: op, pollIntervalMs: 50,
-    // Control messages (timeouts, wake-ups) stay in the orchestrator's own queue.
-    routes: orchestrator.routes.filter((r) => r.topic !== DEFAULT_SAGA_REPLY_TOPIC),
-    destinations: [rabbit([{ topic: 'inventory.*', exchange }])],
-  });
-  const inventoryRelay = createRelay({ pool: ip, pollIntervalMs: 50, destinations: [rabbit([{ topic: DEFAULT_SAGA_REPLY_TOPIC, exchange }])] });
-  for (const c of [inventory, replies, orchestratorRelay, inventoryRelay, orchestrator]) {
-    await c.start();
-    stoppers.push(c);
-  }
-});
-afterAll(async () => {
-  for (const c of stoppers.reverse()) await c.stop();
-});
-
-async function runSaga(input: { sku: string; failCharge: boolean }) {
-  const client = await op.connect();
-  let id: string;
-  try {
-    await client.query('BEGIN');
-    ({ id } = await startSaga(client, orderSaga, input, { id: randomUUID() }));
-    await client.query('COMMIT');
-  } finally {
-    client.release();
-  }
-  return waitFor('the saga to end', async () => {
-    const saga = await getSaga(op, id);
-    return saga && ['completed', 'compensated', 'failed'].includes(saga.status) ? saga : undefined;
-  }, 30_000);
-}
-
-const stock = async () => (await ip.query<{ qty: number }>(`SELECT qty FROM stock WHERE sku = 'apple'`)).rows[0]!.qty;
-
-describe('a saga participant behind RabbitMQ', () => {
-  it('completes: the command reaches the participant through RabbitMQ and its reply comes back the same way', async () => {
-    const saga = await runSaga({ sku: 'apple', failCharge: false });
-    expect(saga.status).toBe('completed');
-    expect(saga.state).toMatchObject({ reserved: true });
-    expect(await stock()).toBe(0);
-    await ip.query(`UPDATE stock SET qty = 1 WHERE sku = 'apple'`);
-  });
-
-  it('compensates: the release command and its reply cross RabbitMQ too, and the stock is back', async () => {
-    const saga = await runSaga({ sku: 'apple', failCharge: true });
-    expect(saga.status).toBe('compensated');
-    expect(saga.history.map((e) => `${e.step}:${e.event}`)).toContain('reserve:compensated');
-    expect(await stock()).toBe(1);
-    expect(await inventoryDb.count(`SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = $1`, [commandQueue])).toBe(3);
-    expect(await orchestratorDb.count(`SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = 'saga-orchestrator'`)).toBeGreaterThanOrEqual(3);
-  });
+await describeSagaAcrossBroker({
+  broker: 'RabbitMQ',
+  destination: (topic) => createRabbitMqDestination({ url: RABBITMQ_URL, routes: [{ topic, exchange }] }),
+  commandConsumer: (pool, handler) => createRabbitMqConsumer({ url: RABBITMQ_URL, pool, queue: commandQueue, bindings: [{ exchange, routingKey: 'inventory.*' }], handler }),
+  replyConsumer: (pool, consumer, handler) =>
+    createRabbitMqConsumer({ url: RABBITMQ_URL, pool, queue: name('replies-q'), consumer, bindings: [{ exchange, routingKey: DEFAULT_SAGA_REPLY_TOPIC }], handler }),
+  commandInbox: commandQueue,
 });
