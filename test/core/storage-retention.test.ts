@@ -249,6 +249,34 @@ describe('maintainStorage', () => {
     }
   });
 
+  it('leaves a REPEATABLE READ snapshot that read the sagas its whole view: the drop waits for it, then keeps what is running', async () => {
+    await reset();
+    const t0 = Date.UTC(2036, 2, 1);
+    await maintainStorage(p, { retention: {}, now: new Date(t0) });
+    const [running, done] = [uuidv7At(t0 + 1_000), uuidv7At(t0 + 2_000)];
+    await saga(running, 'running', 2);
+    await saga(done, 'completed', 3);
+    const view = 'SELECT s.id, s.status, count(h.seq)::int AS steps FROM sagabox.sagas s LEFT JOIN sagabox.saga_steps h ON h.saga_id = s.id GROUP BY 1, 2 ORDER BY 1';
+    const report = await p.connect();
+    try {
+      await report.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      const before = (await report.query(view)).rows;
+      expect(before).toHaveLength(2);
+      const later = new Date(t0 + 10 * DAY);
+      const blocked = await maintainStorage(p, { retention: { sagasMs: DAY }, now: later, lockTimeoutMs: 100 });
+      expect(blocked.sagas.dropped).toEqual([]);
+      expect(blocked.skipped).toBeGreaterThanOrEqual(1);
+      expect((await report.query(view)).rows).toEqual(before);
+      await report.query('COMMIT');
+      const r = await maintainStorage(p, { retention: { sagasMs: DAY }, now: later, lockTimeoutMs: 100 });
+      expect(r.sagas.dropped).toContain('sagas_p20360301');
+      expect((await p.query(view)).rows).toEqual(before.filter((x) => x.id === running));
+    } finally {
+      await report.query('ROLLBACK').catch(() => {});
+      report.release();
+    }
+  });
+
   it('under concurrent writers, a held REPEATABLE READ snapshot and rotation every few hundred ms, loses nothing not expired and duplicates nothing', async () => {
     await reset();
     // A report left open: its snapshot holds vacuum back for the whole run.
