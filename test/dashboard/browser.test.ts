@@ -207,6 +207,10 @@ describe('dashboard in headless Chromium, under /ops of an app', () => {
     const cancels = () => count(`SELECT count(*) AS n FROM sagabox.outbox WHERE headers->>'saga-id' = $1 AND payload->>'kind' = 'cancel'`, [id]);
     await page.locator(`tr[data-id="${id}"]`).click();
     await page.locator(testid('saga-cancel')).waitFor({ state: 'visible' });
+    // What it waits on, from its history: the step, the command sent and when.
+    const sent = (await getSaga(p, id))!.history.find((e) => e.event === 'command_sent')!;
+    const pending = Object.fromEntries(await page.locator(`${testid('saga-pending')} dt`).evaluateAll((dts) => dts.map((dt) => [dt.textContent, dt.nextElementSibling!.textContent])));
+    expect(pending).toMatchObject({ 'waiting on': sent.step, command: `${(sent.detail as { topic: string }).topic} (attempt 1)`, waited: expect.stringMatching(/^\d/) });
     await confirm(testid('saga-cancel'), 'cancel');
     expect(await cancels()).toBe(0);
     await page.locator(testid('saga-cancel')).click();

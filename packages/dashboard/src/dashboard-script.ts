@@ -208,6 +208,22 @@ function renderOverview(o) {
     return tr;
   }), "no sagas", 5);
 }
+/** What a running or compensating saga waits on, read from its history: the last command sent, and the last failure. */
+function pendingOf(saga) {
+  if (saga.status !== "running" && saga.status !== "compensating") return null;
+  let sent = null;
+  let failure = null;
+  for (const e of saga.history) {
+    if (e.event === "command_sent" || e.event === "compensation_sent") sent = e;
+    if (e.event === "failed" || e.event === "timed_out" || e.event === "compensation_failed") failure = e;
+  }
+  if (!sent) return null;
+  const why = (e) => e.step + " " + e.event.replace(/_/g, " ") + (e.detail && e.detail.reason ? ": " + e.detail.reason : "") + " at " + time(e.at);
+  return {
+    step: sent.step, compensating: sent.event === "compensation_sent", topic: sent.detail && sent.detail.topic,
+    attempt: sent.detail && sent.detail.attempt, sentAt: sent.at, lastFailure: failure ? why(failure) : null,
+  };
+}
 async function showSaga(id) {
   const saga = await api("sagas/" + encodeURIComponent(id));
   $('[data-testid="saga-detail"]').hidden = false;
@@ -217,17 +233,18 @@ async function showSaga(id) {
   const pending = $("#saga-pending");
   pending.replaceChildren();
   const kv = (k, v) => { if (v !== undefined && v !== null) { pending.appendChild(el("dt", k)); pending.appendChild(el("dd", v)); } };
-  const p = saga.pending;
+  const p = pendingOf(saga);
   if (p) {
     kv("waiting on", p.step + (p.compensating ? " (compensation)" : ""));
-    kv("command", p.commandTopic || p.topic);
-    kv("sent", p.sentAt ? time(p.sentAt) : null);
-    kv("waited", p.waitingMs !== undefined ? age(p.waitingMs) : null);
-    kv("last failure", p.lastFailure || p.lastReason || null);
-  } else if (saga.status === "running" || saga.status === "compensating") {
-    kv("step", saga.currentStep);
+    kv("command", (p.topic || "?") + (p.attempt ? " (attempt " + p.attempt + ")" : ""));
+    kv("sent", new Date(p.sentAt).toLocaleString());
+    kv("waited", age(Date.now() - new Date(p.sentAt).getTime()));
   }
-  kv("deadline", (p && p.deadline) || saga.deadline ? new Date((p && p.deadline) || saga.deadline).toLocaleString() : null);
+  if (saga.deadline && p) {
+    const left = new Date(saga.deadline).getTime() - Date.now();
+    kv("deadline", new Date(saga.deadline).toLocaleString() + (left < 0 ? " (overdue by " + age(-left) + ")" : " (in " + age(left) + ")"));
+  }
+  if (p && p.lastFailure) kv("last failure", p.lastFailure);
   const retryable = saga.status === "failed" || saga.status === "running" || saga.status === "compensating";
   $("#saga-retry").hidden = !(can("actions") && retryable);
   $("#saga-cancel").hidden = !(can("actions") && saga.status === "running");
