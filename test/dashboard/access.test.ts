@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 // Tokens and their permissions, enforced by the server: a read-only token sees no
 // payload and cannot act; payloads and actions are each granted on their own.
 import { afterAll, describe, expect, it } from 'vitest';
@@ -117,5 +118,34 @@ describe('dashboard access', () => {
     expect((await post('dead-letters/replay', oncall, { filter: [] })).status).toBe(400);
     expect((await post('queues/NOT%20A%20QUEUE/pause', oncall)).status).toBe(400);
     expect((await post('queues/nosuchqueue/pause', oncall)).status).toBe(404);
+  });
+
+  it('makes an address that failed to sign in ten times in a minute wait, by form and by bearer alike', async () => {
+    const own = await serveDashboard({ pool: p, port: 0, tokens: [{ name: 'oncall', token: 'oncall-token-1', permissions: [] }] });
+    try {
+      const login = (token: string) => fetch(`${own.url}api/login`, { ...JSON_POST, body: JSON.stringify({ token }) });
+      for (let i = 0; i < 5; i++) expect((await login(`guess-${i}-xxxx`)).status).toBe(401);
+      for (let i = 0; i < 5; i++) expect((await fetch(`${own.url}api/overview`, { headers: { authorization: `Bearer guess-${i}-yyyy` } })).status).toBe(401);
+      const blocked = await login('oncall-token-1');
+      expect(blocked.status).toBe(429);
+      expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect((await fetch(`${own.url}api/overview`, { headers: { authorization: 'Bearer oncall-token-1' } })).status).toBe(429);
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('lets the page run only its own script and stylesheet (Content-Security-Policy with their hashes)', async () => {
+    const res = await fetch(d.url);
+    const csp = res.headers.get('content-security-policy')!;
+    const html = await res.text();
+    const script = /<script>([\s\S]*)<\/script>/.exec(html)![1]!;
+    const style = /<style>([\s\S]*)<\/style>/.exec(html)![1]!;
+    const sha = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+    expect(csp).toContain(`script-src ${sha(script)};`);
+    expect(csp).toContain(`style-src ${sha(style)};`);
+    expect(csp).toMatch(/^default-src 'none';/);
+    expect(csp).not.toContain('unsafe');
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
   });
 });

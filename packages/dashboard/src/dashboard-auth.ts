@@ -110,3 +110,33 @@ export function tokenProblems(tokens: readonly DashboardToken[]): string[] {
   }
   return problems;
 }
+
+/** Failed sign-ins (form or bearer) one client address may make per minute; then it waits out the minute. */
+export const DASHBOARD_FAILED_LOGINS_PER_MINUTE = 10;
+const THROTTLE_WINDOW_MS = 60_000;
+const THROTTLE_MAX_ADDRESSES = 10_000;
+
+/**
+ * Counts failed sign-ins per client address, so a token cannot be guessed at network
+ * speed. Behind a proxy every client shares its address: the limit is then global.
+ */
+export function createLoginThrottle(): { retryAfterMs(address: string, now: number): number; failed(address: string, now: number): void } {
+  const failures = new Map<string, { count: number; since: number }>();
+  return {
+    retryAfterMs(address, now) {
+      const f = failures.get(address);
+      if (!f || now - f.since >= THROTTLE_WINDOW_MS) return 0;
+      return f.count >= DASHBOARD_FAILED_LOGINS_PER_MINUTE ? THROTTLE_WINDOW_MS - (now - f.since) : 0;
+    },
+    failed(address, now) {
+      const f = failures.get(address);
+      if (f && now - f.since < THROTTLE_WINDOW_MS) f.count++;
+      else failures.set(address, { count: 1, since: now });
+      if (failures.size > THROTTLE_MAX_ADDRESSES) {
+        for (const [a, x] of failures) if (now - x.since >= THROTTLE_WINDOW_MS) failures.delete(a);
+        // Still full: the oldest entries go first (a Map iterates in insertion order).
+        for (const a of failures.keys()) { if (failures.size <= THROTTLE_MAX_ADDRESSES) break; failures.delete(a); }
+      }
+    },
+  };
+}

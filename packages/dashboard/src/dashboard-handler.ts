@@ -3,6 +3,7 @@ import { DEFAULT_SCHEMA, isSagaboxError, SagaboxError, silentLogger, type Execut
 import {
   accessOf,
   cookieOf,
+  createLoginThrottle,
   DASHBOARD_PERMISSIONS,
   DEFAULT_DASHBOARD_SESSION_MS,
   findToken,
@@ -118,7 +119,14 @@ export function createDashboardHandler(options: DashboardOptions): (req: Incomin
   const db = options.pool;
   const log = (options.logger ?? silentLogger).child({ component: 'dashboard' });
   const routes = routesOf(createBacklogRates());
-  const page = dashboardPage({ refreshMs: options.refreshMs ?? DEFAULT_DASHBOARD_REFRESH_MS, loginRequired: tokens.length > 0 });
+  const page = dashboardPage({ refreshMs: options.refreshMs ?? DEFAULT_DASHBOARD_REFRESH_MS });
+
+  const throttle = createLoginThrottle();
+  const address = (req: IncomingMessage): string => req.socket.remoteAddress ?? 'unknown';
+  const checkThrottle = (req: IncomingMessage): void => {
+    const wait = throttle.retryAfterMs(address(req), Date.now());
+    if (wait > 0) throw Object.assign(new HttpError(429, 'too many failed sign-ins from this address: wait a minute'), { retryAfterS: Math.ceil(wait / 1_000) });
+  };
 
   const accessFor = (req: IncomingMessage): Access => {
     if (tokens.length === 0) {
@@ -129,7 +137,9 @@ export function createDashboardHandler(options: DashboardOptions): (req: Incomin
     }
     const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
     const session = cookieOf(req, SESSION_COOKIE);
+    if (bearer !== undefined) checkThrottle(req);
     const t = bearer !== undefined ? findToken(tokens, bearer) : session !== undefined ? tokenOfSession(tokens, session, Date.now()) : undefined;
+    if (!t && bearer !== undefined) throttle.failed(address(req), Date.now());
     if (!t) throw Object.assign(new HttpError(401, 'sign in first: a token is required'), { bearer: true });
     return accessOf(t);
   };
@@ -143,16 +153,18 @@ export function createDashboardHandler(options: DashboardOptions): (req: Incomin
         res.end();
         return;
       }
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-frame-options': 'DENY', 'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'" });
-      res.end(page);
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-frame-options': 'DENY', 'content-security-policy': page.contentSecurityPolicy });
+      res.end(page.html);
       return;
     }
     if (!path.startsWith('/api/')) throw new HttpError(404, 'not found');
     if (path === '/api/login' && req.method === 'POST') {
       const body = await readJsonBody(req);
       if (tokens.length === 0) return sendJson(res, 200, session(open, false));
+      checkThrottle(req);
       const t = typeof body.token === 'string' ? findToken(tokens, body.token) : undefined;
       if (!t) {
+        throttle.failed(address(req), Date.now());
         log.warn({ remote: req.socket.remoteAddress }, 'dashboard: sign-in with an unknown token');
         throw new HttpError(401, 'unknown token');
       }
@@ -182,7 +194,10 @@ export function createDashboardHandler(options: DashboardOptions): (req: Incomin
 
   return (req, res) => {
     route(req, res).catch((err: unknown) => {
-      if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message }, 'bearer' in err ? { 'www-authenticate': 'Bearer' } : {});
+      if (err instanceof HttpError) {
+        const headers: Record<string, string> = 'bearer' in err ? { 'www-authenticate': 'Bearer' } : 'retryAfterS' in err ? { 'retry-after': String(err.retryAfterS) } : {};
+        return sendJson(res, err.status, { error: err.message }, headers);
+      }
       if (err instanceof URIError) return sendJson(res, 400, { error: 'malformed URL' });
       if (isSagaboxError(err)) {
         const code = (err as SagaboxError).code;
