@@ -1,0 +1,173 @@
+/**
+ * The overview's part of the page script: cards, queues (pause, resume), dead letters
+ * (replay one, replay or purge by filter), half messages (commit, roll back) and
+ * sagas with a saga's timeline (retry, cancel). Runs in the page, after the helpers of
+ * `dashboard-script.ts`.
+ */
+export const OVERVIEW_SCRIPT = `
+// ---- overview ----
+function renderOverview(o) {
+  const set = (testid, v) => { $('[data-testid="' + testid + '"]').textContent = String(v); };
+  set("outbox-ready", o.outbox.ready);
+  set("relay-lag", age(o.outbox.lagMs));
+  set("outbox-prepared", o.outbox.prepared);
+  set("dead-total", o.queues.reduce((n, q) => n + q.dead, 0) + (o.outbox.dead || 0));
+  // Dead rows pile up while a snapshot is held, long before queues look deep.
+  const vw = $("#vacuum-warning");
+  const h = o.storage && o.storage.oldest;
+  vw.hidden = !(o.storage && o.storage.vacuumBlocked);
+  vw.textContent = vw.hidden || !h ? "" : "Vacuum is blocked: " + (h.kind === "backend" ? "backend pid " + h.pid + " (" + (h.application || "no application name") + ", " + h.state + ")" : h.kind.replace("_", " ") + " " + h.name) + " has held a snapshot for " + age(h.ageMs) + "; no dead row is removed until it ends.";
+  set("sagas-running", o.sagaCounts.filter((c) => c.status === "running" || c.status === "compensating").reduce((n, c) => n + c.count, 0));
+
+  $("#queues-count").textContent = o.queues.length + " queue(s)";
+  fill("queues", o.queues.map((q) => {
+    const rate = q.backlogPerSecond;
+    const trend = el("td", rate === null ? "-" : (rate > 0 ? "+" : "") + rate.toFixed(2), "num " + (rate > 0 ? "up" : rate < 0 ? "down" : ""));
+    const name = el("td", null, "mono");
+    const link = el("a", q.queue); link.href = "#view=messages&queue=" + encodeURIComponent(q.queue); name.appendChild(link);
+    if (q.pausedAt) name.appendChild(el("span", " paused", "pill paused"));
+    const actions = el("td", null, "actions");
+    if (can("actions")) {
+      actions.appendChild(q.pausedAt
+        ? button("Resume", "secondary", () => act(() => post("queues/" + encodeURIComponent(q.queue) + "/resume")), "queue-resume")
+        : button("Pause", "danger", async () => {
+            const ok = await confirmAction({ title: "Pause queue " + q.queue + "?", text: "Workers stop claiming its messages until it is resumed; deliveries keep arriving and wait.", ok: "Pause" });
+            if (ok) await act(() => post("queues/" + encodeURIComponent(q.queue) + "/pause"));
+          }, "queue-pause"));
+    }
+    const tr = row([name, num(q.ready), num(q.inFlight), num(q.retrying), num(q.scheduled), num(q.dead), num(age(q.oldestAgeMs)), trend, actions]);
+    tr.dataset.queue = q.queue;
+    if (q.pausedAt) tr.dataset.paused = "true";
+    return tr;
+  }), "no queues yet", 9);
+
+  $("#dead-count").textContent = o.deadLetters.length + " newest shown";
+  fill("dead-letters", o.deadLetters.map((d) => {
+    const actions = el("td", null, "actions");
+    if (can("actions")) actions.appendChild(button("Replay", "", async () => {
+      const ok = await confirmAction({ title: "Replay dead letter " + d.deadId + "?", text: "It goes back to " + (d.queue ? "queue " + d.queue : "the outbox") + " with its attempts reset, and is handled again.", ok: "Replay" });
+      if (ok) await act(() => post("dead-letters/" + encodeURIComponent(d.deadId) + "/replay"));
+    }, "dead-replay"));
+    const idCell = el("td", null, "mono");
+    const link = el("a", d.deadId); link.href = "#view=messages&message=" + d.id; idCell.appendChild(link);
+    const tr = row([idCell, el("td", d.queue || "(outbox)", "mono"), el("td", d.topic, "mono"), el("td", d.reason), num(d.attempts), el("td", time(d.deadAt)), el("td", d.error, "err"), actions]);
+    tr.dataset.deadId = d.deadId;
+    return tr;
+  }), "no dead letters", 8);
+
+  $("#half-count").textContent = o.halfMessages.length + " prepared";
+  const now = Date.now();
+  fill("half-messages", o.halfMessages.map((m) => {
+    // UUIDv7 ids share their time-ordered head: show the tail, the whole id on hover.
+    const id = el("td", "\\u2026" + m.id.slice(-12), "mono"); id.title = m.id;
+    const actions = el("td", null, "actions");
+    if (can("actions")) {
+      for (const decision of ["commit", "rollback"]) actions.appendChild(button(decision === "commit" ? "Commit" : "Roll back", decision === "commit" ? "" : "danger", async () => {
+        const ok = await confirmAction({ title: (decision === "commit" ? "Commit" : "Roll back") + " half message?", text: "Decided by hand for " + m.topic + " " + m.id + "; recorded as your decision. The producer's checker is not asked again.", reason: true, ok: decision === "commit" ? "Commit" : "Roll back" });
+        if (ok) await act(() => post("half-messages/" + encodeURIComponent(m.id) + "/" + decision, { reason: ok.reason || "decided from the dashboard" }));
+      }, "half-" + decision));
+    }
+    const tr = row([id, el("td", m.topic, "mono"), num(m.checks), el("td", time(m.checkAt)), num(age(now - new Date(m.createdAt).getTime())), actions]);
+    tr.dataset.id = m.id;
+    return tr;
+  }), "none awaiting check", 6);
+
+  const byStatus = {};
+  for (const c of o.sagaCounts) byStatus[c.status] = (byStatus[c.status] || 0) + c.count;
+  $('[data-testid="saga-statuses"]').replaceChildren(...["running", "compensating", "completed", "compensated", "failed"].map((s) => {
+    const p = el("span", s + " " + (byStatus[s] || 0), "pill " + s);
+    p.dataset.status = s; p.dataset.count = String(byStatus[s] || 0);
+    return p;
+  }));
+  $("#sagas-count").textContent = o.sagaCounts.reduce((n, c) => n + c.count, 0) + " total";
+  const selected = hashState().get("saga");
+  fill("sagas", o.sagas.map((s) => {
+    const status = el("td"); status.appendChild(el("span", s.status, "pill " + s.status));
+    const sid = el("td", "\\u2026" + s.id.slice(-12), "mono"); sid.title = s.id;
+    const tr = row([sid, el("td", s.type), status, num(s.currentStep), el("td", time(s.updatedAt))]);
+    tr.className = "clickable" + (s.id === selected ? " selected" : "");
+    tr.dataset.id = s.id;
+    tr.addEventListener("click", () => { setHash({ view: "overview", saga: s.id }); showSaga(s.id).catch(showError); });
+    return tr;
+  }), "no sagas", 5);
+}
+/** What a running or compensating saga waits on, read from its history: the last command sent, and the last failure. */
+function pendingOf(saga) {
+  if (saga.status !== "running" && saga.status !== "compensating") return null;
+  let sent = null;
+  let failure = null;
+  for (const e of saga.history) {
+    if (e.event === "command_sent" || e.event === "compensation_sent") sent = e;
+    if (e.event === "failed" || e.event === "timed_out" || e.event === "compensation_failed") failure = e;
+  }
+  if (!sent) return null;
+  const why = (e) => e.step + " " + e.event.replace(/_/g, " ") + (e.detail && e.detail.reason ? ": " + e.detail.reason : "") + " at " + time(e.at);
+  return {
+    step: sent.step, compensating: sent.event === "compensation_sent", topic: sent.detail && sent.detail.topic,
+    attempt: sent.detail && sent.detail.attempt, sentAt: sent.at, lastFailure: failure ? why(failure) : null,
+  };
+}
+async function showSaga(id) {
+  const saga = await api("sagas/" + encodeURIComponent(id));
+  $('[data-testid="saga-detail"]').hidden = false;
+  $("#saga-title").textContent = saga.id + " (" + saga.type + " v" + saga.version + ")";
+  $("#saga-status").replaceChildren(el("span", saga.status, "pill " + saga.status));
+  $("#saga-error").textContent = saga.error || "";
+  const pending = $("#saga-pending");
+  pending.replaceChildren();
+  const kv = (k, v) => { if (v !== undefined && v !== null) { pending.appendChild(el("dt", k)); pending.appendChild(el("dd", v)); } };
+  const p = pendingOf(saga);
+  if (p) {
+    kv("waiting on", p.step + (p.compensating ? " (compensation)" : ""));
+    kv("command", (p.topic || "?") + (p.attempt ? " (attempt " + p.attempt + ")" : ""));
+    kv("sent", new Date(p.sentAt).toLocaleString());
+    kv("waited", age(Date.now() - new Date(p.sentAt).getTime()));
+  }
+  if (saga.deadline && p) {
+    const left = new Date(saga.deadline).getTime() - Date.now();
+    kv("deadline", new Date(saga.deadline).toLocaleString() + (left < 0 ? " (overdue by " + age(-left) + ")" : " (in " + age(left) + ")"));
+  }
+  if (p && p.lastFailure) kv("last failure", p.lastFailure);
+  const retryable = saga.status === "failed" || saga.status === "running" || saga.status === "compensating";
+  $("#saga-retry").hidden = !(can("actions") && retryable);
+  $("#saga-cancel").hidden = !(can("actions") && saga.status === "running");
+  $("#saga-retry").onclick = async () => {
+    const ok = await confirmAction({ title: "Retry saga?", text: "The pending step's command (or compensation) is sent again with fresh attempts.", ok: "Retry" });
+    if (ok) await act(() => post("sagas/" + encodeURIComponent(saga.id) + "/retry"));
+  };
+  $("#saga-cancel").onclick = async () => {
+    const ok = await confirmAction({ title: "Cancel saga " + saga.id + "?", text: "Its completed steps are compensated in reverse order and it ends compensated.", reason: true, ok: "Cancel saga" });
+    if (ok) await act(() => post("sagas/" + encodeURIComponent(saga.id) + "/cancel", { reason: ok.reason || undefined }), () => "cancel requested");
+  };
+  const start = saga.history.length ? new Date(saga.history[0].at).getTime() : 0;
+  $('[data-testid="timeline"]').replaceChildren(...saga.history.map((e) => {
+    const li = el("li", null, e.event);
+    li.dataset.event = e.step + ":" + e.event;
+    li.appendChild(el("strong", e.step));
+    const why = typeof e.detail === "string" ? e.detail : e.detail && (e.detail.reason || e.detail.error);
+    li.appendChild(document.createTextNode(" " + e.event.replace(/_/g, " ") + (why ? ": " + why : "")));
+    li.appendChild(el("span", time(e.at) + " (+" + (new Date(e.at).getTime() - start) + "ms)", "when"));
+    return li;
+  }));
+  for (const tr of document.querySelectorAll('[data-testid="sagas"] tbody tr')) tr.classList.toggle("selected", tr.dataset.id === id);
+}
+function deadFilter() {
+  const f = new FormData($("#dead-filters"));
+  const out = {};
+  for (const k of ["queue", "topic", "reason"]) if (f.get(k)) out[k] = String(f.get(k));
+  return out;
+}
+$("#dead-filters").addEventListener("submit", (ev) => { ev.preventDefault(); refresh().catch(showError); });
+for (const action of ["replay", "purge"]) {
+  $('[data-act="bulk-' + action + '"]').addEventListener("click", async () => {
+    try {
+      const filter = deadFilter();
+      const preview = await post("dead-letters/" + action, { filter, dryRun: true });
+      const what = Object.keys(filter).length ? "the dead letters matching " + JSON.stringify(filter) : "every dead letter";
+      const ok = await confirmAction({ title: (action === "replay" ? "Replay " : "Purge ") + "dead letters?", text: action === "replay" ? "Moves " + what + " back where they died, attempts reset." : "Deletes " + what + " for good.", count: preview.affected, capped: preview.capped, ok: action === "replay" ? "Replay" : "Purge" });
+      if (ok) await act(() => post("dead-letters/" + action, { filter }), (r) => r.affected + " " + (action === "replay" ? "replayed" : "purged"));
+    } catch (err) { showError(err); }
+  });
+}
+
+`;
