@@ -24,6 +24,10 @@ describe('needsAttention', () => {
     await p.query(`UPDATE sagabox.queue_messages SET lease_token = gen_random_uuid(), locked_until = now() - interval '2 minutes', locked_by = 'worker-dead' WHERE id = $1`, [stuck]);
     await p.query(`UPDATE sagabox.queue_messages SET attempts = 4, last_error = 'boom', run_at = now() + interval '1 minute' WHERE id = $1`, [failing]);
     await p.query(`UPDATE sagabox.queue_messages SET attempts = 2 WHERE id = $1`, [fine]);
+    // A relay delivery failing towards its own maxAttempts (20 by default), and one far from it.
+    const { ids: [undeliverable, retried] } = await publish(p, [{ topic: 'elsewhere.a', payload: {} }, { topic: 'elsewhere.b', payload: {} }]);
+    await p.query(`UPDATE sagabox.outbox SET attempts = 19, last_error = 'broker down', available_at = now() + interval '1 minute' WHERE id = $1`, [undeliverable]);
+    await p.query(`UPDATE sagabox.outbox SET attempts = 3 WHERE id = $1`, [retried]);
     const late = randomUUID();
     const onTime = randomUUID();
     await p.query(
@@ -44,16 +48,20 @@ describe('needsAttention', () => {
       await holder.query('SELECT 1');
       const report = await needsAttention(p, { maxAttempts: 5, attemptsLeft: 1, vacuumBlockedAfterMs: 0 });
       expect(report.leaseExpired.map((m) => [m.id, m.lockedBy])).toEqual([[stuck, 'worker-dead']]);
-      expect(report.nearMaxAttempts.map((m) => [m.id, m.attempts, m.lastError])).toEqual([[failing, 4, 'boom']]);
+      expect(report.nearMaxAttempts.map((m) => [m.id, m.queue, m.attempts, m.lastError])).toEqual([
+        [failing, 'att', 4, 'boom'], [undeliverable, null, 19, 'broker down'],
+      ]);
       expect(report.sagasPastDeadline).toHaveLength(1);
       expect(report.sagasPastDeadline[0]).toMatchObject({ id: late, type: 'order', status: 'running', step: 2 });
       expect(report.sagasPastDeadline[0]!.overdueMs).toBeGreaterThanOrEqual(290_000);
       expect(report.halfMessagesPastCheck.map((h) => h.id)).toEqual([half.id]);
       expect(report.vacuum.blocked).toBe(true);
       expect(report.vacuum.holder).not.toBeNull();
-      expect(report.total).toBe(5);
+      expect(report.total).toBe(6);
       // The thresholds are the caller's: with 3 attempts left allowed, the message at 2 of 5 is near too.
-      expect((await needsAttention(p, { maxAttempts: 5, attemptsLeft: 3, vacuumBlockedAfterMs: 0 })).nearMaxAttempts.map((m) => m.id)).toEqual([failing, fine]);
+      expect((await needsAttention(p, { maxAttempts: 5, attemptsLeft: 3, vacuumBlockedAfterMs: 0 })).nearMaxAttempts.map((m) => m.id)).toEqual([failing, fine, undeliverable]);
+      expect((await needsAttention(p, { maxAttempts: 5, relayMaxAttempts: 4, attemptsLeft: 1, vacuumBlockedAfterMs: 0 })).nearMaxAttempts.map((m) => m.id)).toEqual([failing, undeliverable, retried]);
+      expect((await needsAttention(p, { maxAttempts: 5, limit: 1, vacuumBlockedAfterMs: 0 })).nearMaxAttempts.map((m) => m.id)).toEqual([failing]);
       // Judged at an injected time: an hour on, the other saga and half message are late too.
       const later = await needsAttention(p, { now: new Date(Date.now() + 3_600_000), vacuumBlockedAfterMs: 3_600_000_000 });
       expect(later.sagasPastDeadline.map((s) => s.id)).toEqual([late, onTime]);
@@ -65,7 +73,7 @@ describe('needsAttention', () => {
   });
 
   it('refuses bad options with a typed error before any SQL', async () => {
-    for (const bad of [{ maxAttempts: 0 }, { attemptsLeft: -1 }, { limit: 5_000 }, { now: new Date(Number.NaN) }, { vacuumBlockedAfterMs: -5 }]) {
+    for (const bad of [{ maxAttempts: 0 }, { relayMaxAttempts: 0 }, { attemptsLeft: -1 }, { limit: 5_000 }, { now: new Date(Number.NaN) }, { vacuumBlockedAfterMs: -5 }]) {
       const err = await needsAttention(p, bad).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SagaboxError);
       expect(err).toMatchObject({ code: 'INVALID_OPTIONS' });

@@ -10,6 +10,7 @@ import { formatAge } from './queues-command.js';
 
 interface Flags extends ConnectionFlags {
   maxAttempts?: string;
+  relayMaxAttempts?: string;
   attemptsLeft?: string;
   limit?: string;
   json?: boolean;
@@ -25,7 +26,7 @@ export function formatAttention(r: AttentionReport, width: number, now = Date.no
   const ago = (d: Date | null): string => (d === null ? '?' : `${formatAge(Math.max(0, now - d.getTime()))} ago`);
   const sections: [string, string[]][] = [
     ['in flight beyond their lease (worker dead or stuck)', r.leaseExpired.map((m) => `${m.id}  ${m.queue}  ${m.topic}  held by ${m.lockedBy ?? '?'}, lease ended ${ago(m.lockedUntil)}`)],
-    ['near maxAttempts', r.nearMaxAttempts.map((m) => `${m.id}  ${m.queue}  ${m.topic}  attempt ${m.attempts}: ${m.lastError ?? ''}`)],
+    ['near maxAttempts', r.nearMaxAttempts.map((m) => `${m.id}  ${m.queue ?? '(outbox)'}  ${m.topic}  attempt ${m.attempts}: ${m.lastError ?? ''}`)],
     ['sagas past their deadline', r.sagasPastDeadline.map((s) => `${s.id}  ${s.type}  ${s.status} at step ${s.step}, ${formatAge(s.overdueMs)} late`)],
     ['half messages past their check', r.halfMessagesPastCheck.map((h) => `${h.id}  ${h.topic}  check due ${ago(h.checkAt)}, ${h.checks} check(s) so far`)],
     ['vacuum blocked', r.vacuum.blocked ? [`held by ${r.vacuum.holder?.kind ?? '?'} pid ${r.vacuum.holder?.pid ?? '-'} (${r.vacuum.holder?.application ?? '?'}, ${r.vacuum.holder?.state ?? '?'}) for ${formatAge(r.vacuum.holder?.ageMs ?? null)}`] : []],
@@ -41,6 +42,7 @@ export function registerAttentionCommand(program: Command, out: CommandOutput = 
       .command('attention')
       .description('what needs an operator: expired leases, messages near maxAttempts, sagas past their deadline, half messages past their check, blocked vacuum (exit 5 when anything does)')
       .option('--max-attempts <n>', "the workers' maxAttempts (default 10)")
+      .option('--relay-max-attempts <n>', "the relays' retry maxAttempts, for the outbox (default 20)")
       .option('--attempts-left <n>', 'near: at most this many attempts left (default 1)')
       .option('--limit <n>', 'most items per section (default 100)')
       .option('--json', 'print JSON, for scripts'),
@@ -48,6 +50,7 @@ export function registerAttentionCommand(program: Command, out: CommandOutput = 
     const report = await withPool(flags, (pool) => needsAttention(pool, {
       schema: flags.schema,
       ...(flags.maxAttempts !== undefined ? { maxAttempts: parseIntFlag('--max-attempts', flags.maxAttempts, 1, 1_000_000) } : {}),
+      ...(flags.relayMaxAttempts !== undefined ? { relayMaxAttempts: parseIntFlag('--relay-max-attempts', flags.relayMaxAttempts, 1, 1_000_000) } : {}),
       ...(flags.attemptsLeft !== undefined ? { attemptsLeft: parseIntFlag('--attempts-left', flags.attemptsLeft, 0, 1_000) } : {}),
       ...(flags.limit !== undefined ? { limit: parseIntFlag('--limit', flags.limit, 1, 1_000) } : {}),
     }));

@@ -119,7 +119,7 @@ const OUTBOX_STATE = `CASE WHEN m.state = 'prepared' THEN 'prepared'
 
 export const QUEUE_COLUMNS = `m.seq, m.queue, m.id, m.topic, m.key, m.group_key, m.priority, m.attempts, m.last_error, m.run_at,
   m.expires_at, m.created_at, m.locked_by, m.locked_until, NULL::timestamptz AS check_at, 0 AS checks, ${QUEUE_STATE} AS state`;
-const OUTBOX_COLUMNS = `m.seq, NULL::text AS queue, m.id, m.topic, m.key, m.group_key, m.priority, m.attempts, m.last_error,
+export const OUTBOX_COLUMNS = `m.seq, NULL::text AS queue, m.id, m.topic, m.key, m.group_key, m.priority, m.attempts, m.last_error,
   greatest(m.available_at, coalesce(m.run_at, m.available_at)) AS run_at, m.expires_at, m.created_at, NULL::text AS locked_by,
   NULL::timestamptz AS locked_until, m.check_at, m.checks, ${OUTBOX_STATE} AS state`;
 

@@ -3,7 +3,8 @@ import { toRunQuery, type Executor } from '../shared/executor.js';
 import { checkInt, DEFAULT_RETRY_POLICY } from '../shared/retry-policy.js';
 import { DEFAULT_SCHEMA, quoteSchema, validateSchemaName } from '../shared/schema-name.js';
 import type { PreparedHalfMessageInfo } from '../half-messages/half-message-admin.js';
-import { QUEUE_COLUMNS, summary, type MessageSummary, type Row } from './messages.js';
+import { DEFAULT_RELAY_RETRY } from '../relay/create-relay.js';
+import { OUTBOX_COLUMNS, QUEUE_COLUMNS, summary, type MessageSummary, type Row } from './messages.js';
 import { DEFAULT_VACUUM_BLOCKED_AFTER_MS, storageHealth, type VacuumHorizonHolder } from './storage-health.js';
 
 /** Default `limit` of {@link needsAttention}: most rows in each list. */
@@ -17,7 +18,9 @@ export interface AttentionOptions {
   now?: Date;
   /** The workers' `maxAttempts`, 1 to 1,000,000. Default `DEFAULT_RETRY_POLICY.maxAttempts` (10). */
   maxAttempts?: number;
-  /** A message is near `maxAttempts` with at most this many attempts left, 0 to 1,000. Default 1. */
+  /** The relays' `retry.maxAttempts`, 1 to 1,000,000. Default `DEFAULT_RELAY_RETRY.maxAttempts` (20). */
+  relayMaxAttempts?: number;
+  /** A message is near `maxAttempts` (`relayMaxAttempts` in the outbox) with at most this many attempts left, 0 to 1,000. Default 1. */
   attemptsLeft?: number;
   /** Most rows in each list, 1 to 1,000. Default {@link DEFAULT_ATTENTION_LIMIT}. */
   limit?: number;
@@ -48,7 +51,11 @@ export interface AttentionReport {
    * died or hangs. Another worker takes them again once it claims; they show until then.
    */
   leaseExpired: MessageSummary[];
-  /** Queue messages with at most `attemptsLeft` attempts left before they are dead-lettered, most attempts first. */
+  /**
+   * Messages with at most `attemptsLeft` attempts left before they are dead-lettered,
+   * most attempts first: queue messages (handler runs), then outbox messages (relay
+   * deliveries, `queue` null).
+   */
   nearMaxAttempts: MessageSummary[];
   /** Running or compensating sagas past their step's deadline: their timeout has not been handled (is the orchestrator running?). */
   sagasPastDeadline: OverdueSaga[];
@@ -78,6 +85,7 @@ export async function needsAttention(db: Executor, options: AttentionOptions = {
   if (typeof options !== 'object' || options === null) problems.push('options must be an object');
   const o = typeof options === 'object' && options !== null ? options : {};
   checkInt(problems, 'maxAttempts', o.maxAttempts, 1, 1_000_000);
+  checkInt(problems, 'relayMaxAttempts', o.relayMaxAttempts, 1, 1_000_000);
   checkInt(problems, 'attemptsLeft', o.attemptsLeft, 0, 1_000);
   checkInt(problems, 'limit', o.limit, 1, 1_000);
   checkInt(problems, 'vacuumBlockedAfterMs', o.vacuumBlockedAfterMs, 0, Number.MAX_SAFE_INTEGER);
@@ -90,6 +98,7 @@ export async function needsAttention(db: Executor, options: AttentionOptions = {
   const now = o.now ?? null;
   const limit = o.limit ?? DEFAULT_ATTENTION_LIMIT;
   const threshold = (o.maxAttempts ?? DEFAULT_RETRY_POLICY.maxAttempts) - (o.attemptsLeft ?? 1);
+  const relayThreshold = (o.relayMaxAttempts ?? DEFAULT_RELAY_RETRY.maxAttempts) - (o.attemptsLeft ?? 1);
   const run = toRunQuery(db);
   const t = `WITH t AS (SELECT coalesce($1::timestamptz, now()) AS now)`;
 
@@ -102,6 +111,11 @@ export async function needsAttention(db: Executor, options: AttentionOptions = {
     `${t} SELECT ${QUEUE_COLUMNS} FROM ${s}.queue_messages m, t
      WHERE m.attempts >= greatest($3::int, 1) ORDER BY m.attempts DESC, m.seq LIMIT $2`,
     [now, limit, threshold],
+  );
+  const nearInOutbox = near.length >= limit ? [] : await run<Row>(
+    `${t} SELECT ${OUTBOX_COLUMNS} FROM ${s}.outbox m, t
+     WHERE m.state = 'ready' AND m.attempts >= greatest($3::int, 1) ORDER BY m.attempts DESC, m.seq LIMIT $2`,
+    [now, limit - near.length, relayThreshold],
   );
   const sagas = await run<{ id: string; saga_type: string; status: string; current_step: number; deadline: Date; overdue_ms: number }>(
     `${t} SELECT id, saga_type, status, current_step, deadline, (extract(epoch FROM t.now - deadline) * 1000)::float8 AS overdue_ms
@@ -116,7 +130,7 @@ export async function needsAttention(db: Executor, options: AttentionOptions = {
   const health = await storageHealth(db, { schema, blockedAfterMs: o.vacuumBlockedAfterMs ?? DEFAULT_VACUUM_BLOCKED_AFTER_MS });
   const report: AttentionReport = {
     leaseExpired: leased.map(summary),
-    nearMaxAttempts: near.map(summary),
+    nearMaxAttempts: [...near, ...nearInOutbox].map(summary),
     sagasPastDeadline: sagas.map((r) => ({
       id: r.id, type: r.saga_type, status: r.status, step: r.current_step, deadline: r.deadline, overdueMs: Math.max(0, Math.round(r.overdue_ms)),
     })),
