@@ -138,11 +138,18 @@ export function createClaimer(o: ClaimerOptions): Claimer {
     return { rows, lease: { token, slot, counted: rows[0]!.counted }, size: batchSize };
   };
 
+  const buffered = (): number => buffer.reduce((n, b) => n + b.rows.length, 0);
+
   const take = (slot: string, size: number): Claim | undefined => {
     const head = buffer[0];
     if (!head) return undefined;
     const rows = head.rows.splice(0, size);
     if (head.rows.length === 0) buffer.shift();
+    // Under a backlog the next claim starts while half a claim is still buffered, so the
+    // slots do not all wait for it (one claim runs at a time).
+    if (backlog && filling === undefined && buffered() < (size * o.concurrency) / 2) {
+      fill(size).catch((err: unknown) => log.warn({ err }, 'claiming ahead failed; the next claim tries again'));
+    }
     return { rows, lease: { token: head.token, slot, counted: false }, size };
   };
 
@@ -170,6 +177,8 @@ export function createClaimer(o: ClaimerOptions): Claimer {
     async release() {
       sizes.clear();
       backlog = false;
+      // A claim ahead may still run: its rows are released with the rest.
+      await filling?.catch(() => undefined);
       const ids: string[] = [];
       const tokens: string[] = [];
       for (const b of buffer.splice(0)) for (const r of b.rows) (ids.push(r.id), tokens.push(b.token));
