@@ -3,13 +3,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT_CONTEXT, TraceFlags, trace } from '@opentelemetry/api';
 import { createRelay, createWorker, Outcome, type Message } from '@sagabox/core';
 import { createMetrics, serveMetrics, traceContextOf, withTraceContext } from '@sagabox/telemetry';
+import pg from 'pg';
 import type { Registry } from 'prom-client';
 import { makeOrderSaga } from '../fixtures/saga-order.mjs';
 import { createSagaWorld, type SagaWorld } from '../fixtures/saga-world.js';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 
-const { pool, count } = await useDatabase();
+const { db, pool, count } = await useDatabase();
 const p = pool(10);
 
 /** The value of one series, by metric name and labels (missing series: 0). */
@@ -163,6 +164,34 @@ describe('saga metrics', () => {
     } finally {
       await client.query('ROLLBACK');
       client.release();
+    }
+  });
+
+  it('counts the sagas a failed scrape read at the next scrape that succeeds', async () => {
+    // The scrape's queue read waits on a lock until its lock_timeout while its saga read
+    // succeeds: the failed scrape must not use up the changes it saw.
+    const scrapes = new pg.Pool({ connectionString: db.url, max: 6, lock_timeout: 500 });
+    const id = randomUUID();
+    const holder = await p.connect();
+    try {
+      const r = createMetrics({ database: { pool: scrapes } }).registry;
+      await r.metrics(); // first scrape: counting starts here
+      await p.query(`INSERT INTO sagabox.sagas (id, saga_type, saga_version, status, state) VALUES ($1, 'scrape-failed', 1, 'running', '{}')`, [id]);
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE sagabox.queue_messages IN ACCESS EXCLUSIVE MODE');
+      const failed = await r.metrics();
+      expect(failed).toMatch(/^sagabox_metrics_collect_errors_total 1$/m);
+      expect(failed).not.toMatch(/^sagabox_sagas_started_total\{/m);
+      await holder.query('ROLLBACK');
+      const next = await r.metrics();
+      expect(next).toMatch(/^sagabox_metrics_collect_errors_total 1$/m);
+      expect(next).toMatch(/^sagabox_sagas_started_total\{type="scrape-failed"\} 1$/m);
+      expect(await r.metrics()).toMatch(/^sagabox_sagas_started_total\{type="scrape-failed"\} 1$/m);
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+      await scrapes.end();
+      await p.query('DELETE FROM sagabox.sagas WHERE id = $1', [id]);
     }
   });
 

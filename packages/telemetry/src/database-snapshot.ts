@@ -58,14 +58,16 @@ export function createDatabaseSnapshotReader(db: Executor, schema: string): () =
   const run = toRunQuery(db);
 
   let floor: number | undefined;
-  const readChanges = async (): Promise<{ started: SagaChange[]; finished: SagaChange[] }> => {
+  /** The changes since the previous snapshot, and `commit` to move the window past them. */
+  const readChanges = async (): Promise<{ started: SagaChange[]; finished: SagaChange[]; commit: () => void }> => {
     const [clock] = await run<{ now: Date }>('SELECT now() AS now', []);
     const now = clock!.now;
     if (watermark === undefined || floor === undefined) {
-      // First snapshot: counters start at zero now, like any process's counters.
+      // First snapshot: counters start at zero now, like any process's counters (even
+      // when another read of this scrape fails: the start is not a change to lose).
       watermark = now;
       floor = now.getTime();
-      return { started: [], finished: [] };
+      return { started: [], finished: [], commit: () => {} };
     }
     const since = new Date(Math.max(floor, watermark.getTime() - SAGA_CHANGE_OVERLAP_MS));
     const rows = await run<{ id: string; saga_type: string; status: string; created_at: Date; updated_at: Date; seconds: number; created_since: boolean }>(
@@ -74,29 +76,34 @@ export function createDatabaseSnapshotReader(db: Executor, schema: string): () =
     );
     const started: SagaChange[] = [];
     const finished: SagaChange[] = [];
+    const finishedKeys: string[] = [];
     for (const r of rows) {
       const change = { id: r.id, type: r.saga_type, status: r.status, seconds: Math.max(0, r.seconds), createdAt: r.created_at, updatedAt: r.updated_at };
-      if (r.created_since && !seenStarted.has(r.id)) {
-        seenStarted.set(r.id, r.created_at.getTime());
-        started.push(change);
-      }
+      if (r.created_since && !seenStarted.has(r.id)) started.push(change);
       const finishedKey = `${r.id}:${r.status}:${r.updated_at.getTime()}`;
       if (r.status !== 'running' && r.status !== 'compensating' && !seenFinished.has(finishedKey)) {
-        seenFinished.set(finishedKey, r.updated_at.getTime());
+        finishedKeys.push(finishedKey);
         finished.push(change);
       }
     }
-    watermark = now;
-    // Anything older than the next window can never be seen again.
-    const horizon = now.getTime() - 2 * SAGA_CHANGE_OVERLAP_MS;
-    for (const m of [seenStarted, seenFinished]) for (const [k, at] of m) if (at < horizon) m.delete(k);
-    return { started, finished };
+    const commit = (): void => {
+      for (const c of started) seenStarted.set(c.id, c.createdAt.getTime());
+      finished.forEach((c, i) => seenFinished.set(finishedKeys[i]!, c.updatedAt.getTime()));
+      watermark = now;
+      // Anything older than the next window can never be seen again.
+      const horizon = now.getTime() - 2 * SAGA_CHANGE_OVERLAP_MS;
+      for (const m of [seenStarted, seenFinished]) for (const [k, at] of m) if (at < horizon) m.delete(k);
+    };
+    return { started, finished, commit };
   };
 
   return async () => {
     const [queues, outbox, sagas, changes] = await Promise.all([queueStats(db, { schema }), outboxStats(db, { schema }), countSagas(db, { schema }), readChanges()]);
     // After the others: run beside them, one of their own queries would be the oldest snapshot.
     const storage = await storageHealth(db, { schema });
-    return { queues, outbox, sagas, ...changes, storage };
+    // Only a whole snapshot moves the window: a scrape whose other reads failed (too
+    // many connections, a timeout) is discarded, and the next one reads its changes again.
+    changes.commit();
+    return { queues, outbox, sagas, started: changes.started, finished: changes.finished, storage };
   };
 }
