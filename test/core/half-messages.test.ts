@@ -246,9 +246,12 @@ describe('half messages', () => {
 
   it('resolves a producer SIGKILLed after its action to commit (delivered once), and one killed before it to rollback', async () => {
     const log = captureLogger();
-    await start({ checkers: { 'hm.payment': paymentChecker }, logger: log });
     const acted = await producerKilledBeforeCommit(true);
     const skipped = await producerKilledBeforeCommit(false);
+    // The relay starts once both producers are dead: running before, it could ask about
+    // `acted` in the gap between its prepare and its payment (300 ms, longer than that
+    // on a loaded machine), where rollback is the right answer.
+    await start({ checkers: { 'hm.payment': paymentChecker }, logger: log });
     expect(await count('SELECT count(*) AS n FROM payments WHERE idempotency_key = $1', [acted])).toBe(1);
     await waitFor('acted delivered and skipped dropped', async () =>
       (await effectsOf([acted])) === 1 && (await decisionsOf(skipped)).includes('checker:rollback') && settled([acted, skipped]));
