@@ -44,7 +44,13 @@ describe('sagabox sagas', () => {
   });
 
   it('cancels a running saga (compensating its done steps) only with --yes', async () => {
-    const id = await world.start(orderSaga, { orderId: `o-${randomUUID()}`, amount: 5, slowAt: 'shipping', slowMs: 15_000 });
+    // The ship step is held until the cancel is applied. A step that took a fixed 15 s
+    // often ended first on a loaded machine (each CLI run takes seconds): the saga then
+    // completed, and the cancel was refused or came too late.
+    const id = randomUUID();
+    const shipping = world.services.find((s) => s.name === 'shipping')!;
+    await shipping.pool.query('INSERT INTO held (saga_id) VALUES ($1)', [id]);
+    await world.start(orderSaga, { orderId: `o-${id}`, amount: 5, holdAt: 'shipping' }, id);
     await world.waitForSaga(id, ['running']);
     // Why it waits: the pending step, its command and when it was sent.
     await waitFor('the ship command sent', async () =>
@@ -56,6 +62,9 @@ describe('sagabox sagas', () => {
     expect(refused.stderr).toMatch(/^sagabox: cancel saga .* refusing without --yes/);
     const ok = await runCli(['sagas', 'cancel', id, '--yes', '--reason', 'customer changed mind', ...url]);
     expect(ok).toEqual({ code: 0, stdout: `cancel requested for saga ${id}\n`, stderr: '' });
+    await waitFor('the cancel applied', async () =>
+      ((await getSaga(world.pool, id))?.history.some((e) => e.step === '$saga' && e.event === 'cancelled') ? true : undefined));
+    await shipping.pool.query('DELETE FROM held WHERE saga_id = $1', [id]);
     const saga = await world.waitForSaga(id, ['compensated', 'completed', 'failed']);
     expect(saga.status).toBe('compensated');
     expect(saga.history.map((e) => `${e.step}:${e.event}`)).toContain('reserve:compensated');
