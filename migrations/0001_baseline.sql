@@ -210,6 +210,9 @@ CREATE TABLE dead_letters (
   PRIMARY KEY (dead_id, dead_at)
 ) PARTITION BY RANGE (dead_at);
 CREATE INDEX dead_letters_queue_dead_at ON dead_letters (queue, dead_at);
+-- A message's dead letters by its id (getMessage): one index probe per partition, not
+-- a scan of every partition.
+CREATE INDEX dead_letters_id ON dead_letters (id);
 -- Rows outside every time partition (maintenance not run yet): purged by age.
 CREATE TABLE dead_letters_other PARTITION OF dead_letters DEFAULT;
 CREATE INDEX dead_letters_other_dead_at ON dead_letters_other (dead_at);
