@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cancelSaga, getSaga, retrySaga, SAGA_HEADERS } from '@sagabox/saga';
+import { createWorker } from '@sagabox/core';
+import { addDirectRoute } from '@sagabox/core/admin';
+import {
+  cancelSaga, createOrchestrator, DEFAULT_SAGA_REPLY_TOPIC, defineSaga, getSaga, participant, retrySaga, SAGA_HEADERS, startSaga, StepResult,
+} from '@sagabox/saga';
+import { useDatabase } from '../support/test-pool.js';
 import { makeOrderSaga } from '../fixtures/saga-order.mjs';
 import { createSagaWorld, historyEvents, waitFor, type SagaWorld } from '../fixtures/saga-world.js';
 
@@ -76,5 +81,32 @@ describe('retrySaga on a running saga', () => {
     expect(await timeoutsOf(id)).toBe(0);
     // A finished saga cannot be retried.
     await expect(retrySaga(world.pool, id)).rejects.toMatchObject({ code: 'SAGA_CONFLICT' });
+  });
+});
+
+describe('a timeout the relay has not moved yet', () => {
+  it('is deleted from the outbox when the saga finishes', async () => {
+    const { pool } = await useDatabase();
+    const p = pool(6);
+    const quick = defineSaga({
+      name: 'quick',
+      version: 1,
+      initialState: (input: { n: number }) => input,
+      steps: (step) => [step.remote({ name: 'only', command: (s) => ({ topic: 'quick.do', payload: s }), onReply: (_r, s) => StepResult.ok(s), timeoutMs: 600_000 })],
+    });
+    const orchestrator = createOrchestrator({ pool: p, definitions: [quick], listen: false });
+    // Commands and replies go by direct routes; the control topic has none and no relay
+    // runs, so the step's timeout stays in the outbox.
+    await addDirectRoute(p, { topic: 'quick.do', queue: 'quick-participant' });
+    await addDirectRoute(p, { topic: DEFAULT_SAGA_REPLY_TOPIC, queue: orchestrator.queue });
+    const worker = createWorker({ pool: p, queue: 'quick-participant', listen: false, handler: participant({ handlers: { 'quick.do': async () => ({ type: 'done' }) } }) });
+    const { id } = await startSaga(p, quick, { n: 1 });
+    expect((await p.query(`SELECT count(*)::int AS n FROM sagabox.outbox WHERE headers->>$2 = $1 AND payload->>'kind' = 'timeout'`, [id, SAGA_HEADERS.sagaId])).rows[0].n).toBe(1);
+    await worker.runOnce();
+    await orchestrator.runOnce();
+    await worker.stop();
+    await orchestrator.stop();
+    expect((await getSaga(p, id))!.status).toBe('completed');
+    expect((await p.query(`SELECT count(*)::int AS n FROM sagabox.outbox WHERE payload->>'kind' = 'timeout'`)).rows[0].n).toBe(0);
   });
 });
