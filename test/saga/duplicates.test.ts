@@ -9,13 +9,19 @@ const orderSaga = makeOrderSaga();
 // Known to startSaga but not to the orchestrator.
 const orderSagaV9 = makeOrderSaga({ version: 9 });
 let world: SagaWorld;
+// Each retry of a message of an unknown version is an attempt: tried every 100 ms, a
+// reply used up the default 10 on a loaded machine before the orchestrator that knows
+// its version came, and was dead-lettered. Both orchestrators here allow more.
+const manyAttempts = { maxAttempts: 10_000 };
 
 beforeAll(async () => {
   world = await createSagaWorld({ definitions: [orderSaga] });
   // Short retry for messages of unknown versions, so the test sees several attempts.
   await world.orchestrator!.stop();
   const { createOrchestrator } = await import('@sagabox/saga');
-  world.orchestrator = createOrchestrator({ pool: world.pool, definitions: [orderSaga], pollIntervalMs: 100, unknownVersionRetryDelayMs: 100 });
+  world.orchestrator = createOrchestrator({
+    pool: world.pool, definitions: [orderSaga], pollIntervalMs: 100, unknownVersionRetryDelayMs: 100, retry: manyAttempts,
+  });
   await world.orchestrator.start();
 });
 afterAll(() => world?.stop());
@@ -113,7 +119,7 @@ describe('duplicate, late and unknown replies', () => {
     // Once an orchestrator that knows version 9 runs, the saga finishes on version 9.
     await world.orchestrator!.stop();
     const { createOrchestrator } = await import('@sagabox/saga');
-    world.orchestrator = createOrchestrator({ pool: world.pool, definitions: [orderSaga, orderSagaV9], pollIntervalMs: 100 });
+    world.orchestrator = createOrchestrator({ pool: world.pool, definitions: [orderSaga, orderSagaV9], pollIntervalMs: 100, retry: manyAttempts });
     await world.orchestrator.start();
     const finished = await world.waitForSaga(id, ['completed']);
     expect(finished.version).toBe(9);
