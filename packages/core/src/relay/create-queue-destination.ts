@@ -105,6 +105,8 @@ export function createQueueDestination(options: QueueDestinationOptions): Destin
 
   return {
     name: options.name ?? (remote ? 'remote-queues' : 'queues'),
+    // Queues in another database are written through their own pool, not the relay's transaction.
+    external: remote !== undefined,
     matches: (topic) => route(topic).length > 0,
     async start({ pool }) {
       // Queues exist before the first message, so admins see empty ones.
