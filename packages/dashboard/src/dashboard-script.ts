@@ -30,6 +30,13 @@ function row(cells) {
   return tr;
 }
 function num(v) { return el("td", v, "num"); }
+/** An error in a table: its first line, cut at 160 characters (stacks are long); the whole text on hover and in the detail. */
+function errorCell(text) {
+  const first = (text || "").split("\\n")[0];
+  const td = el("td", first.length > 160 ? first.slice(0, 159) + "\\u2026" : first, "err");
+  if (text) td.title = text;
+  return td;
+}
 function button(label, cls, onClick, testid) {
   const b = el("button", label, cls);
   b.type = "button";

@@ -58,7 +58,7 @@ async function renderMessages() {
     const tr = row([el("td", "\\u2026" + m.id.slice(-12), "mono"), el("td", m.topic, "mono"), el("td", m.key || "", "mono"), state, num(m.attempts),
       el("td", m.state === "retrying" || m.state === "scheduled" ? age(now - new Date(m.runAt).getTime()) : "-"),
       el("td", m.state === "in_flight" ? (m.lockedBy || "?") + " (" + age(new Date(m.lockedUntil).getTime() - now) + " left)" : "", "mono"),
-      el("td", m.lastError || "", "err")]);
+      errorCell(m.lastError)]);
     tr.className = "clickable" + (m.id === selected ? " selected" : "");
     tr.dataset.id = m.id;
     tr.addEventListener("click", () => { const h = Object.fromEntries(hashState()); h.message = m.id; setHash(h); showMessage(m.id).catch(showError); });
@@ -80,10 +80,11 @@ async function showMessage(id) {
     const dl = el("dl", null, "kv");
     const kv = (k, v) => { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v)); };
     kv("state", c.state.replace("_", " ")); kv("topic", c.topic); kv("key", c.key || "-"); kv("group", c.group || "-");
-    kv("attempts", c.attempts); kv("last error", c.lastError || "-"); kv("runs at", new Date(c.runAt).toLocaleString());
+    kv("attempts", c.attempts); kv("runs at", new Date(c.runAt).toLocaleString());
     kv("published", new Date(c.createdAt).toLocaleString());
     if (c.lockedBy) kv("lease", c.lockedBy + " until " + time(c.lockedUntil));
     body.appendChild(dl);
+    if (c.lastError) { body.appendChild(el("h3", "last error")); body.appendChild(el("pre", c.lastError)); }
     body.appendChild(el("h3", "headers"));
     body.appendChild(el("pre", JSON.stringify(c.headers, null, 2)));
     body.appendChild(el("h3", "payload"));

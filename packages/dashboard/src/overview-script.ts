@@ -50,7 +50,7 @@ function renderOverview(o) {
     }, "dead-replay"));
     const idCell = el("td", null, "mono");
     const link = el("a", d.deadId); link.href = "#view=messages&message=" + d.id; idCell.appendChild(link);
-    const tr = row([idCell, el("td", d.queue || "(outbox)", "mono"), el("td", d.topic, "mono"), el("td", d.reason), num(d.attempts), el("td", time(d.deadAt)), el("td", d.error, "err"), actions]);
+    const tr = row([idCell, el("td", d.queue || "(outbox)", "mono"), el("td", d.topic, "mono"), el("td", d.reason), num(d.attempts), el("td", time(d.deadAt)), errorCell(d.error), actions]);
     tr.dataset.deadId = d.deadId;
     return tr;
   }), "no dead letters", 8);
