@@ -100,11 +100,15 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
 
   /** Runs the handler for one message under the timeout; never throws. */
   const call = async (r: ClaimedRow, client: pg.PoolClient): Promise<Call> => {
-    const abort = new AbortController();
+    // Made when the handler reads `signal` (or on a timeout): most handlers never do, and
+    // an AbortController per message costs more than the rest of the call.
+    let abort: AbortController | undefined;
     let db: Kysely<any> | undefined;
     const ctx: HandlerContext = {
       client,
-      signal: abort.signal,
+      get signal() {
+        return (abort ??= new AbortController()).signal;
+      },
       consumer,
       logger: log,
       get db() {
@@ -127,10 +131,10 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
         timedOut,
       ]);
       if (result.kind === 'timeout') {
-        abort.abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${o.handlerTimeoutMs} ms`, { details: { messageId: r.id, handlerTimeoutMs: o.handlerTimeoutMs } }));
+        (abort ??= new AbortController()).abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${o.handlerTimeoutMs} ms`, { details: { messageId: r.id, handlerTimeoutMs: o.handlerTimeoutMs } }));
         log.warn({ messageId: r.id, topic: r.topic, handlerTimeoutMs: o.handlerTimeoutMs }, 'handler timed out; ending its transaction');
       }
-      const outcome = span.end(result, abort.signal.reason);
+      const outcome = span.end(result, abort?.signal.reason);
       o.onHandlerCall?.({
         id: r.id,
         topic: r.topic,

@@ -112,6 +112,8 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   let filling: Promise<number | 'limited'> | undefined;
   /** The last unlimited claim came back full: a backlog is waiting. */
   let backlog = false;
+  /** Slots whose last batch was short only because it was the rest of a claim. */
+  const remainders = new Set<string>();
 
   /** The unlimited claim of `size` messages: the rows and their token, or 'limited' (then the slot claims with the limited claim). */
   const claimUnlimited = async (size: number): Promise<{ token: string; rows: ClaimedRow[] } | 'limited'> => {
@@ -145,6 +147,8 @@ export function createClaimer(o: ClaimerOptions): Claimer {
     if (!head) return undefined;
     const rows = head.rows.splice(0, size);
     if (head.rows.length === 0) buffer.shift();
+    // A short batch that is only the rest of a claim says nothing about the backlog.
+    if (rows.length < size && backlog) remainders.add(slot);
     // Under a backlog the next claim starts while half a claim is still buffered, so the
     // slots do not all wait for it (one claim runs at a time).
     if (backlog && filling === undefined && buffered() < (size * o.concurrency) / 2) {
@@ -170,12 +174,14 @@ export function createClaimer(o: ClaimerOptions): Claimer {
 
   return {
     handled(slot, last) {
-      const next = nextClaimSize({ ...last, base: batchSize, max: o.maxBatchSize });
+      const claimed = remainders.delete(slot) ? last.size : last.claimed;
+      const next = nextClaimSize({ ...last, claimed, base: batchSize, max: o.maxBatchSize });
       if (next === batchSize) sizes.delete(slot);
       else sizes.set(slot, next);
     },
     async release() {
       sizes.clear();
+      remainders.clear();
       backlog = false;
       // A claim ahead may still run: its rows are released with the rest.
       await filling?.catch(() => undefined);
