@@ -16,7 +16,10 @@ import { seedDashboard } from '../support/seed-dashboard.js';
 import { waitFor } from '../support/wait-for.js';
 
 const CHROMIUM = process.env.SAGABOX_CHROMIUM_PATH ?? '/usr/bin/chromium';
-const DOCS = (name: string): string => fileURLToPath(new URL(`../../docs/${name}`, import.meta.url));
+// The screenshots in docs/ are rewritten only on request (SAGABOX_UPDATE_SCREENSHOTS=1), so
+// a test run leaves the checkout clean; otherwise they go to test/.tmp-screenshots/.
+const DOCS = (name: string): string =>
+  fileURLToPath(new URL(process.env.SAGABOX_UPDATE_SCREENSHOTS === '1' ? `../../docs/${name}` : `../.tmp-screenshots/${name}`, import.meta.url));
 
 const { pool, count } = await useDatabase();
 const p = pool(6);
