@@ -6,7 +6,7 @@ import {
   type HandlerContext,
   type HandlerOutcome,
 } from '@sagabox/core';
-import { backoffMs, isHandlerOutcome, kyselyOnClient } from '@sagabox/core/extension';
+import { backoffMs, isHandlerOutcome, kyselyOnClient, startHandlerSpan } from '@sagabox/core/extension';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -224,10 +224,13 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
   };
 
   const runHandler = async (r: Ready, client: pg.PoolClient): Promise<HandlerOutcome | { kind: 'threw'; error: unknown } | undefined> => {
+    const span = startHandlerSpan(r.message, o.durable, o.consumer);
     try {
-      const out = await handler(r.message, context(client));
+      const out = await span.run(() => handler(r.message, context(client)));
+      span.end({ kind: 'returned', value: out }, undefined);
       return isHandlerOutcome(out) ? out : undefined;
     } catch (error) {
+      span.end({ kind: 'threw', error }, undefined);
       return { kind: 'threw', error };
     }
   };

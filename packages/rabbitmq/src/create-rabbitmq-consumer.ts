@@ -13,7 +13,7 @@ import {
   type RetryPolicy,
   type WorkerEvents,
 } from '@sagabox/core';
-import { assertNoProblems, backoffMs, checkInt, isHandlerOutcome, kyselyOnClient, quoteSchema, resolveRetryPolicy, validateSchemaName } from '@sagabox/core/extension';
+import { assertNoProblems, backoffMs, checkInt, isHandlerOutcome, kyselyOnClient, quoteSchema, resolveRetryPolicy, startHandlerSpan, validateSchemaName } from '@sagabox/core/extension';
 import { Connection, ConsumerStatus, type AsyncMessage, type Consumer, type Publisher } from 'rabbitmq-client';
 import { DEAD_LETTER_HEADERS, fromAmqp, type ReadDelivery } from './amqp-message.js';
 import { openConnection, type RabbitMqConnectionOptions } from './connection.js';
@@ -260,15 +260,19 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
           db: { get: () => (db ??= kyselyOnClient(client)), enumerable: true },
         });
         let timer: NodeJS.Timeout | undefined;
+        const span = startHandlerSpan(message, queue, consumerName);
         const call = await Promise.race([
           Promise.resolve()
-            .then(() => options.handler(message, context))
+            .then(() => span.run(() => options.handler(message, context)))
             .then((value) => ({ kind: 'returned' as const, value }), (error: unknown) => ({ kind: 'threw' as const, error })),
           new Promise<{ kind: 'timeout' }>((resolve) => (timer = setTimeout(() => resolve({ kind: 'timeout' }), handlerTimeoutMs))),
         ]);
         clearTimeout(timer);
         if (call.kind === 'timeout') {
           abort.abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${handlerTimeoutMs} ms`, { details: { messageId: m.id, handlerTimeoutMs } }));
+        }
+        span.end(call, abort.signal.reason);
+        if (call.kind === 'timeout') {
           log.warn({ messageId: m.id, handlerTimeoutMs }, 'handler timed out; abandoning its transaction');
           timedOut = true;
           failure = { at: p, error: `SagaboxError [HANDLER_TIMEOUT]: the handler was still running after ${handlerTimeoutMs} ms (handlerTimeoutMs)`, delayMs: undefined, nonRetryable: false };

@@ -15,19 +15,19 @@ import type { HandlerCallOutcome } from './worker-options.js';
 
 const START_ATTRIBUTES = { [A.system]: MESSAGING_SYSTEM, [A.operationType]: 'process', [A.operationName]: 'process' };
 
-/** How a handler call ended, as the batch handler saw it. */
-type CallResult = { kind: 'returned'; value: unknown } | { kind: 'threw'; error: unknown } | { kind: 'timeout' };
+/** How a handler call ended: it returned a value, threw, or outlived its timeout. */
+export type HandlerCallResult = { kind: 'returned'; value: unknown } | { kind: 'threw'; error: unknown } | { kind: 'timeout' };
 
 /** The CONSUMER span of one handler call. */
 export interface HandlerSpan {
   /** Runs the handler with the span active, so its own spans and publishes are children. */
   run<T>(fn: () => T): T;
   /** Ends the span with the call's result (status ERROR unless it acked); returns the outcome. */
-  end(result: CallResult, timeoutError: unknown): HandlerCallOutcome;
+  end(result: HandlerCallResult, timeoutError: unknown): HandlerCallOutcome;
 }
 
 /** The outcome of a call, without a span. */
-function outcomeOf(result: CallResult): HandlerCallOutcome {
+function outcomeOf(result: HandlerCallResult): HandlerCallOutcome {
   if (result.kind === 'timeout') return 'timeout';
   if (result.kind === 'threw') return 'error';
   return isHandlerOutcome(result.value) ? result.value.kind : 'ok';
