@@ -31,28 +31,20 @@ function notFound(id: string): SagaboxError {
   return new SagaboxError('NOT_FOUND', `no saga ${id}`, { details: { sagaId: id } });
 }
 
-/** Why a saga waits: its pending step, the command sent and when, its deadline, and its last failure. */
-export function sagaWaitLines(saga: SagaDetails, now = Date.now()): string[] {
+/** Why a saga waits (from `getSaga`'s `waitingOn` and `lastFailure`): its pending step, the command sent and when, its deadline, and its last failure. */
+export function sagaWaitLines(saga: SagaDetails): string[] {
   const lines: string[] = [];
-  const detail = (e: SagaDetails['history'][number]): Record<string, unknown> =>
-    e.detail !== null && typeof e.detail === 'object' ? (e.detail as Record<string, unknown>) : {};
-  if (saga.status === 'running' || saga.status === 'compensating') {
-    const sent = [...saga.history].reverse().find((e) => e.event === 'command_sent' || e.event === 'compensation_sent');
-    if (sent) {
-      const d = detail(sent);
-      const what = sent.event === 'command_sent' ? 'command' : 'compensation';
-      lines.push(`  waiting  step "${sent.step}": ${what} ${String(d.topic ?? '?')} (attempt ${String(d.attempt ?? 1)}) sent ${sent.at.toISOString()}, ${formatAge(now - sent.at.getTime())} ago`);
-    }
-    if (saga.deadline) {
-      const left = saga.deadline.getTime() - now;
-      lines.push(`  deadline ${left >= 0 ? `in ${formatAge(left)}` : `passed ${formatAge(-left)} ago`}`);
+  const w = saga.waitingOn;
+  if (w) {
+    lines.push(`  waiting  step "${w.step}": ${w.kind} ${w.topic ?? '?'} (attempt ${w.attempt}) sent ${w.sentAt.toISOString()}, ${formatAge(w.waitedMs)} ago`);
+    if (w.deadline && w.overdueMs !== null) {
+      // overdueMs is 0 while the deadline is ahead; the time left is measured from the same instant.
+      const readAt = w.sentAt.getTime() + w.waitedMs;
+      lines.push(`  deadline ${w.overdueMs > 0 ? `passed ${formatAge(w.overdueMs)} ago` : `in ${formatAge(w.deadline.getTime() - readAt)}`}`);
     }
   }
-  const failure = [...saga.history].reverse().find((e) => ['failed', 'timed_out', 'compensation_failed'].includes(e.event));
-  if (failure) {
-    const d = detail(failure);
-    lines.push(`  last failure  step "${failure.step}" ${failure.event} at ${failure.at.toISOString()}${d.reason !== undefined ? `: ${String(d.reason)}` : ''}`);
-  }
+  const f = saga.lastFailure;
+  if (f) lines.push(`  last failure  step "${f.step}" ${f.event} at ${f.at.toISOString()}${f.reason !== null ? `: ${f.reason}` : ''}`);
   return lines;
 }
 

@@ -91,22 +91,6 @@ function renderOverview(o) {
     return tr;
   }), "no sagas", 5);
 }
-/** What a running or compensating saga waits on, read from its history: the last command sent, and the last failure. */
-function pendingOf(saga) {
-  if (saga.status !== "running" && saga.status !== "compensating") return null;
-  let sent = null;
-  let failure = null;
-  for (const e of saga.history) {
-    if (e.event === "command_sent" || e.event === "compensation_sent") sent = e;
-    if (e.event === "failed" || e.event === "timed_out" || e.event === "compensation_failed") failure = e;
-  }
-  if (!sent) return null;
-  const why = (e) => e.step + " " + e.event.replace(/_/g, " ") + (e.detail && e.detail.reason ? ": " + e.detail.reason : "") + " at " + time(e.at);
-  return {
-    step: sent.step, compensating: sent.event === "compensation_sent", topic: sent.detail && sent.detail.topic,
-    attempt: sent.detail && sent.detail.attempt, sentAt: sent.at, lastFailure: failure ? why(failure) : null,
-  };
-}
 async function showSaga(id) {
   const saga = await api("sagas/" + encodeURIComponent(id));
   $('[data-testid="saga-detail"]').hidden = false;
@@ -116,18 +100,20 @@ async function showSaga(id) {
   const pending = $("#saga-pending");
   pending.replaceChildren();
   const kv = (k, v) => { if (v !== undefined && v !== null) { pending.appendChild(el("dt", k)); pending.appendChild(el("dd", v)); } };
-  const p = pendingOf(saga);
-  if (p) {
-    kv("waiting on", p.step + (p.compensating ? " (compensation)" : ""));
-    kv("command", (p.topic || "?") + (p.attempt ? " (attempt " + p.attempt + ")" : ""));
-    kv("sent", new Date(p.sentAt).toLocaleString());
-    kv("waited", age(Date.now() - new Date(p.sentAt).getTime()));
+  // waitingOn and lastFailure come from getSaga; waitedMs and overdueMs are as of the read.
+  const w = saga.waitingOn;
+  if (w) {
+    kv("waiting on", w.step + (w.kind === "compensation" ? " (compensation)" : ""));
+    kv("command", (w.topic || "?") + " (attempt " + w.attempt + ")");
+    kv("sent", new Date(w.sentAt).toLocaleString());
+    kv("waited", age(w.waitedMs));
+    if (w.deadline) {
+      const left = new Date(w.deadline).getTime() - (new Date(w.sentAt).getTime() + w.waitedMs);
+      kv("deadline", new Date(w.deadline).toLocaleString() + (w.overdueMs > 0 ? " (overdue by " + age(w.overdueMs) + ")" : " (in " + age(left) + ")"));
+    }
   }
-  if (saga.deadline && p) {
-    const left = new Date(saga.deadline).getTime() - Date.now();
-    kv("deadline", new Date(saga.deadline).toLocaleString() + (left < 0 ? " (overdue by " + age(-left) + ")" : " (in " + age(left) + ")"));
-  }
-  if (p && p.lastFailure) kv("last failure", p.lastFailure);
+  const f = saga.lastFailure;
+  if (f) kv("last failure", f.step + " " + f.event.replace(/_/g, " ") + (f.reason ? ": " + f.reason : "") + " at " + time(f.at));
   const retryable = saga.status === "failed" || saga.status === "running" || saga.status === "compensating";
   $("#saga-retry").hidden = !(can("actions") && retryable);
   $("#saga-cancel").hidden = !(can("actions") && saga.status === "running");

@@ -2,6 +2,9 @@ import { SagaboxError, type Executor } from '@sagabox/core';
 import { toRunQuery, validateSchemaName } from '@sagabox/core/extension';
 import { checkSagaId } from './saga-id.js';
 import { sagaSql, type SagaRowData, type SagaStatus } from './saga-sql.js';
+import { sagaWait, type SagaLastFailure, type SagaWaitingOn } from './saga-wait.js';
+
+export type { SagaLastFailure, SagaWaitingOn } from './saga-wait.js';
 
 const STATUSES: readonly SagaStatus[] = ['running', 'compensating', 'completed', 'compensated', 'failed'];
 /** Default and largest `limit` of {@link listSagas}. */
@@ -48,10 +51,22 @@ export interface SagaHistoryEvent {
   at: Date;
 }
 
-/** A saga with its full step history. */
+/** A saga with its full step history, what it waits on, and its last failure. */
 export interface SagaDetails extends SagaSummary {
   /** The saga's events, oldest first. */
   history: SagaHistoryEvent[];
+  /** The step command (or compensation) a running or compensating saga waits on; `null` otherwise. */
+  waitingOn: SagaWaitingOn | null;
+  /** The most recent failed, timed out or failed-to-compensate step, in any status; `null` when none. */
+  lastFailure: SagaLastFailure | null;
+}
+
+/** Options of {@link getSaga}. */
+export interface GetSagaOptions {
+  /** sagabox's schema (default `sagabox`). */
+  schema?: string;
+  /** The time `waitingOn.waitedMs` and `overdueMs` are measured at. Default: now. */
+  now?: Date;
 }
 
 /** Options of {@link listSagas}. */
@@ -99,18 +114,25 @@ export async function listSagas(db: Executor, options: ListSagasOptions = {}): P
 }
 
 /**
- * One saga's row and its full step history, or `undefined` when there is no such saga.
- * @throws {SagaboxError} `INVALID_OPTIONS` when `sagaId` is not a UUID.
+ * One saga's row, its full step history, what it waits on and its last failure, or
+ * `undefined` when there is no such saga.
+ * @throws {SagaboxError} `INVALID_OPTIONS` when `sagaId` is not a UUID or `now` is not a valid Date.
  * @example
  * const saga = await getSaga(pool, orderId);
+ * if (saga?.waitingOn) logger.info({ step: saga.waitingOn.step, waitedMs: saga.waitingOn.waitedMs }, 'saga waits');
  * for (const e of saga?.history ?? []) logger.info({ step: e.step, event: e.event }, 'saga history');
  */
-export async function getSaga(db: Executor, sagaId: string, options: { schema?: string } = {}): Promise<SagaDetails | undefined> {
+export async function getSaga(db: Executor, sagaId: string, options: GetSagaOptions = {}): Promise<SagaDetails | undefined> {
   const id = checkSagaId(sagaId);
+  if (options.now !== undefined && !(options.now instanceof Date && Number.isFinite(options.now.getTime()))) {
+    throw new SagaboxError('INVALID_OPTIONS', 'invalid getSaga options: now must be a valid Date', { details: { problems: ['now must be a valid Date'] } });
+  }
   const sql = sagaSql(validateSchemaName(options.schema ?? 'sagabox'));
   const run = toRunQuery(db);
-  const [row] = await run<SagaRowData>(sql.selectSaga, [id]);
+  type HistoryColumns = { seqs: string[] | null; steps: string[] | null; events: string[] | null; details: unknown[] | null; ats: Date[] | null };
+  const [row] = await run<SagaRowData & HistoryColumns>(sql.selectSagaWithHistory, [id]);
   if (!row) return undefined;
-  const history = await run<{ seq: string; step: string; event: string; detail: unknown; at: Date }>(sql.selectHistory, [id]);
-  return { ...toSummary(row), history: history.map((h) => ({ seq: Number(h.seq), step: h.step, event: h.event, detail: h.detail, at: h.at })) };
+  const summary = toSummary(row);
+  const events = (row.seqs ?? []).map((seq, i) => ({ seq: Number(seq), step: row.steps![i]!, event: row.events![i]!, detail: row.details![i], at: row.ats![i]! }));
+  return { ...summary, history: events, ...sagaWait(summary, events, options.now ?? new Date()) };
 }

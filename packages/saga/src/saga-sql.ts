@@ -8,7 +8,7 @@ export interface SagaSql {
   updateSaga: string;
   insertHistory: string;
   selectSaga: string;
-  selectHistory: string;
+  selectSagaWithHistory: string;
   listSagas: string;
   dropQueuedTimeout: string;
   dropOutboxTimeout: string;
@@ -59,7 +59,17 @@ export function sagaSql(schema: string): SagaSql {
       FROM unnest($2::text[], $3::text[], $4::jsonb[]) WITH ORDINALITY AS t(step, event, detail, ord)
       ORDER BY t.ord`,
     selectSaga: `SELECT ${COLUMNS} FROM ${s}.sagas WHERE id = $1::uuid`,
-    selectHistory: `SELECT seq, step, event, detail, at FROM ${s}.saga_steps WHERE saga_id = $1::uuid ORDER BY seq`,
+    // One statement, so the row and its history come from one snapshot: a transition
+    // between two reads would pair a step's history with another step's deadline.
+    selectSagaWithHistory: `
+      SELECT ${COLUMNS}, h.seqs, h.steps, h.events, h.details, h.ats
+      FROM ${s}.sagas
+      CROSS JOIN LATERAL (
+        SELECT array_agg(seq ORDER BY seq) AS seqs, array_agg(step ORDER BY seq) AS steps, array_agg(event ORDER BY seq) AS events,
+               array_agg(detail ORDER BY seq) AS details, array_agg(at ORDER BY seq) AS ats
+        FROM ${s}.saga_steps WHERE saga_id = $1::uuid
+      ) h
+      WHERE id = $1::uuid`,
     listSagas: `
       SELECT ${COLUMNS} FROM ${s}.sagas
       WHERE ($1::text IS NULL OR status = $1::text)
