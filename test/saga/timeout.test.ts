@@ -7,8 +7,10 @@ import { createSagaWorld, historyEvents, waitFor, type SagaWorld } from '../fixt
 // Short step timeouts; compensations wait longer, since a compensation queues behind
 // the slow command at the participant (both are keyed by the saga id).
 const orderSaga = makeOrderSaga({ timeoutMs: 600, compensationTimeoutMs: 15_000 });
-// Version 2 sends a command again when it times out, up to 3 sends.
-const retryingSaga = makeOrderSaga({ version: 2, timeoutMs: 600, compensationTimeoutMs: 15_000, retry: { maxAttempts: 3 } });
+// Version 2 sends a command again when it times out, up to 3 sends. Its timeout leaves
+// a send time to be answered on a loaded machine: the test holds the first send until
+// it timed out (at 600 ms, the second send often timed out too).
+const retryingSaga = makeOrderSaga({ version: 2, timeoutMs: 10_000, compensationTimeoutMs: 15_000, retry: { maxAttempts: 3 } });
 let world: SagaWorld;
 
 beforeAll(async () => {
@@ -60,9 +62,16 @@ describe('saga step timeouts', () => {
   });
 
   it('a step with retry is sent again on timeout; the reply to the latest send is applied', async () => {
-    // The first send is slow (times out); the second is handled at once.
-    const id = await world.start(retryingSaga, { orderId: `o-${randomUUID()}`, amount: 5, slowAt: 'payment', slowMs: 1_000, slowAttempts: 1 });
-    const saga = await world.waitForSaga(id, ['completed', 'compensated', 'failed']);
+    // The first send is held at the participant until it timed out and the command was
+    // sent again; then both are handled (the second queues behind the first: same key).
+    const id = randomUUID();
+    const payment = world.services.find((s) => s.name === 'payment')!;
+    await payment.pool.query('INSERT INTO held (saga_id) VALUES ($1)', [id]);
+    await world.start(retryingSaga, { orderId: `o-${id}`, amount: 5, holdAt: 'payment' }, id);
+    await waitFor('the charge sent again', async () => ((await getSaga(world.pool, id))?.history.some((e) =>
+      e.step === 'charge' && e.event === 'command_sent' && (e.detail as { attempt?: number } | null)?.attempt === 2) ? true : undefined), 40_000);
+    await payment.pool.query('DELETE FROM held WHERE saga_id = $1', [id]);
+    const saga = await world.waitForSaga(id, ['completed', 'compensated', 'failed'], 40_000);
     expect(saga.status).toBe('completed');
     const charge = saga.history.filter((e) => e.step === 'charge').map((e) => `${e.event}:${(e.detail as { attempt?: number } | null)?.attempt ?? ''}`);
     expect(charge).toEqual(['command_sent:1', 'timed_out:1', 'command_sent:2', 'reply_ignored:', 'completed:2']);
