@@ -5,11 +5,12 @@ import { addConnectionOptions, requireDatabaseUrl, type ConnectionFlags } from '
 import type { CommandOutput } from './migrate-command.js';
 import { checkMigrated, checkReachable, openPool } from './open-pool.js';
 import { parseDurationFlag, parseIntFlag, untilStopSignal } from './cli-values.js';
+import { dashboardTokens } from './dashboard-tokens.js';
 
 interface Flags extends ConnectionFlags {
   port: string;
   host: string;
-  token?: string;
+  token?: string[];
   refreshMs: string;
   logLevel: string;
   json?: boolean;
@@ -24,16 +25,25 @@ export function registerDashboardCommand(program: Command, out: CommandOutput = 
   addConnectionOptions(
     program
       .command('dashboard')
-      .description('serve the web dashboard: queues, dead letters (replay), half messages, sagas; runs until SIGINT/SIGTERM')
+      .description('serve the web dashboard: queues, messages, dead letters, half messages, sagas, and their actions; runs until SIGINT/SIGTERM')
       .option('--port <port>', 'port to listen on (0: any free one)', String(DEFAULT_DASHBOARD_PORT))
       .option('--host <host>', 'interface to bind; anything but loopback needs --token', DEFAULT_DASHBOARD_HOST)
-      .addOption(new Option('--token <token>', 'bearer token required by the API (open the page as URL#token=...)').env('SAGABOX_DASHBOARD_TOKEN'))
+      .addOption(
+        new Option(
+          '--token <name:secret[:permissions]>',
+          'a token that may sign in, repeatable: permissions a comma list of payloads, actions (none: read only); ' +
+            'a bare secret is one token named operator allowed actions. More in SAGABOX_DASHBOARD_TOKENS, separated by spaces',
+        )
+          .env('SAGABOX_DASHBOARD_TOKEN')
+          .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
+      )
       .option('--refresh-ms <duration>', 'how often the page refreshes: ms, or 5s, 1m', String(DEFAULT_DASHBOARD_REFRESH_MS))
       .option('--json', 'print the URL as JSON once listening, for scripts')
       .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('info')),
   ).action(async (flags: Flags) => {
     const port = parseIntFlag('--port', flags.port, 0, 65_535);
     const refreshMs = parseDurationFlag('--refresh-ms', flags.refreshMs, 200, 3_600_000);
+    const tokens = dashboardTokens(flags.token ?? [], process.env.SAGABOX_DASHBOARD_TOKENS);
     const logger = createCliLogger(flags.logLevel);
     const pool = openPool(requireDatabaseUrl(flags), 4);
     try {
@@ -41,7 +51,7 @@ export function registerDashboardCommand(program: Command, out: CommandOutput = 
       await checkMigrated(pool, flags.schema);
       const dashboard = await serveDashboard({
         pool, schema: flags.schema, port, host: flags.host, refreshMs, logger,
-        ...(flags.token !== undefined ? { token: flags.token } : {}),
+        ...(tokens.length > 0 ? { tokens } : {}),
       });
       out.write(flags.json ? `${JSON.stringify({ url: dashboard.url })}\n` : `sagabox dashboard on ${dashboard.url}\n`);
       logger.info({ url: dashboard.url }, 'dashboard listening');
