@@ -5,7 +5,8 @@ import { waitFor } from '../support/wait-for.js';
 
 const { pool, count } = await useDatabase();
 const p = pool(12);
-await p.query('CREATE TABLE effects (message_id uuid)');
+await p.query('CREATE TABLE effects (message_id uuid, attempts int)');
+await p.query(`INSERT INTO sagabox.queues (name, priority_aging_ms) VALUES ('slow', NULL)`);
 await p.query(`INSERT INTO sagabox.queues (name, priority_aging_ms) VALUES ('backlog', NULL)`);
 
 const running: Worker[] = [];
@@ -14,11 +15,11 @@ afterEach(async () => {
 });
 
 /** A backlog of `n` messages, queued as the relay would queue them. */
-async function backlog(n: number): Promise<void> {
+async function backlog(n: number, queue = 'backlog'): Promise<void> {
   await p.query(
     `INSERT INTO sagabox.queue_messages (queue, id, topic, payload, created_at)
-     SELECT 'backlog', gen_random_uuid(), 'job', jsonb_build_object('n', g), now() FROM generate_series(1, $1::int) g`,
-    [n],
+     SELECT $2, gen_random_uuid(), 'job', jsonb_build_object('n', g), now() FROM generate_series(1, $1::int) g`,
+    [n, queue],
   );
 }
 
@@ -60,5 +61,24 @@ describe('worker: a backlog claimed once for every slot', () => {
     await waitFor('all handled', async () => (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'backlog'`)) === 0, 20_000);
     expect(await count('SELECT count(DISTINCT message_id) AS n FROM effects')).toBe(3_000);
     expect(await count('SELECT count(*) AS n FROM effects')).toBe(3_000);
+  });
+
+  it('gives back buffered messages that waited half a lease, so slow handlers never get one near the end of its lease', async () => {
+    // Batches of 10 at 150 ms a message take 1.5 s, longer than the 1 s lease: a claim
+    // ahead for the other slot would wait past its lease in the buffer.
+    await backlog(60, 'slow');
+    running.push(createWorker({
+      pool: p, queue: 'slow', concurrency: 2, pollIntervalMs: 50, leaseMs: 1_000, handlerTimeoutMs: 900,
+      handler: async (m, { client }) => {
+        await client.query('INSERT INTO effects (message_id, attempts) VALUES ($1, $2)', [m.id, m.attempts]);
+        await new Promise((r) => setTimeout(r, 150));
+      },
+    }));
+    await running[0]!.start();
+    await waitFor('all handled', async () => (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'slow'`)) === 0, 30_000);
+    const { rows } = await p.query<{ attempts: number; n: number }>(
+      `SELECT e.attempts, count(*)::int AS n FROM effects e WHERE e.attempts IS NOT NULL GROUP BY e.attempts`);
+    // Every message handled once, on its first attempt: none was leased twice.
+    expect(rows).toEqual([{ attempts: 1, n: 60 }]);
   });
 });

@@ -107,9 +107,11 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   // Until then, claims use the limited claim (see LIMITED_CLAIM_SPELL_MS).
   let limitedUntil = 0;
   /** Claimed messages no slot took yet, per claim (a batch is taken from one claim: one lease token). */
-  const buffer: { token: string; rows: ClaimedRow[] }[] = [];
+  const buffer: { token: string; rows: ClaimedRow[]; claimedAt: number }[] = [];
   /** The unlimited claim filling the buffer: resolves to how many it claimed, or 'limited' when its guard failed. */
   let filling: Promise<number | 'limited'> | undefined;
+  /** The release of stale buffered rows under way: every claim waits for it (see dropStale). */
+  let releasing: Promise<void> = Promise.resolve();
   /** The last unlimited claim came back full: a backlog is waiting. */
   let backlog = false;
   /** Slots whose last batch was short only because it was the rest of a claim. */
@@ -133,6 +135,7 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   };
 
   const claimLimited = async (slot: string): Promise<Claim> => {
+    await releasing;
     const token = randomUUID();
     const result = (await pool.query<ClaimResultRow>(prepared(limitedText, [queue, token, name, leaseMs, slot]))).rows;
     const rows = result.filter((r): r is ClaimResultRow & ClaimedRow => r.id !== null);
@@ -141,6 +144,34 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   };
 
   const buffered = (): number => buffer.reduce((n, b) => n + b.rows.length, 0);
+
+  /** Ends the leases of buffered rows (a stop, or rows that waited too long); their attempt is undone. */
+  const releaseRows = async (chunks: { token: string; rows: ClaimedRow[] }[]): Promise<void> => {
+    const ids: string[] = [];
+    const tokens: string[] = [];
+    for (const b of chunks) for (const r of b.rows) (ids.push(r.id), tokens.push(b.token));
+    if (ids.length > 0) await pool.query(housekeeping.releaseLeases, [queue, ids, tokens]);
+  };
+
+  /**
+   * Slow handlers drain the buffer slowly: rows that waited half a lease go back to the
+   * queue rather than be handled near (or after) the end of their lease. Awaited before
+   * the next claim, which would otherwise take rows whose lease ran out before the
+   * release undid their attempt.
+   */
+  const dropStale = (): Promise<void> => {
+    const stale: typeof buffer = [];
+    while (buffer[0] && performance.now() - buffer[0].claimedAt > leaseMs / 2) stale.push(buffer.shift()!);
+    if (stale.length > 0) {
+      backlog = false;
+      const before = releasing;
+      releasing = (async () => {
+        await before;
+        await releaseRows(stale).catch((err: unknown) => log.warn({ err }, 'could not release messages that waited too long; they come back when their leases run out'));
+      })();
+    }
+    return releasing;
+  };
 
   const take = (slot: string, size: number): Claim | undefined => {
     const head = buffer[0];
@@ -161,11 +192,12 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   const fill = (size: number): Promise<number | 'limited'> =>
     (filling ??= (async () => {
       try {
+        await releasing;
         const want = backlog ? Math.min(size * o.concurrency, 10_000) : size;
         const got = await claimUnlimited(want);
         if (got === 'limited') return got;
         backlog = got.rows.length >= want;
-        if (got.rows.length > 0) buffer.push(got);
+        if (got.rows.length > 0) buffer.push({ ...got, claimedAt: performance.now() });
         return got.rows.length;
       } finally {
         filling = undefined;
@@ -185,10 +217,7 @@ export function createClaimer(o: ClaimerOptions): Claimer {
       backlog = false;
       // A claim ahead may still run: its rows are released with the rest.
       await filling?.catch(() => undefined);
-      const ids: string[] = [];
-      const tokens: string[] = [];
-      for (const b of buffer.splice(0)) for (const r of b.rows) (ids.push(r.id), tokens.push(b.token));
-      if (ids.length > 0) await pool.query(housekeeping.releaseLeases, [queue, ids, tokens]);
+      await releaseRows(buffer.splice(0));
     },
     async claim(slot, share) {
       const size = sizes.get(slot) ?? batchSize;
@@ -199,6 +228,7 @@ export function createClaimer(o: ClaimerOptions): Claimer {
         return got.rows.length === 0 ? { rows: [], waitMs: null, size } : { rows: got.rows, lease: { token: got.token, slot, counted: false }, size };
       }
       for (;;) {
+        if (buffer.length > 0) await dropStale();
         const taken = take(slot, size);
         if (taken) return taken;
         if (performance.now() < limitedUntil) return claimLimited(slot);
