@@ -36,7 +36,12 @@ describe('instrumentWorker: handler duration and commit-to-handler latency', () 
     const started = new Map<string, number>();
     const handler = async (m: Message<{ kind: string }>) => {
       started.set(m.id, Date.now());
-      if (m.payload.kind === 'slow') await new Promise((r) => setTimeout(r, 60));
+      // At least 60 ms by the clock the worker times with: a timer may fire a fraction of
+      // a millisecond early against performance.now().
+      if (m.payload.kind === 'slow') {
+        const until = performance.now() + 60;
+        while (performance.now() < until) await new Promise((r) => setTimeout(r, Math.max(1, until - performance.now())));
+      }
       if (m.payload.kind === 'fail' && !failedOnce.has(m.id)) {
         failedOnce.add(m.id);
         throw new Error('first attempt fails');
