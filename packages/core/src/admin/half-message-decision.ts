@@ -3,7 +3,6 @@ import { toRunQuery, type Executor } from '../shared/executor.js';
 import { outboxChannel } from '../shared/channels.js';
 import { describeValue } from '../shared/describe-value.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
-import { statementsFor } from '../shared/statements.js';
 import { isStorableText } from '../publish/message-label.js';
 import { halfMessageSql } from '../half-messages/half-message-sql.js';
 import type { HalfMessageDecisionRecord } from '../half-messages/half-message-admin.js';
@@ -19,34 +18,6 @@ export interface OperatorDecisionOptions {
   /** sagabox schema. Default `'sagabox'`. */
   schema?: string;
 }
-
-// As the producer's commit and rollback (half-message-sql.ts): the change and its record
-// are one statement, and `state = 'prepared'` makes every decision exclusive; the relay
-// is woken at commit. $1 id, $2 detail, $3 the outbox channel.
-const operatorSql = statementsFor((s) => ({
-  commit: `
-    WITH changed AS (
-      UPDATE ${s}.outbox SET state = 'ready', available_at = now(), check_at = NULL
-      WHERE id = $1::uuid AND state = 'prepared'
-      RETURNING id, topic
-    ), recorded AS (
-      INSERT INTO ${s}.half_message_decisions (message_id, topic, decision, source, detail)
-      SELECT id, topic, 'commit', 'operator', $2::text FROM changed
-      RETURNING message_id, topic, decision, source, detail, decided_at
-    )
-    SELECT r.*, pg_notify($3::text, '') IS NULL AS woke FROM recorded r`,
-  rollback: `
-    WITH changed AS (
-      DELETE FROM ${s}.outbox
-      WHERE id = $1::uuid AND state = 'prepared'
-      RETURNING id, topic
-    ), recorded AS (
-      INSERT INTO ${s}.half_message_decisions (message_id, topic, decision, source, detail)
-      SELECT id, topic, 'rollback', 'operator', $2::text FROM changed
-      RETURNING message_id, topic, decision, source, detail, decided_at
-    )
-    SELECT r.*, pg_notify($3::text, '') IS NULL AS woke FROM recorded r`,
-}));
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -80,15 +51,16 @@ export async function decideHalfMessage(db: Executor, id: string, options: Opera
   const schema = validateSchemaName(options.schema ?? DEFAULT_SCHEMA);
   const messageId = id.toLowerCase();
   const run = toRunQuery(db);
-  const text = operatorSql(schema)[options.decision];
+  // The producer's own commit and rollback, recorded as the operator's, waking the relay.
+  const sql = halfMessageSql(schema);
   // A second pass only when a prepare committed between our statement and the lookup.
   for (let pass = 0; pass < 2; pass++) {
     const [r] = await run<{ message_id: string; topic: string; decision: 'commit' | 'rollback'; source: 'operator'; detail: string; decided_at: Date }>(
-      text,
-      [messageId, `${options.by}: ${options.reason}`, outboxChannel(schema)],
+      sql[options.decision],
+      [messageId, `${options.by}: ${options.reason}`, 'operator', outboxChannel(schema)],
     );
     if (r) return { messageId: r.message_id, topic: r.topic, decision: r.decision, source: r.source, detail: r.detail, decidedAt: r.decided_at };
-    const [seen] = await run<{ state: 'prepared' | null; decided: string | null; known: boolean }>(halfMessageSql(schema).lookup, [messageId]);
+    const [seen] = await run<{ state: 'prepared' | null; decided: string | null; known: boolean }>(sql.lookup, [messageId]);
     if (seen?.decided) {
       throw new SagaboxError(
         'HALF_MESSAGE_ALREADY_DECIDED',

@@ -4,11 +4,11 @@ import { statementsFor } from '../shared/statements.js';
 // when the caller passes a pool (autocommit). `state = 'prepared'` in the WHERE makes
 // commit and rollback exclusive: both lock the row, and whichever comes second re-reads it
 // after the first commits (READ COMMITTED re-check), matches nothing, and learns the first
-// decision from `lookup`. The Notify forms wake the relay at commit: a committed message
+// decision from `lookup`. A NOTIFY wakes the relay at commit: a committed message
 // is deliverable, and a rolled-back one may have been holding back later rows of its key.
 // A decision in ('commit', 'rollback', 'unresolved') is final: it never changes again.
 
-/** The statements of `prepare`, `commitHalfMessage` and `rollbackHalfMessage` for one schema. */
+/** The statements of `prepare`, `commitHalfMessage`, `rollbackHalfMessage` and `decideHalfMessage` for one schema. */
 export const halfMessageSql = statementsFor((s) => ({
   /**
    * Stores a prepared (invisible) message and records the decision. $1-$9 as publish's
@@ -37,53 +37,15 @@ export const halfMessageSql = statementsFor((s) => ({
     )
     SELECT id FROM prepared`,
 
-  /** Makes a prepared message deliverable: $1 its id, $2 the detail. */
-  commit: `
-    WITH changed AS (
-      UPDATE ${s}.outbox SET state = 'ready', available_at = now(), check_at = NULL
-      WHERE id = $1::uuid AND state = 'prepared'
-      RETURNING id, topic
-    ), recorded AS (
-      INSERT INTO ${s}.half_message_decisions (message_id, topic, decision, source, detail)
-      SELECT id, topic, 'commit', 'producer', $2::text FROM changed
-    )
-    SELECT id FROM changed`,
+  /**
+   * Makes a prepared message deliverable and records who decided: $1 its id, $2 the
+   * detail, $3 the source ('producer' or 'operator'), $4 the outbox channel to NOTIFY, or
+   * NULL for none. Returns the recorded decision; no row when nothing was prepared.
+   */
+  commit: decided(s, 'commit', `UPDATE ${s}.outbox SET state = 'ready', available_at = now(), check_at = NULL`),
 
-  /** `commit` with a NOTIFY on $3, the outbox channel. */
-  commitNotify: `
-    WITH changed AS (
-      UPDATE ${s}.outbox SET state = 'ready', available_at = now(), check_at = NULL
-      WHERE id = $1::uuid AND state = 'prepared'
-      RETURNING id, topic
-    ), recorded AS (
-      INSERT INTO ${s}.half_message_decisions (message_id, topic, decision, source, detail)
-      SELECT id, topic, 'commit', 'producer', $2::text FROM changed
-    )
-    SELECT id, pg_notify($3::text, '') FROM changed`,
-
-  /** Drops a prepared message: $1 its id, $2 the detail. */
-  rollback: `
-    WITH changed AS (
-      DELETE FROM ${s}.outbox
-      WHERE id = $1::uuid AND state = 'prepared'
-      RETURNING id, topic
-    ), recorded AS (
-      INSERT INTO ${s}.half_message_decisions (message_id, topic, decision, source, detail)
-      SELECT id, topic, 'rollback', 'producer', $2::text FROM changed
-    )
-    SELECT id FROM changed`,
-
-  /** `rollback` with a NOTIFY on $3, the outbox channel. */
-  rollbackNotify: `
-    WITH changed AS (
-      DELETE FROM ${s}.outbox
-      WHERE id = $1::uuid AND state = 'prepared'
-      RETURNING id, topic
-    ), recorded AS (
-      INSERT INTO ${s}.half_message_decisions (message_id, topic, decision, source, detail)
-      SELECT id, topic, 'rollback', 'producer', $2::text FROM changed
-    )
-    SELECT id, pg_notify($3::text, '') FROM changed`,
+  /** Drops a prepared message; parameters and result as `commit`. */
+  rollback: decided(s, 'rollback', `DELETE FROM ${s}.outbox`),
 
   /**
    * What became of message $1: still prepared, its final decision, and whether it was
@@ -97,6 +59,24 @@ export const halfMessageSql = statementsFor((s) => ({
             ORDER BY seq LIMIT 1) AS decided,
            EXISTS (SELECT 1 FROM ${s}.half_message_decisions WHERE message_id = $1::uuid) AS known`,
 }));
+
+// The producer's commit and rollback and the operator's (decideHalfMessage) differ only in
+// the source they record and whether they NOTIFY, so both run this one statement. The
+// checker's decisions stay in check-back-sql.ts: it decides a batch of rows it already
+// holds locked, by seq, and counts the check.
+function decided(s: string, decision: 'commit' | 'rollback', change: string): string {
+  return `
+    WITH changed AS (
+      ${change}
+      WHERE id = $1::uuid AND state = 'prepared'
+      RETURNING id, topic
+    ), recorded AS (
+      INSERT INTO ${s}.half_message_decisions (message_id, topic, decision, source, detail)
+      SELECT id, topic, '${decision}', $3::text, $2::text FROM changed
+      RETURNING message_id, topic, decision, source, detail, decided_at
+    )
+    SELECT r.*, CASE WHEN $4::text IS NOT NULL THEN pg_notify($4::text, '') END AS woke FROM recorded r`;
+}
 
 /** The statements of {@link halfMessageSql} for one schema. */
 export type HalfMessageSql = ReturnType<typeof halfMessageSql>;

@@ -180,12 +180,10 @@ async function decide(
   const sql = halfMessageSql(options.schema ?? DEFAULT_SCHEMA);
   const run = toRunQuery(db);
   const notify = options.notify ?? true;
-  const text = decision === 'commit' ? (notify ? sql.commitNotify : sql.commit) : notify ? sql.rollbackNotify : sql.rollback;
-  const values: unknown[] = [id, options.note ?? null];
-  if (notify) values.push(outboxChannel(options.schema ?? DEFAULT_SCHEMA));
+  const values = [id, options.note ?? null, 'producer', notify ? outboxChannel(options.schema ?? DEFAULT_SCHEMA) : null];
   // A second pass only when a prepare committed between our statement and the lookup.
   for (let pass = 0; pass < 2; pass++) {
-    const changed = await run<{ id: string }>(text, values);
+    const changed = await run(sql[decision], values);
     if (changed.length > 0) {
       options.logger?.info({ messageId: id, decision, source: 'producer' }, 'half message decided');
       return { id, decision, repeated: false };
