@@ -3,7 +3,7 @@ import { needsAttention, type AttentionReport } from '@sagabox/core/admin';
 import { parseIntFlag } from './cli-values.js';
 import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
 import { CliExit, EXIT_CHECK_FAILED } from './exit-codes.js';
-import { outputWidth } from './fit-table.js';
+import { cutLine, outputWidth } from './fit-table.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
 import { formatAge } from './queues-command.js';
@@ -16,11 +16,6 @@ interface Flags extends ConnectionFlags {
   json?: boolean;
 }
 
-function cut(line: string, width: number): string {
-  const flat = line.replace(/\s*\n\s*/g, ' ');
-  return flat.length <= width ? flat : `${flat.slice(0, width - 1)}…`;
-}
-
 /** The report as short sections, one line an item, cut to the terminal's width. */
 export function formatAttention(r: AttentionReport, width: number, now = Date.now()): string {
   const ago = (d: Date | null): string => (d === null ? '?' : `${formatAge(Math.max(0, now - d.getTime()))} ago`);
@@ -31,7 +26,7 @@ export function formatAttention(r: AttentionReport, width: number, now = Date.no
     ['half messages past their check', r.halfMessagesPastCheck.map((h) => `${h.id}  ${h.topic}  check due ${ago(h.checkAt)}, ${h.checks} check(s) so far`)],
     ['vacuum blocked', r.vacuum.blocked ? [`held by ${r.vacuum.holder?.kind ?? '?'} pid ${r.vacuum.holder?.pid ?? '-'} (${r.vacuum.holder?.application ?? '?'}, ${r.vacuum.holder?.state ?? '?'}) for ${formatAge(r.vacuum.holder?.ageMs ?? null)}`] : []],
   ];
-  const lines = sections.filter(([, items]) => items.length > 0).flatMap(([title, items]) => [`${title} (${items.length}):`, ...items.map((i) => cut(`  ${i}`, width))]);
+  const lines = sections.filter(([, items]) => items.length > 0).flatMap(([title, items]) => [`${title} (${items.length}):`, ...items.map((i) => cutLine(`  ${i}`, width))]);
   return lines.length ? `${lines.join('\n')}\n` : 'nothing needs attention\n';
 }
 

@@ -1,5 +1,5 @@
 import { userInfo } from 'node:os';
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import {
   cancelMessages,
   deleteMessages,
@@ -10,20 +10,15 @@ import {
 } from '@sagabox/core/admin';
 import type { Executor } from '@sagabox/core';
 import { parseIntFlag } from './cli-values.js';
-import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
+import { addConnectionOptions } from './connection-options.js';
 import { confirm } from './confirm.js';
 import { nothingDone } from './exit-codes.js';
 import type { CommandOutput } from './migrate-command.js';
+import { addMessageFilterOptions, messageFilterOf, type MessageFilterFlags } from './message-filter-options.js';
 import { withPool } from './open-pool.js';
 import { UsageError } from './usage-error.js';
 
-interface Flags extends ConnectionFlags {
-  queue?: string;
-  state?: MessageState;
-  topic?: string;
-  key?: string;
-  group?: string;
-  error?: string;
+interface Flags extends MessageFilterFlags {
   limit?: string;
   dryRun?: boolean;
   yes?: boolean;
@@ -42,23 +37,20 @@ export function operatorName(by: string | undefined): string {
   }
 }
 
+// The states an action can take a message from (in flight and prepared are refused).
+const ACTION_STATES: readonly MessageState[] = ['ready', 'retrying', 'scheduled'];
+
 const DONE: Record<MessageActionResult['action'], string> = { retry: 'retried', cancel: 'cancelled', delete: 'deleted' };
 const PAST: Record<MessageActionResult['action'], string> = { retry: 'made ready', cancel: 'cancelled (to the dead letters)', delete: 'deleted' };
 
 function filterOf(id: string | undefined, flags: Flags): MessageActionFilter {
-  if (id === undefined && flags.queue === undefined && flags.state === undefined && flags.topic === undefined && flags.key === undefined
-    && flags.group === undefined && flags.error === undefined) {
+  // The id is an argument here, never the --id flag.
+  const filter = messageFilterOf({ ...flags, id });
+  if (Object.keys(filter).every((k) => k === 'schema')) {
     throw new UsageError('give a message id or at least one filter (--queue, --state, --topic, --key, --group, --error)');
   }
   return {
-    schema: flags.schema,
-    ...(id !== undefined ? { id } : {}),
-    ...(flags.queue !== undefined ? { queue: flags.queue } : {}),
-    ...(flags.state !== undefined ? { state: flags.state } : {}),
-    ...(flags.topic !== undefined ? { topic: flags.topic } : {}),
-    ...(flags.key !== undefined ? { key: flags.key } : {}),
-    ...(flags.group !== undefined ? { group: flags.group } : {}),
-    ...(flags.error !== undefined ? { errorContains: flags.error } : {}),
+    ...filter,
     ...(flags.limit !== undefined ? { limit: parseIntFlag('--limit', flags.limit, 1, 10_000) } : {}),
   };
 }
@@ -78,16 +70,13 @@ function describeResult(r: MessageActionResult, where: string): string {
  */
 export function registerMessageActions(messages: Command, out: CommandOutput = process.stdout): void {
   const define = (name: MessageActionResult['action'], description: string, extra?: (c: Command) => Command): Command => {
-    const c = messages
-      .command(name)
-      .description(description)
-      .argument('[id]', 'one message id (UUID); omitted: every message the filters match')
-      .option('--queue <name>', 'the queue (default: the outbox)')
-      .addOption(new Option('--state <state>', 'only this state').choices(['ready', 'retrying', 'scheduled']))
-      .option('--topic <topic>', 'only this topic')
-      .option('--key <key>', 'only this ordering key')
-      .option('--group <group>', 'only this flow-control group')
-      .option('--error <text>', 'only messages whose last error contains this text')
+    const c = addMessageFilterOptions(
+      messages
+        .command(name)
+        .description(description)
+        .argument('[id]', 'one message id (UUID); omitted: every message the filters match'),
+      { states: ACTION_STATES, id: false },
+    )
       .option('--limit <n>', 'most messages in one run, oldest first (default 1000, at most 10000)')
       .option('--dry-run', 'count and list what would be hit; change nothing')
       .option('--yes', 'do not ask')

@@ -1,22 +1,16 @@
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { SagaboxError } from '@sagabox/core';
-import { getMessage, listMessages, MESSAGE_STATES, type MessageFilter, type MessageState, type MessageSummary } from '@sagabox/core/admin';
+import { getMessage, listMessages, MESSAGE_STATES, type MessageFilter, type MessageSummary } from '@sagabox/core/admin';
 import { parseIntFlag } from './cli-values.js';
-import { addConnectionOptions, type ConnectionFlags } from './connection-options.js';
-import { outputWidth } from './fit-table.js';
+import { addConnectionOptions } from './connection-options.js';
+import { cutLine, outputWidth } from './fit-table.js';
 import type { CommandOutput } from './migrate-command.js';
 import { withPool } from './open-pool.js';
 import { formatAge } from './queues-command.js';
 import { registerMessageActions } from './message-actions-command.js';
+import { addMessageFilterOptions, messageFilterOf, type MessageFilterFlags } from './message-filter-options.js';
 
-interface Flags extends ConnectionFlags {
-  queue?: string;
-  state?: MessageState;
-  topic?: string;
-  key?: string;
-  group?: string;
-  id?: string;
-  error?: string;
+interface Flags extends MessageFilterFlags {
   after?: string;
   limit?: string;
   json?: boolean;
@@ -39,39 +33,23 @@ export function whyWaiting(m: MessageSummary, now = Date.now()): string {
   }
 }
 
-function cut(line: string, width: number): string {
-  const flat = line.replace(/\s*\n\s*/g, ' ');
-  return flat.length <= width ? flat : `${flat.slice(0, width - 1)}…`;
-}
-
 /** Registers `sagabox messages list | show | retry | cancel | delete`: browse a queue's or the outbox's messages by state, and act on them. */
 export function registerMessagesCommand(program: Command, out: CommandOutput = process.stdout): void {
   const messages = program.command('messages').description('messages waiting in a queue or the outbox: why each waits, one whole, retry now, cancel, delete');
 
   addConnectionOptions(
-    messages
-      .command('list')
-      .description('messages of a queue (or the outbox), oldest first, one page at a time')
-      .option('--queue <name>', 'the queue (default: the outbox)')
-      .addOption(new Option('--state <state>', 'only this state').choices(MESSAGE_STATES))
-      .option('--topic <topic>', 'only this topic')
-      .option('--key <key>', 'only this ordering key')
-      .option('--group <group>', 'only this flow-control group')
-      .option('--id <uuid>', 'only this message id')
-      .option('--error <text>', 'only messages whose last error contains this text')
+    addMessageFilterOptions(
+      messages
+        .command('list')
+        .description('messages of a queue (or the outbox), oldest first, one page at a time'),
+      { states: MESSAGE_STATES, id: true },
+    )
       .option('--after <cursor>', 'the next page: the cursor the previous page printed')
       .option('--limit <n>', 'messages per page (default 50, at most 1000)')
       .option('--json', 'print JSON ({ messages, next }), for scripts'),
   ).action(async (flags: Flags) => {
     const filter: MessageFilter = {
-      schema: flags.schema,
-      ...(flags.queue !== undefined ? { queue: flags.queue } : {}),
-      ...(flags.state !== undefined ? { state: flags.state } : {}),
-      ...(flags.topic !== undefined ? { topic: flags.topic } : {}),
-      ...(flags.key !== undefined ? { key: flags.key } : {}),
-      ...(flags.group !== undefined ? { group: flags.group } : {}),
-      ...(flags.id !== undefined ? { id: flags.id } : {}),
-      ...(flags.error !== undefined ? { errorContains: flags.error } : {}),
+      ...messageFilterOf(flags),
       ...(flags.after !== undefined ? { after: flags.after } : {}),
       ...(flags.limit !== undefined ? { limit: parseIntFlag('--limit', flags.limit, 1, 1_000) } : {}),
     };
@@ -83,8 +61,8 @@ export function registerMessagesCommand(program: Command, out: CommandOutput = p
     const now = Date.now();
     const width = outputWidth(out);
     const lines = page.messages.flatMap((m) => [
-      cut(`${m.id}  ${m.state.padEnd(9)}  ${m.topic}${m.key ? `  key ${m.key}` : ''}${m.group ? `  group ${m.group}` : ''}`, width),
-      cut(`    ${m.attempts ? `attempt ${m.attempts}, ` : ''}${whyWaiting(m, now)}`, width),
+      cutLine(`${m.id}  ${m.state.padEnd(9)}  ${m.topic}${m.key ? `  key ${m.key}` : ''}${m.group ? `  group ${m.group}` : ''}`, width),
+      cutLine(`    ${m.attempts ? `attempt ${m.attempts}, ` : ''}${whyWaiting(m, now)}`, width),
     ]);
     out.write(`${lines.join('\n')}\n${page.next ? `more: --after ${page.next}\n` : ''}`);
   });
