@@ -47,7 +47,10 @@ export function holdConnection(source: NatsConnectionSource, name: string, log: 
   const firstConnect = async (servers: string | string[]): Promise<NatsConnection> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        const c = await connect({ servers, name, maxReconnectAttempts: -1, reconnectTimeWait: DEFAULT_RECONNECT_TIME_WAIT_MS });
+        // noAsyncTraces: otherwise nats.js builds two Error objects, stacks included, for
+        // every request (each PubAck awaited) just in case it fails. Our failures are
+        // wrapped in a SagaboxError naming the message and subject instead.
+        const c = await connect({ servers, name, maxReconnectAttempts: -1, reconnectTimeWait: DEFAULT_RECONNECT_TIME_WAIT_MS, noAsyncTraces: true });
         if (closing) {
           await c.close();
           throw new SagaboxError('BROKER_UNREACHABLE', 'closed before the NATS connection was made');
