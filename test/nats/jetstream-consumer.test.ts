@@ -110,6 +110,49 @@ describe('createJetStreamConsumer', () => {
     await consumer.stop();
   });
 
+  it('a delayed message waits in the consumer, holding back its key\'s later messages (other keys flow); a keyless one goes back to the stream for its delay', async () => {
+    await jsm.streams.add({ name: 'LATER', subjects: ['later.>'] });
+    const handled: { name: string; at: number; attempts: number }[] = [];
+    const consumer = createJetStreamConsumer({
+      servers: server.url,
+      stream: 'LATER',
+      durable: 'later',
+      pool: p,
+      concurrency: 2,
+      handler: async (m: JetStreamMessage<{ name: string }>, ctx) => {
+        await recordEffect('later')(m, ctx);
+        handled.push({ name: m.payload.name, at: Date.now(), attempts: m.attempts });
+      },
+    });
+    running.push(consumer);
+    await consumer.start();
+    const publishedAt = Date.now();
+    await publishCommitted(p, [
+      { topic: 'later.x', key: 'd', payload: { name: 'd0' }, delayMs: 1_500 },
+      { topic: 'later.x', key: 'd', payload: { name: 'd1' } },
+      { topic: 'later.x', payload: { name: 'keyless' }, delayMs: 1_500 },
+      { topic: 'later.x', key: 'f', payload: { name: 'f0' } },
+    ]);
+    const relay = createRelay({ pool: p, destinations: [createJetStreamDestination({ servers: server.url, routes: [{ topic: 'later.#' }] })], pollIntervalMs: 50 });
+    await relay.start();
+    try {
+      await waitFor('all four handled', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'later'`)) === 4, 20_000);
+    } finally {
+      await relay.stop();
+    }
+    const at = (name: string) => handled.find((h) => h.name === name)!;
+    // Key d in publish order: d1 waited behind d0's delay although it was delivered first.
+    expect(handled.filter((h) => h.name.startsWith('d')).map((h) => h.name)).toEqual(['d0', 'd1']);
+    expect(at('d0').at).toBeGreaterThanOrEqual(publishedAt + 1_500);
+    expect(handled.findIndex((h) => h.name === 'f0')).toBeLessThan(handled.findIndex((h) => h.name === 'd0'));
+    // d0 waited here on its first delivery; the keyless one was nak'ed for its delay.
+    expect(at('d0').attempts).toBe(1);
+    expect(at('keyless').at).toBeGreaterThanOrEqual(publishedAt + 1_500);
+    expect(at('keyless').attempts).toBe(2);
+    await waitFor('all acked', async () => (await jsm.consumers.info('LATER', 'later')).num_ack_pending === 0);
+    await consumer.stop();
+  });
+
   it('a handler that fails is retried with backoff; after maxAttempts the message is terminated (advisory) and republished to deadLetterSubject with the reason; others keep flowing', async () => {
     await jsm.streams.add({ name: 'PAY', subjects: ['pay.>'] });
     await jsm.streams.add({ name: 'DLQ', subjects: ['dlq.>'] });

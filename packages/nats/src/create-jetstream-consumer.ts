@@ -75,7 +75,8 @@ interface Ready {
  * Flow control is JetStream's `max_ack_pending`. A handler that throws (or returns
  * `Outcome.retry`) rolls back; the others of its batch are then handled one transaction
  * each, and the failed message is retried here after a backoff, holding back its key's
- * later messages (per-key order through retries) while other keys flow. After
+ * later messages (per-key order through retries) while other keys flow; a keyed
+ * message whose `Sagabox-Run-At` is ahead waits here the same way. After
  * `retry.maxAttempts` attempts (deliveries plus retries here) the message is terminated (`Outcome.deadLetter` at once): JetStream's dead-letter
  * mechanism, not sagabox's table, because the message belongs to the stream (other
  * consumers and NATS tools see it there) and because the broker's `max_deliver` (set to
@@ -310,27 +311,44 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
   const handleBatch = async (batch: Held[]): Promise<void> => {
     const now = Date.now();
     const ready: Ready[] = [];
+    // Keyed messages that must wait (delayed, or a dead letter that could not be
+    // published): back to the front of the buffer, in batch order, holding back their
+    // keys. Handing one back to the stream (a nak with a delay) would let its key's
+    // later messages, delivered already, pass it.
+    const waiting: Held[] = [];
+    const later = (held: Held, delayMs: number, key: string | undefined): void => {
+      if (key === undefined) {
+        held.msg.nak(delayMs);
+        return;
+      }
+      held.notBefore = Date.now() + delayMs;
+      held.touchedAt = Date.now();
+      waiting.push(held);
+    };
     for (const held of batch) {
       const msg = held.msg;
+      const key = msg.headers?.get(NATS_HEADERS.key) || undefined;
       const read = readDelivery(msg, o.durable);
       if (!read.ok) {
         await deadLetter(msg, read.id, read.reason, read.error).catch((err: unknown) => {
           log.warn({ err, messageId: read.id }, 'dead-lettering failed; the message comes back');
-          msg.nak(RETRY_MAX_MS);
+          later(held, RETRY_MAX_MS, key);
         });
         continue;
       }
       if (read.expiresAt && read.expiresAt.getTime() <= now) {
-        await deadLetter(msg, read.message.id, 'expired', `expired at ${read.expiresAt.toISOString()} before handling`).catch(() => msg.nak(RETRY_MAX_MS));
+        await deadLetter(msg, read.message.id, 'expired', `expired at ${read.expiresAt.toISOString()} before handling`).catch(() => later(held, RETRY_MAX_MS, key));
         continue;
       }
       if (read.runAt && read.runAt.getTime() > now) {
-        // A delayed message: back to the stream until it is due (uses one delivery).
-        msg.nak(read.runAt.getTime() - now);
+        // A delayed message waits here until it is due when it has a key (no delivery
+        // used); a keyless one goes back to the stream for its delay (one delivery).
+        later(held, read.runAt.getTime() - now, key);
         continue;
       }
       ready.push({ held, msg, message: { ...read.message, attempts: msg.info.deliveryCount + held.failures } });
     }
+    if (waiting.length > 0) buffer.unshift(...waiting);
     const settled = new Set<JsMsg>();
     // Keep the batch's messages from being redelivered while it runs or waits out an outage.
     const keepAlive = setInterval(() => {
