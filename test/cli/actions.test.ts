@@ -1,29 +1,14 @@
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { prepare, publish } from '@sagabox/core';
 import { addDirectRoute } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
-import { CLI_PATH, runCli } from '../support/run-cli.js';
+import { runCli, runOnTerminal } from '../support/run-cli.js';
 
 const { db, pool, count } = await useDatabase();
 const p = pool(2);
 const url = ['--database-url', db.url];
 await addDirectRoute(p, { topic: 'cli.#', queue: 'cli-q' });
-
-/** Runs the CLI on a pseudo-terminal (`script`) and answers its [y/N] prompt. */
-function runOnTerminal(args: readonly string[], answer: string): Promise<{ code: number; output: string }> {
-  const command = [process.execPath, CLI_PATH, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  return new Promise((resolve, reject) => {
-    const child = execFile('script', ['-q', '-e', '-c', command, '/dev/null'], { timeout: 60_000 }, (error, stdout) => {
-      if (error && typeof error.code !== 'number') return reject(error);
-      resolve({ code: error ? (error.code as number) : 0, output: stdout });
-    });
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('[y/N]')) child.stdin!.write(`${answer}\n`);
-    });
-  });
-}
 
 describe('sagabox messages retry | cancel | delete', () => {
   it('retries one message by id, and a filter only with a confirmation', async () => {

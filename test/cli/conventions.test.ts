@@ -1,7 +1,6 @@
-import { execFile } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { useDatabase } from '../support/test-pool.js';
-import { CLI_PATH, runCli } from '../support/run-cli.js';
+import { runCli, runOnTerminal } from '../support/run-cli.js';
 
 const { db, pool, count } = await useDatabase();
 const p = pool(2);
@@ -10,21 +9,6 @@ const url = ['--database-url', db.url];
 const deadLetter = (error = 'boom'): Promise<unknown> =>
   p.query(`INSERT INTO sagabox.dead_letters (source, queue, id, topic, payload, reason, error, attempts, created_at)
            VALUES ('queue', 'conv-q', gen_random_uuid(), 'conv.a', '{}', 'failed', $1, 3, now())`, [error]);
-
-/** Runs the CLI on a pseudo-terminal (util-linux `script`) answering the prompt with `answer`. */
-function runOnTerminal(args: readonly string[], answer: string): Promise<{ code: number; output: string }> {
-  const command = [process.execPath, CLI_PATH, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  return new Promise((resolve, reject) => {
-    const child = execFile('script', ['-q', '-e', '-c', command, '/dev/null'], { timeout: 60_000 }, (error, stdout) => {
-      if (error && typeof error.code !== 'number') return reject(error);
-      resolve({ code: error ? (error.code as number) : 0, output: stdout });
-    });
-    // Answer once the question is on the terminal.
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('[y/N]')) child.stdin!.write(`${answer}\n`);
-    });
-  });
-}
 
 describe('sagabox CLI conventions', () => {
   it('exits 3 when a requested action did nothing, with the --json result still on stdout', async () => {

@@ -1,22 +1,15 @@
 import { spawn } from 'node:child_process';
-import { afterAll, describe, expect, it } from 'vitest';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { describe, expect, it } from 'vitest';
 import { publish } from '@sagabox/core';
 import { NATS_HEADERS } from '@sagabox/nats';
 import { useDatabase } from '../support/test-pool.js';
-import { startNatsServer } from '../support/nats-server.js';
+import { useJetStream } from '../support/nats-server.js';
 import { waitFor } from '../support/wait-for.js';
 import { CLI_PATH, runCli } from '../support/run-cli.js';
 
 const { db, pool, count } = await useDatabase();
 const p = pool(4);
-const server = await startNatsServer();
-const nc = await connect({ servers: server.url });
-const jsm = await jetstreamManager(nc);
-afterAll(async () => {
-  await nc.close();
-});
+const { server, jsm } = await useJetStream();
 const url = ['--database-url', db.url];
 
 describe('sagabox relay --to nats://', () => {

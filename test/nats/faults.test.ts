@@ -1,24 +1,17 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { describe, expect, it } from 'vitest';
 import { nanos } from '@nats-io/transport-node';
 import { createRelay, type RelayedMessage } from '@sagabox/core';
 import { createJetStreamConsumer, createJetStreamDestination, NATS_HEADERS } from '@sagabox/nats';
 import { publishCommitted } from '../support/in-transaction.js';
 import { useDatabase } from '../support/test-pool.js';
-import { startNatsServer } from '../support/nats-server.js';
+import { useJetStream } from '../support/nats-server.js';
 import { startChild } from '../support/child.js';
 import { waitFor } from '../support/wait-for.js';
 
 const { db, pool, count } = await useDatabase();
 const p = pool(12);
 await p.query('CREATE TABLE effects (order_no bigserial, message_id uuid NOT NULL, k text, n int)');
-const server = await startNatsServer();
-const nc = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-const jsm: JetStreamManager = await jetstreamManager(nc);
-afterAll(async () => {
-  await nc.close();
-});
+const { server, jsm } = await useJetStream({ connect: { maxReconnectAttempts: -1, reconnectTimeWait: 100 } });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Every message of a stream in stream order: its Nats-Msg-Id, key and payload. */

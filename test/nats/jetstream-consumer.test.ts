@@ -1,23 +1,16 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { connect, headers } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { headers } from '@nats-io/transport-node';
 import { createRelay, Outcome } from '@sagabox/core';
 import { createJetStreamConsumer, createJetStreamDestination, type JetStreamConsumer, type JetStreamMessage } from '@sagabox/nats';
 import { publishCommitted } from '../support/in-transaction.js';
 import { useDatabase } from '../support/test-pool.js';
-import { startNatsServer } from '../support/nats-server.js';
+import { useJetStream } from '../support/nats-server.js';
 import { waitFor } from '../support/wait-for.js';
 
 const { pool, count } = await useDatabase();
 const p = pool(10);
 await p.query('CREATE TABLE effects (message_id uuid NOT NULL, consumer text NOT NULL, topic text, payload jsonb, headers jsonb)');
-const server = await startNatsServer();
-const nc = await connect({ servers: server.url });
-const jsm = await jetstreamManager(nc);
-const js = jetstream(nc);
-afterAll(async () => {
-  await nc.close();
-});
+const { server, nc, jsm, js } = await useJetStream();
 
 const running: JetStreamConsumer[] = [];
 afterAll(async () => {

@@ -1,23 +1,16 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { describe, expect, it } from 'vitest';
 import { createRelay, type Destination, type RelayedMessage } from '@sagabox/core';
 import { createJetStreamDestination, NATS_HEADERS } from '@sagabox/nats';
 import { publishCommitted } from '../support/in-transaction.js';
 import { useDatabase } from '../support/test-pool.js';
-import { startNatsServer } from '../support/nats-server.js';
+import { useJetStream } from '../support/nats-server.js';
 import { waitFor } from '../support/wait-for.js';
 
 const { pool, count } = await useDatabase();
 const p = pool(8);
-const server = await startNatsServer({ maxPayload: 64 * 1024 });
-const nc = await connect({ servers: server.url });
-const jsm = await jetstreamManager(nc);
+const { server, jsm } = await useJetStream({ maxPayload: 64 * 1024 });
 await jsm.streams.add({ name: 'ORDERS', subjects: ['orders.>'], duplicate_window: 120_000_000_000 });
 await jsm.streams.add({ name: 'SMALL', subjects: ['small.>'], max_msg_size: 1024 });
-afterAll(async () => {
-  await nc.close();
-});
 
 const relayed = (over: Partial<RelayedMessage> = {}): RelayedMessage => ({
   seq: '1',

@@ -1,15 +1,11 @@
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
 import { DEFAULT_SAGA_REPLY_TOPIC } from '@sagabox/saga';
 import { createJetStreamConsumer, createJetStreamDestination } from '@sagabox/nats';
 import { describeSagaAcrossBroker } from '../support/saga-across-broker.js';
-import { startNatsServer } from '../support/nats-server.js';
+import { useJetStream } from '../support/nats-server.js';
 
 // Commands and replies share one stream; each side reads its subjects through a durable consumer.
-const server = await startNatsServer();
-const nc = await connect({ servers: server.url });
-await (await jetstreamManager(nc)).streams.add({ name: 'SAGA', subjects: ['inventory.*', DEFAULT_SAGA_REPLY_TOPIC] });
-await nc.close();
+const { server, jsm } = await useJetStream();
+await jsm.streams.add({ name: 'SAGA', subjects: ['inventory.*', DEFAULT_SAGA_REPLY_TOPIC] });
 
 await describeSagaAcrossBroker({
   broker: 'NATS JetStream',

@@ -4,6 +4,8 @@ import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
+import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 
 /** A private nats-server with JetStream for one test file, on a free port, that the test can stop and start. */
 export interface PrivateNatsServer {
@@ -85,4 +87,30 @@ export async function startNatsServer(options: { maxPayload?: number } = {}): Pr
   });
   await start();
   return { url: `nats://127.0.0.1:${port}`, port, stop, start };
+}
+
+/** A private JetStream server and the test file's own connection to it. */
+export interface JetStreamFixture {
+  readonly server: PrivateNatsServer;
+  /** The test's connection, closed after the file. */
+  readonly nc: NatsConnection;
+  /** Streams and consumers: set up and inspect them. */
+  readonly jsm: JetStreamManager;
+  /** Publishes to streams directly, around sagabox. */
+  readonly js: JetStreamClient;
+}
+
+/**
+ * Starts a private nats-server ({@link startNatsServer}) and connects the test file to it
+ * (closed after the file, before the server is killed). `connect` adds to the connection's
+ * options (reconnect settings for a test that stops the server).
+ */
+export async function useJetStream(options: { maxPayload?: number; connect?: Omit<NodeConnectionOptions, 'servers'> } = {}): Promise<JetStreamFixture> {
+  const server = await startNatsServer(options.maxPayload !== undefined ? { maxPayload: options.maxPayload } : {});
+  const nc = await connect({ servers: server.url, ...options.connect });
+  const jsm = await jetstreamManager(nc);
+  afterAll(async () => {
+    await nc.close();
+  });
+  return { server, nc, jsm, js: jetstream(nc) };
 }

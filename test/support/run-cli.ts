@@ -30,3 +30,26 @@ export function runCli(args: readonly string[], env?: NodeJS.ProcessEnv): Promis
     );
   });
 }
+
+/** What one run of the CLI on a pseudo-terminal did: its exit code and what the terminal showed. */
+export interface TerminalRun {
+  code: number;
+  output: string;
+}
+
+/**
+ * Runs the CLI on a pseudo-terminal (util-linux `script`), so it asks its [y/N] questions,
+ * and answers the first with `answer` once the question is on the terminal.
+ */
+export function runOnTerminal(args: readonly string[], answer: string): Promise<TerminalRun> {
+  const command = [process.execPath, CLI_PATH, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  return new Promise((resolve, reject) => {
+    const child = execFile('script', ['-q', '-e', '-c', command, '/dev/null'], { timeout: 60_000 }, (error, stdout) => {
+      if (error && typeof error.code !== 'number') return reject(error);
+      resolve({ code: error ? (error.code as number) : 0, output: stdout });
+    });
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('[y/N]')) child.stdin!.write(`${answer}\n`);
+    });
+  });
+}

@@ -1,38 +1,25 @@
 // The broker bridges' consumers make the same CONSUMER span as a worker: a message
 // published in a trace, relayed to RabbitMQ or JetStream and handled by the bridge's
 // consumer stays in that trace, its handler span a child of the publish span.
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { createRelay, Outcome, publish, type Message } from '@sagabox/core';
 import { createRabbitMqConsumer, createRabbitMqDestination } from '@sagabox/rabbitmq';
 import { createJetStreamConsumer, createJetStreamDestination } from '@sagabox/nats';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 import { RABBITMQ_URL, useRabbitMq } from '../support/rabbitmq.js';
-import { startNatsServer } from '../support/nats-server.js';
+import { useJetStream } from '../support/nats-server.js';
+import { useInMemoryTracing } from '../support/in-memory-tracing.js';
 
-const exporter = new InMemorySpanExporter();
-const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-trace.setGlobalTracerProvider(provider);
+const { spansOf } = useInMemoryTracing();
 const app = trace.getTracer('test-app');
 
 const { pool } = await useDatabase();
 const p = pool(10);
 const { name } = useRabbitMq();
-const nats = await startNatsServer();
-
-afterAll(async () => {
-  await provider.shutdown();
-  trace.disable();
-  context.disable();
-});
-
-const spansOf = (traceId: string): ReadableSpan[] => exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+const { server: nats, jsm } = await useJetStream();
 
 /** Publishes `topic` inside an application span; returns that span's trace id. */
 async function publishTraced(topic: string, payload: unknown): Promise<string> {
@@ -84,9 +71,7 @@ describe('handler spans of the broker consumers', () => {
   });
 
   it('JetStream: a throwing handler\'s span records the exception; the retry acks in the same trace', async () => {
-    const nc = await connect({ servers: nats.url });
-    await (await jetstreamManager(nc)).streams.add({ name: 'TRACED', subjects: ['traced.>'] });
-    await nc.close();
+    await jsm.streams.add({ name: 'TRACED', subjects: ['traced.>'] });
     let calls = 0;
     const consumer = createJetStreamConsumer({
       servers: nats.url, stream: 'TRACED', durable: 'tracer', pool: p,

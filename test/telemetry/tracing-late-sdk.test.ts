@@ -2,10 +2,9 @@
 // through untouched); an SDK registered while relays and workers run is used at once.
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { context, SpanKind, trace } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { SpanKind } from '@opentelemetry/api';
 import { createRelay, createWorker, publish, type Message } from '@sagabox/core';
+import { installInMemoryTracing, type InMemoryTracing } from '../support/in-memory-tracing.js';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -19,6 +18,7 @@ describe('spans and the SDK registration', () => {
     const worker = createWorker({ pool: p, queue: 'late', pollIntervalMs: 50, handler: async (m: Message) => void seen.set(m.id, m.headers.traceparent) });
     await relay.start();
     await worker.start();
+    let tracing: InMemoryTracing | undefined;
     try {
       const given = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
       const before = randomUUID();
@@ -26,9 +26,8 @@ describe('spans and the SDK registration', () => {
       await waitFor('the first message handled', () => seen.has(before) || undefined, 15_000);
       expect(seen.get(before)).toBe(given);
 
-      const exporter = new InMemorySpanExporter();
-      context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-      trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
+      tracing = installInMemoryTracing();
+      const { exporter } = tracing;
       const after = randomUUID();
       await publish(p, { id: after, topic: 'late.a', payload: {}, headers: { traceparent: given } });
       const spans = await waitFor('the second message\'s spans', () => {
@@ -44,8 +43,7 @@ describe('spans and the SDK registration', () => {
     } finally {
       await worker.stop();
       await relay.stop();
-      trace.disable();
-      context.disable();
+      await tracing?.uninstall();
     }
   });
 });

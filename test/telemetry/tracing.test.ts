@@ -3,33 +3,23 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { createRelay, createWorker, Outcome, publish, type Destination, type Message } from '@sagabox/core';
 import { createOrchestrator, defineSaga, getSaga, halfMessageParticipant, startSaga, StepResult } from '@sagabox/saga';
 import { makeOrderSaga } from '../fixtures/saga-order.mjs';
 import { createSagaWorld, type SagaWorld } from '../fixtures/saga-world.js';
+import { useInMemoryTracing } from '../support/in-memory-tracing.js';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 
-const exporter = new InMemorySpanExporter();
-const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-trace.setGlobalTracerProvider(provider);
+const { exporter, spansOf } = useInMemoryTracing();
 const app = trace.getTracer('test-app');
 
 const { pool } = await useDatabase();
 const p = pool(10);
 
 const parentId = (s: ReadableSpan): string | undefined => s.parentSpanContext?.spanId;
-const spansOf = (traceId: string): ReadableSpan[] => exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
 const named = (spans: ReadableSpan[], name: string): ReadableSpan[] => spans.filter((s) => s.name === name);
-
-afterAll(async () => {
-  await provider.shutdown();
-  trace.disable();
-  context.disable();
-});
 
 describe('spans of one message: publish, relay, handler', () => {
   it('the handler span is a CONSUMER child of the PRODUCER publish span, itself a child of the active span; the relay hop is a child too', async () => {
