@@ -3,7 +3,7 @@ import { assertNoProblems, checkInt } from '../shared/retry-policy.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { DEFAULT_SCHEMA, quoteSchema, validateSchemaName } from '../shared/schema-name.js';
 import { missingRanges, msOfUuid, partitionName, uuidAtMs } from './partition-ranges.js';
-import { RETAINED_TABLES, type RetainedData, type RetainedTables } from './retained-tables.js';
+import { keepSql, PURGE_BATCH, purgeOtherSql, RETAINED_TABLES, type RetainedData, type RetainedTables } from './retained-tables.js';
 
 export type { RetainedData } from './retained-tables.js';
 
@@ -281,8 +281,9 @@ export async function maintainStorage(pool: pg.Pool, options: MaintainStorageOpt
         const parts = t.tables.map((parent) => partitionOf(parent, p.name, leader));
         const ok = await step(`drop ${p.name}`, async () => {
           for (const [i, parent] of t.tables.entries()) await client.query(`ALTER TABLE ${s}.${parent} DETACH PARTITION ${s}.${parts[i]}`);
-          if (t.keep) {
-            const [sql, values] = t.keep(s, parts, cutoff);
+          const keep = keepSql(s, t, parts, cutoff);
+          if (keep) {
+            const [sql, values] = keep;
             const { rows } = await client.query<{ n: number }>(sql, values);
             done.kept += rows[0]?.n ?? 0;
           }
@@ -292,10 +293,10 @@ export async function maintainStorage(pool: pg.Pool, options: MaintainStorageOpt
         done.dropped.push(p.name);
       }
       for (;;) {
-        const { rows } = await client.query<{ n: number }>(t.purgeOther(s), [cutoff]);
+        const { rows } = await client.query<{ n: number }>(purgeOtherSql(s, t), [cutoff]);
         const n = rows[0]?.n ?? 0;
         done.purgedOther += n;
-        if (n < 5_000) break;
+        if (n < PURGE_BATCH) break;
       }
     }
   } catch (err) {
