@@ -52,6 +52,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** A delivery held by the consumer: due from `notBefore`, after `failures` failed handlings here. */
 interface Held {
   msg: JsMsg;
+  /** Its `Sagabox-Key` header, read once on arrival. */
+  key: string | undefined;
   notBefore: number;
   failures: number;
   /** When it was last reported in progress (or arrived), for the keep-alive. */
@@ -147,7 +149,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     const now = Date.now();
     for (let i = 0; i < buffer.length && batch.length < o.batchSize; ) {
       const m = buffer[i]!;
-      const key = m.msg.headers?.get(NATS_HEADERS.key) || undefined;
+      const key = m.key;
       if ((key !== undefined && (busyKeys.has(key) || blocked.has(key))) || m.notBefore > now || (m.failures > 0 && batch.length > 0)) {
         if (key !== undefined) blocked.add(key);
         i++;
@@ -161,12 +163,11 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     return batch;
   };
 
-  const context = (client: pg.PoolClient): HandlerContext => {
+  const context = (client: pg.PoolClient, signal: AbortSignal): HandlerContext => {
     let db: ReturnType<typeof kyselyOnClient> | undefined;
     return {
       client,
-      // No handler timeout here (yet): a signal that is never aborted.
-      signal: new AbortController().signal,
+      signal,
       get db() {
         return (db ??= kyselyOnClient(client));
       },
@@ -224,10 +225,10 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     else await failed(r, outcome.error, undefined);
   };
 
-  const runHandler = async (r: Ready, client: pg.PoolClient): Promise<HandlerOutcome | { kind: 'threw'; error: unknown } | undefined> => {
+  const runHandler = async (r: Ready, client: pg.PoolClient, signal: AbortSignal): Promise<HandlerOutcome | { kind: 'threw'; error: unknown } | undefined> => {
     const span = startHandlerSpan(r.message, o.durable, o.consumer);
     try {
-      const out = await span.run(() => handler(r.message, context(client)));
+      const out = await span.run(() => handler(r.message, context(client, signal)));
       span.end({ kind: 'returned', value: out }, undefined);
       return isHandlerOutcome(out) ? out : undefined;
     } catch (error) {
@@ -242,7 +243,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     let outcome: Awaited<ReturnType<typeof runHandler>>;
     try {
       const fresh = await recordInInbox(client, { consumer: o.consumer, messageId: r.message.id, schema: o.schema });
-      outcome = fresh ? await runHandler(r, client) : undefined;
+      outcome = fresh ? await runHandler(r, client, new AbortController().signal) : undefined;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
       throw err;
@@ -262,6 +263,9 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
   /** The batch in one transaction; on a handler failure, one transaction per message. */
   const runBatch = async (ready: Ready[], settled: Set<JsMsg>): Promise<void> => {
     const client = await o.pool.connect();
+    // No handler timeout here (yet): a signal that is never aborted, one per batch
+    // rather than one per message.
+    const signal = new AbortController().signal;
     let broken = false;
     try {
       await client.query('BEGIN');
@@ -276,7 +280,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
             duplicates++;
             continue;
           }
-          failure = await runHandler(r, client);
+          failure = await runHandler(r, client, signal);
           if (failure) {
             failedAt = i;
             break;
@@ -327,7 +331,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     };
     for (const held of batch) {
       const msg = held.msg;
-      const key = msg.headers?.get(NATS_HEADERS.key) || undefined;
+      const key = held.key;
       const read = readDelivery(msg, o.durable);
       if (!read.ok) {
         await deadLetter(msg, read.id, read.reason, read.error).catch((err: unknown) => {
@@ -396,8 +400,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
         emitError(error);
       } finally {
         for (const m of batch) {
-          const key = m.msg.headers?.get(NATS_HEADERS.key);
-          if (key) busyKeys.delete(key);
+          if (m.key !== undefined) busyKeys.delete(m.key);
         }
         wake();
       }
@@ -437,7 +440,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
         messages = await consumer.consume({
           max_messages: Math.min(o.maxAckPending, Math.max(100, o.batchSize * o.concurrency * 2)),
           callback: (m) => {
-            buffer.push({ msg: m, notBefore: 0, failures: 0, touchedAt: Date.now() });
+            buffer.push({ msg: m, key: m.headers?.get(NATS_HEADERS.key) || undefined, notBefore: 0, failures: 0, touchedAt: Date.now() });
             wake();
           },
         });

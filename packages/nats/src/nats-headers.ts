@@ -18,6 +18,7 @@ export const NATS_HEADERS = {
 } as const;
 
 const ENVELOPE_NAMES = new Set(Object.values(NATS_HEADERS).map((n) => n.toLowerCase()));
+const ENVELOPE_EXACT = new Set<string>(Object.values(NATS_HEADERS));
 
 // NATS header lines are `Name: value\r\n`: a name is printable ASCII without ':' or
 // spaces, a value has no CR or LF (nats.js enforces the same when it encodes).
@@ -91,18 +92,24 @@ const date = (text: string | undefined): Date | undefined => {
  */
 export function fromNatsHeaders(h: MsgHdrs | undefined): DecodedHeaders {
   const own: Record<string, string> = {};
-  const first = (name: string): string | undefined => {
-    if (!h?.has(name)) return undefined;
-    return h.values(name)[0];
-  };
+  // One pass over the entries, since a consumer reads every message's headers and each
+  // by-name lookup of nats.js scans and copies the names: the envelope's exact names
+  // into `envelope`, the rest into `own`.
+  const envelope = new Map<string, string>();
   if (h) {
-    for (const name of h.keys()) {
+    for (const [name, values] of h) {
+      const value = values[0];
+      if (value === undefined) continue;
+      if (ENVELOPE_EXACT.has(name)) {
+        if (!envelope.has(name)) envelope.set(name, value);
+        continue;
+      }
       const lower = name.toLowerCase();
       if (ENVELOPE_NAMES.has(lower) || lower.startsWith('nats-')) continue;
-      const value = h.values(name)[0];
-      if (value !== undefined && !(name in own)) own[name] = value;
+      if (!(name in own)) own[name] = value;
     }
   }
+  const first = (name: string): string | undefined => envelope.get(name);
   const priority = Number(first(NATS_HEADERS.priority) ?? '0');
   return {
     headers: own,
