@@ -52,25 +52,7 @@ export const publishSql = statementsFor((s) => ({
              1 AS ord
       WHERE $3::text IS NULL
          OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l)
-    ), routed AS (
-      SELECT i.*, r.queue FROM locked i JOIN ${s}.direct_routes r ON ('.' || i.topic) ~ r.topic_regex
-    ), queued AS (
-      INSERT INTO ${s}.queue_messages (queue, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
-      SELECT queue, id, topic, key, payload, headers, coalesce(run_at, now()), expires_at, now(), priority, group_key
-      FROM routed ORDER BY ord
-      ON CONFLICT (queue, id) DO NOTHING
-      RETURNING id, queue
-    ), stored AS (
-      INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key)
-      SELECT id, topic, key, payload, headers, run_at, expires_at, priority, group_key
-      FROM locked i
-      WHERE NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || i.topic) ~ r.topic_regex)
-      ORDER BY ord
-      RETURNING id
-    )
-    SELECT id, false AS queued, CASE WHEN $10::boolean THEN pg_notify($11::text, '') END AS notified FROM stored
-    UNION ALL
-    SELECT id, true, CASE WHEN $10::boolean THEN pg_notify($12::text, queue) END FROM queued`,
+    )${routeLocked(s)}`,
 
   /** `routeOne` for many messages: $1-$9 one array per column, in publish order; $10-$12 as `routeOne`. */
   routeMany: `
@@ -84,7 +66,14 @@ export const publishSql = statementsFor((s) => ({
       FROM (SELECT DISTINCT key AS k FROM input WHERE key IS NOT NULL ORDER BY 1) keys
     ), locked AS (
       SELECT input.* FROM input, (SELECT count(*) FROM locks) taken
-    ), routed AS (
+    )${routeLocked(s)}`,
+}));
+
+// The part of routeOne and routeMany after `locked` (the messages, their keys locked, with
+// their publish order in `ord`): each goes to the queues of the direct routes its topic
+// matches, or to the outbox when none does, and the channels are NOTIFYed.
+function routeLocked(s: string): string {
+  return `, routed AS (
       SELECT i.*, r.queue FROM locked i JOIN ${s}.direct_routes r ON ('.' || i.topic) ~ r.topic_regex
     ), queued AS (
       INSERT INTO ${s}.queue_messages (queue, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
@@ -102,5 +91,5 @@ export const publishSql = statementsFor((s) => ({
     )
     SELECT id, false AS queued, CASE WHEN $10::boolean THEN pg_notify($11::text, '') END AS notified FROM stored
     UNION ALL
-    SELECT id, true, CASE WHEN $10::boolean THEN pg_notify($12::text, queue) END FROM queued`,
-}));
+    SELECT id, true, CASE WHEN $10::boolean THEN pg_notify($12::text, queue) END FROM queued`;
+}
