@@ -1,21 +1,12 @@
 import { Option, type Command } from 'commander';
-import type { MessageActionFilter, MessageState } from '@sagabox/core/admin';
+import type { MessageActionFilter, MessageFilter, MessageState } from '@sagabox/core/admin';
 import type { ConnectionFlags } from './connection-options.js';
 
-/** The flags {@link addMessageFilterOptions} declares, as commander hands them over. */
-export interface MessageFilterFlags extends ConnectionFlags {
-  /** `--queue`: the queue; absent, the outbox. */
-  queue?: string;
-  /** `--state`: one of the states the command accepts. */
-  state?: MessageState;
-  /** `--topic`: exact topic. */
-  topic?: string;
-  /** `--key`: exact ordering key. */
-  key?: string;
-  /** `--group`: exact flow-control group. */
-  group?: string;
-  /** `--id`: one message id, where the command takes it as a flag. */
-  id?: string;
+/**
+ * The flags {@link addMessageFilterOptions} declares, as commander hands them over: each
+ * as the filter's field of the same name, but `--error` for `errorContains`.
+ */
+export interface MessageFilterFlags extends ConnectionFlags, Pick<MessageFilter, 'queue' | 'state' | 'topic' | 'key' | 'group' | 'id'> {
   /** `--error`: text the last error contains. */
   error?: string;
 }
