@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   commitHalfMessage,
   createRelay,
@@ -12,11 +12,11 @@ import {
   type HalfMessageChecker,
   type Relay,
   type RelayOptions,
-  type Worker,
 } from '@sagabox/core';
 import { halfMessageHistory, listHalfMessages, purgeHalfMessageDecisions } from '@sagabox/core/admin';
 import { captureLogger } from '../support/capture-logger.js';
 import { useDatabase } from '../support/test-pool.js';
+import { stopAfterEach } from '../support/stop-after-each.js';
 import { waitFor } from '../support/wait-for.js';
 
 const { db, pool, count } = await useDatabase();
@@ -24,10 +24,7 @@ const p = pool(30);
 await p.query('CREATE TABLE effects (n bigint GENERATED ALWAYS AS IDENTITY, message_id uuid NOT NULL, payload jsonb)');
 await p.query('CREATE TABLE payments (idempotency_key uuid PRIMARY KEY, amount int NOT NULL)');
 
-const running: (Relay | Worker)[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((r) => r.stop()));
-});
+const { track } = stopAfterEach();
 
 /** A relay routing `hm.#` to queue `hm`, with intervals short enough for tests, and a worker recording effects. */
 async function start(options: Partial<RelayOptions> = {}, worker = true): Promise<Relay> {
@@ -39,7 +36,7 @@ async function start(options: Partial<RelayOptions> = {}, worker = true): Promis
     checkBackoff: { baseDelayMs: 40, maxDelayMs: 200, jitter: false },
     ...options,
   });
-  running.push(relay);
+  track(relay);
   await relay.start();
   if (worker) {
     const w = createWorker({
@@ -48,7 +45,7 @@ async function start(options: Partial<RelayOptions> = {}, worker = true): Promis
         await client.query('INSERT INTO effects (message_id, payload) VALUES ($1, $2)', [m.id, JSON.stringify(m.payload)]);
       },
     });
-    running.push(w);
+    track(w);
     await w.start();
   }
   return relay;
@@ -162,7 +159,7 @@ describe('half messages', () => {
         seen.set(message.id, { priority: message.priority, group: message.group });
       },
     });
-    running.push(w);
+    track(w);
     await w.start();
     await waitFor('both handled', async () => seen.size === 2 && settled([m.id, plain.id]));
     expect(seen.get(m.id)).toEqual({ priority: 7, group: 'tenant-a' });

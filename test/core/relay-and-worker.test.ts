@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import {
   createRelay,
@@ -8,8 +8,6 @@ import {
   publish,
   type Destination,
   type OutboxMessage,
-  type Relay,
-  type Worker,
 } from '@sagabox/core';
 import {
   listDeadLetters,
@@ -19,20 +17,14 @@ import {
   replayDeadLetters,
 } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
+import { stopAfterEach } from '../support/stop-after-each.js';
 import { waitFor } from '../support/wait-for.js';
 
 const { pool, count } = await useDatabase();
 const p = pool(20);
 await p.query('CREATE TABLE effects (message_id uuid, consumer text, n int, at timestamptz DEFAULT clock_timestamp())');
 
-const running: (Relay | Worker)[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((r) => r.stop()));
-});
-function track<T extends Relay | Worker>(r: T): T {
-  running.push(r);
-  return r;
-}
+const { track } = stopAfterEach();
 
 async function send(messages: OutboxMessage | OutboxMessage[], commit = true): Promise<string[]> {
   const c = await p.connect();

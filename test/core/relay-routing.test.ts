@@ -1,21 +1,15 @@
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createRelay, publish, SagaboxError, type Destination, type Relay, type RelayOptions } from '@sagabox/core';
+import { describe, expect, it } from 'vitest';
+import { createRelay, publish, SagaboxError, type Destination, type RelayOptions } from '@sagabox/core';
 import { listDeadLetters } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
+import { stopAfterEach } from '../support/stop-after-each.js';
 import { waitFor } from '../support/wait-for.js';
 
 const { pool, count } = await useDatabase();
 const p = pool(12);
 
-const running: Relay[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((r) => r.stop()));
-});
-function track(r: Relay): Relay {
-  running.push(r);
-  return r;
-}
+const { track } = stopAfterEach();
 
 describe('relays with different route sets', () => {
   it('a relay with a subset of the routes, beside one with all of them, dead-letters nothing', async () => {

@@ -1,24 +1,18 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import {
-  createRelay, createWorker, isSagaboxError, Outcome, publish, type OutboxMessage, type Relay, type Worker,
+  createRelay, createWorker, isSagaboxError, Outcome, publish, type OutboxMessage,
 } from '@sagabox/core';
 import { listDeadLetters } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
+import { stopAfterEach } from '../support/stop-after-each.js';
 import { waitFor } from '../support/wait-for.js';
 
 const { db, pool, count } = await useDatabase();
 const p = pool(10);
 await p.query('CREATE TABLE effects (message_id uuid, n int, during_hang boolean)');
 
-const running: (Relay | Worker)[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((r) => r.stop()));
-});
-function track<T extends Relay | Worker>(r: T): T {
-  running.push(r);
-  return r;
-}
+const { track, stopAll } = stopAfterEach();
 
 async function send(messages: OutboxMessage[]): Promise<string[]> {
   const c = await p.connect();
@@ -121,7 +115,7 @@ describe('worker: handler timeout', () => {
     } finally {
       sampling = false;
       await sampler;
-      await Promise.all(running.splice(0).map((r) => r.stop()));
+      await stopAll();
       await wp.end();
     }
   });
