@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
+import type pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createWorker, prepare, publish, SagaboxError, commitHalfMessage } from '@sagabox/core';
 import {
@@ -20,7 +21,7 @@ import {
   type OperatorDecisionOptions,
 } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
-import { countingClient } from '../support/counting-client.js';
+import { attemptInRollback } from '../support/counting-client.js';
 
 const { pool, count } = await useDatabase();
 const p = pool(4);
@@ -215,29 +216,13 @@ describe('decideHalfMessage', () => {
 
 const raw = await p.connect();
 afterAll(() => raw.release());
-const counted = countingClient(raw);
 
 describe('bad input: a typed error before any SQL, the caller transaction still usable', () => {
-  async function attempt(call: (db: typeof counted.client) => Promise<unknown>): Promise<{ ok: boolean; error?: unknown; queries: number }> {
-    await raw.query('BEGIN');
-    try {
-      counted.reset();
-      try {
-        await call(counted.client);
-        return { ok: true, queries: counted.queries };
-      } catch (error) {
-        const queries = counted.queries;
-        // The transaction is not aborted.
-        expect((await raw.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
-        return { ok: false, error, queries };
-      }
-    } finally {
-      await raw.query('ROLLBACK');
-    }
-  }
+  const attempt = (call: (db: pg.PoolClient) => Promise<unknown>): Promise<{ ok: boolean; error?: unknown; queries: number }> =>
+    attemptInRollback(raw, call);
 
   it('refuses named bad values', async () => {
-    const cases: [string, (db: typeof counted.client) => Promise<unknown>][] = [
+    const cases: [string, (db: pg.PoolClient) => Promise<unknown>][] = [
       ['limit', (db) => retryMessages(db, { queue: 'act', limit: 0 })],
       ['limit', (db) => deleteMessages(db, { queue: 'act', limit: 10_001 })],
       ['in_flight', (db) => deleteMessages(db, { queue: 'act', state: 'in_flight' })],

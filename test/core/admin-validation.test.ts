@@ -1,34 +1,20 @@
 import fc from 'fast-check';
+import type pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SagaboxError, type SagaboxErrorCode } from '@sagabox/core';
 import { listDeadLetters, purgeDeadLetters, queueStats, replayDeadLetters, type DeadLetterFilter } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
-import { countingClient } from '../support/counting-client.js';
+import { attemptInRollback } from '../support/counting-client.js';
 
 const { pool } = await useDatabase();
 const p = pool(2);
 const raw = await p.connect();
 afterAll(() => raw.release());
-const counted = countingClient(raw);
 
 const NAME_CODES: SagaboxErrorCode[] = ['INVALID_OPTIONS', 'INVALID_SCHEMA_NAME', 'INVALID_QUEUE_NAME', 'INVALID_TOPIC'];
 
 /** Runs an admin call in a transaction of its own: its result, or its error with the statements it ran. */
-async function attempt<T>(call: (db: typeof counted.client) => Promise<T>) {
-  await raw.query('BEGIN');
-  try {
-    counted.reset();
-    try {
-      return { ok: true as const, value: await call(counted.client) };
-    } catch (error) {
-      const queries = counted.queries;
-      expect((await raw.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
-      return { ok: false as const, error, queries };
-    }
-  } finally {
-    await raw.query('ROLLBACK');
-  }
-}
+const attempt = <T>(call: (db: pg.PoolClient) => Promise<T>) => attemptInRollback(raw, call);
 
 function expectRefused(outcome: Awaited<ReturnType<typeof attempt>>, codes: SagaboxErrorCode[], message?: RegExp): void {
   if (outcome.ok) throw new Error('expected a typed refusal, but the call went through');

@@ -11,13 +11,12 @@ import {
   type SagaboxErrorCode,
 } from '@sagabox/core';
 import { useDatabase } from '../support/test-pool.js';
-import { countingClient } from '../support/counting-client.js';
+import { attemptInRollback } from '../support/counting-client.js';
 
 const { pool } = await useDatabase();
 const p = pool(2);
 const raw = await p.connect();
 afterAll(() => raw.release());
-const counted = countingClient(raw);
 
 const ENVELOPE_CODES: readonly SagaboxErrorCode[] = ['INVALID_TOPIC', 'INVALID_MESSAGE', 'INVALID_HEADERS', 'INVALID_PAYLOAD', 'PAYLOAD_TOO_LARGE', 'INVALID_OPTIONS'];
 
@@ -42,27 +41,16 @@ async function attempt(
   messages: OutboxMessage | OutboxMessage[],
   options?: PublishOptions,
 ): Promise<{ ok: true; rows: StoredRow[] } | { ok: false; error: unknown; queries: number }> {
-  await raw.query('BEGIN');
-  try {
-    counted.reset();
-    let ids: string[];
-    try {
-      ids = (await publish(counted.client, messages, options)).ids;
-    } catch (error) {
-      const queries = counted.queries;
-      // The caller's transaction must still be usable.
-      expect((await raw.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
-      return { ok: false, error, queries };
-    }
+  const outcome = await attemptInRollback(raw, async (db) => {
+    const { ids } = await publish(db, messages, options);
     const { rows } = await raw.query<StoredRow>(
       `SELECT id, topic, key, group_key, priority, payload::text AS payload, headers::text AS headers, run_at, expires_at
        FROM sagabox.outbox WHERE id = ANY($1::uuid[]) ORDER BY seq`,
       [ids],
     );
-    return { ok: true, rows };
-  } finally {
-    await raw.query('ROLLBACK');
-  }
+    return rows;
+  });
+  return outcome.ok ? { ok: true, rows: outcome.value } : outcome;
 }
 
 function expectTypedRefusal(outcome: { ok: false; error: unknown; queries: number }, codes: readonly SagaboxErrorCode[] = ENVELOPE_CODES): void {

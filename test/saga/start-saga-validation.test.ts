@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SagaboxError, type SagaboxErrorCode } from '@sagabox/core';
 import { cancelSaga, defineSaga, getSaga, retrySaga, startSaga, StepResult, type SagaDefinition } from '@sagabox/saga';
 import { useDatabase } from '../support/test-pool.js';
-import { countingClient } from '../support/counting-client.js';
+import { attemptInRollback, countingClient } from '../support/counting-client.js';
 
 const { pool, count } = await useDatabase();
 const p = pool(3);
@@ -28,21 +28,12 @@ const saga = defineSaga({
 
 /** startSaga inside a transaction of its own; on a throw, the statements it ran and whether the transaction still works. */
 async function attempt(definition: SagaDefinition, input: unknown, id?: unknown) {
-  await raw.query('BEGIN');
-  try {
-    counted.reset();
-    try {
-      const r = await startSaga(counted.client, definition, input, id === undefined ? {} : { id: id as string });
-      const [row] = (await raw.query<{ state: unknown }>('SELECT state FROM sagabox.sagas WHERE id = $1', [r.id])).rows;
-      return { ok: true as const, state: row?.state };
-    } catch (error) {
-      const queries = counted.queries;
-      expect((await raw.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
-      return { ok: false as const, error, queries };
-    }
-  } finally {
-    await raw.query('ROLLBACK');
-  }
+  const outcome = await attemptInRollback(raw, async (db) => {
+    const r = await startSaga(db, definition, input, id === undefined ? {} : { id: id as string });
+    const [row] = (await raw.query<{ state: unknown }>('SELECT state FROM sagabox.sagas WHERE id = $1', [r.id])).rows;
+    return row?.state;
+  });
+  return outcome.ok ? { ok: true as const, state: outcome.value } : outcome;
 }
 
 function expectRefused(outcome: Awaited<ReturnType<typeof attempt>>, codes: SagaboxErrorCode[]): void {

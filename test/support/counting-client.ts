@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { expect } from 'vitest';
 
 /**
  * Wraps a `pg` client so a test can tell whether a call ran any SQL: `queries` counts
@@ -27,4 +28,30 @@ export function countingClient(client: pg.PoolClient): { client: pg.PoolClient; 
       queries = 0;
     },
   };
+}
+
+/** What {@link attemptInRollback} saw: the call's value, or what it threw; and the statements the call ran. */
+export type Attempt<T> = { ok: true; value: T; queries: number } | { ok: false; error: unknown; queries: number };
+
+/**
+ * Runs `call` on a counting wrapper of `raw` inside a transaction of its own, rolled back
+ * afterwards. After a throw it checks that the transaction still works: bad input is to
+ * be refused before any SQL, never by aborting the caller's transaction. `call` may read
+ * back what it wrote through `raw` (uncounted) before the rollback.
+ */
+export async function attemptInRollback<T>(raw: pg.PoolClient, call: (db: pg.PoolClient) => Promise<T>): Promise<Attempt<T>> {
+  const counted = countingClient(raw);
+  await raw.query('BEGIN');
+  try {
+    try {
+      const value = await call(counted.client);
+      return { ok: true, value, queries: counted.queries };
+    } catch (error) {
+      const queries = counted.queries;
+      expect((await raw.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+      return { ok: false, error, queries };
+    }
+  } finally {
+    await raw.query('ROLLBACK');
+  }
 }
