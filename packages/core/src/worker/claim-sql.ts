@@ -25,10 +25,8 @@ function batchLimit(batchSize: number): number {
  *
  * Both keep the head-of-key rule of the outbox: a keyed message is claimable only when no
  * earlier message with its key is left in the queue, so at most one message per key is in
- * flight and keys are handled in order. Both lease their rows by ctid: the rows are locked
- * by the claim (FOR UPDATE SKIP LOCKED), so their ctids hold, and joined row by row each
- * is one TID fetch however the planner sizes the queue (a join on (queue, id) became a
- * hash join over the whole queue when statistics were stale).
+ * flight and keys are handled in order. Both lease their rows by ctid (see `leaseRows`):
+ * the rows are locked by the claim (FOR UPDATE SKIP LOCKED), so their ctids hold.
  *
  * Both commit asynchronously (set_config(..., true): local to the claim's own
  * transaction, read at its commit). A claim lost because the server crashed before its
@@ -47,6 +45,23 @@ function batchLimit(batchSize: number): number {
  */
 const sinceDue = `extract(epoch FROM now() - CASE WHEN m.run_at = m.enqueued_at THEN m.created_at
                                                   ELSE greatest(m.created_at, m.run_at) END)::float8 * 1000 AS since_due_ms`;
+
+/**
+ * Both claims' last step: leases the rows the CTE `c` locked ($2 token, $3 worker name,
+ * $4 lease ms), counting the attempt, and returns them. The rows are fetched by ctid
+ * from an array, so each is one TID fetch whatever the planner thinks of the queue's
+ * size (a join with `c` became a hash join over a seq scan of the whole queue once
+ * claims were large).
+ */
+const leaseRows = (s: string): string => `
+      UPDATE ${s}.queue_messages m
+      SET lease_token = $2::uuid,
+          locked_until = now() + $4::double precision * interval '1 millisecond',
+          locked_by = $3::text,
+          attempts = m.attempts + 1
+      WHERE m.ctid = ANY(ARRAY(SELECT c.ctid FROM c))
+      RETURNING m.seq, m.id, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, m.attempts,
+                m.created_at, m.expires_at <= now() AS expired, ${sinceDue}`;
 
 export const claimSql = statementsFor((s) => ({
   /**
@@ -83,16 +98,7 @@ export const claimSql = statementsFor((s) => ({
       ORDER BY m.priority DESC, m.seq
       LIMIT ${batchLimit(batchSize)}
       FOR UPDATE SKIP LOCKED
-    ), u AS (
-      UPDATE ${s}.queue_messages m
-      SET lease_token = $2::uuid,
-          locked_until = now() + $4::double precision * interval '1 millisecond',
-          locked_by = $3::text,
-          attempts = m.attempts + 1
-      FROM c
-      WHERE m.ctid = c.ctid
-      RETURNING m.seq, m.id, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, m.attempts,
-                m.created_at, m.expires_at <= now() AS expired, ${sinceDue}
+    ), u AS (${leaseRows(s)}
     )
     SELECT u.*, false AS counted, NULL::float8 AS wait_ms, g.lean, g.aging_only FROM g LEFT JOIN u ON true`,
 
@@ -163,16 +169,7 @@ export const claimSql = statementsFor((s) => ({
       WHERE r.n <= fq.quota
         AND (fq.group_tokens IS NULL OR r.group_key IS NULL
          OR r.rn <= coalesce((fq.group_tokens ->> r.group_key)::int, fq.group_burst))
-    ), u AS (
-      UPDATE ${s}.queue_messages m
-      SET lease_token = $2::uuid,
-          locked_until = now() + $4::double precision * interval '1 millisecond',
-          locked_by = $3::text,
-          attempts = m.attempts + 1
-      FROM c
-      WHERE m.ctid = c.ctid
-      RETURNING m.seq, m.id, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, m.attempts,
-                m.created_at, m.expires_at <= now() AS expired, ${sinceDue}
+    ), u AS (${leaseRows(s)}
     ), spent AS (
       SELECT '' AS group_key, count(*)::float8 AS n FROM u, fq WHERE fq.rate IS NOT NULL HAVING count(*) > 0
       UNION ALL

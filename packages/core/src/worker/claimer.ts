@@ -83,7 +83,9 @@ export interface Claimer {
  * claim; a backlog is claimed once for all the worker's slots (a slot's batch size times
  * the slots) into a buffer the slots take their batches from, since every claim walks
  * the queue's head (rows in flight, and index entries of rows acked since the last
- * vacuum) whatever its size. A trickle claims one slot's batch at a time. When the
+ * vacuum) whatever its size. In a trickle each slot claims its own batch, beside the
+ * others, so a slot woken for a new message never waits on a claim that began before it
+ * committed. When the
  * unlimited claim's guard finds a limit, each slot claims its own batch with the
  * limited claim for a while (see claim-sql.ts).
  */
@@ -221,22 +223,30 @@ export function createClaimer(o: ClaimerOptions): Claimer {
     },
     async claim(slot, share) {
       const size = sizes.get(slot) ?? batchSize;
-      if (!share) {
-        if (performance.now() < limitedUntil) return claimLimited(slot);
-        const got = await claimUnlimited(size);
-        if (got === 'limited') return claimLimited(slot);
-        return got.rows.length === 0 ? { rows: [], waitMs: null, size } : { rows: got.rows, lease: { token: got.token, slot, counted: false }, size };
-      }
-      for (;;) {
+      if (share) {
         if (buffer.length > 0) await dropStale();
         const taken = take(slot, size);
         if (taken) return taken;
-        if (performance.now() < limitedUntil) return claimLimited(slot);
-        const got = await fill(size);
-        if (got === 'limited') return claimLimited(slot);
-        // Nothing to claim; or the other slots took what the claim got: claim again.
-        if (got === 0) return { rows: [], waitMs: null, size };
+        // Under a backlog one claim fills the buffer for every slot.
+        while (backlog && performance.now() >= limitedUntil) {
+          const got = await fill(size);
+          if (got === 'limited') return claimLimited(slot);
+          const next = take(slot, size);
+          if (next) return next;
+          // Nothing to claim; or the other slots took what the claim got: claim again.
+          if (got === 0) return { rows: [], waitMs: null, size };
+        }
       }
+      // A trickle: the slot claims its own batch, beside the other slots' claims. Waiting
+      // for a claim already running would not do: it may have begun before the message
+      // this slot was woken for committed, and come back without it.
+      if (performance.now() < limitedUntil) return claimLimited(slot);
+      await releasing;
+      const got = await claimUnlimited(size);
+      if (got === 'limited') return claimLimited(slot);
+      // A full claim: a backlog is waiting, and the next claims fill the buffer.
+      if (share && got.rows.length >= size) backlog = true;
+      return got.rows.length === 0 ? { rows: [], waitMs: null, size } : { rows: got.rows, lease: { token: got.token, slot, counted: false }, size };
     },
   };
 }
