@@ -17,6 +17,8 @@ import { startHandlerSpan } from './handler-span.js';
 export interface ClaimedRow {
   seq: string;
   id: string;
+  /** The leased version's ctid: the handling transaction finds the row by it (see takeAndInbox). */
+  ctid: string;
   topic: string;
   key: string | null;
   group_key: string | null;
@@ -251,7 +253,7 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
     try {
       const { rows: [result] } = await tx.client.query<{ fenced: string[]; fresh: string[] }>(
         takeAll
-          ? prepared(sql.takeAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, todoIds, lease.counted ? lease.slot : null])
+          ? prepared(sql.takeAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, todoIds, lease.counted ? lease.slot : null, claimed.map((r) => r.ctid)])
           : prepared(sql.fenceAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, todoIds]),
       );
       const rows = keepFenced(claimed, result!.fenced);

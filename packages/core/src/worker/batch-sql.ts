@@ -1,6 +1,21 @@
 import { statementsFor } from '../shared/statements.js';
 
 /**
+ * Records the fenced ids to be handled ($5) in consumer $4's inbox, returning those it
+ * did not have. NOT EXISTS rather than ON CONFLICT: a speculative insertion costs an
+ * extra WAL record and more per row, and a conflict needs a second transaction to insert
+ * the same id at the same moment (the id's queue row is ours alone); should one do so,
+ * this statement fails on the unique key and the batch is handled one by one, where
+ * `inboxInsertOne` settles it.
+ */
+const recordFenced = (s: string): string => `
+      INSERT INTO ${s}.inbox (consumer, message_id)
+      SELECT $4, f.id FROM fenced f
+      WHERE f.id = ANY($5::uuid[])
+        AND NOT EXISTS (SELECT 1 FROM ${s}.inbox i WHERE i.consumer = $4 AND i.message_id = f.id)
+      RETURNING message_id`;
+
+/**
  * The statements of the batch handler's transactions, for one schema. Each is written
  * whole; $1 is always the queue.
  */
@@ -29,30 +44,39 @@ export const batchSql = statementsFor((s) => ({
       SELECT id FROM ${s}.queue_messages
       WHERE queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
       FOR UPDATE
-    ), recorded AS (
-      INSERT INTO ${s}.inbox (consumer, message_id)
-      SELECT $4, id FROM fenced WHERE id = ANY($5::uuid[])
-      ON CONFLICT DO NOTHING RETURNING message_id
+    ), recorded AS (${recordFenced(s)}
     )
     SELECT ARRAY(SELECT id FROM fenced) AS fenced, ARRAY(SELECT message_id FROM recorded) AS fresh`,
 
   /**
    * A batch's first statement when the whole batch is expected to be acked (nothing known
    * before handling): fence, inbox and ack at once, parameters and result as
-   * `fenceAndInbox`, and $6 the slot whose queue_leases row is released with the batch
-   * (null: not counted). The DELETE is the fence: it removes only rows still under our
-   * lease token, and the deleted rows stay locked until the transaction ends, so other
-   * claimers skip them exactly as rows locked FOR UPDATE; a failing handler rolls it back.
+   * `fenceAndInbox`, $6 the slot whose queue_leases row is released with the batch (null:
+   * not counted) and $7 the rows' ctids from the claim. The DELETE is the fence: it
+   * removes only rows still under our lease token, and the deleted rows stay locked until
+   * the transaction ends, so other claimers skip them exactly as rows locked FOR UPDATE; a
+   * failing handler rolls it back.
+   *
+   * The rows are found by ctid, one TID fetch each rather than a descent of the primary
+   * key per id. The token makes that safe: only our claim wrote it, and nothing else
+   * updates a leased row (admin actions skip them), so a row still ours is where the
+   * claim left it. Should a row have moved anyway (a table rewrite such as VACUUM FULL),
+   * `moved` takes the rest by id.
    */
   takeAndInbox: `
-    WITH fenced AS (
+    WITH by_ctid AS (
       DELETE FROM ${s}.queue_messages
-      WHERE queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
+      WHERE ctid = ANY($7::tid[]) AND queue = $1 AND lease_token = $3::uuid
       RETURNING id
-    ), recorded AS (
-      INSERT INTO ${s}.inbox (consumer, message_id)
-      SELECT $4, id FROM fenced WHERE id = ANY($5::uuid[])
-      ON CONFLICT DO NOTHING RETURNING message_id
+    ), moved AS (
+      DELETE FROM ${s}.queue_messages
+      WHERE (SELECT count(*) FROM by_ctid) < cardinality($2::uuid[])
+        AND queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
+        AND id NOT IN (SELECT id FROM by_ctid)
+      RETURNING id
+    ), fenced AS (
+      SELECT id FROM by_ctid UNION ALL SELECT id FROM moved
+    ), recorded AS (${recordFenced(s)}
     ), released AS (
       UPDATE ${s}.queue_leases SET locked_until = '-infinity'
       WHERE $6::uuid IS NOT NULL AND queue = $1 AND slot_token = $6::uuid

@@ -48,7 +48,8 @@ const sinceDue = `extract(epoch FROM now() - CASE WHEN m.run_at = m.enqueued_at 
 
 /**
  * Both claims' last step: leases the rows the CTE `c` locked ($2 token, $3 worker name,
- * $4 lease ms), counting the attempt, and returns them. The rows are fetched by ctid
+ * $4 lease ms), counting the attempt, and returns them with the ctid of their leased
+ * version (the handling transaction takes them by it). The rows are fetched by ctid
  * from an array, so each is one TID fetch whatever the planner thinks of the queue's
  * size (a join with `c` became a hash join over a seq scan of the whole queue once
  * claims were large).
@@ -60,7 +61,7 @@ const leaseRows = (s: string): string => `
           locked_by = $3::text,
           attempts = m.attempts + 1
       WHERE m.ctid = ANY(ARRAY(SELECT c.ctid FROM c))
-      RETURNING m.seq, m.id, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, m.attempts,
+      RETURNING m.seq, m.id, m.ctid, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, m.attempts,
                 m.created_at, m.expires_at <= now() AS expired, ${sinceDue}`;
 
 export const claimSql = statementsFor((s) => ({
