@@ -156,4 +156,52 @@ describe('RabbitMQ bridge faults', () => {
     await waitFor('the queue drained', async () => handled === ids.length && (await depth(queue)) === 0, 30_000);
     await expectOnceInOrder(ids, keys, perKey);
   });
+  it("a consumer's connection cut mid-stream: it reconnects, the messages it held come again, each has one effect in per-key order, and every one is acknowledged", async () => {
+    const queue = name('consumercut-q');
+    await rabbit.queueDeclare({ queue, durable: true });
+    const keys = 5;
+    const perKey = 100;
+    const pub = rabbit.createPublisher({ confirm: true });
+    const ids: string[] = [];
+    for (let seq = 1; seq <= perKey; seq++) {
+      const round = Array.from({ length: keys }, (_, k) => {
+        const id = crypto.randomUUID();
+        ids.push(id);
+        return pub.send({ routingKey: queue, messageId: id, durable: true, headers: { 'sagabox-key': `key-${k}`, 'sagabox-topic': 'cc.event' } }, { seq });
+      });
+      await Promise.all(round);
+    }
+    await pub.close();
+    const proxy = await startTcpProxy(5672);
+    try {
+      // Slow enough that the cut finds deliveries held, in batches and waiting.
+      const consumer = track(createRabbitMqConsumer({
+        url: `amqp://guest:guest@127.0.0.1:${proxy.port}`,
+        pool: p,
+        queue,
+        prefetch: 100,
+        batchSize: 20,
+        handler: async (m, ctx) => {
+          await recordEffect(m, ctx);
+          await sleep(1);
+        },
+      }));
+      const errors: unknown[] = [];
+      consumer.events.on('error', ({ error }) => errors.push(error));
+      await consumer.start();
+      await waitFor('some messages handled before the cut', async () => (await count('SELECT count(*) AS n FROM effects')) >= 50);
+      await proxy.cut();
+      await waitFor('the consumer noticing the cut', () => errors.length > 0, 30_000);
+      await sleep(300);
+      await proxy.restore();
+      await waitFor('every message handled', async () => (await count('SELECT count(DISTINCT message_id) AS n FROM effects')) === ids.length, 60_000);
+      // Every delivery was acknowledged: none is left in the queue or held unacknowledged.
+      await waitFor('the queue empty', async () => (await depth(queue)) === 0);
+      await consumer.stop();
+      expect(await depth(queue)).toBe(0);
+      await expectOnceInOrder(ids, keys, perKey);
+    } finally {
+      await proxy.close();
+    }
+  });
 });

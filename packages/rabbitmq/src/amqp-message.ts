@@ -15,6 +15,8 @@ export const AMQP_HEADERS = {
   group: 'sagabox-group',
 } as const;
 
+const SAGABOX_FIELD_HEADERS: ReadonlySet<string> = new Set(Object.values(AMQP_HEADERS));
+
 /** Headers the consumer adds to a message it dead-letters. */
 export const DEAD_LETTER_HEADERS = {
   reason: 'sagabox-dead-reason',
@@ -89,19 +91,23 @@ export function fromAmqp<P>(d: AsyncMessage, queue: string): ReadDelivery<P> {
       }
     }
   }
+  const raw = d.headers ?? {};
+  // The message's headers leave out the ones carrying sagabox fields; built without
+  // `delete`, which turns the object into a slow dictionary on every delivery.
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(d.headers ?? {})) {
+  for (const name in raw) {
     if (name.startsWith('x-')) continue;
-    if (typeof value === 'string') headers[name] = value;
-    else if (typeof value === 'number' || typeof value === 'boolean') headers[name] = String(value);
-    else return { ok: false, problem: `header ${JSON.stringify(name)} is not a string, number or boolean` };
+    const value: unknown = raw[name];
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      return { ok: false, problem: `header ${JSON.stringify(name)} is not a string, number or boolean` };
+    }
+    if (!SAGABOX_FIELD_HEADERS.has(name)) headers[name] = String(value);
   }
-  const topic = headers[AMQP_HEADERS.topic] ?? d.routingKey;
-  const runAtText = headers[AMQP_HEADERS.runAt];
-  const runAt = runAtText === undefined ? null : new Date(runAtText);
+  const topic = raw[AMQP_HEADERS.topic] === undefined ? d.routingKey : String(raw[AMQP_HEADERS.topic]);
+  const runAtText = raw[AMQP_HEADERS.runAt];
+  const runAt = runAtText === undefined ? null : new Date(String(runAtText));
   if (runAt !== null && Number.isNaN(runAt.getTime())) return { ok: false, problem: `header ${AMQP_HEADERS.runAt} is not a date` };
-  const priority = Number(headers[AMQP_HEADERS.priority] ?? 0);
-  for (const name of Object.values(AMQP_HEADERS)) delete headers[name];
+  const priority = Number(raw[AMQP_HEADERS.priority] ?? 0);
   if (d.correlationId !== undefined && headers[HEADERS.correlationId] === undefined) headers[HEADERS.correlationId] = d.correlationId;
   const message: Message<P> = {
     id: inboxId(d.messageId),

@@ -14,10 +14,11 @@ import {
   type WorkerEvents,
 } from '@sagabox/core';
 import { assertNoProblems, backoffMs, checkInt, isHandlerOutcome, kyselyOnClient, quoteSchema, resolveRetryPolicy, startHandlerSpan, validateSchemaName } from '@sagabox/core/extension';
-import { Connection, ConsumerStatus, type AsyncMessage, type Consumer, type Publisher } from 'rabbitmq-client';
+import { Connection, type AsyncMessage, type Publisher } from 'rabbitmq-client';
 import { DEAD_LETTER_HEADERS, fromAmqp, type ReadDelivery } from './amqp-message.js';
 import { openConnection, type RabbitMqConnectionOptions } from './connection.js';
 import { createKeyedQueue, type Pending } from './keyed-queue.js';
+import { createQueueSubscription, type Delivered, type QueueSubscription } from './queue-subscription.js';
 
 /**
  * Default unacknowledged messages the broker sends ahead (AMQP `basic.qos` prefetch
@@ -102,7 +103,7 @@ export interface RabbitMqConsumer {
 interface Delivery<P> {
   amqp: AsyncMessage;
   read: ReadDelivery<P>;
-  settle(status: ConsumerStatus): void;
+  delivered: Delivered;
 }
 
 /** Ends a timed-out handler's backend, unless it is idle already (closing its socket ended it). */
@@ -178,7 +179,7 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
   const pending = createKeyedQueue<Delivery<P>>();
   let connection: Connection | undefined;
   let owned = false;
-  let amqpConsumer: Consumer | undefined;
+  let subscription: QueueSubscription | undefined;
   let deadLetters: Publisher | undefined;
   let started = false;
   let stopping = false;
@@ -206,7 +207,7 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
     // Confirmed before the original is acked: a crash in between leaves a copy in both queues, never in none.
     await deadLetters!.send({ ...properties, headers, routingKey: deadLetterQueue, durable: true }, body);
     pending.remove(p);
-    p.item.settle(ConsumerStatus.ACK);
+    subscription?.ack([p.item.delivered]);
     const id = p.item.read.ok ? p.item.read.message.id : String(d.messageId);
     const topic = p.item.read.ok ? p.item.read.message.topic : d.routingKey;
     log.error({ messageId: id, topic, reason, attempts: p.attempts, error }, 'message dead-lettered by the consumer');
@@ -250,42 +251,61 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       const ids = [...new Set(batch.map((p) => (p.item.read as { message: { id: string } }).message.id))];
       const fresh = await recordManyInInbox(client, { consumer: consumerName, messageIds: ids, schema });
       let db: HandlerContext['db'] | undefined;
-      for (const p of batch) {
-        const m = (p.item.read as { message: { id: string } }).message;
-        // A second copy in the same batch (a redelivery after a reconnect) is not fresh either.
-        if (!fresh.delete(m.id)) continue;
-        const message = { ...(p.item.read as Extract<ReadDelivery<P>, { ok: true }>).message, attempts: p.attempts + 1 };
-        const abort = new AbortController();
-        const context = Object.defineProperties({ client, signal: abort.signal, consumer: consumerName, logger: log } as HandlerContext, {
-          db: { get: () => (db ??= kyselyOnClient(client)), enumerable: true },
-        });
-        let timer: NodeJS.Timeout | undefined;
-        const span = startHandlerSpan(message, queue, consumerName);
-        const call = await Promise.race([
-          Promise.resolve()
-            .then(() => span.run(() => options.handler(message, context)))
-            .then((value) => ({ kind: 'returned' as const, value }), (error: unknown) => ({ kind: 'threw' as const, error })),
-          new Promise<{ kind: 'timeout' }>((resolve) => (timer = setTimeout(() => resolve({ kind: 'timeout' }), handlerTimeoutMs))),
-        ]);
+      // One timer for the batch, re-armed for each handler call.
+      let timer: NodeJS.Timeout | undefined;
+      let onTimeout: (() => void) | undefined;
+      try {
+        for (const p of batch) {
+          const m = (p.item.read as { message: { id: string } }).message;
+          // A second copy in the same batch (a redelivery after a reconnect) is not fresh either.
+          if (!fresh.delete(m.id)) continue;
+          const message = { ...(p.item.read as Extract<ReadDelivery<P>, { ok: true }>).message, attempts: p.attempts + 1 };
+          // Made when the handler reads `signal` (or on a timeout), as the worker does: most
+          // handlers never read it, and an AbortController per message is the costliest part of a call.
+          let abort: AbortController | undefined;
+          const context: HandlerContext = {
+            client,
+            get signal() {
+              return (abort ??= new AbortController()).signal;
+            },
+            consumer: consumerName,
+            logger: log,
+            get db() {
+              return (db ??= kyselyOnClient(client));
+            },
+          };
+          const span = startHandlerSpan(message, queue, consumerName);
+          const timeout = new Promise<{ kind: 'timeout' }>((resolve) => (onTimeout = () => resolve({ kind: 'timeout' })));
+          if (timer) timer.refresh();
+          else timer = setTimeout(() => onTimeout?.(), handlerTimeoutMs);
+          const call = await Promise.race([
+            Promise.resolve()
+              .then(() => span.run(() => options.handler(message, context)))
+              .then((value) => ({ kind: 'returned' as const, value }), (error: unknown) => ({ kind: 'threw' as const, error })),
+            timeout,
+          ]);
+          onTimeout = undefined;
+          if (call.kind === 'timeout') {
+            (abort ??= new AbortController()).abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${handlerTimeoutMs} ms`, { details: { messageId: m.id, handlerTimeoutMs } }));
+          }
+          span.end(call, abort?.signal.reason);
+          if (call.kind === 'timeout') {
+            log.warn({ messageId: m.id, handlerTimeoutMs }, 'handler timed out; abandoning its transaction');
+            timedOut = true;
+            failure = { at: p, error: `SagaboxError [HANDLER_TIMEOUT]: the handler was still running after ${handlerTimeoutMs} ms (handlerTimeoutMs)`, delayMs: undefined, nonRetryable: false };
+          } else if (call.kind === 'threw') {
+            const err = call.error;
+            failure = { at: p, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err), delayMs: undefined, nonRetryable: false };
+          } else if (isHandlerOutcome(call.value)) {
+            const outcome = call.value;
+            failure = outcome.kind === 'retry'
+              ? { at: p, error: outcome.reason ?? 'handler asked to retry', delayMs: outcome.delayMs, nonRetryable: false }
+              : { at: p, error: outcome.reason, delayMs: undefined, nonRetryable: true };
+          }
+          if (failure) break;
+        }
+      } finally {
         clearTimeout(timer);
-        if (call.kind === 'timeout') {
-          abort.abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${handlerTimeoutMs} ms`, { details: { messageId: m.id, handlerTimeoutMs } }));
-        }
-        span.end(call, abort.signal.reason);
-        if (call.kind === 'timeout') {
-          log.warn({ messageId: m.id, handlerTimeoutMs }, 'handler timed out; abandoning its transaction');
-          timedOut = true;
-          failure = { at: p, error: `SagaboxError [HANDLER_TIMEOUT]: the handler was still running after ${handlerTimeoutMs} ms (handlerTimeoutMs)`, delayMs: undefined, nonRetryable: false };
-        } else if (call.kind === 'threw') {
-          const err = call.error;
-          failure = { at: p, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err), delayMs: undefined, nonRetryable: false };
-        } else if (isHandlerOutcome(call.value)) {
-          const outcome = call.value;
-          failure = outcome.kind === 'retry'
-            ? { at: p, error: outcome.reason ?? 'handler asked to retry', delayMs: outcome.delayMs, nonRetryable: false }
-            : { at: p, error: outcome.reason, delayMs: undefined, nonRetryable: true };
-        }
-        if (failure) break;
       }
       // A timed-out handler may still be using the connection: it is closed below
       // instead of rolled back, and the server ends the transaction with it.
@@ -304,10 +324,8 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       return;
     }
     if (failure) return failed(failure.at, failure.error, failure.delayMs, failure.nonRetryable);
-    for (const p of batch) {
-      pending.remove(p);
-      p.item.settle(ConsumerStatus.ACK);
-    }
+    pending.removeAll(batch);
+    subscription?.ack(batch.map((p) => p.item.delivered));
     events.emit('handled', { count: batch.length });
     log.debug({ count: batch.length }, 'batch handled');
   };
@@ -343,7 +361,13 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
         await waitForWork(pauseUntil - now);
         continue;
       }
-      const ready = pending.takeReady(batchSize, now, keyOfDelivery);
+      let ready = pending.takeReady(batchSize, now, keyOfDelivery);
+      // A retried message of a channel since closed is back in the queue already.
+      const stale = ready.filter((p) => !subscription?.isCurrent(p.item.delivered));
+      if (stale.length > 0) {
+        pending.removeAll(stale);
+        ready = ready.filter((p) => !stale.includes(p));
+      }
       if (ready.length === 0) {
         await waitForWork(pending.nextDue(now) - now);
         continue;
@@ -364,14 +388,14 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
     }
   };
 
-  const onDelivery = (amqp: AsyncMessage): Promise<ConsumerStatus> =>
-    new Promise<ConsumerStatus>((settle) => {
-      if (stopping) return settle(ConsumerStatus.REQUEUE);
-      const read = fromAmqp<P>(amqp, queue);
-      const runAt = read.ok && read.runAt ? read.runAt.getTime() : 0;
-      pending.push({ amqp, read, settle }, runAt);
-      wake();
-    });
+  const onDelivery = (delivered: Delivered): void => {
+    if (stopping) return subscription?.requeue(delivered);
+    const amqp = delivered.message;
+    const read = fromAmqp<P>(amqp, queue);
+    const runAt = read.ok && read.runAt ? read.runAt.getTime() : 0;
+    pending.push({ amqp, read, delivered }, runAt);
+    wake();
+  };
 
   return {
     events,
@@ -383,31 +407,25 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       lanes = Array.from({ length: concurrency }, () => lane());
       deadLetters = connection.createPublisher({ confirm: true, maxAttempts: 2, queues: [{ queue: deadLetterQueue, durable: true }] });
       const exchanges = [...new Set((options.bindings ?? []).map((b) => b.exchange))].filter((e) => !e.startsWith('amq.'));
-      amqpConsumer = connection.createConsumer(
-        {
-          queue,
-          // rabbitmq-client declares the queue on every (re)connect; passive only checks that it exists.
-          queueOptions: options.declareQueue ?? true ? { durable: true } : { passive: true },
-          qos: { prefetchCount: prefetch },
-          // Every prefetched message is handed over at once: the keyed queue decides the order.
-          concurrency: prefetch,
-          requeue: true,
-          exchanges: exchanges.map((exchange) => ({ exchange, type: 'topic', durable: true })),
-          queueBindings: (options.bindings ?? []).map((b) => ({ queue, exchange: b.exchange, routingKey: b.routingKey })),
-        },
+      subscription = createQueueSubscription({
+        connection,
+        queue,
+        // The queue is declared on every (re)connect; passive only checks that it exists.
+        declareQueue: options.declareQueue ?? true,
+        exchanges,
+        bindings: options.bindings ?? [],
+        prefetch,
+        // Every prefetched message is handed over at once: the keyed queue decides the order.
         onDelivery,
-      );
-      amqpConsumer.on('error', (err: unknown) => emitError(err));
-      await new Promise<void>((resolve) => {
-        // Resolve once consuming (or once the first attempt failed and reconnects run in the background).
-        const done = (): void => {
-          amqpConsumer?.off('ready', done);
-          amqpConsumer?.off('error', done);
-          resolve();
-        };
-        amqpConsumer!.once('ready', done);
-        amqpConsumer!.once('error', done);
+        onChannelLost: (channel) => {
+          // Its messages not acknowledged are back in the queue; those not in a batch are dropped here.
+          pending.removeWhere((p) => !p.busy && p.item.delivered.channel === channel);
+        },
+        onError: emitError,
+        logger: log,
       });
+      // Resolves once consuming, or once the first attempt failed (reconnects then run in the background).
+      await subscription.start();
       log.info({ prefetch, batchSize, concurrency, deadLetterQueue }, 'rabbitmq consumer started');
     },
     async stop() {
@@ -422,12 +440,13 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       ]);
       clearTimeout(t);
       if (timedOut) log.warn({ stopTimeoutMs }, 'consumer stop timed out waiting for its batch');
-      // Messages not handled go back to the queue, for this consumer's next start or another.
-      for (const p of pending.drain()) p.item.settle(ConsumerStatus.REQUEUE);
-      await amqpConsumer?.close().catch((err: unknown) => log.warn({ err }, 'closing the consumer failed'));
+      // Messages not handled go back to the queue, for this consumer's next start or
+      // another: closing the channel returns every delivery not acknowledged.
+      pending.drain();
+      await subscription?.close();
       await deadLetters?.close().catch(() => {});
       if (owned) await connection?.close().catch(() => {});
-      amqpConsumer = undefined;
+      subscription = undefined;
       lanes = [];
       deadLetters = undefined;
       connection = undefined;

@@ -20,6 +20,10 @@ export interface KeyedQueue<T> {
   /** Ends a batch's hold on items it did not remove: they can be taken again. */
   release(items: readonly Pending<T>[]): void;
   remove(p: Pending<T>): void;
+  /** Removes every one of `taken` (a batch), in one pass. */
+  removeAll(taken: readonly Pending<T>[]): void;
+  /** Removes every held item `drop` is true of. */
+  removeWhere(drop: (p: Pending<T>) => boolean): void;
   /** The earliest `notBefore` after `now` among held items not busy, or Infinity. */
   nextDue(now: number): number;
   size(): number;
@@ -64,6 +68,14 @@ export function createKeyedQueue<T>(): KeyedQueue<T> {
     remove(p) {
       const i = items.indexOf(p);
       if (i >= 0) items.splice(i, 1);
+    },
+    removeAll(taken) {
+      if (taken.length === 0) return;
+      const gone = new Set(taken);
+      items = items.filter((p) => !gone.has(p));
+    },
+    removeWhere(drop) {
+      items = items.filter((p) => !drop(p));
     },
     nextDue(now) {
       let next = Infinity;
