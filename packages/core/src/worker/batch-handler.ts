@@ -66,6 +66,42 @@ export interface BatchHandler {
   handle(claimed: ClaimedRow[], lease: Lease): Promise<Map<string, Verdict>>;
 }
 
+/**
+ * A handler call's context. A class, so that every call's context has one shape and its
+ * getters sit on the prototype: an object literal with getters is built through the
+ * runtime and left in dictionary mode, which every message paid for (and every read
+ * of it after). The AbortController and the kysely instance are made when first read:
+ * most handlers use neither, and an AbortController costs more than the rest of a call.
+ */
+class CallContext implements HandlerContext {
+  #abort: AbortController | undefined;
+  #db: Kysely<any> | undefined;
+
+  constructor(
+    readonly client: pg.PoolClient,
+    readonly consumer: string,
+    readonly logger: Logger,
+  ) {}
+
+  get signal(): AbortSignal {
+    return (this.#abort ??= new AbortController()).signal;
+  }
+
+  get db(): Kysely<any> {
+    return (this.#db ??= kyselyOnClient(this.client));
+  }
+
+  /** Aborts the signal, made now when the handler never read it. */
+  abort(reason: unknown): void {
+    (this.#abort ??= new AbortController()).abort(reason);
+  }
+
+  /** Why the signal was aborted, if it was. */
+  get abortReason(): unknown {
+    return this.#abort?.signal.reason;
+  }
+}
+
 /** How one handler call ended. */
 type Call = { kind: 'returned'; value: unknown } | { kind: 'threw'; error: unknown } | { kind: 'timeout' };
 
@@ -102,21 +138,7 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
 
   /** Runs the handler for one message under the timeout; never throws. */
   const call = async (r: ClaimedRow, client: pg.PoolClient): Promise<Call> => {
-    // Made when the handler reads `signal` (or on a timeout): most handlers never do, and
-    // an AbortController per message costs more than the rest of the call.
-    let abort: AbortController | undefined;
-    let db: Kysely<any> | undefined;
-    const ctx: HandlerContext = {
-      client,
-      get signal() {
-        return (abort ??= new AbortController()).signal;
-      },
-      consumer,
-      logger: log,
-      get db() {
-        return (db ??= kyselyOnClient(client));
-      },
-    };
+    const ctx = new CallContext(client, consumer, log);
     const began = performance.now();
     // Reported once per claim: a batch handled again one by one waited only once.
     const due = dueAt.get(r);
@@ -133,10 +155,10 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
         timedOut,
       ]);
       if (result.kind === 'timeout') {
-        (abort ??= new AbortController()).abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${o.handlerTimeoutMs} ms`, { details: { messageId: r.id, handlerTimeoutMs: o.handlerTimeoutMs } }));
+        ctx.abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${o.handlerTimeoutMs} ms`, { details: { messageId: r.id, handlerTimeoutMs: o.handlerTimeoutMs } }));
         log.warn({ messageId: r.id, topic: r.topic, handlerTimeoutMs: o.handlerTimeoutMs }, 'handler timed out; ending its transaction');
       }
-      const outcome = span.end(result, abort?.signal.reason);
+      const outcome = span.end(result, ctx.abortReason);
       o.onHandlerCall?.({
         id: r.id,
         topic: r.topic,
