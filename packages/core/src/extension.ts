@@ -11,4 +11,4 @@ export { kyselyOnClient } from './worker/client-kysely.js';
 export { databaseUnreachableError, describeConnectionTarget } from './shared/database-unreachable.js';
 export { bearerTokenMatches } from './admin/bearer-token.js';
 export { encodeMessage, encodePayload, encodeHeaders, isStorableText, type EncodedMessage } from './publish/envelope.js';
-export { MESSAGING_ATTRIBUTES, MESSAGING_SYSTEM, injectTraceContext, traceContextOfHeaders, endSpanWithError } from './shared/tracing.js';
+export { MESSAGING_ATTRIBUTES, MESSAGING_SYSTEM, injectTraceContext, traceContextOfHeaders, endSpanWithError, tracingIsOff } from './shared/tracing.js';

@@ -26,8 +26,11 @@ export interface ApplyContext {
   client: pg.PoolClient;
   /** The orchestrator's queue (where its step timeouts wait). */
   queue: string;
-  /** The worker's abort signal (handler timeout), handed to local steps. */
-  signal?: AbortSignal;
+  /**
+   * Holds the worker's abort signal (handler timeout), handed to local steps. Read only
+   * by them: the worker makes the signal when it is first read.
+   */
+  abortSource?: { readonly signal: AbortSignal };
   topics: SagaTopics;
   definitions: DefinitionIndex;
   logger: Logger;
@@ -92,7 +95,16 @@ export async function applySagaMessage(message: Message, ctx: ApplyContext): Pro
   });
   const what = message.topic === ctx.topics.replyTopic ? 'reply' : String((message.payload as ControlPayload | null)?.kind ?? 'control');
   return inSagaSpan(what, t, async (): Promise<void> => {
-    const env: TransitionEnv = { run: async (text, values) => (await ctx.client.query({ text, values })).rows, db: ctx.client, topics: ctx.topics, client: ctx.client, logger: log, causationId: message.id, queue: ctx.queue, ...(ctx.signal ? { signal: ctx.signal } : {}) };
+    const env: TransitionEnv = {
+      run: async (text, values) => (await ctx.client.query({ text, values })).rows,
+      db: ctx.client,
+      topics: ctx.topics,
+      client: ctx.client,
+      logger: log,
+      causationId: message.id,
+      queue: ctx.queue,
+      ...(ctx.abortSource ? { abortSource: ctx.abortSource } : {}),
+    };
     const token = message.headers[SAGA_HEADERS.stepToken];
     const current = token !== undefined && token === row.step_token;
 

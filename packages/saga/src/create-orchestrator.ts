@@ -152,7 +152,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
 
   const logger = (options.logger ?? silentLogger).child({ component: 'saga-orchestrator', queue });
   const handler: Handler = (message, ctx) =>
-    applySagaMessage(message, { client: ctx.client, queue, signal: ctx.signal, topics, definitions, logger, unknownVersionRetryDelayMs: retryDelay });
+    applySagaMessage(message, { client: ctx.client, queue, abortSource: ctx, topics, definitions, logger, unknownVersionRetryDelayMs: retryDelay });
   const worker: Worker = createWorker({
     pool: options.pool,
     schema: topics.schema,

@@ -24,6 +24,39 @@ export interface ParticipantContext extends HandlerContext {
 }
 
 /**
+ * The context of one command. A class with `signal` and `db` as prototype getters that
+ * read the worker's, which makes its AbortController and kysely instance only when
+ * read; an object literal with getters would be built through the runtime, per message.
+ */
+class CommandContext implements ParticipantContext {
+  readonly #worker: HandlerContext;
+  readonly client: HandlerContext['client'];
+  readonly consumer: string;
+  readonly logger: HandlerContext['logger'];
+
+  constructor(
+    worker: HandlerContext,
+    readonly sagaId: string | undefined,
+    readonly step: string | undefined,
+    readonly phase: string | undefined,
+    readonly attempt: number,
+  ) {
+    this.#worker = worker;
+    this.client = worker.client;
+    this.consumer = worker.consumer;
+    this.logger = worker.logger;
+  }
+
+  get signal(): AbortSignal {
+    return this.#worker.signal;
+  }
+
+  get db(): HandlerContext['db'] {
+    return this.#worker.db;
+  }
+}
+
+/**
  * A participant's handler of one command topic: does the local work through
  * `ctx.client`/`ctx.db` and returns the reply payload (any JSON value). It may also
  * return an `Outcome` (retry later, dead-letter), in which case nothing commits and no
@@ -78,10 +111,7 @@ export function participant(options: ParticipantOptions): Handler {
     if (!handle) return Outcome.deadLetter(`no participant handler for topic ${message.topic}`);
     const h = message.headers;
     const attempt = Number(h[SAGA_HEADERS.attempt]);
-    const context: ParticipantContext = Object.defineProperties(
-      { client: ctx.client, signal: ctx.signal, consumer: ctx.consumer, logger: ctx.logger, sagaId: h[SAGA_HEADERS.sagaId], step: h[SAGA_HEADERS.step], phase: h[SAGA_HEADERS.phase], attempt: Number.isInteger(attempt) && attempt >= 1 ? attempt : 1 },
-      { db: { get: () => ctx.db, enumerable: true } },
-    ) as ParticipantContext;
+    const context = new CommandContext(ctx, h[SAGA_HEADERS.sagaId], h[SAGA_HEADERS.step], h[SAGA_HEADERS.phase], Number.isInteger(attempt) && attempt >= 1 ? attempt : 1);
     const reply = await handle(message, context);
     if (isHandlerOutcome(reply)) return reply;
     const replyTo = h[SAGA_HEADERS.replyTo];

@@ -1,6 +1,6 @@
 import { context as otelContext, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import { HEADERS } from '@sagabox/core';
-import { endSpanWithError, injectTraceContext, MESSAGING_ATTRIBUTES, traceContextOfHeaders } from '@sagabox/core/extension';
+import { endSpanWithError, injectTraceContext, MESSAGING_ATTRIBUTES, traceContextOfHeaders, tracingIsOff } from '@sagabox/core/extension';
 import type { SagaTransition } from './saga-transition.js';
 
 let cachedTracer: Tracer | undefined;
@@ -15,6 +15,9 @@ const sagaTracer = (): Tracer => (cachedTracer ??= trace.getTracer('@sagabox/sag
  * (ERROR when the saga failed or the transition threw).
  */
 export async function inSagaSpan<T>(what: string, t: SagaTransition, fn: () => Promise<T>, headers?: Record<string, string>): Promise<T> {
+  // No SDK: the span would not record and no context would become active, so making
+  // them (a span, a context, a traceparent parse) is work every transition paid for nothing.
+  if (tracingIsOff()) return fn();
   const active = otelContext.active();
   // A reply handled outside an instrumented worker (a broker consumer) still continues its trace.
   const parent = trace.getSpan(active) === undefined && headers !== undefined ? traceContextOfHeaders(headers, active) : active;

@@ -20,8 +20,11 @@ export interface TransitionEnv {
   logger: Logger;
   /** Id of the message that caused this transition, for `causation-id`. */
   causationId?: string;
-  /** The worker's abort signal for this transition (see `handlerTimeoutMs`), handed to local steps. */
-  signal?: AbortSignal;
+  /**
+   * Holds the worker's abort signal for this transition (see `handlerTimeoutMs`), handed
+   * to local steps. Read only by them: the worker makes the signal when it is first read.
+   */
+  abortSource?: { readonly signal: AbortSignal };
   /** The orchestrator's queue, where a superseded step's timeout waits (absent in `startSaga`: nothing to supersede). */
   queue?: string;
 }
@@ -163,7 +166,7 @@ function localContext(env: TransitionEnv, t: SagaTransition): LocalStepContext {
     client,
     sagaId: t.id,
     logger: env.logger,
-    signal: env.signal ?? new AbortController().signal,
+    signal: env.abortSource?.signal ?? new AbortController().signal,
     get db() {
       return (db ??= kyselyOnClient(client));
     },
