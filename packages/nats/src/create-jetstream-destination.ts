@@ -8,7 +8,7 @@ import {
 } from '@sagabox/core';
 import { topicMatcher } from '@sagabox/core/extension';
 import { jetstream, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
-import { errors as natsErrors, type NatsConnection } from '@nats-io/transport-node';
+import { errors as natsErrors, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { holdConnection, type HeldConnection, type NatsConnectionSource } from './nats-connection.js';
 import { toNatsHeaders } from './nats-headers.js';
 
@@ -144,7 +144,7 @@ export function createJetStreamDestination(options: JetStreamDestinationOptions)
     return js.client;
   };
 
-  const publishOne = async (c: JetStreamClient, m: RelayedMessage, subject: string): Promise<PubAck> => {
+  const publishOne = async (c: JetStreamClient, m: RelayedMessage, subject: string, headers: MsgHdrs): Promise<PubAck> => {
     const maxPayload = js?.nc.info?.max_payload;
     const bytes = Buffer.byteLength(m.payload, 'utf8');
     if (maxPayload !== undefined && bytes > maxPayload) {
@@ -152,7 +152,6 @@ export function createJetStreamDestination(options: JetStreamDestinationOptions)
         details: { messageId: m.id, bytes, maxPayload },
       });
     }
-    const headers = toNatsHeaders(m);
     try {
       return await c.publish(subject, m.payload, { msgID: m.id, headers, timeout: timeoutMs });
     } catch (err) {
@@ -191,7 +190,9 @@ export function createJetStreamDestination(options: JetStreamDestinationOptions)
       const results = await Promise.allSettled(
         [...chains.values()].map(async (chain) => {
           for (const m of chain) {
-            await Promise.all(subjectsFor(m.topic).map((subject) => publishOne(c, m, subject)));
+            // Built once per message, whatever the number of subjects it goes to.
+            const headers = toNatsHeaders(m);
+            await Promise.all(subjectsFor(m.topic).map((subject) => publishOne(c, m, subject, headers)));
           }
         }),
       );

@@ -32,6 +32,8 @@ const HEADER_VALUE = /^[^\r\n]*$/;
  * a value with a line break), so the relay dead-letters that message with the reason.
  */
 export function toNatsHeaders(message: RelayedMessage): MsgHdrs {
+  // append, not set: every name is new here (own names are unique and never an
+  // envelope name), and set would first scan the names to delete a previous value.
   const h = natsHeaders();
   let own: Record<string, unknown>;
   try {
@@ -47,21 +49,21 @@ export function toNatsHeaders(message: RelayedMessage): MsgHdrs {
         { details: { messageId: message.id, header: name } },
       );
     }
-    h.set(name, value);
+    h.append(name, value);
   }
-  h.set(NATS_HEADERS.messageId, message.id);
-  h.set(NATS_HEADERS.topic, message.topic);
+  h.append(NATS_HEADERS.messageId, message.id);
+  h.append(NATS_HEADERS.topic, message.topic);
   if (message.key !== null) {
     if (!HEADER_VALUE.test(message.key)) {
       throw new SagaboxError('BROKER_REJECTED', `key of message ${message.id} has a line break; NATS headers cannot carry it`, { details: { messageId: message.id } });
     }
-    h.set(NATS_HEADERS.key, message.key);
+    h.append(NATS_HEADERS.key, message.key);
   }
-  h.set(NATS_HEADERS.createdAt, message.createdAt.toISOString());
-  if (message.runAt) h.set(NATS_HEADERS.runAt, message.runAt.toISOString());
-  if (message.expiresAt) h.set(NATS_HEADERS.expiresAt, message.expiresAt.toISOString());
-  if (message.priority !== 0) h.set(NATS_HEADERS.priority, String(message.priority));
-  if (message.group !== null) h.set(NATS_HEADERS.group, message.group);
+  h.append(NATS_HEADERS.createdAt, message.createdAt.toISOString());
+  if (message.runAt) h.append(NATS_HEADERS.runAt, message.runAt.toISOString());
+  if (message.expiresAt) h.append(NATS_HEADERS.expiresAt, message.expiresAt.toISOString());
+  if (message.priority !== 0) h.append(NATS_HEADERS.priority, String(message.priority));
+  if (message.group !== null) h.append(NATS_HEADERS.group, message.group);
   return h;
 }
 
