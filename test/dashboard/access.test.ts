@@ -28,6 +28,8 @@ async function signIn(token: string): Promise<string> {
   return res.headers.get('set-cookie')!.split(';')[0]!;
 }
 const get = (path: string, cookie?: string) => fetch(`${d.url}api/${path}`, { headers: cookie ? { cookie } : {} });
+/** The part of GET /api/messages/:id these tests read. */
+type MessageDetail = { copies: [{ payload: unknown; payloadHidden?: boolean }] };
 const post = (path: string, cookie: string, body: unknown = {}) => fetch(`${d.url}api/${path}`, { ...JSON_POST, headers: { ...JSON_POST.headers, cookie }, body: JSON.stringify(body) });
 
 describe('dashboard access', () => {
@@ -57,19 +59,19 @@ describe('dashboard access', () => {
     const [orderMessage] = (await listMessages(p, { queue: 'orders', limit: 1 })).messages;
     const viewer = await signIn('viewer-token-1');
     expect(await (await get('session', viewer)).json()).toMatchObject({ name: 'viewer', permissions: ['read'] });
-    const hidden = await (await get(`messages/${orderMessage!.id}`, viewer)).json();
+    const hidden = (await (await get(`messages/${orderMessage!.id}`, viewer)).json()) as MessageDetail;
     expect(hidden.copies[0]).toMatchObject({ queue: 'orders', payload: null, payloadHidden: true, headers: expect.any(Object) });
     expect(JSON.stringify(hidden)).not.toContain('"n":');
-    const dead = await (await get('overview', viewer)).json();
+    const dead = (await (await get('overview', viewer)).json()) as { deadLetters: unknown[] };
     expect(dead.deadLetters.length).toBe(2);
     for (const x of dead.deadLetters) expect(x).toMatchObject({ payload: null, payloadHidden: true });
-    for (const x of await (await get('dead-letters?queue=billing', viewer)).json()) expect(x.payload).toBeNull();
+    for (const x of (await (await get('dead-letters?queue=billing', viewer)).json()) as { payload: unknown }[]) expect(x.payload).toBeNull();
 
     const privacy = await signIn('privacy-token-1');
-    const shown = await (await get(`messages/${orderMessage!.id}`, privacy)).json();
+    const shown = (await (await get(`messages/${orderMessage!.id}`, privacy)).json()) as MessageDetail;
     expect(shown.copies[0].payload).toEqual({ n: 1 });
     expect(shown.copies[0].payloadHidden).toBeUndefined();
-    expect((await (await get('dead-letters', privacy)).json()).map((x: { payload: unknown }) => x.payload).sort((a: { n: number }, b: { n: number }) => a.n - b.n)).toEqual([{ n: 5 }, { n: 6 }]);
+    expect(((await (await get('dead-letters', privacy)).json()) as { payload: { n: number } }[]).map((x) => x.payload).sort((a, b) => a.n - b.n)).toEqual([{ n: 5 }, { n: 6 }]);
   });
 
   it('refuses every action to tokens without the actions permission, changing nothing; allows them to one with it', async () => {

@@ -1,6 +1,8 @@
 // End to end: the dashboard page in a real headless Chromium (Debian's `chromium`
 // package driven by playwright-core; no browser download), mounted under /ops of a
 // plain node:http app, against a seeded database.
+// The callbacks given to evaluate() run in the page: the DOM's types, for this file's sake.
+/// <reference lib="dom" />
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';

@@ -76,7 +76,7 @@ describe.each(Object.keys(hosts))('dashboard mounted under /ops of a %s app', (h
     expect(cookie).toMatch(/^sagabox_dashboard=[^;]+; Path=\/ops\/; Max-Age=28800; HttpOnly; SameSite=Strict$/);
     const session = cookie.split(';')[0]!;
     expect(await (await fetch(`${base}/ops/api/session`, { headers: { cookie: session } })).json()).toMatchObject({ name: 'alice', permissions: ['read', 'actions'] });
-    const o = await (await fetch(`${base}/ops/api/overview`, { headers: { cookie: session } })).json();
+    const o = (await (await fetch(`${base}/ops/api/overview`, { headers: { cookie: session } })).json()) as { queues: { queue: string }[] };
     expect(o.queues.map((q: { queue: string }) => q.queue)).toEqual(expect.arrayContaining(['orders', 'billing']));
 
     // An action with a JSON body, whether the host parsed it (Express, Fastify) or not (http).

@@ -150,7 +150,7 @@ describe('createJetStreamConsumer', () => {
     await jsm.streams.add({ name: 'PAY', subjects: ['pay.>'] });
     await jsm.streams.add({ name: 'DLQ', subjects: ['dlq.>'] });
     const advisories: string[] = [];
-    const sub = nc.subscribe('$JS.EVENT.ADVISORY.CONSUMER.*.PAY.>', { callback: (_e, m) => advisories.push(m.subject) });
+    const sub = nc.subscribe('$JS.EVENT.ADVISORY.CONSUMER.*.PAY.>', { callback: (_e, m) => { advisories.push(m.subject); } });
     const tries = new Map<number, number>();
     const consumer = createJetStreamConsumer({
       servers: server.url,

@@ -44,7 +44,10 @@ export async function describeSagaAcrossBroker(wiring: BrokerWiring): Promise<vo
         command: (s) => ({ topic: 'inventory.reserve', payload: { sku: s.sku } }),
         onReply: (reply: { type: string }, s) => (reply.type === 'reserved' ? StepResult.ok({ ...s, reserved: true }) : StepResult.fail(reply.type)),
         compensate: (s) => ({ topic: 'inventory.release', payload: { sku: s.sku } }),
-        onCompensationReply: (reply: { type: string }) => (reply.type === 'released' ? { ok: true } : { ok: false, reason: reply.type }),
+        onCompensationReply: (reply) => {
+          const { type } = reply as { type: string };
+          return type === 'released' ? { ok: true } : { ok: false, reason: type };
+        },
       }),
       step.local({
         name: 'charge',

@@ -4,7 +4,7 @@ import { ROOT_CONTEXT, TraceFlags, trace } from '@opentelemetry/api';
 import { createRelay, createWorker, Outcome, type Message } from '@sagabox/core';
 import { createMetrics, serveMetrics, traceContextOf, withTraceContext } from '@sagabox/telemetry';
 import pg from 'pg';
-import type { Registry } from 'prom-client';
+import type { Histogram, Registry } from 'prom-client';
 import { makeOrderSaga } from '../fixtures/saga-order.mjs';
 import { createSagaWorld, type SagaWorld } from '../fixtures/saga-world.js';
 import { useDatabase } from '../support/test-pool.js';
@@ -63,7 +63,7 @@ describe('metrics', () => {
     expect(await valueOf(r, 'sagabox_handler_retries_total', { queue: 'mq', topic: 'm.a' })).toBe(1);
     expect(await valueOf(r, 'sagabox_dead_lettered_total', { component: 'worker', queue: 'mq', topic: 'm.a', reason: 'non_retryable' })).toBe(1);
     // Each call is timed once: the failure and the dead-letter outcome, once each.
-    const durations = (await r.getSingleMetric('sagabox_handler_duration_seconds')!.get()).values.filter((v) => v.metricName === 'sagabox_handler_duration_seconds_count');
+    const durations = (await (r.getSingleMetric('sagabox_handler_duration_seconds') as Histogram).get()).values.filter((v) => v.metricName === 'sagabox_handler_duration_seconds_count');
     const byOutcome = Object.fromEntries(durations.map((v) => [v.labels.outcome, v.value]));
     expect(byOutcome).toEqual({ ok: 4, error: 1, 'dead-letter': 1 });
 
@@ -210,7 +210,7 @@ describe('saga metrics', () => {
     expect(await valueOf(r, 'sagabox_sagas_finished_total', { type: 'order', status: 'completed' })).toBe(1);
     expect(await valueOf(r, 'sagabox_sagas_finished_total', { type: 'order', status: 'compensated' })).toBe(1);
     expect(await valueOf(r, 'sagabox_sagas', { type: 'order', status: 'completed' })).toBe(1);
-    const hist = (await r.getSingleMetric('sagabox_saga_duration_seconds')!.get()).values;
+    const hist = (await (r.getSingleMetric('sagabox_saga_duration_seconds') as Histogram).get()).values;
     expect(hist.find((v) => v.metricName === 'sagabox_saga_duration_seconds_count' && v.labels.status === 'completed')?.value).toBe(1);
     expect(hist.find((v) => v.metricName === 'sagabox_saga_duration_seconds_sum' && v.labels.status === 'completed')?.value).toBeGreaterThan(0);
   });

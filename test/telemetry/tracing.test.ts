@@ -6,7 +6,7 @@ import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { createRelay, createWorker, Outcome, publish, type Destination, type Message } from '@sagabox/core';
 import { createOrchestrator, defineSaga, getSaga, halfMessageParticipant, startSaga, StepResult } from '@sagabox/saga';
-import { makeOrderSaga } from '../fixtures/saga-order.mjs';
+import { makeOrderSaga, type OrderInput } from '../fixtures/saga-order.mjs';
 import { createSagaWorld, type SagaWorld } from '../fixtures/saga-world.js';
 import { useInMemoryTracing } from '../support/in-memory-tracing.js';
 import { useDatabase } from '../support/test-pool.js';
@@ -177,7 +177,7 @@ describe('one order through the saga forms one trace', () => {
   afterAll(() => world?.stop());
 
   /** Starts an order saga inside a `checkout` span; returns its id and the trace id. */
-  const checkout = async (input: Record<string, unknown>): Promise<{ id: string; traceId: string; root: ReadableSpan }> => {
+  const checkout = async (input: OrderInput): Promise<{ id: string; traceId: string; root: ReadableSpan }> => {
     return app.startActiveSpan('checkout', async (span) => {
       const client = await world.pool.connect();
       try {

@@ -144,7 +144,8 @@ describe('docs/operations.md alert rules', () => {
     const names = new Set<string>();
     for (const m of registry.getMetricsAsArray()) {
       names.add(m.name);
-      if (m.type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(m.name + suffix);
+      // prom-client declares `type` a numeric enum; the metric objects carry the string.
+      if ((m.type as unknown) === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(m.name + suffix);
     }
     expect([...used].filter((n) => !names.has(n))).toEqual([]);
     // Every failure mode of the brief has a rule.

@@ -53,7 +53,7 @@ describe('startDisposablePostgres', () => {
     const cut = new Promise<Error>((resolve) => open.on('error', resolve));
     await open.connect();
     const url = server.url;
-    const [{ started: startedBefore }] = await query<{ started: Date }>(url, 'SELECT pg_postmaster_start_time() AS started');
+    const { started: startedBefore } = (await query<{ started: Date }>(url, 'SELECT pg_postmaster_start_time() AS started'))[0]!;
 
     await server.restart();
 
@@ -61,7 +61,7 @@ describe('startDisposablePostgres', () => {
     expect(await cut).toBeInstanceOf(Error);
     await open.end().catch(() => {});
     expect(await query(url, 'SELECT v FROM kept')).toEqual([{ v: 'before restart' }]);
-    const [{ started: startedAfter }] = await query<{ started: Date }>(url, 'SELECT pg_postmaster_start_time() AS started');
+    const { started: startedAfter } = (await query<{ started: Date }>(url, 'SELECT pg_postmaster_start_time() AS started'))[0]!;
     expect(startedAfter.getTime()).toBeGreaterThan(startedBefore.getTime());
 
     // Twice in a row, and two callers at once share one restart.
