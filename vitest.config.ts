@@ -23,7 +23,11 @@ export default defineConfig({
     exclude: ['**/node_modules/**', ...(browserTests ? [] : ['test/dashboard/browser.test.ts'])],
     globalSetup: ['./test/global-setup.ts'],
     pool: 'forks',
-    testTimeout: 60_000,
+    // A limit for hung tests, not a speed check: a CLI test starts a Node process per
+    // command (seconds each on a loaded 2-core machine, where such tests took close to a
+    // minute), and fault tests run several processes at once. Tests that wait for
+    // something wait for it with their own deadline.
+    testTimeout: 240_000,
     hookTimeout: 120_000,
     teardownTimeout: 30_000,
   },
