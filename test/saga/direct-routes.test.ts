@@ -13,8 +13,10 @@ const p = pool(12);
 
 type Reply = { type: 'done' };
 const steps = ['reserve', 'charge', 'ship'] as const;
-const saga = defineSaga({
-  name: 'same-db-order',
+// The same saga twice: one whose steps a loaded machine answers in time whatever the
+// queue ahead of them (20 sagas on a worker of 2 slots), one whose silent step times out.
+const defineOrder = (name: string, timeoutMs: number) => defineSaga({
+  name,
   version: 1,
   initialState: (input: { n: number; stall?: 'charge' }) => ({ ...input, done: [] as string[] }),
   steps: (step) =>
@@ -24,10 +26,12 @@ const saga = defineSaga({
         command: (s) => ({ topic: `direct.${name}`, payload: { n: s.n, stall: s.stall } }),
         onReply: (_reply, s) => StepResult.ok({ ...s, done: [...s.done, name] }),
         compensate: (s) => ({ topic: `direct.undo-${name}`, payload: { n: s.n } }),
-        timeoutMs: 2_000,
+        timeoutMs,
       }),
     ),
 });
+const saga = defineOrder('same-db-order', 60_000);
+const stallingSaga = defineOrder('same-db-stalling-order', 2_000);
 
 const handled: string[] = [];
 const handlers = Object.fromEntries(
@@ -41,20 +45,20 @@ const handlers = Object.fromEntries(
   ]),
 );
 
-const orchestrator = createOrchestrator({ pool: p, definitions: [saga], concurrency: 2, batchSize: 10, pollIntervalMs: 50 });
+const orchestrator = createOrchestrator({ pool: p, definitions: [saga, stallingSaga], concurrency: 2, batchSize: 10, pollIntervalMs: 50 });
 for (const route of orchestrator.routes) await addDirectRoute(p, route);
 await addDirectRoute(p, { topic: 'direct.#', queue: 'same-db-participant' });
 const worker = createWorker({ pool: p, queue: 'same-db-participant', handler: participant({ handlers }), concurrency: 2, pollIntervalMs: 50 });
 await Promise.all([orchestrator.start(), worker.start()]);
 afterAll(() => Promise.all([orchestrator.stop(), worker.stop()]));
 
-const start = async (input: { n: number; stall?: 'charge' }): Promise<string> =>
-  (await inTransaction(p, (c) => startSaga(c, saga, input))).id;
+const start = async (input: { n: number; stall?: 'charge' }, definition = saga): Promise<string> =>
+  (await inTransaction(p, (c) => startSaga(c, definition, input))).id;
 const finished = (id: string) =>
   waitFor(`saga ${id} finished`, async () => {
     const s = await getSaga(p, id);
     return s && ['completed', 'compensated', 'failed'].includes(s.status) ? s : undefined;
-  }, 20_000, 25);
+  }, 60_000, 25);
 
 describe('sagas in one database, on direct routes', () => {
   it('complete with no relay, and nothing passes through the outbox', async () => {
@@ -64,7 +68,7 @@ describe('sagas in one database, on direct routes', () => {
   });
 
   it('time a silent step out through a delayed message on the direct route, and compensate', async () => {
-    const id = await start({ n: 99, stall: 'charge' });
+    const id = await start({ n: 99, stall: 'charge' }, stallingSaga);
     const s = await finished(id);
     expect(s.status).toBe('compensated');
     expect(s.history.map((e) => `${e.step}:${e.event}`)).toEqual(expect.arrayContaining(['charge:timed_out', 'reserve:compensated']));

@@ -11,10 +11,13 @@ const orderSaga = makeOrderSaga({ timeoutMs: 600, compensationTimeoutMs: 15_000 
 // a send time to be answered on a loaded machine: the test holds the first send until
 // it timed out (at 600 ms, the second send often timed out too).
 const retryingSaga = makeOrderSaga({ version: 2, timeoutMs: 10_000, compensationTimeoutMs: 15_000, retry: { maxAttempts: 3 } });
+// Version 3's steps are answered within their timeout on a loaded machine (at 600 ms a
+// reply came too late and the saga was compensated); the test then waits for them to fire.
+const answeredSaga = makeOrderSaga({ version: 3, timeoutMs: 5_000, compensationTimeoutMs: 15_000 });
 let world: SagaWorld;
 
 beforeAll(async () => {
-  world = await createSagaWorld({ definitions: [orderSaga, retryingSaga] });
+  world = await createSagaWorld({ definitions: [orderSaga, retryingSaga, answeredSaga] });
 });
 afterAll(() => world?.stop());
 
@@ -47,11 +50,12 @@ describe('saga step timeouts', () => {
   });
 
   it('timeouts of steps that replied in time are ignored', async () => {
-    const id = await world.start(orderSaga, { orderId: `o-${randomUUID()}`, amount: 5 });
+    const id = await world.start(answeredSaga, { orderId: `o-${randomUUID()}`, amount: 5 });
     const saga = await world.waitForSaga(id, ['completed', 'compensated', 'failed']);
     expect(saga.status).toBe('completed');
-    // Let every step's timeout (600 ms) fire, then check that nothing changed.
-    await new Promise((r) => setTimeout(r, 1_200));
+    // Let every step's timeout (5 s after its send, before the saga completed) fire, then
+    // check that nothing changed.
+    await new Promise((r) => setTimeout(r, 5_600));
     const after = await getSaga(world.pool, id);
     expect(after?.revision).toBe(saga.revision);
     expect(after?.history).toHaveLength(saga.history.length);
