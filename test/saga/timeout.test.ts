@@ -4,20 +4,19 @@ import { getSaga } from '@sagabox/saga';
 import { makeOrderSaga } from '../fixtures/saga-order.mjs';
 import { createSagaWorld, historyEvents, waitFor, type SagaWorld } from '../fixtures/saga-world.js';
 
-// Short step timeouts; compensations wait longer, since a compensation queues behind
-// the slow command at the participant (both are keyed by the saga id).
-const orderSaga = makeOrderSaga({ timeoutMs: 600, compensationTimeoutMs: 15_000 });
 // Version 2 sends a command again when it times out, up to 3 sends. Its timeout leaves
 // a send time to be answered on a loaded machine: the test holds the first send until
 // it timed out (at 600 ms, the second send often timed out too).
 const retryingSaga = makeOrderSaga({ version: 2, timeoutMs: 10_000, compensationTimeoutMs: 15_000, retry: { maxAttempts: 3 } });
-// Version 3's steps are answered within their timeout on a loaded machine (at 600 ms a
-// reply came too late and the saga was compensated); the test then waits for them to fire.
-const answeredSaga = makeOrderSaga({ version: 3, timeoutMs: 5_000, compensationTimeoutMs: 15_000 });
+// Version 3's steps are answered within their timeout on a loaded machine (at 600 ms the
+// reply of a step that was not held came too late: the wrong step timed out); a step that
+// must time out is held at its participant until it did. Compensations wait longer: one
+// queues behind the held command at the participant (both are keyed by the saga id).
+const answeredSaga = makeOrderSaga({ version: 3, timeoutMs: 10_000, compensationTimeoutMs: 15_000 });
 let world: SagaWorld;
 
 beforeAll(async () => {
-  world = await createSagaWorld({ definitions: [orderSaga, retryingSaga, answeredSaga] });
+  world = await createSagaWorld({ definitions: [answeredSaga, retryingSaga] });
 });
 afterAll(() => world?.stop());
 
@@ -25,8 +24,15 @@ const events = historyEvents;
 
 describe('saga step timeouts', () => {
   it('a step that times out is compensated with the steps before it; its late reply changes nothing', async () => {
-    const id = await world.start(orderSaga, { orderId: `o-${randomUUID()}`, amount: 5, slowAt: 'payment', slowMs: 1_800 });
-    const saga = await world.waitForSaga(id, ['compensated', 'completed', 'failed']);
+    // The charge is held at the participant until it timed out, then answered (late).
+    const id = randomUUID();
+    const payment = world.services.find((s) => s.name === 'payment')!;
+    await payment.pool.query('INSERT INTO held (saga_id) VALUES ($1)', [id]);
+    await world.start(answeredSaga, { orderId: `o-${id}`, amount: 5, holdAt: 'payment' }, id);
+    await waitFor('the charge timed out', async () => ((await getSaga(world.pool, id))?.history.some((e) =>
+      e.step === 'charge' && e.event === 'timed_out') ? true : undefined), 40_000);
+    await payment.pool.query('DELETE FROM held WHERE saga_id = $1', [id]);
+    const saga = await world.waitForSaga(id, ['compensated', 'completed', 'failed'], 40_000);
     expect(saga.status).toBe('compensated');
     expect(saga.error).toBe('step "charge" timed out after 1 attempt(s)');
     expect(events(saga)).toEqual([
@@ -53,9 +59,9 @@ describe('saga step timeouts', () => {
     const id = await world.start(answeredSaga, { orderId: `o-${randomUUID()}`, amount: 5 });
     const saga = await world.waitForSaga(id, ['completed', 'compensated', 'failed']);
     expect(saga.status).toBe('completed');
-    // Let every step's timeout (5 s after its send, before the saga completed) fire, then
+    // Let every step's timeout (10 s after its send, before the saga completed) fire, then
     // check that nothing changed.
-    await new Promise((r) => setTimeout(r, 5_600));
+    await new Promise((r) => setTimeout(r, 10_600));
     const after = await getSaga(world.pool, id);
     expect(after?.revision).toBe(saga.revision);
     expect(after?.history).toHaveLength(saga.history.length);
