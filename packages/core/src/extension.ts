@@ -8,6 +8,7 @@ export { assertNoProblems, backoffMs, checkInt, resolveRetryPolicy } from './sha
 export { isHandlerOutcome } from './worker/handler-outcome.js';
 export { startHandlerSpan, type HandlerSpan, type HandlerCallResult } from './worker/handler-span.js';
 export { kyselyOnClient } from './worker/client-kysely.js';
+export { CallContext } from './worker/call-context.js';
 export { databaseUnreachableError, describeConnectionTarget } from './shared/database-unreachable.js';
 export { bearerTokenMatches } from './admin/bearer-token.js';
 export { encodeMessage, encodePayload, encodeHeaders, isStorableText, type EncodedMessage } from './publish/envelope.js';

@@ -6,7 +6,7 @@ import {
   type HandlerContext,
   type HandlerOutcome,
 } from '@sagabox/core';
-import { backoffMs, isHandlerOutcome, kyselyOnClient, startHandlerSpan } from '@sagabox/core/extension';
+import { backoffMs, CallContext, isHandlerOutcome, startHandlerSpan } from '@sagabox/core/extension';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -163,19 +163,6 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     return batch;
   };
 
-  const context = (client: pg.PoolClient, signal: AbortSignal): HandlerContext => {
-    let db: ReturnType<typeof kyselyOnClient> | undefined;
-    return {
-      client,
-      signal,
-      get db() {
-        return (db ??= kyselyOnClient(client));
-      },
-      consumer: o.consumer,
-      logger: log,
-    };
-  };
-
   const deadLetter = async (msg: JsMsg, id: string, reason: string, error: string): Promise<void> => {
     if (o.deadLetterSubject && js) {
       const h = natsHeaders();
@@ -225,10 +212,11 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     else await failed(r, outcome.error, undefined);
   };
 
-  const runHandler = async (r: Ready, client: pg.PoolClient, signal: AbortSignal): Promise<HandlerOutcome | { kind: 'threw'; error: unknown } | undefined> => {
+  // No handler timeout here (yet): the context's signal is never aborted.
+  const runHandler = async (r: Ready, client: pg.PoolClient): Promise<HandlerOutcome | { kind: 'threw'; error: unknown } | undefined> => {
     const span = startHandlerSpan(r.message, o.durable, o.consumer);
     try {
-      const out = await span.run(() => handler(r.message, context(client, signal)));
+      const out = await span.run(() => handler(r.message, new CallContext(client, o.consumer, log)));
       span.end({ kind: 'returned', value: out }, undefined);
       return isHandlerOutcome(out) ? out : undefined;
     } catch (error) {
@@ -243,7 +231,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     let outcome: Awaited<ReturnType<typeof runHandler>>;
     try {
       const fresh = await recordInInbox(client, { consumer: o.consumer, messageId: r.message.id, schema: o.schema });
-      outcome = fresh ? await runHandler(r, client, new AbortController().signal) : undefined;
+      outcome = fresh ? await runHandler(r, client) : undefined;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
       throw err;
@@ -263,9 +251,6 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
   /** The batch in one transaction; on a handler failure, one transaction per message. */
   const runBatch = async (ready: Ready[], settled: Set<JsMsg>): Promise<void> => {
     const client = await o.pool.connect();
-    // No handler timeout here (yet): a signal that is never aborted, one per batch
-    // rather than one per message.
-    const signal = new AbortController().signal;
     let broken = false;
     try {
       await client.query('BEGIN');
@@ -280,7 +265,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
             duplicates++;
             continue;
           }
-          failure = await runHandler(r, client, signal);
+          failure = await runHandler(r, client);
           if (failure) {
             failedAt = i;
             break;

@@ -8,12 +8,11 @@ import {
   SagaboxError,
   silentLogger,
   type Handler,
-  type HandlerContext,
   type Logger,
   type RetryPolicy,
   type WorkerEvents,
 } from '@sagabox/core';
-import { assertNoProblems, backoffMs, checkInt, isHandlerOutcome, kyselyOnClient, quoteSchema, resolveRetryPolicy, startHandlerSpan, validateSchemaName } from '@sagabox/core/extension';
+import { assertNoProblems, backoffMs, CallContext, checkInt, isHandlerOutcome, quoteSchema, resolveRetryPolicy, startHandlerSpan, validateSchemaName } from '@sagabox/core/extension';
 import { Connection, type AsyncMessage, type Publisher } from 'rabbitmq-client';
 import { DEAD_LETTER_HEADERS, fromAmqp, type ReadDelivery } from './amqp-message.js';
 import { openConnection, type RabbitMqConnectionOptions } from './connection.js';
@@ -250,7 +249,6 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       await client.query('BEGIN');
       const ids = [...new Set(batch.map((p) => (p.item.read as { message: { id: string } }).message.id))];
       const fresh = await recordManyInInbox(client, { consumer: consumerName, messageIds: ids, schema });
-      let db: HandlerContext['db'] | undefined;
       // One timer for the batch, re-armed for each handler call.
       let timer: NodeJS.Timeout | undefined;
       let onTimeout: (() => void) | undefined;
@@ -260,20 +258,7 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
           // A second copy in the same batch (a redelivery after a reconnect) is not fresh either.
           if (!fresh.delete(m.id)) continue;
           const message = { ...(p.item.read as Extract<ReadDelivery<P>, { ok: true }>).message, attempts: p.attempts + 1 };
-          // Made when the handler reads `signal` (or on a timeout), as the worker does: most
-          // handlers never read it, and an AbortController per message is the costliest part of a call.
-          let abort: AbortController | undefined;
-          const context: HandlerContext = {
-            client,
-            get signal() {
-              return (abort ??= new AbortController()).signal;
-            },
-            consumer: consumerName,
-            logger: log,
-            get db() {
-              return (db ??= kyselyOnClient(client));
-            },
-          };
+          const context = new CallContext(client, consumerName, log);
           const span = startHandlerSpan(message, queue, consumerName);
           const timeout = new Promise<{ kind: 'timeout' }>((resolve) => (onTimeout = () => resolve({ kind: 'timeout' })));
           if (timer) timer.refresh();
@@ -286,9 +271,9 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
           ]);
           onTimeout = undefined;
           if (call.kind === 'timeout') {
-            (abort ??= new AbortController()).abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${handlerTimeoutMs} ms`, { details: { messageId: m.id, handlerTimeoutMs } }));
+            context.abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${handlerTimeoutMs} ms`, { details: { messageId: m.id, handlerTimeoutMs } }));
           }
-          span.end(call, abort?.signal.reason);
+          span.end(call, context.abortReason);
           if (call.kind === 'timeout') {
             log.warn({ messageId: m.id, handlerTimeoutMs }, 'handler timed out; abandoning its transaction');
             timedOut = true;

@@ -1,11 +1,10 @@
-import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { TopicRegistry } from '../publish/define-topics.js';
 import { SagaboxError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { prepared } from '../shared/prepared.js';
 import type { RetryPolicy } from '../shared/retry-policy.js';
-import { kyselyOnClient } from './client-kysely.js';
+import { CallContext } from './call-context.js';
 import { isHandlerOutcome } from './handler-outcome.js';
 import { batchSql } from './batch-sql.js';
 import { describeFailure, failureVerdict, outcomeVerdict, type Verdict } from './verdict.js';
@@ -64,42 +63,6 @@ export interface BatchHandler {
    * over is left to its new owner and has none). Throws only when the database fails.
    */
   handle(claimed: ClaimedRow[], lease: Lease): Promise<Map<string, Verdict>>;
-}
-
-/**
- * A handler call's context. A class, so that every call's context has one shape and its
- * getters sit on the prototype: an object literal with getters is built through the
- * runtime and left in dictionary mode, which every message paid for (and every read
- * of it after). The AbortController and the kysely instance are made when first read:
- * most handlers use neither, and an AbortController costs more than the rest of a call.
- */
-class CallContext implements HandlerContext {
-  #abort: AbortController | undefined;
-  #db: Kysely<any> | undefined;
-
-  constructor(
-    readonly client: pg.PoolClient,
-    readonly consumer: string,
-    readonly logger: Logger,
-  ) {}
-
-  get signal(): AbortSignal {
-    return (this.#abort ??= new AbortController()).signal;
-  }
-
-  get db(): Kysely<any> {
-    return (this.#db ??= kyselyOnClient(this.client));
-  }
-
-  /** Aborts the signal, made now when the handler never read it. */
-  abort(reason: unknown): void {
-    (this.#abort ??= new AbortController()).abort(reason);
-  }
-
-  /** Why the signal was aborted, if it was. */
-  get abortReason(): unknown {
-    return this.#abort?.signal.reason;
-  }
 }
 
 /** How one handler call ended. */
