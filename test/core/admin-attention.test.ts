@@ -13,7 +13,7 @@ describe('needsAttention', () => {
   it('is empty on a healthy database', async () => {
     await publish(p, { topic: 'att.ok', payload: {} });
     const report = await needsAttention(p, { vacuumBlockedAfterMs: 3_600_000_000 });
-    expect(report).toMatchObject({ leaseExpired: [], nearMaxAttempts: [], sagasPastDeadline: [], halfMessagesPastCheck: [], vacuum: { blocked: false }, total: 0 });
+    expect(report).toMatchObject({ leaseExpired: [], nearMaxAttempts: [], sagasPastDeadline: [], halfMessagesPastCheck: [], vacuum: { blocked: false }, beyondScan: { queues: [], outbox: false }, total: 0 });
     await p.query(`DELETE FROM sagabox.queue_messages`);
   });
 
@@ -72,8 +72,70 @@ describe('needsAttention', () => {
     }
   });
 
+  it('reads a bounded head of each queue through its claim index, never the whole queue table, and names the queues cut off', async () => {
+    // Two deep queues; the lease ran out and the attempts grew at the head of each, as
+    // claims leave them, and once more far behind the head.
+    const deep = ['deep-a', 'deep-b'];
+    await p.query(
+      `INSERT INTO sagabox.queue_messages (queue, id, topic, payload, created_at, attempts, lease_token, locked_until, locked_by)
+       SELECT q, gen_random_uuid(), 'deep.t', '{}', now(), CASE WHEN g IN (10, 19000) THEN 9 ELSE 0 END,
+              CASE WHEN g IN (5, 19005) THEN gen_random_uuid() END, CASE WHEN g IN (5, 19005) THEN now() - interval '1 minute' END, 'w-' || g
+       FROM unnest($1::text[]) q, generate_series(1, 20000) g ORDER BY g, q`,
+      [deep],
+    );
+    await p.query('ANALYZE sagabox.queue_messages');
+    try {
+      const scanLimit = 1_000;
+      const statements: { text: string; values: unknown[] }[] = [];
+      const client = await p.connect();
+      try {
+        const recording = new Proxy(client, {
+          get(target, prop) {
+            if (prop === 'query') {
+              return (config: { text: string; values: unknown[] }) => {
+                statements.push(config);
+                return target.query(config);
+              };
+            }
+            const value = Reflect.get(target, prop, target) as unknown;
+            return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+          },
+        });
+        const report = await needsAttention(recording, { maxAttempts: 10, scanLimit, vacuumBlockedAfterMs: 3_600_000_000 });
+        const inDeep = (ms: { queue: string | null; lockedBy: string | null }[]): (string | null)[][] =>
+          ms.filter((m) => deep.includes(m.queue ?? '')).map((m) => [m.queue, m.lockedBy]).sort((x, y) => String(x).localeCompare(String(y)));
+        expect(inDeep(report.leaseExpired)).toEqual([['deep-a', 'w-5'], ['deep-b', 'w-5']]);
+        expect(inDeep(report.nearMaxAttempts)).toEqual([['deep-a', 'w-10'], ['deep-b', 'w-10']]);
+        expect(report.beyondScan.queues).toEqual(expect.arrayContaining(deep));
+        // With a scan as long as the queues, the messages behind are found too.
+        const whole = await needsAttention(p, { maxAttempts: 10, scanLimit: 20_000, vacuumBlockedAfterMs: 3_600_000_000 });
+        expect(inDeep(whole.leaseExpired)).toHaveLength(4);
+        expect(inDeep(whole.nearMaxAttempts)).toHaveLength(4);
+        expect(whole.beyondScan.queues).not.toContain('deep-a');
+
+        // Every statement on the queue table, as planned and run: no sequential scan of
+        // it, and no more rows read from it than scanLimit (+ 1 for the cut-off probe)
+        // per queue, plus one per queue for the skip scan that finds the queues.
+        const queues = Number((await p.query<{ n: string }>('SELECT count(DISTINCT queue) AS n FROM sagabox.queue_messages')).rows[0]!.n);
+        const onQueueTable = statements.filter((st) => /queue_messages/.test(st.text));
+        expect(onQueueTable.length).toBeGreaterThanOrEqual(3);
+        for (const st of onQueueTable) {
+          const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>({ text: `EXPLAIN (ANALYZE, FORMAT JSON) ${st.text}`, values: st.values });
+          const scans = nodes(rows[0]!['QUERY PLAN'][0].Plan).filter((n) => n['Relation Name'] === 'queue_messages');
+          expect(scans.map((n) => n['Node Type']), st.text).not.toContain('Seq Scan');
+          const read = scans.reduce((sum, n) => sum + n['Actual Rows'] * n['Actual Loops'], 0);
+          expect(read, st.text).toBeLessThanOrEqual(queues * (scanLimit + 2));
+        }
+      } finally {
+        client.release();
+      }
+    } finally {
+      await p.query('DELETE FROM sagabox.queue_messages WHERE queue = ANY($1)', [deep]);
+    }
+  });
+
   it('refuses bad options with a typed error before any SQL', async () => {
-    for (const bad of [{ maxAttempts: 0 }, { relayMaxAttempts: 0 }, { attemptsLeft: -1 }, { limit: 5_000 }, { now: new Date(Number.NaN) }, { vacuumBlockedAfterMs: -5 }]) {
+    for (const bad of [{ maxAttempts: 0 }, { relayMaxAttempts: 0 }, { attemptsLeft: -1 }, { limit: 5_000 }, { now: new Date(Number.NaN) }, { vacuumBlockedAfterMs: -5 }, { scanLimit: 0 }]) {
       const err = await needsAttention(p, bad).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SagaboxError);
       expect(err).toMatchObject({ code: 'INVALID_OPTIONS' });
@@ -81,3 +143,15 @@ describe('needsAttention', () => {
     await expect(needsAttention(p, { schema: 'bad schema' })).rejects.toMatchObject({ code: 'INVALID_SCHEMA_NAME' });
   });
 });
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Actual Rows': number;
+  'Actual Loops': number;
+  Plans?: PlanNode[];
+}
+
+function nodes(plan: PlanNode): PlanNode[] {
+  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
+}

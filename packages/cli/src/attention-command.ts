@@ -14,6 +14,7 @@ interface Flags extends ConnectionFlags {
   relayMaxAttempts?: string;
   attemptsLeft?: string;
   limit?: string;
+  scanLimit?: string;
   json?: boolean;
 }
 
@@ -28,7 +29,9 @@ export function formatAttention(r: AttentionReport, width: number, now = Date.no
     ['vacuum blocked', r.vacuum.blocked ? [`held by ${r.vacuum.holder?.kind ?? '?'} pid ${r.vacuum.holder?.pid ?? '-'} (${r.vacuum.holder?.application ?? '?'}, ${r.vacuum.holder?.state ?? '?'}) for ${formatAge(r.vacuum.holder?.ageMs ?? null)}`] : []],
   ];
   const lines = sections.filter(([, items]) => items.length > 0).flatMap(([title, items]) => [`${title} (${items.length}):`, ...items.map((i) => cutLine(`  ${i}`, width))]);
-  return lines.length ? `${lines.join('\n')}\n` : 'nothing needs attention\n';
+  const cut = [...r.beyondScan.queues, ...(r.beyondScan.outbox ? ['(outbox)'] : [])];
+  const note = cut.length ? cutLine(`only the head was looked at (--scan-limit) in: ${cut.join(', ')}`, width) + '\n' : '';
+  return (lines.length ? `${lines.join('\n')}\n` : 'nothing needs attention\n') + note;
 }
 
 /** Registers `sagabox attention`: what needs an operator, exit code 5 when anything does. */
@@ -41,6 +44,7 @@ export function registerAttentionCommand(program: Command, out: CommandOutput = 
       .option('--relay-max-attempts <n>', "the relays' retry maxAttempts, for the outbox (default 20)")
       .option('--attempts-left <n>', 'near: at most this many attempts left (default 1)')
       .option('--limit <n>', 'most items per section (default 100)')
+      .option('--scan-limit <n>', 'messages looked at per queue, and in the outbox, from the head (default 10000)')
       .option('--json', 'print JSON, for scripts'),
   ).action(async (flags: Flags) => {
     const report = await withPool(flags, (pool) => needsAttention(pool, {
@@ -49,6 +53,7 @@ export function registerAttentionCommand(program: Command, out: CommandOutput = 
       ...(flags.relayMaxAttempts !== undefined ? { relayMaxAttempts: parseIntFlag('--relay-max-attempts', flags.relayMaxAttempts, 1, 1_000_000) } : {}),
       ...(flags.attemptsLeft !== undefined ? { attemptsLeft: parseIntFlag('--attempts-left', flags.attemptsLeft, 0, 1_000) } : {}),
       ...(flags.limit !== undefined ? { limit: parseIntFlag('--limit', flags.limit, 1, 1_000) } : {}),
+      ...(flags.scanLimit !== undefined ? { scanLimit: parseIntFlag('--scan-limit', flags.scanLimit, 1, 1_000_000) } : {}),
     }));
     out.write(flags.json ? `${JSON.stringify(report)}\n` : formatAttention(report, outputWidth(out)));
     if (report.total > 0) throw new CliExit(EXIT_CHECK_FAILED, `${report.total} item(s) need attention`);

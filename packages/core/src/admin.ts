@@ -44,6 +44,7 @@ export { decideHalfMessage, type OperatorDecisionOptions } from './admin/half-me
 export {
   needsAttention,
   DEFAULT_ATTENTION_LIMIT,
+  DEFAULT_ATTENTION_SCAN_LIMIT,
   type AttentionOptions,
   type AttentionReport,
   type OverdueSaga,

@@ -10,6 +10,9 @@ import { DEFAULT_VACUUM_BLOCKED_AFTER_MS, storageHealth, type VacuumHorizonHolde
 /** Default `limit` of {@link needsAttention}: most rows in each list. */
 export const DEFAULT_ATTENTION_LIMIT = 100;
 
+/** Default `scanLimit` of {@link needsAttention}: messages looked at per queue, and in the outbox. */
+export const DEFAULT_ATTENTION_SCAN_LIMIT = 10_000;
+
 /** Options of {@link needsAttention}. */
 export interface AttentionOptions {
   /** sagabox schema. Default `'sagabox'`. */
@@ -26,6 +29,12 @@ export interface AttentionOptions {
   limit?: number;
   /** Age from which a held snapshot counts as blocking vacuum, in milliseconds (see `storageHealth`). Default 5 minutes. */
   vacuumBlockedAfterMs?: number;
+  /**
+   * Most messages looked at in each queue, in claim order (priority, then seq), and at
+   * the head of the outbox, 1 to 1,000,000. Default {@link DEFAULT_ATTENTION_SCAN_LIMIT}
+   * (10,000). Queues longer than this are named in {@link AttentionReport.beyondScan}.
+   */
+  scanLimit?: number;
 }
 
 /** A saga whose pending step (or compensation) is past its deadline. */
@@ -63,6 +72,11 @@ export interface AttentionReport {
   halfMessagesPastCheck: PreparedHalfMessageInfo[];
   /** Vacuum held back past `vacuumBlockedAfterMs`, and by what (see `storageHealth`). */
   vacuum: { blocked: boolean; holder: VacuumHorizonHolder | null };
+  /**
+   * Where messages lie behind the first `scanLimit` and were not looked at for
+   * `leaseExpired` and `nearMaxAttempts`: the queues that long, and whether the outbox is.
+   */
+  beyondScan: { queues: string[]; outbox: boolean };
   /** Rows in the lists above, plus 1 when vacuum is blocked: 0 when nothing needs attention. */
   total: number;
 }
@@ -72,8 +86,11 @@ export interface AttentionReport {
  * about to be dead-lettered, sagas past their deadline, half messages nobody decides,
  * and vacuum blocked by a held snapshot. Read-only.
  *
- * The lease and attempts lists scan the queue table (no index serves them): call it on
- * demand or every few seconds, not in a tight loop.
+ * No index serves the lease and attempts lists (one on columns every claim rewrites
+ * would make each claim a non-HOT update), so they look only at the first `scanLimit`
+ * messages of each queue in claim order, and of the outbox in seq order: a claim takes
+ * from the head, so leased and retried messages are there unless a deep backlog of
+ * delayed or blocked messages is ahead of them. `beyondScan` says where the scan was cut.
  *
  * @throws {SagaboxError} `INVALID_OPTIONS` naming every bad option, `INVALID_SCHEMA_NAME` (before any SQL).
  * @example
@@ -89,6 +106,7 @@ export async function needsAttention(db: Executor, options: AttentionOptions = {
   checkInt(problems, 'attemptsLeft', o.attemptsLeft, 0, 1_000);
   checkInt(problems, 'limit', o.limit, 1, 1_000);
   checkInt(problems, 'vacuumBlockedAfterMs', o.vacuumBlockedAfterMs, 0, Number.MAX_SAFE_INTEGER);
+  checkInt(problems, 'scanLimit', o.scanLimit, 1, 1_000_000);
   if (o.now !== undefined && !(o.now instanceof Date && o.now.getTime() >= -62_135_596_800_000 && o.now.getTime() <= 253_402_300_799_999)) {
     problems.push('now must be a valid Date from year 1 to 9999');
   }
@@ -97,25 +115,33 @@ export async function needsAttention(db: Executor, options: AttentionOptions = {
   const s = quoteSchema(schema);
   const now = o.now ?? null;
   const limit = o.limit ?? DEFAULT_ATTENTION_LIMIT;
+  const scanLimit = o.scanLimit ?? DEFAULT_ATTENTION_SCAN_LIMIT;
   const threshold = (o.maxAttempts ?? DEFAULT_RETRY_POLICY.maxAttempts) - (o.attemptsLeft ?? 1);
   const relayThreshold = (o.relayMaxAttempts ?? DEFAULT_RELAY_RETRY.maxAttempts) - (o.attemptsLeft ?? 1);
   const run = toRunQuery(db);
   const t = `WITH t AS (SELECT coalesce($1::timestamptz, now()) AS now)`;
-
   const leased = await run<Row>(
-    `${t} SELECT ${QUEUE_COLUMNS} FROM ${s}.queue_messages m, t
+    `${queueHeads(s, '$3')}, t AS (SELECT coalesce($1::timestamptz, now()) AS now) SELECT ${QUEUE_COLUMNS} FROM head m, t
      WHERE m.lease_token IS NOT NULL AND m.locked_until < t.now ORDER BY m.locked_until LIMIT $2`,
-    [now, limit],
+    [now, limit, scanLimit],
   );
   const near = await run<Row>(
-    `${t} SELECT ${QUEUE_COLUMNS} FROM ${s}.queue_messages m, t
+    `${queueHeads(s, '$4')}, t AS (SELECT coalesce($1::timestamptz, now()) AS now) SELECT ${QUEUE_COLUMNS} FROM head m, t
      WHERE m.attempts >= greatest($3::int, 1) ORDER BY m.attempts DESC, m.seq LIMIT $2`,
-    [now, limit, threshold],
+    [now, limit, threshold, scanLimit],
   );
   const nearInOutbox = near.length >= limit ? [] : await run<Row>(
-    `${t} SELECT ${OUTBOX_COLUMNS} FROM ${s}.outbox m, t
+    `${t} SELECT ${OUTBOX_COLUMNS} FROM (SELECT * FROM ${s}.outbox ORDER BY seq LIMIT $4) m, t
      WHERE m.state = 'ready' AND m.attempts >= greatest($3::int, 1) ORDER BY m.attempts DESC, m.seq LIMIT $2`,
-    [now, limit - near.length, relayThreshold],
+    [now, limit - near.length, relayThreshold, scanLimit],
+  );
+  // Each probe walks the head it would have scanned once more: bounded like the lists.
+  const [cut] = await run<{ queues: string[]; outbox: boolean }>(
+    `${queueHeads(s, '$1')}
+     SELECT coalesce((SELECT array_agg(qs.queue ORDER BY qs.queue) FROM qs WHERE qs.queue IS NOT NULL AND EXISTS (
+              SELECT 1 FROM ${s}.queue_messages m WHERE m.queue = qs.queue ORDER BY m.priority DESC, m.seq OFFSET $1 LIMIT 1)), '{}') AS queues,
+            EXISTS (SELECT 1 FROM ${s}.outbox ORDER BY seq OFFSET $1 LIMIT 1) AS outbox`,
+    [scanLimit],
   );
   const sagas = await run<{ id: string; saga_type: string; status: string; current_step: number; deadline: Date; overdue_ms: number }>(
     `${t} SELECT id, saga_type, status, current_step, deadline, (extract(epoch FROM t.now - deadline) * 1000)::float8 AS overdue_ms
@@ -136,9 +162,27 @@ export async function needsAttention(db: Executor, options: AttentionOptions = {
     })),
     halfMessagesPastCheck: half.map((r) => ({ id: r.id, topic: r.topic, key: r.key, checks: r.checks, checkAt: r.check_at, createdAt: r.created_at })),
     vacuum: { blocked: health.vacuumBlocked, holder: health.vacuumBlocked ? health.oldest : null },
+    beyondScan: { queues: cut!.queues, outbox: cut!.outbox },
     total: 0,
   };
   report.total = report.leaseExpired.length + report.nearMaxAttempts.length + report.sagasPastDeadline.length
     + report.halfMessagesPastCheck.length + (report.vacuum.blocked ? 1 : 0);
   return report;
+}
+
+/**
+ * `qs`: the queues that hold messages, one index probe each (a skip scan of
+ * queue_messages_claim, not a scan of the table); `head`: the first `scanLimit`
+ * messages of each in claim order. `scanLimit` is the bind parameter named.
+ */
+function queueHeads(s: string, scanLimit: string): string {
+  return `WITH RECURSIVE qs AS (
+       (SELECT queue FROM ${s}.queue_messages ORDER BY queue LIMIT 1)
+       UNION ALL
+       SELECT (SELECT m.queue FROM ${s}.queue_messages m WHERE m.queue > qs.queue ORDER BY m.queue LIMIT 1) FROM qs WHERE qs.queue IS NOT NULL
+     ), head AS (
+       SELECT h.* FROM qs CROSS JOIN LATERAL (
+         SELECT * FROM ${s}.queue_messages m WHERE m.queue = qs.queue ORDER BY m.priority DESC, m.seq LIMIT ${scanLimit}::int) h
+       WHERE qs.queue IS NOT NULL
+     )`;
 }
