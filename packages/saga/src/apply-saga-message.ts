@@ -96,7 +96,8 @@ export async function applySagaMessage(message: Message, ctx: ApplyContext): Pro
   const what = message.topic === ctx.topics.replyTopic ? 'reply' : String((message.payload as ControlPayload | null)?.kind ?? 'control');
   return inSagaSpan(what, t, async (): Promise<void> => {
     const env: TransitionEnv = {
-      run: async (text, values) => (await ctx.client.query({ text, values })).rows,
+      // Text and values apart: pg copies a { text, values } object on every query.
+      run: async (text, values) => (await ctx.client.query(text, values)).rows,
       db: ctx.client,
       topics: ctx.topics,
       client: ctx.client,

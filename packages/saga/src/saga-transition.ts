@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { uuidv7 } from 'uuidv7';
 import { HEADERS, publish, SagaboxError, type Executor, type Logger, type OutboxMessage } from '@sagabox/core';
-import { kyselyOnClient, type RunQuery } from '@sagabox/core/extension';
+import { kyselyOnClient, uuidv7, type RunQuery } from '@sagabox/core/extension';
 import { DEFAULT_COMPENSATION_RETRY, type LocalStepContext, type RemoteStep, type SagaCommand, type SagaDefinition } from './define-saga.js';
 import { sagaSql, type SagaStatus } from './saga-sql.js';
 import { SAGA_HEADERS, type SagaTopics } from './saga-topics.js';

@@ -1,6 +1,5 @@
-import { uuidv7 } from 'uuidv7';
 import { DEFAULT_MAX_PAYLOAD_BYTES, publish, SagaboxError, silentLogger, type Executor } from '@sagabox/core';
-import { encodeMessage, encodePayload, toRunQuery, validateSchemaName } from '@sagabox/core/extension';
+import { encodeMessage, encodePayload, toRunQuery, uuidv7, validateSchemaName } from '@sagabox/core/extension';
 import { isSagaDefinition, type SagaDefinition } from './define-saga.js';
 import { checkSagaId } from './saga-id.js';
 import { sagaSql } from './saga-sql.js';

@@ -1,4 +1,4 @@
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../shared/uuidv7.js';
 import { SagaboxError } from '../shared/errors.js';
 import { isMessageLabel, isStorableText } from './message-label.js';
 

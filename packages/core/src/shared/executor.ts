@@ -43,7 +43,9 @@ export function toRunQuery(db: Executor): RunQuery {
   }
   if (isPg(db)) {
     return async <R>(text: string, values: unknown[], prepare = false) =>
-      (await (db as pg.ClientBase).query(prepare ? prepared(text, values) : { text, values })).rows as R[];
+      // Text and values apart, not as a { text, values } object: pg copies a config object
+      // property by property (descriptors and all) on every query.
+      (await (prepare ? (db as pg.ClientBase).query(prepared(text, values)) : (db as pg.ClientBase).query(text, values))).rows as R[];
   }
   throw new SagaboxError(
     'UNSUPPORTED_EXECUTOR',
