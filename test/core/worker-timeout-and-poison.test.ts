@@ -34,6 +34,23 @@ function namedPool(applicationName: string): pg.Pool {
 }
 
 describe('worker: handler timeout', () => {
+  it('gives each call of a batch the whole handlerTimeoutMs from its own start', async () => {
+    await p.query(`INSERT INTO sagabox.queues (name) VALUES ('slowish') ON CONFLICT DO NOTHING`);
+    await p.query(`INSERT INTO sagabox.queue_messages (queue, id, topic, payload, created_at)
+                   SELECT 'slowish', gen_random_uuid(), 's.x', '{}', now() FROM generate_series(1, 3)`);
+    const outcomes: string[] = [];
+    // Three calls of 60% of the timeout each, in one transaction: together they outlast
+    // the timeout, each alone does not.
+    const worker = track(createWorker({
+      pool: p, queue: 'slowish', listen: false, batchSize: 3, handlerTimeoutMs: 1_000,
+      handler: () => new Promise<void>((resolve) => setTimeout(resolve, 600)),
+    }));
+    worker.events.on('handlerCalled', (c) => outcomes.push(c.outcome));
+    expect(await worker.runOnce()).toBe(3);
+    expect(outcomes).toEqual(['ok', 'ok', 'ok']);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'slowish'`)).toBe(0);
+  });
+
   it('times out a hung handler (in JS or in a query), rolls its transaction back, retries, dead-letters it as timeout, and holds no transaction open meanwhile', async () => {
     const handlerTimeoutMs = 1_500;
     const wp = namedPool('hung-worker');
@@ -199,6 +216,21 @@ describe('worker: poison isolation', () => {
     expect(calls).toBe(0);
     const [d] = await listDeadLetters(p, { queue: 'crashy' });
     expect(d).toMatchObject({ reason: 'failed', attempts: 4 });
-    expect(d!.error).toMatch(/attempt 4 of at most 3/);
+    expect(d!.error).toMatch(/^claimed for attempt 4 with maxAttempts 3: no attempts left/);
+  });
+
+  it('dead-letters a message whose attempts exceed a lowered maxAttempts, saying so, without running its handler', async () => {
+    await p.query(`INSERT INTO sagabox.queues (name) VALUES ('lowered') ON CONFLICT DO NOTHING`);
+    // Retried twice under a higher maxAttempts (its last error recorded, no lease), then
+    // the worker restarts with maxAttempts 1: the claim counts attempt 3.
+    await p.query(`INSERT INTO sagabox.queue_messages (queue, id, topic, payload, created_at, attempts, last_error)
+                   VALUES ('lowered', gen_random_uuid(), 'l.x', '{}', now(), 2, 'Error: second failure')`);
+    let calls = 0;
+    const worker = createWorker({ pool: p, queue: 'lowered', listen: false, retry: { maxAttempts: 1 }, handler: () => void calls++ });
+    expect(await worker.runOnce()).toBe(1);
+    expect(calls).toBe(0);
+    const [d] = await listDeadLetters(p, { queue: 'lowered' });
+    expect(d).toMatchObject({ reason: 'failed', attempts: 3 });
+    expect(d!.error).toMatch(/^claimed for attempt 3 with maxAttempts 1: no attempts left \(maxAttempts was lowered since its earlier attempts, or /);
   });
 });

@@ -65,8 +65,68 @@ export interface BatchHandler {
   handle(claimed: ClaimedRow[], lease: Lease): Promise<Map<string, Verdict>>;
 }
 
+/**
+ * Claim order: priority first, then publish order. `seq` is a bigint as its decimal
+ * text, positive and without leading zeros, so a shorter text is a smaller number.
+ */
+function byClaimOrder(a: ClaimedRow, b: ClaimedRow): number {
+  return b.priority - a.priority || a.seq.length - b.seq.length || (a.seq < b.seq ? -1 : 1);
+}
+
 /** How one handler call ended. */
 type Call = { kind: 'returned'; value: unknown } | { kind: 'threw'; error: unknown } | { kind: 'timeout' };
+const RETURNED: Call = { kind: 'returned', value: undefined };
+const TIMED_OUT: Call = { kind: 'timeout' };
+const ACK: Verdict = { kind: 'ack' };
+
+/**
+ * The handler timeout of one transaction's calls, which run one after another: one timer
+ * for the transaction rather than one per call (a timer set and cleared per message
+ * cost more than a no-op handler). When it fires before the running call's deadline (it
+ * was set for an earlier call), it is set again for the time that call has left, so each
+ * call still gets `timeoutMs` from its start.
+ */
+interface Watchdog {
+  /** Starts the deadline of a call: `expire` runs when the call is still watched `timeoutMs` from now. */
+  watch(expire: () => void): void;
+  /** The call ended. */
+  unwatch(): void;
+  /** The transaction ended: clears the timer. */
+  stop(): void;
+}
+
+function createWatchdog(timeoutMs: number): Watchdog {
+  let timer: NodeJS.Timeout | undefined;
+  let deadline = 0;
+  let expire: (() => void) | undefined;
+  const check = (): void => {
+    timer = undefined;
+    if (!expire) return;
+    const left = deadline - performance.now();
+    if (left > 0) {
+      timer = setTimeout(check, left);
+      return;
+    }
+    const fire = expire;
+    expire = undefined;
+    fire();
+  };
+  return {
+    watch(fn) {
+      deadline = performance.now() + timeoutMs;
+      expire = fn;
+      timer ??= setTimeout(check, timeoutMs);
+    },
+    unwatch() {
+      expire = undefined;
+    },
+    stop() {
+      clearTimeout(timer);
+      timer = undefined;
+      expire = undefined;
+    },
+  };
+}
 
 /**
  * The batch handler. A batch is first handled in one transaction (fence, inbox, every
@@ -82,8 +142,6 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
   const { pool, queue, consumer, retry } = o;
   const sql = batchSql(o.schema);
   const log = o.logger;
-  /** Each claimed row's due time on this process's monotonic clock (see `since_due_ms`). */
-  const dueAt = new WeakMap<ClaimedRow, number>();
   const timeoutText = `SagaboxError [HANDLER_TIMEOUT]: the handler was still running after ${o.handlerTimeoutMs} ms (handlerTimeoutMs); its transaction was rolled back and its connection closed`;
 
   const toMessage = (r: ClaimedRow): Message => ({
@@ -99,41 +157,44 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
     group: r.group_key,
   });
 
-  /** Runs the handler for one message under the timeout; never throws. */
-  const call = async (r: ClaimedRow, client: pg.PoolClient): Promise<Call> => {
+  /**
+   * Runs the handler for one message under the timeout; never throws. `receivedAt`: when
+   * the batch reached the handler (undefined when the message's wait was reported already).
+   */
+  const call = async (r: ClaimedRow, client: pg.PoolClient, watchdog: Watchdog, receivedAt: number | undefined): Promise<Call> => {
     const ctx = new CallContext(client, consumer, log);
     const began = performance.now();
-    // Reported once per claim: a batch handled again one by one waited only once.
-    const due = dueAt.get(r);
-    dueAt.delete(r);
     const span = startHandlerSpan(r, queue, consumer);
-    const running = Promise.resolve().then(() => span.run(() => o.handler(toMessage(r), ctx)));
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<Call>((resolve) => {
-      timer = setTimeout(() => resolve({ kind: 'timeout' }), o.handlerTimeoutMs);
-    });
-    try {
-      const result = await Promise.race([
-        running.then((value): Call => ({ kind: 'returned', value }), (error: unknown): Call => ({ kind: 'threw', error })),
-        timedOut,
-      ]);
-      if (result.kind === 'timeout') {
-        ctx.abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${o.handlerTimeoutMs} ms`, { details: { messageId: r.id, handlerTimeoutMs: o.handlerTimeoutMs } }));
-        log.warn({ messageId: r.id, topic: r.topic, handlerTimeoutMs: o.handlerTimeoutMs }, 'handler timed out; ending its transaction');
+    const result = await new Promise<Call>((resolve) => {
+      watchdog.watch(() => resolve(TIMED_OUT));
+      let running: unknown;
+      try {
+        running = span.run(() => o.handler(toMessage(r), ctx));
+      } catch (error) {
+        resolve({ kind: 'threw', error });
+        return;
       }
-      const outcome = span.end(result, ctx.abortReason);
-      o.onHandlerCall?.({
-        id: r.id,
-        topic: r.topic,
-        attempts: r.attempts,
-        waitedMs: due === undefined || r.attempts !== 1 ? undefined : Math.max(0, began - due),
-        durationMs: performance.now() - began,
-        outcome,
-      });
-      return result;
-    } finally {
-      clearTimeout(timer);
+      Promise.resolve(running).then(
+        (value) => resolve(value === undefined ? RETURNED : { kind: 'returned', value }),
+        (error: unknown) => resolve({ kind: 'threw', error }),
+      );
+    });
+    watchdog.unwatch();
+    if (result.kind === 'timeout') {
+      ctx.abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${o.handlerTimeoutMs} ms`, { details: { messageId: r.id, handlerTimeoutMs: o.handlerTimeoutMs } }));
+      log.warn({ messageId: r.id, topic: r.topic, handlerTimeoutMs: o.handlerTimeoutMs }, 'handler timed out; ending its transaction');
     }
+    const outcome = span.end(result, ctx.abortReason);
+    o.onHandlerCall?.({
+      id: r.id,
+      topic: r.topic,
+      attempts: r.attempts,
+      // Since its due time: its wait at the claim, then in the worker until this batch began.
+      waitedMs: receivedAt === undefined || r.attempts !== 1 ? undefined : Math.max(0, r.since_due_ms + began - receivedAt),
+      durationMs: performance.now() - began,
+      outcome,
+    });
+    return result;
   };
 
   /** The verdict of a finished call, or undefined for a plain return (ack). */
@@ -151,12 +212,14 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
       if (r.expired) {
         verdicts.set(r.id, { kind: 'dead', reason: 'expired', error: 'expired before it was handled' });
       } else if (r.attempts > retry.maxAttempts) {
-        // Earlier attempts ended with no verdict recorded (a crash or a lost connection
-        // while handling, e.g. a message whose handler kills the process): stop here.
+        // Its attempts are used up: maxAttempts was lowered since its earlier attempts,
+        // or an attempt ended with no verdict recorded (a crash or a lost connection while
+        // handling, e.g. a message whose handler kills the process). The row cannot say
+        // which, so the text names both.
         verdicts.set(r.id, {
           kind: 'dead',
           reason: 'failed',
-          error: `claimed for attempt ${r.attempts} of at most ${retry.maxAttempts}: earlier attempts ended without a result (the worker stopped or lost its connection while handling)`,
+          error: `claimed for attempt ${r.attempts} with maxAttempts ${retry.maxAttempts}: no attempts left (maxAttempts was lowered since its earlier attempts, or an earlier attempt ended without a result because the worker stopped or lost its connection while handling)`,
         });
       } else if (o.topics) {
         try {
@@ -227,24 +290,31 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
     claimed: ClaimedRow[],
     lease: Lease,
     pre: Map<string, Verdict>,
-  ): Promise<{ committed: true; verdicts: Map<string, Verdict> } | { committed: false; failed?: { id: string; verdict: Verdict } }> => {
+    receivedAt: number,
+  ): Promise<{ committed: true; verdicts: Map<string, Verdict> } | { committed: false; failed?: { id: string; verdict: Verdict }; called: Set<string> }> => {
     const todoIds = o.inbox ? claimed.filter((r) => !pre.has(r.id)).map((r) => r.id) : [];
     // Nothing known before handling (the usual batch): every message is to be acked
     // unless a handler fails, which ends this transaction anyway, so the first
     // statement fences, records and acks at once (see takeAndInbox).
     const takeAll = pre.size === 0;
     const tx = await beginTransaction(pool, log);
+    const watchdog = createWatchdog(o.handlerTimeoutMs);
     let abandoned = false;
+    /** The fenced rows, and how many of them this transaction went through. */
+    let rows: ClaimedRow[] = [];
+    let called = 0;
     try {
-      const { rows: [result] } = await tx.client.query<{ fenced: string[]; fresh: string[] }>(
+      // Each null when it is the whole of its input (see fencedAndFresh in batch-sql.ts).
+      const { rows: [result] } = await tx.client.query<{ fenced: string[] | null; fresh: string[] | null }>(
         takeAll
           ? prepared(sql.takeAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, todoIds, lease.counted ? lease.slot : null, claimed.map((r) => r.ctid)])
           : prepared(sql.fenceAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, todoIds]),
       );
-      const rows = keepFenced(claimed, result!.fenced);
-      const fresh = o.inbox ? new Set(result!.fresh) : undefined;
+      rows = result!.fenced === null ? claimed : keepFenced(claimed, result!.fenced);
+      const fresh = o.inbox && result!.fresh !== null ? new Set(result!.fresh) : undefined;
       const verdicts = new Map<string, Verdict>();
       for (const r of rows) {
+        called++;
         const known = pre.get(r.id);
         if (known) {
           verdicts.set(r.id, known);
@@ -252,19 +322,19 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
         }
         if (fresh && !fresh.has(r.id)) {
           log.debug({ messageId: r.id }, 'already in the inbox; acking without handling');
-          verdicts.set(r.id, { kind: 'ack' });
+          verdicts.set(r.id, ACK);
           continue;
         }
-        const c = await call(r, tx.client);
+        const c = await call(r, tx.client, watchdog, receivedAt);
         const verdict = verdictOf(r, c);
         if (verdict) {
           if (c.kind === 'timeout') {
             abandoned = true;
             await tx.abandon();
           } else await tx.rollback();
-          return { committed: false, failed: { id: r.id, verdict } };
+          return { committed: false, failed: { id: r.id, verdict }, called: new Set(rows.slice(0, called).map((c) => c.id)) };
         }
-        verdicts.set(r.id, { kind: 'ack' });
+        verdicts.set(r.id, ACK);
       }
       if (!takeAll) await settle(tx.client, rows, verdicts, lease.counted ? lease.slot : null);
       await tx.commit();
@@ -272,13 +342,19 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
     } catch (err) {
       if (!abandoned) await tx.rollback();
       log.warn({ err, messages: claimed.length }, 'batch transaction failed; handling its messages one by one');
-      return { committed: false };
+      return { committed: false, called: new Set(rows.slice(0, called).map((c) => c.id)) };
+    } finally {
+      watchdog.stop();
     }
   };
 
-  /** One message in a transaction of its own; resolves to its verdict, or undefined when its lease was lost. */
-  const alone = async (r: ClaimedRow, lease: Lease): Promise<Verdict | undefined> => {
+  /**
+   * One message in a transaction of its own; resolves to its verdict, or undefined when
+   * its lease was lost. `receivedAt` as for `call`.
+   */
+  const alone = async (r: ClaimedRow, lease: Lease, receivedAt: number | undefined): Promise<Verdict | undefined> => {
     const tx: WorkerTransaction = await beginTransaction(pool, log);
+    const watchdog = createWatchdog(o.handlerTimeoutMs);
     let verdict: Verdict | undefined;
     try {
       const { rows: valid } = await tx.client.query<{ id: string }>(prepared(sql.fence, [queue, [r.id], lease.token]));
@@ -295,7 +371,7 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
           return { kind: 'ack' };
         }
       }
-      const c = await call(r, tx.client);
+      const c = await call(r, tx.client, watchdog, receivedAt);
       verdict = verdictOf(r, c);
       if (verdict === undefined) {
         await tx.client.query(prepared(sql.ack, [queue, [r.id]]));
@@ -310,24 +386,25 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
       const swallowed = (err as { code?: unknown } | null)?.code === '25P02' || /rolled back at commit/.test(String((err as Error)?.message));
       const text = describeFailure(err);
       verdict = failureVerdict(r.attempts, swallowed ? `a statement of the handler failed and the handler went on without rethrowing it, so its transaction could not commit: ${text}` : text, retry);
+    } finally {
+      watchdog.stop();
     }
     return (await record([r], new Map([[r.id, verdict]]), lease)).get(r.id);
   };
 
   return {
     async handle(claimed, lease) {
-      const received = performance.now();
-      for (const r of claimed) dueAt.set(r, received - r.since_due_ms);
-      claimed.sort((a, b) => b.priority - a.priority || (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
+      const receivedAt = performance.now();
+      claimed.sort(byClaimOrder);
       const pre = await precheck(claimed);
-      const first = await inOneTransaction(claimed, lease, pre);
+      const first = await inOneTransaction(claimed, lease, pre, receivedAt);
       if (first.committed) return first.verdicts;
       const known = new Map(pre);
       if (first.failed) known.set(first.failed.id, first.failed.verdict);
       const verdicts = await record(claimed.filter((r) => known.has(r.id)), known, lease);
       for (const r of claimed) {
         if (known.has(r.id)) continue;
-        const v = await alone(r, lease);
+        const v = await alone(r, lease, first.called.has(r.id) ? undefined : receivedAt);
         if (v) verdicts.set(r.id, v);
       }
       // The batch is over: it stops counting against max_in_flight.

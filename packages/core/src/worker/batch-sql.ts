@@ -13,6 +13,16 @@ const recordFenced = (s: string): string => `
       ON CONFLICT DO NOTHING RETURNING message_id`;
 
 /**
+ * The result row of `fenceAndInbox` and `takeAndInbox`: `fenced`, the ids fenced, and
+ * `fresh`, those the inbox did not have yet, each null when it is the whole of its
+ * input ($2, $5), as in nearly every batch: the worker then has no arrays of ids to
+ * parse. Two arrays rather than a join of the two CTEs: the planner cannot size a CTE
+ * and joined them in a nested loop, rescanning one for every row of the other.
+ */
+const fencedAndFresh = `SELECT CASE WHEN (SELECT count(*) FROM fenced) < cardinality($2::uuid[]) THEN ARRAY(SELECT id FROM fenced) END AS fenced,
+           CASE WHEN (SELECT count(*) FROM recorded) < cardinality($5::uuid[]) THEN ARRAY(SELECT message_id FROM recorded) END AS fresh`;
+
+/**
  * The statements of the batch handler's transactions, for one schema. Each is written
  * whole; $1 is always the queue.
  */
@@ -31,10 +41,8 @@ export const batchSql = statementsFor((s) => ({
   /**
    * A batch's first statement when some verdicts are known before handling: fences as
    * `fence` ($2 ids, $3 lease token) and records the ids to be handled ($5, a subset of
-   * $2) in consumer $4's inbox. Returns one row: `fenced`, the ids fenced, and `fresh`,
-   * those the inbox did not have yet (an id it had was handled before and is only acked).
-   * Two arrays rather than a join of the two CTEs: the planner cannot size a CTE and
-   * joined them in a nested loop, rescanning one for every row of the other.
+   * $2) in consumer $4's inbox. Returns one row (see `fencedAndFresh`): the ids fenced,
+   * and those the inbox did not have yet (an id it had was handled before and is only acked).
    */
   fenceAndInbox: `
     WITH fenced AS (
@@ -43,7 +51,7 @@ export const batchSql = statementsFor((s) => ({
       FOR UPDATE
     ), recorded AS (${recordFenced(s)}
     )
-    SELECT ARRAY(SELECT id FROM fenced) AS fenced, ARRAY(SELECT message_id FROM recorded) AS fresh`,
+    ${fencedAndFresh}`,
 
   /**
    * A batch's first statement when the whole batch is expected to be acked (nothing known
@@ -78,7 +86,7 @@ export const batchSql = statementsFor((s) => ({
       UPDATE ${s}.queue_leases SET locked_until = '-infinity'
       WHERE $6::uuid IS NOT NULL AND queue = $1 AND slot_token = $6::uuid
     )
-    SELECT ARRAY(SELECT id FROM fenced) AS fenced, ARRAY(SELECT message_id FROM recorded) AS fresh`,
+    ${fencedAndFresh}`,
 
   /** Records one message in consumer $1's inbox: $2 its id; no row back when it was there already. */
   inboxInsertOne: `
