@@ -28,10 +28,23 @@ describe('createJetStreamConsumer', () => {
     );
   });
 
+  it('leaves storage maintenance to a worker unless asked for: no inbox partitions made at start or after handling', async () => {
+    const partitions = `SELECT count(*) AS n FROM pg_inherits WHERE inhparent = 'sagabox.inbox'::regclass`;
+    const before = await count(partitions);
+    await jsm.streams.add({ name: 'QUIET', subjects: ['quiet.>'] });
+    for (let n = 0; n < 5; n++) await js.publish('quiet.x', JSON.stringify({ n }));
+    const consumer = createJetStreamConsumer({ servers: server.url, stream: 'QUIET', durable: 'quiet', pool: p, handler: recordEffect('quiet') });
+    running.push(consumer);
+    await consumer.start();
+    await waitFor('all handled', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'quiet'`)) >= 5);
+    await consumer.stop();
+    expect(await count(partitions)).toBe(before);
+  });
+
   it('outbox -> relay -> JetStream -> consumer: each effect once, in a transaction with the inbox row, headers carried', async () => {
     await jsm.streams.add({ name: 'SHOP', subjects: ['shop.>'] });
     const relay = createRelay({ pool: p, destinations: [createJetStreamDestination({ servers: server.url, routes: [{ topic: 'shop.#' }] })], pollIntervalMs: 50 });
-    const consumer = createJetStreamConsumer({ servers: server.url, stream: 'SHOP', durable: 'billing', pool: p, handler: recordEffect('billing'), batchSize: 7 });
+    const consumer = createJetStreamConsumer({ servers: server.url, stream: 'SHOP', durable: 'billing', pool: p, handler: recordEffect('billing'), batchSize: 7, inboxMaintenanceIntervalMs: 600_000 });
     running.push(consumer);
     await consumer.start();
     await relay.start();
@@ -46,7 +59,7 @@ describe('createJetStreamConsumer', () => {
     for (const r of rows) expect(r.corr).toBe(`c${r.n}`);
     expect(await count(`SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = 'billing'`)).toBe(40);
     await waitFor('all acked', async () => (await jsm.consumers.info('SHOP', 'billing')).num_ack_pending === 0);
-    // Like a worker, the consumer keeps the inbox's time partitions (made ahead, dropped past retention).
+    // Asked to, like a worker, the consumer keeps the inbox's time partitions (made ahead, dropped past retention).
     await waitFor('inbox partitions made ahead', async () => (await count(`SELECT count(*) AS n FROM pg_inherits WHERE inhparent = 'sagabox.inbox'::regclass`)) > 1);
     // The durable was created with the consumer's settings.
     const info = await jsm.consumers.info('SHOP', 'billing');

@@ -114,7 +114,8 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
   let maintenance: NodeJS.Timeout | undefined;
   let maintaining: Promise<void> | undefined;
   // The inbox drops whole time partitions past retention (see maintainStorage) and has
-  // its partitions made ahead of time; a worker on the same database does the same.
+  // its partitions made ahead of time. Off unless asked for: a worker on the same
+  // database, or a cron job, does it, and a run at start competes with the first batches.
   const maintainTheInbox = async (): Promise<void> => {
     try {
       await maintainStorage(o.pool, { schema: o.schema, retention: { inboxMs: o.inboxRetentionMs }, logger: log });

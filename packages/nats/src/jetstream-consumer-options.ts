@@ -27,8 +27,13 @@ export const DEFAULT_JETSTREAM_CONCURRENCY = 2;
 export const DEFAULT_ACK_WAIT_MS = 30_000;
 /** Default retries of a failing handler: naks with this backoff, then the dead letter after `maxAttempts` deliveries. */
 export const DEFAULT_JETSTREAM_RETRY: RetryPolicy = { maxAttempts: 10, baseDelayMs: 1_000, maxDelayMs: 60_000, jitter: true };
-/** Default interval of the inbox's retention run, in milliseconds (10 minutes). */
-export const DEFAULT_INBOX_MAINTENANCE_INTERVAL_MS = 600_000;
+/**
+ * Default interval of the inbox's retention run (`maintainStorage`), in milliseconds: 0,
+ * never. Storage maintenance is a worker's job (or `sagabox storage maintain` from cron,
+ * docs/operations.md), as for the RabbitMQ consumer; set 600,000 (the worker's 10 minutes)
+ * when this consumer is the only process on its database.
+ */
+export const DEFAULT_INBOX_MAINTENANCE_INTERVAL_MS = 0;
 /** Default longest wait of `stop()` for the batch in flight, in milliseconds. */
 export const DEFAULT_JETSTREAM_STOP_TIMEOUT_MS = 10_000;
 
@@ -90,7 +95,11 @@ export type JetStreamConsumerOptions<P = unknown> = NatsConnectionSource & {
   deadLetterSubject?: string;
   /** How long handled ids stay in the inbox, in milliseconds. Default: core's `DEFAULT_INBOX_RETENTION_MS` (7 days). */
   inboxRetentionMs?: number;
-  /** How often to run the inbox's retention (`maintainStorage`), in milliseconds; 0 never. Default {@link DEFAULT_INBOX_MAINTENANCE_INTERVAL_MS}. */
+  /**
+   * How often this consumer runs the inbox's retention (`maintainStorage`, also at
+   * start), in milliseconds; 0 never. Default {@link DEFAULT_INBOX_MAINTENANCE_INTERVAL_MS}
+   * (never: a worker on the database, or a cron job, maintains storage).
+   */
   inboxMaintenanceIntervalMs?: number;
   /** Identifies this consumer in logs and on its connection. Default `jetstream-<durable>`. */
   name?: string;
