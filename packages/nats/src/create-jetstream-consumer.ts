@@ -28,7 +28,7 @@ import {
   type JetStreamMessage,
 } from './jetstream-consumer-options.js';
 import { readDelivery } from './jetstream-message.js';
-import { NATS_HEADERS } from './nats-headers.js';
+import { fromNatsHeaders, NATS_HEADERS, type DecodedHeaders } from './nats-headers.js';
 
 export {
   DEFAULT_ACK_WAIT_MS,
@@ -52,7 +52,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** A delivery held by the consumer: due from `notBefore`, after `failures` failed handlings here. */
 interface Held {
   msg: JsMsg;
-  /** Its `Sagabox-Key` header, read once on arrival. */
+  /** Its headers, read once on arrival (for the key) and then used for its first handling; dropped after. */
+  headers: DecodedHeaders | undefined;
+  /** Its `Sagabox-Key` header. */
   key: string | undefined;
   notBefore: number;
   failures: number;
@@ -146,20 +148,27 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
    */
   const take = (): Held[] => {
     const batch: Held[] = [];
-    const blocked = new Set<string>();
+    let blocked: Set<string> | undefined;
     const now = Date.now();
-    for (let i = 0; i < buffer.length && batch.length < o.batchSize; ) {
-      const m = buffer[i]!;
+    // The messages left behind are moved down in place (`kept`), once per batch rather
+    // than a splice per message taken.
+    let kept = 0;
+    let i = 0;
+    while (i < buffer.length && batch.length < o.batchSize) {
+      const m = buffer[i++]!;
       const key = m.key;
-      if ((key !== undefined && (busyKeys.has(key) || blocked.has(key))) || m.notBefore > now || (m.failures > 0 && batch.length > 0)) {
-        if (key !== undefined) blocked.add(key);
-        i++;
+      if ((key !== undefined && (busyKeys.has(key) || blocked?.has(key))) || m.notBefore > now || (m.failures > 0 && batch.length > 0)) {
+        if (key !== undefined) (blocked ??= new Set()).add(key);
+        buffer[kept++] = m;
         continue;
       }
       if (key !== undefined) busyKeys.add(key);
       batch.push(m);
-      buffer.splice(i, 1);
       if (m.failures > 0) break;
+    }
+    if (batch.length > 0) {
+      while (i < buffer.length) buffer[kept++] = buffer[i++]!;
+      buffer.length = kept;
     }
     return batch;
   };
@@ -318,7 +327,9 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     for (const held of batch) {
       const msg = held.msg;
       const key = held.key;
-      const read = readDelivery(msg, o.durable);
+      // A retry reads its headers again: the handler may have changed the first copy.
+      const read = readDelivery(msg, o.durable, held.failures === 0 ? held.headers : undefined, msg.info.deliveryCount + held.failures);
+      held.headers = undefined;
       if (!read.ok) {
         await deadLetter(msg, read.id, read.reason, read.error).catch((err: unknown) => {
           log.warn({ err, messageId: read.id }, 'dead-lettering failed; the message comes back');
@@ -336,7 +347,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
         later(held, read.runAt.getTime() - now, key);
         continue;
       }
-      ready.push({ held, msg, message: { ...read.message, attempts: msg.info.deliveryCount + held.failures } });
+      ready.push({ held, msg, message: read.message });
     }
     if (waiting.length > 0) buffer.unshift(...waiting);
     const settled = new Set<JsMsg>();
@@ -426,7 +437,8 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
         messages = await consumer.consume({
           max_messages: Math.min(o.maxAckPending, Math.max(100, o.batchSize * o.concurrency * 2)),
           callback: (m) => {
-            buffer.push({ msg: m, key: m.headers?.get(NATS_HEADERS.key) || undefined, notBefore: 0, failures: 0, touchedAt: Date.now() });
+            const headers = fromNatsHeaders(m.headers);
+            buffer.push({ msg: m, headers, key: headers.key || undefined, notBefore: 0, failures: 0, touchedAt: Date.now() });
             wake();
           },
         });

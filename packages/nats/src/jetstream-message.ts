@@ -1,6 +1,6 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { JetStreamMessage } from './jetstream-consumer-options.js';
-import { fromNatsHeaders } from './nats-headers.js';
+import { fromNatsHeaders, type DecodedHeaders } from './nats-headers.js';
 import { inboxMessageId } from './message-id.js';
 
 /** A delivery read into what its handler gets, or why it cannot be handled at all. */
@@ -11,10 +11,12 @@ export type ReadDelivery =
 /**
  * Reads one JetStream delivery, whoever produced it. The topic is the `Sagabox-Topic`
  * header or else the subject; the payload must be JSON (an empty body reads as null);
- * headers that cannot be read are left out rather than failing the message.
+ * headers that cannot be read are left out rather than failing the message. `decoded`
+ * is `fromNatsHeaders(msg.headers)` when the caller has it already; `attempts` is what
+ * the handler sees (default: the delivery count).
  */
-export function readDelivery(msg: JsMsg, queue: string): ReadDelivery {
-  const h = fromNatsHeaders(msg.headers);
+export function readDelivery(msg: JsMsg, queue: string, decoded?: DecodedHeaders, attempts?: number): ReadDelivery {
+  const h = decoded ?? fromNatsHeaders(msg.headers);
   const info = msg.info;
   const id = inboxMessageId(h.msgId, info.stream, info.streamSequence);
   let payload: unknown = null;
@@ -36,7 +38,7 @@ export function readDelivery(msg: JsMsg, queue: string): ReadDelivery {
       key: h.key,
       payload,
       headers: h.headers,
-      attempts: info.deliveryCount,
+      attempts: attempts ?? info.deliveryCount,
       createdAt: h.createdAt ?? msg.time,
       priority: h.priority,
       group: h.group,

@@ -18,7 +18,6 @@ export const NATS_HEADERS = {
 } as const;
 
 const ENVELOPE_NAMES = new Set(Object.values(NATS_HEADERS).map((n) => n.toLowerCase()));
-const ENVELOPE_EXACT = new Set<string>(Object.values(NATS_HEADERS));
 
 // NATS header lines are `Name: value\r\n`: a name is printable ASCII without ':' or
 // spaces, a value has no CR or LF (nats.js enforces the same when it encodes).
@@ -96,32 +95,44 @@ export function fromNatsHeaders(h: MsgHdrs | undefined): DecodedHeaders {
   const own: Record<string, string> = {};
   // One pass over the entries, since a consumer reads every message's headers and each
   // by-name lookup of nats.js scans and copies the names: the envelope's exact names
-  // into `envelope`, the rest into `own`.
-  const envelope = new Map<string, string>();
+  // into their fields (the first value wins), the rest into `own`.
+  let msgId: string | undefined;
+  let topic: string | undefined;
+  let key: string | undefined;
+  let createdAt: string | undefined;
+  let runAt: string | undefined;
+  let expiresAt: string | undefined;
+  let priorityText: string | undefined;
+  let group: string | undefined;
   if (h) {
     for (const [name, values] of h) {
       const value = values[0];
       if (value === undefined) continue;
-      if (ENVELOPE_EXACT.has(name)) {
-        if (!envelope.has(name)) envelope.set(name, value);
-        continue;
+      switch (name) {
+        case NATS_HEADERS.messageId: msgId ??= value; continue;
+        case NATS_HEADERS.topic: topic ??= value; continue;
+        case NATS_HEADERS.key: key ??= value; continue;
+        case NATS_HEADERS.createdAt: createdAt ??= value; continue;
+        case NATS_HEADERS.runAt: runAt ??= value; continue;
+        case NATS_HEADERS.expiresAt: expiresAt ??= value; continue;
+        case NATS_HEADERS.priority: priorityText ??= value; continue;
+        case NATS_HEADERS.group: group ??= value; continue;
       }
       const lower = name.toLowerCase();
       if (ENVELOPE_NAMES.has(lower) || lower.startsWith('nats-')) continue;
       if (!(name in own)) own[name] = value;
     }
   }
-  const first = (name: string): string | undefined => envelope.get(name);
-  const priority = Number(first(NATS_HEADERS.priority) ?? '0');
+  const priority = Number(priorityText ?? '0');
   return {
     headers: own,
-    msgId: first(NATS_HEADERS.messageId),
-    topic: first(NATS_HEADERS.topic) || undefined,
-    key: first(NATS_HEADERS.key) ?? null,
-    createdAt: date(first(NATS_HEADERS.createdAt)),
-    runAt: date(first(NATS_HEADERS.runAt)),
-    expiresAt: date(first(NATS_HEADERS.expiresAt)),
+    msgId,
+    topic: topic || undefined,
+    key: key ?? null,
+    createdAt: date(createdAt),
+    runAt: date(runAt),
+    expiresAt: date(expiresAt),
     priority: Number.isInteger(priority) && Math.abs(priority) <= 32_767 ? priority : 0,
-    group: first(NATS_HEADERS.group) ?? null,
+    group: group ?? null,
   };
 }
