@@ -39,15 +39,22 @@ describe('worker: handler timeout', () => {
     await p.query(`INSERT INTO sagabox.queue_messages (queue, id, topic, payload, created_at)
                    SELECT 'slowish', gen_random_uuid(), 's.x', '{}', now() FROM generate_series(1, 3)`);
     const outcomes: string[] = [];
+    const created = new Map<string, number>();
+    const { rows } = await p.query<{ id: string; created_at: Date }>(`SELECT id, created_at FROM sagabox.queue_messages WHERE queue = 'slowish'`);
     // Three calls of 60% of the timeout each, in one transaction: together they outlast
     // the timeout, each alone does not.
     const worker = track(createWorker({
       pool: p, queue: 'slowish', listen: false, batchSize: 3, handlerTimeoutMs: 1_000,
-      handler: () => new Promise<void>((resolve) => setTimeout(resolve, 600)),
+      handler: (m) => {
+        created.set(m.id, m.createdAt.getTime());
+        return new Promise<void>((resolve) => setTimeout(resolve, 600));
+      },
     }));
     worker.events.on('handlerCalled', (c) => outcomes.push(c.outcome));
     expect(await worker.runOnce()).toBe(3);
     expect(outcomes).toEqual(['ok', 'ok', 'ok']);
+    // createdAt is the row's created_at, to the millisecond, as node-postgres parses it.
+    expect(created).toEqual(new Map(rows.map((r) => [r.id, r.created_at.getTime()])));
     expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'slowish'`)).toBe(0);
   });
 

@@ -25,7 +25,8 @@ export interface ClaimedRow {
   headers: Record<string, string>;
   priority: number;
   attempts: number;
-  created_at: Date;
+  /** created_at in milliseconds since the epoch. */
+  created_ms: number;
   expired: boolean | null;
   /** Milliseconds from the message's due time (its publish, or its scheduled run time) to the claim. */
   since_due_ms: number;
@@ -152,7 +153,8 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
     payload: r.payload,
     headers: r.headers ?? {},
     attempts: r.attempts,
-    createdAt: r.created_at,
+    // Rounded: the product by 1,000 of a whole number of ms in seconds may miss it by a hair.
+    createdAt: new Date(Math.round(r.created_ms)),
     priority: r.priority,
     group: r.group_key,
   });
