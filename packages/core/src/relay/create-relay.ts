@@ -22,6 +22,7 @@ import { outboxChannel } from '../shared/channels.js';
 import { relaySql } from './relay-sql.js';
 import { startDeliverySpans } from './delivery-spans.js';
 import { prepared } from '../shared/prepared.js';
+import { pipelined, type PipelinedStatement } from './pipelined.js';
 import { errorText } from '../shared/error-text.js';
 import { checkWaitForDatabaseMs, DEFAULT_WAIT_FOR_DATABASE_MS, retryWhileUnreachable, waitForDatabase } from '../shared/wait-for-database.js';
 
@@ -344,9 +345,12 @@ export function createRelay(options: RelayOptions): Relay {
     for (const m of batch) await deliverIsolated(client, dest, [m], failures);
   };
 
-  /** Delivers claimed rows inside their claim's transaction; what to report once it has committed. */
+  /**
+   * Delivers claimed rows inside their claim's transaction; what to report once it has
+   * committed, and the writes (removals, retries, holds, dead letters) to commit with it.
+   */
   const relayRows = async (client: pg.PoolClient, rows: ClaimedRow[]) => {
-    if (rows.length === 0) return { claimed: 0, delivered: 0, retried: 0, dead: [], held: [] };
+    if (rows.length === 0) return { claimed: 0, delivered: 0, retried: 0, dead: [], held: [], writes: [] };
     const now = Date.now();
     const dead: { seq: string; id: string; topic: string; reason: string; error: string }[] = [];
     const held: { m: RelayedMessage; heldForMs: number }[] = [];
@@ -402,10 +406,12 @@ export function createRelay(options: RelayOptions): Relay {
         log.warn({ messageId: m.id, topic: m.topic, attempts, error }, 'delivery failed; will retry');
       }
     }
-    if (delivered.length > 0) await client.query(prepared(sql.deleteDelivered, [delivered]));
-    if (retrySeqs.length > 0) await client.query(sql.retryLater, [retrySeqs, retryDelays, retryErrors]);
+    // Not run here: the caller sends them together with the COMMIT, in one round trip.
+    const writes: PipelinedStatement[] = [];
+    if (delivered.length > 0) writes.push(prepared(sql.deleteDelivered, [delivered]));
+    if (retrySeqs.length > 0) writes.push({ text: sql.retryLater, values: [retrySeqs, retryDelays, retryErrors] });
     if (held.length > 0) {
-      await client.query(sql.holdUnroutable, [held.map((h) => h.m.seq), held.map((h) => h.heldForMs), `no route for this topic on relay ${o.name}`]);
+      writes.push({ text: sql.holdUnroutable, values: [held.map((h) => h.m.seq), held.map((h) => h.heldForMs), `no route for this topic on relay ${o.name}`] });
     }
     if (dead.length > 0) {
       // Failed deliveries count the attempt that just failed; expired/unroutable do not.
@@ -413,10 +419,10 @@ export function createRelay(options: RelayOptions): Relay {
       const other = dead.filter((d) => d.reason !== 'failed');
       for (const [group, extra] of [[failed, 1], [other, 0]] as const) {
         if (group.length === 0) continue;
-        await client.query(sql.deadLetter, [group.map((d) => d.seq), group.map((d) => d.reason), group.map((d) => d.error), extra]);
+        writes.push({ text: sql.deadLetter, values: [group.map((d) => d.seq), group.map((d) => d.reason), group.map((d) => d.error), extra] });
       }
     }
-    return { claimed: rows.length, delivered: delivered.length, retried: retrySeqs.length, dead, held };
+    return { claimed: rows.length, delivered: delivered.length, retried: retrySeqs.length, dead, held, writes };
   };
 
   // One warn line per unknown topic a minute: a topic nobody routes comes back every
@@ -441,9 +447,8 @@ export function createRelay(options: RelayOptions): Relay {
   const claimBatch = async (): Promise<Claimed> => {
     const { client, release } = await checkoutClient(o.pool, log);
     try {
-      await client.query('BEGIN');
-      const { rows } = await client.query<ClaimedRow>(prepared(sql.claim, [o.batchSize, null]));
-      return { client, release, rows };
+      const [, claimed] = await pipelined(client, ['BEGIN', prepared(sql.claim, [o.batchSize, null])]);
+      return { client, release, rows: claimed!.rows as ClaimedRow[] };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
       release(err as Error);
@@ -456,7 +461,9 @@ export function createRelay(options: RelayOptions): Relay {
     let batch: Awaited<ReturnType<typeof relayRows>>;
     try {
       batch = await relayRows(client, rows);
-      await client.query('COMMIT');
+      // A write that fails aborts the transaction and the COMMIT behind it answers
+      // ROLLBACK: pipelined() rejects with the write's error and nothing was removed.
+      await pipelined(client, [...batch.writes, 'COMMIT']);
       release();
     } catch (err) {
       // The connection of a failed transaction is discarded, not pooled.

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { createRelay, publish, type Destination } from '@sagabox/core';
+import { useDatabase } from '../support/test-pool.js';
+import { stopAfterEach } from '../support/stop-after-each.js';
+
+const { pool, count } = await useDatabase();
+const p = pool(4);
+const { track } = stopAfterEach();
+
+// The relay sends BEGIN with its claim, and a batch's writes with its COMMIT, each pair
+// in one round trip: a write that fails must still commit nothing.
+describe('createRelay: a batch and its commit', () => {
+  const memory = (delivered: string[]): Destination => ({
+    name: 'memory',
+    external: true,
+    matches: () => true,
+    async deliver(messages) {
+      delivered.push(...messages.map((m) => m.id));
+    },
+  });
+
+  it('a removal that fails commits nothing: the batch stays in the outbox with its attempts, and the next batch goes through', async () => {
+    await p.query(`CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'delete refused'; END $$`);
+    await p.query('CREATE TRIGGER refuse_delete BEFORE DELETE ON sagabox.outbox FOR EACH ROW EXECUTE FUNCTION refuse_delete()');
+    const delivered: string[] = [];
+    const relay = track(createRelay({ pool: p, destinations: [memory(delivered)], listen: false }));
+    await publish(p, [
+      { topic: 'orders.placed', key: 'k', payload: { i: 1 } },
+      { topic: 'orders.placed', payload: { i: 2 } },
+    ]);
+
+    await expect(relay.runOnce()).rejects.toThrow(/delete refused/);
+    expect(delivered).toHaveLength(2);
+    expect(await count('SELECT count(*) AS n FROM sagabox.outbox WHERE attempts = 0 AND last_error IS NULL')).toBe(2);
+
+    await p.query('DROP TRIGGER refuse_delete ON sagabox.outbox');
+    expect(await relay.runOnce()).toBe(2);
+    expect(delivered).toHaveLength(4);
+    expect(await count('SELECT count(*) AS n FROM sagabox.outbox')).toBe(0);
+  });
+
+  it('a retry and a dead letter are committed with the removal of the rest of the batch', async () => {
+    const delivered: string[] = [];
+    const failing: Destination = {
+      ...memory(delivered),
+      async deliver(messages) {
+        if (messages.some((m) => m.topic === 'orders.bad')) throw new Error('refused by the test');
+        delivered.push(...messages.map((m) => m.id));
+      },
+    };
+    const relay = track(createRelay({ pool: p, destinations: [failing], listen: false, retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 1 } }));
+    await publish(p, [
+      { topic: 'orders.placed', payload: { i: 1 } },
+      { topic: 'orders.bad', payload: { i: 2 } },
+      { topic: 'orders.placed', payload: { i: 3 } },
+    ]);
+    expect(await relay.runOnce()).toBe(3);
+    expect(delivered).toHaveLength(2);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.outbox WHERE topic = 'orders.bad' AND attempts = 1 AND last_error LIKE '%refused by the test%'`)).toBe(1);
+    expect(await count('SELECT count(*) AS n FROM sagabox.outbox')).toBe(1);
+
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await relay.runOnce()).toBe(1);
+    expect(await count('SELECT count(*) AS n FROM sagabox.outbox')).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.dead_letters WHERE topic = 'orders.bad' AND reason = 'failed' AND attempts = 2`)).toBe(1);
+  });
+
+  it('hands its connections back to the pool in ordinary (not pipelined) mode', async () => {
+    const relay = track(createRelay({ pool: p, destinations: [memory([])], listen: false }));
+    await publish(p, [{ topic: 'orders.placed', payload: { i: 1 } }]);
+    expect(await relay.runOnce()).toBe(1);
+    const clients = await Promise.all(Array.from({ length: 4 }, () => p.connect()));
+    try {
+      for (const c of clients) expect(c.pipeline).toBe(false);
+    } finally {
+      for (const c of clients) c.release();
+    }
+  });
+});
