@@ -65,13 +65,15 @@ describe('dashboard access', () => {
     const dead = (await (await get('overview', viewer)).json()) as { deadLetters: unknown[] };
     expect(dead.deadLetters.length).toBe(2);
     for (const x of dead.deadLetters) expect(x).toMatchObject({ payload: null, payloadHidden: true });
-    for (const x of (await (await get('dead-letters?queue=billing', viewer)).json()) as { payload: unknown }[]) expect(x.payload).toBeNull();
+    const billing = ((await (await get('dead-letters?queue=billing', viewer)).json()) as { deadLetters: { payload: unknown }[] }).deadLetters;
+    expect(billing.length).toBeGreaterThan(0);
+    for (const x of billing) expect(x.payload).toBeNull();
 
     const privacy = await signIn('privacy-token-1');
     const shown = (await (await get(`messages/${orderMessage!.id}`, privacy)).json()) as MessageDetail;
     expect(shown.copies[0].payload).toEqual({ n: 1 });
     expect(shown.copies[0].payloadHidden).toBeUndefined();
-    expect(((await (await get('dead-letters', privacy)).json()) as { payload: { n: number } }[]).map((x) => x.payload).sort((a, b) => a.n - b.n)).toEqual([{ n: 5 }, { n: 6 }]);
+    expect(((await (await get('dead-letters', privacy)).json()) as { deadLetters: { payload: { n: number } }[] }).deadLetters.map((x) => x.payload).sort((a, b) => a.n - b.n)).toEqual([{ n: 5 }, { n: 6 }]);
   });
 
   it('refuses every action to tokens without the actions permission, changing nothing; allows them to one with it', async () => {

@@ -102,4 +102,34 @@ describe('dashboard API', () => {
       http.get(`${local.url}api/overview`, { headers: { host: 'evil.example' } }, (res) => { res.resume(); resolve(res.statusCode!); }).on('error', reject));
     expect(rebound).toBe(403);
   });
+
+  it('pages dead letters with a cursor, newest first, each one once; refuses a bad cursor or limit', async () => {
+    const d = await serve({ pool: p, port: 0 });
+    await p.query(`INSERT INTO sagabox.dead_letters (source, queue, id, topic, payload, headers, reason, error, attempts, created_at)
+                   SELECT 'queue', 'paged', gen_random_uuid(), 'shop.paged', jsonb_build_object('n', g), '{}', 'failed', 'boom ' || g, 3, now()
+                   FROM generate_series(1, 7) g`);
+    try {
+      const pages: string[][] = [];
+      let before: string | null = null;
+      do {
+        const body: { deadLetters: { deadId: string; queue: string }[]; next: string | null } =
+          await json(await fetch(`${d.url}api/dead-letters?queue=paged&limit=3${before ? `&before=${before}` : ''}`));
+        expect(body.deadLetters.every((x) => x.queue === 'paged')).toBe(true);
+        pages.push(body.deadLetters.map((x) => x.deadId));
+        before = body.next;
+      } while (before !== null && pages.length < 10);
+      expect(pages.map((page) => page.length)).toEqual([3, 3, 1]);
+      expect(pages.flat()).toEqual((await listDeadLetters(p, { queue: 'paged' })).map((x) => x.deadId));
+      // A page that ends exactly at the last row has no next.
+      const exact = await json(await fetch(`${d.url}api/dead-letters?queue=paged&limit=7`));
+      expect(exact.deadLetters).toHaveLength(7);
+      expect(exact.next).toBeNull();
+      for (const bad of ['before=abc', 'before=-1', 'before=99999999999999999999', 'limit=0', 'limit=5000', 'limit=x']) {
+        const res = await fetch(`${d.url}api/dead-letters?${bad}`);
+        expect(res.status, bad).toBe(400);
+      }
+    } finally {
+      await p.query(`DELETE FROM sagabox.dead_letters WHERE queue = 'paged'`);
+    }
+  });
 });

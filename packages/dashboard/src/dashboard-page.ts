@@ -79,6 +79,7 @@ ${DASHBOARD_SCRIPT}
       <button type="button" class="danger" data-act="bulk-purge" data-testid="dead-bulk-purge">Purge matching</button>
     </form>
     <div class="scroll"><table data-testid="dead-letters"><thead><tr><th>id</th><th>queue</th><th>topic</th><th>reason</th><th class="num">attempts</th><th>died</th><th>error</th><th></th></tr></thead><tbody></tbody></table></div>
+    <div class="pager"><button type="button" class="secondary" data-testid="dead-page-first" id="dead-page-first">First page</button><button type="button" class="secondary" data-testid="dead-page-next" id="dead-page-next">Next page</button><span class="count" id="dead-page-info"></span></div>
   </section>
   <section>
     <h2>Half messages awaiting check <span class="count" id="half-count"></span></h2>

@@ -123,12 +123,26 @@ export async function message(ctx: ReadContext, id: string): Promise<unknown> {
   return messageView(found, ctx.access);
 }
 
-/** `GET api/dead-letters?queue=&topic=&reason=&limit=`, newest first. */
+/** Largest `limit` of `GET api/dead-letters`. */
+const MAX_DEAD_LETTER_PAGE = 1_000;
+
+/**
+ * `GET api/dead-letters?queue=&topic=&reason=&before=&limit=`: one page, newest first, as
+ * `{ deadLetters, next }`; `next` is the `before` of the following page, null on the last.
+ */
 export async function deadLetters(ctx: ReadContext): Promise<unknown> {
-  const filter = deadLetterFilter(Object.fromEntries(ctx.query));
-  const limit = ctx.query.get('limit');
-  const rows = await listDeadLetters(ctx.db, { ...filter, schema: ctx.schema, limit: limit ? Number(limit) : DASHBOARD_LIST_LIMIT });
-  return rows.map((d) => deadLetterView(d, ctx.access));
+  const q = ctx.query;
+  const filter = deadLetterFilter({ queue: q.get('queue'), topic: q.get('topic'), reason: q.get('reason') });
+  const limitText = q.get('limit');
+  if (limitText !== null && limitText !== '' && !(/^\d{1,4}$/.test(limitText) && Number(limitText) >= 1 && Number(limitText) <= MAX_DEAD_LETTER_PAGE)) {
+    throw new HttpError(400, `limit must be a whole number from 1 to ${MAX_DEAD_LETTER_PAGE}`);
+  }
+  const limit = limitText ? Number(limitText) : DASHBOARD_LIST_LIMIT;
+  const before = q.get('before') || undefined; // listDeadLetters checks it
+  // One row more than the page tells whether a next page exists.
+  const rows = await listDeadLetters(ctx.db, { ...filter, schema: ctx.schema, limit: limit + 1, ...(before !== undefined ? { before } : {}) });
+  const page = rows.slice(0, limit);
+  return { deadLetters: page.map((d) => deadLetterView(d, ctx.access)), next: rows.length > limit ? page.at(-1)!.deadId : null };
 }
 
 /** A dead-letter filter from a query string or JSON body; `listDeadLetters` checks the values. */

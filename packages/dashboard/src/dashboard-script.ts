@@ -141,7 +141,13 @@ async function refresh() {
   const view = currentView();
   for (const m of document.querySelectorAll("main")) m.hidden = m.dataset.view !== view;
   for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", a.dataset.view === view);
-  if (view === "overview" || !overviewData) { overviewData = await api("overview"); renderOverview(overviewData); }
+  if (view === "overview" || !overviewData) {
+    // Fetched together and drawn at once, so the overview never shows half its lists.
+    const [o, dead] = await Promise.all([api("overview"), view === "overview" ? loadDeadLetters() : null]);
+    overviewData = o;
+    renderOverview(o);
+    if (dead) renderDeadLetters(dead);
+  }
   if (view === "overview") {
     const saga = hashState().get("saga");
     if (saga) await showSaga(saga); else $('[data-testid="saga-detail"]').hidden = true;

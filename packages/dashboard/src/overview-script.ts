@@ -41,20 +41,6 @@ function renderOverview(o) {
     return tr;
   }), "no queues yet", 9);
 
-  $("#dead-count").textContent = o.deadLetters.length + " newest shown";
-  fill("dead-letters", o.deadLetters.map((d) => {
-    const actions = el("td", null, "actions");
-    if (can("actions")) actions.appendChild(button("Replay", "", async () => {
-      const ok = await confirmAction({ title: "Replay dead letter " + d.deadId + "?", text: "It goes back to " + (d.queue ? "queue " + d.queue : "the outbox") + " with its attempts reset, and is handled again.", ok: "Replay" });
-      if (ok) await act(() => post("dead-letters/" + encodeURIComponent(d.deadId) + "/replay"));
-    }, "dead-replay"));
-    const idCell = el("td", null, "mono");
-    const link = el("a", d.deadId); link.href = "#view=messages&message=" + d.id; idCell.appendChild(link);
-    const tr = row([idCell, el("td", d.queue || "(outbox)", "mono"), el("td", d.topic, "mono"), el("td", d.reason), num(d.attempts), el("td", time(d.deadAt)), errorCell(d.error), actions]);
-    tr.dataset.deadId = d.deadId;
-    return tr;
-  }), "no dead letters", 8);
-
   $("#half-count").textContent = o.halfMessages.length + " prepared";
   const now = Date.now();
   fill("half-messages", o.halfMessages.map((m) => {
@@ -137,13 +123,46 @@ async function showSaga(id) {
   }));
   for (const tr of document.querySelectorAll('[data-testid="sagas"] tbody tr')) tr.classList.toggle("selected", tr.dataset.id === id);
 }
+// Dead letters page by cursor like the messages: deadCursors holds the 'before' of each
+// page shown after the first, for paging back. The list shows the filter last submitted,
+// so a refresh does not filter by what is still being typed.
+let deadCursors = [];
+let deadNext = null;
+let deadShown = {};
+function loadDeadLetters() {
+  const q = new URLSearchParams(deadShown);
+  const before = deadCursors[deadCursors.length - 1];
+  if (before) q.set("before", before);
+  return api("dead-letters?" + q.toString());
+}
+function renderDeadLetters(page) {
+  deadNext = page.next;
+  $("#dead-page-next").disabled = !page.next;
+  $("#dead-page-first").disabled = deadCursors.length === 0;
+  $("#dead-page-info").textContent = "page " + (deadCursors.length + 1);
+  $("#dead-count").textContent = page.deadLetters.length + " shown, newest first";
+  fill("dead-letters", page.deadLetters.map((d) => {
+    const actions = el("td", null, "actions");
+    if (can("actions")) actions.appendChild(button("Replay", "", async () => {
+      const ok = await confirmAction({ title: "Replay dead letter " + d.deadId + "?", text: "It goes back to " + (d.queue ? "queue " + d.queue : "the outbox") + " with its attempts reset, and is handled again.", ok: "Replay" });
+      if (ok) await act(() => post("dead-letters/" + encodeURIComponent(d.deadId) + "/replay"));
+    }, "dead-replay"));
+    const idCell = el("td", null, "mono");
+    const link = el("a", d.deadId); link.href = "#view=messages&message=" + d.id; idCell.appendChild(link);
+    const tr = row([idCell, el("td", d.queue || "(outbox)", "mono"), el("td", d.topic, "mono"), el("td", d.reason), num(d.attempts), el("td", time(d.deadAt)), errorCell(d.error), actions]);
+    tr.dataset.deadId = d.deadId;
+    return tr;
+  }), "no dead letters", 8);
+}
+$("#dead-page-next").addEventListener("click", () => { if (deadNext) { deadCursors.push(deadNext); refresh().catch(showError); } });
+$("#dead-page-first").addEventListener("click", () => { deadCursors = []; refresh().catch(showError); });
 function deadFilter() {
   const f = new FormData($("#dead-filters"));
   const out = {};
   for (const k of ["queue", "topic", "reason"]) if (f.get(k)) out[k] = String(f.get(k));
   return out;
 }
-$("#dead-filters").addEventListener("submit", (ev) => { ev.preventDefault(); refresh().catch(showError); });
+$("#dead-filters").addEventListener("submit", (ev) => { ev.preventDefault(); deadShown = deadFilter(); deadCursors = []; refresh().catch(showError); });
 for (const action of ["replay", "purge"]) {
   $('[data-act="bulk-' + action + '"]').addEventListener("click", async () => {
     try {

@@ -154,6 +154,15 @@ export interface DeadLetterFilter extends AdminOptions {
   deadIds?: string[];
   /** Most rows to list, 1 to {@link MAX_DEAD_LETTER_LIST_LIMIT}. Default 100. */
   limit?: number;
+  /**
+   * A cursor for {@link listDeadLetters}, which alone reads it: only dead letters listed
+   * after this `deadId` (newest first, so older ones). Pass the last `deadId` of a page
+   * to get the next page.
+   * @example
+   * const page1 = await listDeadLetters(pool, { queue: 'billing', limit: 50 });
+   * const page2 = await listDeadLetters(pool, { queue: 'billing', limit: 50, before: page1.at(-1)?.deadId });
+   */
+  before?: string;
 }
 
 /** Largest `limit` of {@link listDeadLetters}. */
@@ -189,6 +198,9 @@ function filterValues(f: DeadLetterFilter, what: string): unknown[] {
   if (f.limit !== undefined && (typeof f.limit !== 'number' || !Number.isInteger(f.limit) || f.limit < 1 || f.limit > MAX_DEAD_LETTER_LIST_LIMIT)) {
     problems.push(`limit must be an integer from 1 to ${MAX_DEAD_LETTER_LIST_LIMIT}`);
   }
+  if (f.before !== undefined && !(typeof f.before === 'string' && /^\d{1,19}$/.test(f.before) && BigInt(f.before) <= MAX_BIGINT)) {
+    problems.push('before must be a deadId (a decimal id from 0 to 9223372036854775807)');
+  }
   if (problems.length > 0) throw new InvalidOptionsError(what, problems);
   return [f.queue ?? null, f.topic ?? null, f.reason ?? null, f.olderThanMs ?? null, f.deadIds ?? null];
 }
@@ -198,15 +210,15 @@ const FILTER = `($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR topic 
   AND ($5::bigint[] IS NULL OR dead_id = ANY($5::bigint[]))`;
 
 /**
- * Lists dead letters, newest first.
+ * Lists dead letters, newest first; page with `before` (the last `deadId` of a page).
  * @throws {SagaboxError} `INVALID_OPTIONS` for a malformed filter, before any SQL.
  */
 export async function listDeadLetters(db: Executor, filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
   const values = filterValues(filter, 'listDeadLetters');
   const s = quoteSchema(filter.schema ?? DEFAULT_SCHEMA);
   const rows = await toRunQuery(db)<Record<string, unknown>>(
-    `SELECT * FROM ${s}.dead_letters WHERE ${FILTER} ORDER BY dead_id DESC LIMIT $6`,
-    [...values, filter.limit ?? 100],
+    `SELECT * FROM ${s}.dead_letters WHERE ${FILTER} AND ($7::bigint IS NULL OR dead_id < $7::bigint) ORDER BY dead_id DESC LIMIT $6`,
+    [...values, filter.limit ?? 100, filter.before ?? null],
   );
   return rows.map((r) => ({
     deadId: String(r.dead_id), source: r.source as 'outbox' | 'queue', queue: r.queue as string | null, id: r.id as string,
@@ -218,7 +230,7 @@ export async function listDeadLetters(db: Executor, filter: DeadLetterFilter = {
 
 /**
  * How many dead letters a filter matches: the preview of {@link replayDeadLetters} and
- * {@link purgeDeadLetters} with the same filter (`limit` is ignored, as they ignore it).
+ * {@link purgeDeadLetters} with the same filter (`limit` and `before` are ignored, as they ignore them).
  * @throws {SagaboxError} `INVALID_OPTIONS` for a malformed filter, before any SQL.
  * @example const n = await countDeadLetters(pool, { queue: 'billing', reason: 'failed' });
  */
