@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { Outcome, SagaboxError, type HandlerOutcome, type Logger, type Message } from '@sagabox/core';
+import { toRunQuery } from '@sagabox/core/extension';
 import type { SagaDefinition } from './define-saga.js';
 import { sagaSql, type SagaRowData } from './saga-sql.js';
 import { inSagaSpan } from './saga-span.js';
@@ -65,8 +66,8 @@ export async function applySagaMessage(message: Message, ctx: ApplyContext): Pro
     return;
   }
   const sql = sagaSql(ctx.topics.schema);
-  const { rows } = await ctx.client.query<SagaRowData>(sql.lockSaga, [sagaId]);
-  const row = rows[0];
+  const run = toRunQuery(ctx.client);
+  const [row] = await run<SagaRowData>(sql.lockSaga, [sagaId], true);
   if (!row) {
     log.warn(ids, 'message for an unknown saga; ignored');
     return;
@@ -96,8 +97,7 @@ export async function applySagaMessage(message: Message, ctx: ApplyContext): Pro
   const what = message.topic === ctx.topics.replyTopic ? 'reply' : String((message.payload as ControlPayload | null)?.kind ?? 'control');
   return inSagaSpan(what, t, async (): Promise<void> => {
     const env: TransitionEnv = {
-      // Text and values apart: pg copies a { text, values } object on every query.
-      run: async (text, values) => (await ctx.client.query(text, values)).rows,
+      run,
       db: ctx.client,
       topics: ctx.topics,
       client: ctx.client,

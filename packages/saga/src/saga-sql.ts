@@ -40,19 +40,29 @@ export function sagaSql(schema: string): SagaSql {
     // lock fail loudly (0 rows updated) instead of silently losing a transition. The same
     // statement deletes the timeout the transition superseded ($11, null: none) from the
     // orchestrator's queue $10 when it waits there, the usual case, so that costs no round
-    // trip; `dropped` says whether it did (see dropQueuedTimeout for a leased one).
+    // trip; `dropped` says whether it did (see dropQueuedTimeout for a leased one). It also
+    // appends the transition's history ($12-$14, as insertHistory), only when the row was
+    // updated, again without a round trip of its own.
     updateSaga: `
       WITH dropped AS (
         DELETE FROM ${s}.queue_messages
         WHERE $11::uuid IS NOT NULL AND queue = $10::text AND id = $11::uuid
           AND (locked_until IS NULL OR locked_until < now())
         RETURNING 1
+      ), updated AS (
+        UPDATE ${s}.sagas
+        SET status = $2::text, current_step = $3::int, state = $4::jsonb, step_token = $5::uuid,
+            deadline = $6::timestamptz, error = $7::text, timeout_id = $9::uuid, revision = revision + 1, updated_at = now()
+        WHERE id = $1::uuid AND revision = $8::int
+        RETURNING revision
+      ), history AS (
+        INSERT INTO ${s}.saga_steps (saga_id, step, event, detail)
+        SELECT $1::uuid, t.step, t.event, t.detail
+        FROM unnest($12::text[], $13::text[], $14::jsonb[]) WITH ORDINALITY AS t(step, event, detail, ord)
+        WHERE EXISTS (SELECT 1 FROM updated)
+        ORDER BY t.ord
       )
-      UPDATE ${s}.sagas
-      SET status = $2::text, current_step = $3::int, state = $4::jsonb, step_token = $5::uuid,
-          deadline = $6::timestamptz, error = $7::text, timeout_id = $9::uuid, revision = revision + 1, updated_at = now()
-      WHERE id = $1::uuid AND revision = $8::int
-      RETURNING revision, (SELECT count(*)::int FROM dropped) AS dropped`,
+      SELECT revision, (SELECT count(*)::int FROM dropped) AS dropped FROM updated`,
     insertHistory: `
       INSERT INTO ${s}.saga_steps (saga_id, step, event, detail)
       SELECT $1::uuid, t.step, t.event, t.detail

@@ -278,7 +278,7 @@ function supersededTimeout(env: TransitionEnv, t: SagaTransition, previous: stri
 }
 
 /**
- * Writes the transition: the guarded row update, the history and the outbox messages,
+ * Writes the transition: the guarded row update with the history, the outbox messages,
  * and deletes the timeout it superseded (`previousTimeoutId`, the row's before). The
  * update deletes it from the queue; when it was not there, it is still in the outbox
  * (the relay has not moved it) or being moved: the outbox delete waits for a relay
@@ -287,38 +287,46 @@ function supersededTimeout(env: TransitionEnv, t: SagaTransition, previous: stri
 export async function commitTransition(env: TransitionEnv, t: SagaTransition, revision: number, previousTimeoutId: string | null = null): Promise<void> {
   const sql = sagaSql(env.topics.schema);
   const drop = supersededTimeout(env, t, previousTimeoutId);
-  const updated = await env.run<{ dropped: number }>(sql.updateSaga, [
-    t.id,
-    t.status,
-    t.currentStep,
-    JSON.stringify(t.state),
-    t.stepToken,
-    t.deadline,
-    t.error,
-    revision,
-    t.timeoutId,
-    env.queue ?? null,
-    drop,
-  ]);
+  const updated = await env.run<{ dropped: number }>(
+    sql.updateSaga,
+    [
+      t.id,
+      t.status,
+      t.currentStep,
+      JSON.stringify(t.state),
+      t.stepToken,
+      t.deadline,
+      t.error,
+      revision,
+      t.timeoutId,
+      env.queue ?? null,
+      drop,
+      ...historyColumns(t),
+    ],
+    true,
+  );
   if (updated.length !== 1) {
     throw new SagaboxError('SAGA_CONFLICT', `saga ${t.id} changed under a transition (revision ${revision} is stale)`, {
       details: { sagaId: t.id, revision },
     });
   }
-  await writeHistory(env, t);
   if (t.messages.length > 0) await publish(env.db, t.messages, { schema: env.topics.schema });
   if (drop !== null && updated[0]!.dropped === 0 && (await env.run(sql.dropOutboxTimeout, [drop, env.topics.controlTopic])).length === 0) {
     await env.run(sql.dropQueuedTimeout, [env.queue, drop]);
   }
 }
 
-/** Appends the transition's history events. */
-export async function writeHistory(env: TransitionEnv, t: SagaTransition): Promise<void> {
-  if (t.events.length === 0) return;
-  await env.run(sagaSql(env.topics.schema).insertHistory, [
-    t.id,
+/** The transition's history events as the three arrays insertHistory and updateSaga take. */
+function historyColumns(t: SagaTransition): [string[], string[], (string | null)[]] {
+  return [
     t.events.map((e) => e.step),
     t.events.map((e) => e.event),
     t.events.map((e) => (e.detail === null || e.detail === undefined ? null : JSON.stringify(e.detail))),
-  ]);
+  ];
+}
+
+/** Appends the transition's history events. */
+export async function writeHistory(env: TransitionEnv, t: SagaTransition): Promise<void> {
+  if (t.events.length === 0) return;
+  await env.run(sagaSql(env.topics.schema).insertHistory, [t.id, ...historyColumns(t)], true);
 }
