@@ -40,13 +40,20 @@ function publisher(notify: boolean) {
   });
 }
 
-/** W2: the backlog goes straight into the queue table (the relay is not what W2 measures). */
+/**
+ * W2: the backlog goes straight into the queue table (the relay is not what W2 measures).
+ * The ids are UUIDv7 as publish makes them, one a millisecond up to now (published over
+ * the last count milliseconds): the inbox keeps such ids in its time partitions, while
+ * random (v4) ids would all take the default partition's path, which only foreign ids take.
+ */
 async function seedQueue(url: string, count: number): Promise<void> {
   await execute(
     url,
     `INSERT INTO ${SCHEMA}.queue_messages (queue, id, topic, payload, created_at)
-     SELECT '${QUEUE}', gen_random_uuid(), '${TOPIC}', jsonb_build_object('n', g), now()
-     FROM generate_series(1, ${Math.trunc(count)}) AS g`,
+     SELECT '${QUEUE}', (substr(t.ms, 1, 8) || '-' || substr(t.ms, 9, 4) || '-7' || substr(gen_random_uuid()::text, 16))::uuid,
+            '${TOPIC}', jsonb_build_object('n', g), now()
+     FROM generate_series(1, ${Math.trunc(count)}) AS g,
+          LATERAL (SELECT lpad(to_hex(floor(extract(epoch FROM now()) * 1000)::bigint - ${Math.trunc(count)} + g), 12, '0') AS ms) AS t`,
   );
 }
 
