@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRelay, publish, type Destination } from '@sagabox/core';
+import { createRelay, publish, type Destination, type RelayedMessage } from '@sagabox/core';
 import { useDatabase } from '../support/test-pool.js';
 import { stopAfterEach } from '../support/stop-after-each.js';
 
@@ -63,6 +63,23 @@ describe('createRelay: a batch and its commit', () => {
     expect(await relay.runOnce()).toBe(1);
     expect(await count('SELECT count(*) AS n FROM sagabox.outbox')).toBe(0);
     expect(await count(`SELECT count(*) AS n FROM sagabox.dead_letters WHERE topic = 'orders.bad' AND reason = 'failed' AND attempts = 2`)).toBe(1);
+  });
+
+  it("hands a destination the row's times as Dates to the millisecond", async () => {
+    const seen: RelayedMessage[] = [];
+    const relay = track(createRelay({ pool: p, destinations: [{ ...memory([]), deliver: async (ms) => void seen.push(...ms) }], listen: false }));
+    const runAt = new Date('2026-01-02T03:04:05.678Z');
+    const expiresAt = new Date('2999-12-31T23:59:59.999Z');
+    await publish(p, [
+      { topic: 'orders.placed', payload: { i: 1 }, availableAt: runAt, expiresAt },
+      { topic: 'orders.placed', payload: { i: 2 } },
+    ]);
+    const { rows } = await p.query<{ id: string; ms: string }>(`SELECT id, (extract(epoch FROM date_trunc('milliseconds', created_at)) * 1000)::bigint::text AS ms FROM sagabox.outbox`);
+    expect(await relay.runOnce()).toBe(2);
+    const byPayload = new Map(seen.map((m) => [JSON.parse(m.payload).i as number, m]));
+    expect(byPayload.get(1)).toMatchObject({ runAt, expiresAt });
+    expect(byPayload.get(2)).toMatchObject({ runAt: null, expiresAt: null });
+    for (const r of rows) expect(String(seen.find((m) => m.id === r.id)?.createdAt.getTime())).toBe(r.ms);
   });
 
   it('hands its connections back to the pool in ordinary (not pipelined) mode', async () => {

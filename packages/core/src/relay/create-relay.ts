@@ -134,10 +134,11 @@ interface ClaimedRow {
   key: string | null;
   payload: string;
   headers: string;
-  run_at: Date | null;
-  expires_at: Date | null;
+  /** Milliseconds since the epoch (float8), as the three times below. */
+  run_at_ms: number | null;
+  expires_at_ms: number | null;
   attempts: number;
-  created_at: Date;
+  created_at_ms: number;
   priority: number;
   group_key: string | null;
 }
@@ -256,10 +257,10 @@ function toRelayed(r: ClaimedRow): RelayedMessage {
     key: r.key,
     payload: r.payload,
     headers: r.headers,
-    runAt: r.run_at,
-    expiresAt: r.expires_at,
+    runAt: r.run_at_ms === null ? null : new Date(r.run_at_ms),
+    expiresAt: r.expires_at_ms === null ? null : new Date(r.expires_at_ms),
     attempts: r.attempts,
-    createdAt: r.created_at,
+    createdAt: new Date(r.created_at_ms),
     priority: r.priority,
     group: r.group_key,
   };

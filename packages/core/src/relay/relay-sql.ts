@@ -1,5 +1,12 @@
 import { statementsFor } from '../shared/statements.js';
 
+/**
+ * A timestamp as whole milliseconds since the epoch (truncated, as a Date parsed from its
+ * text would be), or null: a number the relay makes a Date of, rather than a timestamp
+ * text node-postgres parses with a regular expression for every row.
+ */
+const epochMs = (column: string): string => `round(date_part('epoch', date_trunc('milliseconds', ${column})) * 1000)`;
+
 /** The statements of {@link createRelay}'s delivery loop on the outbox, for one schema. */
 export const relaySql = statementsFor((s) => ({
   /**
@@ -11,7 +18,8 @@ export const relaySql = statementsFor((s) => ({
    */
   claim: `
     SELECT o.seq, o.id, o.topic, o.key, o.payload::text AS payload, o.headers::text AS headers,
-           o.run_at, o.expires_at, o.attempts, o.created_at, o.priority, o.group_key
+           ${epochMs('o.run_at')} AS run_at_ms, ${epochMs('o.expires_at')} AS expires_at_ms, o.attempts,
+           ${epochMs('o.created_at')} AS created_at_ms, o.priority, o.group_key
     FROM ${s}.outbox o
     WHERE o.state = 'ready'
       AND o.available_at <= coalesce($2::timestamptz, now())
