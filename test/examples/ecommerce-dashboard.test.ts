@@ -17,7 +17,7 @@ describe('the e-commerce demo with its dashboard', () => {
   it('prints the dashboard link, serves a dashboard per service, shows retries under chaos and empty queues after', async () => {
     expect(existsSync(DEMO), `${DEMO} is missing: run npm run build first`).toBe(true);
     const prefix = `ecommerce_dash_${randomBytes(4).toString('hex')}`;
-    const child = spawn(process.execPath, [DEMO, '--orders', '30', '--chaos', '--seed', '11', '--failure-rate', '0.3', '--json', '--stay', '--db-prefix', prefix, '--timeout-s', '120'], {
+    const child = spawn(process.execPath, [DEMO, '--orders', '30', '--chaos', '--seed', '11', '--failure-rate', '0.3', '--json', '--stay', '--db-prefix', prefix, '--timeout-s', '400'], {
       env: { ...process.env, DATABASE_URL: process.env.SAGABOX_TEST_DATABASE_URL },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -27,7 +27,7 @@ describe('the e-commerce demo with its dashboard', () => {
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
-      const url = await waitFor('the dashboard link', () => /^dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/m.exec(stderr)?.[1], 60_000);
+      const url = await waitFor('the dashboard link', () => /^dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/m.exec(stderr)?.[1], 120_000);
       expect(await (await fetch(url)).text()).toContain('<a href="payments/">payments</a>');
       for (const s of SERVICES) {
         const page = await fetch(`${url}${s}/`);
@@ -71,5 +71,5 @@ describe('the e-commerce demo with its dashboard', () => {
       if (child.exitCode === null) child.kill('SIGINT');
     }
     expect(await exited).toBe(0);
-  }, 170_000);
+  }, 450_000);
 });

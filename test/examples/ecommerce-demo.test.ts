@@ -21,7 +21,7 @@ interface Summary {
 
 function runDemo(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [DEMO, ...args], { env, timeout: 170_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [DEMO, ...args], { env, timeout: 430_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       if (error && typeof error.code !== 'number') return reject(Object.assign(error, { stderr }));
       resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
     });
@@ -36,7 +36,7 @@ describe('the e-commerce example (npm run demo)', () => {
     // Own database names, so that this test never touches a demo someone runs on the same server.
     const prefix = `ecommerce_test_${randomBytes(4).toString('hex')}`;
     const { code, stdout, stderr } = await runDemo(
-      ['--orders', '60', '--chaos', '--seed', '7', '--json', '--db-prefix', prefix, '--timeout-s', '140'],
+      ['--orders', '60', '--chaos', '--seed', '7', '--json', '--db-prefix', prefix, '--timeout-s', '400'],
       { ...process.env, DATABASE_URL: serverUrl },
     );
     const last = stdout.trim().split('\n').at(-1) ?? '';
@@ -54,5 +54,5 @@ describe('the e-commerce example (npm run demo)', () => {
     // ...and chaos really killed services while it ran.
     expect(summary.chaos.enabled).toBe(true);
     expect(Object.values(summary.chaos.kills).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
-  }, 180_000);
+  }, 450_000);
 });

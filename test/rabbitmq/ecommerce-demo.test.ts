@@ -12,8 +12,8 @@ describe('the e-commerce example with the shipping service behind RabbitMQ (npm 
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
       execFile(
         process.execPath,
-        [DEMO, '--broker', 'rabbitmq', '--orders', '40', '--chaos', '--seed', '11', '--json', '--db-prefix', prefix, '--timeout-s', '140'],
-        { env: { ...process.env, DATABASE_URL: process.env.SAGABOX_TEST_DATABASE_URL }, timeout: 170_000, maxBuffer: 16 * 1024 * 1024 },
+        [DEMO, '--broker', 'rabbitmq', '--orders', '40', '--chaos', '--seed', '11', '--json', '--db-prefix', prefix, '--timeout-s', '400'],
+        { env: { ...process.env, DATABASE_URL: process.env.SAGABOX_TEST_DATABASE_URL }, timeout: 430_000, maxBuffer: 16 * 1024 * 1024 },
         (error, out, err) => {
           if (error && typeof error.code !== 'number') return reject(Object.assign(error, { stderr: err }));
           resolve({ code: error ? (error.code as number) : 0, stdout: out, stderr: err });
@@ -36,5 +36,5 @@ describe('the e-commerce example with the shipping service behind RabbitMQ (npm 
     // Orders that reached the ship step crossed RabbitMQ both ways.
     expect(summary.completed).toBeGreaterThan(0);
     expect(Object.values(summary.chaos.kills).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
-  }, 180_000);
+  }, 450_000);
 });
