@@ -10,9 +10,13 @@ export function databaseUrl(adminUrl: string, database: string): string {
   return url.toString();
 }
 
-/** bench_<name>, lowercased, with anything outside [a-z0-9_] turned into '_'. */
+/**
+ * bench_<pid>_<name>, lowercased, with anything outside [a-z0-9_] turned into '_'. The
+ * benchmark process's id keeps two runs on one server from sharing (and dropping) each
+ * other's databases.
+ */
 export function benchDatabaseName(name: string): string {
-  return `bench_${name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
+  return `bench_${process.pid}_${name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
 }
 
 async function withAdmin<T>(adminUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {

@@ -51,7 +51,7 @@ const sinceDue = `extract(epoch FROM now() - CASE WHEN m.run_at = m.enqueued_at 
  * parsed from its text would be): a number the worker makes a Date of, rather than a
  * timestamp text node-postgres parses with a regular expression for every row.
  */
-const createdMs = `date_part('epoch', date_trunc('milliseconds', m.created_at)) * 1000 AS created_ms`;
+const createdMs = `round(date_part('epoch', date_trunc('milliseconds', m.created_at)) * 1000) AS created_ms`;
 
 /**
  * Both claims' last step: leases the rows the CTE `c` locked ($2 token, $3 worker name,
