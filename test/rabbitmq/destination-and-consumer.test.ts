@@ -248,4 +248,33 @@ describe('RabbitMQ destination and consumer', () => {
     expect(rows).toHaveLength(keys);
     for (const r of rows) expect(r.seqs).toEqual(Array.from({ length: perKey }, (_, i) => i + 1));
   });
+  it('an inbox insert that fails (sent with BEGIN) commits nothing and leaves no connection in a transaction; the message is handled once it succeeds', async () => {
+    const exchange = name('refused');
+    const queue = name('refused-q');
+    await p.query(`CREATE FUNCTION refuse_inbox() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'inbox refused'; END $$`);
+    await p.query(`CREATE TRIGGER refuse_inbox BEFORE INSERT ON sagabox.inbox FOR EACH ROW WHEN (NEW.consumer = '${queue}') EXECUTE FUNCTION refuse_inbox()`);
+    try {
+      const consumer = track(createRabbitMqConsumer({
+        url: RABBITMQ_URL, pool: p, queue, bindings: [{ exchange, routingKey: 'refused.#' }], handler: recordEffect('refused'),
+        retry: { baseDelayMs: 50, maxDelayMs: 200 },
+      }));
+      const errors: unknown[] = [];
+      consumer.events.on('error', (e) => errors.push(e.error));
+      await consumer.start();
+      const relay = track(createRelay({ pool: p, destinations: [createRabbitMqDestination({ url: RABBITMQ_URL, routes: [{ topic: 'refused.#', exchange }] })], pollIntervalMs: 50 }));
+      await relay.start();
+      const ids = await publishCommitted(p, [{ topic: 'refused.x', key: 'k', payload: { seq: 1 } }, { topic: 'refused.x', payload: { seq: 2 } }]);
+      await waitFor('the refused inbox insert reported', () => errors.some((e) => /inbox refused/.test(String(e))));
+      expect(await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'refused'`)).toBe(0);
+      expect(await count('SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = $1', [queue])).toBe(0);
+      expect(await count(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction (aborted)'`)).toBe(0);
+
+      await p.query('DROP TRIGGER refuse_inbox ON sagabox.inbox');
+      await waitFor('both effects', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'refused'`)) === 2, 30_000);
+      expect(await count('SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = $1 AND message_id = ANY($2)', [queue, ids])).toBe(2);
+    } finally {
+      await p.query('DROP TRIGGER IF EXISTS refuse_inbox ON sagabox.inbox');
+      await p.query('DROP FUNCTION refuse_inbox()');
+    }
+  });
 });

@@ -2,11 +2,10 @@ import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import {
   recordInInbox,
-  recordManyInInbox,
   type HandlerContext,
   type HandlerOutcome,
 } from '@sagabox/core';
-import { backoffMs, CallContext, isHandlerOutcome, startHandlerSpan } from '@sagabox/core/extension';
+import { backoffMs, beginWithInboxRecord, CallContext, isHandlerOutcome, startHandlerSpan } from '@sagabox/core/extension';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -263,12 +262,12 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     const client = await o.pool.connect();
     let broken = false;
     try {
-      await client.query('BEGIN');
+      // A failure here leaves no transaction to end: the connection is discarded below.
+      const fresh = await beginWithInboxRecord(client, { consumer: o.consumer, messageIds: [...new Set(ready.map((r) => r.message.id))], schema: o.schema });
       let failedAt = -1;
       let failure: Awaited<ReturnType<typeof runHandler>>;
       let duplicates = 0;
       try {
-        const fresh = await recordManyInInbox(client, { consumer: o.consumer, messageIds: [...new Set(ready.map((r) => r.message.id))], schema: o.schema });
         for (const [i, r] of ready.entries()) {
           // A second delivery of one id inside a batch finds it taken by the first.
           if (!fresh.delete(r.message.id)) {

@@ -4,7 +4,6 @@ import {
   DEFAULT_HANDLER_TIMEOUT_MS,
   DEFAULT_RETRY_POLICY,
   DEFAULT_SCHEMA,
-  recordManyInInbox,
   SagaboxError,
   silentLogger,
   type Handler,
@@ -12,7 +11,7 @@ import {
   type RetryPolicy,
   type WorkerEvents,
 } from '@sagabox/core';
-import { assertNoProblems, backoffMs, CallContext, checkInt, isHandlerOutcome, quoteSchema, resolveRetryPolicy, startHandlerSpan, validateSchemaName } from '@sagabox/core/extension';
+import { assertNoProblems, backoffMs, beginWithInboxRecord, CallContext, checkInt, isHandlerOutcome, quoteSchema, resolveRetryPolicy, startHandlerSpan, validateSchemaName } from '@sagabox/core/extension';
 import { Connection, type AsyncMessage, type Publisher } from 'rabbitmq-client';
 import { DEAD_LETTER_HEADERS, fromAmqp, type ReadDelivery } from './amqp-message.js';
 import { openConnection, type RabbitMqConnectionOptions } from './connection.js';
@@ -246,9 +245,8 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
     let failure: { at: Pending<Delivery<P>>; error: string; delayMs: number | undefined; nonRetryable: boolean } | undefined;
     let timedOut = false;
     try {
-      await client.query('BEGIN');
       const ids = [...new Set(batch.map((p) => (p.item.read as { message: { id: string } }).message.id))];
-      const fresh = await recordManyInInbox(client, { consumer: consumerName, messageIds: ids, schema });
+      const fresh = await beginWithInboxRecord(client, { consumer: consumerName, messageIds: ids, schema });
       // One timer for the batch, re-armed for each handler call.
       let timer: NodeJS.Timeout | undefined;
       let onTimeout: (() => void) | undefined;

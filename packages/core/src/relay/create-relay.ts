@@ -22,7 +22,7 @@ import { outboxChannel } from '../shared/channels.js';
 import { relaySql } from './relay-sql.js';
 import { startDeliverySpans } from './delivery-spans.js';
 import { prepared } from '../shared/prepared.js';
-import { pipelined, type PipelinedStatement } from './pipelined.js';
+import { pipelined, type PipelinedStatement } from '../shared/pipelined.js';
 import { errorText } from '../shared/error-text.js';
 import { checkWaitForDatabaseMs, DEFAULT_WAIT_FOR_DATABASE_MS, retryWhileUnreachable, waitForDatabase } from '../shared/wait-for-database.js';
 

@@ -269,9 +269,8 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
   const record = async (rows: ClaimedRow[], verdicts: Map<string, Verdict>, lease: Lease): Promise<Map<string, Verdict>> => {
     const recorded = new Map<string, Verdict>();
     if (rows.length === 0) return recorded;
-    const tx = await beginTransaction(pool, log);
+    const { tx, first: { rows: valid } } = await beginTransaction<{ id: string }>(pool, log, prepared(sql.fence, [queue, rows.map((r) => r.id), lease.token]));
     try {
-      const { rows: valid } = await tx.client.query<{ id: string }>(prepared(sql.fence, [queue, rows.map((r) => r.id), lease.token]));
       const fenced = keepFenced(rows, valid.map((v) => v.id));
       await settle(tx.client, fenced, verdicts, null);
       await tx.commit();
@@ -299,19 +298,29 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
     // unless a handler fails, which ends this transaction anyway, so the first
     // statement fences, records and acks at once (see takeAndInbox).
     const takeAll = pre.size === 0;
-    const tx = await beginTransaction(pool, log);
+    let tx: WorkerTransaction;
+    let result: { fenced: string[] | null; fresh: string[] | null } | undefined;
+    try {
+      // Each null when it is the whole of its input (see fencedAndFresh in batch-sql.ts).
+      ({ tx, first: { rows: [result] } } = await beginTransaction<{ fenced: string[] | null; fresh: string[] | null }>(
+        pool,
+        log,
+        takeAll
+          ? prepared(sql.takeAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, todoIds, lease.counted ? lease.slot : null, claimed.map((r) => r.ctid)])
+          : prepared(sql.fenceAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, todoIds]),
+      ));
+    } catch (err) {
+      // Its connection is already discarded; as when any statement of the batch fails,
+      // the messages go one by one (where a database that is away stops the batch).
+      log.warn({ err, messages: claimed.length }, 'batch transaction failed; handling its messages one by one');
+      return { committed: false, called: new Set() };
+    }
     const watchdog = createWatchdog(o.handlerTimeoutMs);
     let abandoned = false;
     /** The fenced rows, and how many of them this transaction went through. */
     let rows: ClaimedRow[] = [];
     let called = 0;
     try {
-      // Each null when it is the whole of its input (see fencedAndFresh in batch-sql.ts).
-      const { rows: [result] } = await tx.client.query<{ fenced: string[] | null; fresh: string[] | null }>(
-        takeAll
-          ? prepared(sql.takeAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, todoIds, lease.counted ? lease.slot : null, claimed.map((r) => r.ctid)])
-          : prepared(sql.fenceAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, todoIds]),
-      );
       rows = result!.fenced === null ? claimed : keepFenced(claimed, result!.fenced);
       const fresh = o.inbox && result!.fresh !== null ? new Set(result!.fresh) : undefined;
       const verdicts = new Map<string, Verdict>();

@@ -1,4 +1,7 @@
+import type pg from 'pg';
 import { toRunQuery, type Executor } from '../shared/executor.js';
+import { pipelined } from '../shared/pipelined.js';
+import { prepared } from '../shared/prepared.js';
 import { DEFAULT_SCHEMA, quoteSchema } from '../shared/schema-name.js';
 
 /**
@@ -66,4 +69,28 @@ export async function recordManyInInbox(db: Executor, options: RecordManyInInbox
     true,
   );
   return new Set(rows.map((r) => r.message_id));
+}
+
+/**
+ * BEGIN and {@link recordManyInInbox} on `client` in one round trip (node-postgres's
+ * pipeline mode, on this client only): opens the handling transaction and returns the
+ * ids recorded now, whose effect should happen in it. With no ids it sends BEGIN alone.
+ * On a rejection the transaction is aborted or never began: nothing was committed, and
+ * the caller should release `client` as broken (`client.release(err)`), not reuse it.
+ *
+ * @example
+ * const fresh = await beginWithInboxRecord(client, { consumer: 'billing', messageIds: batch.map((m) => m.id) });
+ * for (const m of batch) if (fresh.has(m.id)) await charge(client, m);
+ * await client.query('COMMIT');
+ */
+export async function beginWithInboxRecord(client: pg.PoolClient, options: RecordManyInInboxOptions): Promise<Set<string>> {
+  if (options.messageIds.length === 0) {
+    await client.query('BEGIN');
+    return new Set();
+  }
+  const [, recorded] = await pipelined(client, [
+    'BEGIN',
+    prepared(inboxSql(quoteSchema(options.schema ?? DEFAULT_SCHEMA)).recordMany, [options.consumer, options.messageIds]),
+  ]);
+  return new Set((recorded!.rows as { message_id: string }[]).map((r) => r.message_id));
 }

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { checkoutClient } from '../shared/checkout-client.js';
 import type { Logger } from '../shared/logger.js';
+import { pipelined, type PipelinedStatement } from '../shared/pipelined.js';
 
 /**
  * One handling transaction on a pooled connection. Unlike a plain BEGIN/COMMIT helper it
@@ -19,11 +20,29 @@ export interface WorkerTransaction {
   abandon(): Promise<void>;
 }
 
-/** Checks a connection out of `pool` and opens a transaction on it. */
-export async function beginTransaction(pool: pg.Pool, logger: Logger): Promise<WorkerTransaction> {
+/**
+ * Checks a connection out of `pool` and opens a transaction on it. With `first`, the
+ * transaction's first statement goes out with the BEGIN (see {@link pipelined}), saving
+ * a round trip, and its result comes back with the transaction. When either fails the
+ * connection is released as broken (discarded, never handed back mid-transaction) and
+ * the error is thrown: nothing was committed, and there is no transaction to end.
+ */
+export async function beginTransaction(pool: pg.Pool, logger: Logger): Promise<WorkerTransaction>;
+export async function beginTransaction<R extends pg.QueryResultRow>(
+  pool: pg.Pool,
+  logger: Logger,
+  first: PipelinedStatement,
+): Promise<{ tx: WorkerTransaction; first: pg.QueryResult<R> }>;
+export async function beginTransaction(
+  pool: pg.Pool,
+  logger: Logger,
+  first?: PipelinedStatement,
+): Promise<WorkerTransaction | { tx: WorkerTransaction; first: pg.QueryResult }> {
   const { client, release } = await checkoutClient(pool, logger);
+  let result: pg.QueryResult | undefined;
   try {
-    await client.query('BEGIN');
+    if (first === undefined) await client.query('BEGIN');
+    else [, result] = await pipelined(client, ['BEGIN', first]);
   } catch (err) {
     release(err as Error);
     throw err;
@@ -34,7 +53,7 @@ export async function beginTransaction(pool: pg.Pool, logger: Logger): Promise<W
     done = true;
     release(err);
   };
-  return {
+  const tx: WorkerTransaction = {
     client,
     async commit() {
       let result: pg.QueryResult;
@@ -74,4 +93,5 @@ export async function beginTransaction(pool: pg.Pool, logger: Logger): Promise<W
         .catch((err: unknown) => logger.warn({ err, pid }, 'could not terminate the timed-out handler\'s backend; it ends when its query does'));
     },
   };
+  return result === undefined ? tx : { tx, first: result };
 }
