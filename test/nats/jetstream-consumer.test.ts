@@ -274,4 +274,29 @@ describe('createJetStreamConsumer', () => {
     expect(most).toBeGreaterThan(0);
     await consumer.stop();
   });
+  it('an inbox insert that fails (sent with BEGIN) commits nothing and leaves no connection in a transaction; the batch is handled once it succeeds', async () => {
+    await p.query(`CREATE FUNCTION refuse_inbox() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'inbox refused'; END $$`);
+    await p.query(`CREATE TRIGGER refuse_inbox BEFORE INSERT ON sagabox.inbox FOR EACH ROW WHEN (NEW.consumer = 'refused') EXECUTE FUNCTION refuse_inbox()`);
+    try {
+      await jsm.streams.add({ name: 'REFUSED', subjects: ['refused.>'] });
+      for (let n = 0; n < 3; n++) await js.publish('refused.x', JSON.stringify({ n }));
+      const consumer = createJetStreamConsumer({ servers: server.url, stream: 'REFUSED', durable: 'refused', pool: p, handler: recordEffect('refused') });
+      running.push(consumer);
+      const errors: unknown[] = [];
+      consumer.events.on('error', (e) => errors.push(e.error));
+      await consumer.start();
+      await waitFor('the refused inbox insert reported', () => errors.some((e) => /inbox refused/.test(String(e))));
+      expect(await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'refused'`)).toBe(0);
+      expect(await count(`SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = 'refused'`)).toBe(0);
+      expect(await count(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction (aborted)'`)).toBe(0);
+
+      await p.query('DROP TRIGGER refuse_inbox ON sagabox.inbox');
+      await waitFor('all handled', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'refused'`)) === 3, 30_000);
+      expect(await count(`SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = 'refused'`)).toBe(3);
+      await consumer.stop();
+    } finally {
+      await p.query('DROP TRIGGER IF EXISTS refuse_inbox ON sagabox.inbox');
+      await p.query('DROP FUNCTION refuse_inbox()');
+    }
+  });
 });
