@@ -92,9 +92,10 @@ describe('needsAttention', () => {
         const recording = new Proxy(client, {
           get(target, prop) {
             if (prop === 'query') {
-              return (config: { text: string; values: unknown[] }) => {
-                statements.push(config);
-                return target.query(config);
+              // Both forms pg takes: a config object, or text and values apart.
+              return (config: string | { text: string; values: unknown[] }, values?: unknown[]) => {
+                statements.push(typeof config === 'string' ? { text: config, values: values ?? [] } : config);
+                return typeof config === 'string' ? target.query(config, values) : target.query(config);
               };
             }
             const value = Reflect.get(target, prop, target) as unknown;
