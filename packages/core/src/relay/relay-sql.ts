@@ -1,11 +1,5 @@
+import { epochMs } from '../shared/epoch-ms.js';
 import { statementsFor } from '../shared/statements.js';
-
-/**
- * A timestamp as whole milliseconds since the epoch (truncated, as a Date parsed from its
- * text would be), or null: a number the relay makes a Date of, rather than a timestamp
- * text node-postgres parses with a regular expression for every row.
- */
-const epochMs = (column: string): string => `round(date_part('epoch', date_trunc('milliseconds', ${column})) * 1000)`;
 
 /** The statements of {@link createRelay}'s delivery loop on the outbox, for one schema. */
 export const relaySql = statementsFor((s) => ({

@@ -154,7 +154,7 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
     headers: r.headers ?? {},
     attempts: r.attempts,
     // Rounded: the product by 1,000 of a whole number of ms in seconds may miss it by a hair.
-    createdAt: new Date(Math.round(r.created_ms)),
+    createdAt: new Date(r.created_ms),
     priority: r.priority,
     group: r.group_key,
   });

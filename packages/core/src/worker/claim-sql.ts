@@ -1,3 +1,4 @@
+import { epochMs } from '../shared/epoch-ms.js';
 import { statementsFor } from '../shared/statements.js';
 
 /**
@@ -47,13 +48,6 @@ const sinceDue = `extract(epoch FROM now() - CASE WHEN m.run_at = m.enqueued_at 
                                                   ELSE greatest(m.created_at, m.run_at) END)::float8 * 1000 AS since_due_ms`;
 
 /**
- * The message's created_at in whole milliseconds since the epoch (truncated, as a Date
- * parsed from its text would be): a number the worker makes a Date of, rather than a
- * timestamp text node-postgres parses with a regular expression for every row.
- */
-const createdMs = `round(date_part('epoch', date_trunc('milliseconds', m.created_at)) * 1000) AS created_ms`;
-
-/**
  * Both claims' last step: leases the rows the CTE `c` locked ($2 token, $3 worker name,
  * $4 lease ms), counting the attempt, and returns them with the ctid of their leased
  * version (the handling transaction takes them by it). The rows are fetched by ctid
@@ -69,7 +63,7 @@ const leaseRows = (s: string): string => `
           attempts = m.attempts + 1
       WHERE m.ctid = ANY(ARRAY(SELECT c.ctid FROM c))
       RETURNING m.seq, m.id, m.ctid, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, m.attempts,
-                ${createdMs}, m.expires_at <= now() AS expired, ${sinceDue}`;
+                ${epochMs('m.created_at')} AS created_ms, m.expires_at <= now() AS expired, ${sinceDue}`;
 
 export const claimSql = statementsFor((s) => ({
   /**
