@@ -85,12 +85,22 @@ describe('metrics', () => {
       await report.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       await report.query('SELECT count(*) FROM sagabox.queues');
       const pid = (await report.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-      await p.query(`INSERT INTO sagabox.queues (name) SELECT 'vac' || g FROM generate_series(1, 300) g`);
-      await p.query(`DELETE FROM sagabox.queues WHERE name LIKE 'vac%'`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // Statistics are eventual: the writing session's are flushed on demand.
+      const writer = await p.connect();
+      try {
+        await writer.query(`INSERT INTO sagabox.queues (name) SELECT 'vac' || g FROM generate_series(1, 300) g`);
+        await writer.query(`DELETE FROM sagabox.queues WHERE name LIKE 'vac%'`);
+        await writer.query('SELECT pg_stat_force_next_flush()');
+      } finally {
+        writer.release();
+      }
+      let seen = { dead: 0, errors: 0 };
       await waitFor('dead tuples in the metrics', async () => {
         await r.metrics();
-        return (await valueOf(r, 'sagabox_table_dead_tuples', { table: 'queues' })) >= 300;
+        seen = { dead: await valueOf(r, 'sagabox_table_dead_tuples', { table: 'queues' }), errors: await valueOf(r, 'sagabox_metrics_collect_errors_total') };
+        return seen.dead >= 300;
+      }).catch((err: Error) => {
+        throw new Error(`${err.message} (last read: ${JSON.stringify(seen)})`);
       });
       expect(await valueOf(r, 'sagabox_vacuum_horizon_holder', { kind: 'backend', pid: String(pid), application: 'metrics report', state: 'idle in transaction' })).toBe(1);
       expect(await valueOf(r, 'sagabox_vacuum_horizon_age_seconds')).toBeGreaterThan(0.1);
