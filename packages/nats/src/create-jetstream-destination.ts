@@ -7,8 +7,7 @@ import {
   type RelayedMessage,
 } from '@sagabox/core';
 import { topicMatcher } from '@sagabox/core/extension';
-import { jetstream, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
-import { errors as natsErrors, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { createInbox, errors as natsErrors, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { holdConnection, type HeldConnection, type NatsConnectionSource } from './nats-connection.js';
 import { toNatsHeaders } from './nats-headers.js';
 
@@ -88,6 +87,70 @@ function isUnreachable(err: unknown): boolean {
   );
 }
 
+/** What the PubAck inbox hands a waiting publish: the reply, or why none will come. */
+type PubAckAnswer = Msg | 'timeout' | 'closed';
+
+/**
+ * The destination's own reply subscription for PubAcks: each publish gets a token on
+ * one wildcard subscription, instead of nats.js's request machinery, which costs a timer,
+ * a request object and an error object (with its stack) per message.
+ */
+interface PubAckInbox {
+  readonly nc: NatsConnection;
+  /** Registers a waiter; returns its token. */
+  expect(onAnswer: (answer: PubAckAnswer) => void): string;
+  replySubject(token: string): string;
+  /** Hands `answer` to the token's waiter if it still waits; true if it did. */
+  answer(token: string, answer: PubAckAnswer): boolean;
+  /** Drops a waiter without an answer; true if it was waiting. */
+  forget(token: string): boolean;
+  /** Unsubscribes; every waiter left gets 'closed'. */
+  close(): void;
+}
+
+function openPubAckInbox(nc: NatsConnection, log: Logger): PubAckInbox {
+  // An application's own connection may have an inboxPrefix its permissions allow.
+  const prefix = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
+  const waiting = new Map<string, (answer: PubAckAnswer) => void>();
+  let next = 0;
+  const answer = (token: string, a: PubAckAnswer): boolean => {
+    const w = waiting.get(token);
+    if (w === undefined) return false;
+    waiting.delete(token);
+    w(a);
+    return true;
+  };
+  const closeAll = (): void => {
+    for (const token of [...waiting.keys()]) answer(token, 'closed');
+  };
+  const sub: Subscription = nc.subscribe(`${prefix}.*`, {
+    callback: (err, msg) => {
+      if (err) {
+        log.warn({ err }, 'PubAck subscription error');
+        return;
+      }
+      // A late PubAck (after its wave timed out) finds no waiter and is dropped.
+      answer(msg.subject.slice(prefix.length + 1), msg);
+    },
+  });
+  void sub.closed.then(closeAll, closeAll);
+  return {
+    nc,
+    expect(onAnswer) {
+      const token = (next++).toString(36);
+      waiting.set(token, onAnswer);
+      return token;
+    },
+    replySubject: (token) => `${prefix}.${token}`,
+    answer,
+    forget: (token) => waiting.delete(token),
+    close() {
+      if (!sub.isClosed()) sub.unsubscribe();
+      closeAll();
+    },
+  };
+}
+
 /**
  * A relay destination that publishes to NATS JetStream. Each message goes to its route's
  * subject with `Nats-Msg-Id` = the sagabox id, its headers (traceparent, correlation-id,
@@ -103,6 +166,10 @@ function isUnreachable(err: unknown): boolean {
  * and then dead-letters it with the reason. A server out of reach (disconnected, no
  * PubAck in `pubAckTimeoutMs`) throws `BROKER_UNREACHABLE`: the relay puts the whole
  * batch back and backs off, counting no attempt.
+ *
+ * PubAcks come back on one subscription the destination holds on its connection,
+ * `<inbox prefix>.<unique id>.*` (the connection's `inboxPrefix`, `_INBOX` by default,
+ * which a user's permissions must allow as for any request), with one timer per batch.
  *
  * Order: messages of one key are published one after the other, each after the
  * previous one's PubAck; a stream keeps the order of what it stores, so one key's
@@ -135,36 +202,86 @@ export function createJetStreamDestination(options: JetStreamDestinationOptions)
     return subjects;
   };
   let held: HeldConnection | undefined;
-  let js: { nc: NatsConnection; client: JetStreamClient } | undefined;
-  const client = (): JetStreamClient => {
+  let acks: PubAckInbox | undefined;
+  const connection = (): NatsConnection => {
     held ??= holdConnection(options, `sagabox-${name}`, log);
     const nc = held.usable();
     if (!nc) throw new SagaboxError('BROKER_UNREACHABLE', `${name}: not connected to NATS`, { details: { destination: name } });
-    if (js?.nc !== nc) js = { nc, client: jetstream(nc, { timeout: timeoutMs }) };
-    return js.client;
+    return nc;
+  };
+  const inboxOf = (nc: NatsConnection): PubAckInbox => {
+    if (acks?.nc !== nc) {
+      acks?.close();
+      acks = openPubAckInbox(nc, log);
+    }
+    return acks;
   };
 
-  const publishOne = async (c: JetStreamClient, m: RelayedMessage, subject: string, headers: MsgHdrs): Promise<PubAck> => {
-    const maxPayload = js?.nc.info?.max_payload;
-    const bytes = Buffer.byteLength(m.payload, 'utf8');
-    if (maxPayload !== undefined && bytes > maxPayload) {
-      throw new SagaboxError('PAYLOAD_TOO_LARGE', `message ${m.id} is ${bytes} bytes, more than the NATS server's max_payload of ${maxPayload}`, {
-        details: { messageId: m.id, bytes, maxPayload },
-      });
+  const unreachable = (m: RelayedMessage, subject: string, reason: string, cause?: unknown): SagaboxError =>
+    new SagaboxError('BROKER_UNREACHABLE', `${name}: no PubAck for message ${m.id} on ${subject}: ${reason}`, { cause, details: { messageId: m.id, subject } });
+  const rejected = (m: RelayedMessage, subject: string, reason: string, cause?: unknown): SagaboxError =>
+    new SagaboxError('BROKER_REJECTED', `JetStream refused message ${m.id} on ${subject}: ${reason}`, { cause, details: { messageId: m.id, subject } });
+
+  /** What a reply on the PubAck inbox means for the message: undefined when the stream stored it. */
+  const answerProblem = (m: RelayedMessage, subject: string, reply: Msg): SagaboxError | undefined => {
+    if (reply.data.length === 0 && reply.headers?.code === 503) {
+      return new SagaboxError('BROKER_REJECTED', `no JetStream stream takes subject ${subject} (no responders)`, { details: { messageId: m.id, subject } });
     }
+    let ack: { stream?: unknown; error?: { code?: number; err_code?: number; description?: string } };
     try {
-      return await c.publish(subject, m.payload, { msgID: m.id, headers, timeout: timeoutMs });
+      ack = JSON.parse(reply.string()) as typeof ack;
     } catch (err) {
-      if (isUnreachable(err)) {
-        throw new SagaboxError('BROKER_UNREACHABLE', `${name}: no PubAck for message ${m.id} on ${subject}: ${errorText(err)}`, { cause: err, details: { messageId: m.id, subject } });
-      }
-      const noStream = (err as Error).name === 'JetStreamNotEnabled' || /no responders/i.test(errorText(err));
-      throw new SagaboxError(
-        'BROKER_REJECTED',
-        noStream ? `no JetStream stream takes subject ${subject} (no responders)` : `JetStream refused message ${m.id} on ${subject}: ${errorText(err)}`,
-        { cause: err, details: { messageId: m.id, subject } },
-      );
+      return rejected(m, subject, `the PubAck is not JSON: ${errorText(err)}`, err);
     }
+    if (ack.error) return rejected(m, subject, `${ack.error.description ?? 'error'} (code ${ack.error.code ?? '?'}, err_code ${ack.error.err_code ?? '?'})`);
+    if (typeof ack.stream !== 'string' || ack.stream === '') return rejected(m, subject, 'invalid PubAck (no stream)');
+    return undefined;
+  };
+
+  /**
+   * Publishes every item at once with a reply subject on this destination's inbox and
+   * waits for all their PubAcks under one timer; resolves to each item's problem
+   * (undefined: stored by the stream).
+   */
+  const publishWave = (nc: NatsConnection, items: readonly { m: RelayedMessage; subject: string; headers: MsgHdrs }[]): Promise<(SagaboxError | undefined)[]> => {
+    const inbox = inboxOf(nc);
+    const maxPayload = nc.info?.max_payload;
+    const problems = new Array<SagaboxError | undefined>(items.length);
+    const tokens: string[] = [];
+    return new Promise((resolve) => {
+      let left = items.length;
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (i: number, problem: SagaboxError | undefined): void => {
+        problems[i] = problem;
+        if (--left > 0) return;
+        clearTimeout(timer);
+        resolve(problems);
+      };
+      for (const [i, { m, subject, headers }] of items.entries()) {
+        const bytes = Buffer.byteLength(m.payload, 'utf8');
+        if (maxPayload !== undefined && bytes > maxPayload) {
+          settle(i, new SagaboxError('PAYLOAD_TOO_LARGE', `message ${m.id} is ${bytes} bytes, more than the NATS server's max_payload of ${maxPayload}`, { details: { messageId: m.id, bytes, maxPayload } }));
+          continue;
+        }
+        const token = inbox.expect((reply) => {
+          if (reply === 'timeout') settle(i, unreachable(m, subject, `no answer within ${timeoutMs} ms`));
+          else if (reply === 'closed') settle(i, unreachable(m, subject, 'the connection closed'));
+          else settle(i, answerProblem(m, subject, reply));
+        });
+        tokens.push(token);
+        try {
+          nc.publish(subject, m.payload, { reply: inbox.replySubject(token), headers });
+        } catch (err) {
+          inbox.forget(token);
+          settle(i, isUnreachable(err) ? unreachable(m, subject, errorText(err), err) : rejected(m, subject, errorText(err), err));
+        }
+      }
+      if (left === 0) return;
+      // One timer for the whole wave: a PubAck not back by then counts as the server out of reach.
+      timer = setTimeout(() => {
+        for (const token of tokens) inbox.answer(token, 'timeout');
+      }, timeoutMs);
+    });
   };
 
   return {
@@ -175,11 +292,12 @@ export function createJetStreamDestination(options: JetStreamDestinationOptions)
       held ??= holdConnection(options, `sagabox-${name}`, log);
     },
     async deliver(messages: readonly RelayedMessage[]) {
-      const c = client();
+      const nc = connection();
       // One chain per key: a key's next message is published after the previous one's
       // PubAck, and not at all once it failed, so a stream never stores a key's later
-      // message without its earlier one. The relay hands over one message per key per
-      // batch, so in practice every chain is one publish and all run at once.
+      // message without its earlier one. The chains advance in waves (every chain's
+      // next message at once); the relay hands over one message per key per batch, so
+      // in practice a batch is one wave.
       const chains = new Map<string, RelayedMessage[]>();
       for (const m of messages) {
         const k = m.key ?? `\u0000${m.id}`;
@@ -187,16 +305,33 @@ export function createJetStreamDestination(options: JetStreamDestinationOptions)
         if (chain) chain.push(m);
         else chains.set(k, [m]);
       }
-      const results = await Promise.allSettled(
-        [...chains.values()].map(async (chain) => {
-          for (const m of chain) {
+      const failures: SagaboxError[] = [];
+      let live = [...chains.values()];
+      for (let step = 0; live.length > 0; step++) {
+        const items: { m: RelayedMessage; subject: string; headers: MsgHdrs; chain: RelayedMessage[] }[] = [];
+        const failed = new Set<RelayedMessage[]>();
+        for (const chain of live) {
+          const m = chain[step];
+          if (m === undefined) continue;
+          let headers: MsgHdrs;
+          try {
             // Built once per message, whatever the number of subjects it goes to.
-            const headers = toNatsHeaders(m);
-            await Promise.all(subjectsFor(m.topic).map((subject) => publishOne(c, m, subject, headers)));
+            headers = toNatsHeaders(m);
+          } catch (err) {
+            failures.push(err as SagaboxError);
+            failed.add(chain);
+            continue;
           }
-        }),
-      );
-      const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+          for (const subject of subjectsFor(m.topic)) items.push({ m, subject, headers, chain });
+        }
+        const problems = items.length > 0 ? await publishWave(nc, items) : [];
+        for (const [i, problem] of problems.entries()) {
+          if (problem === undefined) continue;
+          failures.push(problem);
+          failed.add(items[i]!.chain);
+        }
+        live = live.filter((chain) => chain.length > step + 1 && !failed.has(chain));
+      }
       if (failures.length === 0) {
         log.debug({ count: messages.length }, 'batch stored by JetStream');
         return;
@@ -209,7 +344,8 @@ export function createJetStreamDestination(options: JetStreamDestinationOptions)
     async stop() {
       const h = held;
       held = undefined;
-      js = undefined;
+      acks?.close();
+      acks = undefined;
       await h?.close();
     },
   };
