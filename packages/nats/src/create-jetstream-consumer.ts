@@ -27,7 +27,7 @@ import {
   type JetStreamMessage,
 } from './jetstream-consumer-options.js';
 import { readDelivery } from './jetstream-message.js';
-import { fromNatsHeaders, NATS_HEADERS, type DecodedHeaders } from './nats-headers.js';
+import { deliveredHeaders, NATS_HEADERS, type DecodedHeaders } from './nats-headers.js';
 
 export {
   DEFAULT_ACK_WAIT_MS,
@@ -436,7 +436,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
         messages = await consumer.consume({
           max_messages: Math.min(o.maxAckPending, Math.max(100, o.batchSize * o.concurrency * 2)),
           callback: (m) => {
-            const headers = fromNatsHeaders(m.headers);
+            const headers = deliveredHeaders(m);
             buffer.push({ msg: m, headers, key: headers.key || undefined, notBefore: 0, failures: 0, touchedAt: Date.now() });
             wake();
           },

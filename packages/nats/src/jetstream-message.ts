@@ -1,6 +1,6 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { JetStreamMessage } from './jetstream-consumer-options.js';
-import { fromNatsHeaders, type DecodedHeaders } from './nats-headers.js';
+import { deliveredHeaders, type DecodedHeaders } from './nats-headers.js';
 import { inboxMessageId } from './message-id.js';
 
 /** A delivery read into what its handler gets, or why it cannot be handled at all. */
@@ -12,11 +12,11 @@ export type ReadDelivery =
  * Reads one JetStream delivery, whoever produced it. The topic is the `Sagabox-Topic`
  * header or else the subject; the payload must be JSON (an empty body reads as null);
  * headers that cannot be read are left out rather than failing the message. `decoded`
- * is `fromNatsHeaders(msg.headers)` when the caller has it already; `attempts` is what
+ * is `deliveredHeaders(msg)` when the caller has it already; `attempts` is what
  * the handler sees (default: the delivery count).
  */
 export function readDelivery(msg: JsMsg, queue: string, decoded?: DecodedHeaders, attempts?: number): ReadDelivery {
-  const h = decoded ?? fromNatsHeaders(msg.headers);
+  const h = decoded ?? deliveredHeaders(msg);
   const info = msg.info;
   const id = inboxMessageId(h.msgId, info.stream, info.streamSequence);
   let payload: unknown = null;

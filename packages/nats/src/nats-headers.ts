@@ -1,3 +1,4 @@
+import type { JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import { SagaboxError, type RelayedMessage } from '@sagabox/core';
 
@@ -86,53 +87,103 @@ const date = (text: string | undefined): Date | undefined => {
   return Number.isNaN(d.getTime()) ? undefined : d;
 };
 
+/** Collects one message's headers, name by name, into {@link DecodedHeaders}; the first value of a name wins. */
+class HeaderReader {
+  private readonly own: Record<string, string> = {};
+  private msgId: string | undefined;
+  private topic: string | undefined;
+  private key: string | undefined;
+  private createdAt: string | undefined;
+  private runAt: string | undefined;
+  private expiresAt: string | undefined;
+  private priority: string | undefined;
+  private group: string | undefined;
+
+  add(name: string, value: string): void {
+    switch (name) {
+      case NATS_HEADERS.messageId: this.msgId ??= value; return;
+      case NATS_HEADERS.topic: this.topic ??= value; return;
+      case NATS_HEADERS.key: this.key ??= value; return;
+      case NATS_HEADERS.createdAt: this.createdAt ??= value; return;
+      case NATS_HEADERS.runAt: this.runAt ??= value; return;
+      case NATS_HEADERS.expiresAt: this.expiresAt ??= value; return;
+      case NATS_HEADERS.priority: this.priority ??= value; return;
+      case NATS_HEADERS.group: this.group ??= value; return;
+    }
+    const lower = name.toLowerCase();
+    if (ENVELOPE_NAMES.has(lower) || lower.startsWith('nats-')) return;
+    if (!(name in this.own)) this.own[name] = value;
+  }
+
+  result(): DecodedHeaders {
+    const priority = Number(this.priority ?? '0');
+    return {
+      headers: this.own,
+      msgId: this.msgId,
+      topic: this.topic || undefined,
+      key: this.key ?? null,
+      createdAt: date(this.createdAt),
+      runAt: date(this.runAt),
+      expiresAt: date(this.expiresAt),
+      priority: Number.isInteger(priority) && Math.abs(priority) <= 32_767 ? priority : 0,
+      group: this.group ?? null,
+    };
+  }
+}
+
 /**
  * Reads sagabox's envelope and the message's own headers from NATS headers written by
  * any producer. Foreign producers may send anything: a repeated header keeps its first
  * value, an unparsable date or priority is ignored, never thrown.
  */
 export function fromNatsHeaders(h: MsgHdrs | undefined): DecodedHeaders {
-  const own: Record<string, string> = {};
-  // One pass over the entries, since a consumer reads every message's headers and each
-  // by-name lookup of nats.js scans and copies the names: the envelope's exact names
-  // into their fields (the first value wins), the rest into `own`.
-  let msgId: string | undefined;
-  let topic: string | undefined;
-  let key: string | undefined;
-  let createdAt: string | undefined;
-  let runAt: string | undefined;
-  let expiresAt: string | undefined;
-  let priorityText: string | undefined;
-  let group: string | undefined;
+  // One pass over the entries, since each by-name lookup of nats.js scans and copies the names.
+  const r = new HeaderReader();
   if (h) {
     for (const [name, values] of h) {
       const value = values[0];
-      if (value === undefined) continue;
-      switch (name) {
-        case NATS_HEADERS.messageId: msgId ??= value; continue;
-        case NATS_HEADERS.topic: topic ??= value; continue;
-        case NATS_HEADERS.key: key ??= value; continue;
-        case NATS_HEADERS.createdAt: createdAt ??= value; continue;
-        case NATS_HEADERS.runAt: runAt ??= value; continue;
-        case NATS_HEADERS.expiresAt: expiresAt ??= value; continue;
-        case NATS_HEADERS.priority: priorityText ??= value; continue;
-        case NATS_HEADERS.group: group ??= value; continue;
-      }
-      const lower = name.toLowerCase();
-      if (ENVELOPE_NAMES.has(lower) || lower.startsWith('nats-')) continue;
-      if (!(name in own)) own[name] = value;
+      if (value !== undefined) r.add(name, value);
     }
   }
-  const priority = Number(priorityText ?? '0');
-  return {
-    headers: own,
-    msgId,
-    topic: topic || undefined,
-    key: key ?? null,
-    createdAt: date(createdAt),
-    runAt: date(runAt),
-    expiresAt: date(expiresAt),
-    priority: Number.isInteger(priority) && Math.abs(priority) <= 32_767 ? priority : 0,
-    group: group ?? null,
-  };
+  return r.result();
+}
+
+const utf8 = new TextDecoder();
+
+/** The raw parts of a nats.js message this module reads; absent from other implementations. */
+interface RawMsg {
+  _rdata?: unknown;
+  _msg?: { hdr?: unknown };
+}
+
+/**
+ * {@link fromNatsHeaders} of a delivered message, read from its raw header block when
+ * nats.js's message exposes it: a consumer reads every message's headers, and nats.js's
+ * own decoding builds a map and checks every name against all the others. Lines are
+ * read as nats.js reads them (`Name: value`, the value trimmed, the status line
+ * skipped); a name NATS does not allow is left out. Any other message is read through
+ * its `headers`.
+ */
+export function deliveredHeaders(msg: JsMsg): DecodedHeaders {
+  const raw = (msg as { msg?: RawMsg }).msg;
+  const hdr = raw?._msg?.hdr;
+  const data = raw?._rdata;
+  if (typeof hdr !== 'number' || !(data instanceof Uint8Array)) return fromNatsHeaders(msg.headers);
+  const r = new HeaderReader();
+  if (hdr > 0) {
+    const text = utf8.decode(data.subarray(0, hdr));
+    let start = text.indexOf('\r\n');
+    while (start >= 0 && start < text.length) {
+      start += 2;
+      let end = text.indexOf('\r\n', start);
+      if (end < 0) end = text.length;
+      const colon = text.indexOf(':', start);
+      if (colon > start && colon < end) {
+        const name = text.slice(start, colon);
+        if (HEADER_NAME.test(name)) r.add(name, text.slice(colon + 1, end).trim());
+      }
+      start = end;
+    }
+  }
+  return r.result();
 }

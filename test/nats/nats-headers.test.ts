@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import type { JsMsg } from '@nats-io/jetstream';
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import { NATS_HEADERS } from '@sagabox/nats';
+import { deliveredHeaders, fromNatsHeaders } from '../../packages/nats/src/nats-headers.js';
+import { useJetStream } from '../support/nats-server.js';
+
+const { js, jsm } = await useJetStream();
+await jsm.streams.add({ name: 'HDRS', subjects: ['hdrs.>'] });
+
+/** Publishes messages with these headers and fetches them back as a consumer gets them. */
+async function delivered(all: (readonly [string, string][] | undefined)[]): Promise<JsMsg[]> {
+  for (const [i, entries] of all.entries()) {
+    const h = entries ? natsHeaders() : undefined;
+    for (const [name, value] of entries ?? []) h!.append(name, value);
+    await js.publish(`hdrs.m${i}`, '{}', h ? { headers: h } : {});
+  }
+  const durable = `d${Date.now()}`;
+  await jsm.consumers.add('HDRS', { durable_name: durable, ack_policy: 'explicit' as never });
+  const consumer = await js.consumers.get('HDRS', durable);
+  const out: JsMsg[] = [];
+  for await (const m of await consumer.fetch({ max_messages: all.length, expires: 2_000 })) out.push(m);
+  return out;
+}
+
+describe('deliveredHeaders', () => {
+  it('reads the raw header block exactly as nats.js decodes it, without building nats.js headers', async () => {
+    const cases: (readonly [string, string][] | undefined)[] = [
+      [
+        [NATS_HEADERS.messageId, '0190d6a4-7c3b-7000-8000-000000000001'],
+        [NATS_HEADERS.topic, 'orders.created'],
+        [NATS_HEADERS.key, 'k-1'],
+        [NATS_HEADERS.createdAt, '2026-12-04T19:00:00.000Z'],
+        [NATS_HEADERS.runAt, '2026-12-04T19:00:01.000Z'],
+        [NATS_HEADERS.priority, '7'],
+        [NATS_HEADERS.group, 'g'],
+        ['traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'],
+        ['correlation-id', 'c: with a colon and  spaces '],
+      ],
+      // Repeated names keep their first value; names differing in case are different headers.
+      [
+        ['note', 'first'],
+        ['note', 'second'],
+        ['Note', 'other'],
+        [NATS_HEADERS.key, 'a'],
+        [NATS_HEADERS.key, 'b'],
+        ['sagabox-topic', 'not the envelope'],
+        ['Nats-Expected-Stream', 'HDRS'],
+        ['empty', ''],
+      ],
+      [[NATS_HEADERS.priority, 'high'], [NATS_HEADERS.createdAt, 'yesterday']],
+      undefined,
+    ];
+    const msgs = await delivered(cases);
+    expect(msgs).toHaveLength(cases.length);
+    for (const m of msgs) {
+      const fast = deliveredHeaders(m);
+      // The raw path leaves nats.js's lazily decoded headers unbuilt.
+      expect((m as unknown as { msg: { _headers?: unknown } }).msg._headers).toBeUndefined();
+      expect(fast).toEqual(fromNatsHeaders(m.headers));
+      m.ack();
+    }
+    const [first, second, third, none] = msgs.map((m) => deliveredHeaders(m));
+    expect(first).toMatchObject({ key: 'k-1', topic: 'orders.created', priority: 7, group: 'g', headers: { traceparent: expect.any(String), 'correlation-id': 'c: with a colon and  spaces' } });
+    expect(first!.runAt?.toISOString()).toBe('2026-12-04T19:00:01.000Z');
+    expect(second).toMatchObject({ key: 'a', headers: { note: 'first', Note: 'other', empty: '' } });
+    expect(second!.headers).not.toHaveProperty('sagabox-topic');
+    expect(second!.headers).not.toHaveProperty('Nats-Expected-Stream');
+    expect(third).toMatchObject({ priority: 0, createdAt: undefined });
+    expect(none).toMatchObject({ headers: {}, msgId: undefined, key: null });
+  });
+
+  it('falls back to the message headers when the raw block is not there', () => {
+    const h = natsHeaders();
+    h.append(NATS_HEADERS.key, 'k');
+    h.append('x-own', 'v');
+    const m = { headers: h, msg: {} } as unknown as JsMsg;
+    expect(deliveredHeaders(m)).toEqual(fromNatsHeaders(h));
+    expect(deliveredHeaders(m)).toMatchObject({ key: 'k', headers: { 'x-own': 'v' } });
+  });
+});
