@@ -23,6 +23,7 @@ import { relaySql } from './relay-sql.js';
 import { startDeliverySpans } from './delivery-spans.js';
 import { prepared } from '../shared/prepared.js';
 import { pipelined, type PipelinedStatement } from '../shared/pipelined.js';
+import { CLAIM_PLAN_BY_INDEX, CLAIM_PLAN_DONE } from '../shared/claim-plan.js';
 import { errorText } from '../shared/error-text.js';
 import { checkWaitForDatabaseMs, DEFAULT_WAIT_FOR_DATABASE_MS, retryWhileUnreachable, waitForDatabase } from '../shared/wait-for-database.js';
 
@@ -448,7 +449,7 @@ export function createRelay(options: RelayOptions): Relay {
   const claimBatch = async (): Promise<Claimed> => {
     const { client, release } = await checkoutClient(o.pool, log);
     try {
-      const [, claimed] = await pipelined(client, ['BEGIN', prepared(sql.claim, [o.batchSize, null])]);
+      const [, , claimed] = await pipelined(client, ['BEGIN', CLAIM_PLAN_BY_INDEX, prepared(sql.claim, [o.batchSize, null]), CLAIM_PLAN_DONE]);
       return { client, release, rows: claimed!.rows as ClaimedRow[] };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});

@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { checkoutClient } from '../shared/checkout-client.js';
+import { CLAIM_PLAN_BY_INDEX_NO_JIT } from '../shared/claim-plan.js';
 import type { Logger } from '../shared/logger.js';
+import { pipelined } from '../shared/pipelined.js';
 import { prepared } from '../shared/prepared.js';
 import type { ClaimedRow, Lease } from './batch-handler.js';
 import { claimSql } from './claim-sql.js';
@@ -119,10 +122,27 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   /** Slots whose last batch was short only because it was the rest of a claim. */
   const remainders = new Set<string>();
 
+  /**
+   * Runs a claim in a transaction of its own, planned by its index (see claim-plan.ts):
+   * BEGIN, the plan setting, the claim and COMMIT go out in one round trip. A failed
+   * claim's connection is discarded.
+   */
+  const runClaim = async (statement: pg.QueryConfig): Promise<ClaimResultRow[]> => {
+    const { client, release } = await checkoutClient(pool, log);
+    try {
+      const [, , result] = await pipelined(client, ['BEGIN', CLAIM_PLAN_BY_INDEX_NO_JIT, statement, 'COMMIT']);
+      release();
+      return result!.rows as ClaimResultRow[];
+    } catch (err) {
+      release(err as Error);
+      throw err;
+    }
+  };
+
   /** The unlimited claim of `size` messages: the rows and their token, or 'limited' (then the slot claims with the limited claim). */
   const claimUnlimited = async (size: number): Promise<{ token: string; rows: ClaimedRow[] } | 'limited'> => {
     const token = randomUUID();
-    const result = (await pool.query<ClaimResultRow>(prepared(unlimitedText(size), [queue, token, name, leaseMs]))).rows;
+    const result = await runClaim(prepared(unlimitedText(size), [queue, token, name, leaseMs]));
     const guard = result[0];
     if (guard?.lean === false) {
       // A limit in force, a pause, or aging due (once a priorityAgingMs: one limited
@@ -139,7 +159,7 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   const claimLimited = async (slot: string): Promise<Claim> => {
     await releasing;
     const token = randomUUID();
-    const result = (await pool.query<ClaimResultRow>(prepared(limitedText, [queue, token, name, leaseMs, slot]))).rows;
+    const result = await runClaim(prepared(limitedText, [queue, token, name, leaseMs, slot]));
     const rows = result.filter((r): r is ClaimResultRow & ClaimedRow => r.id !== null);
     if (rows.length === 0) return { rows: [], waitMs: result[0]?.wait_ms ?? null, size: batchSize };
     return { rows, lease: { token, slot, counted: rows[0]!.counted }, size: batchSize };

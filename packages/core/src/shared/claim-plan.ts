@@ -1,0 +1,24 @@
+/**
+ * Sent in a claim's transaction just before the claim: the claim is then planned as a
+ * walk of its index in claim order (outbox seq, or a queue's priority and seq), which
+ * stops after a batch, never as a scan and sort of every waiting row. The planner picks
+ * the sort when it expects fewer claimable rows than a batch, which is what it expects of
+ * a table never analysed (autovacuum off, or a backlog that arrived before its first
+ * analyse), and then each claim reads the whole backlog. The order and the row locks are
+ * the same either way; the only plans this rules out are the ones that sort the table.
+ */
+export const CLAIM_PLAN_BY_INDEX = 'SET LOCAL enable_sort = off';
+
+/**
+ * Undoes {@link CLAIM_PLAN_BY_INDEX} for the rest of a transaction that goes on after
+ * its claim (the relay's, whose destinations write through the same connection).
+ */
+export const CLAIM_PLAN_DONE = 'SET LOCAL enable_sort = on';
+
+/**
+ * {@link CLAIM_PLAN_BY_INDEX} for a claim that sorts its own batch (the worker's limited
+ * claim numbers its candidates) in a transaction that ends with the claim. Before
+ * PostgreSQL 18 a sort that is disabled but cannot be avoided adds a fixed huge cost to
+ * the plan, which would pass jit_above_cost and compile every claim; JIT is off for it.
+ */
+export const CLAIM_PLAN_BY_INDEX_NO_JIT = `SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)`;

@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { createRelay, createWorker, publish, type Destination } from '@sagabox/core';
+import { useDatabase } from '../support/test-pool.js';
+import { stopAfterEach } from '../support/stop-after-each.js';
+
+const { db, pool } = await useDatabase();
+const p = pool(3);
+const { track } = stopAfterEach();
+const BACKLOG = 20_000;
+
+// Tables that were never analysed (autovacuum off, or a backlog that came before the
+// first analyse) have no statistics: the planner guesses that few rows match and may sort
+// the whole backlog for every claim. Each claim must walk its index and stop after a batch.
+await p.query('ALTER TABLE sagabox.outbox SET (autovacuum_enabled = false)');
+await p.query('ALTER TABLE sagabox.queue_messages SET (autovacuum_enabled = false)');
+
+/** A pool whose connections keep every statement they were given, per connection. */
+function recordingPool(): { pool: pg.Pool; sent: Map<pg.Client, (string | pg.QueryConfig)[]> } {
+  const sent = new Map<pg.Client, (string | pg.QueryConfig)[]>();
+  class Recording extends pg.Client {
+    override query(...args: unknown[]): never {
+      const first = args[0] as string | pg.QueryConfig;
+      if (typeof first === 'string' || typeof first?.text === 'string') {
+        const list = sent.get(this) ?? [];
+        list.push(first);
+        sent.set(this, list);
+      }
+      return (super.query as (...a: unknown[]) => never)(...args);
+    }
+  }
+  const rp = new pg.Pool({ connectionString: db.url, max: 2, connectionTimeoutMillis: 10_000, Client: Recording });
+  rp.on('error', () => {});
+  return { pool: rp, sent };
+}
+
+interface PlanNode { 'Node Type': string; 'Relation Name'?: string; 'Shared Hit Blocks'?: number; Plans?: PlanNode[] }
+const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
+
+/**
+ * Each claim (a statement with SKIP LOCKED on `table`) recorded on the pool's
+ * connections, explained after the statements its transaction ran before it, as they
+ * were sent; the transaction is rolled back.
+ */
+async function explainClaims(sent: Map<pg.Client, (string | pg.QueryConfig)[]>, table: string): Promise<PlanNode[]> {
+  const plans: PlanNode[] = [];
+  const text = (s: string | pg.QueryConfig): string => (typeof s === 'string' ? s : s.text);
+  const c = await p.connect();
+  try {
+    for (const list of sent.values()) {
+      for (let i = 0; i < list.length; i++) {
+        if (!/SKIP LOCKED/.test(text(list[i]!)) || !text(list[i]!).includes(`sagabox".${table}`)) continue;
+        // What its transaction ran before it (nothing when the claim ran on its own).
+        const earlier = list.slice(0, i).map(text);
+        const begin = earlier.lastIndexOf('BEGIN');
+        const open = begin >= 0 && !earlier.slice(begin).some((t) => t === 'COMMIT' || t === 'ROLLBACK');
+        await c.query('BEGIN');
+        try {
+          for (const before of open ? earlier.slice(begin + 1) : []) await c.query(before);
+          const claim = list[i] as pg.QueryConfig;
+          const { rows } = await c.query<{ 'QUERY PLAN': [{ Plan: PlanNode; JIT?: unknown }] }>({
+            text: `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${claim.text}`,
+            values: claim.values,
+          });
+          const explained = rows[0]!['QUERY PLAN'][0];
+          // A claim is short: compiling it (JIT) would cost more than running it.
+          expect(explained.JIT).toBeUndefined();
+          plans.push(explained.Plan);
+        } finally {
+          await c.query('ROLLBACK');
+        }
+      }
+    }
+  } finally {
+    c.release();
+  }
+  return plans;
+}
+
+/** Asserts that no claim read the table whole: no sequential or bitmap scan of it, no sort of its rows, few pages. */
+function expectIndexWalks(plans: PlanNode[], table: string): void {
+  expect(plans.length).toBeGreaterThan(0);
+  for (const plan of plans) {
+    const all = nodes(plan);
+    const scans = all.filter((n) => n['Relation Name'] === table).map((n) => n['Node Type']);
+    expect(scans).not.toContain('Seq Scan');
+    expect(scans).not.toContain('Bitmap Heap Scan');
+    // The limited claim sorts its batch (row_number over the candidates), never the table.
+    const sortsOfTable = all.filter((n) => n['Node Type'] === 'Sort' && nodes(n).some((m) => m['Relation Name'] === table));
+    expect(sortsOfTable).toEqual([]);
+    // A scan and sort of the backlog reads every row and its head-of-key probe: tens of thousands of pages.
+    expect(plan['Shared Hit Blocks'] ?? 0).toBeLessThan(5_000);
+  }
+}
+
+describe('claims on tables never analysed', () => {
+  it('the relay claims from a backlog of 20,000 by walking the outbox in seq order', async () => {
+    for (let n = 0; n < BACKLOG; n += 1_000) {
+      await publish(p, Array.from({ length: 1_000 }, (_, j) => ({
+        topic: 'orders.placed', key: j % 3 === 0 ? null : `order-${(n + j) % 500}`, payload: { n: n + j },
+      })), { notify: false });
+    }
+    const { rows } = await p.query<{ reltuples: number }>(`SELECT reltuples FROM pg_class WHERE oid = 'sagabox.outbox'::regclass`);
+    expect(rows[0]!.reltuples).toBe(-1);
+    const sink: Destination = { name: 'sink', external: true, matches: () => true, async deliver() {} };
+    const { pool: rp, sent } = recordingPool();
+    try {
+      const relay = track(createRelay({ pool: rp, destinations: [sink], listen: false }));
+      expect(await relay.runOnce()).toBeGreaterThan(0);
+      expectIndexWalks(await explainClaims(sent, 'outbox'), 'outbox');
+    } finally {
+      await rp.end();
+    }
+  });
+
+  it('the worker claims from a queue of 20,000 by walking its claim index, unlimited and limited claims alike', async () => {
+    // priority aging due on the first claim: the worker claims with both statements.
+    await p.query(`INSERT INTO sagabox.queues (name) VALUES ('backlog')`);
+    await p.query(
+      `INSERT INTO sagabox.queue_messages (queue, id, topic, key, payload, created_at)
+       SELECT 'backlog', gen_random_uuid(), 'job', CASE WHEN g % 3 = 0 THEN NULL ELSE 'k' || (g % 500) END, jsonb_build_object('n', g), now()
+       FROM generate_series(1, $1::int) g`,
+      [BACKLOG],
+    );
+    const { rows } = await p.query<{ reltuples: number }>(`SELECT reltuples FROM pg_class WHERE oid = 'sagabox.queue_messages'::regclass`);
+    expect(rows[0]!.reltuples).toBe(-1);
+    const { pool: rp, sent } = recordingPool();
+    try {
+      const worker = track(createWorker({ pool: rp, queue: 'backlog', listen: false, handler: async () => {} }));
+      expect(await worker.runOnce()).toBeGreaterThan(0);
+      await worker.stop();
+      const plans = await explainClaims(sent, 'queue_messages');
+      expect(plans.length).toBeGreaterThanOrEqual(2);
+      expectIndexWalks(plans, 'queue_messages');
+    } finally {
+      await rp.end();
+    }
+  });
+});
