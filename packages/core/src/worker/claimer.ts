@@ -123,11 +123,14 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   const remainders = new Set<string>();
 
   /**
-   * Runs a claim in a transaction of its own, planned by its index (see claim-plan.ts):
-   * BEGIN, the plan setting, the claim and COMMIT go out in one round trip. A failed
-   * claim's connection is discarded.
+   * Runs a claim. `byIndex`: in a transaction of its own, planned by its index (see
+   * claim-plan.ts), BEGIN, the plan setting, the claim and COMMIT in one round trip; a
+   * failed claim's connection is discarded. Otherwise on its own, planned as the planner
+   * likes: a trickle's claims of a small table, which a sequential scan reads whole and
+   * prunes as it goes (the trickle vacuum relies on it).
    */
-  const runClaim = async (statement: pg.QueryConfig): Promise<ClaimResultRow[]> => {
+  const runClaim = async (statement: pg.QueryConfig, byIndex: boolean): Promise<ClaimResultRow[]> => {
+    if (!byIndex) return (await pool.query<ClaimResultRow>(statement)).rows;
     const { client, release } = await checkoutClient(pool, log);
     try {
       const [, , result] = await pipelined(client, ['BEGIN', CLAIM_PLAN_BY_INDEX_NO_JIT, statement, 'COMMIT']);
@@ -142,7 +145,9 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   /** The unlimited claim of `size` messages: the rows and their token, or 'limited' (then the slot claims with the limited claim). */
   const claimUnlimited = async (size: number): Promise<{ token: string; rows: ClaimedRow[] } | 'limited'> => {
     const token = randomUUID();
-    const result = await runClaim(prepared(unlimitedText(size), [queue, token, name, leaseMs]));
+    // Under a backlog (the last claim came back full) the claim walks its index whatever
+    // the statistics; the first claim of a backlog is planned as the planner likes.
+    const result = await runClaim(prepared(unlimitedText(size), [queue, token, name, leaseMs]), backlog);
     const guard = result[0];
     if (guard?.lean === false) {
       // A limit in force, a pause, or aging due (once a priorityAgingMs: one limited
@@ -159,7 +164,7 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   const claimLimited = async (slot: string): Promise<Claim> => {
     await releasing;
     const token = randomUUID();
-    const result = await runClaim(prepared(limitedText, [queue, token, name, leaseMs, slot]));
+    const result = await runClaim(prepared(limitedText, [queue, token, name, leaseMs, slot]), true);
     const rows = result.filter((r): r is ClaimResultRow & ClaimedRow => r.id !== null);
     if (rows.length === 0) return { rows: [], waitMs: result[0]?.wait_ms ?? null, size: batchSize };
     return { rows, lease: { token, slot, counted: rows[0]!.counted }, size: batchSize };
