@@ -3,6 +3,7 @@ import pg from 'pg';
 import { createWorker } from '@sagabox/core';
 import { useDatabase } from '../support/test-pool.js';
 import { stopAfterEach } from '../support/stop-after-each.js';
+import { countingPool } from '../support/counting-client.js';
 
 const { db, pool, count } = await useDatabase();
 const p = pool(4);
@@ -63,5 +64,40 @@ describe('createWorker: the first statement goes out with BEGIN', () => {
       await wp.end();
     }
   });
-});
 
+  it('handles a batch one message at a time after a handler failed, each BEGIN going out with the fence', async () => {
+    const wp = new pg.Pool({ connectionString: db.url, max: 2, connectionTimeoutMillis: 10_000 });
+    wp.on('error', () => {});
+    const { pool: counted, clients } = countingPool(wp);
+    const handled: number[] = [];
+    const worker = track(createWorker({
+      pool: counted, queue: 'alone', listen: false, batchSize: 3,
+      retry: { maxAttempts: 5, baseDelayMs: 1, maxDelayMs: 1 },
+      handler: async (m) => {
+        const { n } = m.payload as { n: number };
+        if (n === 1 && m.attempts === 1) throw new Error('first attempt of 1 fails');
+        handled.push(n);
+      },
+    }));
+    try {
+      await p.query(`INSERT INTO sagabox.queues (name) VALUES ('alone') ON CONFLICT DO NOTHING`);
+      await p.query(`INSERT INTO sagabox.queue_messages (queue, id, topic, payload, created_at)
+                     SELECT 'alone', gen_random_uuid(), 'a.x', jsonb_build_object('n', g), now() FROM generate_series(0, 2) g`);
+      await worker.runOnce();
+      // The batch stopped at message 1; 2 was handled on its own, in a transaction of its own.
+      expect(handled).toContain(2);
+      expect(clients.flatMap((c) => c.sent).filter((s) => s.text === 'BEGIN').length).toBeGreaterThanOrEqual(3);
+      // Every BEGIN went out pipelined, with its transaction's first statement.
+      for (const { sent } of clients) {
+        for (const [i, s] of sent.entries()) {
+          if (s.text !== 'BEGIN') continue;
+          expect(s.pipelined).toBe(true);
+          expect(sent[i + 1]?.pipelined).toBe(true);
+        }
+      }
+    } finally {
+      await worker.stop();
+      await wp.end();
+    }
+  });
+});

@@ -364,12 +364,14 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
    * its lease was lost. `receivedAt` as for `call`.
    */
   const alone = async (r: ClaimedRow, lease: Lease, receivedAt: number | undefined): Promise<Verdict | undefined> => {
-    const tx: WorkerTransaction = await beginTransaction(pool, log);
+    let tx: WorkerTransaction | undefined;
     const watchdog = createWatchdog(o.handlerTimeoutMs);
     let verdict: Verdict | undefined;
     try {
-      const { rows: valid } = await tx.client.query<{ id: string }>(prepared(sql.fence, [queue, [r.id], lease.token]));
-      if (valid.length === 0) {
+      // BEGIN goes out with the fence, in one round trip.
+      const begun = await beginTransaction<{ id: string }>(pool, log, prepared(sql.fence, [queue, [r.id], lease.token]));
+      tx = begun.tx;
+      if (begun.first.rows.length === 0) {
         await tx.rollback();
         keepFenced([r], []);
         return undefined;
@@ -392,8 +394,11 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
       if (c.kind === 'timeout') await tx.abandon();
       else await tx.rollback();
     } catch (err) {
+      // No transaction and no answer from the server: the connection failed before BEGIN
+      // (the lease runs out and the message comes back).
+      if (tx === undefined && !isServerError(err)) throw err;
       // A statement or the commit failed: the handler's writes went with the transaction.
-      await tx.rollback();
+      await tx?.rollback();
       const swallowed = (err as { code?: unknown } | null)?.code === '25P02' || /rolled back at commit/.test(String((err as Error)?.message));
       const text = describeFailure(err);
       verdict = failureVerdict(r.attempts, swallowed ? `a statement of the handler failed and the handler went on without rethrowing it, so its transaction could not commit: ${text}` : text, retry);
@@ -423,4 +428,9 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
       return verdicts;
     },
   };
+}
+
+/** An error the server answered with (node-postgres's DatabaseError carries a severity), not a failed connection. */
+function isServerError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && typeof (err as { severity?: unknown }).severity === 'string';
 }
