@@ -6,6 +6,7 @@ import { publishCommitted } from '../support/in-transaction.js';
 import { useDatabase } from '../support/test-pool.js';
 import { useJetStream } from '../support/nats-server.js';
 import { waitFor } from '../support/wait-for.js';
+import { countingPool } from '../support/counting-client.js';
 
 const { pool, count } = await useDatabase();
 const p = pool(10);
@@ -297,6 +298,36 @@ describe('createJetStreamConsumer', () => {
     } finally {
       await p.query('DROP TRIGGER IF EXISTS refuse_inbox ON sagabox.inbox');
       await p.query('DROP FUNCTION refuse_inbox()');
+    }
+  });
+
+  it('after a handler failed in a batch, each message runs on its own with BEGIN sent together with its inbox record', async () => {
+    await jsm.streams.add({ name: 'ALONE', subjects: ['alone.>'] });
+    for (let n = 0; n < 3; n++) await js.publish('alone.x', JSON.stringify({ n }));
+    const { pool: counted, clients } = countingPool(pool(3));
+    const handled: number[] = [];
+    const consumer = createJetStreamConsumer({
+      servers: server.url, stream: 'ALONE', durable: 'alone', pool: counted,
+      retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 20, jitter: false },
+      handler: async (m: JetStreamMessage<{ n: number }>, ctx) => {
+        if (m.payload.n === 1 && m.attempts === 1) throw new Error('first attempt of 1 fails');
+        await recordEffect('alone')(m, ctx);
+        handled.push(m.payload.n);
+      },
+    });
+    running.push(consumer);
+    await consumer.start();
+    await waitFor('all handled', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'alone'`)) === 3, 20_000);
+    await consumer.stop();
+    const begins = clients.flatMap((c) => c.sent).filter((s) => s.text === 'BEGIN');
+    // The batch, then the messages after it one by one, then the retry of 1.
+    expect(begins.length).toBeGreaterThanOrEqual(3);
+    for (const { sent } of clients) {
+      for (const [i, s] of sent.entries()) {
+        if (s.text !== 'BEGIN') continue;
+        expect(s.pipelined).toBe(true);
+        expect(sent[i + 1]?.pipelined).toBe(true);
+      }
     }
   });
 });

@@ -1,10 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
-import {
-  recordInInbox,
-  type HandlerContext,
-  type HandlerOutcome,
-} from '@sagabox/core';
+import type { HandlerContext, HandlerOutcome } from '@sagabox/core';
 import { backoffMs, beginWithInboxRecord, CallContext, isHandlerOutcome, startHandlerSpan } from '@sagabox/core/extension';
 import {
   AckPolicy,
@@ -236,10 +232,10 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
 
   /** One message in its own transaction (after a batch failed). */
   const runOne = async (client: pg.PoolClient, r: Ready, settled: Set<JsMsg>): Promise<void> => {
-    await client.query('BEGIN');
     let outcome: Awaited<ReturnType<typeof runHandler>>;
     try {
-      const fresh = await recordInInbox(client, { consumer: o.consumer, messageId: r.message.id, schema: o.schema });
+      // BEGIN goes out with the inbox record, in one round trip.
+      const fresh = (await beginWithInboxRecord(client, { consumer: o.consumer, messageIds: [r.message.id], schema: o.schema })).has(r.message.id);
       outcome = fresh ? await runHandler(r, client) : undefined;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
