@@ -94,6 +94,8 @@ describe('metrics', () => {
       } finally {
         writer.release();
       }
+      // The snapshot is then older than the 0.1 s checked below.
+      await new Promise((resolve) => setTimeout(resolve, 200));
       let seen = { dead: 0, errors: 0 };
       await waitFor('dead tuples in the metrics', async () => {
         await r.metrics();
