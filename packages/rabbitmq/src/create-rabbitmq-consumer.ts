@@ -11,7 +11,7 @@ import {
   type RetryPolicy,
   type WorkerEvents,
 } from '@sagabox/core';
-import { assertNoProblems, backoffMs, beginWithInboxRecord, CallContext, checkInt, isHandlerOutcome, quoteSchema, resolveRetryPolicy, startHandlerSpan, validateSchemaName, type HandlerCallResult } from '@sagabox/core/extension';
+import { assertNoProblems, backoffMs, beginWithInboxRecord, CallContext, callHandler, checkInt, isHandlerOutcome, quoteSchema, resolveRetryPolicy, startHandlerSpan, validateSchemaName } from '@sagabox/core/extension';
 import { Connection, type AsyncMessage, type Publisher } from 'rabbitmq-client';
 import { DEAD_LETTER_HEADERS, fromAmqp, type ReadDelivery } from './amqp-message.js';
 import { openConnection, type RabbitMqConnectionOptions } from './connection.js';
@@ -103,11 +103,6 @@ interface Delivery<P> {
   read: ReadDelivery<P>;
   delivered: Delivered;
 }
-
-const TIMED_OUT: HandlerCallResult = { kind: 'timeout' };
-
-const isThenable = (value: unknown): value is PromiseLike<unknown> =>
-  ((typeof value === 'object' && value !== null) || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 
 /** Ends a timed-out handler's backend, unless it is idle already (closing its socket ended it). */
 const TERMINATE_BUSY_BACKEND_SQL = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND pid <> pg_backend_pid() AND state <> 'idle'`;
@@ -265,20 +260,7 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
           const span = startHandlerSpan(message, queue, consumerName);
           if (timer) timer.refresh();
           else timer = setTimeout(() => onTimeout?.(), handlerTimeoutMs);
-          // One promise per call, settled by the handler or by the timer, whichever is
-          // first; a handler that returns a plain value settles it at once.
-          const call = await new Promise<HandlerCallResult>((resolve) => {
-            onTimeout = () => resolve(TIMED_OUT);
-            let running: unknown;
-            try {
-              running = span.run(() => options.handler(message, context));
-            } catch (error) {
-              resolve({ kind: 'threw', error });
-              return;
-            }
-            if (!isThenable(running)) resolve({ kind: 'returned', value: running });
-            else running.then((value) => resolve({ kind: 'returned', value }), (error: unknown) => resolve({ kind: 'threw', error }));
-          });
+          const call = await callHandler(() => span.run(() => options.handler(message, context)), (expire) => (onTimeout = expire));
           onTimeout = undefined;
           if (call.kind === 'timeout') {
             context.abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${handlerTimeoutMs} ms`, { details: { messageId: m.id, handlerTimeoutMs } }));

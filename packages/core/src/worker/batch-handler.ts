@@ -10,7 +10,7 @@ import { batchSql } from './batch-sql.js';
 import { describeFailure, failureVerdict, outcomeVerdict, type Verdict } from './verdict.js';
 import { beginTransaction, type WorkerTransaction } from './worker-transaction.js';
 import type { Handler, HandlerCall, HandlerContext, Message } from './worker-options.js';
-import { startHandlerSpan } from './handler-span.js';
+import { callHandler, startHandlerSpan, type HandlerCallResult } from './handler-span.js';
 
 /** A row a claim returned. */
 export interface ClaimedRow {
@@ -74,10 +74,6 @@ function byClaimOrder(a: ClaimedRow, b: ClaimedRow): number {
   return b.priority - a.priority || a.seq.length - b.seq.length || (a.seq < b.seq ? -1 : 1);
 }
 
-/** How one handler call ended. */
-type Call = { kind: 'returned'; value: unknown } | { kind: 'threw'; error: unknown } | { kind: 'timeout' };
-const RETURNED: Call = { kind: 'returned', value: undefined };
-const TIMED_OUT: Call = { kind: 'timeout' };
 const ACK: Verdict = { kind: 'ack' };
 
 /**
@@ -153,7 +149,6 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
     payload: r.payload,
     headers: r.headers ?? {},
     attempts: r.attempts,
-    // Rounded: the product by 1,000 of a whole number of ms in seconds may miss it by a hair.
     createdAt: new Date(r.created_ms),
     priority: r.priority,
     group: r.group_key,
@@ -163,24 +158,11 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
    * Runs the handler for one message under the timeout; never throws. `receivedAt`: when
    * the batch reached the handler (undefined when the message's wait was reported already).
    */
-  const call = async (r: ClaimedRow, client: pg.PoolClient, watchdog: Watchdog, receivedAt: number | undefined): Promise<Call> => {
+  const call = async (r: ClaimedRow, client: pg.PoolClient, watchdog: Watchdog, receivedAt: number | undefined): Promise<HandlerCallResult> => {
     const ctx = new CallContext(client, consumer, log);
     const began = performance.now();
     const span = startHandlerSpan(r, queue, consumer);
-    const result = await new Promise<Call>((resolve) => {
-      watchdog.watch(() => resolve(TIMED_OUT));
-      let running: unknown;
-      try {
-        running = span.run(() => o.handler(toMessage(r), ctx));
-      } catch (error) {
-        resolve({ kind: 'threw', error });
-        return;
-      }
-      Promise.resolve(running).then(
-        (value) => resolve(value === undefined ? RETURNED : { kind: 'returned', value }),
-        (error: unknown) => resolve({ kind: 'threw', error }),
-      );
-    });
+    const result = await callHandler(() => span.run(() => o.handler(toMessage(r), ctx)), (expire) => watchdog.watch(expire));
     watchdog.unwatch();
     if (result.kind === 'timeout') {
       ctx.abort(new SagaboxError('HANDLER_TIMEOUT', `handler timed out after ${o.handlerTimeoutMs} ms`, { details: { messageId: r.id, handlerTimeoutMs: o.handlerTimeoutMs } }));
@@ -200,7 +182,7 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
   };
 
   /** The verdict of a finished call, or undefined for a plain return (ack). */
-  const verdictOf = (r: ClaimedRow, c: Call): Verdict | undefined => {
+  const verdictOf = (r: ClaimedRow, c: HandlerCallResult): Verdict | undefined => {
     if (c.kind === 'timeout') return failureVerdict(r.attempts, timeoutText, retry, 'timeout');
     if (c.kind === 'threw') return failureVerdict(r.attempts, describeFailure(c.error), retry);
     if (isHandlerOutcome(c.value)) return outcomeVerdict(r.attempts, c.value, retry);

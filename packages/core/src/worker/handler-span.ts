@@ -18,6 +18,37 @@ const START_ATTRIBUTES = { [A.system]: MESSAGING_SYSTEM, [A.operationType]: 'pro
 /** How a handler call ended: it returned a value, threw, or outlived its timeout. */
 export type HandlerCallResult = { kind: 'returned'; value: unknown } | { kind: 'threw'; error: unknown } | { kind: 'timeout' };
 
+const RETURNED_NOTHING: HandlerCallResult = { kind: 'returned', value: undefined };
+const TIMED_OUT: HandlerCallResult = { kind: 'timeout' };
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  ((typeof value === 'object' && value !== null) || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
+
+/**
+ * Calls a handler once under a timeout: one promise, settled by the handler's result or
+ * by the expiry `watch` arms, whichever comes first (a handler that throws at once or
+ * returns a plain value settles it at once). Never rejects. `watch` receives the
+ * function to call when the call's time is up; disarming it afterwards is the caller's.
+ *
+ * @example
+ * const result = await callHandler(() => handler(message, context), (expire) => (timer = setTimeout(expire, 30_000)));
+ */
+export function callHandler(run: () => unknown, watch: (expire: () => void) => void): Promise<HandlerCallResult> {
+  return new Promise((resolve) => {
+    watch(() => resolve(TIMED_OUT));
+    let running: unknown;
+    try {
+      running = run();
+    } catch (error) {
+      resolve({ kind: 'threw', error });
+      return;
+    }
+    const returned = (value: unknown): void => resolve(value === undefined ? RETURNED_NOTHING : { kind: 'returned', value });
+    if (!isThenable(running)) returned(running);
+    else running.then(returned, (error: unknown) => resolve({ kind: 'threw', error }));
+  });
+}
+
 /** The CONSUMER span of one handler call. */
 export interface HandlerSpan {
   /** Runs the handler with the span active, so its own spans and publishes are children. */
