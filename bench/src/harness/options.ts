@@ -187,7 +187,8 @@ export function resolveOptions(argv: readonly string[], env: NodeJS.ProcessEnv):
     backlogPhaseMs: number('backlog-seconds', quick ? 5 : 15, 1) * 1000,
     trickleRate: number('trickle-rate', 50, 1),
     keepDatabases: isOn(values['keep-databases']) || isOn(fromNpm('keep-databases')),
-    writeReport: !(isOn(values['no-report']) || isOn(fromNpm('no-report'))),
+    // npm reads `--no-report` as its negation of a `report` setting and leaves an empty npm_config_report.
+    writeReport: !(isOn(values['no-report']) || isOn(fromNpm('no-report')) || (env.npm_config_report !== undefined && !isOn(env.npm_config_report))),
   };
   const server = flag('server') ?? 'own';
   if (server !== 'own' && server !== 'url') problems.push(`--server must be own or url, got ${JSON.stringify(server)}`);
