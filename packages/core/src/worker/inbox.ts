@@ -11,8 +11,21 @@ import { DEFAULT_SCHEMA, quoteSchema } from '../shared/schema-name.js';
  */
 export const inboxSql = (s: string) => ({
   recordOne: `INSERT INTO ${s}.inbox (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING message_id`,
-  recordMany: `INSERT INTO ${s}.inbox (consumer, message_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING message_id::text`,
+  // One row back, the ids that were recorded already (normally none), rather than a row
+  // per id recorded now: a batch of 200 would otherwise come back as 200 rows to parse.
+  // The ids come back as they were sent, so the caller can compare them as strings.
+  recordMany: `WITH recorded AS (INSERT INTO ${s}.inbox (consumer, message_id) SELECT $1, unnest($2::text[])::uuid ON CONFLICT DO NOTHING RETURNING message_id)
+SELECT array(SELECT id FROM unnest($2::text[]) AS id WHERE id::uuid NOT IN (SELECT message_id FROM recorded)) AS seen`,
 });
+
+/** The ids of `messageIds` not in `seen` (the statement's one row): those recorded now. */
+const recordedNow = (messageIds: readonly string[], seen: string[]): Set<string> => {
+  if (seen.length === 0) return new Set(messageIds);
+  const before = new Set(seen);
+  const fresh = new Set<string>();
+  for (const id of messageIds) if (!before.has(id)) fresh.add(id);
+  return fresh;
+};
 
 /** Options of {@link recordInInbox}. */
 export interface RecordInInboxOptions {
@@ -45,7 +58,7 @@ export async function recordInInbox(db: Executor, options: RecordInInboxOptions)
 export interface RecordManyInInboxOptions {
   /** The consumer's name: each consumer handles a message once. */
   consumer: string;
-  /** The messages' ids (UUIDs, lower case, no repeats). */
+  /** The messages' ids (UUIDs, no repeats); the result holds them as given. */
   messageIds: readonly string[];
   /** Schema holding sagabox's tables. Default `'sagabox'`. */
   schema?: string;
@@ -63,12 +76,8 @@ export interface RecordManyInInboxOptions {
 export async function recordManyInInbox(db: Executor, options: RecordManyInInboxOptions): Promise<Set<string>> {
   if (options.messageIds.length === 0) return new Set();
   const run = toRunQuery(db);
-  const rows = await run<{ message_id: string }>(
-    inboxSql(quoteSchema(options.schema ?? DEFAULT_SCHEMA)).recordMany,
-    [options.consumer, options.messageIds],
-    true,
-  );
-  return new Set(rows.map((r) => r.message_id));
+  const rows = await run<{ seen: string[] }>(inboxSql(quoteSchema(options.schema ?? DEFAULT_SCHEMA)).recordMany, [options.consumer, options.messageIds], true);
+  return recordedNow(options.messageIds, rows[0]!.seen);
 }
 
 /**
@@ -92,5 +101,5 @@ export async function beginWithInboxRecord(client: pg.PoolClient, options: Recor
     'BEGIN',
     prepared(inboxSql(quoteSchema(options.schema ?? DEFAULT_SCHEMA)).recordMany, [options.consumer, options.messageIds]),
   ]);
-  return new Set((recorded!.rows as { message_id: string }[]).map((r) => r.message_id));
+  return recordedNow(options.messageIds, (recorded!.rows as { seen: string[] }[])[0]!.seen);
 }
