@@ -134,7 +134,8 @@ describe('claims on tables never analysed', () => {
     try {
       let handled = 0;
       const worker = track(createWorker({
-        pool: rp, queue: 'backlog', listen: false, concurrency: 2, pollIntervalMs: 20,
+        // Claims of up to 2 x 100 rows, which the hits bound of expectIndexWalks is set for.
+        pool: rp, queue: 'backlog', listen: false, concurrency: 2, pollIntervalMs: 20, maxBatchSize: 100,
         handler: async () => {
           handled++;
         },

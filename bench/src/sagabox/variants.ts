@@ -80,7 +80,7 @@ function worker(inbox: boolean, batchSize?: number) {
       schema: SCHEMA,
       queue: QUEUE,
       concurrency: options.concurrency,
-      // Left to its default, the batch size adapts (10, doubling to 100 under a backlog);
+      // Left to its default, the batch size adapts (10, doubling to 400 under a backlog);
       // a tuned variant fixes it.
       ...(batchSize === undefined ? {} : { batchSize }),
       inbox,

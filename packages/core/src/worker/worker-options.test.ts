@@ -26,7 +26,7 @@ describe('resolveWorkerOptions', () => {
     expect(o.handlerTimeoutMs).toBe(DEFAULT_HANDLER_TIMEOUT_MS);
     expect(o.handlerTimeoutMs).toBeLessThan(o.leaseMs);
     expect(o.name).toMatch(/^worker-\d+-/);
-    expect(o.maxBatchSize).toBe(100);
+    expect(o.maxBatchSize).toBe(400);
   });
 
   it('adapts batches only when batchSize is left to its default', () => {

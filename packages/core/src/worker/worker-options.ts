@@ -19,7 +19,7 @@ export const DEFAULT_WORKER_BATCH_SIZE = 10;
  * full (a backlog), a slot's claim size doubles from {@link DEFAULT_WORKER_BATCH_SIZE}
  * up to this (see {@link WorkerOptions.maxBatchSize}).
  */
-export const DEFAULT_WORKER_MAX_BATCH_SIZE = 100;
+export const DEFAULT_WORKER_MAX_BATCH_SIZE = 400;
 /** Default lease, in milliseconds: how long a dead worker's messages wait before others may take them. */
 export const DEFAULT_LEASE_MS = 30_000;
 /** Default poll interval of a worker, in milliseconds. */
