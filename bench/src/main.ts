@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg()[0] ?? 0;
   const environment = await describeEnvironment(options.databaseUrl);
   progress(`${environment.postgres}, Node ${environment.node}, ${options.quick ? 'quick' : 'full'} run, systems: ${options.systems}, workloads: ${options.workloads.join(', ')}`);
-  const { variants, sagaboxSkipped } = await loadVariants(options.systems);
+  const { variants, sagaboxSkipped } = await loadVariants(options.systems, options.variantIds);
   if (sagaboxSkipped !== undefined) progress(`sagabox skipped: ${sagaboxSkipped}`);
 
   const results: Results = {

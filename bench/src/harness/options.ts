@@ -13,6 +13,8 @@ export interface BenchOptions {
   databaseUrl: string;
   quick: boolean;
   systems: SystemSelection;
+  /** W1, W2, W2r, W3: only the variants with these ids (`--variants`); undefined: every one. */
+  variantIds: readonly string[] | undefined;
   workloads: readonly Workload[];
   /** W1: concurrent producer connections. */
   w1Clients: number;
@@ -21,7 +23,10 @@ export interface BenchOptions {
   w1WarmupMs: number;
   /** W1: interleaved rounds the measured time is split into. */
   w1Rounds: number;
-  /** W2 / W2r: messages in the backlog. */
+  /**
+   * W2 / W2r: messages in the backlog. 200,000 by default: the fast systems drain 50,000
+   * in 1-3 s here, too short to rank them against the machine's jitter.
+   */
   w2Messages: number;
   /** W2: consumer concurrency. */
   w2Concurrency: number;
@@ -50,13 +55,15 @@ const HELP = `Usage: npm run bench -- [options]
 
   --quick                   short smoke run (about a minute)
   --only all|peers|sagabox  which systems to run (default all); alias --systems
+  --variants IDS            only these variants of W1, W2, W2r and W3, by id (comma-separated,
+                            e.g. graphile_batched,sagabox_inbox); the others are left out
   --workloads LIST          of w1,w2,w2r,w3,saga,rabbitmq,nats,snapshot,backlog (default all but
                             snapshot and backlog; the bare word storage means both)
   --w1-clients N            W1 concurrent clients (default 4)
   --w1-seconds S            W1 measured seconds per variant (default 15, quick 3)
   --w1-warmup-seconds S     W1 warm-up seconds per variant and round (default 1, quick 0.5)
   --w1-rounds N             W1 interleaved rounds sharing the measured time (default 3, quick 1)
-  --w2-messages N           W2/W2r backlog size (default 50000, quick 5000)
+  --w2-messages N           W2/W2r backlog size (default 200000, quick 5000)
   --w2-concurrency N        W2 worker concurrency (default 10)
   --w3-rate N               W3 producer commits per second (default 200)
   --w3-seconds S            W3 producer seconds (default 20, quick 4)
@@ -87,6 +94,12 @@ or bare words: npm run bench -- quick peers w1 w3
 or call the workspace directly: npm run --workspace bench bench -- --quick --only peers
 BENCH_QUICK=1 and BENCH_ONLY=peers work too.`;
 
+/** `--variants a,b`: the ids, or undefined when not given. */
+function variantIds(raw: string | undefined): string[] | undefined {
+  const ids = (raw ?? '').split(',').map((id) => id.trim()).filter((id) => id !== '');
+  return ids.length === 0 ? undefined : ids;
+}
+
 /** Parses argv (and the npm_config_* / BENCH_* fallbacks) into options, reporting every problem at once. */
 export function resolveOptions(argv: readonly string[], env: NodeJS.ProcessEnv): BenchOptions | { help: string } {
   const { values, positionals } = parseArgs({
@@ -97,6 +110,7 @@ export function resolveOptions(argv: readonly string[], env: NodeJS.ProcessEnv):
       quick: { type: 'boolean' },
       only: { type: 'string' },
       systems: { type: 'string' },
+      variants: { type: 'string' },
       workloads: { type: 'string' },
       'w1-clients': { type: 'string' },
       'w1-seconds': { type: 'string' },
@@ -169,12 +183,13 @@ export function resolveOptions(argv: readonly string[], env: NodeJS.ProcessEnv):
     databaseUrl: flag('database-url') ?? env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
     quick,
     systems: only as SystemSelection,
+    variantIds: variantIds(flag('variants')),
     workloads: WORKLOADS.filter((w) => workloadList.includes(w)),
     w1Clients: Math.round(number('w1-clients', 4, 1)),
     w1DurationMs: number('w1-seconds', quick ? 3 : 15, 0.5) * 1000,
     w1WarmupMs: number('w1-warmup-seconds', quick ? 0.5 : 1, 0) * 1000,
     w1Rounds: Math.round(number('w1-rounds', quick ? 1 : 3, 1)),
-    w2Messages: Math.round(number('w2-messages', quick ? 5_000 : 50_000, 100)),
+    w2Messages: Math.round(number('w2-messages', quick ? 5_000 : 200_000, 100)),
     w2Concurrency: Math.round(number('w2-concurrency', 10, 1)),
     w3Rate: number('w3-rate', 200, 1),
     w3DurationMs: number('w3-seconds', quick ? 4 : 20, 1) * 1000,

@@ -22,9 +22,20 @@ export interface LoadedVariants {
 
 /**
  * Loads the variants for a selection. sagabox comes in through a dynamic import, so
- * a core that does not build yet costs the sagabox rows, not the whole run.
+ * a core that does not build yet costs the sagabox rows, not the whole run. `ids`
+ * (`--variants`) keeps only the variants with those ids.
  */
-export async function loadVariants(systems: SystemSelection): Promise<LoadedVariants> {
+export async function loadVariants(systems: SystemSelection, ids?: readonly string[]): Promise<LoadedVariants> {
+  const loaded = await loadSystems(systems);
+  if (ids === undefined) return loaded;
+  const unknown = ids.filter((id) => !Object.values(loaded.variants).some((list: Variant[]) => list.some((v) => v.id === id)));
+  if (unknown.length > 0 && loaded.sagaboxSkipped === undefined) throw new Error(`--variants: no variant ${unknown.join(', ')}`);
+  const pick = (list: Variant[]): Variant[] => list.filter((v) => ids.includes(v.id));
+  const { w1, w2, w2r, w3 } = loaded.variants;
+  return { ...loaded, variants: { w1: pick(w1), w2: pick(w2), w2r: pick(w2r), w3: pick(w3) } };
+}
+
+async function loadSystems(systems: SystemSelection): Promise<LoadedVariants> {
   const empty: VariantSet = { w1: [], w2: [], w2r: [], w3: [] };
   const peers = systems === 'sagabox' ? empty : peerVariants();
   if (systems === 'peers') return { variants: peers };
