@@ -3,6 +3,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { NATS_HEADERS } from '@sagabox/nats';
 import { deliveredHeaders, fromNatsHeaders } from '../../packages/nats/src/nats-headers.js';
+import { deliveryInfo } from '../../packages/nats/src/jetstream-message.js';
 import { useJetStream } from '../support/nats-server.js';
 
 const { js, jsm } = await useJetStream();
@@ -77,5 +78,27 @@ describe('deliveredHeaders', () => {
     const m = { headers: h, msg: {} } as unknown as JsMsg;
     expect(deliveredHeaders(m)).toEqual(fromNatsHeaders(h));
     expect(deliveredHeaders(m)).toMatchObject({ key: 'k', headers: { 'x-own': 'v' } });
+  });
+});
+
+describe('deliveryInfo', () => {
+  it('reads what nats.js reads from the reply subject of delivered messages, redeliveries too', async () => {
+    const msgs = await delivered([undefined, undefined, undefined]);
+    expect(msgs).toHaveLength(3);
+    for (const m of msgs) {
+      const { stream, streamSequence, deliveryCount } = m.info;
+      expect(deliveryInfo(m)).toEqual({ stream, streamSequence, deliveryCount });
+      expect(deliveryCount).toBe(1);
+      m.nak();
+    }
+    const durable = (msgs[0]!.info as { consumer: string }).consumer;
+    const again: JsMsg[] = [];
+    for await (const m of await (await js.consumers.get('HDRS', durable)).fetch({ max_messages: 3, expires: 2_000 })) again.push(m);
+    expect(again.length).toBeGreaterThan(0);
+    for (const m of again) {
+      expect(m.info.deliveryCount).toBe(2);
+      expect(deliveryInfo(m)).toEqual({ stream: 'HDRS', streamSequence: m.info.streamSequence, deliveryCount: 2 });
+      m.ack();
+    }
   });
 });
