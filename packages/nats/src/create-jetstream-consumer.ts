@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { HandlerContext, HandlerOutcome } from '@sagabox/core';
-import { backoffMs, beginWithInboxRecord, CallContext, isHandlerOutcome, startHandlerSpan } from '@sagabox/core/extension';
+import { backoffMs, beginWithInboxRecord, CallContext, isHandlerOutcome, startHandlerSpan, type HandlerSpan } from '@sagabox/core/extension';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -48,6 +48,16 @@ const isThenable = (value: unknown): value is PromiseLike<unknown> =>
 
 /** How a handler call that did not succeed ended: an outcome it returned, or a throw. */
 type HandlerFailure = HandlerOutcome | { kind: 'threw'; error: unknown };
+
+const handlerReturned = (span: HandlerSpan, value: unknown): HandlerOutcome | undefined => {
+  span.end({ kind: 'returned', value }, undefined);
+  return isHandlerOutcome(value) ? value : undefined;
+};
+
+const handlerThrew = (span: HandlerSpan, error: unknown): HandlerFailure => {
+  span.end({ kind: 'threw', error }, undefined);
+  return { kind: 'threw', error };
+};
 
 /** A delivery held by the consumer: due from `notBefore`, after `failures` failed handlings here. */
 interface Held {
@@ -229,21 +239,13 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
    */
   const runHandler = (r: Ready, client: pg.PoolClient): HandlerFailure | undefined | Promise<HandlerFailure | undefined> => {
     const span = startHandlerSpan(r.message, o.durable, o.consumer);
-    const returned = (value: unknown): HandlerOutcome | undefined => {
-      span.end({ kind: 'returned', value }, undefined);
-      return isHandlerOutcome(value) ? value : undefined;
-    };
-    const threw = (error: unknown): HandlerFailure => {
-      span.end({ kind: 'threw', error }, undefined);
-      return { kind: 'threw', error };
-    };
     let out: unknown;
     try {
       out = span.run(() => handler(r.message, new CallContext(client, o.consumer, log)));
     } catch (error) {
-      return threw(error);
+      return handlerThrew(span, error);
     }
-    return isThenable(out) ? Promise.resolve(out).then(returned, threw) : returned(out);
+    return isThenable(out) ? Promise.resolve(out).then((value) => handlerReturned(span, value), (error: unknown) => handlerThrew(span, error)) : handlerReturned(span, out);
   };
 
   /** One message in its own transaction (after a batch failed). */
@@ -341,7 +343,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
       const msg = held.msg;
       const key = held.key;
       // A retry reads its headers again: the handler may have changed the first copy.
-      const read = readDelivery(msg, o.durable, held.failures === 0 ? held.headers : undefined, msg.info.deliveryCount + held.failures);
+      const read = readDelivery(msg, o.durable, held.failures === 0 ? held.headers : undefined, held.failures);
       held.headers = undefined;
       if (!read.ok) {
         await deadLetter(msg, read.id, read.reason, read.error).catch((err: unknown) => {
