@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { NATS_HEADERS } from '@sagabox/nats';
-import { deliveredHeaders, fromNatsHeaders } from '../../packages/nats/src/nats-headers.js';
+import type { RelayedMessage } from '@sagabox/core';
+import { deliveredHeaders, fromNatsHeaders, natsHeaderBlock } from '../../packages/nats/src/nats-headers.js';
 import { deliveryInfo } from '../../packages/nats/src/jetstream-message.js';
 import { useJetStream } from '../support/nats-server.js';
 
@@ -100,5 +101,70 @@ describe('deliveryInfo', () => {
       expect(deliveryInfo(m)).toEqual({ stream: 'HDRS', streamSequence: m.info.streamSequence, deliveryCount: 2 });
       m.ack();
     }
+  });
+});
+
+describe('natsHeaderBlock', () => {
+  const message = (over: Partial<RelayedMessage>): RelayedMessage => ({
+    seq: '1',
+    id: '0190d6a4-7c3b-7000-8000-000000000001',
+    topic: 'orders.created',
+    key: null,
+    payload: '{}',
+    headers: '{}',
+    runAt: null,
+    expiresAt: null,
+    attempts: 0,
+    createdAt: new Date('2026-12-05T10:00:00.000Z'),
+    priority: 0,
+    group: null,
+    ...over,
+  });
+
+  /** The block nats.js encodes for the same headers, appended in the same order. */
+  const byNatsJs = (entries: [string, string][]): string => {
+    const h = natsHeaders();
+    for (const [name, value] of entries) h.append(name, value);
+    // encode() is what publish calls; nats.js 3 keeps it off the MsgHdrs type.
+    return new TextDecoder().decode((h as unknown as { encode(): Uint8Array }).encode());
+  };
+
+  it('encodes the own headers, then the envelope, byte for byte as nats.js encodes them', () => {
+    const full = message({
+      key: ' k-1 ',
+      headers: JSON.stringify({ traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'correlation-id': ' c: spaced ', Note: '' }),
+      runAt: new Date('2026-12-05T10:00:01.000Z'),
+      expiresAt: new Date('2026-12-05T11:00:00.000Z'),
+      priority: -3,
+      group: 'g-1',
+    });
+    expect(new TextDecoder().decode(natsHeaderBlock(full))).toBe(
+      byNatsJs([
+        ['traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'],
+        ['correlation-id', ' c: spaced '],
+        ['Note', ''],
+        [NATS_HEADERS.messageId, full.id],
+        [NATS_HEADERS.topic, 'orders.created'],
+        [NATS_HEADERS.key, ' k-1 '],
+        [NATS_HEADERS.createdAt, '2026-12-05T10:00:00.000Z'],
+        [NATS_HEADERS.runAt, '2026-12-05T10:00:01.000Z'],
+        [NATS_HEADERS.expiresAt, '2026-12-05T11:00:00.000Z'],
+        [NATS_HEADERS.priority, '-3'],
+        [NATS_HEADERS.group, 'g-1'],
+      ]),
+    );
+    const bare = message({});
+    expect(new TextDecoder().decode(natsHeaderBlock(bare))).toBe(
+      byNatsJs([[NATS_HEADERS.messageId, bare.id], [NATS_HEADERS.topic, 'orders.created'], [NATS_HEADERS.createdAt, '2026-12-05T10:00:00.000Z']]),
+    );
+  });
+
+  it('refuses what a NATS header cannot carry, naming the message', () => {
+    for (const headers of [{ 'a b': 'v' }, { 'a:b': 'v' }, { note: 'two\nlines' }, { n: 1 }, { 'Sagabox-Topic': 'x' }, { 'nats-msg-id': 'x' }]) {
+      expect(() => natsHeaderBlock(message({ headers: JSON.stringify(headers) }))).toThrow(expect.objectContaining({ code: 'BROKER_REJECTED', message: expect.stringMatching(/cannot be carried as a NATS header/) }));
+    }
+    expect(() => natsHeaderBlock(message({ headers: '{' }))).toThrow(expect.objectContaining({ code: 'BROKER_REJECTED' }));
+    expect(() => natsHeaderBlock(message({ key: 'a\rb' }))).toThrow(expect.objectContaining({ code: 'BROKER_REJECTED', message: expect.stringMatching(/key of message/) }));
+    expect(() => natsHeaderBlock(message({ group: 'a\nb' }))).toThrow(expect.objectContaining({ code: 'BROKER_REJECTED', message: expect.stringMatching(/group of message/) }));
   });
 });

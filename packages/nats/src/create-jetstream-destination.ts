@@ -9,7 +9,7 @@ import {
 import { topicMatcher } from '@sagabox/core/extension';
 import { createInbox, errors as natsErrors, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { holdConnection, type HeldConnection, type NatsConnectionSource } from './nats-connection.js';
-import { toNatsHeaders } from './nats-headers.js';
+import { natsHeaderBlock } from './nats-headers.js';
 
 /** Default longest wait for one message's PubAck, in milliseconds. */
 export const DEFAULT_PUB_ACK_TIMEOUT_MS = 5_000;
@@ -85,6 +85,16 @@ function isUnreachable(err: unknown): boolean {
     err instanceof natsErrors.DrainingConnectionError ||
     err instanceof natsErrors.ConnectionError
   );
+}
+
+/**
+ * Headers already encoded, for `publish`: nats.js 3's publish reads the headers it is
+ * given only through their `encode()` (a method of its implementation, not of the
+ * `MsgHdrs` type), so the block is handed over as it is. The destination tests read the
+ * headers back from the stream.
+ */
+function encodedHeaders(block: Uint8Array): MsgHdrs {
+  return { encode: () => block } as Partial<MsgHdrs> as MsgHdrs;
 }
 
 /** What the PubAck inbox hands a waiting publish: the reply, or why none will come. */
@@ -243,7 +253,7 @@ export function createJetStreamDestination(options: JetStreamDestinationOptions)
    * waits for all their PubAcks under one timer; resolves to each item's problem
    * (undefined: stored by the stream).
    */
-  const publishWave = (nc: NatsConnection, items: readonly { m: RelayedMessage; subject: string; headers: MsgHdrs }[]): Promise<(SagaboxError | undefined)[]> => {
+  const publishWave = (nc: NatsConnection, items: readonly { m: RelayedMessage; subject: string; headers: Uint8Array }[]): Promise<(SagaboxError | undefined)[]> => {
     const inbox = inboxOf(nc);
     const maxPayload = nc.info?.max_payload;
     const problems = new Array<SagaboxError | undefined>(items.length);
@@ -270,7 +280,7 @@ export function createJetStreamDestination(options: JetStreamDestinationOptions)
         });
         tokens.push(token);
         try {
-          nc.publish(subject, m.payload, { reply: inbox.replySubject(token), headers });
+          nc.publish(subject, m.payload, { reply: inbox.replySubject(token), headers: encodedHeaders(headers) });
         } catch (err) {
           inbox.forget(token);
           settle(i, isUnreachable(err) ? unreachable(m, subject, errorText(err), err) : rejected(m, subject, errorText(err), err));
@@ -308,15 +318,15 @@ export function createJetStreamDestination(options: JetStreamDestinationOptions)
       const failures: SagaboxError[] = [];
       let live = [...chains.values()];
       for (let step = 0; live.length > 0; step++) {
-        const items: { m: RelayedMessage; subject: string; headers: MsgHdrs; chain: RelayedMessage[] }[] = [];
+        const items: { m: RelayedMessage; subject: string; headers: Uint8Array; chain: RelayedMessage[] }[] = [];
         const failed = new Set<RelayedMessage[]>();
         for (const chain of live) {
           const m = chain[step];
           if (m === undefined) continue;
-          let headers: MsgHdrs;
+          let headers: Uint8Array;
           try {
             // Built once per message, whatever the number of subjects it goes to.
-            headers = toNatsHeaders(m);
+            headers = natsHeaderBlock(m);
           } catch (err) {
             failures.push(err as SagaboxError);
             failed.add(chain);

@@ -1,5 +1,5 @@
 import type { JsMsg } from '@nats-io/jetstream';
-import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+import type { MsgHdrs } from '@nats-io/transport-node';
 import { SagaboxError, type RelayedMessage } from '@sagabox/core';
 
 /**
@@ -25,22 +25,27 @@ const ENVELOPE_NAMES = new Set(Object.values(NATS_HEADERS).map((n) => n.toLowerC
 const HEADER_NAME = /^[!-9;-~]+$/;
 const HEADER_VALUE = /^[^\r\n]*$/;
 
+const utf8Encoder = new TextEncoder();
+
 /**
- * The NATS headers of one relayed message: its own headers (traceparent, correlation-id,
- * causation-id, reply-to, saga headers, ...) under their names, then the envelope.
- * Throws `BROKER_REJECTED` for a header NATS cannot carry (a name with ':' or spaces,
- * a value with a line break), so the relay dead-letters that message with the reason.
+ * The NATS header block of one relayed message, encoded as nats.js encodes its headers
+ * (`NATS/1.0`, then a `Name: value` line per header, values trimmed): the message's own
+ * headers (traceparent, correlation-id, causation-id, reply-to, saga headers, ...) under
+ * their names, then the envelope. Written directly because the relay sends one per
+ * message and nats.js's headers object checks every name it appends against all the
+ * others. Throws `BROKER_REJECTED` for a header NATS cannot carry (a name with ':' or
+ * spaces, a value with a line break), so the relay dead-letters that message with the
+ * reason.
  */
-export function toNatsHeaders(message: RelayedMessage): MsgHdrs {
-  // append, not set: every name is new here (own names are unique and never an
-  // envelope name), and set would first scan the names to delete a previous value.
-  const h = natsHeaders();
+export function natsHeaderBlock(message: RelayedMessage): Uint8Array {
   let own: Record<string, unknown>;
   try {
     own = JSON.parse(message.headers) as Record<string, unknown>;
   } catch (err) {
     throw new SagaboxError('BROKER_REJECTED', `headers of message ${message.id} are not JSON`, { cause: err, details: { messageId: message.id } });
   }
+  let block = 'NATS/1.0';
+  // Own names are unique (JSON object keys) and never an envelope name, so no name repeats.
   for (const [name, value] of Object.entries(own ?? {})) {
     if (typeof value !== 'string' || !HEADER_NAME.test(name) || !HEADER_VALUE.test(value) || ENVELOPE_NAMES.has(name.toLowerCase())) {
       throw new SagaboxError(
@@ -49,22 +54,21 @@ export function toNatsHeaders(message: RelayedMessage): MsgHdrs {
         { details: { messageId: message.id, header: name } },
       );
     }
-    h.append(name, value);
+    block += `\r\n${name}: ${value.trim()}`;
   }
-  h.append(NATS_HEADERS.messageId, message.id);
-  h.append(NATS_HEADERS.topic, message.topic);
-  if (message.key !== null) {
-    if (!HEADER_VALUE.test(message.key)) {
-      throw new SagaboxError('BROKER_REJECTED', `key of message ${message.id} has a line break; NATS headers cannot carry it`, { details: { messageId: message.id } });
+  for (const [what, value] of [['key', message.key], ['group', message.group]] as const) {
+    if (value !== null && !HEADER_VALUE.test(value)) {
+      throw new SagaboxError('BROKER_REJECTED', `${what} of message ${message.id} has a line break; NATS headers cannot carry it`, { details: { messageId: message.id } });
     }
-    h.append(NATS_HEADERS.key, message.key);
   }
-  h.append(NATS_HEADERS.createdAt, message.createdAt.toISOString());
-  if (message.runAt) h.append(NATS_HEADERS.runAt, message.runAt.toISOString());
-  if (message.expiresAt) h.append(NATS_HEADERS.expiresAt, message.expiresAt.toISOString());
-  if (message.priority !== 0) h.append(NATS_HEADERS.priority, String(message.priority));
-  if (message.group !== null) h.append(NATS_HEADERS.group, message.group);
-  return h;
+  block += `\r\n${NATS_HEADERS.messageId}: ${message.id.trim()}\r\n${NATS_HEADERS.topic}: ${message.topic.trim()}`;
+  if (message.key !== null) block += `\r\n${NATS_HEADERS.key}: ${message.key.trim()}`;
+  block += `\r\n${NATS_HEADERS.createdAt}: ${message.createdAt.toISOString()}`;
+  if (message.runAt) block += `\r\n${NATS_HEADERS.runAt}: ${message.runAt.toISOString()}`;
+  if (message.expiresAt) block += `\r\n${NATS_HEADERS.expiresAt}: ${message.expiresAt.toISOString()}`;
+  if (message.priority !== 0) block += `\r\n${NATS_HEADERS.priority}: ${message.priority}`;
+  if (message.group !== null) block += `\r\n${NATS_HEADERS.group}: ${message.group.trim()}`;
+  return utf8Encoder.encode(`${block}\r\n\r\n`);
 }
 
 /** What a consumer reads back from a message's NATS headers; anything malformed is left out. */
