@@ -28,8 +28,26 @@ export async function pipelined(client: pg.PoolClient, statements: readonly Pipe
   }
 }
 
+/** The socket under a node-postgres client (not part of its typed API). */
+interface Corkable {
+  cork(): void;
+  uncork(): void;
+}
+
 async function sendAll(client: pg.PoolClient, statements: readonly PipelinedStatement[]): Promise<pg.QueryResult[]> {
-  const settled = await Promise.allSettled(statements.map((s) => (typeof s === 'string' ? client.query(s) : client.query(s))));
+  // In pipeline mode each statement is written as it is queried, one write (and one
+  // wake-up of the backend) each; corked, they leave in one writev. A client without
+  // that socket (another driver) just sends them one by one.
+  const stream = (client as unknown as { connection?: { stream?: Partial<Corkable> } }).connection?.stream;
+  const socket = typeof stream?.cork === 'function' && typeof stream.uncork === 'function' ? (stream as Corkable) : undefined;
+  socket?.cork();
+  let sent: Promise<pg.QueryResult>[];
+  try {
+    sent = statements.map((s) => (typeof s === 'string' ? client.query(s) : client.query(s)));
+  } finally {
+    socket?.uncork();
+  }
+  const settled = await Promise.allSettled(sent);
   const results: pg.QueryResult[] = [];
   for (const s of settled) {
     if (s.status === 'rejected') throw s.reason;
