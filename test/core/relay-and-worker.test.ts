@@ -189,6 +189,20 @@ describe('relay and worker', () => {
     expect(await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'twice'`)).toBe(1);
   });
 
+  it('in one batch, handles the messages new to the inbox and only acks the one it had', async () => {
+    const ids = await send([1, 2, 3].map((n) => ({ topic: 'mixed.x', payload: { n } })));
+    const relay = track(createRelay({ pool: p, routes: [{ topic: 'mixed.*', queue: 'mixed' }], listen: false }));
+    expect(await relay.runOnce()).toBe(3);
+    // The second was handled before (a redelivery after a lost ack, say).
+    await p.query(`INSERT INTO sagabox.inbox (consumer, message_id) VALUES ('mixed', $1)`, [ids[1]]);
+    const handled: string[] = [];
+    const worker = track(createWorker({ pool: p, queue: 'mixed', batchSize: 10, handler: (m) => void handled.push(m.id) }));
+    expect(await worker.runOnce()).toBe(3);
+    expect(handled).toEqual([ids[0], ids[2]]);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'mixed'`)).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = 'mixed' AND message_id = ANY($1::uuid[])`, [ids])).toBe(3);
+  });
+
   it('dead-letters outbox rows written by hand that publish would have refused, and relays the rest', async () => {
     const relay = track(createRelay({ pool: p, routes: [{ topic: 'hand.*', queue: 'hand' }], listen: false }));
     const bad = [

@@ -275,7 +275,6 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
     pre: Map<string, Verdict>,
     receivedAt: number,
   ): Promise<{ committed: true; verdicts: Map<string, Verdict> } | { committed: false; failed?: { id: string; verdict: Verdict }; called: Set<string> }> => {
-    const todoIds = o.inbox ? claimed.filter((r) => !pre.has(r.id)).map((r) => r.id) : [];
     // Nothing known before handling (the usual batch): every message is to be acked
     // unless a handler fails, which ends this transaction anyway, so the first
     // statement fences, records and acks at once (see takeAndInbox).
@@ -288,8 +287,8 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
         pool,
         log,
         takeAll
-          ? prepared(sql.takeAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, todoIds, lease.counted ? lease.slot : null, claimed.map((r) => r.ctid)])
-          : prepared(sql.fenceAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, todoIds]),
+          ? prepared(sql.takeAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, o.inbox, lease.counted ? lease.slot : null, claimed.map((r) => r.ctid)])
+          : prepared(sql.fenceAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, o.inbox ? claimed.filter((r) => !pre.has(r.id)).map((r) => r.id) : []]),
       ));
     } catch (err) {
       // Its connection is already discarded; as when any statement of the batch fails,
