@@ -114,9 +114,16 @@ class HeaderReader {
       case NATS_HEADERS.priority: this.priority ??= value; return;
       case NATS_HEADERS.group: this.group ??= value; return;
     }
-    const lower = name.toLowerCase();
-    if (ENVELOPE_NAMES.has(lower) || lower.startsWith('nats-')) return;
-    if (!(name in this.own)) this.own[name] = value;
+    // Every envelope name, and every `Nats-` one, starts with an N or an S: other names
+    // (most of a message's own) skip the lower-casing and the look-up.
+    const first = name.charCodeAt(0) | 0x20;
+    if (first === 0x6e || first === 0x73) {
+      const lower = name.toLowerCase();
+      if (ENVELOPE_NAMES.has(lower) || lower.startsWith('nats-')) return;
+    }
+    // `=== undefined` rather than `in` (cheaper here): the same answer for every name, an
+    // inherited one such as `constructor` being defined either way.
+    if (this.own[name] === undefined) this.own[name] = value;
   }
 
   result(): DecodedHeaders {
