@@ -20,9 +20,10 @@ export async function runDrain(options: BenchOptions, workload: 'w2' | 'w2r', va
       let postgresCpuMs: number | null = null;
       // A drain still running after this is cut off and reported as at least its rate so
       // far: 1.5 ms a message (a healthy system needs well under 0.5 ms here) but no more
-      // than a minute and 0.15 ms a message (90 s for the default 200,000), at least 30 s,
-      // so the systems left at their slow defaults (pg-boss handles ~5/s) keep the run short.
-      const timeoutMs = Math.max(30_000, Math.min(options.w2Messages * 1.5, 60_000 + options.w2Messages * 0.15));
+      // than a minute and 0.3 ms a message (120 s for the default 200,000: graphile-worker's
+      // defaults, the ratios' first baseline, need ~90 s), at least 30 s, so pg-boss's
+      // defaults (~5 messages/s) do not hold the run for 5 minutes.
+      const timeoutMs = Math.max(30_000, Math.min(options.w2Messages * 1.5, 60_000 + options.w2Messages * 0.3));
       const report = await withDatabase(options, `${workload}_${variant.id}`, variant, async (url) => {
         const seeded = performance.now();
         await seed(url, options.w2Messages);
