@@ -30,9 +30,11 @@ export async function until(what: string, check: () => Promise<boolean> | boolea
 /**
  * Fills the outbox with `count` messages of `topic` and settles the database as the W2
  * drain does after seeding (VACUUM ANALYZE, CHECKPOINT; none of it timed), then times
- * `relays` relays on their defaults draining it into their own `destination()`s.
+ * `relays` relays on their defaults draining it into their own `destination(relay)`s.
+ * Each destination is given a broker connection opened before the timer starts, as the
+ * client's is: a drain is timed from the relays' start to the last delivery.
  */
-export async function timeRelayDrain(pool: pg.Pool, count: number, topic: string, relays: number, destination: () => Destination): Promise<number> {
+export async function timeRelayDrain(pool: pg.Pool, count: number, topic: string, relays: number, destination: (relay: number) => Destination): Promise<number> {
   for (let i = 0; i < count; i += 1_000) {
     await publish(pool, Array.from({ length: Math.min(1_000, count - i) }, (_, j) => ({ topic, key: `k-${(i + j) % KEYS}`, payload: payload(i + j), headers: headers(i + j) })));
   }
@@ -43,7 +45,7 @@ export async function timeRelayDrain(pool: pg.Pool, count: number, topic: string
   await pool.query('CHECKPOINT');
   let delivered = 0;
   const started = Array.from({ length: relays }, (_, r) => {
-    const relay = createRelay({ pool, name: `bench-${r}`, destinations: [destination()] });
+    const relay = createRelay({ pool, name: `bench-${r}`, destinations: [destination(r)] });
     relay.events.on('delivered', (e) => (delivered += e.count));
     return relay;
   });

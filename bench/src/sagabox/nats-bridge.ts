@@ -26,6 +26,9 @@ export async function runNatsBridge(url: string, natsUrl: string, count: number)
   const pool = new pg.Pool({ connectionString: url, max: 8 });
   pool.on('error', () => {});
   const nc = await connect({ servers: natsUrl });
+  // The relays' and the bridge consumer's own connections, open before any timer starts,
+  // as the client's is: connecting is not part of a drain.
+  const own = await Promise.all([0, 1, 2].map(() => connect({ servers: natsUrl })));
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const run = randomUUID().slice(0, 8);
@@ -48,7 +51,7 @@ export async function runNatsBridge(url: string, natsUrl: string, count: number)
     });
 
     // Out, the relay, then two relays, as a relay is scaled.
-    const destination = () => createJetStreamDestination({ servers: natsUrl, subjectPrefix: `${root}.`, routes: [{ topic: 'relay.#' }] });
+    const destination = (relay: number) => createJetStreamDestination({ connection: own[relay]!, subjectPrefix: `${root}.`, routes: [{ topic: 'relay.#' }] });
     const relay = await timeRelayDrain(pool, count, 'relay.placed', 1, destination);
     // The two relays' copies go to another subject, which no consumer below reads.
     const twoRelays = await timeRelayDrain(pool, count, 'relay.again', 2, destination);
@@ -72,7 +75,7 @@ export async function runNatsBridge(url: string, natsUrl: string, count: number)
     // In, the bridge: the inbox rows and the (empty) handler in a transaction per batch, ack after commit.
     await jsm.consumers.add(stream, { durable_name: 'inbox', ack_policy: AckPolicy.Explicit, max_ack_pending: DEFAULT_MAX_ACK_PENDING, filter_subject: `${root}.relay.placed` });
     let handled = 0;
-    const consumer = createJetStreamConsumer({ servers: natsUrl, stream, durable: 'inbox', pool, handler: () => {} });
+    const consumer = createJetStreamConsumer({ connection: own[2]!, stream, durable: 'inbox', pool, handler: () => {} });
     consumer.events.on('committed', (e) => (handled += e.ids.length));
     const inboxConsumer = await timed(async () => {
       await consumer.start();
@@ -83,7 +86,7 @@ export async function runNatsBridge(url: string, natsUrl: string, count: number)
     return bridgeResult(count, { clientPublish, relay, twoRelays, plainConsumer, inboxConsumer });
   } finally {
     await jsm.streams.delete(stream).catch(() => {});
-    await nc.close();
+    await Promise.all([nc, ...own].map((c) => c.close()));
     await pool.end();
   }
 }

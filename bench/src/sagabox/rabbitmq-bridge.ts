@@ -26,11 +26,16 @@ export async function runRabbitMqBridge(url: string, amqpUrl: string, count: num
   pool.on('error', () => {});
   const rabbit = new Connection(amqpUrl);
   rabbit.on('error', () => {});
+  // The relays' and the bridge consumer's own connections, open before any timer starts,
+  // as the client's is: connecting is not part of a drain.
+  const own = [new Connection(amqpUrl), new Connection(amqpUrl), new Connection(amqpUrl)];
+  for (const c of own) c.on('error', () => {});
   const run = randomUUID().slice(0, 8);
   const exchange = `sagabox-bench.${run}`;
   const clientQueue = `sagabox-bench.client.${run}`;
   const relayQueue = `sagabox-bench.relay.${run}`;
   try {
+    await Promise.all([rabbit, ...own].map((c) => c.onConnect(10_000)));
     await rabbit.exchangeDeclare({ exchange, type: 'topic', durable: true });
     for (const [queue, key] of [[clientQueue, 'client.#'], [relayQueue, 'relay.#']] as const) {
       await rabbit.queueDeclare({ queue, durable: true });
@@ -51,7 +56,7 @@ export async function runRabbitMqBridge(url: string, amqpUrl: string, count: num
     await pub.close();
 
     // Out, the relay, then two relays, as a relay is scaled.
-    const destination = () => createRabbitMqDestination({ url: amqpUrl, routes: [{ topic: 'relay.#', exchange }], declareExchanges: false });
+    const destination = (relay: number) => createRabbitMqDestination({ connection: own[relay]!, routes: [{ topic: 'relay.#', exchange }], declareExchanges: false });
     const relay = await timeRelayDrain(pool, count, 'relay.placed', 1, destination);
     const twoRelays = await timeRelayDrain(pool, count, 'relay.placed', 2, destination);
     // The second drain's copies are not consumed below.
@@ -72,7 +77,7 @@ export async function runRabbitMqBridge(url: string, amqpUrl: string, count: num
 
     // In, the bridge: the inbox rows and the (empty) handler in a transaction per batch, ack after commit.
     let handled = 0;
-    const consumer = createRabbitMqConsumer({ url: amqpUrl, pool, queue: relayQueue, declareQueue: false, handler: () => {} });
+    const consumer = createRabbitMqConsumer({ connection: own[2]!, pool, queue: relayQueue, declareQueue: false, handler: () => {} });
     consumer.events.on('handled', (e) => (handled += e.count));
     const inboxConsumer = await timed(async () => {
       await consumer.start();
@@ -84,7 +89,7 @@ export async function runRabbitMqBridge(url: string, amqpUrl: string, count: num
   } finally {
     for (const queue of [clientQueue, relayQueue, `${relayQueue}.dead`]) await rabbit.queueDelete({ queue }).catch(() => {});
     await rabbit.exchangeDelete({ exchange }).catch(() => {});
-    await rabbit.close();
+    await Promise.all([rabbit, ...own].map((c) => c.close()));
     await pool.end();
   }
 }
