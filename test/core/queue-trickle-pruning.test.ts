@@ -59,6 +59,21 @@ describe('queue_messages under a trickle', () => {
     await p.query(`DROP ROLE ${role}`);
   });
 
+  // Runs before the worker that vacuums: any vacuum_count seen here would be this worker's.
+  it('does not vacuum the table when trickleVacuum is false', async () => {
+    await addDirectRoute(p, { topic: 'trickle.t3', queue: 't3' });
+    let handled = 0;
+    const worker = createWorker({ pool: p, queue: 't3', concurrency: 4, pollIntervalMs: 50, inbox: false, trickleVacuum: false, handler: async () => void handled++ });
+    workers.push(worker);
+    await worker.start();
+    const vacuumed = await vacuums();
+    // Three times the trickle vacuum's period: on, it would have vacuumed by now.
+    await trickle('t3', 300, () => handled);
+    await waitFor('the last ack', async () => (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 't3'`)) === 0);
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(await vacuums()).toBe(vacuumed);
+  });
+
   // At fillfactor 50 a trickle's insert page is left with just more free space than
   // opportunistic pruning needs to fire, and only VACUUM tells inserts to come back: the
   // worker vacuums the table while its claims come back short, so it stays a few pages.

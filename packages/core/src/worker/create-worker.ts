@@ -56,7 +56,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   warnIfConnectUnbounded(pool, log);
   const sql = queueSql(o.schema);
   const claimer = createClaimer({ pool, schema: o.schema, queue, name: o.name, leaseMs: o.leaseMs, batchSize, maxBatchSize: o.maxBatchSize, concurrency: o.concurrency, logger: log });
-  const trickleVacuum = createTrickleVacuum({ pool, schema: o.schema, logger: log });
+  const trickleVacuum = o.trickleVacuum ? createTrickleVacuum({ pool, schema: o.schema, logger: log }) : undefined;
   const events = new EventEmitter<WorkerEvents>();
   const batches = createBatchHandler({ ...o, logger: log, onHandlerCall: (call) => events.emit('handlerCalled', call) });
   const loops: DrainLoop[] = [];
@@ -163,7 +163,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
             run: async () => {
               const { claimed, full, waitMs } = await claimAndHandle(slot, true);
               if (claimed >= batchSize) wakeOne();
-              await trickleVacuum.afterClaim(claimed, full);
+              await trickleVacuum?.afterClaim(claimed, full);
               return { handled: claimed, full, ...(waitMs === null ? {} : { retryInMs: waitMs }) };
             },
             pollIntervalMs: o.pollIntervalMs,

@@ -21,7 +21,7 @@ function problemsOf(options: unknown): readonly string[] {
 describe('resolveWorkerOptions', () => {
   it('fills in the defaults, the handler timeout below the lease', () => {
     const o = resolveWorkerOptions({ pool, queue: 'billing', handler });
-    expect(o).toMatchObject({ queue: 'billing', consumer: 'billing', schema: 'sagabox', inbox: true, listen: true, concurrency: 1, batchSize: 10 });
+    expect(o).toMatchObject({ queue: 'billing', consumer: 'billing', schema: 'sagabox', inbox: true, listen: true, trickleVacuum: true, concurrency: 1, batchSize: 10 });
     expect(o.leaseMs).toBe(DEFAULT_LEASE_MS);
     expect(o.handlerTimeoutMs).toBe(DEFAULT_HANDLER_TIMEOUT_MS);
     expect(o.handlerTimeoutMs).toBeLessThan(o.leaseMs);
@@ -52,11 +52,11 @@ describe('resolveWorkerOptions', () => {
   it('reports every problem at once', () => {
     const problems = problemsOf({
       pool: {}, queue: 'bad queue!', handler: 'no', concurrency: 0, batchSize: 1.5, leaseMs: -1, handlerTimeoutMs: Number.NaN,
-      stopTimeoutMs: -5, pollIntervalMs: 0, inbox: 'yes', listen: 1, consumer: '', name: '', retry: { maxAttempts: 0 },
+      stopTimeoutMs: -5, pollIntervalMs: 0, inbox: 'yes', listen: 1, trickleVacuum: 'no', consumer: '', name: '', retry: { maxAttempts: 0 },
       topics: {}, logger: console.log,
     });
     const expected = ['pool', 'handler', 'queue name', 'concurrency', 'batchSize', 'leaseMs', 'handlerTimeoutMs', 'stopTimeoutMs',
-      'pollIntervalMs', 'inbox', 'listen', 'consumer', 'name', 'retry.maxAttempts', 'topics', 'logger'];
+      'pollIntervalMs', 'inbox', 'listen', 'trickleVacuum', 'consumer', 'name', 'retry.maxAttempts', 'topics', 'logger'];
     for (const word of expected) expect(problems.some((p) => p.includes(word)), word).toBe(true);
     expect(problems).toHaveLength(expected.length);
   });

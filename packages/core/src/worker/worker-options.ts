@@ -135,6 +135,14 @@ export interface WorkerOptions<P = unknown> {
   pollIntervalMs?: number;
   /** Wake on the relay's NOTIFY hints (needs a session connection). Default true. */
   listen?: boolean;
+  /**
+   * While its claims come back short (a trickle), VACUUM queue_messages every 100
+   * handled messages, at most once a second and only while the table is under 4 MiB, so
+   * a trickle reuses its pages instead of growing the table (see docs/operations.md).
+   * Runs only when the worker's role may vacuum the table. Set false to leave the table
+   * to autovacuum alone. Default true.
+   */
+  trickleVacuum?: boolean;
   /** Retries of failing messages. Default {@link DEFAULT_RETRY_POLICY}. */
   retry?: Partial<RetryPolicy>;
   /** Validate payloads at consume; a failing one is dead-lettered as `invalid`. */
@@ -172,6 +180,7 @@ export interface ResolvedWorkerOptions<P = unknown> {
   handlerTimeoutMs: number;
   pollIntervalMs: number;
   listen: boolean;
+  trickleVacuum: boolean;
   retry: RetryPolicy;
   topics: TopicRegistry | undefined;
   inboxRetentionMs: number;
@@ -226,7 +235,7 @@ export function resolveWorkerOptions<P = unknown>(options: WorkerOptions<P>): Re
   if (given.name !== undefined && (typeof given.name !== 'string' || given.name.length === 0 || given.name.length > 255)) {
     problems.push('name must be a string of 1-255 characters');
   }
-  for (const flag of ['inbox', 'listen'] as const) {
+  for (const flag of ['inbox', 'listen', 'trickleVacuum'] as const) {
     if (given[flag] !== undefined && typeof given[flag] !== 'boolean') problems.push(`${flag} must be a boolean`);
   }
   if (given.topics !== undefined && typeof (given.topics as { validate?: unknown } | null)?.validate !== 'function') {
@@ -253,6 +262,7 @@ export function resolveWorkerOptions<P = unknown>(options: WorkerOptions<P>): Re
     handlerTimeoutMs: given.handlerTimeoutMs ?? (given.leaseMs === undefined ? DEFAULT_HANDLER_TIMEOUT_MS : Math.max(10, Math.floor((leaseMs * 5) / 6))),
     pollIntervalMs: given.pollIntervalMs ?? DEFAULT_WORKER_POLL_INTERVAL_MS,
     listen: given.listen ?? true,
+    trickleVacuum: given.trickleVacuum ?? true,
     retry,
     topics: given.topics,
     inboxRetentionMs: given.inboxRetentionMs ?? DEFAULT_INBOX_RETENTION_MS,
