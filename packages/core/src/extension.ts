@@ -6,7 +6,7 @@ export { quoteSchema, validateSchemaName } from './shared/schema-name.js';
 export { topicMatcher, topicPatternRegex, validateQueueName, validateTopic } from './publish/topic-name.js';
 export { assertNoProblems, backoffMs, checkInt, resolveRetryPolicy } from './shared/retry-policy.js';
 export { isHandlerOutcome } from './worker/handler-outcome.js';
-export { callHandler, startHandlerSpan, type HandlerSpan, type HandlerCallResult } from './worker/handler-span.js';
+export { callHandler, isThenable, startHandlerSpan, type HandlerSpan, type HandlerCallResult } from './worker/handler-span.js';
 export { kyselyOnClient } from './worker/client-kysely.js';
 export { CallContext } from './worker/call-context.js';
 export { databaseUnreachableError, describeConnectionTarget } from './shared/database-unreachable.js';

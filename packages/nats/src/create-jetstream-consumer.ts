@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { HandlerContext, HandlerOutcome } from '@sagabox/core';
-import { backoffMs, beginWithInboxRecord, CallContext, isHandlerOutcome, startHandlerSpan, type HandlerSpan } from '@sagabox/core/extension';
+import { backoffMs, beginWithInboxRecord, CallContext, isHandlerOutcome, isThenable, startHandlerSpan, type HandlerSpan } from '@sagabox/core/extension';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -43,8 +43,6 @@ const RETRY_BASE_MS = 100;
 const RETRY_MAX_MS = 10_000;
 const errorText = (err: unknown): string => (err instanceof Error ? `${err.name}: ${err.message}` : String(err)).slice(0, 2_000);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const isThenable = (value: unknown): value is PromiseLike<unknown> =>
-  ((typeof value === 'object' && value !== null) || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 
 /** How a handler call that did not succeed ended: an outcome it returned, or a throw. */
 type HandlerFailure = HandlerOutcome | { kind: 'threw'; error: unknown };

@@ -1,26 +1,28 @@
 import { statementsFor } from '../shared/statements.js';
 
 /**
- * Records the fenced ids to be handled ($5) in consumer $4's inbox, returning those it
+ * Records the fenced ids that pass `which` in consumer $4's inbox, returning those it
  * did not have. ON CONFLICT rather than NOT EXISTS, though a speculative insertion
  * costs an extra WAL record a row: a NOT EXISTS is the planner's to turn into an anti
  * join, and without statistics on a fresh inbox partition it chose one that read the
  * partition for every batch.
  */
-const recordFenced = (s: string): string => `
+const recordFenced = (s: string, which: string): string => `
       INSERT INTO ${s}.inbox (consumer, message_id)
-      SELECT $4, id FROM fenced WHERE id = ANY($5::uuid[])
+      SELECT $4, id FROM fenced WHERE ${which}
       ON CONFLICT DO NOTHING RETURNING message_id`;
 
 /**
- * The result row of `fenceAndInbox` (and, written out there, `takeAndInbox`): `fenced`,
- * the ids fenced, and `fresh`, those the inbox did not have yet, each null when it is
- * the whole of its input ($2, $5), as in nearly every batch: the worker then has no arrays of ids to
- * parse. Two arrays rather than a join of the two CTEs: the planner cannot size a CTE
- * and joined them in a nested loop, rescanning one for every row of the other.
+ * The result row of `fenceAndInbox` and `takeAndInbox`: `fenced`, the ids fenced, and
+ * `fresh`, those the inbox did not have yet, each null when it is the whole of its input
+ * (`fenced` when every id of $2 was fenced; `fresh` unless `someSeen`, the statement's
+ * test that the inbox had some already), as in nearly every batch: the worker then has
+ * no arrays of ids to parse. Two arrays rather than a join of the two CTEs: the planner
+ * cannot size a CTE and joined them in a nested loop, rescanning one for every row of
+ * the other.
  */
-const fencedAndFresh = `SELECT CASE WHEN (SELECT count(*) FROM fenced) < cardinality($2::uuid[]) THEN ARRAY(SELECT id FROM fenced) END AS fenced,
-           CASE WHEN (SELECT count(*) FROM recorded) < cardinality($5::uuid[]) THEN ARRAY(SELECT message_id FROM recorded) END AS fresh`;
+const fencedAndFresh = (someSeen: string): string => `SELECT CASE WHEN (SELECT count(*) FROM fenced) < cardinality($2::uuid[]) THEN ARRAY(SELECT id FROM fenced) END AS fenced,
+           CASE WHEN ${someSeen} THEN ARRAY(SELECT message_id FROM recorded) END AS fresh`;
 
 /**
  * The statements of the batch handler's transactions, for one schema. Each is written
@@ -49,9 +51,9 @@ export const batchSql = statementsFor((s) => ({
       SELECT id FROM ${s}.queue_messages
       WHERE queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
       FOR UPDATE
-    ), recorded AS (${recordFenced(s)}
+    ), recorded AS (${recordFenced(s, 'id = ANY($5::uuid[])')}
     )
-    ${fencedAndFresh}`,
+    ${fencedAndFresh('(SELECT count(*) FROM recorded) < cardinality($5::uuid[])')}`,
 
   /**
    * A batch's first statement when the whole batch is expected to be acked (nothing known
@@ -84,16 +86,12 @@ export const batchSql = statementsFor((s) => ({
       RETURNING id
     ), fenced AS (
       SELECT id FROM by_ctid UNION ALL SELECT id FROM moved
-    ), recorded AS (
-      INSERT INTO ${s}.inbox (consumer, message_id)
-      SELECT $4, id FROM fenced WHERE $5::boolean
-      ON CONFLICT DO NOTHING RETURNING message_id
+    ), recorded AS (${recordFenced(s, '$5::boolean')}
     ), released AS (
       UPDATE ${s}.queue_leases SET locked_until = '-infinity'
       WHERE $6::uuid IS NOT NULL AND queue = $1 AND slot_token = $6::uuid
     )
-    SELECT CASE WHEN (SELECT count(*) FROM fenced) < cardinality($2::uuid[]) THEN ARRAY(SELECT id FROM fenced) END AS fenced,
-           CASE WHEN $5::boolean AND (SELECT count(*) FROM recorded) < (SELECT count(*) FROM fenced) THEN ARRAY(SELECT message_id FROM recorded) END AS fresh`,
+    ${fencedAndFresh('$5::boolean AND (SELECT count(*) FROM recorded) < (SELECT count(*) FROM fenced)')}`,
 
   /** Records one message in consumer $1's inbox: $2 its id; no row back when it was there already. */
   inboxInsertOne: `

@@ -21,7 +21,8 @@ export type HandlerCallResult = { kind: 'returned'; value: unknown } | { kind: '
 const RETURNED_NOTHING: HandlerCallResult = { kind: 'returned', value: undefined };
 const TIMED_OUT: HandlerCallResult = { kind: 'timeout' };
 
-const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+/** Whether a handler's result is a promise (or any thenable) to wait for, rather than its value. */
+export const isThenable = (value: unknown): value is PromiseLike<unknown> =>
   ((typeof value === 'object' && value !== null) || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 
 /**
