@@ -105,13 +105,29 @@ CREATE TABLE direct_routes (
   PRIMARY KEY (pattern, queue)
 );
 
+-- The ring slot of a queued message: bits 10-11 of the millisecond time in its UUIDv7 id,
+-- so a slot takes about one second of messages and the ring of four turns every four
+-- seconds. From the id, so a message always lands in the same slot and (queue, id, part)
+-- is as unique as (queue, id). Ids that are not UUIDv7 land in any slot.
+CREATE FUNCTION queue_part(p_id uuid) RETURNS smallint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ((get_byte(uuid_send(p_id), 4) >> 2) & 3)::smallint;
+
 -- Messages delivered to a queue. Delivery is idempotent by (queue, id): a relay that dies
 -- after delivering but before deleting its outbox row re-delivers into ON CONFLICT DO
 -- NOTHING.
+--
+-- A ring of four partitions by slot (queue_part). A claim and an ack leave dead rows that
+-- only vacuum removes, and vacuum removes nothing while any transaction in the database
+-- holds an old snapshot; a slot whose messages are all done is instead truncated
+-- (rotate_queue_messages), which frees its dead rows whatever snapshot is held.
 CREATE TABLE queue_messages (
   seq          bigint      GENERATED ALWAYS AS IDENTITY,
   queue        text        NOT NULL,
   id           uuid        NOT NULL,
+  -- queue_part(id) from sagabox's own inserts; the default (the clock's slot) is for rows
+  -- written by hand.
+  part         smallint    NOT NULL DEFAULT (((extract(epoch FROM statement_timestamp()) * 1000)::bigint >> 10) & 3)::smallint,
   topic        text        NOT NULL,
   key          text,
   group_key    text,
@@ -129,7 +145,7 @@ CREATE TABLE queue_messages (
   last_error   text,
   created_at   timestamptz NOT NULL, -- when the producer published it
   enqueued_at  timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (queue, id),
+  PRIMARY KEY (queue, id, part),
   -- One CHECK for the row: PostgreSQL evaluates each constraint apart, at a fixed cost.
   CONSTRAINT queue_messages_row_check CHECK (
         attempts >= 0
@@ -137,16 +153,62 @@ CREATE TABLE queue_messages (
     AND (lease_token IS NULL) = (locked_until IS NULL)
     AND (group_key IS NULL OR length(group_key) BETWEEN 1 AND 255)
   )
-)
+) PARTITION BY LIST (part);
 -- Half of each page left free: a claim rewrites every row it leases, and a new version on
 -- the same page is a HOT update that adds no index entries for claims to walk past.
-WITH (fillfactor = 50);
+CREATE TABLE queue_messages_0 PARTITION OF queue_messages FOR VALUES IN (0) WITH (fillfactor = 50);
+CREATE TABLE queue_messages_1 PARTITION OF queue_messages FOR VALUES IN (1) WITH (fillfactor = 50);
+CREATE TABLE queue_messages_2 PARTITION OF queue_messages FOR VALUES IN (2) WITH (fillfactor = 50);
+CREATE TABLE queue_messages_3 PARTITION OF queue_messages FOR VALUES IN (3) WITH (fillfactor = 50);
 -- The worker claim walks this index in order.
 CREATE INDEX queue_messages_claim ON queue_messages (queue, priority DESC, seq);
 -- Head-of-key test in the worker claim.
 CREATE INDEX queue_messages_key_seq ON queue_messages (queue, key, seq) WHERE key IS NOT NULL;
 -- Group window test in the claim: "how many earlier messages has my group?"
 CREATE INDEX queue_messages_group_seq ON queue_messages (queue, group_key, seq) WHERE group_key IS NOT NULL;
+
+-- Truncates the ring's slots of queue_messages that hold no message any more, which frees
+-- their dead rows even while a snapshot somewhere holds vacuum back. Not the clock's slot
+-- nor the one before it: producers are writing them. A slot is taken only when its lock
+-- is free at once (NOWAIT), so a rotation never makes a claim, an ack or a publish wait;
+-- holding it ACCESS EXCLUSIVE, nobody else can write the slot, and the VOLATILE
+-- function's fresh snapshot per statement sees every committed row, so a slot is
+-- truncated only when it is empty. `busy`: slots with rows on disk whose lock was held.
+-- SECURITY DEFINER, so a worker's role needs no TRUNCATE privilege; it takes no input. Two
+-- callers at once: the second returns at once (the advisory lock), truncating nothing.
+CREATE FUNCTION rotate_queue_messages(OUT truncated smallint[], OUT busy smallint[])
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+  v_now  smallint := (((extract(epoch FROM clock_timestamp()) * 1000)::bigint >> 10) & 3)::smallint;
+  v_slot smallint;
+  v_leaf text;
+  v_live boolean;
+BEGIN
+  truncated := '{}';
+  busy := '{}';
+  IF NOT pg_try_advisory_xact_lock(hashtext(current_schema() || '.rotate_queue_messages')) THEN
+    RETURN;
+  END IF;
+  -- now + 1 and now + 2 are the two slots before the clock's previous one.
+  FOR v_slot IN SELECT ((v_now + k) % 4)::smallint FROM generate_series(1, 2) k LOOP
+    v_leaf := format('queue_messages_%s', v_slot);
+    CONTINUE WHEN pg_relation_size(v_leaf::regclass) = 0;
+    BEGIN
+      EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE NOWAIT', v_leaf);
+    EXCEPTION WHEN lock_not_available THEN
+      busy := busy || v_slot;
+      CONTINUE;
+    END;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I)', v_leaf) INTO v_live;
+    IF NOT v_live THEN
+      EXECUTE format('TRUNCATE %I', v_leaf);
+      truncated := truncated || v_slot;
+    END IF;
+  END LOOP;
+END
+$$;
 
 -- Token buckets: the queue's own (group_key = '') and one per group with a group rate.
 -- A row holds the level at refilled_at; the level now is bucket_level(...).
@@ -420,6 +482,8 @@ DROP TABLE inbox;
 DROP TABLE queue_leases;
 DROP TABLE queue_buckets;
 DROP TABLE queue_messages;
+DROP FUNCTION rotate_queue_messages();
+DROP FUNCTION queue_part(uuid);
 DROP TABLE direct_routes;
 DROP TABLE half_message_decisions;
 DROP TABLE outbox;

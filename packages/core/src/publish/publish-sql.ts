@@ -76,10 +76,10 @@ function routeLocked(s: string): string {
   return `, routed AS (
       SELECT i.*, r.queue FROM locked i JOIN ${s}.direct_routes r ON ('.' || i.topic) ~ r.topic_regex
     ), queued AS (
-      INSERT INTO ${s}.queue_messages (queue, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
-      SELECT queue, id, topic, key, payload, headers, coalesce(run_at, now()), expires_at, now(), priority, group_key
+      INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
+      SELECT queue, id, ${s}.queue_part(id), topic, key, payload, headers, coalesce(run_at, now()), expires_at, now(), priority, group_key
       FROM routed ORDER BY ord
-      ON CONFLICT (queue, id) DO NOTHING
+      ON CONFLICT (queue, id, part) DO NOTHING
       RETURNING id, queue
     ), stored AS (
       INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key)

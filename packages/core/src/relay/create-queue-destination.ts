@@ -25,12 +25,12 @@ const destinationSql = statementsFor((s) => ({
   // rows) a no-op. One NOTIFY per queue per batch wakes that queue's workers.
   enqueue: `
     WITH inserted AS (
-      INSERT INTO ${s}.queue_messages (queue, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
-      SELECT q, id, topic, key, payload, headers, coalesce(run_at, now()), expires_at, created_at, priority, group_key
+      INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
+      SELECT q, id, ${s}.queue_part(id), topic, key, payload, headers, coalesce(run_at, now()), expires_at, created_at, priority, group_key
       FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
                   $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $11::smallint[], $12::text[])
         AS t(q, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
-      ON CONFLICT (queue, id) DO NOTHING
+      ON CONFLICT (queue, id, part) DO NOTHING
       RETURNING queue
     )
     SELECT queue, pg_notify($10::text, queue) FROM (SELECT DISTINCT queue FROM inserted) d`,

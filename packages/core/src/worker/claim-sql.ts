@@ -47,23 +47,34 @@ function batchLimit(batchSize: number): number {
 const sinceDue = `extract(epoch FROM now() - CASE WHEN m.run_at = m.enqueued_at THEN m.created_at
                                                   ELSE greatest(m.created_at, m.run_at) END)::float8 * 1000 AS since_due_ms`;
 
+/** The ring slots of queue_messages (its partitions queue_messages_0 to _3, see queue_part). */
+export const QUEUE_PARTS = 4;
+
 /**
  * Both claims' last step: leases the rows the CTE `c` locked ($2 token, $3 worker name,
- * $4 lease ms), counting the attempt, and returns them with the ctid of their leased
- * version (the handling transaction takes them by it). The rows are fetched by ctid
- * from an array, so each is one TID fetch whatever the planner thinks of the queue's
- * size (a join with `c` became a hash join over a seq scan of the whole queue once
- * claims were large).
+ * $4 lease ms), counting the attempt, and returns them as `u`, with the ctid of their
+ * leased version (the handling transaction takes them by it). The rows are fetched by
+ * ctid from an array, so each is one TID fetch whatever the planner thinks of the
+ * queue's size (a join with `c` became a hash join over a seq scan of the whole queue
+ * once claims were large). A ctid names a row only within one partition, so each slot's
+ * rows are updated in that partition by name (`c` carries their tableoid); through the
+ * parent, one ctid would match a row in every slot.
  */
-const leaseRows = (s: string): string => `
-      UPDATE ${s}.queue_messages m
+const leaseRows = (s: string): string => {
+  const parts = Array.from({ length: QUEUE_PARTS }, (_, i) => `u${i} AS (
+      UPDATE ${s}.queue_messages_${i} m
       SET lease_token = $2::uuid,
           locked_until = now() + $4::double precision * interval '1 millisecond',
           locked_by = $3::text,
           attempts = m.attempts + 1
-      WHERE m.ctid = ANY(ARRAY(SELECT c.ctid FROM c))
+      WHERE m.ctid = ANY(ARRAY(SELECT c.ctid FROM c WHERE c.tableoid = '${s}.queue_messages_${i}'::regclass))
       RETURNING m.seq, m.id, m.ctid, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, m.attempts,
-                ${epochMs('m.created_at')} AS created_ms, m.expires_at <= now() AS expired, ${sinceDue}`;
+                ${epochMs('m.created_at')} AS created_ms, m.expires_at <= now() AS expired, ${sinceDue}
+    )`);
+  return `${parts.join(', ')}, u AS (
+      ${parts.map((_, i) => `SELECT * FROM u${i}`).join(' UNION ALL ')}
+    )`;
+};
 
 export const claimSql = statementsFor((s) => ({
   /**
@@ -88,7 +99,7 @@ export const claimSql = statementsFor((s) => ({
         FROM ${s}.queues q WHERE q.name = $1
       ) f ON true
     ), c AS (
-      SELECT m.ctid
+      SELECT m.tableoid, m.ctid
       FROM ${s}.queue_messages m
       WHERE (SELECT lean FROM g)
         AND m.queue = $1
@@ -100,8 +111,7 @@ export const claimSql = statementsFor((s) => ({
       ORDER BY m.priority DESC, m.seq
       LIMIT ${batchLimit(batchSize)}
       FOR UPDATE SKIP LOCKED
-    ), u AS (${leaseRows(s)}
-    )
+    ), ${leaseRows(s)}
     SELECT u.*, false AS counted, NULL::float8 AS wait_ms, g.lean, g.aging_only FROM g LEFT JOIN u ON true`,
 
   /**
@@ -137,7 +147,7 @@ export const claimSql = statementsFor((s) => ({
     WITH pre AS (
       SELECT * FROM ${s}.flow_prepare($1, now())
     ), c0 AS (
-      SELECT m.ctid, m.seq, m.priority, m.group_key
+      SELECT m.tableoid, m.ctid, m.seq, m.priority, m.group_key
       FROM ${s}.queue_messages m
       WHERE (SELECT ready FROM pre)
         -- An operator's pause (queues.paused_at): an uncorrelated test, so a One-Time Filter.
@@ -163,7 +173,7 @@ export const claimSql = statementsFor((s) => ({
       FROM ${s}.flow_grant($1, (SELECT count(*)::int FROM c0), now()) f, pre,
            set_config('synchronous_commit', 'off', true) async_commit
     ), c AS (
-      SELECT r.ctid FROM (
+      SELECT r.tableoid, r.ctid FROM (
         SELECT c0.*, row_number() OVER (PARTITION BY c0.group_key ORDER BY c0.priority DESC, c0.seq) AS rn,
                row_number() OVER (ORDER BY c0.priority DESC, c0.seq) AS n
         FROM c0
@@ -171,8 +181,7 @@ export const claimSql = statementsFor((s) => ({
       WHERE r.n <= fq.quota
         AND (fq.group_tokens IS NULL OR r.group_key IS NULL
          OR r.rn <= coalesce((fq.group_tokens ->> r.group_key)::int, fq.group_burst))
-    ), u AS (${leaseRows(s)}
-    ), spent AS (
+    ), ${leaseRows(s)}, spent AS (
       SELECT '' AS group_key, count(*)::float8 AS n FROM u, fq WHERE fq.rate IS NOT NULL HAVING count(*) > 0
       UNION ALL
       SELECT u.group_key, count(*)::float8 FROM u, fq WHERE fq.group_rate IS NOT NULL AND u.group_key IS NOT NULL GROUP BY u.group_key

@@ -9,6 +9,7 @@ import { queueChannel } from '../shared/channels.js';
 import { registerQueues } from '../relay/create-queue-destination.js';
 import { createBatchHandler } from './batch-handler.js';
 import { createClaimer } from './claimer.js';
+import { createQueueRotation } from './queue-rotation.js';
 import { createTrickleVacuum } from './trickle-vacuum.js';
 import type { Verdict } from './verdict.js';
 import { SagaboxError } from '../shared/errors.js';
@@ -57,6 +58,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const sql = queueSql(o.schema);
   const claimer = createClaimer({ pool, schema: o.schema, queue, name: o.name, leaseMs: o.leaseMs, batchSize, maxBatchSize: o.maxBatchSize, concurrency: o.concurrency, logger: log });
   const trickleVacuum = o.trickleVacuum ? createTrickleVacuum({ pool, schema: o.schema, logger: log }) : undefined;
+  const rotation = createQueueRotation({ pool, schema: o.schema, logger: log });
   const events = new EventEmitter<WorkerEvents>();
   const batches = createBatchHandler({ ...o, logger: log, onHandlerCall: (call) => events.emit('handlerCalled', call) });
   const loops: DrainLoop[] = [];
@@ -163,6 +165,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
             run: async () => {
               const { claimed, full, waitMs } = await claimAndHandle(slot, true);
               if (claimed >= batchSize) wakeOne();
+              rotation.afterClaim(claimed);
               await trickleVacuum?.afterClaim(claimed, full);
               return { handled: claimed, full, ...(waitMs === null ? {} : { retryInMs: waitMs }) };
             },

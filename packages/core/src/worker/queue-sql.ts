@@ -22,15 +22,17 @@ export const queueSql = statementsFor((s) => ({
   purgeLeases: `DELETE FROM ${s}.queue_leases WHERE queue = $1 AND locked_until <= now()`,
   /**
    * Whether the trickle's vacuum may run (see trickle-vacuum.ts): $1 the schema's name,
-   * $2 the largest table size in bytes it vacuums; `owner` when this role may vacuum it.
+   * $2 the largest table size in bytes it vacuums (all partitions together); `owner` when this role may vacuum it.
    */
   trickleVacuumDue: `
-    SELECT pg_relation_size(c.oid) <= $2 AS small,
+    SELECT (SELECT sum(pg_relation_size(t.relid)) FROM pg_partition_tree(c.oid) t) <= $2 AS small,
            pg_has_role(c.relowner, 'USAGE')
              OR pg_has_role((SELECT datdba FROM pg_database WHERE datname = current_database()), 'USAGE')
              OR CASE WHEN current_setting('server_version_num')::int >= 170000
                   THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END AS owner
     FROM pg_class c WHERE c.oid = (quote_ident($1) || '.queue_messages')::regclass`,
+  /** Truncates the ring slots of queue_messages that hold no message (see queue-rotation.ts). */
+  rotate: `SELECT truncated, busy FROM ${s}.rotate_queue_messages()`,
   /** Not truncated: truncation takes a lock that would hold the claims back. */
   trickleVacuum: `VACUUM (SKIP_LOCKED, TRUNCATE false) ${s}.queue_messages`,
   /** Group buckets that have refilled to the brim say nothing a missing row does not. */
