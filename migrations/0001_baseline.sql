@@ -174,14 +174,15 @@ CREATE INDEX queue_messages_group_seq ON queue_messages (queue, group_key, seq) 
 -- holding it ACCESS EXCLUSIVE, nobody else can write the slot, and the VOLATILE
 -- function's fresh snapshot per statement sees every committed row, so a slot is
 -- truncated only when it is empty. `busy`: slots with rows on disk whose lock was held.
--- SECURITY DEFINER, so a worker's role needs no TRUNCATE privilege; it takes no input. Two
--- callers at once: the second returns at once (the advisory lock), truncating nothing.
-CREATE FUNCTION rotate_queue_messages(OUT truncated smallint[], OUT busy smallint[])
+-- SECURITY DEFINER, so a worker's role needs no TRUNCATE privilege (p_now, for tests, only
+-- picks which slots are looked at: none is truncated unless empty). Two callers at once:
+-- the second returns at once (the advisory lock), truncating nothing.
+CREATE FUNCTION rotate_queue_messages(p_now timestamptz DEFAULT NULL, OUT truncated smallint[], OUT busy smallint[])
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-  v_now  smallint := (((extract(epoch FROM clock_timestamp()) * 1000)::bigint >> 10) & 3)::smallint;
+  v_now  smallint := (((extract(epoch FROM coalesce(p_now, clock_timestamp())) * 1000)::bigint >> 10) & 3)::smallint;
   v_slot smallint;
   v_leaf text;
   v_live boolean;
@@ -482,7 +483,7 @@ DROP TABLE inbox;
 DROP TABLE queue_leases;
 DROP TABLE queue_buckets;
 DROP TABLE queue_messages;
-DROP FUNCTION rotate_queue_messages();
+DROP FUNCTION rotate_queue_messages(timestamptz);
 DROP FUNCTION queue_part(uuid);
 DROP TABLE direct_routes;
 DROP TABLE half_message_decisions;
