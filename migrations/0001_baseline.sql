@@ -167,17 +167,22 @@ CREATE INDEX queue_messages_key_seq ON queue_messages (queue, key, seq) WHERE ke
 -- Group window test in the claim: "how many earlier messages has my group?"
 CREATE INDEX queue_messages_group_seq ON queue_messages (queue, group_key, seq) WHERE group_key IS NOT NULL;
 
--- Truncates the ring's slots of queue_messages that hold no message any more, which frees
--- their dead rows even while a snapshot somewhere holds vacuum back. Not the clock's slot
--- nor the one before it: producers are writing them. A slot is taken only when its lock
--- is free at once (NOWAIT), so a rotation never makes a claim, an ack or a publish wait;
--- holding it ACCESS EXCLUSIVE, nobody else can write the slot, and the VOLATILE
--- function's fresh snapshot per statement sees every committed row, so a slot is
--- truncated only when it is empty. `busy`: slots with rows on disk whose lock was held.
--- SECURITY DEFINER, so a worker's role needs no TRUNCATE privilege (p_now, for tests, only
--- picks which slots are looked at: none is truncated unless empty). Two callers at once:
--- the second returns at once (the advisory lock), truncating nothing.
-CREATE FUNCTION rotate_queue_messages(p_now timestamptz DEFAULT NULL, OUT truncated smallint[], OUT busy smallint[])
+-- Empties the ring's older slots of queue_messages by TRUNCATE, which frees their dead rows
+-- even while a snapshot somewhere holds vacuum back. Not the clock's slot nor the one
+-- before it: producers are writing them. A slot is taken only when its lock is free at
+-- once (NOWAIT), so a rotation never makes a claim, an ack or a publish wait; holding it
+-- ACCESS EXCLUSIVE, nobody else can read or write the slot until this commits, and the
+-- VOLATILE function's fresh snapshot per statement sees every committed row. The messages
+-- still in it (a backlog, delays, retries, leases) are first copied into the clock's slot
+-- with every column kept (seq, so per-key and claim order; the lease, which the handling
+-- transaction then finds by id), then the slot is truncated, all in one transaction. A
+-- slot holding more than p_max_move messages (a deep backlog, which leaves no dead rows
+-- to speak of) is left for later. `busy`: slots with rows on disk whose lock was held;
+-- `moved`: messages copied. SECURITY DEFINER, so a worker's role needs no TRUNCATE
+-- privilege; p_now (tests) only picks the slots. Two callers at once: the second returns
+-- at once (the advisory lock), doing nothing.
+CREATE FUNCTION rotate_queue_messages(p_now timestamptz DEFAULT NULL, p_max_move integer DEFAULT 5000,
+                                      OUT truncated smallint[], OUT busy smallint[], OUT moved integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
@@ -185,10 +190,11 @@ DECLARE
   v_now  smallint := (((extract(epoch FROM coalesce(p_now, clock_timestamp())) * 1000)::bigint >> 10) & 3)::smallint;
   v_slot smallint;
   v_leaf text;
-  v_live boolean;
+  v_live integer;
 BEGIN
   truncated := '{}';
   busy := '{}';
+  moved := 0;
   IF NOT pg_try_advisory_xact_lock(hashtext(current_schema() || '.rotate_queue_messages')) THEN
     RETURN;
   END IF;
@@ -202,11 +208,22 @@ BEGIN
       busy := busy || v_slot;
       CONTINUE;
     END;
-    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I)', v_leaf) INTO v_live;
-    IF NOT v_live THEN
-      EXECUTE format('TRUNCATE %I', v_leaf);
-      truncated := truncated || v_slot;
+    EXECUTE format('SELECT count(*) FROM (SELECT FROM %I LIMIT %s) l', v_leaf, p_max_move + 1) INTO v_live;
+    CONTINUE WHEN v_live > p_max_move;
+    IF v_live > 0 THEN
+      -- A copy of the same (queue, id) already in the clock's slot is the same message.
+      EXECUTE format(
+        'INSERT INTO queue_messages (seq, queue, id, part, topic, key, group_key, priority, payload, headers, run_at,
+                                     expires_at, attempts, lease_token, locked_until, locked_by, last_error, created_at, enqueued_at)
+         OVERRIDING SYSTEM VALUE
+         SELECT seq, queue, id, %s, topic, key, group_key, priority, payload, headers, run_at,
+                expires_at, attempts, lease_token, locked_until, locked_by, last_error, created_at, enqueued_at
+         FROM %I ORDER BY seq
+         ON CONFLICT (queue, id, part) DO NOTHING', v_now, v_leaf);
+      moved := moved + v_live;
     END IF;
+    EXECUTE format('TRUNCATE %I', v_leaf);
+    truncated := truncated || v_slot;
   END LOOP;
 END
 $$;
@@ -483,7 +500,7 @@ DROP TABLE inbox;
 DROP TABLE queue_leases;
 DROP TABLE queue_buckets;
 DROP TABLE queue_messages;
-DROP FUNCTION rotate_queue_messages(timestamptz);
+DROP FUNCTION rotate_queue_messages(timestamptz, integer);
 DROP FUNCTION queue_part(uuid);
 DROP TABLE direct_routes;
 DROP TABLE half_message_decisions;

@@ -12,7 +12,7 @@ export interface QueueRotationOptions {
   logger: Logger;
 }
 
-/** Truncates the done slots of queue_messages while messages flow; see {@link createQueueRotation}. */
+/** Empties the older slots of queue_messages while messages flow; see {@link createQueueRotation}. */
 export interface QueueRotation {
   /** Called by a slot after each claim that leased `claimed` messages; never waits for the rotation. */
   afterClaim(claimed: number): void;
@@ -21,12 +21,13 @@ export interface QueueRotation {
 /**
  * queue_messages is a ring of partitions, about a second of messages each
  * (migration 0001: queue_part, rotate_queue_messages). While messages flow, the worker
- * asks the database every {@link QUEUE_ROTATION_INTERVAL_MS} to truncate the slots
- * whose messages are all done: unlike vacuum, a truncation frees their dead rows even
- * while another transaction holds an old snapshot, so claims never walk more than a few
- * seconds of handled messages. The function takes each slot's lock only when it is free
- * at once, so it never holds a claim or an ack back; a slot it could not take is tried
- * again at the next interval. Runs off the claiming slot's path, one at a time.
+ * asks the database every {@link QUEUE_ROTATION_INTERVAL_MS} to empty the older slots:
+ * the messages still in one are moved to the clock's slot and the slot is truncated.
+ * Unlike vacuum, a truncation frees the slot's dead rows even while another transaction
+ * holds an old snapshot, so claims walk a few seconds of handled messages at most. The
+ * function takes a slot's lock only when it is free at once, so it never holds a claim
+ * or an ack back; a slot it could not take is tried at the next interval. Runs off the
+ * claiming slot's path, one call at a time.
  */
 export function createQueueRotation(o: QueueRotationOptions): QueueRotation {
   const sql = queueSql(o.schema);
@@ -36,11 +37,11 @@ export function createQueueRotation(o: QueueRotationOptions): QueueRotation {
 
   const rotate = async (): Promise<void> => {
     try {
-      const { rows } = await o.pool.query<{ truncated: number[]; busy: number[] }>(sql.rotate);
+      const { rows } = await o.pool.query<{ truncated: number[]; busy: number[]; moved: number }>(sql.rotate);
       if (failing) o.logger.info({}, 'queue_messages rotation works again');
       failing = false;
       const r = rows[0];
-      if (r && r.truncated.length > 0) o.logger.debug({ truncated: r.truncated, busy: r.busy }, 'truncated done slots of queue_messages');
+      if (r && r.truncated.length > 0) o.logger.debug({ truncated: r.truncated, busy: r.busy, moved: r.moved }, 'rotated queue_messages');
     } catch (err) {
       // Logged once per failing spell: a database that is away fails every call.
       if (!failing) o.logger.warn({ err }, 'could not rotate queue_messages; will try again');
