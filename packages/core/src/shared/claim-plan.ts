@@ -16,9 +16,12 @@ export const CLAIM_PLAN_BY_INDEX = 'SET LOCAL enable_sort = off';
 export const CLAIM_PLAN_DONE = 'SET LOCAL enable_sort = on';
 
 /**
- * {@link CLAIM_PLAN_BY_INDEX} for a claim that sorts its own batch (the worker's limited
- * claim numbers its candidates) in a transaction that ends with the claim. Before
- * PostgreSQL 18 a sort that is disabled but cannot be avoided adds a fixed huge cost to
- * the plan, which would pass jit_above_cost and compile every claim; JIT is off for it.
+ * {@link CLAIM_PLAN_BY_INDEX} for the worker's claims, in a transaction that ends with the
+ * claim. Before PostgreSQL 18 a sort that is disabled but cannot be avoided (the limited
+ * claim numbers its candidates) adds a fixed huge cost to the plan, which would pass
+ * jit_above_cost and compile every claim; JIT is off for it. Sequential scans are off
+ * too: the claim leases its rows by ctid in each partition of queue_messages, and in a
+ * partition that looked small when the plan was made the planner prefers reading it
+ * whole to fetching the rows, a plan that would be kept while a backlog fills it.
  */
-export const CLAIM_PLAN_BY_INDEX_NO_JIT = `SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)`;
+export const CLAIM_PLAN_BY_INDEX_NO_JIT = `SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true), set_config('enable_seqscan', 'off', true)`;
