@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { uuidv7 } from 'uuidv7';
 import { isSagaboxError, publish, recordInInbox } from '@sagabox/core';
 import { addDirectRoute, maintainStorage, type MaintainStorageOptions } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
+import { uuidv7At } from '../support/uuidv7-at.js';
 import { startChild, type Child } from '../support/child.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -173,9 +173,3 @@ describe('maintainStorage: the inbox', () => {
   }, 120_000);
 });
 
-/** A UUIDv7 of the given millisecond (random bits from a fresh v7). */
-function uuidv7At(ms: number): string {
-  const hex = ms.toString(16).padStart(12, '0');
-  const rest = uuidv7().slice(13);
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}${rest}`;
-}

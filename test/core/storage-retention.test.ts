@@ -5,6 +5,7 @@ import { commitHalfMessage, isSagaboxError, prepare, rollbackHalfMessage } from 
 import { halfMessageHistory, listDeadLetters, maintainStorage, purgeDeadLetters, purgeHalfMessageDecisions, replayDeadLetters } from '@sagabox/core/admin';
 import { getSaga, listSagas } from '@sagabox/saga';
 import { useDatabase } from '../support/test-pool.js';
+import { uuidv7At } from '../support/uuidv7-at.js';
 import { startChild } from '../support/child.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -24,11 +25,6 @@ const partitions = async (table: string): Promise<string[]> => {
   return rows.map((r) => r.name);
 };
 
-/** A UUIDv7 of the given millisecond (random bits from a fresh v7). */
-function uuidv7At(ms: number): string {
-  const hex = ms.toString(16).padStart(12, '0');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}${uuidv7().slice(13)}`;
-}
 
 let deadSeq = 0;
 const deadLetter = async (queue: string, id = uuidv7()): Promise<string> => {

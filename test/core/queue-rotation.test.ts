@@ -1,0 +1,156 @@
+import { randomUUID } from 'node:crypto';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { useDatabase } from '../support/test-pool.js';
+import { holdSnapshot, ringState, rotate, timeInSlot } from '../support/queue-ring.js';
+
+const { pool, count } = await useDatabase();
+const p = pool(6);
+
+/**
+ * rotate_queue_messages(p_now) looks at the slots now+1 and now+2 of the ring, so at
+ * timeInSlot(1) it may truncate slots 2 and 3 and leaves 1 (the clock's) and 0 (the
+ * previous) alone. Rows are written by hand with an explicit part.
+ */
+const AT_1 = timeInSlot(1);
+
+/** `n` messages in slot `part`, all ready; resolves to their ids. */
+const insert = async (part: number, n: number, set = ''): Promise<string[]> => {
+  const { rows } = await p.query<{ id: string }>(
+    `INSERT INTO sagabox.queue_messages (queue, id, part, topic, payload, created_at)
+     SELECT 'rq', gen_random_uuid(), $1, 'rq.x', jsonb_build_object('n', g, 'pad', repeat('x', 100)), now()
+     FROM generate_series(1, $2) g RETURNING id`,
+    [part, n],
+  );
+  const ids = rows.map((r) => r.id);
+  if (set) await p.query(`UPDATE sagabox.queue_messages SET ${set} WHERE id = ANY($1)`, [ids]);
+  return ids;
+};
+/** Deletes every row of slot `part` (as acks do), leaving its pages on disk. */
+const empty = (part: number) => p.query('DELETE FROM sagabox.queue_messages WHERE part = $1', [part]);
+const rowOf = async (id: string): Promise<unknown> =>
+  (await p.query<{ r: unknown }>('SELECT to_jsonb(m) AS r FROM sagabox.queue_messages m WHERE id = $1', [id])).rows[0]?.r;
+
+beforeEach(async () => {
+  await p.query('TRUNCATE sagabox.queue_messages');
+});
+
+describe('rotate_queue_messages', () => {
+  it('truncates a target slot whose rows were all deleted, and leaves the clock\'s and the previous slot alone though they are empty too', async () => {
+    for (const part of [0, 1, 2]) {
+      await insert(part, 200);
+      await empty(part);
+    }
+    const before = await ringState(p);
+    expect(before.slice(0, 3).every((s) => s.bytes > 0)).toBe(true);
+    expect(before[3]!.bytes).toBe(0);
+
+    // Slot 3 has no pages: skipped silently, neither truncated nor busy.
+    expect(await rotate(p, AT_1)).toEqual({ truncated: [2], busy: [] });
+    const after = await ringState(p);
+    expect(after[2]!.filenode).not.toBe(before[2]!.filenode);
+    expect(after[2]!.bytes).toBe(0);
+    for (const s of [0, 1, 3]) expect(after[s]!.filenode, `slot ${s}`).toBe(before[s]!.filenode);
+
+    // A turn later the clock is in slot 3: slots 0 and 1 are the targets now.
+    expect((await rotate(p, timeInSlot(3))).truncated.sort()).toEqual([0, 1]);
+    expect((await ringState(p)).map((s) => s.bytes)).toEqual([0, 0, 0, 0]);
+  });
+
+  it.each([
+    ['ready', ''],
+    ['leased', `lease_token = gen_random_uuid(), locked_until = now() + interval '1 minute', locked_by = 'w', attempts = 1`],
+    ['leased by a worker that died (lease ran out)', `lease_token = gen_random_uuid(), locked_until = now() - interval '1 minute', locked_by = 'w', attempts = 1`],
+    ['delayed', `run_at = now() + interval '1 hour'`],
+    ['retrying', `attempts = 2, last_error = 'boom', run_at = now() + interval '5 seconds'`],
+  ])('never truncates a slot holding one %s message among deleted rows; the message survives unchanged', async (_kind, set) => {
+    for (const part of [2, 3]) {
+      await insert(part, 300);
+      await empty(part);
+    }
+    const [live] = await insert(2, 1, set);
+    const row = await rowOf(live!);
+    const before = await ringState(p);
+
+    expect(await rotate(p, AT_1)).toEqual({ truncated: [3], busy: [] });
+    expect(await rowOf(live!)).toEqual(row);
+    expect((await ringState(p))[2]!.filenode).toBe(before[2]!.filenode);
+
+    // Once the message is done the slot goes: it was kept for the message alone.
+    await p.query('DELETE FROM sagabox.queue_messages WHERE id = $1', [live]);
+    expect(await rotate(p, AT_1)).toEqual({ truncated: [2], busy: [] });
+  });
+
+  it('reports a slot busy whose lock another transaction holds (a reader, an uncommitted insert) and truncates nothing there', async () => {
+    for (const part of [2, 3]) {
+      await insert(part, 100);
+      await empty(part);
+    }
+    const reader = await p.connect();
+    const writer = await p.connect();
+    try {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM sagabox.queue_messages_2');
+      // A producer's transaction, still open: its row is invisible to everyone else.
+      await writer.query('BEGIN');
+      const id = randomUUID();
+      await writer.query(
+        `INSERT INTO sagabox.queue_messages (queue, id, part, topic, payload, created_at) VALUES ('rq', $1, 3, 'rq.x', '{}', now())`,
+        [id],
+      );
+      const before = await ringState(p);
+      expect(await rotate(p, AT_1)).toEqual({ truncated: [], busy: [2, 3] });
+      const after = await ringState(p);
+      expect(after.map((s) => s.filenode)).toEqual(before.map((s) => s.filenode));
+
+      await writer.query('COMMIT');
+      await reader.query('COMMIT');
+      // The reader gone, slot 2 goes; slot 3 holds the producer's committed message.
+      expect(await rotate(p, AT_1)).toEqual({ truncated: [2], busy: [] });
+      expect(await count('SELECT count(*) AS n FROM sagabox.queue_messages WHERE id = $1', [id])).toBe(1);
+    } finally {
+      await reader.query('ROLLBACK').catch(() => {});
+      await writer.query('ROLLBACK').catch(() => {});
+      reader.release();
+      writer.release();
+    }
+  });
+
+  it('a second caller while a rotation is in progress returns empty arrays, truncating nothing', async () => {
+    await insert(2, 100);
+    await empty(2);
+    const first = await p.connect();
+    try {
+      // The first rotation (at slot 3: targets 0 and 1, both without pages) is still open.
+      await first.query('BEGIN');
+      expect(await rotate(first, timeInSlot(3))).toEqual({ truncated: [], busy: [] });
+      const before = await ringState(p);
+      expect(await rotate(p, AT_1)).toEqual({ truncated: [], busy: [] });
+      expect((await ringState(p))[2]!.filenode).toBe(before[2]!.filenode);
+      await first.query('COMMIT');
+    } finally {
+      await first.query('ROLLBACK').catch(() => {});
+      first.release();
+    }
+    expect(await rotate(p, AT_1)).toEqual({ truncated: [2], busy: [] });
+  });
+
+  it('frees the dead rows a held REPEATABLE READ snapshot keeps from vacuum', async () => {
+    const report = await holdSnapshot(p);
+    try {
+      await insert(2, 2_000);
+      await empty(2);
+      const written = (await ringState(p))[2]!.bytes;
+      await p.query('VACUUM sagabox.queue_messages_2');
+      // The report's snapshot is older than every deleted row: vacuum removed none of them.
+      expect((await ringState(p))[2]!.bytes).toBe(written);
+      expect(written).toBeGreaterThan(100_000);
+
+      expect(await rotate(p, AT_1)).toEqual({ truncated: [2], busy: [] });
+      expect((await ringState(p))[2]!.bytes).toBe(0);
+      // The report goes on reading what it reads.
+      expect((await report.client.query('SELECT count(*)::int AS n FROM sagabox.queues')).rows[0]).toBeDefined();
+    } finally {
+      await report.release();
+    }
+  });
+});

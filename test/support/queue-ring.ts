@@ -1,0 +1,58 @@
+import type pg from 'pg';
+
+/** The ring of queue_messages: four partitions by slot (migration 0001: queue_part). */
+export const RING_SLOTS = [0, 1, 2, 3] as const;
+
+/** The slot of a millisecond time, as queue_part reads it from a UUIDv7: bits 10-11. */
+export const slotAt = (ms: number): number => Math.floor(ms / 1024) % 4;
+
+/** A time in the middle of `slot`, in some ring turn of 2030: a p_now whose slot is known. */
+export const timeInSlot = (slot: number): Date => new Date(Math.floor(Date.UTC(2030, 0, 1) / 4096) * 4096 + slot * 1024 + 512);
+
+/** One partition of the ring: its file on disk (a TRUNCATE gives it a new one) and its size. */
+export interface RingSlot {
+  slot: number;
+  filenode: number;
+  bytes: number;
+}
+
+/** The four partitions of `schema`.queue_messages, slot 0 first. */
+export async function ringState(db: pg.Pool | pg.ClientBase, schema = 'sagabox'): Promise<RingSlot[]> {
+  const { rows } = await db.query<{ slot: number; filenode: string; bytes: string }>(
+    `SELECT s AS slot, pg_relation_filenode(format('%I.queue_messages_%s', $1::text, s)::regclass) AS filenode,
+            pg_relation_size(format('%I.queue_messages_%s', $1::text, s)::regclass) AS bytes
+     FROM generate_series(0, 3) s ORDER BY s`,
+    [schema],
+  );
+  return rows.map((r) => ({ slot: r.slot, filenode: Number(r.filenode), bytes: Number(r.bytes) }));
+}
+
+/** What rotate_queue_messages returned. */
+export interface Rotation {
+  truncated: number[];
+  busy: number[];
+}
+
+/** Calls rotate_queue_messages, at `now` when given (it picks the slots looked at). */
+export async function rotate(db: pg.Pool | pg.ClientBase, now?: Date, schema = 'sagabox'): Promise<Rotation> {
+  const { rows } = await db.query<Rotation>(`SELECT truncated, busy FROM ${schema}.rotate_queue_messages($1)`, [now ?? null]);
+  return rows[0]!;
+}
+
+/**
+ * A report left open elsewhere in the database: a REPEATABLE READ transaction whose
+ * snapshot holds vacuum back until `release`. It reads `sagabox.queues`, not the queue, so
+ * it holds no lock on queue_messages' partitions.
+ */
+export async function holdSnapshot(pool: pg.Pool): Promise<{ client: pg.PoolClient; release: () => Promise<void> }> {
+  const client = await pool.connect();
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+  await client.query('SELECT count(*) FROM sagabox.queues');
+  return {
+    client,
+    release: async () => {
+      await client.query('ROLLBACK').catch(() => {});
+      client.release();
+    },
+  };
+}
