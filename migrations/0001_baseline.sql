@@ -167,20 +167,21 @@ CREATE INDEX queue_messages_key_seq ON queue_messages (queue, key, seq) WHERE ke
 -- Group window test in the claim: "how many earlier messages has my group?"
 CREATE INDEX queue_messages_group_seq ON queue_messages (queue, group_key, seq) WHERE group_key IS NOT NULL;
 
--- Empties the ring's older slots of queue_messages by TRUNCATE, which frees their dead rows
--- even while a snapshot somewhere holds vacuum back. Not the clock's slot nor the one
+-- Empties the ring's older slots of queue_messages by TRUNCATE, which frees their dead
+-- rows even while a snapshot somewhere holds vacuum back. Not the clock's slot nor the one
 -- before it: producers are writing them. A slot is taken only when its lock is free at
 -- once (NOWAIT), so a rotation never makes a claim, an ack or a publish wait; holding it
--- ACCESS EXCLUSIVE, nobody else can read or write the slot until this commits, and the
--- VOLATILE function's fresh snapshot per statement sees every committed row. The messages
--- still in it (a backlog, delays, retries, leases) are first copied into the clock's slot
--- with every column kept (seq, so per-key and claim order; the lease, which the handling
--- transaction then finds by id), then the slot is truncated, all in one transaction. A
--- slot holding more than p_max_move messages (a deep backlog, which leaves no dead rows
--- to speak of) is left for later. `busy`: slots with rows on disk whose lock was held;
--- `moved`: messages copied. SECURITY DEFINER, so a worker's role needs no TRUNCATE
--- privilege; p_now (tests) only picks the slots. Two callers at once: the second returns
--- at once (the advisory lock), doing nothing.
+-- ACCESS EXCLUSIVE, nobody else can read or write the slot until this commits, and under
+-- READ COMMITTED (it refuses any other level) the VOLATILE function's fresh snapshot per
+-- statement sees every committed row. The messages still in it (a backlog, delays,
+-- retries, leases) are first copied into the clock's slot with every column kept (seq, so
+-- per-key and claim order; the lease, which the handling transaction then finds by id),
+-- then the slot is truncated, all in one transaction. A slot holding more than p_max_move
+-- messages (a deep backlog, which leaves no dead rows to speak of) is left for later.
+-- `busy`: slots with rows on disk whose lock was held; `moved`: messages copied. SECURITY
+-- DEFINER, so a worker's role needs no TRUNCATE privilege; p_now (tests) only picks the
+-- slots. Two callers at once: the second returns at once (the advisory lock), doing
+-- nothing.
 CREATE FUNCTION rotate_queue_messages(p_now timestamptz DEFAULT NULL, p_max_move integer DEFAULT 5000,
                                       OUT truncated smallint[], OUT busy smallint[], OUT moved integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -195,6 +196,12 @@ BEGIN
   truncated := '{}';
   busy := '{}';
   moved := 0;
+  -- Under REPEATABLE READ every statement reads the snapshot taken before the locks: a
+  -- message committed in between would look absent and be truncated.
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'rotate_queue_messages needs READ COMMITTED, not %', current_setting('transaction_isolation')
+      USING ERRCODE = 'invalid_transaction_state';
+  END IF;
   IF NOT pg_try_advisory_xact_lock(hashtext(current_schema() || '.rotate_queue_messages')) THEN
     RETURN;
   END IF;

@@ -153,4 +153,26 @@ describe('rotate_queue_messages', () => {
       await report.release();
     }
   });
+
+  it('refuses to run under REPEATABLE READ, whose snapshot predates its locks: a message committed in between is never truncated', async () => {
+    await insert(2, 100);
+    await empty(2);
+    const before = await ringState(p);
+    const caller = await p.connect();
+    try {
+      await caller.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await caller.query('SELECT 1');
+      // Committed after the caller's snapshot, before its rotation: invisible to that snapshot.
+      const [late] = await insert(2, 1);
+      const err = await rotate(caller, AT_1).catch((e: unknown) => e);
+      await caller.query(err instanceof Error ? 'ROLLBACK' : 'COMMIT');
+      expect(err).toBeInstanceOf(Error);
+      expect((err as { code?: string }).code).toBe('25000');
+      expect(await count('SELECT count(*) AS n FROM sagabox.queue_messages WHERE id = $1', [late])).toBe(1);
+      expect((await ringState(p))[2]!.filenode).toBe(before[2]!.filenode);
+    } finally {
+      await caller.query('ROLLBACK').catch(() => {});
+      caller.release();
+    }
+  });
 });
