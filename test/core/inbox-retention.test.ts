@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isSagaboxError, publish, recordInInbox } from '@sagabox/core';
+import { isSagaboxError, recordInInbox } from '@sagabox/core';
 import { addDirectRoute, maintainStorage, type MaintainStorageOptions } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
 import { uuidv7At } from '../support/uuidv7-at.js';
+import { expectEachOnceInKeyOrder, produceKeyed } from '../support/keyed-producers.js';
 import { startChild, type Child } from '../support/child.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -124,32 +125,14 @@ describe('maintainStorage: the inbox', () => {
     const workers: Child[] = [startChild('worker-child.mjs', workerEnv), startChild('worker-child.mjs', workerEnv)];
     await Promise.all(workers.map((w) => w.waitForLine(/^ready$/)));
 
-    const KEYS = 8;
-    const published: string[] = [];
-    let producing = true;
-    const producer = async (key: number) => {
-      for (let i = 0; producing; i++) {
-        const c = await p.connect();
-        try {
-          await c.query('BEGIN');
-          const { ids } = await publish(c, [{ topic: 'rot.x', key: `k${key}`, payload: { n: key * 1_000_000 + i } }]);
-          await c.query('COMMIT');
-          published.push(...ids);
-        } finally {
-          c.release();
-        }
-        await sleep(5);
-      }
-    };
-    const producers = Array.from({ length: KEYS }, (_, k) => producer(k));
-
+    const production = produceKeyed(p, { topic: 'rot.x', keys: 8 });
     await waitFor('a partition dropped under load', () => rotations.dropped >= 1, 30_000);
     await workers[0]!.kill('SIGKILL');
     workers.push(startChild('worker-child.mjs', workerEnv));
     await workers.at(-1)!.waitForLine(/^ready$/);
     await waitFor('more partitions dropped after the kill', () => rotations.dropped >= 3, 30_000);
-    producing = false;
-    await Promise.all(producers);
+    await production.stop();
+    const { published } = production;
 
     await waitFor('every message handled', async () => (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'rot'`)) === 0, 60_000);
     rotating = false;
@@ -160,16 +143,8 @@ describe('maintainStorage: the inbox', () => {
 
     expect(published.length).toBeGreaterThan(100);
     expect(rotations.created).toBeGreaterThanOrEqual(3);
-    const { rows } = await p.query<{ message_id: string; n: number }>('SELECT message_id, n FROM effects ORDER BY seq');
-    // Nothing lost, nothing handled twice.
-    expect(rows.map((r) => r.message_id).sort()).toEqual([...published].sort());
-    // Per key, effects in publish order.
-    const last = new Map<number, number>();
-    for (const { n } of rows) {
-      const key = Math.floor(n / 1_000_000);
-      expect(n).toBeGreaterThan(last.get(key) ?? -1);
-      last.set(key, n);
-    }
+    // Nothing lost, nothing handled twice, keys in publish order.
+    await expectEachOnceInKeyOrder(p, published);
   }, 120_000);
 });
 
