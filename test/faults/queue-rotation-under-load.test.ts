@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { createWorker } from '@sagabox/core';
+import { addDirectRoute } from '@sagabox/core/admin';
+import { useDatabase } from '../support/test-pool.js';
+import { startChild, type Child } from '../support/child.js';
+import { stopAfterEach } from '../support/stop-after-each.js';
+import { waitFor } from '../support/wait-for.js';
+import { holdSnapshot, ringState, rotate } from '../support/queue-ring.js';
+import { expectEachOnceInKeyOrder, produceKeyed, type KeyedProduction } from '../support/keyed-producers.js';
+
+const { db, pool, count } = await useDatabase();
+const p = pool(16);
+const running = stopAfterEach();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Watches the ring every few ms, rotating it too when `rotate` (besides what the workers
+ * do): `truncations` counts the partitions' relfilenode changes (whoever truncated them),
+ * `freedBytes` adds up the size each truncated partition had at the look before, `bytes`
+ * is the ring's size at the last look; `own` and `busy` add up what the test's calls returned.
+ */
+type RingWatch = ReturnType<typeof watchRing>;
+function watchRing(db: pg.Pool, o: { rotate: boolean }) {
+  const seen = { truncations: 0, bytes: 0, freedBytes: 0, own: 0, busy: 0 };
+  let watching = true;
+  const loop = (async () => {
+    let last = await ringState(db);
+    while (watching) {
+      if (o.rotate) {
+        const r = await rotate(db);
+        seen.own += r.truncated.length;
+        seen.busy += r.busy.length;
+      }
+      const now = await ringState(db);
+      for (const [i, s] of now.entries()) {
+        if (s.filenode === last[i]!.filenode) continue;
+        seen.truncations++;
+        seen.freedBytes += last[i]!.bytes;
+      }
+      seen.bytes = now.reduce((a, s) => a + s.bytes, 0);
+      last = now;
+      await sleep(20);
+    }
+  })();
+  return { seen, stop: async () => { watching = false; await loop; } };
+}
+
+const setUp = async (queue: string) => {
+  await p.query('DROP TABLE IF EXISTS effects');
+  await p.query('CREATE TABLE effects (seq bigint GENERATED ALWAYS AS IDENTITY, message_id uuid NOT NULL, n int NOT NULL)');
+  await p.query(`INSERT INTO sagabox.queues (name) VALUES ($1) ON CONFLICT DO NOTHING`, [queue]);
+  await addDirectRoute(p, { topic: `${queue}.*`, queue });
+};
+const drained = (queue: string, published: string[]) =>
+  waitFor('every message handled', async () =>
+    (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = $1`, [queue])) === 0 &&
+    (await count('SELECT count(*) AS n FROM effects')) >= published.length, 30_000, 100);
+
+/** What each test runs besides its workers: the held snapshot, the ring watcher, the producers. */
+async function underLoad(queue: string, rotate: boolean, body: (production: KeyedProduction, ring: RingWatch) => Promise<void>): Promise<void> {
+  await setUp(queue);
+  const report = await holdSnapshot(p);
+  const ring = watchRing(p, { rotate });
+  // 16 keys at a modest rate: the workers keep up, so slots empty behind them (a backlog
+  // keeps its slots live, and a live slot is never truncated).
+  const production = produceKeyed(p, { topic: `${queue}.x`, keys: 16, pauseMs: 40 });
+  try {
+    await body(production, ring);
+  } finally {
+    await production.stop().catch(() => {});
+    await ring.stop();
+    await report.release();
+  }
+}
+
+const effectHandler = async (m: { id: string; payload: unknown }, { client }: { client: pg.PoolClient }) => {
+  await client.query('INSERT INTO effects (message_id, n) VALUES ($1, $2)', [m.id, (m.payload as { n: number }).n]);
+};
+
+describe('queue_messages rotation under load', () => {
+  it('producers, two workers and a held snapshot: the ring turns, every message has one effect in key order, dead rows stay bounded', async () => {
+    await underLoad('rotl', true, async (production, ring) => {
+      for (let i = 0; i < 2; i++) {
+        const worker = running.track(createWorker({ pool: pool(4), name: `rotl-w${i}`, queue: 'rotl', concurrency: 2, batchSize: 10, leaseMs: 5_000, pollIntervalMs: 50, handler: effectHandler }));
+        await worker.start();
+      }
+      // Two turns of the ring: each slot truncated twice, under load and the snapshot.
+      await waitFor('eight truncations under load', () => ring.seen.truncations >= 8, 20_000);
+      await production.stop();
+      const { published } = production;
+      const { bytes: bytesAtStop, freedBytes } = ring.seen;
+      await drained('rotl', published);
+      await expectEachOnceInKeyOrder(p, published);
+      expect(published.length).toBeGreaterThan(500);
+
+      // Without rotation the held snapshot would keep every page the ring was given in one
+      // table (vacuum can remove none of it): what was freed plus what is left. The ring
+      // keeps only the last few seconds' slots (the clock's, the previous, busy ones).
+      expect(bytesAtStop).toBeLessThan((freedBytes + bytesAtStop) / 2);
+      // Once the clock has moved on every slot is a target in turn: the whole ring is freed
+      // while the snapshot is still held.
+      await waitFor('the ring freed', () => ring.seen.bytes === 0, 10_000);
+    });
+  }, 60_000);
+
+  it('a worker SIGKILLed again and again while it rotates in a tight loop, with producers and a second worker: nothing lost or doubled, keys in order', async () => {
+    await underLoad('rotk', false, async (production, ring) => {
+      const steady = running.track(createWorker({ pool: pool(4), name: 'rotk-steady', queue: 'rotk', concurrency: 2, batchSize: 10, leaseMs: 1_000, pollIntervalMs: 50, handler: effectHandler }));
+      await steady.start();
+      let childTruncations = 0;
+      // Only the workers rotate here, the child most often: kills land in its rotations.
+      for (let round = 0; round < 8; round++) {
+        const child: Child = startChild('worker-child.mjs', { DATABASE_URL: db.url, QUEUE: 'rotk', LEASE_MS: '1000', BATCH_SIZE: '10', INBOX_PURGE_MS: '0', ROTATE_LOOP: '1' });
+        child.process.stdout!.on('data', (d: Buffer) => (childTruncations += (d.toString().match(/^truncated /gm) ?? []).length));
+        await child.waitForLine(/^ready$/);
+        await sleep(300 + Math.floor(Math.random() * 900));
+        await child.kill('SIGKILL');
+      }
+      await production.stop();
+      const { published } = production;
+      const { truncations } = ring.seen;
+      await drained('rotk', published);
+      await expectEachOnceInKeyOrder(p, published);
+      expect(published.length).toBeGreaterThan(300);
+      // The ring turned while the kills went on, and the killed worker took part.
+      expect(truncations).toBeGreaterThanOrEqual(4);
+      expect(childTruncations).toBeGreaterThanOrEqual(1);
+    });
+  }, 60_000);
+});
