@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { createWorker } from '@sagabox/core';
 import { useDatabase } from '../support/test-pool.js';
 import { holdSnapshot, ringState, rotate, timeInSlot } from '../support/queue-ring.js';
 
@@ -8,27 +9,32 @@ const p = pool(6);
 
 /**
  * rotate_queue_messages(p_now) looks at the slots now+1 and now+2 of the ring, so at
- * timeInSlot(1) it may truncate slots 2 and 3 and leaves 1 (the clock's) and 0 (the
- * previous) alone. Rows are written by hand with an explicit part.
+ * timeInSlot(1) it empties slots 2 and 3 (what is left in them goes to slot 1, the
+ * clock's) and leaves 1 and 0 (the previous) alone. Rows are written by hand with an
+ * explicit part.
  */
-const AT_1 = timeInSlot(1);
+const AT_1 = { now: timeInSlot(1) };
 
-/** `n` messages in slot `part`, all ready; resolves to their ids. */
-const insert = async (part: number, n: number, set = ''): Promise<string[]> => {
+/** `n` messages in slot `part` of queue rq, all ready, keyed `key` when given; resolves to their ids. */
+const insert = async (part: number, n: number, o: { set?: string; key?: string } = {}): Promise<string[]> => {
   const { rows } = await p.query<{ id: string }>(
-    `INSERT INTO sagabox.queue_messages (queue, id, part, topic, payload, created_at)
-     SELECT 'rq', gen_random_uuid(), $1, 'rq.x', jsonb_build_object('n', g, 'pad', repeat('x', 100)), now()
+    `INSERT INTO sagabox.queue_messages (queue, id, part, topic, key, payload, created_at)
+     SELECT 'rq', gen_random_uuid(), $1, 'rq.x', $3, jsonb_build_object('n', g, 'pad', repeat('x', 100)), now()
      FROM generate_series(1, $2) g RETURNING id`,
-    [part, n],
+    [part, n, o.key ?? null],
   );
   const ids = rows.map((r) => r.id);
-  if (set) await p.query(`UPDATE sagabox.queue_messages SET ${set} WHERE id = ANY($1)`, [ids]);
+  if (o.set) await p.query(`UPDATE sagabox.queue_messages SET ${o.set} WHERE id = ANY($1)`, [ids]);
   return ids;
 };
 /** Deletes every row of slot `part` (as acks do), leaving its pages on disk. */
 const empty = (part: number) => p.query('DELETE FROM sagabox.queue_messages WHERE part = $1', [part]);
-const rowOf = async (id: string): Promise<unknown> =>
-  (await p.query<{ r: unknown }>('SELECT to_jsonb(m) AS r FROM sagabox.queue_messages m WHERE id = $1', [id])).rows[0]?.r;
+/** A message's row, every column, and the slot it is in. */
+const rowOf = async (id: string): Promise<{ part: number; row: Record<string, unknown> } | undefined> =>
+  (await p.query<{ part: number; row: Record<string, unknown> }>(
+    `SELECT m.part, to_jsonb(m) - 'part' AS row FROM sagabox.queue_messages m WHERE id = $1`, [id])).rows[0];
+const idsIn = async (part: number): Promise<string[]> =>
+  (await p.query<{ id: string }>('SELECT id FROM sagabox.queue_messages WHERE part = $1 ORDER BY seq', [part])).rows.map((r) => r.id);
 
 beforeEach(async () => {
   await p.query('TRUNCATE sagabox.queue_messages');
@@ -45,14 +51,14 @@ describe('rotate_queue_messages', () => {
     expect(before[3]!.bytes).toBe(0);
 
     // Slot 3 has no pages: skipped silently, neither truncated nor busy.
-    expect(await rotate(p, AT_1)).toEqual({ truncated: [2], busy: [] });
+    expect(await rotate(p, AT_1)).toEqual({ truncated: [2], busy: [], moved: 0 });
     const after = await ringState(p);
     expect(after[2]!.filenode).not.toBe(before[2]!.filenode);
     expect(after[2]!.bytes).toBe(0);
     for (const s of [0, 1, 3]) expect(after[s]!.filenode, `slot ${s}`).toBe(before[s]!.filenode);
 
     // A turn later the clock is in slot 3: slots 0 and 1 are the targets now.
-    expect((await rotate(p, timeInSlot(3))).truncated.sort()).toEqual([0, 1]);
+    expect((await rotate(p, { now: timeInSlot(3) })).truncated.sort()).toEqual([0, 1]);
     expect((await ringState(p)).map((s) => s.bytes)).toEqual([0, 0, 0, 0]);
   });
 
@@ -62,25 +68,66 @@ describe('rotate_queue_messages', () => {
     ['leased by a worker that died (lease ran out)', `lease_token = gen_random_uuid(), locked_until = now() - interval '1 minute', locked_by = 'w', attempts = 1`],
     ['delayed', `run_at = now() + interval '1 hour'`],
     ['retrying', `attempts = 2, last_error = 'boom', run_at = now() + interval '5 seconds'`],
-  ])('never truncates a slot holding one %s message among deleted rows; the message survives unchanged', async (_kind, set) => {
+  ])('moves a %s message left among deleted rows to the clock\'s slot, every column kept, then truncates its slot', async (_kind, set) => {
     for (const part of [2, 3]) {
       await insert(part, 300);
       await empty(part);
     }
-    const [live] = await insert(2, 1, set);
-    const row = await rowOf(live!);
-    const before = await ringState(p);
+    const [live] = await insert(2, 1, { set });
+    const before = await rowOf(live!);
+    const ring = await ringState(p);
 
-    expect(await rotate(p, AT_1)).toEqual({ truncated: [3], busy: [] });
-    expect(await rowOf(live!)).toEqual(row);
-    expect((await ringState(p))[2]!.filenode).toBe(before[2]!.filenode);
-
-    // Once the message is done the slot goes: it was kept for the message alone.
-    await p.query('DELETE FROM sagabox.queue_messages WHERE id = $1', [live]);
-    expect(await rotate(p, AT_1)).toEqual({ truncated: [2], busy: [] });
+    expect(await rotate(p, AT_1)).toEqual({ truncated: [2, 3], busy: [], moved: 1 });
+    // The same message (id, seq, lease, attempts, times ...), now in the clock's slot.
+    expect(await rowOf(live!)).toEqual({ part: 1, row: before!.row });
+    expect(before!.part).toBe(2);
+    const after = await ringState(p);
+    expect(after[2]!.filenode).not.toBe(ring[2]!.filenode);
+    expect(after[2]!.bytes).toBe(0);
   });
 
-  it('reports a slot busy whose lock another transaction holds (a reader, an uncommitted insert) and truncates nothing there', async () => {
+  it('moves a backlog in seq order, keys and all, and a worker then handles it once per message in key order', async () => {
+    await p.query(`INSERT INTO sagabox.queues (name) VALUES ('rq') ON CONFLICT DO NOTHING`);
+    await p.query('CREATE TABLE IF NOT EXISTS handled (seq bigint GENERATED ALWAYS AS IDENTITY, id uuid NOT NULL)');
+    // One key across three slots: 2 (older), then 3, then 1 (the clock's).
+    const ids = [...await insert(2, 3, { key: 'k' }), ...await insert(3, 3, { key: 'k' }), ...await insert(1, 3, { key: 'k' })];
+    expect(await rotate(p, AT_1)).toEqual({ truncated: [2, 3], busy: [], moved: 6 });
+    expect(await idsIn(1)).toEqual(ids);
+
+    const worker = createWorker({
+      pool: pool(3), queue: 'rq', batchSize: 10,
+      handler: async (m, { client }) => {
+        await client.query('INSERT INTO handled (id) VALUES ($1)', [m.id]);
+      },
+    });
+    try {
+      while ((await worker.runOnce()) > 0);
+    } finally {
+      await worker.stop();
+    }
+    const { rows } = await p.query<{ id: string }>('SELECT id FROM handled ORDER BY seq');
+    expect(rows.map((r) => r.id)).toEqual(ids);
+  });
+
+  it('leaves a slot holding more than p_max_move messages where it is', async () => {
+    const ids = await insert(2, 3);
+    const ring = await ringState(p);
+    expect(await rotate(p, { ...AT_1, maxMove: 2 })).toEqual({ truncated: [], busy: [], moved: 0 });
+    expect(await idsIn(2)).toEqual(ids);
+    expect((await ringState(p))[2]!.filenode).toBe(ring[2]!.filenode);
+    expect(await rotate(p, { ...AT_1, maxMove: 3 })).toEqual({ truncated: [2], busy: [], moved: 3 });
+    expect(await idsIn(1)).toEqual(ids);
+  });
+
+  it('keeps one row of a message whose copy is in the clock\'s slot already', async () => {
+    const [id] = await insert(2, 1);
+    await p.query(`INSERT INTO sagabox.queue_messages (queue, id, part, topic, payload, created_at) VALUES ('rq', $1, 1, 'rq.x', '{"copy": true}', now())`, [id]);
+    expect((await rotate(p, AT_1)).truncated).toEqual([2]);
+    const { rows } = await p.query('SELECT part, payload FROM sagabox.queue_messages WHERE id = $1', [id]);
+    expect(rows).toEqual([{ part: 1, payload: { copy: true } }]);
+  });
+
+  it('reports a slot busy whose lock another transaction holds (a reader, an uncommitted insert) and leaves it alone', async () => {
     for (const part of [2, 3]) {
       await insert(part, 100);
       await empty(part);
@@ -98,15 +145,14 @@ describe('rotate_queue_messages', () => {
         [id],
       );
       const before = await ringState(p);
-      expect(await rotate(p, AT_1)).toEqual({ truncated: [], busy: [2, 3] });
-      const after = await ringState(p);
-      expect(after.map((s) => s.filenode)).toEqual(before.map((s) => s.filenode));
+      expect(await rotate(p, AT_1)).toEqual({ truncated: [], busy: [2, 3], moved: 0 });
+      expect((await ringState(p)).map((s) => s.filenode)).toEqual(before.map((s) => s.filenode));
 
       await writer.query('COMMIT');
       await reader.query('COMMIT');
-      // The reader gone, slot 2 goes; slot 3 holds the producer's committed message.
-      expect(await rotate(p, AT_1)).toEqual({ truncated: [2], busy: [] });
-      expect(await count('SELECT count(*) AS n FROM sagabox.queue_messages WHERE id = $1', [id])).toBe(1);
+      // Both free now: the producer's committed message goes to the clock's slot.
+      expect(await rotate(p, AT_1)).toEqual({ truncated: [2, 3], busy: [], moved: 1 });
+      expect(await idsIn(1)).toEqual([id]);
     } finally {
       await reader.query('ROLLBACK').catch(() => {});
       await writer.query('ROLLBACK').catch(() => {});
@@ -115,23 +161,25 @@ describe('rotate_queue_messages', () => {
     }
   });
 
-  it('a second caller while a rotation is in progress returns empty arrays, truncating nothing', async () => {
+  it('a second caller while a rotation is in progress returns empty arrays, doing nothing', async () => {
     await insert(2, 100);
     await empty(2);
+    const [live] = await insert(3, 1);
     const first = await p.connect();
     try {
       // The first rotation (at slot 3: targets 0 and 1, both without pages) is still open.
       await first.query('BEGIN');
-      expect(await rotate(first, timeInSlot(3))).toEqual({ truncated: [], busy: [] });
+      expect(await rotate(first, { now: timeInSlot(3) })).toEqual({ truncated: [], busy: [], moved: 0 });
       const before = await ringState(p);
-      expect(await rotate(p, AT_1)).toEqual({ truncated: [], busy: [] });
-      expect((await ringState(p))[2]!.filenode).toBe(before[2]!.filenode);
+      expect(await rotate(p, AT_1)).toEqual({ truncated: [], busy: [], moved: 0 });
+      expect((await ringState(p)).map((s) => s.filenode)).toEqual(before.map((s) => s.filenode));
+      expect((await rowOf(live!))?.part).toBe(3);
       await first.query('COMMIT');
     } finally {
       await first.query('ROLLBACK').catch(() => {});
       first.release();
     }
-    expect(await rotate(p, AT_1)).toEqual({ truncated: [2], busy: [] });
+    expect(await rotate(p, AT_1)).toEqual({ truncated: [2, 3], busy: [], moved: 1 });
   });
 
   it('frees the dead rows a held REPEATABLE READ snapshot keeps from vacuum', async () => {
@@ -145,7 +193,7 @@ describe('rotate_queue_messages', () => {
       expect((await ringState(p))[2]!.bytes).toBe(written);
       expect(written).toBeGreaterThan(100_000);
 
-      expect(await rotate(p, AT_1)).toEqual({ truncated: [2], busy: [] });
+      expect(await rotate(p, AT_1)).toEqual({ truncated: [2], busy: [], moved: 0 });
       expect((await ringState(p))[2]!.bytes).toBe(0);
       // The report goes on reading what it reads.
       expect((await report.client.query('SELECT count(*)::int AS n FROM sagabox.queues')).rows[0]).toBeDefined();

@@ -18,11 +18,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Watches the ring every few ms, rotating it too when `rotate` (besides what the workers
  * do): `truncations` counts the partitions' relfilenode changes (whoever truncated them),
  * `freedBytes` adds up the size each truncated partition had at the look before, `bytes`
- * is the ring's size at the last look; `own` and `busy` add up what the test's calls returned.
+ * is the ring's size at the last look; `own`, `busy` and `moved` add up what the test's calls returned.
  */
 type RingWatch = ReturnType<typeof watchRing>;
 function watchRing(db: pg.Pool, o: { rotate: boolean }) {
-  const seen = { truncations: 0, bytes: 0, freedBytes: 0, own: 0, busy: 0 };
+  const seen = { truncations: 0, bytes: 0, freedBytes: 0, own: 0, busy: 0, moved: 0 };
   let watching = true;
   const loop = (async () => {
     let last = await ringState(db);
@@ -31,6 +31,7 @@ function watchRing(db: pg.Pool, o: { rotate: boolean }) {
         const r = await rotate(db);
         seen.own += r.truncated.length;
         seen.busy += r.busy.length;
+        seen.moved += r.moved;
       }
       const now = await ringState(db);
       for (const [i, s] of now.entries()) {
@@ -62,8 +63,8 @@ async function underLoad(queue: string, rotate: boolean, body: (production: Keye
   await setUp(queue);
   const report = await holdSnapshot(p);
   const ring = watchRing(p, { rotate });
-  // 16 keys at a modest rate: the workers keep up, so slots empty behind them (a backlog
-  // keeps its slots live, and a live slot is never truncated).
+  // 16 keys at a rate two workers keep up with on two cores: what is left in a slot when
+  // it is rotated (leased, not yet handled) is moved, the rest was handled in it.
   const production = produceKeyed(p, { topic: `${queue}.x`, keys: 16, pauseMs: 40 });
   try {
     await body(production, ring);

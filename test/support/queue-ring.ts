@@ -31,11 +31,16 @@ export async function ringState(db: pg.Pool | pg.ClientBase, schema = 'sagabox')
 export interface Rotation {
   truncated: number[];
   busy: number[];
+  moved: number;
 }
 
-/** Calls rotate_queue_messages, at `now` when given (it picks the slots looked at). */
-export async function rotate(db: pg.Pool | pg.ClientBase, now?: Date, schema = 'sagabox'): Promise<Rotation> {
-  const { rows } = await db.query<Rotation>(`SELECT truncated, busy FROM ${schema}.rotate_queue_messages($1)`, [now ?? null]);
+/** Calls rotate_queue_messages, at `now` when given (it picks the slots looked at), moving at most `maxMove` messages a slot. */
+export async function rotate(db: pg.Pool | pg.ClientBase, o: { now?: Date; maxMove?: number } = {}, schema = 'sagabox'): Promise<Rotation> {
+  const limited = o.maxMove !== undefined;
+  const { rows } = await db.query<Rotation>(
+    `SELECT truncated, busy, moved FROM ${schema}.rotate_queue_messages($1${limited ? ', $2' : ''})`,
+    limited ? [o.now ?? null, o.maxMove] : [o.now ?? null],
+  );
   return rows[0]!;
 }
 
