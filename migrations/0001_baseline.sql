@@ -167,22 +167,23 @@ CREATE INDEX queue_messages_key_seq ON queue_messages (queue, key, seq) WHERE ke
 -- Group window test in the claim: "how many earlier messages has my group?"
 CREATE INDEX queue_messages_group_seq ON queue_messages (queue, group_key, seq) WHERE group_key IS NOT NULL;
 
--- Empties the ring's older slots of queue_messages by TRUNCATE, which frees their dead
--- rows even while a snapshot somewhere holds vacuum back. Not the clock's slot nor the one
--- before it: producers are writing them. A slot is taken only when its lock is free at
--- once (NOWAIT), so a rotation never makes a claim, an ack or a publish wait; holding it
--- ACCESS EXCLUSIVE, nobody else can read or write the slot until this commits, and under
--- READ COMMITTED (it refuses any other level) the VOLATILE function's fresh snapshot per
--- statement sees every committed row. The messages still in it (a backlog, delays,
--- retries, leases) are first copied into the clock's slot with every column kept (seq, so
--- per-key and claim order; the lease, which the handling transaction then finds by id),
--- then the slot is truncated, all in one transaction. A slot holding more than p_max_move
--- messages (a deep backlog, which leaves no dead rows to speak of) is left for later.
--- `busy`: slots with rows on disk whose lock was held; `moved`: messages copied. SECURITY
--- DEFINER, so a worker's role needs no TRUNCATE privilege; p_now (tests) only picks the
--- slots. Two callers at once: the second returns at once (the advisory lock), doing
--- nothing.
-CREATE FUNCTION rotate_queue_messages(p_now timestamptz DEFAULT NULL, p_max_move integer DEFAULT 5000,
+-- Empties the ring's older slots of queue_messages by TRUNCATE, which frees their dead rows
+-- even while a snapshot somewhere holds vacuum back. Not the clock's slot nor the one
+-- before it: producers are writing them. A slot's ACCESS EXCLUSIVE lock is taken only
+-- when it is free at once (NOWAIT), or, with p_wait_ms, after waiting that long at most
+-- for the transactions holding it (a busy worker always has one open); claims and acks
+-- of all slots queue behind that wait, publishes do not (they write the clock's slot).
+-- Holding the lock, nobody else can read or write the slot until this commits, and the
+-- VOLATILE function's fresh snapshot per statement sees every committed row. The messages
+-- still in it (a backlog, delays, retries, leases) are first copied into the clock's slot
+-- with every column kept (seq, so per-key and claim order; the lease, which the handling
+-- transaction then finds by id), then the slot is truncated, all in one transaction. A
+-- slot holding more than p_max_move messages (a deep backlog, which leaves no dead rows
+-- to speak of) is left for later. `busy`: slots with rows on disk whose lock was not
+-- granted; `moved`: messages copied. SECURITY DEFINER, so a worker's role needs no
+-- TRUNCATE privilege; p_now (tests) only picks the slots. Two callers at once: the
+-- second returns at once (the advisory lock), doing nothing.
+CREATE FUNCTION rotate_queue_messages(p_now timestamptz DEFAULT NULL, p_max_move integer DEFAULT 5000, p_wait_ms integer DEFAULT 0,
                                       OUT truncated smallint[], OUT busy smallint[], OUT moved integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
@@ -210,7 +211,12 @@ BEGIN
     v_leaf := format('queue_messages_%s', v_slot);
     CONTINUE WHEN pg_relation_size(v_leaf::regclass) = 0;
     BEGIN
-      EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE NOWAIT', v_leaf);
+      IF p_wait_ms > 0 THEN
+        PERFORM set_config('lock_timeout', p_wait_ms || 'ms', true);
+        EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', v_leaf);
+      ELSE
+        EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE NOWAIT', v_leaf);
+      END IF;
     EXCEPTION WHEN lock_not_available THEN
       busy := busy || v_slot;
       CONTINUE;
@@ -507,7 +513,7 @@ DROP TABLE inbox;
 DROP TABLE queue_leases;
 DROP TABLE queue_buckets;
 DROP TABLE queue_messages;
-DROP FUNCTION rotate_queue_messages(timestamptz, integer);
+DROP FUNCTION rotate_queue_messages(timestamptz, integer, integer);
 DROP FUNCTION queue_part(uuid);
 DROP TABLE direct_routes;
 DROP TABLE half_message_decisions;

@@ -4,6 +4,13 @@ import { queueSql } from './queue-sql.js';
 
 /** A worker that is claiming tries to rotate queue_messages' ring at most this often, in milliseconds. */
 export const QUEUE_ROTATION_INTERVAL_MS = 250;
+/**
+ * After a rotation found a slot's lock held, the next one waits up to this long for it,
+ * in milliseconds, at most once per {@link QUEUE_ROTATION_WAIT_EVERY_MS}.
+ */
+export const QUEUE_ROTATION_WAIT_MS = 50;
+/** How often a rotation may wait for a slot's lock, in milliseconds. */
+export const QUEUE_ROTATION_WAIT_EVERY_MS = 1_000;
 
 /** Options of {@link createQueueRotation}. */
 export interface QueueRotationOptions {
@@ -24,24 +31,33 @@ export interface QueueRotation {
  * asks the database every {@link QUEUE_ROTATION_INTERVAL_MS} to empty the older slots:
  * the messages still in one are moved to the clock's slot and the slot is truncated.
  * Unlike vacuum, a truncation frees the slot's dead rows even while another transaction
- * holds an old snapshot, so claims walk a few seconds of handled messages at most. The
- * function takes a slot's lock only when it is free at once, so it never holds a claim
- * or an ack back; a slot it could not take is tried at the next interval. Runs off the
- * claiming slot's path, one call at a time.
+ * holds an old snapshot, so claims walk a few seconds of handled messages at most.
+ *
+ * A slot's lock is first asked for without waiting, which never holds a claim or an ack
+ * back. A worker with a backlog always has a claim or a handling transaction open,
+ * though, and then that never succeeds: the dead rows would pile up, claims slow down
+ * and the backlog grows. So after a rotation found a lock held, the next one may wait
+ * {@link QUEUE_ROTATION_WAIT_MS} for it (claims and acks wait behind it that long), at
+ * most once a second. Runs off the claiming slot's path, one call at a time.
  */
 export function createQueueRotation(o: QueueRotationOptions): QueueRotation {
   const sql = queueSql(o.schema);
   let lastAt = -Infinity;
+  let lastWaitAt = -Infinity;
+  let wasBusy = false;
   let running = false;
   let failing = false;
 
   const rotate = async (): Promise<void> => {
     try {
-      const { rows } = await o.pool.query<{ truncated: number[]; busy: number[]; moved: number }>(sql.rotate);
+      const wait = wasBusy && performance.now() - lastWaitAt >= QUEUE_ROTATION_WAIT_EVERY_MS;
+      if (wait) lastWaitAt = performance.now();
+      const { rows } = await o.pool.query<{ truncated: number[]; busy: number[]; moved: number }>(sql.rotate, [wait ? QUEUE_ROTATION_WAIT_MS : 0]);
       if (failing) o.logger.info({}, 'queue_messages rotation works again');
       failing = false;
       const r = rows[0];
-      if (r && r.truncated.length > 0) o.logger.debug({ truncated: r.truncated, busy: r.busy, moved: r.moved }, 'rotated queue_messages');
+      wasBusy = (r?.busy.length ?? 0) > 0;
+      if (r && (r.truncated.length > 0 || r.busy.length > 0)) o.logger.debug({ truncated: r.truncated, busy: r.busy, moved: r.moved, waited: wait }, 'rotated queue_messages');
     } catch (err) {
       // Logged once per failing spell: a database that is away fails every call.
       if (!failing) o.logger.warn({ err }, 'could not rotate queue_messages; will try again');
