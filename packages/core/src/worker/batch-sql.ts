@@ -70,8 +70,10 @@ export const batchSql = statementsFor((s) => ({
    * The rows are found by ctid, one TID fetch each rather than a descent of the primary
    * key per id. The token makes that safe: only our claim wrote it, and nothing else
    * updates a leased row (admin actions skip them), so a row still ours is where the
-   * claim left it. Should a row have moved anyway (a table rewrite such as VACUUM FULL),
-   * `moved` takes the rest by id.
+   * claim left it; queue_messages is partitioned and a ctid is looked for in each
+   * partition, where only ours carries the token. Should a row have moved anyway (a
+   * rotation emptied its slot, see rotate_queue_messages, or a table rewrite such as
+   * VACUUM FULL), `moved` takes the rest by id.
    */
   takeAndInbox: `
     WITH by_ctid AS (
