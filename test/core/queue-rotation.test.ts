@@ -6,6 +6,9 @@ import { holdSnapshot, ringState, rotate, timeInSlot } from '../support/queue-ri
 
 const { pool, count } = await useDatabase();
 const p = pool(6);
+// What the workers of these tests handled, in handling order.
+await p.query('CREATE TABLE handled (seq bigint GENERATED ALWAYS AS IDENTITY, id uuid NOT NULL, attempts int NOT NULL)');
+await p.query(`INSERT INTO sagabox.queues (name) VALUES ('rq')`);
 
 /**
  * rotate_queue_messages(p_now) looks at the slots now+1 and now+2 of the ring, so at
@@ -37,7 +40,7 @@ const idsIn = async (part: number): Promise<string[]> =>
   (await p.query<{ id: string }>('SELECT id FROM sagabox.queue_messages WHERE part = $1 ORDER BY seq', [part])).rows.map((r) => r.id);
 
 beforeEach(async () => {
-  await p.query('TRUNCATE sagabox.queue_messages');
+  await p.query('TRUNCATE sagabox.queue_messages, handled');
 });
 
 describe('rotate_queue_messages', () => {
@@ -87,8 +90,6 @@ describe('rotate_queue_messages', () => {
   });
 
   it('moves a backlog in seq order, keys and all, and a worker then handles it once per message in key order', async () => {
-    await p.query(`INSERT INTO sagabox.queues (name) VALUES ('rq') ON CONFLICT DO NOTHING`);
-    await p.query('CREATE TABLE IF NOT EXISTS handled (seq bigint GENERATED ALWAYS AS IDENTITY, id uuid NOT NULL)');
     // One key across three slots: 2 (older), then 3, then 1 (the clock's).
     const ids = [...await insert(2, 3, { key: 'k' }), ...await insert(3, 3, { key: 'k' }), ...await insert(1, 3, { key: 'k' })];
     expect(await rotate(p, AT_1)).toEqual({ truncated: [2, 3], busy: [], moved: 6 });
@@ -97,7 +98,7 @@ describe('rotate_queue_messages', () => {
     const worker = createWorker({
       pool: pool(3), queue: 'rq', batchSize: 10,
       handler: async (m, { client }) => {
-        await client.query('INSERT INTO handled (id) VALUES ($1)', [m.id]);
+        await client.query('INSERT INTO handled (id, attempts) VALUES ($1, $2)', [m.id, m.attempts]);
       },
     });
     try {
@@ -107,6 +108,51 @@ describe('rotate_queue_messages', () => {
     }
     const { rows } = await p.query<{ id: string }>('SELECT id FROM handled ORDER BY seq');
     expect(rows.map((r) => r.id)).toEqual(ids);
+  });
+
+  it('a batch whose rows a rotation moves between its claim and its handling is handled at once by the same worker, by id', async () => {
+    // Rows already in the clock's slot (another queue's): the moved ones land on other
+    // ctids than the claim saw, so only the handling transaction's look-up by id finds them.
+    await insert(1, 50, { set: `queue = 'other'` });
+    const ids = await insert(2, 5);
+    // The handling transaction's first statement waits at this gate until the rotation is done.
+    let reached!: () => void;
+    const atGate = new Promise<void>((r) => (reached = r));
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const gated = pool(3);
+    gated.on('connect', (client) => {
+      const query = client.query.bind(client) as (...a: unknown[]) => unknown;
+      (client as unknown as { query: (...a: unknown[]) => unknown }).query = (...args: unknown[]) => {
+        const first = args[0] as string | { text?: string };
+        const text = typeof first === 'string' ? first : first.text ?? '';
+        if (!text.includes('by_ctid')) return query(...args);
+        reached();
+        return gate.then(() => query(...args));
+      };
+    });
+    const worker = createWorker({
+      pool: gated, queue: 'rq', batchSize: 10, leaseMs: 60_000,
+      handler: async (m, { client }) => {
+        await client.query('INSERT INTO handled (id, attempts) VALUES ($1, $2)', [m.id, m.attempts]);
+      },
+    });
+    try {
+      const handling = worker.runOnce();
+      await atGate;
+      // Claimed (leased for a minute) and not yet taken: the rotation moves them.
+      expect(await rotate(p, AT_1)).toEqual({ truncated: [2], busy: [], moved: 5 });
+      expect((await p.query('SELECT count(*)::int AS n FROM sagabox.queue_messages WHERE id = ANY($1) AND part = 1 AND lease_token IS NOT NULL', [ids])).rows[0]).toEqual({ n: 5 });
+      open();
+      expect(await handling).toBe(5);
+    } finally {
+      open();
+      await worker.stop();
+    }
+    const { rows } = await p.query<{ id: string; attempts: number }>('SELECT id, attempts FROM handled ORDER BY seq');
+    expect(rows.map((r) => r.id).sort()).toEqual([...ids].sort());
+    expect(rows.every((r) => r.attempts === 1)).toBe(true);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'rq'`)).toBe(0);
   });
 
   it('leaves a slot holding more than p_max_move messages where it is', async () => {
