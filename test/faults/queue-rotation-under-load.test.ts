@@ -63,8 +63,7 @@ async function underLoad(queue: string, rotate: boolean, body: (production: Keye
   await setUp(queue);
   const report = await holdSnapshot(p);
   const ring = watchRing(p, { rotate });
-  // 16 keys at a rate two workers keep up with on two cores: what is left in a slot when
-  // it is rotated (leased, not yet handled) is moved, the rest was handled in it.
+  // 16 keys at a rate two workers keep up with on two cores.
   const production = produceKeyed(p, { topic: `${queue}.x`, keys: 16, pauseMs: 40 });
   try {
     await body(production, ring);
@@ -82,6 +81,9 @@ const effectHandler = async (m: { id: string; payload: unknown }, { client }: { 
 describe('queue_messages rotation under load', () => {
   it('producers, two workers and a held snapshot: the ring turns, every message has one effect in key order, dead rows stay bounded', async () => {
     await underLoad('rotl', true, async (production, ring) => {
+      // No worker yet: the backlog ages into the rotated slots and is moved, so the slots
+      // rotated later hold both moved and handled messages.
+      await waitFor('a backlog moved', () => ring.seen.moved >= 20, 15_000);
       for (let i = 0; i < 2; i++) {
         const worker = running.track(createWorker({ pool: pool(4), name: `rotl-w${i}`, queue: 'rotl', concurrency: 2, batchSize: 10, leaseMs: 5_000, pollIntervalMs: 50, handler: effectHandler }));
         await worker.start();
@@ -109,14 +111,21 @@ describe('queue_messages rotation under load', () => {
     await underLoad('rotk', false, async (production, ring) => {
       const steady = running.track(createWorker({ pool: pool(4), name: 'rotk-steady', queue: 'rotk', concurrency: 2, batchSize: 10, leaseMs: 1_000, pollIntervalMs: 50, handler: effectHandler }));
       await steady.start();
-      let childTruncations = 0;
-      // Only the workers rotate here, the child most often: kills land in its rotations.
+      const child = { rotations: 0, moved: 0 };
+      // Only the workers rotate here, the child most often: kills land in its rotations. A
+      // killed child's batch stays leased for 3 s, and its keys' later messages wait behind
+      // it: old enough to be moved, leased by a dead worker or blocked, when rotated.
       for (let round = 0; round < 8; round++) {
-        const child: Child = startChild('worker-child.mjs', { DATABASE_URL: db.url, QUEUE: 'rotk', LEASE_MS: '1000', BATCH_SIZE: '10', INBOX_PURGE_MS: '0', ROTATE_LOOP: '1' });
-        child.process.stdout!.on('data', (d: Buffer) => (childTruncations += (d.toString().match(/^truncated /gm) ?? []).length));
-        await child.waitForLine(/^ready$/);
+        const proc: Child = startChild('worker-child.mjs', { DATABASE_URL: db.url, QUEUE: 'rotk', LEASE_MS: '3000', BATCH_SIZE: '10', INBOX_PURGE_MS: '0', ROTATE_LOOP: '1' });
+        proc.process.stdout!.on('data', (d: Buffer) => {
+          for (const [, moved] of d.toString().matchAll(/^rotated \S+ moved (\d+)$/gm)) {
+            child.rotations++;
+            child.moved += Number(moved);
+          }
+        });
+        await proc.waitForLine(/^ready$/);
         await sleep(300 + Math.floor(Math.random() * 900));
-        await child.kill('SIGKILL');
+        await proc.kill('SIGKILL');
       }
       await production.stop();
       const { published } = production;
@@ -124,9 +133,10 @@ describe('queue_messages rotation under load', () => {
       await drained('rotk', published);
       await expectEachOnceInKeyOrder(p, published);
       expect(published.length).toBeGreaterThan(300);
-      // The ring turned while the kills went on, and the killed worker took part.
+      // The ring turned while the kills went on, and the killed worker took part, moving messages.
       expect(truncations).toBeGreaterThanOrEqual(4);
-      expect(childTruncations).toBeGreaterThanOrEqual(1);
+      expect(child.rotations).toBeGreaterThanOrEqual(1);
+      expect(child.moved).toBeGreaterThanOrEqual(1);
     });
   }, 60_000);
 });
