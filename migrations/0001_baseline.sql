@@ -179,7 +179,7 @@ CREATE INDEX queue_messages_group_seq ON queue_messages (queue, group_key, seq) 
 -- with every column kept (seq, so per-key and claim order; the lease, which the handling
 -- transaction then finds by id), then the slot is truncated, all in one transaction. A
 -- slot holding more than p_max_move messages (a deep backlog, which leaves no dead rows
--- to speak of) is left for later. `busy`: slots with rows on disk whose lock was not
+-- to speak of), or more messages than dead rows, is left for later. `busy`: slots with rows on disk whose lock was not
 -- granted; `moved`: messages copied. SECURITY DEFINER, so a worker's role needs no
 -- TRUNCATE privilege; p_now (tests) only picks the slots. Two callers at once: the
 -- second returns at once (the advisory lock), doing nothing.
@@ -223,6 +223,10 @@ BEGIN
     END;
     EXECUTE format('SELECT count(*) FROM (SELECT FROM %I LIMIT %s) l', v_leaf, p_max_move + 1) INTO v_live;
     CONTINUE WHEN v_live > p_max_move;
+    -- Moving costs a row written per message: only worth it to free at least as many dead
+    -- rows (the statistics' count, up to a second behind). Delayed messages waiting in a
+    -- quiet slot are thus moved once per that many messages handled, not at every turn.
+    CONTINUE WHEN v_live > 0 AND pg_stat_get_dead_tuples(v_leaf::regclass) < v_live;
     IF v_live > 0 THEN
       -- A copy of the same (queue, id) already in the clock's slot is the same message.
       EXECUTE format(
