@@ -179,11 +179,13 @@ CREATE INDEX queue_messages_group_seq ON queue_messages (queue, group_key, seq) 
 -- with every column kept (seq, so per-key and claim order; the lease, which the handling
 -- transaction then finds by id), then the slot is truncated, all in one transaction. A
 -- slot holding more than p_max_move messages (a deep backlog, which leaves no dead rows
--- to speak of), or more messages than dead rows, is left for later. `busy`: slots with rows on disk whose lock was not
+-- to speak of), more messages than dead rows, or fewer than p_min_dead dead rows, is left
+-- for later. `busy`: slots with rows on disk whose lock was not
 -- granted; `moved`: messages copied. SECURITY DEFINER, so a worker's role needs no
 -- TRUNCATE privilege; p_now (tests) only picks the slots. Two callers at once: the
 -- second returns at once (the advisory lock), doing nothing.
 CREATE FUNCTION rotate_queue_messages(p_now timestamptz DEFAULT NULL, p_max_move integer DEFAULT 5000, p_wait_ms integer DEFAULT 0,
+                                      p_min_dead integer DEFAULT 256,
                                       OUT truncated smallint[], OUT busy smallint[], OUT moved integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
@@ -210,6 +212,11 @@ BEGIN
   FOR v_slot IN SELECT ((v_now + k) % 4)::smallint FROM generate_series(1, 2) k LOOP
     v_leaf := format('queue_messages_%s', v_slot);
     CONTINUE WHEN pg_relation_size(v_leaf::regclass) = 0;
+    -- Before any lock, from the statistics (up to a second behind): a slot with few dead
+    -- rows is vacuum's (a truncation would stall claims and replan every statement for
+    -- little), and one holding a deep backlog is left until it drains.
+    CONTINUE WHEN pg_stat_get_dead_tuples(v_leaf::regclass) < p_min_dead
+               OR pg_stat_get_live_tuples(v_leaf::regclass) > p_max_move;
     BEGIN
       IF p_wait_ms > 0 THEN
         PERFORM set_config('lock_timeout', p_wait_ms || 'ms', true);
@@ -517,7 +524,7 @@ DROP TABLE inbox;
 DROP TABLE queue_leases;
 DROP TABLE queue_buckets;
 DROP TABLE queue_messages;
-DROP FUNCTION rotate_queue_messages(timestamptz, integer, integer);
+DROP FUNCTION rotate_queue_messages(timestamptz, integer, integer, integer);
 DROP FUNCTION queue_part(uuid);
 DROP TABLE direct_routes;
 DROP TABLE half_message_decisions;
