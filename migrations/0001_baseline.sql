@@ -180,7 +180,8 @@ CREATE INDEX queue_messages_group_seq ON queue_messages (queue, group_key, seq) 
 -- transaction then finds by id), then the slot is truncated, all in one transaction. A
 -- slot holding more than p_max_move messages (a deep backlog, which leaves no dead rows
 -- to speak of), more messages than dead rows, or fewer than p_min_dead dead rows, is left
--- for later. `busy`: slots with rows on disk whose lock was not
+-- for later (p_min_dead 0, for tests, turns both dead-row checks off: they are economy,
+-- not safety). `busy`: slots with rows on disk whose lock was not
 -- granted; `moved`: messages copied. SECURITY DEFINER, so a worker's role needs no
 -- TRUNCATE privilege; p_now (tests) only picks the slots. Two callers at once: the
 -- second returns at once (the advisory lock), doing nothing.
@@ -233,7 +234,7 @@ BEGIN
     -- Moving costs a row written per message: only worth it to free at least as many dead
     -- rows (the statistics' count, up to a second behind). Delayed messages waiting in a
     -- quiet slot are thus moved once per that many messages handled, not at every turn.
-    CONTINUE WHEN v_live > 0 AND pg_stat_get_dead_tuples(v_leaf::regclass) < v_live;
+    CONTINUE WHEN p_min_dead > 0 AND v_live > 0 AND pg_stat_get_dead_tuples(v_leaf::regclass) < v_live;
     IF v_live > 0 THEN
       -- A copy of the same (queue, id) already in the clock's slot is the same message.
       EXECUTE format(

@@ -89,6 +89,38 @@ describe('rotate_queue_messages', () => {
     expect(after[2]!.bytes).toBe(0);
   });
 
+  it('as the workers call it (p_min_dead 256): leaves a slot with few dead rows to vacuum, and moves messages only to free at least as many dead rows', async () => {
+    /** Deletes rows of slot `part` and flushes this session's statistics, which the function reads. */
+    const deleteFlushed = async (where: string, params: unknown[]): Promise<void> => {
+      const c = await p.connect();
+      try {
+        await c.query(`DELETE FROM sagabox.queue_messages WHERE ${where}`, params);
+        await c.query('SELECT pg_stat_force_next_flush()');
+      } finally {
+        c.release();
+      }
+    };
+    const few = await insert(2, 100);
+    await deleteFlushed('id = ANY($1)', [few]);
+    // Written delayed in one INSERT: an UPDATE would leave dead rows of its own.
+    const delayed = (await p.query<{ id: string }>(
+      `INSERT INTO sagabox.queue_messages (queue, id, part, topic, payload, created_at, run_at)
+       SELECT 'rq', gen_random_uuid(), 3, 'rq.x', '{}', now(), now() + interval '1 hour' FROM generate_series(1, 300) ORDER BY 1 RETURNING id`,
+    )).rows.map((r) => r.id);
+    const some = await insert(3, 200);
+    await deleteFlushed('id = ANY($1)', [some]);
+
+    // Slot 2: 100 dead rows, under 256. Slot 3: 200 dead rows for 300 delayed messages.
+    expect(await rotate(p, { ...AT_1, minDead: 256 })).toEqual({ truncated: [], busy: [], moved: 0 });
+    expect(await idsIn(3)).toEqual(delayed);
+
+    // 400 more handled in each: slot 2 has 500 dead rows, slot 3 600 for its 300 messages.
+    await deleteFlushed('id = ANY($1)', [await insert(2, 400)]);
+    await deleteFlushed('id = ANY($1)', [await insert(3, 400)]);
+    expect(await rotate(p, { ...AT_1, minDead: 256 })).toEqual({ truncated: [2, 3], busy: [], moved: 300 });
+    expect(await idsIn(1)).toEqual(delayed);
+  });
+
   it('moves a backlog in seq order, keys and all, and a worker then handles it once per message in key order', async () => {
     // One key across three slots: 2 (older), then 3, then 1 (the clock's).
     const ids = [...await insert(2, 3, { key: 'k' }), ...await insert(3, 3, { key: 'k' }), ...await insert(1, 3, { key: 'k' })];

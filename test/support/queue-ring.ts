@@ -34,12 +34,16 @@ export interface Rotation {
   moved: number;
 }
 
-/** Calls rotate_queue_messages, at `now` when given (it picks the slots looked at), moving at most `maxMove` messages a slot. */
-export async function rotate(db: pg.Pool | pg.ClientBase, o: { now?: Date; maxMove?: number } = {}, schema = 'sagabox'): Promise<Rotation> {
-  const limited = o.maxMove !== undefined;
+/**
+ * Calls rotate_queue_messages, at `now` when given (it picks the slots looked at), moving
+ * at most `maxMove` messages a slot (default 5,000, the function's). `minDead` (default 0:
+ * off) is the dead rows the statistics must count in a slot, and at least as many as its
+ * messages, before it is emptied; the workers call it with 256.
+ */
+export async function rotate(db: pg.Pool | pg.ClientBase, o: { now?: Date; maxMove?: number; minDead?: number } = {}, schema = 'sagabox'): Promise<Rotation> {
   const { rows } = await db.query<Rotation>(
-    `SELECT truncated, busy, moved FROM ${schema}.rotate_queue_messages($1${limited ? ', $2' : ''})`,
-    limited ? [o.now ?? null, o.maxMove] : [o.now ?? null],
+    `SELECT truncated, busy, moved FROM ${schema}.rotate_queue_messages(p_now => $1, p_max_move => $2, p_min_dead => $3)`,
+    [o.now ?? null, o.maxMove ?? 5000, o.minDead ?? 0],
   );
   return rows[0]!;
 }
