@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createWorker } from '@sagabox/core';
 import { useDatabase } from '../support/test-pool.js';
+import { waitFor } from '../support/wait-for.js';
 import { holdSnapshot, ringState, rotate, timeInSlot } from '../support/queue-ring.js';
 
 const { pool, count } = await useDatabase();
@@ -237,6 +238,34 @@ describe('rotate_queue_messages', () => {
       reader.release();
       writer.release();
     }
+  });
+
+  it('with p_wait_ms, waits for a held lock: takes a slot freed meanwhile, reports busy one still held', async () => {
+    for (const part of [2, 3]) {
+      await insert(part, 100);
+      await empty(part);
+    }
+    const holder = await p.connect();
+    const brief = await p.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT count(*) FROM sagabox.queue_messages_2');
+      await brief.query('BEGIN');
+      await brief.query('SELECT count(*) FROM sagabox.queue_messages_3');
+      // Slot 2 is looked at first; while the rotation waits for it, slot 3 is let go.
+      const rotation = rotate(p, { ...AT_1, waitMs: 400 });
+      await waitFor('the rotation waiting for slot 2', async () =>
+        (await count(`SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND relation = 'sagabox.queue_messages_2'::regclass`)) === 1);
+      await brief.query('COMMIT');
+      expect(await rotation).toEqual({ truncated: [3], busy: [2], moved: 0 });
+      await holder.query('COMMIT');
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      await brief.query('ROLLBACK').catch(() => {});
+      holder.release();
+      brief.release();
+    }
+    expect(await rotate(p, AT_1)).toEqual({ truncated: [2], busy: [], moved: 0 });
   });
 
   it('a second caller while a rotation is in progress returns empty arrays, doing nothing', async () => {

@@ -35,16 +35,18 @@ export interface Rotation {
 }
 
 /**
- * Calls rotate_queue_messages, at `now` when given (it picks the slots looked at), moving
- * at most `maxMove` messages a slot (default 5,000, the function's). `minDead` (default 0:
- * off) is the dead rows the statistics must count in a slot, and at least as many as its
- * messages, before it is emptied; the workers call it with 256.
+ * Calls rotate_queue_messages: at `now` when given (it picks the slots looked at), moving
+ * at most `maxMove` messages a slot (default: the function's), waiting up to `waitMs` for
+ * a slot's lock (default: the function's, none). `minDead` (default 0: off) is the dead
+ * rows the statistics must count in a slot, and at least as many as its messages, before
+ * it is emptied; the workers call it with 256.
  */
-export async function rotate(db: pg.Pool | pg.ClientBase, o: { now?: Date; maxMove?: number; minDead?: number } = {}, schema = 'sagabox'): Promise<Rotation> {
-  const { rows } = await db.query<Rotation>(
-    `SELECT truncated, busy, moved FROM ${schema}.rotate_queue_messages(p_now => $1, p_max_move => $2, p_min_dead => $3)`,
-    [o.now ?? null, o.maxMove ?? 5000, o.minDead ?? 0],
-  );
+export async function rotate(db: pg.Pool | pg.ClientBase, o: { now?: Date; maxMove?: number; minDead?: number; waitMs?: number } = {}, schema = 'sagabox'): Promise<Rotation> {
+  const args: string[] = ['p_now => $1', 'p_min_dead => $2'];
+  const values: unknown[] = [o.now ?? null, o.minDead ?? 0];
+  if (o.maxMove !== undefined) args.push(`p_max_move => $${values.push(o.maxMove)}`);
+  if (o.waitMs !== undefined) args.push(`p_wait_ms => $${values.push(o.waitMs)}`);
+  const { rows } = await db.query<Rotation>(`SELECT truncated, busy, moved FROM ${schema}.rotate_queue_messages(${args.join(', ')})`, values);
   return rows[0]!;
 }
 
