@@ -18,11 +18,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Watches the ring every few ms, rotating it too when `rotate` (besides what the workers
  * do): `truncations` counts the partitions' relfilenode changes (whoever truncated them),
  * `freedBytes` adds up the size each truncated partition had at the look before, `bytes`
- * is the ring's size at the last look; `own`, `busy` and `moved` add up what the test's calls returned.
+ * is the ring's size at the last look; `own`, `busy` and `moved` add up what the test's
+ * calls returned; `movedSeen` is the most moved messages (whoever moved them) seen at once.
  */
 type RingWatch = ReturnType<typeof watchRing>;
 function watchRing(db: pg.Pool, o: { rotate: boolean }) {
-  const seen = { truncations: 0, bytes: 0, freedBytes: 0, own: 0, busy: 0, moved: 0 };
+  const seen = { truncations: 0, bytes: 0, freedBytes: 0, own: 0, busy: 0, moved: 0, movedSeen: 0 };
   let watching = true;
   const loop = (async () => {
     let last = await ringState(db);
@@ -41,6 +42,9 @@ function watchRing(db: pg.Pool, o: { rotate: boolean }) {
       }
       seen.bytes = now.reduce((a, s) => a + s.bytes, 0);
       last = now;
+      // A moved message is in another slot than its id's until it is handled.
+      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM sagabox.queue_messages WHERE part <> sagabox.queue_part(id)');
+      seen.movedSeen = Math.max(seen.movedSeen, rows[0]!.n);
       await sleep(20);
     }
   })();
@@ -109,34 +113,41 @@ describe('queue_messages rotation under load', () => {
 
   it('a worker SIGKILLed again and again while it rotates in a tight loop, with producers and a second worker: nothing lost or doubled, keys in order', async () => {
     await underLoad('rotk', false, async (production, ring) => {
-      const steady = running.track(createWorker({ pool: pool(4), name: 'rotk-steady', queue: 'rotk', concurrency: 2, batchSize: 10, leaseMs: 1_000, pollIntervalMs: 50, handler: effectHandler }));
-      await steady.start();
-      const child = { rotations: 0, moved: 0 };
-      // Only the workers rotate here, the child most often: kills land in its rotations. A
-      // killed child's batch stays leased for 3 s, and its keys' later messages wait behind
-      // it: old enough to be moved, leased by a dead worker or blocked, when rotated.
-      for (let round = 0; round < 8; round++) {
-        const proc: Child = startChild('worker-child.mjs', { DATABASE_URL: db.url, QUEUE: 'rotk', LEASE_MS: '3000', BATCH_SIZE: '10', INBOX_PURGE_MS: '0', ROTATE_LOOP: '1' });
-        proc.process.stdout!.on('data', (d: Buffer) => {
-          for (const [, moved] of d.toString().matchAll(/^rotated \S+ moved (\d+)$/gm)) {
-            child.rotations++;
-            child.moved += Number(moved);
-          }
-        });
-        await proc.waitForLine(/^ready$/);
-        await sleep(300 + Math.floor(Math.random() * 900));
-        await proc.kill('SIGKILL');
+      // Four more keys of messages delayed 3 s: they sit in their slot until it is rotated,
+      // so the child's rotations move messages all the time.
+      const delayed = produceKeyed(p, { topic: 'rotk.x', keys: 4, firstKey: 100, pauseMs: 200, delayMs: 3_000 });
+      try {
+        const steady = running.track(createWorker({ pool: pool(4), name: 'rotk-steady', queue: 'rotk', concurrency: 2, batchSize: 10, leaseMs: 1_000, pollIntervalMs: 50, handler: effectHandler }));
+        await steady.start();
+        const child = { rotations: 0, moved: 0 }; // moved: for a failing run's report
+        // Only the workers rotate here, the child most often: kills land in its rotations. A
+        // killed child's batch stays leased for 3 s, and its keys' later messages wait behind
+        // it: moved, leased by a dead worker or blocked, when their slot is rotated.
+        for (let round = 0; round < 8; round++) {
+          const proc: Child = startChild('worker-child.mjs', { DATABASE_URL: db.url, QUEUE: 'rotk', LEASE_MS: '3000', BATCH_SIZE: '10', INBOX_PURGE_MS: '0', ROTATE_LOOP: '1' });
+          proc.process.stdout!.on('data', (d: Buffer) => {
+            for (const [, moved] of d.toString().matchAll(/^rotated \S+ moved (\d+)$/gm)) {
+              child.rotations++;
+              child.moved += Number(moved);
+            }
+          });
+          await proc.waitForLine(/^ready$/);
+          await sleep(300 + Math.floor(Math.random() * 900));
+          await proc.kill('SIGKILL');
+        }
+        await Promise.all([production.stop(), delayed.stop()]);
+        const published = [...production.published, ...delayed.published];
+        const { truncations, movedSeen } = ring.seen;
+        await drained('rotk', published);
+        await expectEachOnceInKeyOrder(p, published);
+        expect(published.length).toBeGreaterThan(300);
+        // The ring turned and moved messages while the kills went on, the killed worker rotating too.
+        expect(truncations, JSON.stringify({ ...ring.seen, child })).toBeGreaterThanOrEqual(4);
+        expect(child.rotations, 'rotations by the child').toBeGreaterThanOrEqual(1);
+        expect(movedSeen, 'moved messages seen').toBeGreaterThanOrEqual(1);
+      } finally {
+        await delayed.stop().catch(() => {});
       }
-      await production.stop();
-      const { published } = production;
-      const { truncations } = ring.seen;
-      await drained('rotk', published);
-      await expectEachOnceInKeyOrder(p, published);
-      expect(published.length).toBeGreaterThan(300);
-      // The ring turned while the kills went on, and the killed worker took part, moving messages.
-      expect(truncations).toBeGreaterThanOrEqual(4);
-      expect(child.rotations).toBeGreaterThanOrEqual(1);
-      expect(child.moved).toBeGreaterThanOrEqual(1);
     });
   }, 60_000);
 });

@@ -11,11 +11,12 @@ export interface KeyedProduction {
 }
 
 /**
- * One producer per key, each committing its key's messages one by one with payload
- * `n = key * 1_000_000 + i` (i from 0), so handlers that write `n` to `effects` let
- * {@link expectEachOnceInKeyOrder} check loss, duplicates and per-key order.
+ * One producer per key (keys `firstKey` on, default 0), each committing its key's messages
+ * one by one (delayed by `delayMs` when given) with payload `n = key * 1_000_000 + i` (i
+ * from 0), so handlers that write `n` to `effects` let {@link expectEachOnceInKeyOrder}
+ * check loss, duplicates and per-key order.
  */
-export function produceKeyed(pool: pg.Pool, o: { topic: string; keys: number; pauseMs?: number }): KeyedProduction {
+export function produceKeyed(pool: pg.Pool, o: { topic: string; keys: number; firstKey?: number; pauseMs?: number; delayMs?: number }): KeyedProduction {
   const published: string[] = [];
   let producing = true;
   const producer = async (key: number): Promise<void> => {
@@ -23,7 +24,7 @@ export function produceKeyed(pool: pg.Pool, o: { topic: string; keys: number; pa
       const c = await pool.connect();
       try {
         await c.query('BEGIN');
-        const { ids } = await publish(c, [{ topic: o.topic, key: `k${key}`, payload: { n: key * 1_000_000 + i } }]);
+        const { ids } = await publish(c, [{ topic: o.topic, key: `k${key}`, payload: { n: key * 1_000_000 + i }, ...(o.delayMs ? { delayMs: o.delayMs } : {}) }]);
         await c.query('COMMIT');
         published.push(...ids);
       } finally {
@@ -32,7 +33,7 @@ export function produceKeyed(pool: pg.Pool, o: { topic: string; keys: number; pa
       await new Promise((r) => setTimeout(r, o.pauseMs ?? 5));
     }
   };
-  const running = Array.from({ length: o.keys }, (_, k) => producer(k));
+  const running = Array.from({ length: o.keys }, (_, k) => producer((o.firstKey ?? 0) + k));
   return {
     published,
     stop: async () => {
