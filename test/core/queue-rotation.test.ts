@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { createWorker } from '@sagabox/core';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 import { holdSnapshot, ringState, rotate, timeInSlot } from '../support/queue-ring.js';
 
-const { pool, count } = await useDatabase();
+const { db, pool, count } = await useDatabase();
 const p = pool(6);
 // What the workers of these tests handled, in handling order.
 await p.query('CREATE TABLE handled (seq bigint GENERATED ALWAYS AS IDENTITY, id uuid NOT NULL, attempts int NOT NULL)');
@@ -327,6 +328,37 @@ describe('rotate_queue_messages', () => {
     } finally {
       await caller.query('ROLLBACK').catch(() => {});
       caller.release();
+    }
+  });
+
+  it('a worker whose connections default to REPEATABLE READ still rotates: it calls the function in a READ COMMITTED transaction of its own', async () => {
+    const rr = new pg.Pool({ connectionString: db.url, max: 6, options: '-c default_transaction_isolation=repeatable\\ read' });
+    const report = await holdSnapshot(p);
+    let handled = 0;
+    const worker = createWorker({ pool: rr, queue: 'rq', concurrency: 2, trickleVacuum: false, handler: async () => { handled++; } });
+    try {
+      expect((await rr.query<{ transaction_isolation: string }>('SHOW transaction_isolation')).rows[0]!.transaction_isolation).toBe('repeatable read');
+      const before = await ringState(p);
+      await worker.start();
+      // About 400 messages a second for up to 10 s, in the clock's slot: each slot gets
+      // hundreds of dead rows a turn, which the held snapshot keeps from vacuum.
+      const deadline = Date.now() + 10_000;
+      let rotated = false;
+      while (!rotated && Date.now() < deadline) {
+        await p.query(
+          `INSERT INTO sagabox.queue_messages (queue, id, topic, payload, created_at)
+           SELECT 'rq', gen_random_uuid(), 'rq.x', '{}', now() FROM generate_series(1, 40)`,
+        );
+        await new Promise((r) => setTimeout(r, 100));
+        const now = await ringState(p);
+        rotated = now.some((slot, i) => slot.filenode !== before[i]!.filenode);
+      }
+      expect(handled).toBeGreaterThan(0);
+      expect(rotated).toBe(true);
+    } finally {
+      await worker.stop();
+      await report.release();
+      await rr.end();
     }
   });
 });

@@ -1,5 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from '../shared/logger.js';
+import { checkoutClient } from '../shared/checkout-client.js';
+import { pipelined } from '../shared/pipelined.js';
 import { queueSql } from './queue-sql.js';
 
 /** A worker that is claiming tries to rotate queue_messages' ring at most this often, in milliseconds. */
@@ -52,7 +54,17 @@ export function createQueueRotation(o: QueueRotationOptions): QueueRotation {
     try {
       const wait = wasBusy && performance.now() - lastWaitAt >= QUEUE_ROTATION_WAIT_EVERY_MS;
       if (wait) lastWaitAt = performance.now();
-      const { rows } = await o.pool.query<{ truncated: number[]; busy: number[]; moved: number }>(sql.rotate, [wait ? QUEUE_ROTATION_WAIT_MS : 0]);
+      // READ COMMITTED whatever the role's default: the function refuses any other level.
+      const { client, release } = await checkoutClient(o.pool, o.logger);
+      let rows: { truncated: number[]; busy: number[]; moved: number }[];
+      try {
+        const [, result] = await pipelined(client, ['BEGIN ISOLATION LEVEL READ COMMITTED', { text: sql.rotate, values: [wait ? QUEUE_ROTATION_WAIT_MS : 0] }, 'COMMIT']);
+        rows = result!.rows as typeof rows;
+        release();
+      } catch (err) {
+        release(err as Error);
+        throw err;
+      }
       if (failing) o.logger.info({}, 'queue_messages rotation works again');
       failing = false;
       const r = rows[0];
