@@ -18,6 +18,8 @@ export interface ClaimedRow {
   id: string;
   /** The leased version's ctid: the handling transaction finds the row by it (see takeAndInbox). */
   ctid: string;
+  /** The ring slot (partition of queue_messages) the row was claimed in. */
+  part: number;
   topic: string;
   key: string | null;
   group_key: string | null;
@@ -216,6 +218,28 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
     return verdicts;
   };
 
+  /**
+   * After takeAndInbox found fewer rows by ctid than were claimed: takes the others by id
+   * in the same transaction (a rotation may have moved them since the claim) and returns
+   * both statements' result as one, in takeAndInbox's form.
+   */
+  const takeMoved = async (
+    client: pg.PoolClient,
+    claimed: ClaimedRow[],
+    first: { fenced: string[]; fresh: string[] | null },
+    lease: Lease,
+  ): Promise<{ fenced: string[] | null; fresh: string[] | null }> => {
+    const taken = new Set(first.fenced);
+    const missing = claimed.filter((r) => !taken.has(r.id)).map((r) => r.id);
+    const { rows: [moved] } = await client.query<{ fenced: string[] | null; fresh: string[] | null }>(
+      prepared(sql.takeMovedAndInbox, [queue, missing, lease.token, consumer, o.inbox]),
+    );
+    const movedFenced = moved!.fenced ?? missing;
+    const fenced = [...first.fenced, ...movedFenced];
+    const fresh = first.fresh === null && moved!.fresh === null ? null : [...(first.fresh ?? first.fenced), ...(moved!.fresh ?? movedFenced)];
+    return { fenced: fenced.length === claimed.length ? null : fenced, fresh };
+  };
+
   /** The claimed rows still under our lease (`valid`: what the fence returned). */
   const keepFenced = (rows: ClaimedRow[], valid: readonly string[]): ClaimedRow[] => {
     if (valid.length === rows.length) return rows;
@@ -287,7 +311,10 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
         pool,
         log,
         takeAll
-          ? prepared(sql.takeAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, o.inbox, lease.counted ? lease.slot : null, claimed.map((r) => r.ctid)])
+          ? prepared(sql.takeAndInbox(slotsOf(claimed)), [
+              queue, claimed.map((r) => r.id), lease.token, consumer, o.inbox, lease.counted ? lease.slot : null,
+              claimed.map((r) => r.ctid), claimed.map((r) => r.part),
+            ])
           : prepared(sql.fenceAndInbox, [queue, claimed.map((r) => r.id), lease.token, consumer, o.inbox ? claimed.filter((r) => !pre.has(r.id)).map((r) => r.id) : []]),
       ));
     } catch (err) {
@@ -302,6 +329,8 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
     let rows: ClaimedRow[] = [];
     let called = 0;
     try {
+      const short = result!.fenced;
+      if (takeAll && short !== null) result = await takeMoved(tx.client, claimed, { fenced: short, fresh: result!.fresh }, lease);
       rows = result!.fenced === null ? claimed : keepFenced(claimed, result!.fenced);
       const fresh = o.inbox && result!.fresh !== null ? new Set(result!.fresh) : undefined;
       const verdicts = new Map<string, Verdict>();
@@ -409,6 +438,11 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
       return verdicts;
     },
   };
+}
+
+/** The ring slots a batch was claimed from, each once, in order. */
+function slotsOf(rows: readonly ClaimedRow[]): number[] {
+  return [...new Set(rows.map((r) => r.part))].sort((a, b) => a - b);
 }
 
 /** An error the server answered with (node-postgres's DatabaseError carries a severity), not a failed connection. */

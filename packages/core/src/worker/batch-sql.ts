@@ -1,4 +1,14 @@
 import { statementsFor } from '../shared/statements.js';
+import { QUEUE_PARTS } from './claim-sql.js';
+
+/** takeAndInbox's text per schema and set of slots (at most 15 sets). */
+const takeTexts = new Map<string, string>();
+
+/** A ring slot of queue_messages, checked, so nothing but its digits reaches a statement's text. */
+function slotNumber(part: number): number {
+  if (!Number.isInteger(part) || part < 0 || part >= QUEUE_PARTS) throw new RangeError(`not a slot of queue_messages: ${String(part)}`);
+  return part;
+}
 
 /**
  * Records the fenced ids that pass `which` in consumer $4's inbox, returning those it
@@ -60,7 +70,7 @@ export const batchSql = statementsFor((s) => ({
    * before handling): fence, inbox and ack at once, parameters and result as
    * `fenceAndInbox` but for $5, true to record every fenced id in the inbox (false: the
    * inbox is off), $6 the slot whose queue_leases row is released with the batch (null:
-   * not counted) and $7 the rows' ctids from the claim. A flag rather than the ids again:
+   * not counted), $7 and $8 the rows' places (below). A flag rather than the ids again:
    * `id = ANY($5)` on a prepared statement's generic plan searches the array for every
    * row, 80,000 comparisons for a batch of 400 (and 400 more ids to send). The DELETE is the fence: it
    * removes only rows still under our lease token, and the deleted rows stay locked until
@@ -68,30 +78,49 @@ export const batchSql = statementsFor((s) => ({
    * failing handler rolls it back.
    *
    * The rows are found by ctid, one TID fetch each rather than a descent of the primary
-   * key per id. The token makes that safe: only our claim wrote it, and nothing else
-   * updates a leased row (admin actions skip them), so a row still ours is where the
-   * claim left it; queue_messages is partitioned and a ctid is looked for in each
-   * partition, where only ours carries the token. Should a row have moved anyway (a
-   * rotation emptied its slot, see rotate_queue_messages, or a table rewrite such as
-   * VACUUM FULL), `moved` takes the rest by id.
+   * key per id ($7 the ctids, $8 the ring slot of each, from the claim). The token makes
+   * that safe: only our claim wrote it, and nothing else updates a leased row (admin
+   * actions skip them), so a row still ours is where the claim left it. The statement
+   * names only the partitions of queue_messages in `parts`, the slots the batch was
+   * claimed from, so the transaction locks those alone while its handlers run, and a
+   * rotation can empty the other slots meanwhile (through the parent it would lock all
+   * four). A row a rotation moved since the claim (or a table rewrite such as VACUUM
+   * FULL) is not found here: `takeMovedAndInbox` takes it by id.
    */
-  takeAndInbox: `
-    WITH by_ctid AS (
-      DELETE FROM ${s}.queue_messages
-      WHERE ctid = ANY($7::tid[]) AND queue = $1 AND lease_token = $3::uuid
+  takeAndInbox: (parts: readonly number[]): string => {
+    const key = `${s} ${parts.join(',')}`;
+    const known = takeTexts.get(key);
+    if (known !== undefined) return known;
+    const take = parts.map((part) => `by_ctid_${part} AS (
+      DELETE FROM ${s}.queue_messages_${slotNumber(part)}
+      WHERE ctid = ANY(ARRAY(SELECT t FROM unnest($7::tid[], $8::smallint[]) AS c(t, part) WHERE c.part = ${slotNumber(part)}))
+        AND queue = $1 AND lease_token = $3::uuid
       RETURNING id
-    ), moved AS (
-      DELETE FROM ${s}.queue_messages
-      WHERE (SELECT count(*) FROM by_ctid) < cardinality($2::uuid[])
-        AND queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
-        AND id NOT IN (SELECT id FROM by_ctid)
-      RETURNING id
-    ), fenced AS (
-      SELECT id FROM by_ctid UNION ALL SELECT id FROM moved
+    )`);
+    const text = `
+    WITH ${take.join(', ')}, fenced AS (
+      ${parts.map((part) => `SELECT id FROM by_ctid_${part}`).join(' UNION ALL ')}
     ), recorded AS (${recordFenced(s, '$5::boolean')}
     ), released AS (
       UPDATE ${s}.queue_leases SET locked_until = '-infinity'
       WHERE $6::uuid IS NOT NULL AND queue = $1 AND slot_token = $6::uuid
+    )
+    ${fencedAndFresh('$5::boolean AND (SELECT count(*) FROM recorded) < (SELECT count(*) FROM fenced)')}`;
+    takeTexts.set(key, text);
+    return text;
+  },
+
+  /**
+   * The rest of `takeAndInbox` for the ids it did not find by ctid ($2): takes those still
+   * under our lease token by id, wherever they are now, and records them in the inbox as
+   * it does ($4 consumer, $5 inbox on). Same result row, for these ids.
+   */
+  takeMovedAndInbox: `
+    WITH fenced AS (
+      DELETE FROM ${s}.queue_messages
+      WHERE queue = $1 AND id = ANY($2::uuid[]) AND lease_token = $3::uuid
+      RETURNING id
+    ), recorded AS (${recordFenced(s, '$5::boolean')}
     )
     ${fencedAndFresh('$5::boolean AND (SELECT count(*) FROM recorded) < (SELECT count(*) FROM fenced)')}`,
 

@@ -68,7 +68,7 @@ const leaseRows = (s: string): string => {
           locked_by = $3::text,
           attempts = m.attempts + 1
       WHERE m.ctid = ANY(ARRAY(SELECT c.ctid FROM c WHERE c.tableoid = '${s}.queue_messages_${i}'::regclass))
-      RETURNING m.seq, m.id, m.ctid, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, m.attempts,
+      RETURNING m.seq, m.id, m.ctid, m.part, m.topic, m.key, m.group_key, m.payload, m.headers, m.priority, m.attempts,
                 ${epochMs('m.created_at')} AS created_ms, m.expires_at <= now() AS expired, ${sinceDue}
     )`);
   return `${parts.join(', ')}, u AS (
