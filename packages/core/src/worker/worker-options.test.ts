@@ -21,7 +21,7 @@ function problemsOf(options: unknown): readonly string[] {
 describe('resolveWorkerOptions', () => {
   it('fills in the defaults, the handler timeout below the lease', () => {
     const o = resolveWorkerOptions({ pool, queue: 'billing', handler });
-    expect(o).toMatchObject({ queue: 'billing', consumer: 'billing', schema: 'sagabox', inbox: true, listen: true, trickleVacuum: true, concurrency: 1, batchSize: 10 });
+    expect(o).toMatchObject({ queue: 'billing', consumer: 'billing', schema: 'sagabox', inbox: true, listen: true, trickleVacuum: false, concurrency: 1, batchSize: 10 });
     expect(o.leaseMs).toBe(DEFAULT_LEASE_MS);
     expect(o.handlerTimeoutMs).toBe(DEFAULT_HANDLER_TIMEOUT_MS);
     expect(o.handlerTimeoutMs).toBeLessThan(o.leaseMs);

@@ -137,10 +137,10 @@ export interface WorkerOptions<P = unknown> {
   listen?: boolean;
   /**
    * While its claims come back short (a trickle), VACUUM queue_messages every 100
-   * handled messages, at most once a second and only while the table is under 4 MiB, so
-   * a trickle reuses its pages instead of growing the table (see docs/operations.md).
-   * Runs only when the worker's role may vacuum the table. Set false to leave the table
-   * to autovacuum alone. Default true.
+   * handled messages, at most once a second and only while the table is under 4 MiB.
+   * Runs only when the worker's role may vacuum the table. Off by default: the ring of
+   * queue_messages, emptied by truncation, keeps a trickle's table bounded, and these
+   * vacuums held that back (see docs/operations.md). Default false.
    */
   trickleVacuum?: boolean;
   /** Retries of failing messages. Default {@link DEFAULT_RETRY_POLICY}. */
@@ -262,7 +262,7 @@ export function resolveWorkerOptions<P = unknown>(options: WorkerOptions<P>): Re
     handlerTimeoutMs: given.handlerTimeoutMs ?? (given.leaseMs === undefined ? DEFAULT_HANDLER_TIMEOUT_MS : Math.max(10, Math.floor((leaseMs * 5) / 6))),
     pollIntervalMs: given.pollIntervalMs ?? DEFAULT_WORKER_POLL_INTERVAL_MS,
     listen: given.listen ?? true,
-    trickleVacuum: given.trickleVacuum ?? true,
+    trickleVacuum: given.trickleVacuum ?? false,
     retry,
     topics: given.topics,
     inboxRetentionMs: given.inboxRetentionMs ?? DEFAULT_INBOX_RETENTION_MS,
