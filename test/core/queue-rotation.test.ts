@@ -34,6 +34,13 @@ const insert = async (part: number, n: number, o: { set?: string; key?: string }
 };
 /** Deletes every row of slot `part` (as acks do), leaving its pages on disk. */
 const empty = (part: number) => p.query('DELETE FROM sagabox.queue_messages WHERE part = $1', [part]);
+/** Fills each of `parts` with `n` messages and deletes them (as acks do): slots of dead rows only. */
+const deadSlots = async (parts: number[], n: number): Promise<void> => {
+  for (const part of parts) {
+    await insert(part, n);
+    await empty(part);
+  }
+};
 /** A message's row, every column, and the slot it is in. */
 const rowOf = async (id: string): Promise<{ part: number; row: Record<string, unknown> } | undefined> =>
   (await p.query<{ part: number; row: Record<string, unknown> }>(
@@ -47,10 +54,7 @@ beforeEach(async () => {
 
 describe('rotate_queue_messages', () => {
   it('truncates a target slot whose rows were all deleted, and leaves the clock\'s and the previous slot alone though they are empty too', async () => {
-    for (const part of [0, 1, 2]) {
-      await insert(part, 200);
-      await empty(part);
-    }
+    await deadSlots([0, 1, 2], 200);
     const before = await ringState(p);
     expect(before.slice(0, 3).every((s) => s.bytes > 0)).toBe(true);
     expect(before[3]!.bytes).toBe(0);
@@ -74,10 +78,7 @@ describe('rotate_queue_messages', () => {
     ['delayed', `run_at = now() + interval '1 hour'`],
     ['retrying', `attempts = 2, last_error = 'boom', run_at = now() + interval '5 seconds'`],
   ])('moves a %s message left among deleted rows to the clock\'s slot, every column kept, then truncates its slot', async (_kind, set) => {
-    for (const part of [2, 3]) {
-      await insert(part, 300);
-      await empty(part);
-    }
+    await deadSlots([2, 3], 300);
     const [live] = await insert(2, 1, { set });
     const before = await rowOf(live!);
     const ring = await ringState(p);
@@ -208,10 +209,7 @@ describe('rotate_queue_messages', () => {
   });
 
   it('reports a slot busy whose lock another transaction holds (a reader, an uncommitted insert) and leaves it alone', async () => {
-    for (const part of [2, 3]) {
-      await insert(part, 100);
-      await empty(part);
-    }
+    await deadSlots([2, 3], 100);
     const reader = await p.connect();
     const writer = await p.connect();
     try {
@@ -242,10 +240,7 @@ describe('rotate_queue_messages', () => {
   });
 
   it('with p_wait_ms, waits for a held lock: takes a slot freed meanwhile, reports busy one still held', async () => {
-    for (const part of [2, 3]) {
-      await insert(part, 100);
-      await empty(part);
-    }
+    await deadSlots([2, 3], 100);
     const holder = await p.connect();
     const brief = await p.connect();
     try {
