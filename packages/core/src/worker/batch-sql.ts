@@ -91,9 +91,9 @@ export const batchSql = statementsFor((s) => ({
     const key = `${s} ${parts.join(',')}`;
     const known = takeTexts.get(key);
     if (known !== undefined) return known;
-    const take = parts.map((part) => `by_ctid_${part} AS (
-      DELETE FROM ${s}.queue_messages_${slotNumber(part)}
-      WHERE ctid = ANY(ARRAY(SELECT t FROM unnest($7::tid[], $8::smallint[]) AS c(t, part) WHERE c.part = ${slotNumber(part)}))
+    const take = parts.map(slotNumber).map((part) => `by_ctid_${part} AS (
+      DELETE FROM ${s}.queue_messages_${part}
+      WHERE ctid = ANY(ARRAY(SELECT t FROM unnest($7::tid[], $8::smallint[]) AS c(t, part) WHERE c.part = ${part}))
         AND queue = $1 AND lease_token = $3::uuid
       RETURNING id
     )`);
