@@ -216,7 +216,10 @@ describe('dashboard in headless Chromium, under /ops of an app', () => {
     await page.locator(testid('saga-cancel')).waitFor({ state: 'visible' });
     // What it waits on, from its history: the step, the command sent and when.
     const sent = (await getSaga(p, id))!.history.find((e) => e.event === 'command_sent')!;
-    const pending = Object.fromEntries(await page.locator(`${testid('saga-pending')} dt`).evaluateAll((dts) => dts.map((dt) => [dt.textContent, dt.nextElementSibling!.textContent])));
+    // Read from the list in one call: the page may render the saga again meanwhile
+    // (a click and the hash both show it), replacing the list's children.
+    const pending = Object.fromEntries(await page.locator(testid('saga-pending')).evaluate((dl) =>
+      [...dl.querySelectorAll('dt')].map((dt) => [dt.textContent, dt.nextElementSibling!.textContent])));
     expect(pending).toMatchObject({ 'waiting on': sent.step, command: `${(sent.detail as { topic: string }).topic} (attempt 1)`, waited: expect.stringMatching(/^\d/) });
     await confirm(testid('saga-cancel'), 'cancel');
     expect(await cancels()).toBe(0);
