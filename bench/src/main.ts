@@ -18,6 +18,7 @@ import { runDrain } from './workloads/w2-drain.js';
 import { runW3 } from './workloads/w3-latency.js';
 import { runSaga } from './workloads/saga.js';
 import { runStorageWorkloads } from './workloads/storage.js';
+import { runChurn } from './workloads/churn.js';
 import { runRabbitMqBridgeWorkload } from './workloads/rabbitmq-bridge.js';
 import { runNatsBridgeWorkload } from './workloads/nats-bridge.js';
 
@@ -75,6 +76,8 @@ async function main(): Promise<void> {
     results.storage = storage.results;
     if (storage.sagaboxSkipped !== undefined && results.sagaboxSkipped === undefined) results.sagaboxSkipped = storage.sagaboxSkipped;
   }
+
+  if (has('churn') && options.systems !== 'peers') results.churn = await runChurn(options, progress);
 
   const used = [...(has('w1') ? variants.w1 : []), ...(has('w2') ? variants.w2 : []), ...(has('w2r') ? variants.w2r : []), ...(has('w3') ? variants.w3 : [])];
   results.notes = [...new Set(used.flatMap((v) => (v.notes === undefined ? [] : [v.notes])))];

@@ -36,4 +36,33 @@ describe('bench options', () => {
     expect(message).toContain('--w2-messages must be a number');
     expect(message).toContain('--only must be all, peers or sagabox');
   });
+
+  it('runs churn only when asked for by name, with its quick and full defaults', () => {
+    expect(resolve([]).workloads).not.toContain('churn');
+    expect(resolve(['--workloads=storage']).workloads).toEqual(['snapshot', 'backlog']);
+    expect(resolve(['storage']).workloads).toEqual(['snapshot', 'backlog']);
+    const full = resolve(['--workloads=churn']);
+    expect(full.workloads).toEqual(['churn']);
+    expect(full).toMatchObject({ churnMs: 30 * 60_000, churnRate: 1_000, churnSagaRate: 20, churnWindowMs: 60_000, churnRetentionMs: 5 * 60_000 });
+    const quick = resolve(['churn', 'quick']);
+    expect(quick.workloads).toEqual(['churn']);
+    expect(quick).toMatchObject({ churnMs: 2 * 60_000, churnRate: 1_000, churnWindowMs: 15_000, churnRetentionMs: 60_000 });
+  });
+
+  it('reads the churn options, from flags or through npm', () => {
+    const o = resolve(['--churn-minutes=10', '--churn-rate=500', '--churn-saga-rate=0', '--churn-window-seconds=30', '--churn-retention-minutes=2']);
+    expect(o).toMatchObject({ churnMs: 600_000, churnRate: 500, churnSagaRate: 0, churnWindowMs: 30_000, churnRetentionMs: 120_000 });
+    expect(resolve([], { npm_config_churn_minutes: '1', npm_config_churn_rate: '200' })).toMatchObject({ churnMs: 60_000, churnRate: 200 });
+    const message = (() => {
+      try {
+        resolve(['--churn-rate=0', '--churn-saga-rate=-1', '--churn-minutes=x']);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return '';
+    })();
+    expect(message).toContain('--churn-rate must be a number >= 2');
+    expect(message).toContain('--churn-saga-rate must be a number >= 0');
+    expect(message).toContain('--churn-minutes must be a number');
+  });
 });

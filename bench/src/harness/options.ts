@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 
 /** Which workloads exist; `--workloads` picks a subset. */
-export const WORKLOADS = ['w1', 'w2', 'w2r', 'w3', 'saga', 'rabbitmq', 'nats', 'snapshot', 'backlog'] as const;
+export const WORKLOADS = ['w1', 'w2', 'w2r', 'w3', 'saga', 'rabbitmq', 'nats', 'snapshot', 'backlog', 'churn'] as const;
 export type Workload = (typeof WORKLOADS)[number];
-/** What runs without --workloads: the storage workloads take most of an hour and are asked for by name. */
+/** What runs without --workloads: the storage workloads and churn take most of an hour each and are asked for by name. */
 export const DEFAULT_WORKLOADS: readonly Workload[] = ['w1', 'w2', 'w2r', 'w3', 'saga', 'rabbitmq', 'nats'];
 
 /** Which systems to run: the peers (graphile-worker, pg-boss and the plain-SQL floors), sagabox, or both. */
@@ -33,7 +33,7 @@ export interface BenchOptions {
   /** W3: producer commits per second. */
   w3Rate: number;
   w3DurationMs: number;
-  /** Storage workloads: on a server the benchmark starts (default settings) or on databaseUrl's. */
+  /** Storage and churn workloads: on a server the benchmark starts (default settings) or on databaseUrl's. */
   server: 'own' | 'url';
   /** Held snapshot: offered messages per second. */
   snapshotRate: number;
@@ -47,6 +47,16 @@ export interface BenchOptions {
   backlogPhaseMs: number;
   /** Deep backlog: offered rate of the third queue. */
   trickleRate: number;
+  /** Churn: how long the offered load runs. */
+  churnMs: number;
+  /** Churn: offered messages per second, half through the outbox, half through a direct route. */
+  churnRate: number;
+  /** Churn: sagas started per second (0: none). */
+  churnSagaRate: number;
+  /** Churn: length of a reporting window. */
+  churnWindowMs: number;
+  /** Churn: retention of inbox rows, dead letters, half-message decisions and finished sagas (shortened so it acts within the run). */
+  churnRetentionMs: number;
   keepDatabases: boolean;
   writeReport: boolean;
 }
@@ -57,8 +67,9 @@ const HELP = `Usage: npm run bench -- [options]
   --only all|peers|sagabox  which systems to run (default all); alias --systems
   --variants IDS            only these variants of W1, W2, W2r and W3, by id (comma-separated,
                             e.g. graphile_batched,sagabox_inbox); the others are left out
-  --workloads LIST          of w1,w2,w2r,w3,saga,rabbitmq,nats,snapshot,backlog (default all but
-                            snapshot and backlog; the bare word storage means both)
+  --workloads LIST          of w1,w2,w2r,w3,saga,rabbitmq,nats,snapshot,backlog,churn (default all
+                            but snapshot, backlog and churn; the bare word storage means
+                            snapshot and backlog)
   --w1-clients N            W1 concurrent clients (default 4)
   --w1-seconds S            W1 measured seconds per variant (default 15, quick 3)
   --w1-warmup-seconds S     W1 warm-up seconds per variant and round (default 1, quick 0.5)
@@ -75,7 +86,15 @@ const HELP = `Usage: npm run bench -- [options]
                             (default 1000000, quick 100000)
   --backlog-seconds S       deep backlog: length of each measured phase (default 15, quick 5)
   --trickle-rate N          deep backlog: third queue's offered messages/s (default 50)
-  --server own|url          storage workloads: start a PostgreSQL with default
+  --churn-minutes M         churn: minutes of offered load (default 30, quick 2)
+  --churn-rate N            churn: offered messages/s, half via the outbox and relay, half
+                            via a direct route (default 1000)
+  --churn-saga-rate N       churn: three-step sagas started per second (default 20; 0: none)
+  --churn-window-seconds S  churn: reporting window (default 60, quick 15)
+  --churn-retention-minutes M  churn: retention of inbox, dead letters, half-message
+                            decisions and finished sagas, shortened so that it acts
+                            within the run (default 5, quick 1)
+  --server own|url          storage and churn workloads: start a PostgreSQL with default
                             settings from the machine's binaries (own, default) or
                             use the database URL's server (url)
   --database-url URL        admin URL; default $BENCH_DATABASE_URL or
@@ -84,7 +103,7 @@ const HELP = `Usage: npm run bench -- [options]
   --no-report               do not write bench/RESULTS.md (JSON is always written)
   -h, --help
 
-Bare words work as well: quick, peers, sagabox, w1, w2, w2r, w3, saga, rabbitmq, nats, snapshot, backlog, storage.
+Bare words work as well: quick, peers, sagabox, w1, w2, w2r, w3, saga, rabbitmq, nats, snapshot, backlog, churn, storage.
 
 Through the root script (npm run bench -- ...) a second npm run sits in between: it
 turns flags it does not know into npm_config_* variables (read here too) and eats
@@ -127,6 +146,11 @@ export function resolveOptions(argv: readonly string[], env: NodeJS.ProcessEnv):
       'backlog-messages': { type: 'string' },
       'backlog-seconds': { type: 'string' },
       'trickle-rate': { type: 'string' },
+      'churn-minutes': { type: 'string' },
+      'churn-rate': { type: 'string' },
+      'churn-saga-rate': { type: 'string' },
+      'churn-window-seconds': { type: 'string' },
+      'churn-retention-minutes': { type: 'string' },
       server: { type: 'string' },
       'database-url': { type: 'string' },
       'keep-databases': { type: 'boolean' },
@@ -201,6 +225,11 @@ export function resolveOptions(argv: readonly string[], env: NodeJS.ProcessEnv):
     backlogMessages: Math.round(number('backlog-messages', quick ? 100_000 : 1_000_000, 1_000)),
     backlogPhaseMs: number('backlog-seconds', quick ? 5 : 15, 1) * 1000,
     trickleRate: number('trickle-rate', 50, 1),
+    churnMs: number('churn-minutes', quick ? 2 : 30, 0.1) * 60_000,
+    churnRate: number('churn-rate', 1_000, 2),
+    churnSagaRate: number('churn-saga-rate', 20, 0),
+    churnWindowMs: number('churn-window-seconds', quick ? 15 : 60, 1) * 1000,
+    churnRetentionMs: number('churn-retention-minutes', quick ? 1 : 5, 0.1) * 60_000,
     keepDatabases: isOn(values['keep-databases']) || isOn(fromNpm('keep-databases')),
     // npm reads `--no-report` as its negation of a `report` setting and leaves an empty npm_config_report.
     writeReport: !(isOn(values['no-report']) || isOn(fromNpm('no-report')) || (env.npm_config_report !== undefined && !isOn(env.npm_config_report))),

@@ -1,3 +1,4 @@
+import { renderChurn } from './render-churn.js';
 import { renderStorage } from './render-storage.js';
 import type { DrainRow, LatencyRow, ProduceRow, Results, SagaResult } from './results.js';
 
@@ -185,6 +186,7 @@ export function renderReport(results: Results): string {
     );
   }
   if (results.storage !== undefined) out.push(renderStorage(results.storage));
+  if (results.churn !== undefined) out.push(renderChurn(results.churn));
 
   if (results.notes.length > 0) {
     out.push('', '## Settings of each system', '');

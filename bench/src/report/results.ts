@@ -1,6 +1,7 @@
 import type { MemoryReport } from '../harness/child-protocol.js';
 import type { Environment } from '../harness/environment.js';
 import type { LatencySummary } from '../harness/latency.js';
+import type { ChurnResults } from './churn-results.js';
 import type { StorageResults } from './storage-results.js';
 
 interface Row {
@@ -64,6 +65,8 @@ export interface Results {
   sagaDirect?: SagaResult;
   /** Held snapshot and deep backlog, when run. */
   storage?: StorageResults;
+  /** sagabox alone under sustained load with retention acting, when run. */
+  churn?: ChurnResults;
   /** The RabbitMQ bridge beside RabbitMQ's own client, when run. */
   rabbitmq?: BridgeResult;
   /** The NATS JetStream bridge beside the NATS client, when run. */

@@ -4,100 +4,19 @@
  * commit and handler-start times share one clock) and reports over IPC.
  */
 import pg from 'pg';
-import { INSERT_ORDER_SQL, settle } from '../harness/databases.js';
+import { settle } from '../harness/databases.js';
+import { openLoop, type OpenLoopResult } from '../harness/open-loop.js';
 import { preciseNow, summarizeLatencies } from '../harness/latency.js';
 import { runProduceLoop } from './produce-loop.js';
 import { BACKLOG_QUEUES, type BacklogMeasure, type BacklogReport, type LatencyWindow, type SnapshotReport, type StorageJob, type StorageReport, type TableStat } from '../report/storage-results.js';
 import { findStorageSystem, type StorageSystem } from '../harness/storage-system.js';
-import type { Consumer, Publisher } from '../harness/variant.js';
+import type { Consumer } from '../harness/variant.js';
 
 const PRODUCERS = 4;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 async function stopWithin(consumer: { stop(): Promise<void> }, ms: number): Promise<void> {
   await Promise.race([consumer.stop(), sleep(ms)]);
-}
-
-interface OpenLoopResult {
-  offered: number;
-  committed: number;
-  producingMs: number;
-}
-
-/**
- * Open-loop producer: transaction n is due at t0 + (n - 1) / rate and starts then on
- * any idle one of 4 connections (later when all 4 are busy: a producer that falls
- * behind shows as a lower achieved rate and as latency, since latency counts from the
- * due time). No transaction starts after `durationMs`.
- */
-async function openLoop(
-  url: string,
-  publisher: Publisher,
-  rate: number,
-  durationMs: number,
-  onCommitted: (n: number, dueWall: number, commitWall: number) => void,
-): Promise<OpenLoopResult> {
-  const producers = await Promise.all(
-    Array.from({ length: PRODUCERS }, async () => {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      return client;
-    }),
-  );
-  const idle = [...producers];
-  const waiters: ((client: pg.Client) => void)[] = [];
-  const acquire = (): Promise<pg.Client> => {
-    const client = idle.pop();
-    return client !== undefined ? Promise.resolve(client) : new Promise((resolve) => waiters.push(resolve));
-  };
-  const release = (client: pg.Client): void => {
-    const waiter = waiters.shift();
-    if (waiter !== undefined) waiter(client);
-    else idle.push(client);
-  };
-  const intervalMs = 1000 / rate;
-  const inFlight = new Set<Promise<void>>();
-  let producerError: unknown;
-  let committed = 0;
-  let offered = 0;
-  const t0 = performance.now();
-  const end = t0 + durationMs;
-  try {
-    for (let n = 1; producerError === undefined; n += 1) {
-      const due = t0 + (n - 1) * intervalMs;
-      if (due >= end) break;
-      offered = n;
-      const wait = due - performance.now();
-      if (wait > 0) await sleep(wait);
-      const client = await acquire();
-      if (performance.now() >= end) {
-        release(client);
-        break;
-      }
-      const txn = (async () => {
-        try {
-          await client.query('BEGIN');
-          await client.query(INSERT_ORDER_SQL, ['storage', n]);
-          await publisher.publish(client, n);
-          await client.query('COMMIT');
-          committed += 1;
-          onCommitted(n, performance.timeOrigin + due, preciseNow());
-        } catch (error) {
-          producerError ??= error;
-          await client.query('ROLLBACK').catch(() => undefined);
-        } finally {
-          release(client);
-        }
-      })();
-      inFlight.add(txn);
-      void txn.then(() => inFlight.delete(txn));
-    }
-    await Promise.all(inFlight);
-  } finally {
-    await Promise.all(producers.map((c) => c.end().catch(() => undefined)));
-  }
-  if (producerError !== undefined) throw producerError;
-  return { offered, committed, producingMs: durationMs };
 }
 
 /** Live and dead tuples and total size of every table in the system's schemas, largest first. */

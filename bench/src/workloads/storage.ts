@@ -137,7 +137,8 @@ export async function runStorageWorkloads(options: BenchOptions, progress: Progr
   }
 }
 
-async function serverSettings(adminUrl: string): Promise<string> {
+/** The server settings that matter to vacuum and durability, as one line. */
+export async function serverSettings(adminUrl: string): Promise<string> {
   const { default: pg } = await import('pg');
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
