@@ -94,7 +94,12 @@ async function churn(job: ChurnJob): Promise<ChurnReport> {
   let partitionsDropped = 0;
   let maintenanceSkipped = 0;
   const maintenanceErrors: string[] = [];
+  let maintaining = false;
   const maintain = async (): Promise<void> => {
+    // One run at a time, as a cron job under flock would: a run that overlaps the next
+    // would only wait for the first one's advisory lock.
+    if (maintaining) return;
+    maintaining = true;
     try {
       const r = await maintainStorage(adminPool, { schema: SCHEMA, retention, partitionMs: job.partitionMs, aheadMs: job.aheadMs });
       for (const kind of [r.inbox, r.deadLetters, r.halfMessageDecisions, r.sagas]) {
@@ -106,6 +111,8 @@ async function churn(job: ChurnJob): Promise<ChurnReport> {
       const message = error instanceof Error ? error.message : String(error);
       if (maintenanceErrors.length < 10) maintenanceErrors.push(message);
       progress(`maintenance failed: ${message}`);
+    } finally {
+      maintaining = false;
     }
   };
   await maintain();
