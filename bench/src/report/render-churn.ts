@@ -11,12 +11,18 @@ const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 const ratio = (first: number, last: number) => (first === 0 || Number.isNaN(first) || Number.isNaN(last) ? '–' : `${(last / first).toFixed(2)}×`);
 const duration = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000} min` : `${ms / 1000} s`);
 
-/** One table over the windows: a row per window, a column per series, and the last window over the first. */
-function overWindows(windows: ChurnWindow[], series: { head: string; value: (w: ChurnWindow) => number; format: (n: number) => string }[]): string {
+/**
+ * One table over the windows: a row per window, a column per series, the last window
+ * over the first, and over the first window in which retention should hold the tables
+ * at their steady size (`steady`, when there is one before the last).
+ */
+function overWindows(windows: ChurnWindow[], steady: number, series: { head: string; value: (w: ChurnWindow) => number; format: (n: number) => string }[]): string {
   const rows = windows.map((w) => [`${w.fromS} s`, ...series.map((s) => s.format(s.value(w)))]);
   const first = windows[0];
   const last = windows.at(-1);
   if (first !== undefined && last !== undefined) rows.push(['last / first', ...series.map((s) => ratio(s.value(first), s.value(last)))]);
+  const from = windows[steady];
+  if (from !== undefined && last !== undefined && steady < windows.length - 1) rows.push([`last / ${from.fromS} s`, ...series.map((s) => ratio(s.value(from), s.value(last)))]);
   return table(['window from', ...series.map((s) => s.head)], rows);
 }
 
@@ -38,13 +44,19 @@ export function renderChurn(results: ChurnResults): string {
   }
   const r = results.report;
   const w = r.windows;
+  // Rows live up to the retention, plus a partition's width and a maintenance interval.
+  const steady = w.findIndex((x) => x.fromS * 1000 >= s.retentionMs + 2 * s.partitionMs);
+  const steadyNote =
+    steady > 0 && steady < w.length - 1
+      ? ` The first windows fill the tables up to what the retention keeps; from the window at ${w[steady]!.fromS} s on (retention plus two partitions' width) they should stay flat, hence the second ratio row.`
+      : '';
   out.push(
     '',
-    `Totals: ${int(r.committed)} of ${int(r.offered)} offered messages committed (${int(r.achievedRate)}/s), ${int(r.handled)} handled (${int(r.duplicates)} twice), ${int(r.deadLettered)} dead-lettered on purpose; ${int(r.sagasCompleted)} of ${int(r.sagasStarted)} sagas completed; maintenance created ${int(r.partitionsCreated)} and dropped ${int(r.partitionsDropped)} partitions, ${int(r.maintenanceSkipped)} steps skipped${r.maintenanceErrors.length > 0 ? `, failed ${r.maintenanceErrors.length} time(s): ${r.maintenanceErrors[0]}` : ''}.`,
+    `Totals: ${int(r.committed)} of ${int(r.offered)} offered messages committed (${int(r.achievedRate)}/s), ${int(r.handled)} handled, ${int(r.deadLettered)} dead-lettered on purpose (${int(r.duplicates)} handler calls repeated: a message that fails rolls back its batch, and the messages handled before it in that batch are handled again); ${int(r.sagasCompleted)} of ${int(r.sagasStarted)} sagas completed; maintenance created ${int(r.partitionsCreated)} and dropped ${int(r.partitionsDropped)} partitions, ${int(r.maintenanceSkipped)} steps skipped${r.maintenanceErrors.length > 0 ? `, failed ${r.maintenanceErrors.length} time(s): ${r.maintenanceErrors[0]}` : ''}.${steadyNote}`,
     '',
     'Throughput (per second):',
     '',
-    overWindows(w, [
+    overWindows(w, steady, [
       { head: 'produced', value: (x) => x.producedPerSecond, format: int },
       { head: 'handled churn_relayed', value: (x) => x.handledRelayedPerSecond, format: int },
       { head: 'handled churn_direct', value: (x) => x.handledDirectPerSecond, format: int },
@@ -54,7 +66,7 @@ export function renderChurn(results: ChurnResults): string {
     '',
     'Latency, COMMIT to handler start (ms):',
     '',
-    overWindows(w, [
+    overWindows(w, steady, [
       { head: 'outbox + relay p50', value: (x) => x.relayedP50Ms, format: ms },
       { head: 'outbox + relay p99', value: (x) => x.relayedP99Ms, format: ms },
       { head: 'direct route p50', value: (x) => x.directP50Ms, format: ms },
@@ -63,15 +75,15 @@ export function renderChurn(results: ChurnResults): string {
     '',
     'Total size at the window end (MiB):',
     '',
-    overWindows(w, perTable((x, t) => x.tables[t].bytes, mib)),
+    overWindows(w, steady, perTable((x, t) => x.tables[t].bytes, mib)),
     '',
     'Dead tuples at the window end:',
     '',
-    overWindows(w, perTable((x, t) => x.tables[t].dead, int)),
+    overWindows(w, steady, perTable((x, t) => x.tables[t].dead, int)),
     '',
     'Live tuples at the window end (estimates, pg_stat_user_tables):',
     '',
-    overWindows(w, perTable((x, t) => x.tables[t].live, int)),
+    overWindows(w, steady, perTable((x, t) => x.tables[t].live, int)),
   );
   const last = w.at(-1);
   if (last !== undefined) out.push('', `Partitions at the end: ${CHURN_TABLES.map((t) => `${t} ${last.tables[t].partitions}`).join(', ')}.`);
