@@ -219,7 +219,7 @@ describe('dashboard in headless Chromium, under /ops of an app', () => {
     // Read from the list in one call: the page may render the saga again meanwhile
     // (a click and the hash both show it), replacing the list's children.
     const pending = Object.fromEntries(await page.locator(testid('saga-pending')).evaluate((dl) =>
-      [...dl.querySelectorAll('dt')].map((dt) => [dt.textContent, dt.nextElementSibling!.textContent])));
+      Array.from(dl.querySelectorAll('dt')).map((dt) => [dt.textContent, dt.nextElementSibling!.textContent])));
     expect(pending).toMatchObject({ 'waiting on': sent.step, command: `${(sent.detail as { topic: string }).topic} (attempt 1)`, waited: expect.stringMatching(/^\d/) });
     await confirm(testid('saga-cancel'), 'cancel');
     expect(await cancels()).toBe(0);
