@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { uuidv7 } from 'uuidv7';
-import { commitHalfMessage, isSagaboxError, prepare, rollbackHalfMessage } from '@sagabox/core';
+import { commitHalfMessage, createWorker, isSagaboxError, prepare, rollbackHalfMessage } from '@sagabox/core';
 import { halfMessageHistory, listDeadLetters, maintainStorage, purgeDeadLetters, purgeHalfMessageDecisions, replayDeadLetters } from '@sagabox/core/admin';
 import { getSaga, listSagas } from '@sagabox/saga';
 import { useDatabase } from '../support/test-pool.js';
@@ -120,6 +120,43 @@ describe('maintainStorage', () => {
     expect(expired.deadLetters.dropped).toContain(first.deadLetters.created[0]);
     expect(await count(`SELECT count(*) AS n FROM sagabox.dead_letters`)).toBe(0);
     expect(await partitions('dead_letters')).not.toContain(first.deadLetters.created[0]);
+  });
+
+  it('keeps the width an operator chose: a run with the defaults, as every worker makes, adds partitions as wide as the newest', async () => {
+    await reset();
+    const MIN = 60_000;
+    /** [from, to) of each dead_letters partition, in ms, by start. */
+    const ranges = async (): Promise<{ from: number; to: number }[]> => {
+      const { rows } = await p.query<{ lo: Date; hi: Date }>(
+        `SELECT b[1]::timestamptz AS lo, b[2]::timestamptz AS hi
+         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,
+              regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') b
+         WHERE i.inhparent = 'sagabox.dead_letters'::regclass AND b IS NOT NULL ORDER BY 1`);
+      return rows.map((r) => ({ from: r.lo.getTime(), to: r.hi.getTime() }));
+    };
+    const started = Date.now();
+    await maintainStorage(p, { retention: {}, partitionMs: MIN, aheadMs: 5 * MIN });
+    expect((await ranges()).at(-1)!.to).toBeLessThanOrEqual(started + 7 * MIN);
+
+    // A worker starting up maintains with the defaults: one-minute partitions, 32 ahead.
+    await p.query(`INSERT INTO sagabox.queues (name) VALUES ('ret-width') ON CONFLICT DO NOTHING`);
+    const worker = createWorker({ pool: p, queue: 'ret-width', handler: async () => {} });
+    await worker.start();
+    try {
+      await waitFor('the worker\'s maintenance', async () => (await ranges()).at(-1)!.to >= started + 30 * MIN, 20_000);
+    } finally {
+      await worker.stop();
+    }
+    const made = await ranges();
+    for (const r of made) expect(r.to - r.from).toBe(MIN);
+    expect(made.at(-1)!.to).toBeLessThanOrEqual(Date.now() + 34 * MIN);
+    for (const [i, r] of made.slice(1).entries()) expect(r.from).toBe(made[i]!.to);
+
+    // Without partitions, the defaults make day partitions two days ahead.
+    await reset();
+    const day = await maintainStorage(p, { retention: {} });
+    expect(day.deadLetters.created.length).toBe(3);
+    for (const r of await ranges()) expect(r.to - r.from).toBe(DAY);
   });
 
   it('keeps half-message decisions of messages still in the outbox, and a running saga\'s row and whole history', async () => {

@@ -101,8 +101,8 @@ export function registerStorageCommand(program: Command, out: CommandOutput = pr
     .option('--json', 'print JSON, for scripts');
   for (const [flag, , , what] of RETENTION_FLAGS) maintain.option(`${flag} <duration>`, `how long to keep ${what} (7d, 12h, ...)`);
   maintain
-    .option('--partition <duration>', 'width of a new partition', '1d')
-    .option('--ahead <duration>', 'create partitions this far ahead', '2d')
+    .option('--partition <duration>', 'width of a new partition (default: the width of the newest partition, 1d when there is none)')
+    .option('--ahead <duration>', 'create partitions this far ahead (default: 2d, or 32 partitions when that is less)')
     .option('--lock-timeout <duration>', 'longest wait for a table lock per step before skipping it until the next run', '500ms');
   addConnectionOptions(maintain).action(async (flags: MaintainFlags) => {
     const retention: StorageRetention = {};
@@ -110,8 +110,8 @@ export function registerStorageCommand(program: Command, out: CommandOutput = pr
       const value = flags[key];
       if (typeof value === 'string') retention[period] = parseDurationFlag(flag, value, 0, 100 * 365 * DAY_MS);
     }
-    const partitionMs = parseDurationFlag('--partition', flags.partition ?? '1d', 1_000, 366 * DAY_MS);
-    const aheadMs = parseDurationFlag('--ahead', flags.ahead ?? '2d', 0, 366 * DAY_MS);
+    const partitionMs = flags.partition === undefined ? undefined : parseDurationFlag('--partition', flags.partition, 1_000, 366 * DAY_MS);
+    const aheadMs = flags.ahead === undefined ? undefined : parseDurationFlag('--ahead', flags.ahead, 0, 366 * DAY_MS);
     const lockTimeoutMs = parseDurationFlag('--lock-timeout', flags.lockTimeout ?? '500ms', 1, 600_000);
     const result = await withPool(flags, (pool) => maintainStorage(pool, { schema: flags.schema, retention, partitionMs, aheadMs, lockTimeoutMs }));
     out.write(flags.json ? `${JSON.stringify(result)}\n` : describeMaintenance(result));

@@ -9,8 +9,10 @@ export type { RetainedData } from './retained-tables.js';
 
 /** Default width of one partition, in milliseconds (one day). */
 export const DEFAULT_PARTITION_MS = 24 * 3_600_000;
-/** Default time covered by partitions created ahead of now, in milliseconds (two days). */
+/** Default time covered by partitions created ahead of now, in milliseconds (two days; see {@link MaintainStorageOptions.aheadMs}). */
 export const DEFAULT_PARTITION_AHEAD_MS = 2 * 24 * 3_600_000;
+/** With the default `aheadMs`, at most this many partitions of a table are made ahead (narrow partitions). */
+const MAX_DEFAULT_PARTITIONS_AHEAD = 32;
 /** Default lock wait of one maintenance step before it gives up until the next run, in milliseconds. */
 export const DEFAULT_MAINTENANCE_LOCK_TIMEOUT_MS = 500;
 /** Longest retention accepted, in milliseconds (100 years). */
@@ -51,9 +53,16 @@ export interface MaintainStorageOptions {
   schema?: string;
   /** Retention per kind of data; `{}` only creates partitions. Required. */
   retention: StorageRetention;
-  /** Width of a new partition, in milliseconds. Default {@link DEFAULT_PARTITION_MS}. */
+  /**
+   * Width of a new partition, in milliseconds. Default: the width of the table's newest
+   * partition, so a run with the defaults (every worker's) keeps the width an operator
+   * chose; {@link DEFAULT_PARTITION_MS} for a table without partitions.
+   */
   partitionMs?: number;
-  /** Partitions are created to cover now + `aheadMs`. Default {@link DEFAULT_PARTITION_AHEAD_MS}. */
+  /**
+   * Partitions are created to cover now + `aheadMs`. Default {@link DEFAULT_PARTITION_AHEAD_MS},
+   * or 32 partitions' width when that is less (narrow partitions).
+   */
   aheadMs?: number;
   /**
    * How long one step waits for a table lock before giving up until the next run, in
@@ -187,8 +196,6 @@ export async function maintainStorage(pool: pg.Pool, options: MaintainStorageOpt
   const s = quoteSchema(schema);
   const log = (options.logger ?? silentLogger).child({ component: 'storage-maintenance', schema });
   const nowMs = (options.now ?? new Date()).getTime();
-  const partitionMs = options.partitionMs ?? DEFAULT_PARTITION_MS;
-  const aheadMs = options.aheadMs ?? DEFAULT_PARTITION_AHEAD_MS;
   const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_MAINTENANCE_LOCK_TIMEOUT_MS;
   const empty = (): PartitionMaintenance => ({ created: [], dropped: [], kept: 0, purgedOther: 0 });
   const result: StorageMaintenance = { inbox: empty(), deadLetters: empty(), halfMessageDecisions: empty(), sagas: empty(), skipped: 0 };
@@ -240,6 +247,9 @@ export async function maintainStorage(pool: pg.Pool, options: MaintainStorageOpt
       const leader = t.tables[0]!;
       const bound = (ms: number): string => (t.kind === 'uuid' ? uuidAtMs(ms) : new Date(ms).toISOString());
       const existing = await listPartitions(client, s, t);
+      const newest = existing.at(-1);
+      const partitionMs = options.partitionMs ?? (newest ? newest.toMs - newest.fromMs : DEFAULT_PARTITION_MS);
+      const aheadMs = options.aheadMs ?? Math.min(DEFAULT_PARTITION_AHEAD_MS, MAX_DEFAULT_PARTITIONS_AHEAD * partitionMs);
       for (const range of missingRanges(existing, nowMs, partitionMs, aheadMs)) {
         const name = partitionName(leader, range.fromMs);
         const from = bound(range.fromMs);
