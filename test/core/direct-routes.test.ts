@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { addDirectRoute, listDirectRoutes, removeDirectRoute } from '@sagabox/core/admin';
+import fc from 'fast-check';
+import { idSlot } from '../../packages/core/src/publish/publish-sql.js';
 import { topicMatcher, topicPatternRegex } from '../../packages/core/src/publish/topic-name.js';
 import {
   createWorker,
@@ -83,6 +85,31 @@ describe('direct routes', () => {
     expect(await removeDirectRoute(p, { topic: 'idem.*', queue: 'd-idem' })).toBe(false);
     const later = await inTx((c) => publish(c, { topic: 'idem.x', payload: 3 }));
     expect(await inOutbox(later.ids)).toBe(1);
+  });
+
+  it('writes a routed message into the ring slot its id names, once per queue of the topic\'s routes', async () => {
+    await addDirectRoute(p, { topic: 'slot.*', queue: 'd-slot-a' });
+    await addDirectRoute(p, { topic: 'slot.#', queue: 'd-slot-b' });
+    // The first publish learns the topic is routed; the rest take the slot-only statement.
+    const results = [];
+    for (let n = 0; n < 12; n++) results.push(await inTx((c) => publish(c, { topic: 'slot.x', payload: { n } })));
+    const ids = results.flatMap((r) => r.ids);
+    expect(results.flatMap((r) => r.inserted)).toEqual(ids);
+    const { rows } = await p.query<{ queue: string; id: string; part: number; slot: number }>(
+      'SELECT queue, id, part, sagabox.queue_part(id) AS slot FROM sagabox.queue_messages WHERE id = ANY($1) ORDER BY seq', [ids]);
+    expect(rows.map((r) => r.id).sort()).toEqual([...ids, ...ids].sort());
+    for (const r of rows) expect(r.part).toBe(r.slot);
+    expect(await inOutbox(ids)).toBe(0);
+    // A repeat is dropped in both queues.
+    expect((await inTx((c) => publish(c, { id: ids[3]!, topic: 'slot.x', payload: 'again' }))).inserted).toEqual([]);
+    expect(await queued('d-slot-a', ids)).toBe(12);
+    expect(await queued('d-slot-b', ids)).toBe(12);
+  });
+
+  it('computes in JavaScript the same ring slot as queue_part in SQL, for any UUID', async () => {
+    const uuids = fc.sample(fc.uuid(), 500);
+    const { rows } = await p.query<{ slot: number }>('SELECT sagabox.queue_part(u) AS slot FROM unnest($1::uuid[]) WITH ORDINALITY AS t(u, n) ORDER BY n', [uuids]);
+    expect(rows.map((r) => r.slot)).toEqual(uuids.map((u) => idSlot(u.toLowerCase())));
   });
 
   it('follows routes added and removed while a process keeps publishing the same topic', async () => {

@@ -54,6 +54,34 @@ export const publishSql = statementsFor((s) => ({
          OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l)
     )${routeLocked(s)}`,
 
+  /**
+   * One message of a topic last seen on a direct route, written straight into its ring
+   * slot's partition (index = the slot, {@link idSlot}): no tuple routing, no outbox
+   * insert to set up. It takes seq from the parent's identity itself: a partition of
+   * PostgreSQL 15 and 16 has no identity of its own. $1-$9 as `insertOutbox`, $10 whether to NOTIFY, $11 the queue
+   * channel. A row per queue written; one row with a null id when no direct route
+   * matches any more (publish then runs `routeOne`); none when every queue had the id.
+   */
+  routeQueued: [0, 1, 2, 3].map((slot) => `
+    WITH locked AS (
+      SELECT $1::uuid AS id, $2::text AS topic, $3::text AS key, $4::jsonb AS payload, $5::jsonb AS headers,
+             $6::timestamptz AS run_at, $7::timestamptz AS expires_at, $8::smallint AS priority, $9::text AS group_key
+      WHERE $3::text IS NULL
+         OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l)
+    ), routed AS (
+      SELECT i.*, r.queue FROM locked i JOIN ${s}.direct_routes r ON ('.' || i.topic) ~ r.topic_regex
+    ), queued AS (
+      INSERT INTO ${s}.queue_messages_${slot} (seq, queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
+      OVERRIDING SYSTEM VALUE
+      SELECT nextval('${s}.queue_messages_seq_seq'::regclass), queue, id, ${slot}, topic, key, payload, headers, coalesce(run_at, now()), expires_at, now(), priority, group_key
+      FROM routed
+      ON CONFLICT (queue, id, part) DO NOTHING
+      RETURNING id, queue
+    )
+    SELECT id, CASE WHEN $10::boolean THEN pg_notify($11::text, queue) END AS notified FROM queued
+    UNION ALL
+    SELECT NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM routed)`),
+
   /** `routeOne` for many messages: $1-$9 one array per column, in publish order; $10-$12 as `routeOne`. */
   routeMany: `
     WITH input AS (
@@ -92,4 +120,13 @@ function routeLocked(s: string): string {
     SELECT id, false AS queued, CASE WHEN $10::boolean THEN pg_notify($11::text, '') END AS notified FROM stored
     UNION ALL
     SELECT id, true, CASE WHEN $10::boolean THEN pg_notify($12::text, queue) END FROM queued`;
+}
+
+/**
+ * The ring slot of queue_messages a message id goes to: what the migration's
+ * queue_part(id) computes, bits 2-3 of the id's fifth byte (bits 10-11 of a UUIDv7's
+ * milliseconds). The id is a checked UUID in canonical form.
+ */
+export function idSlot(id: string): number {
+  return (parseInt(id.slice(9, 11), 16) >> 2) & 3;
 }

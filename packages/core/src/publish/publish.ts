@@ -3,7 +3,7 @@ import { toRunQuery, type Executor } from '../shared/executor.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
 import { assertNoProblems, checkInt } from '../shared/retry-policy.js';
 import { outboxChannel, queueChannel } from '../shared/channels.js';
-import { publishSql } from './publish-sql.js';
+import { idSlot, publishSql } from './publish-sql.js';
 import type { TopicRegistry } from './define-topics.js';
 import { startPublishSpans } from './publish-spans.js';
 
@@ -203,6 +203,15 @@ async function insert(db: Executor, encoded: EncodedMessage[], ids: string[], sc
     if (notify) values.push(outboxChannel(schema));
     const rows = await run<{ id: string }>(notify ? sql.insertOutboxNotify : sql.insertOutbox, values, prepare);
     if (rows.length > 0) return { ids, inserted: ids };
+  }
+  if (one && routedTopics.has(`${schema}\u0000${encoded[0]!.topic}`)) {
+    const m = encoded[0]!;
+    const values: unknown[] = [m.id, m.topic, m.key, m.payload, m.headers, m.availableAt, m.expiresAt, m.priority, m.group, notify, queueChannel(schema)];
+    const rows = await run<{ id: string | null }>(sql.routeQueued[idSlot(m.id)]!, values, prepare);
+    if (rows.length === 0) return { ids, inserted: [] };
+    if (rows[0]!.id !== null) return { ids, inserted: ids };
+    // Its routes were removed: the routing statement below sends it to the outbox.
+    routedTopics.delete(`${schema}\u0000${m.topic}`);
   }
   // One message binds scalars, several bind one array per column (unnest).
   const column = (pick: (m: (typeof encoded)[number]) => unknown): unknown => (one ? pick(encoded[0]!) : encoded.map(pick));
