@@ -88,7 +88,7 @@ async function churn(job: ChurnJob): Promise<ChurnReport> {
 
   // Maintenance as a cron job running `sagabox storage maintain` would do it, with the
   // retention shortened. It runs before anything else, so the short partitions exist
-  // before the workers' own maintenance (day-wide partitions) looks at the tables.
+  // before the workers' own maintenance (which keeps the newest partition's width) runs.
   const retention = { inboxMs: job.retentionMs, deadLettersMs: job.retentionMs, halfMessageDecisionsMs: job.retentionMs, sagasMs: job.retentionMs };
   let partitionsCreated = 0;
   let partitionsDropped = 0;

@@ -29,8 +29,8 @@ export function churnSettings(options: BenchOptions): ChurnResults['settings'] {
     failEvery: 200,
     retentionMs: options.churnRetentionMs,
     partitionMs,
-    // The workers' (and the orchestrator's) own maintenance creates day-wide partitions
-    // after the last existing one; covering the whole run first keeps it out of the run.
+    // The whole run's partitions are made before it starts, so that creating them is
+    // not part of any measured window.
     aheadMs: options.churnMs + DRAIN_TIMEOUT_MS + 2 * 60_000,
     concurrency: 10,
   };
