@@ -7,6 +7,7 @@ import pg from 'pg';
 import type { ChildJob, ChildReport, DrainReport, LatencyReport } from './child-protocol.js';
 import { INSERT_ORDER_SQL } from './databases.js';
 import { preciseNow } from './latency.js';
+import { openProducerConnections } from './open-loop.js';
 import { findVariant, loadVariants } from './registry.js';
 import { RssSampler } from './rss-sampler.js';
 
@@ -94,24 +95,7 @@ async function latency(job: Extract<ChildJob, { kind: 'latency' }>): Promise<Lat
   const publisher = await variant.openPublisher(job.url);
   // Open loop: a transaction starts when it is due, on any idle producer connection,
   // so a slow publish does not lower the offered rate (up to PRODUCERS in flight).
-  const producers = await Promise.all(
-    Array.from({ length: PRODUCERS }, async () => {
-      const client = new pg.Client({ connectionString: job.url });
-      await client.connect();
-      return client;
-    }),
-  );
-  const idle = [...producers];
-  const waiters: ((client: pg.Client) => void)[] = [];
-  const acquire = (): Promise<pg.Client> => {
-    const client = idle.pop();
-    return client !== undefined ? Promise.resolve(client) : new Promise((resolve) => waiters.push(resolve));
-  };
-  const release = (client: pg.Client): void => {
-    const waiter = waiters.shift();
-    if (waiter !== undefined) waiter(client);
-    else idle.push(client);
-  };
+  const { clients: producers, acquire, release } = await openProducerConnections(job.url, PRODUCERS);
   const sampler = new RssSampler();
   sampler.start(100);
   await consumer.start();

@@ -12,6 +12,38 @@ export interface OpenLoopResult {
   producingMs: number;
 }
 
+/** `size` connections to `url` handed out one transaction at a time: `acquire` waits for an idle one. */
+export interface ProducerConnections {
+  clients: pg.Client[];
+  acquire: () => Promise<pg.Client>;
+  release: (client: pg.Client) => void;
+}
+
+/** Opens the connections of an open-loop producer (see {@link openLoop}). */
+export async function openProducerConnections(url: string, size: number): Promise<ProducerConnections> {
+  const clients = await Promise.all(
+    Array.from({ length: size }, async () => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      return client;
+    }),
+  );
+  const idle = [...clients];
+  const waiters: ((client: pg.Client) => void)[] = [];
+  return {
+    clients,
+    acquire: () => {
+      const client = idle.pop();
+      return client !== undefined ? Promise.resolve(client) : new Promise((resolve) => waiters.push(resolve));
+    },
+    release: (client) => {
+      const waiter = waiters.shift();
+      if (waiter !== undefined) waiter(client);
+      else idle.push(client);
+    },
+  };
+}
+
 /**
  * Open-loop producer: transaction n is due at t0 + (n - 1) / rate and starts then on
  * any idle one of `producers` connections (later when all are busy: a producer that
@@ -27,24 +59,7 @@ export async function openLoop(
   onCommitted: (n: number, dueWall: number, commitWall: number) => void,
   producers = 4,
 ): Promise<OpenLoopResult> {
-  const clients = await Promise.all(
-    Array.from({ length: producers }, async () => {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      return client;
-    }),
-  );
-  const idle = [...clients];
-  const waiters: ((client: pg.Client) => void)[] = [];
-  const acquire = (): Promise<pg.Client> => {
-    const client = idle.pop();
-    return client !== undefined ? Promise.resolve(client) : new Promise((resolve) => waiters.push(resolve));
-  };
-  const release = (client: pg.Client): void => {
-    const waiter = waiters.shift();
-    if (waiter !== undefined) waiter(client);
-    else idle.push(client);
-  };
+  const { clients, acquire, release } = await openProducerConnections(url, producers);
   const intervalMs = 1000 / rate;
   const inFlight = new Set<Promise<void>>();
   let producerError: unknown;
