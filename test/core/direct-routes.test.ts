@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { addDirectRoute, listDirectRoutes, removeDirectRoute } from '@sagabox/core/admin';
 import fc from 'fast-check';
-import { idSlot } from '../../packages/core/src/publish/publish-sql.js';
+import { idSlot, publishSql } from '../../packages/core/src/publish/publish-sql.js';
 import { topicMatcher, topicPatternRegex } from '../../packages/core/src/publish/topic-name.js';
 import {
   createWorker,
@@ -104,6 +104,12 @@ describe('direct routes', () => {
     expect((await inTx((c) => publish(c, { id: ids[3]!, topic: 'slot.x', payload: 'again' }))).inserted).toEqual([]);
     expect(await queued('d-slot-a', ids)).toBe(12);
     expect(await queued('d-slot-b', ids)).toBe(12);
+  });
+
+  it('names the identity sequence of queue_messages as the migrations made it (the slot statement calls its nextval)', async () => {
+    const { rows } = await p.query<{ seq: string }>(`SELECT pg_get_serial_sequence('sagabox.queue_messages', 'seq') AS seq`);
+    expect(rows[0]!.seq).toBe('sagabox.queue_messages_seq_seq');
+    expect(publishSql('sagabox').routeQueued.every((text) => text.includes(`nextval('"sagabox".queue_messages_seq_seq'::regclass)`))).toBe(true);
   });
 
   it('computes in JavaScript the same ring slot as queue_part in SQL, for any UUID', async () => {
