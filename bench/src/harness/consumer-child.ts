@@ -5,9 +5,8 @@
  */
 import pg from 'pg';
 import type { ChildJob, ChildReport, DrainReport, LatencyReport } from './child-protocol.js';
-import { INSERT_ORDER_SQL } from './databases.js';
 import { preciseNow } from './latency.js';
-import { openProducerConnections } from './open-loop.js';
+import { openProducerConnections, produceOne } from './open-loop.js';
 import { findVariant, loadVariants } from './registry.js';
 import { RssSampler } from './rss-sampler.js';
 
@@ -113,14 +112,10 @@ async function latency(job: Extract<ChildJob, { kind: 'latency' }>): Promise<Lat
     const client = await acquire();
     const txn = (async () => {
       try {
-        await client.query('BEGIN');
-        await client.query(INSERT_ORDER_SQL, ['latency', n]);
-        await publisher.publish(client, n);
-        await client.query('COMMIT');
+        await produceOne(client, publisher, 'latency', n);
         committedAt[n] = preciseNow();
       } catch (error) {
         producerError ??= error;
-        await client.query('ROLLBACK').catch(() => undefined);
       } finally {
         release(client);
       }

@@ -45,6 +45,22 @@ export async function openProducerConnections(url: string, size: number): Promis
 }
 
 /**
+ * One producer transaction: BEGIN; INSERT INTO orders (`label`, n); publish n; COMMIT.
+ * On failure it rolls back and rethrows.
+ */
+export async function produceOne(client: pg.Client, publisher: Publisher, label: string, n: number): Promise<void> {
+  try {
+    await client.query('BEGIN');
+    await client.query(INSERT_ORDER_SQL, [label, n]);
+    await publisher.publish(client, n);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
  * Open-loop producer: transaction n is due at t0 + (n - 1) / rate and starts then on
  * any idle one of `producers` connections (later when all are busy: a producer that
  * falls behind shows as a lower achieved rate and as latency, since latency counts from
@@ -81,15 +97,11 @@ export async function openLoop(
       }
       const txn = (async () => {
         try {
-          await client.query('BEGIN');
-          await client.query(INSERT_ORDER_SQL, ['storage', n]);
-          await publisher.publish(client, n);
-          await client.query('COMMIT');
+          await produceOne(client, publisher, 'storage', n);
           committed += 1;
           onCommitted(n, performance.timeOrigin + due, preciseNow());
         } catch (error) {
           producerError ??= error;
-          await client.query('ROLLBACK').catch(() => undefined);
         } finally {
           release(client);
         }

@@ -12,6 +12,16 @@ import { statementsFor } from '../shared/statements.js';
 // same queue key or the consumers' inbox: the outbox has no unique index on id, which
 // would cost every publish.
 
+// One message as the row `locked`, its key's lock taken ($1-$9 as `insertOutbox`).
+const LOCK_ONE = `
+    WITH locked AS (
+      SELECT $1::uuid AS id, $2::text AS topic, $3::text AS key, $4::jsonb AS payload, $5::jsonb AS headers,
+             $6::timestamptz AS run_at, $7::timestamptz AS expires_at, $8::smallint AS priority, $9::text AS group_key,
+             1 AS ord
+      WHERE $3::text IS NULL
+         OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l)
+    )`;
+
 /** The statements of {@link publish} for one schema. */
 export const publishSql = statementsFor((s) => ({
   /**
@@ -45,14 +55,7 @@ export const publishSql = statementsFor((s) => ({
    * outbox channel, $12 the queue channel (payload: the queue). One row per queue written
    * (`queued`) or for the outbox row.
    */
-  routeOne: `
-    WITH locked AS (
-      SELECT $1::uuid AS id, $2::text AS topic, $3::text AS key, $4::jsonb AS payload, $5::jsonb AS headers,
-             $6::timestamptz AS run_at, $7::timestamptz AS expires_at, $8::smallint AS priority, $9::text AS group_key,
-             1 AS ord
-      WHERE $3::text IS NULL
-         OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l)
-    )${routeLocked(s)}`,
+  routeOne: `${LOCK_ONE}${routeLocked(s)}`,
 
   /**
    * One message of a topic last seen on a direct route, written straight into its ring
@@ -62,13 +65,7 @@ export const publishSql = statementsFor((s) => ({
    * channel. A row per queue written; one row with a null id when no direct route
    * matches any more (publish then runs `routeOne`); none when every queue had the id.
    */
-  routeQueued: [0, 1, 2, 3].map((slot) => `
-    WITH locked AS (
-      SELECT $1::uuid AS id, $2::text AS topic, $3::text AS key, $4::jsonb AS payload, $5::jsonb AS headers,
-             $6::timestamptz AS run_at, $7::timestamptz AS expires_at, $8::smallint AS priority, $9::text AS group_key
-      WHERE $3::text IS NULL
-         OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l)
-    ), routed AS (
+  routeQueued: [0, 1, 2, 3].map((slot) => `${LOCK_ONE}, routed AS (
       SELECT i.*, r.queue FROM locked i JOIN ${s}.direct_routes r ON ('.' || i.topic) ~ r.topic_regex
     ), queued AS (
       INSERT INTO ${s}.queue_messages_${slot} (seq, queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
