@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { resolveOptions } from '../../bench/src/harness/options.js';
+import { loadVariants } from '../../bench/src/harness/registry.js';
+import { loadStorageSystems } from '../../bench/src/harness/storage-system.js';
 
 const resolve = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
   const o = resolveOptions(argv, env);
@@ -64,5 +66,19 @@ describe('bench options', () => {
     expect(message).toContain('--churn-rate must be a number >= 2');
     expect(message).toContain('--churn-saga-rate must be a number >= 0');
     expect(message).toContain('--churn-minutes must be a number');
+  });
+});
+
+describe('bench system selection', () => {
+  it('runs both sagabox storage systems and the peers by default, and --variants picks among them', async () => {
+    expect((await loadStorageSystems('all')).systems.map((s) => s.id)).toEqual(['sagabox', 'sagabox_outbox', 'graphile', 'pgboss']);
+    expect((await loadStorageSystems('sagabox', ['sagabox_outbox'])).systems.map((s) => s.id)).toEqual(['sagabox_outbox']);
+    expect((await loadStorageSystems('all', ['pgboss', 'sagabox'])).systems.map((s) => s.id)).toEqual(['sagabox', 'pgboss']);
+  });
+
+  it('accepts a storage system as --variants and still refuses an unknown id', async () => {
+    const loaded = await loadVariants('sagabox', ['sagabox_outbox']);
+    expect(Object.values(loaded.variants).flat()).toEqual([]);
+    await expect(loadVariants('all', ['sagabox_outbox', 'nope'])).rejects.toThrow('--variants: no variant nope');
   });
 });

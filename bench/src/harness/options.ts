@@ -65,8 +65,10 @@ const HELP = `Usage: npm run bench -- [options]
 
   --quick                   short smoke run (about a minute)
   --only all|peers|sagabox  which systems to run (default all); alias --systems
-  --variants IDS            only these variants of W1, W2, W2r and W3, by id (comma-separated,
-                            e.g. graphile_batched,sagabox_inbox); the others are left out
+  --variants IDS            only these variants of W1, W2, W2r and W3, or systems of the
+                            storage workloads (sagabox, sagabox_outbox, graphile, pgboss),
+                            by id (comma-separated, e.g. graphile_batched,
+                            sagabox_inbox); the others are left out
   --workloads LIST          of w1,w2,w2r,w3,saga,rabbitmq,nats,snapshot,backlog,churn (default all
                             but snapshot, backlog and churn; the bare word storage means
                             snapshot and backlog)

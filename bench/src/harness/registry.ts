@@ -2,6 +2,7 @@ import type { SystemSelection } from './options.js';
 import { graphileDrainBatched, graphileDrainDefault, graphileLatency, graphileProducer } from '../peers/graphile-worker.js';
 import { pgBossDrainBatch500, pgBossDrainDefaults, pgBossDrainLoops10, pgBossLatencyNotify, pgBossLatencyPolling, pgBossProducer } from '../peers/pg-boss.js';
 import { businessOnly, plainSecondInsert } from '../peers/plain-sql.js';
+import { loadStorageSystems } from './storage-system.js';
 import type { Variant, VariantSet } from './variant.js';
 
 /** The floors and peers of every workload, in table order. */
@@ -23,12 +24,14 @@ export interface LoadedVariants {
 /**
  * Loads the variants for a selection. sagabox comes in through a dynamic import, so
  * a core that does not build yet costs the sagabox rows, not the whole run. `ids`
- * (`--variants`) keeps only the variants with those ids.
+ * (`--variants`) keeps only the variants with those ids; an id may also name a system of
+ * the storage workloads, which pick theirs in storage-system.ts.
  */
 export async function loadVariants(systems: SystemSelection, ids?: readonly string[]): Promise<LoadedVariants> {
   const loaded = await loadSystems(systems);
   if (ids === undefined) return loaded;
-  const unknown = ids.filter((id) => !Object.values(loaded.variants).some((list: Variant[]) => list.some((v) => v.id === id)));
+  const storageIds = (await loadStorageSystems('all')).systems.map((s) => s.id);
+  const unknown = ids.filter((id) => !storageIds.includes(id) && !Object.values(loaded.variants).some((list: Variant[]) => list.some((v) => v.id === id)));
   if (unknown.length > 0 && loaded.sagaboxSkipped === undefined) throw new Error(`--variants: no variant ${unknown.join(', ')}`);
   const pick = (list: Variant[]): Variant[] => list.filter((v) => ids.includes(v.id));
   const { w1, w2, w2r, w3 } = loaded.variants;

@@ -26,15 +26,19 @@ export interface StorageSystem {
   openConsumer(url: string, queue: string, options: ConsumerOptions): Promise<Consumer>;
 }
 
-/** The systems of a selection, sagabox first; sagabox is skipped (with the reason) when its module does not load. */
-export async function loadStorageSystems(systems: SystemSelection): Promise<{ systems: StorageSystem[]; sagaboxSkipped?: string }> {
+/**
+ * The systems of a selection, sagabox's two (direct route, outbox) first, then those of
+ * `ids` alone when given; sagabox is skipped (with the reason) when its module does not load.
+ */
+export async function loadStorageSystems(systems: SystemSelection, ids?: readonly string[]): Promise<{ systems: StorageSystem[]; sagaboxSkipped?: string }> {
+  const only = (list: StorageSystem[]) => (ids === undefined ? list : list.filter((s) => ids.includes(s.id)));
   const peers = systems === 'sagabox' ? [] : [graphileStorage, pgBossStorage];
-  if (systems === 'peers') return { systems: peers };
+  if (systems === 'peers') return { systems: only(peers) };
   try {
-    const module = (await import('../sagabox/storage.js')) as { sagaboxStorage: StorageSystem };
-    return { systems: [module.sagaboxStorage, ...peers] };
+    const module = (await import('../sagabox/storage.js')) as { sagaboxStorage: StorageSystem; sagaboxOutboxStorage: StorageSystem };
+    return { systems: only([module.sagaboxStorage, module.sagaboxOutboxStorage, ...peers]) };
   } catch (error) {
-    return { systems: peers, sagaboxSkipped: error instanceof Error ? error.message.split('\n')[0] : String(error) };
+    return { systems: only(peers), sagaboxSkipped: error instanceof Error ? error.message.split('\n')[0] : String(error) };
   }
 }
 

@@ -107,7 +107,7 @@ async function runBacklog(adminUrl: string, options: BenchOptions, systems: Stor
 
 /** Runs the storage workloads that `options.workloads` names. */
 export async function runStorageWorkloads(options: BenchOptions, progress: Progress): Promise<{ results: StorageResults; sagaboxSkipped?: string }> {
-  const loaded = await loadStorageSystems(options.systems);
+  const loaded = await loadStorageSystems(options.systems, options.variantIds);
   if (loaded.sagaboxSkipped !== undefined) progress(`storage workloads: sagabox skipped: ${loaded.sagaboxSkipped}`);
   const own = options.server === 'own' ? await startOwnPostgres() : undefined;
   const adminUrl = own?.url ?? options.databaseUrl;
