@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { resolveOptions } from '../../bench/src/harness/options.js';
 import { loadVariants } from '../../bench/src/harness/registry.js';
 import { loadStorageSystems } from '../../bench/src/harness/storage-system.js';
@@ -80,5 +81,15 @@ describe('bench system selection', () => {
     const loaded = await loadVariants('sagabox', ['sagabox_outbox']);
     expect(Object.values(loaded.variants).flat()).toEqual([]);
     await expect(loadVariants('all', ['sagabox_outbox', 'nope'])).rejects.toThrow('--variants: no variant nope');
+  });
+});
+
+describe('bench environment', () => {
+  it('reads the versions of the packages it compares from the hoisted node_modules', async () => {
+    const { installedVersion } = await import('../../bench/src/harness/environment.js');
+    const pgVersion = (JSON.parse(readFileSync(new URL('../../node_modules/pg/package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    expect(installedVersion('pg')).toBe(pgVersion);
+    expect(installedVersion('graphile-worker')).toMatch(/^\d+\.\d+\.\d+/);
+    expect(installedVersion('no-such-package-here')).toBe('not installed');
   });
 });

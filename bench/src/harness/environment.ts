@@ -29,7 +29,7 @@ const SETTINGS = [
   'autovacuum',
 ];
 
-const benchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const benchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Reads an installed package's version from bench/node_modules or the hoisted root node_modules. */
 export function installedVersion(name: string): string {
