@@ -65,7 +65,7 @@ describe('createWorker: the first statement goes out with BEGIN', () => {
     }
   });
 
-  it('handles a batch one message at a time after a handler failed, each BEGIN going out with the fence', async () => {
+  it('handles the rest of a batch in transactions of its own after a handler failed, each BEGIN going out with its first statement', async () => {
     const wp = new pg.Pool({ connectionString: db.url, max: 2, connectionTimeoutMillis: 10_000 });
     wp.on('error', () => {});
     const { pool: counted, clients } = countingPool(wp);
@@ -84,7 +84,7 @@ describe('createWorker: the first statement goes out with BEGIN', () => {
       await p.query(`INSERT INTO sagabox.queue_messages (queue, id, topic, payload, created_at)
                      SELECT 'alone', gen_random_uuid(), 'a.x', jsonb_build_object('n', g), now() FROM generate_series(0, 2) g`);
       await worker.runOnce();
-      // The batch stopped at message 1; 2 was handled on its own, in a transaction of its own.
+      // The batch stopped at message 1; 2 was handled after it, in a transaction of its own.
       expect(handled).toContain(2);
       expect(clients.flatMap((c) => c.sent).filter((s) => s.text === 'BEGIN').length).toBeGreaterThanOrEqual(3);
       // Every BEGIN went out pipelined, with its transaction's first statement.

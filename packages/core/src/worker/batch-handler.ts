@@ -130,12 +130,16 @@ function createWatchdog(timeoutMs: number): Watchdog {
 /**
  * The batch handler. A batch is first handled in one transaction (fence, inbox, every
  * handler, ack: one commit for the batch). When a handler fails, asks for a retry,
- * returns something unusable or times out, its verdict is known and the transaction
- * is rolled back (or abandoned, on a timeout); so it is when a statement fails. The
- * batch's other messages are then handled one by one, each in its own transaction, so
- * one message never holds another back, and a message that fails in a way no handler
- * reported (a statement of its transaction, its commit) gets that failure as its verdict.
- * Every verdict is recorded; attempts never pass `retry.maxAttempts`.
+ * returns something unusable or times out, its verdict is known and recorded, and the
+ * transaction is rolled back (or abandoned, on a timeout), taking the work of the
+ * messages handled before it along. Those are handled again in one transaction, and the
+ * messages after it in another, split the same way at their own first failure; so a
+ * poison message costs its batch a transaction or two, not a commit per message. A
+ * batch that fails again once split, or a transaction one of whose statements fails,
+ * leaves its messages to be handled one by one, each in its own transaction, where a
+ * message that fails in a way no handler reported (a statement of its transaction, its
+ * commit) gets that failure as its verdict. One message never holds another back. Every
+ * verdict is recorded; attempts never pass `retry.maxAttempts`.
  */
 export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
   const { pool, queue, consumer, retry } = o;
@@ -291,13 +295,14 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
   /**
    * The whole batch in one transaction. Resolves to the verdicts when it committed, or
    * to what is known when it did not: `failed`, the verdict of the message whose
-   * handler ended it (none when a statement failed).
+   * handler ended it (none when a statement failed), and `called`, the messages it went
+   * through up to that one. `receivedAt` as for `call`, for every message.
    */
   const inOneTransaction = async (
     claimed: ClaimedRow[],
     lease: Lease,
     pre: Map<string, Verdict>,
-    receivedAt: number,
+    receivedAt: number | undefined,
   ): Promise<{ committed: true; verdicts: Map<string, Verdict> } | { committed: false; failed?: { id: string; verdict: Verdict }; called: Set<string> }> => {
     // Nothing known before handling (the usual batch): every message is to be acked
     // unless a handler fails, which ends this transaction anyway, so the first
@@ -347,6 +352,12 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
           continue;
         }
         const c = await call(r, tx.client, watchdog, receivedAt);
+        if (c.kind === 'threw' && (c.error as { code?: unknown } | null)?.code === '25P02') {
+          // The transaction was aborted already, maybe by an earlier handler that swallowed
+          // a failed statement: no verdict here; handled alone, each message gets its own.
+          await tx.rollback();
+          return { committed: false, called: new Set(rows.slice(0, called).map((c) => c.id)) };
+        }
         const verdict = verdictOf(r, c);
         if (verdict) {
           if (c.kind === 'timeout') {
@@ -418,6 +429,49 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
     return (await record([r], new Map([[r.id, verdict]]), lease)).get(r.id);
   };
 
+  /**
+   * The rest of a transaction that did not commit (`rest`: its messages without a
+   * verdict yet, in claim order), into `verdicts`. After a handler's failure, those it
+   * had handled go again in one transaction and those it had not in another; a batch
+   * that is itself such a second run (`again`), or one a statement ended, goes one by
+   * one, so each message is called at most twice in a batch and once alone.
+   */
+  const afterFailure = async (
+    rest: ClaimedRow[],
+    failed: { failed?: unknown; called: Set<string> },
+    again: boolean,
+    lease: Lease,
+    receivedAt: number,
+    verdicts: Map<string, Verdict>,
+  ): Promise<void> => {
+    if (failed.failed === undefined || again) {
+      for (const r of rest) {
+        const v = await alone(r, lease, again || failed.called.has(r.id) ? undefined : receivedAt);
+        if (v) verdicts.set(r.id, v);
+      }
+      return;
+    }
+    const before = rest.filter((r) => failed.called.has(r.id));
+    const after = rest.filter((r) => !failed.called.has(r.id));
+    if (before.length > 0) await inBatch(before, true, lease, receivedAt, verdicts);
+    if (after.length > 0) await inBatch(after, false, lease, receivedAt, verdicts);
+  };
+
+  /** `rows` (none with a verdict yet) in one transaction, then as {@link afterFailure} says when it did not commit. */
+  const inBatch = async (rows: ClaimedRow[], again: boolean, lease: Lease, receivedAt: number, verdicts: Map<string, Verdict>): Promise<void> => {
+    const outcome = await inOneTransaction(rows, lease, new Map(), again ? undefined : receivedAt);
+    if (outcome.committed) {
+      for (const [id, v] of outcome.verdicts) verdicts.set(id, v);
+      return;
+    }
+    const f = outcome.failed;
+    if (f !== undefined) {
+      const recorded = await record(rows.filter((r) => r.id === f.id), new Map([[f.id, f.verdict]]), lease);
+      for (const [id, v] of recorded) verdicts.set(id, v);
+    }
+    await afterFailure(f === undefined ? rows : rows.filter((r) => r.id !== f.id), outcome, again, lease, receivedAt, verdicts);
+  };
+
   return {
     async handle(claimed, lease) {
       const receivedAt = performance.now();
@@ -428,11 +482,7 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
       const known = new Map(pre);
       if (first.failed) known.set(first.failed.id, first.failed.verdict);
       const verdicts = await record(claimed.filter((r) => known.has(r.id)), known, lease);
-      for (const r of claimed) {
-        if (known.has(r.id)) continue;
-        const v = await alone(r, lease, first.called.has(r.id) ? undefined : receivedAt);
-        if (v) verdicts.set(r.id, v);
-      }
+      await afterFailure(claimed.filter((r) => !known.has(r.id)), first, false, lease, receivedAt, verdicts);
       // The batch is over: it stops counting against max_in_flight.
       if (lease.counted) await pool.query(prepared(sql.releaseBatch, [queue, lease.slot]));
       return verdicts;

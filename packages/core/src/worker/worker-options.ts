@@ -127,7 +127,7 @@ export interface WorkerOptions<P = unknown> {
    * connection (so a handler that ignores the signal holds no row lock and no
    * connection idle in transaction), the message is retried with backoff and, after
    * `retry.maxAttempts`, dead-lettered with reason `timeout`; the batch's other messages
-   * are handled again one by one. May exceed `leaseMs` (the row lock keeps the message).
+   * are handled again, as after any failure (see {@link createWorker}). May exceed `leaseMs` (the row lock keeps the message).
    * Default {@link DEFAULT_HANDLER_TIMEOUT_MS}, or five sixths of `leaseMs` when that is given.
    */
   handlerTimeoutMs?: number;
@@ -314,7 +314,7 @@ export interface WorkerEvents {
   error: [{ error: unknown }];
   /**
    * A handler call ended, whatever its outcome. Once per call: when a failure in a batch
-   * makes the worker handle the batch's messages again one by one, they are called again.
+   * makes the worker handle the messages before it again, they are called again.
    * For metrics (see `@sagabox/telemetry`).
    */
   handlerCalled: [HandlerCall];
