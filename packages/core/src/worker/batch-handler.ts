@@ -3,6 +3,7 @@ import type { TopicRegistry } from '../publish/define-topics.js';
 import { SagaboxError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { prepared } from '../shared/prepared.js';
+import { pipelined } from '../shared/pipelined.js';
 import type { RetryPolicy } from '../shared/retry-policy.js';
 import { CallContext } from './call-context.js';
 import { isHandlerOutcome } from './handler-outcome.js';
@@ -79,6 +80,16 @@ function byClaimOrder(a: ClaimedRow, b: ClaimedRow): number {
 const ACK: Verdict = { kind: 'ack' };
 
 /**
+ * Messages per transaction, each under a savepoint, once a batch's first transaction
+ * failed: the server keeps 64 subtransactions per transaction in shared memory, past
+ * which every snapshot taken anywhere reads pg_subtrans.
+ */
+const SAVEPOINT_CHUNK = 32;
+const SAVEPOINT = 'SAVEPOINT sagabox_message';
+const RELEASE = 'RELEASE SAVEPOINT sagabox_message';
+const ROLLBACK_TO = 'ROLLBACK TO SAVEPOINT sagabox_message';
+
+/**
  * The handler timeout of one transaction's calls, which run one after another: one timer
  * for the transaction rather than one per call (a timer set and cleared per message
  * cost more than a no-op handler). When it fires before the running call's deadline (it
@@ -132,14 +143,13 @@ function createWatchdog(timeoutMs: number): Watchdog {
  * handler, ack: one commit for the batch). When a handler fails, asks for a retry,
  * returns something unusable or times out, its verdict is known and recorded, and the
  * transaction is rolled back (or abandoned, on a timeout), taking the work of the
- * messages handled before it along. Those are handled again in one transaction, and the
- * messages after it in another, split the same way at their own first failure; so a
- * poison message costs its batch a transaction or two, not a commit per message. A
- * batch that fails again once split, or a transaction one of whose statements fails,
- * leaves its messages to be handled one by one, each in its own transaction, where a
- * message that fails in a way no handler reported (a statement of its transaction, its
- * commit) gets that failure as its verdict. One message never holds another back. Every
- * verdict is recorded; attempts never pass `retry.maxAttempts`.
+ * messages handled before it along; so it is when a statement fails. The batch's other
+ * messages are then handled again in transactions of up to {@link SAVEPOINT_CHUNK}, each
+ * handler under a savepoint of its own, so one message never holds another back and a
+ * poison message costs its batch a few commits, not one per message. A message that
+ * fails in a way no handler reported (a statement of its transaction, its commit) gets
+ * that failure as its verdict, handled alone when its transaction failed as a whole.
+ * Every verdict is recorded; attempts never pass `retry.maxAttempts`.
  */
 export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
   const { pool, queue, consumer, retry } = o;
@@ -193,6 +203,13 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
     if (c.kind === 'threw') return failureVerdict(r.attempts, describeFailure(c.error), retry);
     if (isHandlerOutcome(c.value)) return outcomeVerdict(r.attempts, c.value, retry);
     return undefined;
+  };
+
+  /** The verdict of a message whose transaction failed after its handler returned: a statement, or its commit. */
+  const statementVerdict = (r: ClaimedRow, err: unknown): Verdict => {
+    const swallowed = (err as { code?: unknown } | null)?.code === '25P02' || /rolled back at commit/.test(String((err as Error)?.message));
+    const text = describeFailure(err);
+    return failureVerdict(r.attempts, swallowed ? `a statement of the handler failed and the handler went on without rethrowing it, so its transaction could not commit: ${text}` : text, retry);
   };
 
   /** Verdicts that need no handler: expired, invalid payloads (with topics), attempts used up. */
@@ -296,13 +313,13 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
    * The whole batch in one transaction. Resolves to the verdicts when it committed, or
    * to what is known when it did not: `failed`, the verdict of the message whose
    * handler ended it (none when a statement failed), and `called`, the messages it went
-   * through up to that one. `receivedAt` as for `call`, for every message.
+   * through up to that one.
    */
   const inOneTransaction = async (
     claimed: ClaimedRow[],
     lease: Lease,
     pre: Map<string, Verdict>,
-    receivedAt: number | undefined,
+    receivedAt: number,
   ): Promise<{ committed: true; verdicts: Map<string, Verdict> } | { committed: false; failed?: { id: string; verdict: Verdict }; called: Set<string> }> => {
     // Nothing known before handling (the usual batch): every message is to be acked
     // unless a handler fails, which ends this transaction anyway, so the first
@@ -420,9 +437,7 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
       if (tx === undefined && !isServerError(err)) throw err;
       // A statement or the commit failed: the handler's writes went with the transaction.
       await tx?.rollback();
-      const swallowed = (err as { code?: unknown } | null)?.code === '25P02' || /rolled back at commit/.test(String((err as Error)?.message));
-      const text = describeFailure(err);
-      verdict = failureVerdict(r.attempts, swallowed ? `a statement of the handler failed and the handler went on without rethrowing it, so its transaction could not commit: ${text}` : text, retry);
+      verdict = statementVerdict(r, err);
     } finally {
       watchdog.stop();
     }
@@ -430,46 +445,80 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
   };
 
   /**
-   * The rest of a transaction that did not commit (`rest`: its messages without a
-   * verdict yet, in claim order), into `verdicts`. After a handler's failure, those it
-   * had handled go again in one transaction and those it had not in another; a batch
-   * that is itself such a second run (`again`), or one a statement ended, goes one by
-   * one, so each message is called at most twice in a batch and once alone.
+   * Up to {@link SAVEPOINT_CHUNK} messages of a batch whose first transaction did not
+   * commit, in one transaction, each handler under a savepoint of its own: a failing
+   * handler rolls back to it, taking its inbox row and writes along and no one else's,
+   * and a handler that swallowed a failed statement is found when its savepoint will not
+   * release. Few enough savepoints that the server's per-transaction cache of
+   * subtransactions never overflows (which would slow every snapshot in the database).
+   * When the transaction itself fails (a timeout, which ends it; a statement; its
+   * commit), the verdict known is recorded and the others are handled alone.
+   * `receivedAt` as for `call`, per message.
    */
-  const afterFailure = async (
-    rest: ClaimedRow[],
-    failed: { failed?: unknown; called: Set<string> },
-    again: boolean,
-    lease: Lease,
-    receivedAt: number,
-    verdicts: Map<string, Verdict>,
-  ): Promise<void> => {
-    if (failed.failed === undefined || again) {
-      for (const r of rest) {
-        const v = await alone(r, lease, again || failed.called.has(r.id) ? undefined : receivedAt);
-        if (v) verdicts.set(r.id, v);
+  const inChunk = async (rows: ClaimedRow[], lease: Lease, receivedAt: (r: ClaimedRow) => number | undefined, verdicts: Map<string, Verdict>): Promise<void> => {
+    let tx: WorkerTransaction | undefined;
+    let fenced: ClaimedRow[] = rows;
+    const watchdog = createWatchdog(o.handlerTimeoutMs);
+    const known = new Map<string, Verdict>();
+    let failed: { id: string; verdict: Verdict } | undefined;
+    try {
+      const begun = await beginTransaction<{ id: string }>(pool, log, prepared(sql.fence, [queue, rows.map((r) => r.id), lease.token]));
+      tx = begun.tx;
+      fenced = keepFenced(rows, begun.first.rows.map((v) => v.id));
+      for (const r of fenced) {
+        if (o.inbox) {
+          const [, inbox] = await pipelined(tx.client, [SAVEPOINT, prepared(sql.inboxInsertOne, [consumer, r.id])]);
+          if (inbox!.rowCount === 0) {
+            await tx.client.query(RELEASE);
+            known.set(r.id, ACK);
+            continue;
+          }
+        } else await tx.client.query(SAVEPOINT);
+        const c = await call(r, tx.client, watchdog, receivedAt(r));
+        let verdict = verdictOf(r, c);
+        if (c.kind === 'timeout') {
+          failed = { id: r.id, verdict: verdict! };
+          const ended = tx;
+          tx = undefined;
+          await ended.abandon();
+          break;
+        }
+        if (verdict === undefined) {
+          try {
+            await tx.client.query(RELEASE);
+            known.set(r.id, ACK);
+            continue;
+          } catch (err) {
+            if ((err as { code?: unknown } | null)?.code !== '25P02') throw err;
+            verdict = statementVerdict(r, err);
+          }
+        }
+        await tx.client.query(ROLLBACK_TO);
+        known.set(r.id, verdict);
       }
-      return;
+      if (tx !== undefined) {
+        await settle(tx.client, fenced, known, null);
+        await tx.commit();
+        for (const [id, v] of known) verdicts.set(id, v);
+        return;
+      }
+    } catch (err) {
+      // No transaction and no answer from the server: the connection failed before BEGIN.
+      if (tx === undefined && failed === undefined && !isServerError(err)) throw err;
+      await tx?.rollback();
+      log.warn({ err, messages: rows.length }, 'batch transaction failed; handling its messages one by one');
+    } finally {
+      watchdog.stop();
     }
-    const before = rest.filter((r) => failed.called.has(r.id));
-    const after = rest.filter((r) => !failed.called.has(r.id));
-    if (before.length > 0) await inBatch(before, true, lease, receivedAt, verdicts);
-    if (after.length > 0) await inBatch(after, false, lease, receivedAt, verdicts);
-  };
-
-  /** `rows` (none with a verdict yet) in one transaction, then as {@link afterFailure} says when it did not commit. */
-  const inBatch = async (rows: ClaimedRow[], again: boolean, lease: Lease, receivedAt: number, verdicts: Map<string, Verdict>): Promise<void> => {
-    const outcome = await inOneTransaction(rows, lease, new Map(), again ? undefined : receivedAt);
-    if (outcome.committed) {
-      for (const [id, v] of outcome.verdicts) verdicts.set(id, v);
-      return;
+    if (failed !== undefined) {
+      const f = failed;
+      for (const [id, v] of await record(fenced.filter((r) => r.id === f.id), new Map([[f.id, f.verdict]]), lease)) verdicts.set(id, v);
     }
-    const f = outcome.failed;
-    if (f !== undefined) {
-      const recorded = await record(rows.filter((r) => r.id === f.id), new Map([[f.id, f.verdict]]), lease);
-      for (const [id, v] of recorded) verdicts.set(id, v);
+    for (const r of fenced) {
+      if (r.id === failed?.id) continue;
+      const v = await alone(r, lease, receivedAt(r));
+      if (v) verdicts.set(r.id, v);
     }
-    await afterFailure(f === undefined ? rows : rows.filter((r) => r.id !== f.id), outcome, again, lease, receivedAt, verdicts);
   };
 
   return {
@@ -482,7 +531,9 @@ export function createBatchHandler(o: BatchHandlerOptions): BatchHandler {
       const known = new Map(pre);
       if (first.failed) known.set(first.failed.id, first.failed.verdict);
       const verdicts = await record(claimed.filter((r) => known.has(r.id)), known, lease);
-      await afterFailure(claimed.filter((r) => !known.has(r.id)), first, false, lease, receivedAt, verdicts);
+      const rest = claimed.filter((r) => !known.has(r.id));
+      const waited = (r: ClaimedRow) => (first.called.has(r.id) ? undefined : receivedAt);
+      for (let i = 0; i < rest.length; i += SAVEPOINT_CHUNK) await inChunk(rest.slice(i, i + SAVEPOINT_CHUNK), lease, waited, verdicts);
       // The batch is over: it stops counting against max_in_flight.
       if (lease.counted) await pool.query(prepared(sql.releaseBatch, [queue, lease.slot]));
       return verdicts;

@@ -30,10 +30,10 @@ import { resolveWorkerOptions, type Worker, type WorkerEvents, type WorkerOption
  * statement does all of fence, inbox and DELETE at once: the deleted rows stay locked
  * until the transaction ends, and a failing handler rolls the DELETE back.)
  * When a handler throws, returns an outcome or times out (`handlerTimeoutMs`), the
- * batch's transaction is rolled back (on a timeout: its connection closed); the
- * messages handled before it go again in one transaction and those after it in
- * another (one by one when that fails too), so only the failing message's effects
- * are undone and a poison message costs a transaction or two; it is retried with backoff and
+ * batch's transaction is rolled back (on a timeout: its connection closed) and the
+ * other messages are handled again in transactions of up to 32, each handler under a
+ * savepoint of its own, so only the failing message's effects are undone and a poison
+ * message costs its batch a few commits; it is retried with backoff and
  * dead-lettered after `retry.maxAttempts` (reason `failed`, `timeout` or, for
  * `Outcome.deadLetter`, `non_retryable`).
  *

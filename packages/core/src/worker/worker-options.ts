@@ -314,7 +314,7 @@ export interface WorkerEvents {
   error: [{ error: unknown }];
   /**
    * A handler call ended, whatever its outcome. Once per call: when a failure in a batch
-   * makes the worker handle the messages before it again, they are called again.
+   * makes the worker handle the batch's other messages again, they are called again.
    * For metrics (see `@sagabox/telemetry`).
    */
   handlerCalled: [HandlerCall];
