@@ -92,4 +92,35 @@ describe('SIGKILL', () => {
     expect(rows.every((r) => r.c === 1)).toBe(true);
     expect(rows.map((r) => r.message_id).sort()).toEqual([...ids].sort());
   });
+
+  it('a worker killed while it handles the rest of a failed batch under savepoints: nothing of that transaction stays, and every effect exists once', async () => {
+    const c = await p.connect();
+    let ids: string[];
+    try {
+      await c.query('BEGIN');
+      // 2 fails its first attempt, so the batch's rest goes again under savepoints, where 7 hangs.
+      ({ ids } = await publish(c, Array.from({ length: 20 }, (_, n) => ({ topic: 'killsp.x', payload: { n: 100 + n, fail: n === 2, hang: n === 7 } }))));
+      await c.query('COMMIT');
+    } finally {
+      c.release();
+    }
+    const relay = createRelay({ pool: p, routes: [{ topic: 'killsp.*', queue: 'killsp' }] });
+    await relay.start();
+    await waitFor('queued', async () => (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'killsp'`)) === 20);
+    await relay.stop();
+
+    const first = startChild('worker-child.mjs', { DATABASE_URL: db.url, QUEUE: 'killsp', LEASE_MS: '1000', BATCH_SIZE: '20' });
+    await first.waitForLine(/^in-handler /);
+    await first.kill('SIGKILL');
+    // 2's retry was recorded before the rest began; the rest's savepoints died with their transaction.
+    expect(await count(`SELECT count(*) AS n FROM effects WHERE n BETWEEN 100 AND 119`)).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'killsp' AND (payload->>'n')::int = 102 AND attempts = 1 AND lease_token IS NULL`)).toBe(1);
+    const second = startChild('worker-child.mjs', { DATABASE_URL: db.url, QUEUE: 'killsp', LEASE_MS: '1000', NO_HANG: '1' });
+    await waitFor('all handled', async () => (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'killsp'`)) === 0, 20_000);
+    await second.kill('SIGTERM');
+    const { rows } = await p.query<{ message_id: string; c: number }>(`SELECT message_id, count(*)::int AS c FROM effects WHERE n BETWEEN 100 AND 119 GROUP BY message_id`);
+    expect(rows).toHaveLength(20);
+    expect(rows.every((r) => r.c === 1)).toBe(true);
+    expect(rows.map((r) => r.message_id).sort()).toEqual([...ids].sort());
+  });
 });
