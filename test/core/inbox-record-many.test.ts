@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { recordManyInInbox } from '@sagabox/core';
+import { commitHandling, recordInInbox, recordManyInInbox, ROLLED_BACK_AT_COMMIT } from '@sagabox/core';
 import { beginWithInboxRecord } from '@sagabox/core/extension';
 import { useDatabase } from '../support/test-pool.js';
 
@@ -40,6 +40,29 @@ describe('beginWithInboxRecord', () => {
       expect(await beginWithInboxRecord(client, { consumer: 'tx', messageIds: [a, b] })).toEqual(new Set([b]));
       await client.query('COMMIT');
       expect(await inboxRows('tx')).toBe(2);
+    } finally {
+      client.release();
+    }
+  });
+});
+
+describe('commitHandling', () => {
+  it('commits a handling transaction, and rejects when the server rolled it back at COMMIT because a caught statement had failed', async () => {
+    const client = await p.connect();
+    try {
+      const ok = randomUUID();
+      await client.query('BEGIN');
+      expect(await recordInInbox(client, { consumer: 'commit', messageId: ok })).toBe(true);
+      await commitHandling(client);
+      const swallowed = randomUUID();
+      await client.query('BEGIN');
+      expect(await recordInInbox(client, { consumer: 'commit', messageId: swallowed })).toBe(true);
+      await client.query('SELECT 1/0').catch(() => undefined);
+      await expect(commitHandling(client)).rejects.toThrow(ROLLED_BACK_AT_COMMIT);
+      // Nothing of it was written, and the connection is out of the transaction.
+      expect(await count('SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = $1 AND message_id = $2', ['commit', swallowed])).toBe(0);
+      expect(await inboxRows('commit')).toBe(1);
+      expect((await client.query('SELECT 1 AS one')).rows[0]).toEqual({ one: 1 });
     } finally {
       client.release();
     }

@@ -207,6 +207,34 @@ describe('createJetStreamConsumer', () => {
     await consumer.stop();
   });
 
+  it('a handler that catches a failed statement and returns is not acked: its transaction was rolled back at COMMIT; it alone is retried, and each effect happens once', async () => {
+    await jsm.streams.add({ name: 'SWALLOW', subjects: ['swallow.>'] });
+    const consumer = createJetStreamConsumer({
+      servers: server.url,
+      stream: 'SWALLOW',
+      durable: 'swallow',
+      pool: p,
+      retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 100, jitter: false },
+      handler: async (m: JetStreamMessage<{ n: number }>, ctx) => {
+        await recordEffect('swallow')(m, ctx);
+        // 1 in the middle of the batch (the next handler meets the aborted transaction), 4 last (COMMIT answers ROLLBACK).
+        if ((m.payload.n === 1 || m.payload.n === 4) && m.attempts === 1) await ctx.client.query('SELECT 1/0').catch(() => undefined);
+      },
+    });
+    running.push(consumer);
+    const failed: number[] = [];
+    consumer.events.on('failed', (e) => failed.push(Number(e.id.slice(-1))));
+    for (let n = 0; n < 5; n++) await js.publish('swallow.x', JSON.stringify({ n }), { msgID: `0190d6a4-7c3b-7000-8000-00000000030${n}` });
+    await consumer.start();
+    await waitFor('five effects', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'swallow'`)) === 5, 15_000);
+    await waitFor('all acked', async () => (await jsm.consumers.info('SWALLOW', 'swallow')).num_ack_pending === 0);
+    const { rows } = await p.query<{ n: number }>(`SELECT (payload->>'n')::int AS n FROM effects WHERE consumer = 'swallow' ORDER BY 1`);
+    expect(rows.map((r) => r.n)).toEqual([0, 1, 2, 3, 4]);
+    expect(failed.sort()).toEqual([1, 4]);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = 'swallow'`)).toBe(5);
+    await consumer.stop();
+  });
+
   it('messages from foreign producers: no or non-UUID Nats-Msg-Id, odd headers, a body that is not JSON -> handled once by a derived id, or dead-lettered as invalid; the consumer keeps serving', async () => {
     await jsm.streams.add({ name: 'EXT', subjects: ['ext.>'] });
     const seen: JetStreamMessage[] = [];

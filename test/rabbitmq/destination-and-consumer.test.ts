@@ -156,6 +156,39 @@ describe('RabbitMQ destination and consumer', () => {
     expect(await depth(queue)).toBe(0);
   });
 
+  it('a handler that catches a failed statement and returns is not acked: its transaction was rolled back; it alone is retried, and each effect happens once', async () => {
+    const queue = name('swallow-q');
+    const failed: number[] = [];
+    const open = () => {
+      const consumer = track(createRabbitMqConsumer({
+        url: RABBITMQ_URL, pool: p, queue, retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 50 },
+        handler: async (m, ctx) => {
+          await recordEffect('swallow')(m, ctx);
+          const seq = (m.payload as { seq: number }).seq;
+          // In a batch, 1 leaves the transaction aborted for the handlers after it; 4 comes last, and COMMIT answers ROLLBACK.
+          if ((seq === 1 || seq === 4) && m.attempts === 1) await ctx.client.query('SELECT 1/0').catch(() => undefined);
+        },
+      }));
+      consumer.events.on('failed', (e) => failed.push(Number(e.id.slice(-1))));
+      return consumer;
+    };
+    // The first consumer declares the queue; the five messages then wait for the second, which takes them in one batch.
+    const declaring = open();
+    await declaring.start();
+    await declaring.stop();
+    const pub = rabbit.createPublisher({ confirm: true });
+    for (let seq = 0; seq < 5; seq++) {
+      await pub.send({ routingKey: queue, messageId: `0190a1a0-0000-7000-8000-00000000010${seq}`, durable: true, headers: { 'sagabox-topic': 'swallow.test' } }, { seq });
+    }
+    await pub.close();
+    await open().start();
+    await waitFor('five effects', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'swallow'`)) === 5);
+    await waitFor('all acked', async () => (await depth(queue)) === 0);
+    const { rows } = await p.query<{ seq: number }>(`SELECT seq FROM effects WHERE consumer = 'swallow' ORDER BY seq`);
+    expect(rows.map((r) => r.seq)).toEqual([0, 1, 2, 3, 4]);
+    expect(failed.sort()).toEqual([1, 4]);
+  });
+
   it('a handler that hangs times out: its signal is aborted, its connection closed, the message retried then dead-lettered, the others handled', async () => {
     const queue = name('hang-q');
     const aborted: unknown[] = [];

@@ -68,7 +68,7 @@ export {
   type WorkerEvents,
   type WorkerOptions,
 } from './worker/worker-options.js';
-export { recordInInbox, recordManyInInbox, type RecordInInboxOptions, type RecordManyInInboxOptions } from './worker/inbox.js';
+export { commitHandling, recordInInbox, recordManyInInbox, ROLLED_BACK_AT_COMMIT, type RecordInInboxOptions, type RecordManyInInboxOptions } from './worker/inbox.js';
 
 export {
   prepare,

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
-import type { HandlerContext, HandlerOutcome } from '@sagabox/core';
+import { commitHandling, ROLLED_BACK_AT_COMMIT, type HandlerContext, type HandlerOutcome } from '@sagabox/core';
 import { backoffMs, beginWithInboxRecord, CallContext, isHandlerOutcome, isThenable, startHandlerSpan, type HandlerSpan } from '@sagabox/core/extension';
 import {
   AckPolicy,
@@ -246,6 +246,17 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     return isThenable(out) ? Promise.resolve(out).then((value) => handlerReturned(span, value), (error: unknown) => handlerThrew(span, error)) : handlerReturned(span, out);
   };
 
+  /** COMMIT; false when the server rolled the transaction back instead (see commitHandling). */
+  const committed = async (client: pg.PoolClient): Promise<boolean> => {
+    try {
+      await commitHandling(client);
+      return true;
+    } catch (err) {
+      if ((err as Error | undefined)?.message === ROLLED_BACK_AT_COMMIT) return false;
+      throw err;
+    }
+  };
+
   /** One message in its own transaction (after a batch failed). */
   const runOne = async (client: pg.PoolClient, r: Ready, settled: Set<JsMsg>): Promise<void> => {
     let outcome: HandlerFailure | undefined;
@@ -263,7 +274,12 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
       await settleFailure(r, outcome);
       return;
     }
-    await client.query('COMMIT');
+    if (!(await committed(client))) {
+      // The handler caught a failed statement and returned: nothing it did was written.
+      settled.add(r.msg);
+      await settleFailure(r, { kind: 'threw', error: new Error(ROLLED_BACK_AT_COMMIT) });
+      return;
+    }
     settled.add(r.msg);
     events.emit('committed', { ids: [r.message.id], duplicates: 0 });
     r.msg.ack();
@@ -298,8 +314,16 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
         await client.query('ROLLBACK').catch(() => {});
         throw err;
       }
+      // A handler that caught a failed statement and returned leaves the transaction
+      // aborted: the next handler's statements fail (25P02), or COMMIT rolls back. Which
+      // one did it is found by running each on its own.
+      const aborted = failure?.kind === 'threw' && (failure.error as { code?: unknown } | null)?.code === '25P02';
+      if (aborted) await client.query('ROLLBACK');
+      if (aborted || (failedAt < 0 && !(await committed(client)))) {
+        for (const r of ready) await runOne(client, r, settled);
+        return;
+      }
       if (failedAt < 0) {
-        await client.query('COMMIT');
         for (const r of ready) settled.add(r.msg);
         events.emit('committed', { ids: ready.map((r) => r.message.id), duplicates });
         for (const r of ready) r.msg.ack();

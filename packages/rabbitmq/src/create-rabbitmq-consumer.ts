@@ -10,6 +10,8 @@ import {
   type Logger,
   type RetryPolicy,
   type WorkerEvents,
+  commitHandling,
+  ROLLED_BACK_AT_COMMIT,
 } from '@sagabox/core';
 import { assertNoProblems, backoffMs, beginWithInboxRecord, CallContext, callHandler, checkInt, isHandlerOutcome, quoteSchema, resolveRetryPolicy, startHandlerSpan, validateSchemaName } from '@sagabox/core/extension';
 import { Connection, type AsyncMessage, type Publisher } from 'rabbitmq-client';
@@ -239,11 +241,23 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       .catch((err: unknown) => log.warn({ err, pid }, "could not terminate the timed-out handler's backend; it ends when its query does"));
   };
 
+  /** COMMIT; false when the server rolled the transaction back instead (see commitHandling). */
+  const committed = async (client: pg.PoolClient): Promise<boolean> => {
+    try {
+      await commitHandling(client);
+      return true;
+    } catch (err) {
+      if ((err as Error | undefined)?.message === ROLLED_BACK_AT_COMMIT) return false;
+      throw err;
+    }
+  };
+
   const runBatch = async (batch: Pending<Delivery<P>>[]): Promise<void> => {
     const client = await options.pool.connect();
     let broken: unknown;
     let failure: { at: Pending<Delivery<P>>; error: string; delayMs: number | undefined; nonRetryable: boolean } | undefined;
     let timedOut = false;
+    let rolledBack = false;
     try {
       const ids = [...new Set(batch.map((p) => (p.item.read as { message: { id: string } }).message.id))];
       const fresh = await beginWithInboxRecord(client, { consumer: consumerName, messageIds: ids, schema });
@@ -273,6 +287,7 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
           } else if (call.kind === 'threw') {
             const err = call.error;
             failure = { at: p, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err), delayMs: undefined, nonRetryable: false };
+            rolledBack = batch.length > 1 && (err as { code?: unknown } | null)?.code === '25P02';
           } else if (isHandlerOutcome(call.value)) {
             const outcome = call.value;
             failure = outcome.kind === 'retry'
@@ -284,9 +299,18 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       } finally {
         clearTimeout(timer);
       }
+      // A handler that caught a failed statement and returned leaves the transaction
+      // aborted: the next handler's statements fail (25P02), or COMMIT rolls back.
+      // Alone, the one that did it fails on its own; in a batch its items go alone.
+      if (rolledBack) failure = undefined;
       // A timed-out handler may still be using the connection: it is closed below
       // instead of rolled back, and the server ends the transaction with it.
-      if (!timedOut) await client.query(failure ? 'ROLLBACK' : 'COMMIT');
+      if (rolledBack || failure) {
+        if (!timedOut) await client.query('ROLLBACK');
+      } else if (!(await committed(client))) {
+        if (batch.length > 1) rolledBack = true;
+        else failure = { at: batch[0]!, error: ROLLED_BACK_AT_COMMIT, delayMs: undefined, nonRetryable: false };
+      }
     } catch (err) {
       broken = err;
       if (!timedOut) await client.query('ROLLBACK').catch(() => {});
@@ -301,6 +325,11 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       return;
     }
     if (failure) return failed(failure.at, failure.error, failure.delayMs, failure.nonRetryable);
+    if (rolledBack) {
+      for (const p of batch) p.solo = true;
+      log.warn({ count: batch.length }, 'a handler of the batch caught a failed statement and went on; handling its messages one by one');
+      return;
+    }
     pending.removeAll(batch);
     subscription?.ack(batch.map((p) => p.item.delivered));
     events.emit('handled', { count: batch.length });

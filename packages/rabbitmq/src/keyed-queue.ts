@@ -5,6 +5,8 @@ export interface Pending<T> {
   attempts: number;
   /** Taken by a batch that has not finished yet. */
   busy: boolean;
+  /** To be handled alone, as a failed item is: its batch failed without saying which item did it. */
+  solo: boolean;
 }
 
 /** See {@link createKeyedQueue}. */
@@ -14,7 +16,7 @@ export interface KeyedQueue<T> {
    * Up to `max` items due at `now`, in arrival order, marked busy. An item is skipped
    * when its key has an earlier item that is busy (in another batch) or not due yet (it
    * waits for a retry): such an item holds back its key only. An item that failed
-   * before is taken alone, so it cannot roll back other items' handling again.
+   * before (or is `solo`) is taken alone, so it cannot roll back other items' handling again.
    */
   takeReady(max: number, now: number, keyOf: (item: T) => string | null): Pending<T>[];
   /** Ends a batch's hold on items it did not remove: they can be taken again. */
@@ -41,7 +43,7 @@ export function createKeyedQueue<T>(): KeyedQueue<T> {
   let items: Pending<T>[] = [];
   return {
     push(item, notBefore = 0) {
-      const p: Pending<T> = { item, notBefore, attempts: 0, busy: false };
+      const p: Pending<T> = { item, notBefore, attempts: 0, busy: false, solo: false };
       items.push(p);
       return p;
     },
@@ -52,12 +54,13 @@ export function createKeyedQueue<T>(): KeyedQueue<T> {
         if (taken.length >= max) break;
         const key = keyOf(p.item);
         if (key !== null && blocked.has(key)) continue;
-        if (p.busy || p.notBefore > now || (p.attempts > 0 && taken.length > 0)) {
+        const alone = p.attempts > 0 || p.solo;
+        if (p.busy || p.notBefore > now || (alone && taken.length > 0)) {
           if (key !== null) blocked.add(key);
           continue;
         }
         taken.push(p);
-        if (p.attempts > 0) break;
+        if (alone) break;
       }
       for (const p of taken) p.busy = true;
       return taken;

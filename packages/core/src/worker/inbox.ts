@@ -46,7 +46,7 @@ export interface RecordInInboxOptions {
  * @example
  * await client.query('BEGIN');
  * if (await recordInInbox(client, { consumer: 'billing', messageId: msg.id })) await charge(client, msg);
- * await client.query('COMMIT');
+ * await commitHandling(client);
  */
 export async function recordInInbox(db: Executor, options: RecordInInboxOptions): Promise<boolean> {
   const run = toRunQuery(db);
@@ -90,7 +90,7 @@ export async function recordManyInInbox(db: Executor, options: RecordManyInInbox
  * @example
  * const fresh = await beginWithInboxRecord(client, { consumer: 'billing', messageIds: batch.map((m) => m.id) });
  * for (const m of batch) if (fresh.has(m.id)) await charge(client, m);
- * await client.query('COMMIT');
+ * await commitHandling(client);
  */
 export async function beginWithInboxRecord(client: pg.PoolClient, options: RecordManyInInboxOptions): Promise<Set<string>> {
   if (options.messageIds.length === 0) {
@@ -102,4 +102,25 @@ export async function beginWithInboxRecord(client: pg.PoolClient, options: Recor
     prepared(inboxSql(quoteSchema(options.schema ?? DEFAULT_SCHEMA)).recordMany, [options.consumer, options.messageIds]),
   ]);
   return recordedNow(options.messageIds, (recorded!.rows as { seen: string[] }[])[0]!.seen);
+}
+
+/** The message {@link commitHandling} rejects with when the server rolled back instead. */
+export const ROLLED_BACK_AT_COMMIT = 'the transaction had failed and was rolled back at commit (a statement in it failed, and the code that ran it went on without rethrowing)';
+
+/**
+ * COMMIT of a transaction that handled messages (their inbox rows and effects).
+ * PostgreSQL answers the COMMIT of a transaction in which a statement failed with
+ * ROLLBACK and no error, as when a handler caught a SQL error and carried on: nothing
+ * was written. This rejects then, with {@link ROLLED_BACK_AT_COMMIT}, so the caller
+ * never acknowledges a message whose handling was undone. A plain `COMMIT` would.
+ *
+ * @example
+ * await client.query('BEGIN');
+ * if (await recordInInbox(client, { consumer: 'billing', messageId: msg.id })) await charge(client, msg);
+ * await commitHandling(client); // rejects if charge() swallowed a failed statement
+ * await ackToBroker(msg);
+ */
+export async function commitHandling(client: pg.ClientBase): Promise<void> {
+  const result = await client.query('COMMIT');
+  if (result.command === 'ROLLBACK') throw new Error(ROLLED_BACK_AT_COMMIT);
 }

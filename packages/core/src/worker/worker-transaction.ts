@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { checkoutClient } from '../shared/checkout-client.js';
 import type { Logger } from '../shared/logger.js';
 import { pipelined, type PipelinedStatement } from '../shared/pipelined.js';
+import { ROLLED_BACK_AT_COMMIT } from './inbox.js';
 
 /**
  * One handling transaction on a pooled connection. Unlike a plain BEGIN/COMMIT helper it
@@ -66,7 +67,7 @@ export async function beginTransaction(
       finish();
       // A transaction in which a statement failed (say a handler caught a SQL error and
       // carried on) answers COMMIT with ROLLBACK and no error: nothing was written.
-      if (result.command === 'ROLLBACK') throw new Error('the transaction had failed and was rolled back at commit (a statement in it failed)');
+      if (result.command === 'ROLLBACK') throw new Error(ROLLED_BACK_AT_COMMIT);
     },
     async rollback() {
       if (done) return;
