@@ -235,6 +235,31 @@ describe('createJetStreamConsumer', () => {
     await consumer.stop();
   });
 
+  it('a failed message costs the rest of its batch one more transaction, not one each', async () => {
+    await jsm.streams.add({ name: 'REBATCH', subjects: ['rebatch.>'] });
+    for (let n = 0; n < 12; n++) await js.publish('rebatch.x', JSON.stringify({ n }), { msgID: `0190d6a4-7c3b-7000-8000-0000000004${String(n).padStart(2, '0')}` });
+    const last = new Map<number, string>();
+    const consumer = createJetStreamConsumer({
+      servers: server.url, stream: 'REBATCH', durable: 'rebatch', pool: p,
+      retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 20, jitter: false },
+      handler: async (m: JetStreamMessage<{ n: number }>, ctx) => {
+        await recordEffect('rebatch')(m, ctx);
+        const { rows } = await ctx.client.query<{ x: string }>('SELECT txid_current()::text AS x');
+        last.set(m.payload.n, rows[0]!.x);
+        if (m.payload.n === 5 && m.attempts === 1) throw new Error('first attempt of 5 fails');
+      },
+    });
+    running.push(consumer);
+    await consumer.start();
+    await waitFor('all handled', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'rebatch'`)) === 12, 20_000);
+    await consumer.stop();
+    // Eleven messages committed with 5's failure in their batch: a transaction or two (the
+    // first pull may split them), where each on its own would take eleven.
+    last.delete(5);
+    expect(new Set(last.values()).size).toBeLessThanOrEqual(3);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = 'rebatch'`)).toBe(12);
+  });
+
   it('messages from foreign producers: no or non-UUID Nats-Msg-Id, odd headers, a body that is not JSON -> handled once by a derived id, or dead-lettered as invalid; the consumer keeps serving', async () => {
     await jsm.streams.add({ name: 'EXT', subjects: ['ext.>'] });
     const seen: JetStreamMessage[] = [];
@@ -329,7 +354,7 @@ describe('createJetStreamConsumer', () => {
     }
   });
 
-  it('after a handler failed in a batch, each message runs on its own with BEGIN sent together with its inbox record', async () => {
+  it('after a handler failed in a batch, the rest are taken again as a batch, every BEGIN sent together with its inbox record', async () => {
     await jsm.streams.add({ name: 'ALONE', subjects: ['alone.>'] });
     for (let n = 0; n < 3; n++) await js.publish('alone.x', JSON.stringify({ n }));
     const { pool: counted, clients } = countingPool(pool(3));
@@ -348,7 +373,7 @@ describe('createJetStreamConsumer', () => {
     await waitFor('all handled', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'alone'`)) === 3, 20_000);
     await consumer.stop();
     const begins = clients.flatMap((c) => c.sent).filter((s) => s.text === 'BEGIN');
-    // The batch, then the messages after it one by one, then the retry of 1.
+    // The batch, then the rest of it again, then the retry of 1.
     expect(begins.length).toBeGreaterThanOrEqual(3);
     for (const { sent } of clients) {
       for (const [i, s] of sent.entries()) {

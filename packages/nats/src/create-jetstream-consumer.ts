@@ -285,7 +285,10 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     r.msg.ack();
   };
 
-  /** The batch in one transaction; on a handler failure, one transaction per message. */
+  /**
+   * The batch in one transaction. On a handler failure the rest go back to the buffer;
+   * when a handler swallowed a failed statement, each runs in a transaction of its own.
+   */
   const runBatch = async (ready: Ready[], settled: Set<JsMsg>): Promise<void> => {
     const client = await o.pool.connect();
     let broken = false;
@@ -331,10 +334,15 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
       }
       await client.query('ROLLBACK');
       // The failed message is settled on the outcome it already had (its handler is
-      // not run twice for one delivery); the rest run again, one transaction each.
+      // not run twice for one delivery). The rest, rolled back with it, go back to the
+      // front of the buffer in order, to be taken again as a batch: one key per batch,
+      // so none of them is a later message of the failed one's key, which now waits.
       settled.add(ready[failedAt]!.msg);
       await settleFailure(ready[failedAt]!, failure!);
-      for (const r of ready) if (!settled.has(r.msg)) await runOne(client, r, settled);
+      const rest = ready.filter((r) => !settled.has(r.msg));
+      for (const r of rest) settled.add(r.msg);
+      buffer.unshift(...rest.map((r) => r.held));
+      wake();
     } catch (err) {
       broken = true;
       throw err;
