@@ -14,4 +14,4 @@ export { bearerTokenMatches } from './admin/bearer-token.js';
 export { encodeMessage, encodePayload, encodeHeaders, isStorableText, type EncodedMessage } from './publish/envelope.js';
 export { MESSAGING_ATTRIBUTES, MESSAGING_SYSTEM, injectTraceContext, traceContextOfHeaders, endSpanWithError, tracingIsOff } from './shared/tracing.js';
 export { uuidv7 } from './shared/uuidv7.js';
-export { beginWithInboxRecord } from './worker/inbox.js';
+export { beginWithInboxRecord, commitHandlingOrRolledBack } from './worker/inbox.js';

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
-import { commitHandling, ROLLED_BACK_AT_COMMIT, type HandlerContext, type HandlerOutcome } from '@sagabox/core';
-import { backoffMs, beginWithInboxRecord, CallContext, isHandlerOutcome, isThenable, startHandlerSpan, type HandlerSpan } from '@sagabox/core/extension';
+import { ROLLED_BACK_AT_COMMIT, type HandlerContext, type HandlerOutcome } from '@sagabox/core';
+import { backoffMs, beginWithInboxRecord, CallContext, commitHandlingOrRolledBack, isHandlerOutcome, isThenable, startHandlerSpan, type HandlerSpan } from '@sagabox/core/extension';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -246,17 +246,6 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
     return isThenable(out) ? Promise.resolve(out).then((value) => handlerReturned(span, value), (error: unknown) => handlerThrew(span, error)) : handlerReturned(span, out);
   };
 
-  /** COMMIT; false when the server rolled the transaction back instead (see commitHandling). */
-  const committed = async (client: pg.PoolClient): Promise<boolean> => {
-    try {
-      await commitHandling(client);
-      return true;
-    } catch (err) {
-      if ((err as Error | undefined)?.message === ROLLED_BACK_AT_COMMIT) return false;
-      throw err;
-    }
-  };
-
   /** One message in its own transaction (after a batch failed). */
   const runOne = async (client: pg.PoolClient, r: Ready, settled: Set<JsMsg>): Promise<void> => {
     let outcome: HandlerFailure | undefined;
@@ -274,7 +263,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
       await settleFailure(r, outcome);
       return;
     }
-    if (!(await committed(client))) {
+    if (!(await commitHandlingOrRolledBack(client))) {
       // The handler caught a failed statement and returned: nothing it did was written.
       settled.add(r.msg);
       await settleFailure(r, { kind: 'threw', error: new Error(ROLLED_BACK_AT_COMMIT) });
@@ -322,7 +311,7 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
       // one did it is found by running each on its own.
       const aborted = failure?.kind === 'threw' && (failure.error as { code?: unknown } | null)?.code === '25P02';
       if (aborted) await client.query('ROLLBACK');
-      if (aborted || (failedAt < 0 && !(await committed(client)))) {
+      if (aborted || (failedAt < 0 && !(await commitHandlingOrRolledBack(client)))) {
         for (const r of ready) await runOne(client, r, settled);
         return;
       }

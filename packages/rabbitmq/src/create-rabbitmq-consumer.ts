@@ -10,10 +10,9 @@ import {
   type Logger,
   type RetryPolicy,
   type WorkerEvents,
-  commitHandling,
   ROLLED_BACK_AT_COMMIT,
 } from '@sagabox/core';
-import { assertNoProblems, backoffMs, beginWithInboxRecord, CallContext, callHandler, checkInt, isHandlerOutcome, quoteSchema, resolveRetryPolicy, startHandlerSpan, validateSchemaName } from '@sagabox/core/extension';
+import { assertNoProblems, backoffMs, beginWithInboxRecord, CallContext, commitHandlingOrRolledBack, callHandler, checkInt, isHandlerOutcome, quoteSchema, resolveRetryPolicy, startHandlerSpan, validateSchemaName } from '@sagabox/core/extension';
 import { Connection, type AsyncMessage, type Publisher } from 'rabbitmq-client';
 import { DEAD_LETTER_HEADERS, fromAmqp, type ReadDelivery } from './amqp-message.js';
 import { openConnection, type RabbitMqConnectionOptions } from './connection.js';
@@ -241,17 +240,6 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       .catch((err: unknown) => log.warn({ err, pid }, "could not terminate the timed-out handler's backend; it ends when its query does"));
   };
 
-  /** COMMIT; false when the server rolled the transaction back instead (see commitHandling). */
-  const committed = async (client: pg.PoolClient): Promise<boolean> => {
-    try {
-      await commitHandling(client);
-      return true;
-    } catch (err) {
-      if ((err as Error | undefined)?.message === ROLLED_BACK_AT_COMMIT) return false;
-      throw err;
-    }
-  };
-
   const runBatch = async (batch: Pending<Delivery<P>>[]): Promise<void> => {
     const client = await options.pool.connect();
     let broken: unknown;
@@ -307,7 +295,7 @@ export function createRabbitMqConsumer<P = unknown>(options: RabbitMqConsumerOpt
       // instead of rolled back, and the server ends the transaction with it.
       if (rolledBack || failure) {
         if (!timedOut) await client.query('ROLLBACK');
-      } else if (!(await committed(client))) {
+      } else if (!(await commitHandlingOrRolledBack(client))) {
         if (batch.length > 1) rolledBack = true;
         else failure = { at: batch[0]!, error: ROLLED_BACK_AT_COMMIT, delayMs: undefined, nonRetryable: false };
       }

@@ -121,6 +121,15 @@ export const ROLLED_BACK_AT_COMMIT = 'the transaction had failed and was rolled 
  * await ackToBroker(msg);
  */
 export async function commitHandling(client: pg.ClientBase): Promise<void> {
+  if (!(await commitHandlingOrRolledBack(client))) throw new Error(ROLLED_BACK_AT_COMMIT);
+}
+
+/**
+ * {@link commitHandling} for a consumer that tells the two apart: resolves to `false`
+ * when the server rolled the transaction back at COMMIT, rejects on anything else (the
+ * database away, a failed COMMIT).
+ */
+export async function commitHandlingOrRolledBack(client: pg.ClientBase): Promise<boolean> {
   const result = await client.query('COMMIT');
-  if (result.command === 'ROLLBACK') throw new Error(ROLLED_BACK_AT_COMMIT);
+  return result.command !== 'ROLLBACK';
 }
