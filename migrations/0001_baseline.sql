@@ -32,14 +32,30 @@ CREATE TABLE queues (
   paused_at             timestamptz
 );
 
+-- The ring slot of a message: bits 10-11 of the millisecond time in its UUIDv7 id, so a
+-- slot takes about one second of messages and the ring of four turns every four seconds.
+-- From the id, so a message always lands in the same slot: (queue, id, part) is as unique
+-- as (queue, id), and a repeated prepare meets its half message. Other ids: any slot.
+CREATE FUNCTION queue_part(p_id uuid) RETURNS smallint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ((get_byte(uuid_send(p_id), 4) >> 2) & 3)::smallint;
+
 -- One row per message not yet delivered. No CHECK and no unique index on id: each is a
 -- fixed cost on every producer's commit. sagabox's writers validate every field, the
 -- relay dead-letters a row it cannot deliver, and repeats die at the queue key or inbox.
+--
+-- A ring of four partitions by slot, as queue_messages: the relay's deletes leave dead
+-- rows its claim walks past until vacuum removes them, which it cannot while a snapshot
+-- is held; rotate_outbox truncates a slot instead, whatever snapshot is held.
 CREATE TABLE outbox (
   -- Delivery order follows seq, never client ids: two UUIDv7s made in the same
-  -- millisecond by two processes are not ordered.
-  seq          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  -- millisecond by two processes are not ordered. One order across the slots: a row
+  -- moved by a rotation keeps its seq.
+  seq          bigint      GENERATED ALWAYS AS IDENTITY,
   id           uuid        NOT NULL,
+  -- queue_part(id) from sagabox's own inserts; the default (the clock's slot) is for rows
+  -- written by hand.
+  part         smallint    NOT NULL DEFAULT (((extract(epoch FROM statement_timestamp()) * 1000)::bigint >> 10) & 3)::smallint,
   topic        text        NOT NULL,
   -- Ordering key: messages with the same key leave one at a time, in seq order.
   key          text,
@@ -62,15 +78,22 @@ CREATE TABLE outbox (
   -- Half-message check-back: when to ask the producer's checker next, how often it was
   -- asked. A checking relay holds the row lock while it asks.
   check_at     timestamptz,
-  checks       integer     NOT NULL DEFAULT 0
-);
+  checks       integer     NOT NULL DEFAULT 0,
+  -- The relay's claim reads the four in seq order at once (a Merge Append).
+  PRIMARY KEY (seq, part)
+) PARTITION BY LIST (part);
+CREATE TABLE outbox_0 PARTITION OF outbox FOR VALUES IN (0);
+CREATE TABLE outbox_1 PARTITION OF outbox FOR VALUES IN (1);
+CREATE TABLE outbox_2 PARTITION OF outbox FOR VALUES IN (2);
+CREATE TABLE outbox_3 PARTITION OF outbox FOR VALUES IN (3);
 -- Head-of-key test in the relay's claim: "is there an earlier row with my key?"
 CREATE INDEX outbox_key_seq ON outbox (key, seq) WHERE key IS NOT NULL;
 -- Check-back scan over half messages only.
 CREATE INDEX outbox_prepared_check_at ON outbox (check_at) WHERE state = 'prepared';
 -- Commit, rollback and a repeated prepare find a half message by id; a ready row's
--- INSERT only tests this predicate.
-CREATE UNIQUE INDEX outbox_prepared_id ON outbox (id) WHERE state = 'prepared';
+-- INSERT only tests this predicate. Unique within a slot only: a half message that a
+-- rotation moved is found by prepare's own look in every slot.
+CREATE UNIQUE INDEX outbox_prepared_id ON outbox (id, part) WHERE state = 'prepared';
 
 -- Every decision taken about a half message, kept for the admin API and audits.
 -- Partitioned like the inbox, by ranges of message id (UUIDv7: time first), so
@@ -104,14 +127,6 @@ CREATE TABLE direct_routes (
   created_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (pattern, queue)
 );
-
--- The ring slot of a queued message: bits 10-11 of the millisecond time in its UUIDv7 id,
--- so a slot takes about one second of messages and the ring of four turns every four
--- seconds. From the id, so a message always lands in the same slot and (queue, id, part)
--- is as unique as (queue, id). Ids that are not UUIDv7 land in any slot.
-CREATE FUNCTION queue_part(p_id uuid) RETURNS smallint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN ((get_byte(uuid_send(p_id), 4) >> 2) & 3)::smallint;
 
 -- Messages delivered to a queue. Delivery is idempotent by (queue, id): a relay that dies
 -- after delivering but before deleting its outbox row re-delivers into ON CONFLICT DO
@@ -167,27 +182,27 @@ CREATE INDEX queue_messages_key_seq ON queue_messages (queue, key, seq) WHERE ke
 -- Group window test in the claim: "how many earlier messages has my group?"
 CREATE INDEX queue_messages_group_seq ON queue_messages (queue, group_key, seq) WHERE group_key IS NOT NULL;
 
--- Empties the ring's older slots of queue_messages by TRUNCATE, which frees their dead rows
--- even while a snapshot somewhere holds vacuum back. Not the clock's slot nor the one
--- before it: producers are writing them. A slot's ACCESS EXCLUSIVE lock is taken only
--- when it is free at once (NOWAIT), or, with p_wait_ms, after waiting that long at most
--- for the transactions holding it (a busy worker always has one open); claims and acks
--- of all slots queue behind that wait, publishes do not (they write the clock's slot).
--- Holding the lock, nobody else can read or write the slot until this commits, and the
--- VOLATILE function's fresh snapshot per statement sees every committed row. The messages
--- still in it (a backlog, delays, retries, leases) are first copied into the clock's slot
--- with every column kept (seq, so per-key and claim order; the lease, which the handling
--- transaction then finds by id), then the slot is truncated, all in one transaction. A
--- slot holding more than p_max_move messages (a deep backlog, which leaves no dead rows
--- to speak of), more messages than dead rows, or fewer than p_min_dead dead rows, is left
--- for later (p_min_dead 0, for tests, turns both dead-row checks off: they are economy,
--- not safety). `busy`: slots with rows on disk whose lock was not
--- granted; `moved`: messages copied. SECURITY DEFINER, so a worker's role needs no
--- TRUNCATE privilege; p_now (tests) only picks the slots. Two callers at once: the
+-- Empties the older slots of a ring (queue_messages or outbox) by TRUNCATE, which frees
+-- their dead rows even while a snapshot somewhere holds vacuum back. Not the clock's slot
+-- nor the one before it: producers are writing them. A slot's ACCESS EXCLUSIVE lock is
+-- taken only when it is free at once (NOWAIT), or, with p_wait_ms, after waiting that long
+-- at most for the transactions holding it (a busy worker or relay always has one open);
+-- claims and acks of all slots queue behind that wait, publishes do not (they write the
+-- clock's slot). Holding the lock, nobody else can read or write the slot until this
+-- commits, and the VOLATILE function's fresh snapshot per statement sees every committed
+-- row; an uncommitted insert holds the slot's lock, so its row is never truncated. The
+-- rows still in it (a backlog, delays, retries, leases, half messages) are first copied
+-- into the clock's slot with every column kept (seq, so per-key and claim order; a lease,
+-- which the handling transaction then finds by id), then the slot is truncated, all in
+-- one transaction. A slot holding more than p_max_move rows (a deep backlog, which leaves
+-- no dead rows to speak of), more rows than dead rows, or fewer than p_min_dead dead
+-- rows, is left for later (p_min_dead 0, for tests, turns both dead-row checks off: they
+-- are economy, not safety). `busy`: slots with rows on disk whose lock was not granted;
+-- `moved`: rows copied. SECURITY DEFINER, so a worker's or relay's role needs no TRUNCATE
+-- privilege; p_now (tests) only picks the slots. Two callers of one ring at once: the
 -- second returns at once (the advisory lock), doing nothing.
-CREATE FUNCTION rotate_queue_messages(p_now timestamptz DEFAULT NULL, p_max_move integer DEFAULT 5000, p_wait_ms integer DEFAULT 0,
-                                      p_min_dead integer DEFAULT 256,
-                                      OUT truncated smallint[], OUT busy smallint[], OUT moved integer)
+CREATE FUNCTION rotate_ring(p_ring text, p_now timestamptz, p_max_move integer, p_wait_ms integer, p_min_dead integer,
+                            OUT truncated smallint[], OUT busy smallint[], OUT moved integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
@@ -196,22 +211,26 @@ DECLARE
   v_slot smallint;
   v_leaf text;
   v_live integer;
+  v_cols text;
 BEGIN
   truncated := '{}';
   busy := '{}';
   moved := 0;
+  IF p_ring NOT IN ('queue_messages', 'outbox') THEN
+    RAISE EXCEPTION 'rotate_ring: % is not a ring', p_ring USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   -- Under REPEATABLE READ every statement reads the snapshot taken before the locks: a
-  -- message committed in between would look absent and be truncated.
+  -- row committed in between would look absent and be truncated.
   IF current_setting('transaction_isolation') <> 'read committed' THEN
-    RAISE EXCEPTION 'rotate_queue_messages needs READ COMMITTED, not %', current_setting('transaction_isolation')
+    RAISE EXCEPTION 'rotate_% needs READ COMMITTED, not %', p_ring, current_setting('transaction_isolation')
       USING ERRCODE = 'invalid_transaction_state';
   END IF;
-  IF NOT pg_try_advisory_xact_lock(hashtext(current_schema() || '.rotate_queue_messages')) THEN
+  IF NOT pg_try_advisory_xact_lock(hashtext(current_schema() || '.rotate_' || p_ring)) THEN
     RETURN;
   END IF;
   -- now + 1 and now + 2 are the two slots before the clock's previous one.
   FOR v_slot IN SELECT ((v_now + k) % 4)::smallint FROM generate_series(1, 2) k LOOP
-    v_leaf := format('queue_messages_%s', v_slot);
+    v_leaf := format('%s_%s', p_ring, v_slot);
     CONTINUE WHEN pg_relation_size(v_leaf::regclass) = 0;
     -- Before any lock, from the statistics (up to a second behind): a slot with few dead
     -- rows is vacuum's (a truncation would stall claims and replan every statement for
@@ -236,15 +255,15 @@ BEGIN
     -- quiet slot are thus moved once per that many messages handled, not at every turn.
     CONTINUE WHEN p_min_dead > 0 AND v_live > 0 AND pg_stat_get_dead_tuples(v_leaf::regclass) < v_live;
     IF v_live > 0 THEN
-      -- A copy of the same (queue, id) already in the clock's slot is the same message.
-      EXECUTE format(
-        'INSERT INTO queue_messages (seq, queue, id, part, topic, key, group_key, priority, payload, headers, run_at,
-                                     expires_at, attempts, lease_token, locked_until, locked_by, last_error, created_at, enqueued_at)
-         OVERRIDING SYSTEM VALUE
-         SELECT seq, queue, id, %s, topic, key, group_key, priority, payload, headers, run_at,
-                expires_at, attempts, lease_token, locked_until, locked_by, last_error, created_at, enqueued_at
-         FROM %I ORDER BY seq
-         ON CONFLICT (queue, id, part) DO NOTHING', v_now, v_leaf);
+      SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
+      FROM pg_attribute
+      WHERE attrelid = p_ring::regclass AND attnum > 0 AND NOT attisdropped AND attname <> 'part';
+      -- Into the clock's slot itself, seq given (a partition has no identity of its own).
+      -- A copy of the same (queue, id) already in queue_messages' clock slot is the same
+      -- message; an outbox row has no such copy (seq is unique), so none is skipped.
+      EXECUTE format('INSERT INTO %I (part, %s) OVERRIDING SYSTEM VALUE SELECT %s, %s FROM %I ORDER BY seq %s',
+                     p_ring || '_' || v_now, v_cols, v_now, v_cols, v_leaf,
+                     CASE WHEN p_ring = 'queue_messages' THEN 'ON CONFLICT (queue, id, part) DO NOTHING' ELSE '' END);
       moved := moved + v_live;
     END IF;
     EXECUTE format('TRUNCATE %I', v_leaf);
@@ -252,6 +271,25 @@ BEGIN
   END LOOP;
 END
 $$;
+
+-- The ring of queue_messages, turned by the workers after their claims (rotate_ring).
+CREATE FUNCTION rotate_queue_messages(p_now timestamptz DEFAULT NULL, p_max_move integer DEFAULT 5000, p_wait_ms integer DEFAULT 0,
+                                      p_min_dead integer DEFAULT 256,
+                                      OUT truncated smallint[], OUT busy smallint[], OUT moved integer)
+LANGUAGE sql VOLATILE
+SET search_path FROM CURRENT
+AS $$ SELECT * FROM rotate_ring('queue_messages', p_now, p_max_move, p_wait_ms, p_min_dead) $$;
+
+-- The ring of the outbox, turned by the relays after their claims (rotate_ring). The rows
+-- an emptied slot still holds are prepared half messages, rows waiting for a retry and
+-- rows no relay's destination matched yet; a producer's open transaction holds its
+-- slot's lock, so its row is never truncated: the slot is reported busy.
+CREATE FUNCTION rotate_outbox(p_now timestamptz DEFAULT NULL, p_max_move integer DEFAULT 5000, p_wait_ms integer DEFAULT 0,
+                              p_min_dead integer DEFAULT 256,
+                              OUT truncated smallint[], OUT busy smallint[], OUT moved integer)
+LANGUAGE sql VOLATILE
+SET search_path FROM CURRENT
+AS $$ SELECT * FROM rotate_ring('outbox', p_now, p_max_move, p_wait_ms, p_min_dead) $$;
 
 -- Token buckets: the queue's own (group_key = '') and one per group with a group rate.
 -- A row holds the level at refilled_at; the level now is bucket_level(...).
@@ -525,7 +563,9 @@ DROP TABLE inbox;
 DROP TABLE queue_leases;
 DROP TABLE queue_buckets;
 DROP TABLE queue_messages;
+DROP FUNCTION rotate_outbox(timestamptz, integer, integer, integer);
 DROP FUNCTION rotate_queue_messages(timestamptz, integer, integer, integer);
+DROP FUNCTION rotate_ring(text, timestamptz, integer, integer, integer);
 DROP FUNCTION queue_part(uuid);
 DROP TABLE direct_routes;
 DROP TABLE half_message_decisions;

@@ -103,11 +103,11 @@ function actionSql(schema: string, queue: boolean, action: Action, dryRun: boole
         FOR UPDATE SKIP LOCKED
       )`
     : `target AS (
-        SELECT m.seq FROM ${s}.outbox m
+        SELECT m.seq, m.part FROM ${s}.outbox m
         WHERE m.seq IN (SELECT seq FROM within WHERE state = ANY($11::text[])) AND m.state = 'ready'
         FOR UPDATE SKIP LOCKED
       )`;
-  const match = queue ? `m.queue = target.queue AND m.id = target.id` : `m.seq = target.seq`;
+  const match = queue ? `m.queue = target.queue AND m.id = target.id` : `m.seq = target.seq AND m.part = target.part`;
   const table = queue ? `${s}.queue_messages` : `${s}.outbox`;
   let change: string;
   if (action === 'retry') {

@@ -175,6 +175,8 @@ export interface CheckBack {
 
 interface DueRow {
   seq: string;
+  /** The row's ring slot, named beside its seq by the statements that decide it. */
+  part: number;
   id: string;
   topic: string;
   key: string | null;
@@ -319,10 +321,12 @@ export function createCheckBack(deps: CheckBackDependencies): CheckBack {
           later.counted.push(1);
         }
       });
-      if (commits.length > 0) await client.query(sql.commitChecked, [commits]);
-      if (rollbacks.length > 0) await client.query(sql.rollbackChecked, [rollbacks]);
-      if (later.seqs.length > 0) await client.query(sql.checkLater, [later.seqs, later.delays, later.counted]);
-      if (dead.seqs.length > 0) await client.query(sql.deadLetterUnresolved, [dead.seqs, dead.errors]);
+      const partOf = new Map(rows.map((r) => [r.seq, r.part]));
+      const parts = (seqs: readonly string[]): number[] => seqs.map((seq) => partOf.get(seq)!);
+      if (commits.length > 0) await client.query(sql.commitChecked, [commits, parts(commits)]);
+      if (rollbacks.length > 0) await client.query(sql.rollbackChecked, [rollbacks, parts(rollbacks)]);
+      if (later.seqs.length > 0) await client.query(sql.checkLater, [later.seqs, parts(later.seqs), later.delays, later.counted]);
+      if (dead.seqs.length > 0) await client.query(sql.deadLetterUnresolved, [dead.seqs, parts(dead.seqs), dead.errors]);
       if (decisions.length > 0) {
         await client.query(sql.recordDecisions, [
           decisions.map((d) => d.id),

@@ -16,6 +16,11 @@ export const halfMessageSql = statementsFor((s) => ({
    * advisory lock (7337105, see publish-sql.ts), so the row holds its place in its key's
    * commit order and, being 'prepared', blocks later rows of its key in the relay's claim
    * until it is committed or dropped. An id with a final decision is never prepared again.
+   *
+   * The row goes to its id's ring slot (queue_part), where the unique index refuses a
+   * second prepared row of the id; one that a rotation has moved to another slot is looked
+   * for in every slot, under an advisory lock on the id so two prepares of it take turns.
+   * The slots' locks taken for that look keep a rotation from moving it meanwhile.
    */
   prepare: `
     WITH decided AS (
@@ -23,13 +28,16 @@ export const halfMessageSql = statementsFor((s) => ({
       WHERE message_id = $1::uuid AND decision IN ('commit', 'rollback', 'unresolved')
       LIMIT 1
     ), prepared AS (
-      INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key, state, check_at)
-      SELECT $1::uuid, $2::text, $3::text, $4::jsonb, $5::jsonb, $6::timestamptz, $7::timestamptz, $8::smallint, $9::text,
+      INSERT INTO ${s}.outbox (id, part, topic, key, payload, headers, run_at, expires_at, priority, group_key, state, check_at)
+      SELECT $1::uuid, ${s}.queue_part($1::uuid), $2::text, $3::text, $4::jsonb, $5::jsonb, $6::timestamptz, $7::timestamptz, $8::smallint, $9::text,
              'prepared', clock_timestamp() + $10::double precision * interval '1 millisecond'
       WHERE NOT EXISTS (SELECT 1 FROM decided)
         AND ($3::text IS NULL
              OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l))
-      ON CONFLICT (id) WHERE state = 'prepared' DO NOTHING
+        -- The lock first (the subquery's FROM), then the look.
+        AND (SELECT NOT EXISTS (SELECT 1 FROM ${s}.outbox o WHERE o.id = $1::uuid AND o.state = 'prepared')
+             FROM (SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7337105))) l)
+      ON CONFLICT (id, part) WHERE state = 'prepared' DO NOTHING
       RETURNING id, topic
     ), recorded AS (
       INSERT INTO ${s}.half_message_decisions (message_id, topic, decision, source, detail)
@@ -53,7 +61,7 @@ export const halfMessageSql = statementsFor((s) => ({
    * nothing, so its fresh READ COMMITTED snapshot sees whatever decision beat it.
    */
   lookup: `
-    SELECT (SELECT state FROM ${s}.outbox WHERE id = $1::uuid AND state = 'prepared') AS state,
+    SELECT (SELECT state FROM ${s}.outbox WHERE id = $1::uuid AND state = 'prepared' LIMIT 1) AS state,
            (SELECT decision FROM ${s}.half_message_decisions
             WHERE message_id = $1::uuid AND decision IN ('commit', 'rollback', 'unresolved')
             ORDER BY seq LIMIT 1) AS decided,

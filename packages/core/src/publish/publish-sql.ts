@@ -26,28 +26,20 @@ const LOCK_ONE = `
 export const publishSql = statementsFor((s) => ({
   /**
    * The common case, one message of a topic without a direct route, touching only the
-   * outbox. Inserts nothing when a direct route matches: publish then runs `routeOne`.
-   * $1-$9: id, topic, key, payload, headers, run_at, expires_at, priority, group_key.
+   * outbox, written straight into its ring slot's partition (index = the slot,
+   * {@link idSlot}): no tuple routing. It takes seq from the parent's identity itself (a
+   * partition of PostgreSQL 15 and 16 has none of its own), after its key's lock, so seq
+   * order is commit order per key. Inserts nothing when a direct route matches: publish
+   * then runs `routeOne`. $1-$9: id, topic, key, payload, headers, run_at, expires_at,
+   * priority, group_key.
    */
-  insertOutbox: `
-    INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key)
-    SELECT $1::uuid, $2::text, $3::text, $4::jsonb, $5::jsonb, $6::timestamptz, $7::timestamptz, $8::smallint, $9::text
-    WHERE NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || $2::text) ~ r.topic_regex)
-      AND ($3::text IS NULL
-           OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l))
-    RETURNING id`,
+  insertOutbox: [0, 1, 2, 3].map((slot) => insertOutboxSlot(s, slot)),
 
   /** `insertOutbox` with a NOTIFY (sent at commit) on $10, the outbox channel, when it inserted. */
-  insertOutboxNotify: `
-    WITH inserted AS (
-      INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key)
-      SELECT $1::uuid, $2::text, $3::text, $4::jsonb, $5::jsonb, $6::timestamptz, $7::timestamptz, $8::smallint, $9::text
-      WHERE NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || $2::text) ~ r.topic_regex)
-        AND ($3::text IS NULL
-             OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l))
-      RETURNING id
+  insertOutboxNotify: [0, 1, 2, 3].map((slot) => `
+    WITH inserted AS (${insertOutboxSlot(s, slot)}
     )
-    SELECT id, pg_notify($10::text, '') FROM inserted`,
+    SELECT id, pg_notify($10::text, '') FROM inserted`),
 
   /**
    * One message into the queues of the direct routes its topic matches, or into the
@@ -94,6 +86,19 @@ export const publishSql = statementsFor((s) => ({
     )${routeLocked(s)}`,
 }));
 
+// The single-message outbox insert into slot `slot`'s partition (see `insertOutbox`).
+function insertOutboxSlot(s: string, slot: number): string {
+  return `
+      INSERT INTO ${s}.outbox_${slot} (seq, id, part, topic, key, payload, headers, run_at, expires_at, priority, group_key)
+      OVERRIDING SYSTEM VALUE
+      SELECT nextval('${s}.outbox_seq_seq'::regclass), $1::uuid, ${slot}, $2::text, $3::text, $4::jsonb, $5::jsonb,
+             $6::timestamptz, $7::timestamptz, $8::smallint, $9::text
+      WHERE NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || $2::text) ~ r.topic_regex)
+        AND ($3::text IS NULL
+             OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l))
+      RETURNING id`;
+}
+
 // The part of routeOne and routeMany after `locked` (the messages, their keys locked, with
 // their publish order in `ord`): each goes to the queues of the direct routes its topic
 // matches, or to the outbox when none does, and the channels are NOTIFYed.
@@ -107,8 +112,8 @@ function routeLocked(s: string): string {
       ON CONFLICT (queue, id, part) DO NOTHING
       RETURNING id, queue
     ), stored AS (
-      INSERT INTO ${s}.outbox (id, topic, key, payload, headers, run_at, expires_at, priority, group_key)
-      SELECT id, topic, key, payload, headers, run_at, expires_at, priority, group_key
+      INSERT INTO ${s}.outbox (id, part, topic, key, payload, headers, run_at, expires_at, priority, group_key)
+      SELECT id, ${s}.queue_part(id), topic, key, payload, headers, run_at, expires_at, priority, group_key
       FROM locked i
       WHERE NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || i.topic) ~ r.topic_regex)
       ORDER BY ord
@@ -120,7 +125,7 @@ function routeLocked(s: string): string {
 }
 
 /**
- * The ring slot of queue_messages a message id goes to: what the migration's
+ * The ring slot of queue_messages and of the outbox a message id goes to: what the migration's
  * queue_part(id) computes, bits 2-3 of the id's fifth byte (bits 10-11 of a UUIDv7's
  * milliseconds). The id is a checked UUID in canonical form.
  */

@@ -201,7 +201,7 @@ async function insert(db: Executor, encoded: EncodedMessage[], ids: string[], sc
     const m = encoded[0]!;
     const values: unknown[] = [m.id, m.topic, m.key, m.payload, m.headers, m.availableAt, m.expiresAt, m.priority, m.group];
     if (notify) values.push(outboxChannel(schema));
-    const rows = await run<{ id: string }>(notify ? sql.insertOutboxNotify : sql.insertOutbox, values, prepare);
+    const rows = await run<{ id: string }>((notify ? sql.insertOutboxNotify : sql.insertOutbox)[idSlot(m.id)]!, values, prepare);
     if (rows.length > 0) return { ids, inserted: ids };
   }
   if (one && routedTopics.has(`${schema}\u0000${encoded[0]!.topic}`)) {

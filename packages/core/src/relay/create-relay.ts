@@ -24,6 +24,7 @@ import { startDeliverySpans } from './delivery-spans.js';
 import { prepared } from '../shared/prepared.js';
 import { pipelined, type PipelinedStatement } from '../shared/pipelined.js';
 import { CLAIM_PLAN_BY_INDEX, CLAIM_PLAN_DONE } from '../shared/claim-plan.js';
+import { createRingRotation } from '../shared/ring-rotation.js';
 import { errorText } from '../shared/error-text.js';
 import { checkWaitForDatabaseMs, DEFAULT_WAIT_FOR_DATABASE_MS, retryWhileUnreachable, waitForDatabase } from '../shared/wait-for-database.js';
 
@@ -130,6 +131,8 @@ export interface Relay {
 
 interface ClaimedRow {
   seq: string;
+  /** The row's ring slot, which the statements finishing it name beside its seq. */
+  part: number;
   id: string;
   topic: string;
   key: string | null;
@@ -290,6 +293,7 @@ export function createRelay(options: RelayOptions): Relay {
   const log = o.logger.child({ component: 'relay', relay: o.name, schema: o.schema });
   warnIfConnectUnbounded(o.pool, log);
   const sql = relaySql(o.schema);
+  const rotation = createRingRotation({ pool: o.pool, logger: log, ring: 'outbox', rotate: sql.rotate });
   const events = new EventEmitter<RelayEvents>();
   let loop: DrainLoop | undefined;
   let listener: Listener | undefined;
@@ -354,6 +358,8 @@ export function createRelay(options: RelayOptions): Relay {
   const relayRows = async (client: pg.PoolClient, rows: ClaimedRow[]) => {
     if (rows.length === 0) return { claimed: 0, delivered: 0, retried: 0, dead: [], held: [], writes: [] };
     const now = Date.now();
+    const partOf = new Map(rows.map((r) => [r.seq, r.part]));
+    const parts = (seqs: readonly string[]): number[] => seqs.map((seq) => partOf.get(seq)!);
     const dead: { seq: string; id: string; topic: string; reason: string; error: string }[] = [];
     const held: { m: RelayedMessage; heldForMs: number }[] = [];
     const perDestination = new Map<Destination, RelayedMessage[]>();
@@ -410,10 +416,11 @@ export function createRelay(options: RelayOptions): Relay {
     }
     // Not run here: the caller sends them together with the COMMIT, in one round trip.
     const writes: PipelinedStatement[] = [];
-    if (delivered.length > 0) writes.push(prepared(sql.deleteDelivered, [delivered]));
-    if (retrySeqs.length > 0) writes.push({ text: sql.retryLater, values: [retrySeqs, retryDelays, retryErrors] });
+    if (delivered.length > 0) writes.push(prepared(sql.deleteDelivered, [delivered, parts(delivered)]));
+    if (retrySeqs.length > 0) writes.push({ text: sql.retryLater, values: [retrySeqs, parts(retrySeqs), retryDelays, retryErrors] });
     if (held.length > 0) {
-      writes.push({ text: sql.holdUnroutable, values: [held.map((h) => h.m.seq), held.map((h) => h.heldForMs), `no route for this topic on relay ${o.name}`] });
+      const seqs = held.map((h) => h.m.seq);
+      writes.push({ text: sql.holdUnroutable, values: [seqs, parts(seqs), held.map((h) => h.heldForMs), `no route for this topic on relay ${o.name}`] });
     }
     if (dead.length > 0) {
       // Failed deliveries count the attempt that just failed; expired/unroutable do not.
@@ -421,7 +428,8 @@ export function createRelay(options: RelayOptions): Relay {
       const other = dead.filter((d) => d.reason !== 'failed');
       for (const [group, extra] of [[failed, 1], [other, 0]] as const) {
         if (group.length === 0) continue;
-        writes.push({ text: sql.deadLetter, values: [group.map((d) => d.seq), group.map((d) => d.reason), group.map((d) => d.error), extra] });
+        const seqs = group.map((d) => d.seq);
+        writes.push({ text: sql.deadLetter, values: [seqs, parts(seqs), group.map((d) => d.reason), group.map((d) => d.error), extra] });
       }
     }
     return { claimed: rows.length, delivered: delivered.length, retried: retrySeqs.length, dead, held, writes };
@@ -511,7 +519,9 @@ export function createRelay(options: RelayOptions): Relay {
     const claimed = await claimBatch();
     const n = claimed.rows.length;
     const done: Promise<void> = finishBatch(claimed).then(
-      () => undefined,
+      // Once the batch's row locks are gone, which would make the slots look busy: empties
+      // the outbox ring's older slots now and then, off this path (ring-rotation.ts).
+      () => rotation.afterClaim(n),
       (error: unknown) => {
         backgroundFailure ??= { error };
       },

@@ -8,10 +8,13 @@ export const relaySql = statementsFor((s) => ({
    * now). Head-of-key rule: a keyed row is claimable only when no earlier row with its key
    * is left in the outbox (claimed by another relay, waiting to retry, or a prepared half
    * message), so one key never has two rows in flight and a stuck key holds back only
-   * itself. SKIP LOCKED lets any number of relays claim at once.
+   * itself. SKIP LOCKED lets any number of relays claim at once. The outbox is a ring of
+   * slots (rotate_outbox) and seq one order across them: the plan merges the slots'
+   * primary keys in seq order and stops after a batch. `part` names the row's slot for
+   * the statements that finish it.
    */
   claim: `
-    SELECT o.seq, o.id, o.topic, o.key, o.payload::text AS payload, o.headers::text AS headers,
+    SELECT o.seq, o.part, o.id, o.topic, o.key, o.payload::text AS payload, o.headers::text AS headers,
            ${epochMs('o.run_at')} AS run_at_ms, ${epochMs('o.expires_at')} AS expires_at_ms, o.attempts,
            ${epochMs('o.created_at')} AS created_at_ms, o.priority, o.group_key
     FROM ${s}.outbox o
@@ -23,40 +26,53 @@ export const relaySql = statementsFor((s) => ({
     LIMIT $1
     FOR UPDATE SKIP LOCKED`,
 
-  /** Removes the delivered rows: $1 their seqs. */
-  deleteDelivered: `DELETE FROM ${s}.outbox WHERE seq = ANY($1::bigint[])`,
+  /**
+   * Removes the delivered rows: $1 their seqs, $2 their slots. Each row is named by its
+   * slot too, so each is one probe of one slot's key, not one per slot; the claim's row
+   * locks keep it in that slot (a rotation must lock the slot first).
+   */
+  deleteDelivered: `
+    DELETE FROM ${s}.outbox o
+    USING unnest($1::bigint[], $2::smallint[]) AS f(seq, part)
+    WHERE o.seq = f.seq AND o.part = f.part`,
 
-  /** Counts a failed attempt and sets when to try again: $1 seqs, $2 delays in ms, $3 errors. */
+  /** Counts a failed attempt and sets when to try again: $1 seqs, $2 slots, $3 delays in ms, $4 errors. */
   retryLater: `
     UPDATE ${s}.outbox o
     SET attempts = o.attempts + 1,
         available_at = now() + f.delay_ms * interval '1 millisecond',
         last_error = f.error
-    FROM unnest($1::bigint[], $2::double precision[], $3::text[]) AS f(seq, delay_ms, error)
-    WHERE o.seq = f.seq`,
+    FROM unnest($1::bigint[], $2::smallint[], $3::double precision[], $4::text[]) AS f(seq, part, delay_ms, error)
+    WHERE o.seq = f.seq AND o.part = f.part`,
 
   /**
-   * Leaves rows no destination of this relay matches for later: $1 seqs, $2 delays in
-   * ms, $3 the note for last_error. attempts stays: holding is not a failed delivery,
-   * and must not use up the retry budget of the relay that will deliver the row.
+   * Leaves rows no destination of this relay matches for later: $1 seqs, $2 slots, $3
+   * delays in ms, $4 the note for last_error. attempts stays: holding is not a failed
+   * delivery, and must not use up the retry budget of the relay that will deliver the row.
    */
   holdUnroutable: `
     UPDATE ${s}.outbox o
-    SET available_at = now() + f.delay_ms * interval '1 millisecond', last_error = $3::text
-    FROM unnest($1::bigint[], $2::double precision[]) AS f(seq, delay_ms)
-    WHERE o.seq = f.seq`,
+    SET available_at = now() + f.delay_ms * interval '1 millisecond', last_error = $4::text
+    FROM unnest($1::bigint[], $2::smallint[], $3::double precision[]) AS f(seq, part, delay_ms)
+    WHERE o.seq = f.seq AND o.part = f.part`,
 
   /**
-   * Moves rows to dead_letters in one statement: $1 seqs, $2 reasons, $3 errors, $4 the
-   * attempts to add to each row's count (1 when this batch's attempt failed).
+   * Moves rows to dead_letters in one statement: $1 seqs, $2 slots, $3 reasons, $4
+   * errors, $5 the attempts to add to each row's count (1 when this batch's attempt failed).
    */
   deadLetter: `
     WITH f AS (
-      SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS f(seq, reason, error)
+      SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::text[]) AS f(seq, part, reason, error)
     ), moved AS (
-      DELETE FROM ${s}.outbox o USING f WHERE o.seq = f.seq RETURNING o.*
+      DELETE FROM ${s}.outbox o USING f WHERE o.seq = f.seq AND o.part = f.part RETURNING o.*
     )
     INSERT INTO ${s}.dead_letters (source, queue, id, topic, key, group_key, priority, payload, headers, reason, error, attempts, created_at)
-    SELECT 'outbox', NULL, m.id, m.topic, m.key, m.group_key, m.priority, m.payload, m.headers, f.reason, f.error, m.attempts + $4::int, m.created_at
+    SELECT 'outbox', NULL, m.id, m.topic, m.key, m.group_key, m.priority, m.payload, m.headers, f.reason, f.error, m.attempts + $5::int, m.created_at
     FROM moved m JOIN f USING (seq)`,
+
+  /**
+   * Empties the outbox ring's older slots (rotate_outbox); $1 how long to wait for a
+   * slot's lock, in ms (0: not at all).
+   */
+  rotate: `SELECT truncated, busy, moved FROM ${s}.rotate_outbox(NULL, 5000, $1)`,
 }));

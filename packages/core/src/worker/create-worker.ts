@@ -9,7 +9,7 @@ import { queueChannel } from '../shared/channels.js';
 import { registerQueues } from '../relay/create-queue-destination.js';
 import { createBatchHandler } from './batch-handler.js';
 import { createClaimer } from './claimer.js';
-import { createQueueRotation } from './queue-rotation.js';
+import { createRingRotation } from '../shared/ring-rotation.js';
 import { createTrickleVacuum } from './trickle-vacuum.js';
 import type { Verdict } from './verdict.js';
 import { SagaboxError } from '../shared/errors.js';
@@ -59,7 +59,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const sql = queueSql(o.schema);
   const claimer = createClaimer({ pool, schema: o.schema, queue, name: o.name, leaseMs: o.leaseMs, batchSize, maxBatchSize: o.maxBatchSize, concurrency: o.concurrency, logger: log });
   const trickleVacuum = o.trickleVacuum ? createTrickleVacuum({ pool, schema: o.schema, logger: log }) : undefined;
-  const rotation = createQueueRotation({ pool, schema: o.schema, logger: log });
+  const rotation = createRingRotation({ pool, logger: log, ring: 'queue_messages', rotate: sql.rotate });
   const events = new EventEmitter<WorkerEvents>();
   const batches = createBatchHandler({ ...o, logger: log, onHandlerCall: (call) => events.emit('handlerCalled', call) });
   const loops: DrainLoop[] = [];

@@ -31,7 +31,7 @@ export const queueSql = statementsFor((s) => ({
              OR CASE WHEN current_setting('server_version_num')::int >= 170000
                   THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END AS owner
     FROM pg_class c WHERE c.oid = (quote_ident($1) || '.queue_messages')::regclass`,
-  /** Empties the ring's older slots of queue_messages, moving what is left in them (see queue-rotation.ts). */
+  /** Empties the ring's older slots of queue_messages, moving what is left in them (see ring-rotation.ts). */
   rotate: `SELECT truncated, busy, moved FROM ${s}.rotate_queue_messages(NULL, 5000, $1)`,
   /** Not truncated: truncation takes a lock that would hold the claims back. */
   trickleVacuum: `VACUUM (SKIP_LOCKED, TRUNCATE false) ${s}.queue_messages`,
