@@ -6,14 +6,16 @@
  * a table never analysed (autovacuum off, or a backlog that arrived before its first
  * analyse), and then each claim reads the whole backlog. The order and the row locks are
  * the same either way; the only plans this rules out are the ones that sort the table.
+ * Bitmap scans are off too: the outbox's head-of-key probe looks for one earlier row of
+ * the key in each ring slot, and a bitmap would collect all of them first.
  */
-export const CLAIM_PLAN_BY_INDEX = 'SET LOCAL enable_sort = off';
+export const CLAIM_PLAN_BY_INDEX = `SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)`;
 
 /**
  * Undoes {@link CLAIM_PLAN_BY_INDEX} for the rest of a transaction that goes on after
  * its claim (the relay's, whose destinations write through the same connection).
  */
-export const CLAIM_PLAN_DONE = 'SET LOCAL enable_sort = on';
+export const CLAIM_PLAN_DONE = `SELECT set_config('enable_sort', 'on', true), set_config('enable_bitmapscan', 'on', true)`;
 
 /**
  * {@link CLAIM_PLAN_BY_INDEX} for the worker's claims, in a transaction that ends with the
