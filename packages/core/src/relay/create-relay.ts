@@ -516,12 +516,19 @@ export function createRelay(options: RelayOptions): Relay {
    */
   const runPipelined = async (): Promise<{ handled: number; full: boolean }> => {
     throwBackgroundFailure();
+    if (rotation.due()) {
+      // Every few hundred ms, empties the outbox ring's older slots (ring-rotation.ts).
+      // This relay's open batches hold every slot's lock: with a backlog there is always
+      // one, so they finish first, and the next claim waits for the rotation.
+      await Promise.all(inFlight);
+      throwBackgroundFailure();
+      await rotation.run();
+    }
     const claimed = await claimBatch();
     const n = claimed.rows.length;
+    rotation.claimed(n);
     const done: Promise<void> = finishBatch(claimed).then(
-      // Once the batch's row locks are gone, which would make the slots look busy: empties
-      // the outbox ring's older slots now and then, off this path (ring-rotation.ts).
-      () => rotation.afterClaim(n),
+      () => undefined,
       (error: unknown) => {
         backgroundFailure ??= { error };
       },

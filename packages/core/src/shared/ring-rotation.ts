@@ -25,8 +25,14 @@ export interface RingRotationOptions {
 
 /** Empties the older slots of a ring while messages flow; see {@link createRingRotation}. */
 export interface RingRotation {
-  /** Called after each claim that took `claimed` messages; never waits for the rotation. */
+  /** Called after each claim that took `claimed` messages: starts a rotation when one is {@link due}, and never waits for it. */
   afterClaim(claimed: number): void;
+  /** Records a claim of `claimed` messages without starting anything (the caller runs {@link run} when {@link due}). */
+  claimed(claimed: number): void;
+  /** Whether a rotation should run now: messages were claimed since the last one, {@link RING_ROTATION_INTERVAL_MS} ago or more, and none is running. */
+  due(): boolean;
+  /** Rotates once now; resolves when done and never rejects. */
+  run(): Promise<void>;
 }
 
 /**
@@ -43,8 +49,9 @@ export interface RingRotation {
  * open, though, and then that never succeeds: the dead rows would pile up, claims slow
  * down and the backlog grows. So after a rotation found a lock held, the next one may
  * wait {@link RING_ROTATION_WAIT_MS} for it (claims and acks wait behind it that long),
- * at most once a second. Runs off the claiming path, one call at a time; a failure is
- * logged once per failing spell and never reaches the caller.
+ * at most once a second. One call at a time; a failure is logged once per failing spell
+ * and never reaches the caller. A worker starts it off its claiming path (`afterClaim`);
+ * the relay, whose own open batches hold every slot's lock, runs it between batches.
  */
 export function createRingRotation(o: RingRotationOptions): RingRotation {
   let lastAt = -Infinity;
@@ -52,6 +59,7 @@ export function createRingRotation(o: RingRotationOptions): RingRotation {
   let wasBusy = false;
   let running = false;
   let failing = false;
+  let flowed = false;
 
   const rotate = async (): Promise<void> => {
     try {
@@ -82,12 +90,23 @@ export function createRingRotation(o: RingRotationOptions): RingRotation {
     }
   };
 
+  const due = (): boolean => flowed && !running && performance.now() - lastAt >= RING_ROTATION_INTERVAL_MS;
+  const run = (): Promise<void> => {
+    running = true;
+    flowed = false;
+    lastAt = performance.now();
+    return rotate();
+  };
+  const claimed = (n: number): void => {
+    if (n > 0) flowed = true;
+  };
   return {
-    afterClaim(claimed) {
-      if (claimed === 0 || running || performance.now() - lastAt < RING_ROTATION_INTERVAL_MS) return;
-      running = true;
-      lastAt = performance.now();
-      void rotate();
+    claimed,
+    due,
+    run,
+    afterClaim(n) {
+      claimed(n);
+      if (due()) void run();
     },
   };
 }
