@@ -274,10 +274,8 @@ $$;
 
 -- The ring of queue_messages, turned by the workers after their claims (rotate_ring).
 CREATE FUNCTION rotate_queue_messages(p_now timestamptz DEFAULT NULL, p_max_move integer DEFAULT 5000, p_wait_ms integer DEFAULT 0,
-                                      p_min_dead integer DEFAULT 256,
-                                      OUT truncated smallint[], OUT busy smallint[], OUT moved integer)
-LANGUAGE sql VOLATILE
-SET search_path FROM CURRENT
+  p_min_dead integer DEFAULT 256, OUT truncated smallint[], OUT busy smallint[], OUT moved integer)
+LANGUAGE sql VOLATILE SET search_path FROM CURRENT
 AS $$ SELECT * FROM rotate_ring('queue_messages', p_now, p_max_move, p_wait_ms, p_min_dead) $$;
 
 -- The ring of the outbox, turned by the relays after their claims (rotate_ring). The rows
@@ -285,10 +283,8 @@ AS $$ SELECT * FROM rotate_ring('queue_messages', p_now, p_max_move, p_wait_ms, 
 -- rows no relay's destination matched yet; a producer's open transaction holds its
 -- slot's lock, so its row is never truncated: the slot is reported busy.
 CREATE FUNCTION rotate_outbox(p_now timestamptz DEFAULT NULL, p_max_move integer DEFAULT 5000, p_wait_ms integer DEFAULT 0,
-                              p_min_dead integer DEFAULT 256,
-                              OUT truncated smallint[], OUT busy smallint[], OUT moved integer)
-LANGUAGE sql VOLATILE
-SET search_path FROM CURRENT
+  p_min_dead integer DEFAULT 256, OUT truncated smallint[], OUT busy smallint[], OUT moved integer)
+LANGUAGE sql VOLATILE SET search_path FROM CURRENT
 AS $$ SELECT * FROM rotate_ring('outbox', p_now, p_max_move, p_wait_ms, p_min_dead) $$;
 
 -- Token buckets: the queue's own (group_key = '') and one per group with a group rate.
