@@ -105,8 +105,9 @@ export function createRingRotation(o: RingRotationOptions): RingRotation {
     due,
     run,
     afterClaim(n) {
+      // Only on a claim that took messages: a worker stopping or going idle starts none.
       claimed(n);
-      if (due()) void run();
+      if (n > 0 && due()) void run();
     },
   };
 }
