@@ -3,12 +3,23 @@ import { createRelay, publish } from '@sagabox/core';
 import { useDatabase } from '../support/test-pool.js';
 import { startChild } from '../support/child.js';
 import { waitFor } from '../support/wait-for.js';
+import { publishCommitted } from '../support/in-transaction.js';
 
 const { db, pool, count } = await useDatabase();
 const p = pool(12);
 await p.query('CREATE TABLE effects (message_id uuid NOT NULL, n int)');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Publishes `payloads` on `<queue>.x` in one transaction and relays them into `queue`; returns their ids. */
+async function queueCommitted(queue: string, payloads: Record<string, unknown>[]): Promise<string[]> {
+  const ids = await publishCommitted(p, payloads.map((payload) => ({ topic: `${queue}.x`, payload })));
+  const relay = createRelay({ pool: p, routes: [{ topic: `${queue}.*`, queue }] });
+  await relay.start();
+  await waitFor('queued', async () => (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = $1`, [queue])) === payloads.length);
+  await relay.stop();
+  return ids;
+}
 
 describe('SIGKILL', () => {
   it('a relay killed mid-batch, again and again, loses nothing and delivers nothing rolled back', async () => {
@@ -62,19 +73,7 @@ describe('SIGKILL', () => {
   });
 
   it('a worker killed inside a handler: the batch comes back after the lease and every effect exists once', async () => {
-    const relay = createRelay({ pool: p, routes: [{ topic: 'killw.*', queue: 'killw' }] });
-    await relay.start();
-    const c = await p.connect();
-    let ids: string[];
-    try {
-      await c.query('BEGIN');
-      ({ ids } = await publish(c, Array.from({ length: 20 }, (_, n) => ({ topic: 'killw.x', payload: { n, hang: n === 7 } }))));
-      await c.query('COMMIT');
-    } finally {
-      c.release();
-    }
-    await waitFor('queued', async () => (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'killw'`)) === 20);
-    await relay.stop();
+    const ids = await queueCommitted('killw', Array.from({ length: 20 }, (_, n) => ({ n, hang: n === 7 })));
 
     const first = startChild('worker-child.mjs', { DATABASE_URL: db.url, QUEUE: 'killw', LEASE_MS: '1000', BATCH_SIZE: '5' });
     await first.waitForLine(/^in-handler /);
@@ -94,20 +93,8 @@ describe('SIGKILL', () => {
   });
 
   it('a worker killed while it handles the rest of a failed batch under savepoints: nothing of that transaction stays, and every effect exists once', async () => {
-    const c = await p.connect();
-    let ids: string[];
-    try {
-      await c.query('BEGIN');
-      // 2 fails its first attempt, so the batch's rest goes again under savepoints, where 7 hangs.
-      ({ ids } = await publish(c, Array.from({ length: 20 }, (_, n) => ({ topic: 'killsp.x', payload: { n: 100 + n, fail: n === 2, hang: n === 7 } }))));
-      await c.query('COMMIT');
-    } finally {
-      c.release();
-    }
-    const relay = createRelay({ pool: p, routes: [{ topic: 'killsp.*', queue: 'killsp' }] });
-    await relay.start();
-    await waitFor('queued', async () => (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'killsp'`)) === 20);
-    await relay.stop();
+    // 2 fails its first attempt, so the batch's rest goes again under savepoints, where 7 hangs.
+    const ids = await queueCommitted('killsp', Array.from({ length: 20 }, (_, n) => ({ n: 100 + n, fail: n === 2, hang: n === 7 })));
 
     const first = startChild('worker-child.mjs', { DATABASE_URL: db.url, QUEUE: 'killsp', LEASE_MS: '1000', BATCH_SIZE: '20' });
     await first.waitForLine(/^in-handler /);

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { checkoutClient } from '../shared/checkout-client.js';
 import type { Logger } from '../shared/logger.js';
 import { pipelined, type PipelinedStatement } from '../shared/pipelined.js';
-import { ROLLED_BACK_AT_COMMIT } from './inbox.js';
+import { commitHandlingOrRolledBack, ROLLED_BACK_AT_COMMIT } from './inbox.js';
 
 /**
  * One handling transaction on a pooled connection. Unlike a plain BEGIN/COMMIT helper it
@@ -57,17 +57,15 @@ export async function beginTransaction(
   const tx: WorkerTransaction = {
     client,
     async commit() {
-      let result: pg.QueryResult;
+      let committed: boolean;
       try {
-        result = await client.query('COMMIT');
+        committed = await commitHandlingOrRolledBack(client);
       } catch (err) {
         finish(err as Error);
         throw err;
       }
       finish();
-      // A transaction in which a statement failed (say a handler caught a SQL error and
-      // carried on) answers COMMIT with ROLLBACK and no error: nothing was written.
-      if (result.command === 'ROLLBACK') throw new Error(ROLLED_BACK_AT_COMMIT);
+      if (!committed) throw new Error(ROLLED_BACK_AT_COMMIT);
     },
     async rollback() {
       if (done) return;
