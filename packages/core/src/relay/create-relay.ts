@@ -416,7 +416,16 @@ export function createRelay(options: RelayOptions): Relay {
     }
     // Not run here: the caller sends them together with the COMMIT, in one round trip.
     const writes: PipelinedStatement[] = [];
-    if (delivered.length > 0) writes.push(prepared(sql.deleteDelivered, [delivered, parts(delivered)]));
+    if (delivered.length > 0) {
+      const bySlot = new Map<number, string[]>();
+      for (const seq of delivered) {
+        const slot = partOf.get(seq)!;
+        const seqs = bySlot.get(slot);
+        if (seqs) seqs.push(seq);
+        else bySlot.set(slot, [seq]);
+      }
+      for (const [slot, seqs] of bySlot) writes.push(prepared(sql.deleteDelivered[slot]!, [seqs]));
+    }
     if (retrySeqs.length > 0) writes.push({ text: sql.retryLater, values: [retrySeqs, parts(retrySeqs), retryDelays, retryErrors] });
     if (held.length > 0) {
       const seqs = held.map((h) => h.m.seq);
@@ -517,12 +526,17 @@ export function createRelay(options: RelayOptions): Relay {
   const runPipelined = async (): Promise<{ handled: number; full: boolean }> => {
     throwBackgroundFailure();
     if (rotation.due()) {
-      // Every few hundred ms, empties the outbox ring's older slots (ring-rotation.ts).
-      // This relay's open batches hold every slot's lock: with a backlog there is always
-      // one, so they finish first, and the next claim waits for the rotation.
-      await Promise.all(inFlight);
-      throwBackgroundFailure();
-      await rotation.run();
+      // Every few hundred ms, empties the outbox ring's older slots (ring-rotation.ts),
+      // beside the batches in flight: most times no slot is due and that costs one short
+      // statement. This relay's open batches hold every slot's lock, though, so once a
+      // rotation found a slot busy, they finish first and the next claim waits for it.
+      if (rotation.busy()) {
+        await Promise.all(inFlight);
+        throwBackgroundFailure();
+        await rotation.run();
+      } else {
+        void rotation.run();
+      }
     }
     const claimed = await claimBatch();
     const n = claimed.rows.length;
@@ -595,7 +609,7 @@ export function createRelay(options: RelayOptions): Relay {
       started = false;
       // A start still waiting for the database gives up; it rejects with this reason.
       starting?.abort(new SagaboxError('DATABASE_UNREACHABLE', 'relay stopped before the database answered'));
-      const stopping = Promise.all([loop?.stop().then(() => Promise.all(inFlight)), listener?.stop(), checkBack.stop()]);
+      const stopping = Promise.all([loop?.stop().then(() => Promise.all([...inFlight, rotation.idle()])), listener?.stop(), checkBack.stop()]);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
         stopping.then(() => false),

@@ -27,14 +27,13 @@ export const relaySql = statementsFor((s) => ({
     FOR UPDATE SKIP LOCKED`,
 
   /**
-   * Removes the delivered rows: $1 their seqs, $2 their slots. Each row is named by its
-   * slot too, so each is one probe of one slot's key, not one per slot; the claim's row
-   * locks keep it in that slot (a rotation must lock the slot first).
+   * Removes the delivered rows of one slot: $1 their seqs. One statement per slot a
+   * batch touched (usually one), each on its partition: through the parent, a prepared
+   * statement locks all four slots and their indexes at every run and joins each seq
+   * against an append of them, about 60% dearer for a batch. The claim's row locks keep
+   * a row in its slot (a rotation must lock the slot first).
    */
-  deleteDelivered: `
-    DELETE FROM ${s}.outbox o
-    USING unnest($1::bigint[], $2::smallint[]) AS f(seq, part)
-    WHERE o.seq = f.seq AND o.part = f.part`,
+  deleteDelivered: [0, 1, 2, 3].map((slot) => `DELETE FROM ${s}.outbox_${slot} WHERE seq = ANY($1::bigint[])`),
 
   /** Counts a failed attempt and sets when to try again: $1 seqs, $2 slots, $3 delays in ms, $4 errors. */
   retryLater: `

@@ -31,8 +31,12 @@ export interface RingRotation {
   claimed(claimed: number): void;
   /** Whether a rotation should run now: messages were claimed since the last one, {@link RING_ROTATION_INTERVAL_MS} ago or more, and none is running. */
   due(): boolean;
+  /** Whether the last rotation found a slot it would empty locked by someone else's transaction. */
+  busy(): boolean;
   /** Rotates once now; resolves when done and never rejects. */
   run(): Promise<void>;
+  /** Resolves once no rotation is running (a stopping worker or relay waits for one it started in the background). */
+  idle(): Promise<void>;
 }
 
 /**
@@ -60,6 +64,7 @@ export function createRingRotation(o: RingRotationOptions): RingRotation {
   let running = false;
   let failing = false;
   let flowed = false;
+  let current: Promise<void> = Promise.resolve();
 
   const rotate = async (): Promise<void> => {
     try {
@@ -95,7 +100,8 @@ export function createRingRotation(o: RingRotationOptions): RingRotation {
     running = true;
     flowed = false;
     lastAt = performance.now();
-    return rotate();
+    current = rotate();
+    return current;
   };
   const claimed = (n: number): void => {
     if (n > 0) flowed = true;
@@ -103,7 +109,9 @@ export function createRingRotation(o: RingRotationOptions): RingRotation {
   return {
     claimed,
     due,
+    busy: () => wasBusy,
     run,
+    idle: () => current,
     afterClaim(n) {
       // Only on a claim that took messages: a worker stopping or going idle starts none.
       claimed(n);

@@ -215,7 +215,7 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
       started = false;
       starting?.abort(new SagaboxError('DATABASE_UNREACHABLE', 'worker stopped before the database answered'));
       if (purgeTimer) clearInterval(purgeTimer);
-      const stopping = Promise.all([...loops.map((l) => l.stop()), listener?.stop()]);
+      const stopping = Promise.all([...loops.map((l) => l.stop()), listener?.stop()]).then(() => rotation.idle());
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
         stopping.then(() => false),
