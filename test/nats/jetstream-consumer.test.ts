@@ -22,6 +22,15 @@ const recordEffect = (consumer: string) => async (m: JetStreamMessage, { client 
   await client.query('INSERT INTO effects (message_id, consumer, topic, payload, headers) VALUES ($1, $2, $3, $4, $5)', [m.id, consumer, m.topic, JSON.stringify(m.payload), JSON.stringify(m.headers)]);
 };
 
+/** A consumer's connection, stream and durable, with three quick attempts and no jitter. */
+const fastRetry = (stream: string, durable: string) => ({
+  servers: server.url,
+  stream,
+  durable,
+  pool: p,
+  retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 100, jitter: false },
+});
+
 describe('createJetStreamConsumer', () => {
   it('rejects bad options at once, listing every problem', () => {
     expect(() => createJetStreamConsumer({ servers: server.url, stream: 'a.b', durable: '', pool: p, handler: 'x', maxAckPending: 0 } as never)).toThrowError(
@@ -167,11 +176,7 @@ describe('createJetStreamConsumer', () => {
     const sub = nc.subscribe('$JS.EVENT.ADVISORY.CONSUMER.*.PAY.>', { callback: (_e, m) => { advisories.push(m.subject); } });
     const tries = new Map<number, number>();
     const consumer = createJetStreamConsumer({
-      servers: server.url,
-      stream: 'PAY',
-      durable: 'charger',
-      pool: p,
-      retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 100, jitter: false },
+      ...fastRetry('PAY', 'charger'),
       deadLetterSubject: 'dlq.pay',
       handler: async (m: JetStreamMessage<{ n: number; mode: string }>, ctx) => {
         tries.set(m.payload.n, (tries.get(m.payload.n) ?? 0) + 1);
@@ -210,11 +215,7 @@ describe('createJetStreamConsumer', () => {
   it('a handler that catches a failed statement and returns is not acked: its transaction was rolled back at COMMIT; it alone is retried, and each effect happens once', async () => {
     await jsm.streams.add({ name: 'SWALLOW', subjects: ['swallow.>'] });
     const consumer = createJetStreamConsumer({
-      servers: server.url,
-      stream: 'SWALLOW',
-      durable: 'swallow',
-      pool: p,
-      retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 100, jitter: false },
+      ...fastRetry('SWALLOW', 'swallow'),
       handler: async (m: JetStreamMessage<{ n: number }>, ctx) => {
         await recordEffect('swallow')(m, ctx);
         // 1 in the middle of the batch (the next handler meets the aborted transaction), 4 last (COMMIT answers ROLLBACK).
@@ -232,6 +233,29 @@ describe('createJetStreamConsumer', () => {
     expect(rows.map((r) => r.n)).toEqual([0, 1, 2, 3, 4]);
     expect(failed.sort()).toEqual([1, 4]);
     expect(await count(`SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = 'swallow'`)).toBe(5);
+    await consumer.stop();
+  });
+
+  it('a message alone in its batch whose handler swallowed a failed statement fails at once: its handler runs once per attempt', async () => {
+    await jsm.streams.add({ name: 'SWALLOW1', subjects: ['swallow1.>'] });
+    let calls = 0;
+    const consumer = createJetStreamConsumer({
+      ...fastRetry('SWALLOW1', 'swallow1'),
+      handler: async (m: JetStreamMessage<{ n: number }>, ctx) => {
+        calls++;
+        await recordEffect('swallow1')(m, ctx);
+        if (m.attempts === 1) await ctx.client.query('SELECT 1/0').catch(() => undefined);
+      },
+    });
+    running.push(consumer);
+    const failed: string[] = [];
+    consumer.events.on('failed', (e) => failed.push(e.id));
+    await js.publish('swallow1.x', JSON.stringify({ n: 7 }), { msgID: '0190d6a4-7c3b-7000-8000-000000000501' });
+    await consumer.start();
+    await waitFor('the effect', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'swallow1'`)) === 1, 15_000);
+    await waitFor('acked', async () => (await jsm.consumers.info('SWALLOW1', 'swallow1')).num_ack_pending === 0);
+    expect(failed).toEqual(['0190d6a4-7c3b-7000-8000-000000000501']);
+    expect(calls).toBe(2);
     await consumer.stop();
   });
 

@@ -312,6 +312,13 @@ export function createJetStreamConsumer<P = unknown>(options: JetStreamConsumerO
       const aborted = failure?.kind === 'threw' && (failure.error as { code?: unknown } | null)?.code === '25P02';
       if (aborted) await client.query('ROLLBACK');
       if (aborted || (failedAt < 0 && !(await commitHandlingOrRolledBack(client)))) {
+        // Alone in its batch, the message is the one that did it: it fails now, without
+        // a second call of its handler for the same delivery.
+        if (ready.length === 1) {
+          settled.add(ready[0]!.msg);
+          await settleFailure(ready[0]!, { kind: 'threw', error: new Error(ROLLED_BACK_AT_COMMIT) });
+          return;
+        }
         for (const r of ready) await runOne(client, r, settled);
         return;
       }
