@@ -54,8 +54,10 @@ export interface RingRotation {
  * down and the backlog grows. So after a rotation found a lock held, the next one may
  * wait {@link RING_ROTATION_WAIT_MS} for it (claims and acks wait behind it that long),
  * at most once a second. One call at a time; a failure is logged once per failing spell
- * and never reaches the caller. A worker starts it off its claiming path (`afterClaim`);
- * the relay, whose own open batches hold every slot's lock, runs it between batches.
+ * and never reaches the caller. A worker starts it off its claiming path (`afterClaim`).
+ * The relay starts it beside its batches too, but its own open batches hold every slot's
+ * lock: once a rotation was {@link RingRotation.busy | busy}, it runs the next one
+ * between batches.
  */
 export function createRingRotation(o: RingRotationOptions): RingRotation {
   let lastAt = -Infinity;
