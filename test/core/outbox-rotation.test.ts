@@ -260,7 +260,7 @@ describe('rotate_outbox', () => {
       await relay.start();
       const producer = (async () => {
         while (producing) {
-          const { rowCount } = await p.query(`INSERT INTO sagabox.outbox (id, topic, payload) SELECT gen_random_uuid(), 'o.x', jsonb_build_object('n', g) FROM generate_series(1, 25) g`);
+          const { rowCount } = await p.query(`INSERT INTO sagabox.outbox (id, topic, payload) SELECT gen_random_uuid(), 'o.x', jsonb_build_object('n', g) FROM generate_series(1, 12) g`);
           published += rowCount ?? 0;
           await new Promise((res) => setTimeout(res, 10));
         }
