@@ -97,7 +97,7 @@ describe('queue_messages rotation under load', () => {
         await worker.start();
       }
       // Two turns of the ring: each slot truncated twice, under load and the snapshot.
-      // A turn takes 4 s at least; a loaded CI pass has taken more than 20 s for two.
+      // A turn takes 4 s at least; the rest of the wait is room for a loaded machine.
       await waitFor('eight truncations under load', () => ring.seen.truncations >= 8, 45_000).catch((err: Error) => {
         throw new Error(`${err.message} (${JSON.stringify(ring.seen)})`);
       });
