@@ -65,6 +65,14 @@ const rowsOf = async (id: string) =>
   (await p.query<{ part: number; row: Record<string, unknown> }>(
     `SELECT o.part, to_jsonb(o) - 'part' AS row FROM sagabox.outbox o WHERE id = $1 ORDER BY seq`, [id])).rows;
 
+/** The whole outbox on disk (heap and indexes) and its dead rows by the statistics. */
+const sample = async (): Promise<{ bytes: number; dead: number }> => {
+  const { rows } = await p.query<{ bytes: string; dead: string }>(
+    `SELECT sum(pg_total_relation_size(relid)) AS bytes, sum(pg_stat_get_dead_tuples(relid)) AS dead
+     FROM pg_partition_tree('sagabox.outbox') WHERE isleaf`);
+  return { bytes: Number(rows[0]!.bytes), dead: Number(rows[0]!.dead) };
+};
+
 beforeEach(async () => {
   await p.query('TRUNCATE sagabox.outbox, effects');
 });
@@ -192,15 +200,7 @@ describe('rotate_outbox', () => {
         await new Promise((res) => setTimeout(res, 100));
       }
     })();
-    // The whole outbox on disk (heap and indexes) and its dead rows by the statistics,
-    // sampled while messages flow.
     const samples: { bytes: number; dead: number }[] = [];
-    const sample = async (): Promise<{ bytes: number; dead: number }> => {
-      const { rows } = await p.query<{ bytes: string; dead: string }>(
-        `SELECT sum(pg_total_relation_size(relid)) AS bytes, sum(pg_stat_get_dead_tuples(relid)) AS dead
-         FROM pg_partition_tree('sagabox.outbox') WHERE isleaf`);
-      return { bytes: Number(rows[0]!.bytes), dead: Number(rows[0]!.dead) };
-    };
     try {
       await relay.start();
       const production = produceKeyed(pool(16), { topic: 'o.keyed', keys: 16, pauseMs: 20 });
@@ -272,8 +272,7 @@ describe('rotate_outbox', () => {
         const now = await ringState(p, 'sagabox', 'outbox');
         truncations += now.filter((slot, i) => slot.filenode !== last[i]!.filenode).length;
         last = now;
-        const { rows } = await p.query<{ dead: string }>(`SELECT sum(pg_stat_get_dead_tuples(relid)) AS dead FROM pg_partition_tree('sagabox.outbox') WHERE isleaf`);
-        peakDead = Math.max(peakDead, Number(rows[0]!.dead));
+        peakDead = Math.max(peakDead, (await sample()).dead);
       }
       producing = false;
       await producer;
