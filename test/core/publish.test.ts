@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { defineTopics, publish, SagaboxError, DEFAULT_MAX_PAYLOAD_BYTES, type StandardSchemaV1 } from '@sagabox/core';
+import { addDirectRoute, removeDirectRoute } from '@sagabox/core/admin';
 import { Kysely, PostgresDialect } from 'kysely';
 import { useDatabase } from '../support/test-pool.js';
 import { inTransaction } from '../support/in-transaction.js';
@@ -47,6 +48,35 @@ describe('publish', () => {
     const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: p }) });
     const ids = await db.transaction().execute(async (trx) => (await publish(trx, { topic: 'k.y', payload: { via: 'kysely' } })).ids);
     expect(await count('SELECT count(*) AS n FROM sagabox.outbox WHERE id = $1', ids)).toBe(1);
+  });
+
+  it('wakes relays on the outbox channel at commit, not on rollback, not with notify: false, and not for a message a direct route takes', async () => {
+    await addDirectRoute(p, { topic: 'nfy.routed', queue: 'nfy-q' });
+    const listener = await p.connect();
+    const heard: string[] = [];
+    listener.on('notification', (n) => heard.push(`${n.channel}:${n.payload ?? ''}`));
+    await listener.query('LISTEN "sagabox.outbox"; LISTEN "sagabox.queue"');
+    // A round trip on the listener after the producer's statement delivers what it has.
+    const heardAfter = async (fn: (c: pg.PoolClient) => Promise<unknown>, commit = true): Promise<string[]> => {
+      heard.length = 0;
+      await inTx(fn, commit);
+      await new Promise((r) => setTimeout(r, 50));
+      await listener.query('SELECT 1');
+      return [...heard];
+    };
+    try {
+      expect(await heardAfter((c) => publish(c, { topic: 'nfy.outbox', payload: 1 }, { notify: 'always' }))).toEqual(['sagabox.outbox:']);
+      expect(await heardAfter((c) => publish(c, { topic: 'nfy.outbox', payload: 2 }, { notify: 'always' }), false)).toEqual([]);
+      expect(await heardAfter((c) => publish(c, { topic: 'nfy.outbox', key: 'k', payload: 3 }, { notify: false }))).toEqual([]);
+      expect(await heardAfter((c) => publish(c, { topic: 'nfy.routed', payload: 4 }, { notify: 'always' }))).toEqual(['sagabox.queue:nfy-q']);
+      // Again, now that publish remembers the topic as routed, and back through the outbox once the route is gone.
+      expect(await heardAfter((c) => publish(c, { topic: 'nfy.routed', payload: 5 }, { notify: 'always' }))).toEqual(['sagabox.queue:nfy-q']);
+      await removeDirectRoute(p, { topic: 'nfy.routed', queue: 'nfy-q' });
+      expect(await heardAfter((c) => publish(c, { topic: 'nfy.routed', payload: 6 }, { notify: 'always' }))).toEqual(['sagabox.outbox:']);
+      expect(await count(`SELECT count(*) AS n FROM sagabox.outbox WHERE topic LIKE 'nfy.%'`)).toBe(3);
+    } finally {
+      listener.release(true);
+    }
   });
 
   it('orders rows of one key by commit, even when transactions overlap', async () => {

@@ -29,17 +29,12 @@ export const publishSql = statementsFor((s) => ({
    * outbox, written straight into its ring slot's partition (index = the slot,
    * {@link idSlot}): no tuple routing. It takes seq from the parent's identity itself (a
    * partition of PostgreSQL 15 and 16 has none of its own), after its key's lock, so seq
-   * order is commit order per key. Inserts nothing when a direct route matches: publish
+   * order is commit order per key. Writes nothing when a direct route matches: publish
    * then runs `routeOne`. $1-$9: id, topic, key, payload, headers, run_at, expires_at,
-   * priority, group_key.
+   * priority, group_key; $10 the outbox channel to NOTIFY (sent at commit), or null.
+   * Nothing is returned: publish reads the count of rows written.
    */
   insertOutbox: [0, 1, 2, 3].map((slot) => insertOutboxSlot(s, slot)),
-
-  /** `insertOutbox` with a NOTIFY (sent at commit) on $10, the outbox channel, when it inserted. */
-  insertOutboxNotify: [0, 1, 2, 3].map((slot) => `
-    WITH inserted AS (${insertOutboxSlot(s, slot)}
-    )
-    SELECT id, pg_notify($10::text, '') FROM inserted`),
 
   /**
    * One message into the queues of the direct routes its topic matches, or into the
@@ -86,7 +81,9 @@ export const publishSql = statementsFor((s) => ({
     )${routeLocked(s)}`,
 }));
 
-// The single-message outbox insert into slot `slot`'s partition (see `insertOutbox`).
+// The single-message outbox insert into slot `slot`'s partition (see `insertOutbox`). The
+// filter's parts run in the order written, so a message that a direct route takes sends no
+// outbox NOTIFY (one sent anyway would only wake a relay for nothing).
 function insertOutboxSlot(s: string, slot: number): string {
   return `
       INSERT INTO ${s}.outbox_${slot} (seq, id, part, topic, key, payload, headers, run_at, expires_at, priority, group_key)
@@ -96,7 +93,7 @@ function insertOutboxSlot(s: string, slot: number): string {
       WHERE NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || $2::text) ~ r.topic_regex)
         AND ($3::text IS NULL
              OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l))
-      RETURNING id`;
+        AND ($10::text IS NULL OR (SELECT true FROM (SELECT pg_notify($10::text, '')) n))`;
 }
 
 // The part of routeOne and routeMany after `locked` (the messages, their keys locked, with

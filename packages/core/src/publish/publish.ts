@@ -1,5 +1,5 @@
 import { encodeMessage, resolveMaxPayloadBytes, type EncodedMessage, type OutboxMessage } from './envelope.js';
-import { toRunQuery, type Executor } from '../shared/executor.js';
+import { toRunCount, toRunQuery, type Executor } from '../shared/executor.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
 import { assertNoProblems, checkInt } from '../shared/retry-policy.js';
 import { outboxChannel, queueChannel } from '../shared/channels.js';
@@ -199,10 +199,8 @@ async function insert(db: Executor, encoded: EncodedMessage[], ids: string[], sc
   if (one && !routedTopics.has(`${schema}\u0000${encoded[0]!.topic}`)) {
     // Most topics have no direct route: try the outbox-only statement first.
     const m = encoded[0]!;
-    const values: unknown[] = [m.id, m.topic, m.key, m.payload, m.headers, m.availableAt, m.expiresAt, m.priority, m.group];
-    if (notify) values.push(outboxChannel(schema));
-    const rows = await run<{ id: string }>((notify ? sql.insertOutboxNotify : sql.insertOutbox)[idSlot(m.id)]!, values, prepare);
-    if (rows.length > 0) return { ids, inserted: ids };
+    const values = [m.id, m.topic, m.key, m.payload, m.headers, m.availableAt, m.expiresAt, m.priority, m.group, notify ? outboxChannel(schema) : null];
+    if ((await toRunCount(db)(sql.insertOutbox[idSlot(m.id)]!, values, prepare)) > 0) return { ids, inserted: ids };
   }
   if (one && routedTopics.has(`${schema}\u0000${encoded[0]!.topic}`)) {
     const m = encoded[0]!;

@@ -1,7 +1,7 @@
 import { CompiledQuery } from 'kysely';
 import type pg from 'pg';
 import { SagaboxError } from './errors.js';
-import { prepared } from './prepared.js';
+import { namedStatement } from './prepared.js';
 
 /**
  * Where a caller's statements run: a kysely `Kysely`/`Transaction`, or a `pg` client
@@ -14,7 +14,7 @@ export type Executor = KyselyLike | pg.ClientBase | pg.Pool;
 /** The part of kysely's `Kysely` and `Transaction` that sagabox uses. */
 export interface KyselyLike {
   /** Runs a compiled query, as Kysely's `executeQuery` does. */
-  executeQuery<R>(query: CompiledQuery<R>): Promise<{ rows: R[] }>;
+  executeQuery<R>(query: CompiledQuery<R>): Promise<{ rows: R[]; numAffectedRows?: bigint }>;
 }
 
 /**
@@ -43,12 +43,32 @@ export function toRunQuery(db: Executor): RunQuery {
   }
   if (isPg(db)) {
     return async <R>(text: string, values: unknown[], prepare = false) =>
-      // Text and values apart, not as a { text, values } object: pg copies a config object
-      // property by property (descriptors and all) on every query.
-      (await (prepare ? (db as pg.ClientBase).query(prepared(text, values)) : (db as pg.ClientBase).query(text, values))).rows as R[];
+      // Values apart from the text or statement: pg copies a config object's own
+      // properties (descriptors and all) on every query; namedStatement has none.
+      (await (prepare ? (db as pg.ClientBase).query(namedStatement(text), values) : (db as pg.ClientBase).query(text, values))).rows as R[];
   }
+  return unsupportedExecutor();
+}
+
+function unsupportedExecutor(): never {
   throw new SagaboxError(
     'UNSUPPORTED_EXECUTOR',
     'db must be a kysely Kysely/Transaction or a pg Client/PoolClient/Pool',
   );
+}
+
+/**
+ * {@link toRunQuery} for a statement without a result: resolves to the number of rows it
+ * wrote. A statement without `RETURNING` spares both sides a row description and its
+ * rows on every call.
+ */
+export function toRunCount(db: Executor): (text: string, values: unknown[], prepare?: boolean) => Promise<number> {
+  if (isKysely(db)) {
+    return async (text, values) => Number((await db.executeQuery(CompiledQuery.raw(text, values))).numAffectedRows ?? 0);
+  }
+  if (isPg(db)) {
+    return async (text, values, prepare = false) =>
+      (await (prepare ? (db as pg.ClientBase).query(namedStatement(text), values) : (db as pg.ClientBase).query(text, values))).rowCount ?? 0;
+  }
+  return unsupportedExecutor();
 }
