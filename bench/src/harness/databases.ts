@@ -78,7 +78,11 @@ export async function settle(url: string): Promise<void> {
   await execute(url, 'VACUUM ANALYZE', 'CHECKPOINT');
 }
 
-/** The business table every W1/W3 producer writes, and the comparable plain message row of W1 (b). */
+/**
+ * The business table every W1/W3 producer writes; the smallest message row, W1's floor (b),
+ * as issue 18 defines it (bigserial, topic, payload); and the floor these runs used before
+ * 2026-12-06 (a client's UUID as key, and a created_at), kept as a second floor.
+ */
 export const BUSINESS_TABLES_SQL = [
   `CREATE TABLE orders (
      id bigserial PRIMARY KEY,
@@ -87,6 +91,11 @@ export const BUSINESS_TABLES_SQL = [
      created_at timestamptz NOT NULL DEFAULT now()
    )`,
   `CREATE TABLE plain_messages (
+     id bigserial PRIMARY KEY,
+     topic text NOT NULL,
+     payload jsonb NOT NULL
+   )`,
+  `CREATE TABLE plain_messages_uuid (
      id uuid PRIMARY KEY,
      topic text NOT NULL,
      payload jsonb NOT NULL,

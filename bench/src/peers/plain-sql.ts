@@ -12,7 +12,10 @@ export const businessOnly: Variant = {
   },
 };
 
-/** W1 (b): the business row plus one comparable plain INSERT: the physical floor of writing a message. */
+/**
+ * W1 (b): the business row plus the smallest message row, `(bigserial, topic text, payload
+ * jsonb)`: the physical floor of writing a message, as issue 18 sets it.
+ */
 export const plainSecondInsert: Variant = {
   id: 'plain_insert',
   label: 'business + plain INSERT',
@@ -21,7 +24,23 @@ export const plainSecondInsert: Variant = {
   async openPublisher() {
     return {
       async publish(client, n) {
-        await client.query('INSERT INTO plain_messages (id, topic, payload) VALUES ($1, $2, $3)', [
+        await client.query('INSERT INTO plain_messages (topic, payload) VALUES ($1, $2)', ['bench.noop', JSON.stringify({ n })]);
+      },
+      async close() {},
+    };
+  },
+};
+
+/** W1 (b'): the floor of earlier runs, a row keyed by a client's UUID with a created_at; not in the ratios. */
+export const plainUuidInsert: Variant = {
+  id: 'plain_insert_uuid',
+  label: 'business + plain INSERT (UUID key, created_at)',
+  kind: 'floor',
+  async install() {},
+  async openPublisher() {
+    return {
+      async publish(client, n) {
+        await client.query('INSERT INTO plain_messages_uuid (id, topic, payload) VALUES ($1, $2, $3)', [
           randomUUID(),
           'bench.noop',
           JSON.stringify({ n }),
