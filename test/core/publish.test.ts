@@ -52,6 +52,7 @@ describe('publish', () => {
 
   it('wakes relays on the outbox channel at commit, not on rollback, not with notify: false, and not for a message a direct route takes', async () => {
     await addDirectRoute(p, { topic: 'nfy.routed', queue: 'nfy-q' });
+    await addDirectRoute(p, { topic: 'nfy.elsewhere', queue: 'nfy-other' });
     const listener = await p.connect();
     const heard: string[] = [];
     listener.on('notification', (n) => heard.push(`${n.channel}:${n.payload ?? ''}`));

@@ -50,21 +50,24 @@ export const publishSql = statementsFor((s) => ({
    * outbox insert to set up. It takes seq from the parent's identity itself: a partition
    * of PostgreSQL 15 and 16 has no identity of its own. The key's lock is an InitPlan of
    * the filter, so it is taken before any row gets its seq. $1-$9 as `insertOutbox`, $10
-   * whether to NOTIFY, $11 the queue channel. A row per queue written; none when no
-   * direct route matches any more or every queue had the id, which publish then tells
-   * apart with `routeOne`.
+   * whether to NOTIFY, $11 the queue channel. Nothing is returned: publish reads the count
+   * of rows written, none when no direct route matches any more or every queue had the
+   * id, which publish then tells apart with `routeOne`. Each matching route's queue is
+   * NOTIFYed from the subquery (kept, as it calls a volatile function), so also when its
+   * queue already had the id: a wake-up for nothing.
    */
   routeQueued: [0, 1, 2, 3].map((slot) => `
     INSERT INTO ${s}.queue_messages_${slot} (seq, queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
     OVERRIDING SYSTEM VALUE
     SELECT nextval('${s}.queue_messages_seq_seq'::regclass), r.queue, $1::uuid, ${slot}, $2::text, $3::text, $4::jsonb, $5::jsonb,
            coalesce($6::timestamptz, now()), $7::timestamptz, now(), $8::smallint, $9::text
-    FROM ${s}.direct_routes r
-    WHERE ('.' || $2::text) ~ r.topic_regex
-      AND ($3::text IS NULL
-           OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l))
-    ON CONFLICT (queue, id, part) DO NOTHING
-    RETURNING id, CASE WHEN $10::boolean THEN pg_notify($11::text, queue) END AS notified`),
+    FROM (SELECT r.queue, CASE WHEN $10::boolean THEN pg_notify($11::text, r.queue) END AS notified
+          FROM ${s}.direct_routes r
+          WHERE ('.' || $2::text) ~ r.topic_regex
+            AND ($3::text IS NULL
+                 OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l))
+          OFFSET 0) r
+    ON CONFLICT (queue, id, part) DO NOTHING`),
 
   /** `routeOne` for many messages: $1-$9 one array per column, in publish order; $10-$12 as `routeOne`. */
   routeMany: `
