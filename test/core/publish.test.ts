@@ -44,10 +44,20 @@ describe('publish', () => {
     expect(await count('SELECT count(*) AS n FROM sagabox.outbox WHERE id = $1', [id])).toBe(2);
   });
 
-  it('works with a kysely transaction', async () => {
+  it('works with a kysely transaction, into the outbox and on a direct route', async () => {
     const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: p }) });
-    const ids = await db.transaction().execute(async (trx) => (await publish(trx, { topic: 'k.y', payload: { via: 'kysely' } })).ids);
-    expect(await count('SELECT count(*) AS n FROM sagabox.outbox WHERE id = $1', ids)).toBe(1);
+    const viaKysely = (topic: string, id?: string) => db.transaction().execute((trx) => publish(trx, { id, topic, payload: { via: 'kysely' } }));
+    const outboxed = await viaKysely('k.y');
+    expect(outboxed.inserted).toEqual(outboxed.ids);
+    expect(await count('SELECT count(*) AS n FROM sagabox.outbox WHERE id = $1', outboxed.ids)).toBe(1);
+    await addDirectRoute(p, { topic: 'k.routed', queue: 'k-q' });
+    // The first publish of a topic finds its route, the second goes straight to the queue's slot.
+    for (let n = 0; n < 2; n++) {
+      const routed = await viaKysely('k.routed');
+      expect(routed.inserted).toEqual(routed.ids);
+      expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'k-q' AND id = $1`, routed.ids)).toBe(1);
+      expect((await viaKysely('k.routed', routed.ids[0])).inserted).toEqual([]);
+    }
   });
 
   it('wakes relays on the outbox channel at commit, not on rollback, not with notify: false, and not for a message a direct route takes', async () => {
