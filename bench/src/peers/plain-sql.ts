@@ -12,41 +12,39 @@ export const businessOnly: Variant = {
   },
 };
 
+/** A W1 floor whose publish is one plain INSERT, its values made from the loop's counter. */
+function insertFloor(id: string, label: string, sql: string, values: (n: number) => unknown[]): Variant {
+  return {
+    id,
+    label,
+    kind: 'floor',
+    async install() {},
+    async openPublisher() {
+      return {
+        async publish(client, n) {
+          await client.query(sql, values(n));
+        },
+        async close() {},
+      };
+    },
+  };
+}
+
 /**
  * W1 (b): the business row plus the smallest message row, `(bigserial, topic text, payload
  * jsonb)`: the physical floor of writing a message, as issue 18 sets it.
  */
-export const plainSecondInsert: Variant = {
-  id: 'plain_insert',
-  label: 'business + plain INSERT',
-  kind: 'floor',
-  async install() {},
-  async openPublisher() {
-    return {
-      async publish(client, n) {
-        await client.query('INSERT INTO plain_messages (topic, payload) VALUES ($1, $2)', ['bench.noop', JSON.stringify({ n })]);
-      },
-      async close() {},
-    };
-  },
-};
+export const plainSecondInsert = insertFloor(
+  'plain_insert',
+  'business + plain INSERT',
+  'INSERT INTO plain_messages (topic, payload) VALUES ($1, $2)',
+  (n) => ['bench.noop', JSON.stringify({ n })],
+);
 
 /** W1 (b'): the floor of earlier runs, a row keyed by a client's UUID with a created_at; not in the ratios. */
-export const plainUuidInsert: Variant = {
-  id: 'plain_insert_uuid',
-  label: 'business + plain INSERT (UUID key, created_at)',
-  kind: 'floor',
-  async install() {},
-  async openPublisher() {
-    return {
-      async publish(client, n) {
-        await client.query('INSERT INTO plain_messages_uuid (id, topic, payload) VALUES ($1, $2, $3)', [
-          randomUUID(),
-          'bench.noop',
-          JSON.stringify({ n }),
-        ]);
-      },
-      async close() {},
-    };
-  },
-};
+export const plainUuidInsert = insertFloor(
+  'plain_insert_uuid',
+  'business + plain INSERT (UUID key, created_at)',
+  'INSERT INTO plain_messages_uuid (id, topic, payload) VALUES ($1, $2, $3)',
+  (n) => [randomUUID(), 'bench.noop', JSON.stringify({ n })],
+);
