@@ -16,9 +16,8 @@ const statements = new Map<string, NamedStatement>();
  * `max_prepared_statements`; relays and workers there run with `listen: false` anyway.)
  *
  * One object per text, with no own properties: node-postgres copies a query config's own
- * properties, descriptors and all, on every query (about 3 µs for three), and finds
- * `name` and `text` through the prototype. Pass the values beside it:
- * `client.query(namedStatement(text), values)`.
+ * properties, descriptors and all, on every query, and finds `name` and `text` through
+ * the prototype. Pass the values beside it: `client.query(namedStatement(text), values)`.
  */
 export function namedStatement(text: string): NamedStatement {
   let statement = statements.get(text);
