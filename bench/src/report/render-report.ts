@@ -17,17 +17,27 @@ function failed(row: { error?: string }): string | undefined {
   return row.error === undefined ? undefined : `failed: ${row.error.split('\n')[0]}`;
 }
 
+/** Node + PostgreSQL CPU per commit, in µs, when both were read. */
+function cpuOf(r: ProduceRow | undefined): number | undefined {
+  const c = r?.cpuPerCommit;
+  return c?.postgresUs === undefined ? undefined : c.nodeUs + c.postgresUs;
+}
+
 function w1Table(rows: ProduceRow[]): string {
   const base = rows.find((r) => r.id === 'business_only')?.commitsPerSecond;
-  const plain = rows.find((r) => r.id === 'plain_insert')?.commitsPerSecond;
+  const plainRow = rows.find((r) => r.id === 'plain_insert');
+  const plain = plainRow?.commitsPerSecond;
   return table(
-    ['variant', 'commits/s', 'vs (a) business only', 'vs (b) plain 2nd INSERT', 'per round'],
+    ['variant', 'commits/s', 'vs (a) business only', 'vs (b) plain 2nd INSERT', 'per round', 'CPU µs/commit: Node + PostgreSQL', '(b) by CPU'],
     rows.map((r) => [
       r.label,
       failed(r) ?? int(r.commitsPerSecond),
       ratio(r.commitsPerSecond, base),
       ratio(r.commitsPerSecond, plain),
       (r.roundRates ?? []).map((x) => int(x)).join(' / '),
+      r.cpuPerCommit === undefined ? '–' : `${int(r.cpuPerCommit.nodeUs)} + ${int(r.cpuPerCommit.postgresUs)}`,
+      // The floor's CPU per commit over this variant's: 1.00x costs what the floor costs.
+      ratio(cpuOf(plainRow), cpuOf(r)),
     ]),
   );
 }
@@ -104,7 +114,7 @@ export function renderReport(results: Results): string {
   if (results.w1.length > 0) {
     out.push('', `## W1 transactional produce`, '');
     out.push(
-      `${s.w1Clients} clients (one connection each) loop BEGIN; INSERT INTO orders; publish one message; COMMIT. ${s.w1DurationMs / 1000} s measured per variant, in ${s.w1Rounds} interleaved round(s) of ${(s.w1DurationMs / 1000 / s.w1Rounds).toFixed(1)} s (each after ${s.w1WarmupMs / 1000} s warm-up), so that load drift hits every variant alike. (a) and (b) are the ceiling and the physical floor; the ratios are the point.`,
+      `${s.w1Clients} clients (one connection each) loop BEGIN; INSERT INTO orders; publish one message; COMMIT. ${s.w1DurationMs / 1000} s measured per variant, in ${s.w1Rounds} interleaved round(s) of ${(s.w1DurationMs / 1000 / s.w1Rounds).toFixed(1)} s (each after ${s.w1WarmupMs / 1000} s warm-up), so that load drift hits every variant alike. (a) and (b) are the ceiling and the physical floor; the ratios are the point. CPU µs/commit is this process's CPU (the clients' side) and the database's backends', over all rounds with their warm-ups; (b) by CPU is the floor's CPU per commit over the variant's, steadier than commits/s when the machine's speed drifts.`,
       '',
       w1Table(results.w1),
     );

@@ -17,6 +17,8 @@ export interface ProduceRow extends Row {
   commitsPerSecond?: number;
   /** commits/s of each interleaved round, to show the spread. */
   roundRates?: number[];
+  /** CPU per commit over all rounds, in µs: the publishing process's and PostgreSQL's backends'. */
+  cpuPerCommit?: { nodeUs: number; postgresUs?: number };
 }
 
 export interface DrainRow extends Row {

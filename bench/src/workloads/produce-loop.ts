@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { sampleBackendCpu } from '../harness/backend-cpu.js';
 import { INSERT_ORDER_SQL } from '../harness/databases.js';
 import type { Publisher } from '../harness/variant.js';
 
@@ -7,6 +8,13 @@ export interface ProduceResult {
   measuredMs: number;
   commits: number;
   commitsPerSecond: number;
+  /**
+   * CPU time over the whole loop, warm-up included, in µs, and the commits it paid for:
+   * this process's (the publishing clients' side), and with `cpu` the database's
+   * backends' (undefined without it, or when /proc cannot be read). Per commit, steadier
+   * than commits/s on a small machine whose speed drifts.
+   */
+  cpu: { commits: number; nodeUs: number; postgresUs: number | undefined };
 }
 
 /**
@@ -14,7 +22,7 @@ export interface ProduceResult {
  * COMMIT, for `warmupMs + durationMs`. Only commits that return inside the measured
  * window count.
  */
-export async function runProduceLoop(url: string, publisher: Publisher, options: { clients: number; warmupMs: number; durationMs: number }): Promise<ProduceResult> {
+export async function runProduceLoop(url: string, publisher: Publisher, options: { clients: number; warmupMs: number; durationMs: number; cpu?: boolean }): Promise<ProduceResult> {
   const clients = await Promise.all(
     Array.from({ length: options.clients }, async () => {
       const client = new pg.Client({ connectionString: url });
@@ -22,11 +30,15 @@ export async function runProduceLoop(url: string, publisher: Publisher, options:
       return client;
     }),
   );
+  const backends = options.cpu === true ? await sampleBackendCpu(url) : undefined;
+  const cpuStart = process.cpuUsage();
   const start = performance.now();
   const windowStart = start + options.warmupMs;
   const windowEnd = windowStart + options.durationMs;
   let commits = 0;
   let sequence = 0;
+  let postgresMs: number | null = null;
+  let node = { user: 0, system: 0 };
   try {
     await Promise.all(
       clients.map(async (client, index) => {
@@ -46,7 +58,9 @@ export async function runProduceLoop(url: string, publisher: Publisher, options:
         }
       }),
     );
+    node = process.cpuUsage(cpuStart);
   } finally {
+    postgresMs = (await backends?.stop()) ?? null;
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
   }
   return {
@@ -54,5 +68,6 @@ export async function runProduceLoop(url: string, publisher: Publisher, options:
     measuredMs: options.durationMs,
     commits,
     commitsPerSecond: commits / (options.durationMs / 1000),
+    cpu: { commits: sequence, nodeUs: node.user + node.system, postgresUs: postgresMs === null ? undefined : postgresMs * 1000 },
   };
 }

@@ -12,6 +12,7 @@ import { runProduceLoop } from './produce-loop.js';
  */
 export async function runW1(options: BenchOptions, variants: Variant[]): Promise<ProduceRow[]> {
   const rows = variants.map((v): ProduceRow => ({ id: v.id, label: v.label, kind: v.kind, commits: 0, roundRates: [] }));
+  const cpu = variants.map(() => ({ commits: 0, nodeUs: 0, postgresUs: 0 as number | undefined }));
   const urls = new Map<string, string>();
   const roundMs = options.w1DurationMs / options.w1Rounds;
   try {
@@ -37,8 +38,12 @@ export async function runW1(options: BenchOptions, variants: Variant[]): Promise
           const publisher = await variant.openPublisher(url);
           try {
             await settle(url);
-            const result = await runProduceLoop(url, publisher, { clients: options.w1Clients, warmupMs: options.w1WarmupMs, durationMs: roundMs });
+            const result = await runProduceLoop(url, publisher, { clients: options.w1Clients, warmupMs: options.w1WarmupMs, durationMs: roundMs, cpu: true });
             row.commits = (row.commits ?? 0) + result.commits;
+            const c = cpu[i]!;
+            c.commits += result.cpu.commits;
+            c.nodeUs += result.cpu.nodeUs;
+            c.postgresUs = c.postgresUs === undefined || result.cpu.postgresUs === undefined ? undefined : c.postgresUs + result.cpu.postgresUs;
             row.roundRates?.push(Math.round(result.commitsPerSecond));
             progress(`W1 round ${round}/${options.w1Rounds} ${variant.label}: ${Math.round(result.commitsPerSecond)} commits/s`);
           } finally {
@@ -55,8 +60,13 @@ export async function runW1(options: BenchOptions, variants: Variant[]): Promise
       for (const variant of variants) await dropDatabase(options.databaseUrl, `w1_${variant.id}`).catch(() => undefined);
     }
   }
-  for (const row of rows) {
-    if (row.error === undefined) row.commitsPerSecond = (row.commits ?? 0) / (options.w1DurationMs / 1000);
+  for (const [i, row] of rows.entries()) {
+    if (row.error !== undefined) continue;
+    row.commitsPerSecond = (row.commits ?? 0) / (options.w1DurationMs / 1000);
+    const c = cpu[i]!;
+    if (c.commits > 0) {
+      row.cpuPerCommit = { nodeUs: c.nodeUs / c.commits, ...(c.postgresUs === undefined ? {} : { postgresUs: c.postgresUs / c.commits }) };
+    }
   }
   return rows;
 }
