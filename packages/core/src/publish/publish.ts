@@ -192,7 +192,6 @@ export async function publish(
 /** The statements of {@link publish}, once its messages are checked and encoded. */
 async function insert(db: Executor, encoded: EncodedMessage[], ids: string[], schema: string, options: ResolvedPublishOptions): Promise<PublishResult> {
   const sql = publishSql(schema);
-  const run = toRunQuery(db);
   const notify = shouldNotify(schema, options);
   const prepare = options.preparedStatements;
   const one = encoded.length === 1;
@@ -225,7 +224,7 @@ async function insert(db: Executor, encoded: EncodedMessage[], ids: string[], sc
     outboxChannel(schema),
     queueChannel(schema),
   ];
-  const rows = await run<{ id: string; queued: boolean }>(one ? sql.routeOne : sql.routeMany, values, prepare);
+  const rows = await toRunQuery(db)<{ id: string; queued: boolean }>(one ? sql.routeOne : sql.routeMany, values, prepare);
   if (one) rememberRouting(schema, encoded[0]!.topic, rows);
   // A message routed to several queues comes back once per queue.
   const fresh = new Set(rows.map((r) => r.id));

@@ -42,12 +42,15 @@ export function toRunQuery(db: Executor): RunQuery {
       (await db.executeQuery(CompiledQuery.raw(text, values))).rows as R[];
   }
   if (isPg(db)) {
-    return async <R>(text: string, values: unknown[], prepare = false) =>
-      // Values apart from the text or statement: pg copies a config object's own
-      // properties (descriptors and all) on every query; namedStatement has none.
-      (await (prepare ? (db as pg.ClientBase).query(namedStatement(text), values) : (db as pg.ClientBase).query(text, values))).rows as R[];
+    return async <R>(text: string, values: unknown[], prepare = false) => (await pgQuery(db, text, values, prepare)).rows as R[];
   }
   return unsupportedExecutor();
+}
+
+// Values apart from the text or statement: pg copies a config object's own properties
+// (descriptors and all) on every query, and namedStatement has none.
+function pgQuery(db: pg.ClientBase | pg.Pool, text: string, values: unknown[], prepare: boolean): Promise<pg.QueryResult> {
+  return prepare ? (db as pg.ClientBase).query(namedStatement(text), values) : (db as pg.ClientBase).query(text, values);
 }
 
 function unsupportedExecutor(): never {
@@ -67,8 +70,7 @@ export function toRunCount(db: Executor): (text: string, values: unknown[], prep
     return async (text, values) => Number((await db.executeQuery(CompiledQuery.raw(text, values))).numAffectedRows ?? 0);
   }
   if (isPg(db)) {
-    return async (text, values, prepare = false) =>
-      (await (prepare ? (db as pg.ClientBase).query(namedStatement(text), values) : (db as pg.ClientBase).query(text, values))).rowCount ?? 0;
+    return async (text, values, prepare = false) => (await pgQuery(db, text, values, prepare)).rowCount ?? 0;
   }
   return unsupportedExecutor();
 }
