@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { headers } from '@nats-io/transport-node';
 import { createRelay, Outcome } from '@sagabox/core';
 import { createJetStreamConsumer, createJetStreamDestination, type JetStreamConsumer, type JetStreamMessage } from '@sagabox/nats';
-import { publishCommitted } from '../support/in-transaction.js';
+import { publishCommitted, stuckInFailedTransaction } from '../support/in-transaction.js';
 import { useDatabase } from '../support/test-pool.js';
 import { useJetStream } from '../support/nats-server.js';
 import { waitFor } from '../support/wait-for.js';
@@ -366,7 +366,7 @@ describe('createJetStreamConsumer', () => {
       await waitFor('the refused inbox insert reported', () => errors.some((e) => /inbox refused/.test(String(e))));
       expect(await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'refused'`)).toBe(0);
       expect(await count(`SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = 'refused'`)).toBe(0);
-      expect(await count(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction (aborted)'`)).toBe(0);
+      expect(await stuckInFailedTransaction(p)).toEqual([]);
 
       await p.query('DROP TRIGGER refuse_inbox ON sagabox.inbox');
       await waitFor('all handled', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'refused'`)) === 3, 30_000);

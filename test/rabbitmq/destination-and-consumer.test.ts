@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { createRelay, isSagaboxError, Outcome, type Relay, type RelayEvents } from '@sagabox/core';
 import { createRabbitMqConsumer, createRabbitMqDestination, DEAD_LETTER_HEADERS, inboxId, type RabbitMqConsumer } from '@sagabox/rabbitmq';
-import { publishCommitted } from '../support/in-transaction.js';
+import { publishCommitted, stuckInFailedTransaction } from '../support/in-transaction.js';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 import { RABBITMQ_URL, useRabbitMq } from '../support/rabbitmq.js';
@@ -300,7 +300,7 @@ describe('RabbitMQ destination and consumer', () => {
       await waitFor('the refused inbox insert reported', () => errors.some((e) => /inbox refused/.test(String(e))));
       expect(await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'refused'`)).toBe(0);
       expect(await count('SELECT count(*) AS n FROM sagabox.inbox WHERE consumer = $1', [queue])).toBe(0);
-      expect(await count(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction (aborted)'`)).toBe(0);
+      expect(await stuckInFailedTransaction(p)).toEqual([]);
 
       await p.query('DROP TRIGGER refuse_inbox ON sagabox.inbox');
       await waitFor('both effects', async () => (await count(`SELECT count(*) AS n FROM effects WHERE consumer = 'refused'`)) === 2, 30_000);

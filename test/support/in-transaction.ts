@@ -21,3 +21,22 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => 
 export async function publishCommitted(pool: pg.Pool, messages: OutboxMessage | OutboxMessage[]): Promise<string[]> {
   return (await inTransaction(pool, (c) => publish(c, messages))).ids;
 }
+
+/**
+ * Backends of the current database left in a failed transaction: 'idle in transaction
+ * (aborted)' in two samples `ms` apart, with the same state change. A consumer that is
+ * still retrying passes through that state for a round trip on each attempt (between
+ * the failed statement and its ROLLBACK), so one sample alone would catch those.
+ */
+export async function stuckInFailedTransaction(pool: pg.Pool, ms = 300): Promise<number[]> {
+  const sample = async (): Promise<Map<number, string>> => {
+    const { rows } = await pool.query<{ pid: number; at: string }>(
+      `SELECT pid, state_change::text AS at FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction (aborted)'`,
+    );
+    return new Map(rows.map((r) => [r.pid, r.at]));
+  };
+  const first = await sample();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const second = await sample();
+  return [...first].filter(([pid, at]) => second.get(pid) === at).map(([pid]) => pid);
+}
