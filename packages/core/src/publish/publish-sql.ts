@@ -31,10 +31,12 @@ export const publishSql = statementsFor((s) => ({
    * partition of PostgreSQL 15 and 16 has none of its own), after its key's lock, so seq
    * order is commit order per key. Writes nothing when a direct route matches: publish
    * then runs `routeOne`. $1-$9: id, topic, key, payload, headers, run_at, expires_at,
-   * priority, group_key; $10 the outbox channel to NOTIFY (sent at commit), or null.
+   * priority, group_key; $10, in the shapes that NOTIFY, the outbox channel (sent at
+   * commit). Indexed by slot, then by {@link outboxShape}: a message without a key, or a
+   * publish that sends no NOTIFY, runs a statement without that part of the filter.
    * Nothing is returned: publish reads the count of rows written.
    */
-  insertOutbox: [0, 1, 2, 3].map((slot) => insertOutboxSlot(s, slot)),
+  insertOutbox: [0, 1, 2, 3].map((slot) => [0, 1, 2, 3].map((shape) => insertOutboxSlot(s, slot, shape))),
 
   /**
    * One message into the queues of the direct routes its topic matches, or into the
@@ -84,19 +86,29 @@ export const publishSql = statementsFor((s) => ({
     )${routeLocked(s)}`,
 }));
 
+/**
+ * Which `insertOutbox` statement of a slot a message takes: +1 when it has a key (its
+ * lock is taken), +2 when the publish sends the outbox NOTIFY ($10).
+ */
+export function outboxShape(keyed: boolean, notify: boolean): number {
+  return (keyed ? 1 : 0) + (notify ? 2 : 0);
+}
+
 // The single-message outbox insert into slot `slot`'s partition (see `insertOutbox`). The
 // filter's parts run in the order written, so a message that a direct route takes sends no
-// outbox NOTIFY (one sent anyway would only wake a relay for nothing).
-function insertOutboxSlot(s: string, slot: number): string {
+// outbox NOTIFY (one sent anyway would only wake a relay for nothing). A part a message
+// does not need is left out of the text rather than skipped by a test on its parameter:
+// PostgreSQL sets up every subplan of the plan on each execution, run or not.
+function insertOutboxSlot(s: string, slot: number, shape: number): string {
+  const filter = [`NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || $2::text) ~ r.topic_regex)`];
+  if ((shape & 1) !== 0) filter.push('(SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l)');
+  if ((shape & 2) !== 0) filter.push(`(SELECT true FROM (SELECT pg_notify($10::text, '')) n)`);
   return `
       INSERT INTO ${s}.outbox_${slot} (seq, id, part, topic, key, payload, headers, run_at, expires_at, priority, group_key)
       OVERRIDING SYSTEM VALUE
       SELECT nextval('${s}.outbox_seq_seq'::regclass), $1::uuid, ${slot}, $2::text, $3::text, $4::jsonb, $5::jsonb,
              $6::timestamptz, $7::timestamptz, $8::smallint, $9::text
-      WHERE NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || $2::text) ~ r.topic_regex)
-        AND ($3::text IS NULL
-             OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l))
-        AND ($10::text IS NULL OR (SELECT true FROM (SELECT pg_notify($10::text, '')) n))`;
+      WHERE ${filter.join('\n        AND ')}`;
 }
 
 // The part of routeOne and routeMany after `locked` (the messages, their keys locked, with

@@ -3,7 +3,7 @@ import { toRunCount, toRunQuery, type Executor } from '../shared/executor.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
 import { assertNoProblems, checkInt } from '../shared/retry-policy.js';
 import { outboxChannel, queueChannel } from '../shared/channels.js';
-import { idSlot, publishSql } from './publish-sql.js';
+import { idSlot, outboxShape, publishSql } from './publish-sql.js';
 import type { TopicRegistry } from './define-topics.js';
 import { startPublishSpans } from './publish-spans.js';
 
@@ -198,8 +198,10 @@ async function insert(db: Executor, encoded: EncodedMessage[], ids: string[], sc
   if (one && !routedTopics.has(`${schema}\u0000${encoded[0]!.topic}`)) {
     // Most topics have no direct route: try the outbox-only statement first.
     const m = encoded[0]!;
-    const values = [m.id, m.topic, m.key, m.payload, m.headers, m.availableAt, m.expiresAt, m.priority, m.group, notify ? outboxChannel(schema) : null];
-    if ((await toRunCount(db)(sql.insertOutbox[idSlot(m.id)]!, values, prepare)) > 0) return { ids, inserted: ids };
+    const values: unknown[] = [m.id, m.topic, m.key, m.payload, m.headers, m.availableAt, m.expiresAt, m.priority, m.group];
+    if (notify) values.push(outboxChannel(schema));
+    const statement = sql.insertOutbox[idSlot(m.id)]![outboxShape(m.key !== null, notify)]!;
+    if ((await toRunCount(db)(statement, values, prepare)) > 0) return { ids, inserted: ids };
   }
   if (one && routedTopics.has(`${schema}\u0000${encoded[0]!.topic}`)) {
     const m = encoded[0]!;
