@@ -1,14 +1,14 @@
 import type { SystemSelection } from './options.js';
 import { graphileDrainBatched, graphileDrainDefault, graphileLatency, graphileProducer } from '../peers/graphile-worker.js';
 import { pgBossDrainBatch500, pgBossDrainDefaults, pgBossDrainLoops10, pgBossLatencyNotify, pgBossLatencyPolling, pgBossProducer } from '../peers/pg-boss.js';
-import { businessOnly, plainSecondInsert, plainUuidInsert } from '../peers/plain-sql.js';
+import { businessOnly, plainPreparedInsert, plainSecondInsert, plainUuidInsert } from '../peers/plain-sql.js';
 import { loadStorageSystems } from './storage-system.js';
 import type { Variant, VariantSet } from './variant.js';
 
 /** The floors and peers of every workload, in table order. */
 export function peerVariants(): VariantSet {
   return {
-    w1: [businessOnly, plainSecondInsert, plainUuidInsert, graphileProducer, pgBossProducer],
+    w1: [businessOnly, plainSecondInsert, plainUuidInsert, plainPreparedInsert, graphileProducer, pgBossProducer],
     w2: [graphileDrainDefault, graphileDrainBatched, pgBossDrainDefaults, pgBossDrainBatch500, pgBossDrainLoops10],
     w2r: [],
     w3: [graphileLatency, pgBossLatencyPolling, pgBossLatencyNotify],
@@ -50,7 +50,7 @@ async function loadSystems(systems: SystemSelection): Promise<LoadedVariants> {
     return { variants: peers, sagaboxSkipped: `could not load the sagabox variants (${describe(error)}); run with --only peers to skip them on purpose` };
   }
   // W1 floors stay in a sagabox-only run: the ratios need them.
-  const floors = systems === 'sagabox' ? [businessOnly, plainSecondInsert, plainUuidInsert] : [];
+  const floors = systems === 'sagabox' ? [businessOnly, plainSecondInsert, plainUuidInsert, plainPreparedInsert] : [];
   return {
     variants: {
       w1: [...(systems === 'sagabox' ? floors : peers.w1), ...sagabox.w1],

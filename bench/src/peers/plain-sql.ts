@@ -13,7 +13,8 @@ export const businessOnly: Variant = {
 };
 
 /** A W1 floor whose publish is one plain INSERT, its values made from the loop's counter. */
-function insertFloor(id: string, label: string, sql: string, values: (n: number) => unknown[]): Variant {
+function insertFloor(id: string, label: string, sql: string, values: (n: number) => unknown[], name?: string): Variant {
+  const statement = name === undefined ? sql : { name, text: sql };
   return {
     id,
     label,
@@ -22,7 +23,7 @@ function insertFloor(id: string, label: string, sql: string, values: (n: number)
     async openPublisher() {
       return {
         async publish(client, n) {
-          await client.query(sql, values(n));
+          await client.query(statement, values(n));
         },
         async close() {},
       };
@@ -47,4 +48,17 @@ export const plainUuidInsert = insertFloor(
   'business + plain INSERT (UUID key, created_at)',
   'INSERT INTO plain_messages_uuid (id, topic, payload) VALUES ($1, $2, $3)',
   (n) => [randomUUID(), 'bench.noop', JSON.stringify({ n })],
+);
+
+/**
+ * W1 diagnostic, not a floor of the ratios: (b) as a prepared statement, parsed and
+ * planned once per connection as sagabox's publish statements are. Shows what preparing
+ * alone is worth, apart from the row written.
+ */
+export const plainPreparedInsert = insertFloor(
+  'plain_insert_prepared',
+  'business + plain INSERT, prepared (diagnostic)',
+  'INSERT INTO plain_messages (topic, payload) VALUES ($1, $2)',
+  (n) => ['bench.noop', JSON.stringify({ n })],
+  'bench_plain_insert',
 );

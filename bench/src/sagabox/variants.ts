@@ -6,6 +6,7 @@
 import { addDirectRoute } from '@sagabox/core/admin';
 import { createRelay, createWorker, publish } from '@sagabox/core';
 import { migrateUp } from '@sagabox/core/migrate';
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { execute } from '../harness/databases.js';
 import type { Consumer, ConsumerOptions, Publisher, Variant, VariantSet } from '../harness/variant.js';
@@ -38,6 +39,35 @@ function publisher(notify: boolean) {
     },
     async close() {},
   });
+}
+
+/**
+ * W1 diagnostic: the statement publish() prepares for a message of an unrouted topic,
+ * sent through pg without publish() around it (no checks, no encoding, no NOTIFY), so a
+ * run shows the statement's cost apart from the code that builds it. The text is read
+ * back from pg_prepared_statements after one publish, so it is the one core sends today.
+ */
+async function outboxStatementPublisher(url: string): Promise<Publisher> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  let text: string;
+  try {
+    await client.query('BEGIN');
+    await publish(client, { topic: TOPIC, payload: { n: 0 } }, { schema: SCHEMA, notify: false });
+    const { rows } = await client.query<{ statement: string }>(`SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%INSERT INTO%outbox_%'`);
+    if (rows.length !== 1) throw new Error(`expected publish to prepare one outbox statement, found ${rows.length}`);
+    text = rows[0]!.statement;
+    await client.query('ROLLBACK');
+  } finally {
+    await client.end();
+  }
+  const statement = { name: 'bench_outbox_statement', text };
+  return {
+    async publish(c, n) {
+      await c.query(statement, [randomUUID(), TOPIC, null, JSON.stringify({ n }), '{}', null, null, 0, null, null]);
+    },
+    async close() {},
+  };
 }
 
 /**
@@ -139,6 +169,13 @@ export function sagaboxVariants(): VariantSet {
         kind: 'sagabox',
         install,
         openPublisher: publisher(false),
+      },
+      {
+        id: 'sagabox_statement',
+        label: "sagabox's outbox INSERT alone, prepared, no NOTIFY (diagnostic: without publish())",
+        kind: 'sagabox',
+        install,
+        openPublisher: outboxStatementPublisher,
       },
       {
         id: 'sagabox_direct',
