@@ -43,7 +43,7 @@ function publisher(notify: boolean) {
 
 /**
  * W1 diagnostic: the statement publish() prepares for a message of an unrouted topic,
- * sent through pg without publish() around it (no checks, no encoding, no NOTIFY), so a
+ * sent through pg without publish() around it (no checks, no encoding; no key, no NOTIFY), so a
  * run shows the statement's cost apart from the code that builds it. The text is read
  * back from pg_prepared_statements after one publish, so it is the one core sends today.
  */
@@ -64,7 +64,7 @@ async function outboxStatementPublisher(url: string): Promise<Publisher> {
   const statement = { name: 'bench_outbox_statement', text };
   return {
     async publish(c, n) {
-      await c.query(statement, [randomUUID(), TOPIC, null, JSON.stringify({ n }), '{}', null, null, 0, null, null]);
+      await c.query(statement, [randomUUID(), TOPIC, null, JSON.stringify({ n }), '{}', null, null, 0, null]);
     },
     async close() {},
   };
