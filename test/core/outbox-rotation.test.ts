@@ -176,8 +176,11 @@ describe('rotate_outbox', () => {
     expect(rows[0]!.seq).toBe('sagabox.outbox_seq_seq');
     const sql = publishSql('sagabox');
     for (const slot of [0, 1, 2, 3]) {
-      expect(sql.insertOutbox[slot]).toContain(`INSERT INTO "sagabox".outbox_${slot} `);
-      expect(sql.insertOutbox[slot]).toContain(`nextval('"sagabox".outbox_seq_seq'::regclass)`);
+      expect(sql.insertOutbox[slot]).toHaveLength(4);
+      for (const text of sql.insertOutbox[slot]!) {
+        expect(text).toContain(`INSERT INTO "sagabox".outbox_${slot} `);
+        expect(text).toContain(`nextval('"sagabox".outbox_seq_seq'::regclass)`);
+      }
     }
     const ids = [0, 1, 2, 3].map(idInSlot);
     for (const id of ids) await publish(p, { id, topic: 'o.x', payload: {} });

@@ -56,20 +56,20 @@ export const publishSql = statementsFor((s) => ({
    * of rows written, none when no direct route matches any more or every queue had the
    * id, which publish then tells apart with `routeOne`. Each matching route's queue is
    * NOTIFYed from the subquery (kept, as it calls a volatile function), so also when its
-   * queue already had the id: a wake-up for nothing.
+   * queue already had the id: a wake-up for nothing. Indexed by slot, then 1 for a
+   * message with a key (its lock is taken) and 0 for one without (no lock subplan).
    */
-  routeQueued: [0, 1, 2, 3].map((slot) => `
+  routeQueued: [0, 1, 2, 3].map((slot) => [false, true].map((keyed) => `
     INSERT INTO ${s}.queue_messages_${slot} (seq, queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
     OVERRIDING SYSTEM VALUE
     SELECT nextval('${s}.queue_messages_seq_seq'::regclass), r.queue, $1::uuid, ${slot}, $2::text, $3::text, $4::jsonb, $5::jsonb,
            coalesce($6::timestamptz, now()), $7::timestamptz, now(), $8::smallint, $9::text
     FROM (SELECT r.queue, CASE WHEN $10::boolean THEN pg_notify($11::text, r.queue) END AS notified
           FROM ${s}.direct_routes r
-          WHERE ('.' || $2::text) ~ r.topic_regex
-            AND ($3::text IS NULL
-                 OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l))
+          WHERE ('.' || $2::text) ~ r.topic_regex${keyed ? `
+            AND (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l)` : ''}
           OFFSET 0) r
-    ON CONFLICT (queue, id, part) DO NOTHING`),
+    ON CONFLICT (queue, id, part) DO NOTHING`)),
 
   /** `routeOne` for many messages: $1-$9 one array per column, in publish order; $10-$12 as `routeOne`. */
   routeMany: `
