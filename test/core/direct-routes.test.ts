@@ -11,7 +11,7 @@ import {
   type Worker,
 } from '@sagabox/core';
 import { useDatabase } from '../support/test-pool.js';
-import { inTransaction } from '../support/in-transaction.js';
+import { inTransaction, publishOverlapping } from '../support/in-transaction.js';
 import { waitFor } from '../support/wait-for.js';
 
 const { pool, count } = await useDatabase();
@@ -108,27 +108,11 @@ describe('direct routes', () => {
 
   it('orders a key\'s queue rows by commit on the remembered path too, even when transactions overlap', async () => {
     await addDirectRoute(p, { topic: 'kord.*', queue: 'd-kord' });
-    // The first publish learns the topic is routed; the two below take the slot statement.
+    // The first publish learns the topic is routed; the two overlapping ones take the slot statement.
     await inTx((c) => publish(c, { topic: 'kord.x', key: 'K', payload: 'learn' }));
-    const c1 = await p.connect();
-    const c2 = await p.connect();
-    try {
-      await c1.query('BEGIN');
-      await c2.query('BEGIN');
-      await publish(c1, { topic: 'kord.x', key: 'K', payload: 'first' });
-      let t2Done = false;
-      const t2 = publish(c2, { topic: 'kord.x', key: 'K', payload: 'second' }).then(() => (t2Done = true));
-      await new Promise((r) => setTimeout(r, 150));
-      expect(t2Done).toBe(false); // blocked behind T1's key lock
-      await c1.query('COMMIT');
-      await t2;
-      await c2.query('COMMIT');
-      const { rows } = await p.query(`SELECT payload FROM sagabox.queue_messages WHERE queue = 'd-kord' ORDER BY seq`);
-      expect(rows.map((r) => r.payload)).toEqual(['learn', 'first', 'second']);
-    } finally {
-      c1.release();
-      c2.release();
-    }
+    expect(await publishOverlapping(p, 'kord.x', 'K')).toBe(true);
+    const { rows } = await p.query(`SELECT payload FROM sagabox.queue_messages WHERE queue = 'd-kord' ORDER BY seq`);
+    expect(rows.map((r) => r.payload)).toEqual(['learn', 'first', 'second']);
   });
 
   it('names the identity sequence of queue_messages as the migrations made it (the slot statement calls its nextval)', async () => {

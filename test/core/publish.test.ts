@@ -4,7 +4,7 @@ import { defineTopics, publish, SagaboxError, DEFAULT_MAX_PAYLOAD_BYTES, type St
 import { addDirectRoute, removeDirectRoute } from '@sagabox/core/admin';
 import { Kysely, PostgresDialect } from 'kysely';
 import { useDatabase } from '../support/test-pool.js';
-import { inTransaction } from '../support/in-transaction.js';
+import { inTransaction, publishOverlapping } from '../support/in-transaction.js';
 
 const { pool, count } = await useDatabase();
 const p = pool();
@@ -91,27 +91,11 @@ describe('publish', () => {
   });
 
   it('orders rows of one key by commit, even when transactions overlap', async () => {
-    // T1 publishes key K and stays open; T2 publishes K afterwards. T2 must wait for T1
-    // (advisory lock), so T2's seq is larger although T2 started its insert while T1 was open.
-    const c1 = await p.connect();
-    const c2 = await p.connect();
-    try {
-      await c1.query('BEGIN');
-      await c2.query('BEGIN');
-      await publish(c1, { topic: 'k.order', key: 'K', payload: 'first' });
-      let t2Done = false;
-      const t2 = publish(c2, { topic: 'k.order', key: 'K', payload: 'second' }).then(() => (t2Done = true));
-      await new Promise((r) => setTimeout(r, 150));
-      expect(t2Done).toBe(false); // blocked behind T1's key lock
-      await c1.query('COMMIT');
-      await t2;
-      await c2.query('COMMIT');
-      const { rows } = await p.query(`SELECT payload FROM sagabox.outbox WHERE key = 'K' ORDER BY seq`);
-      expect(rows.map((r) => r.payload)).toEqual(['first', 'second']);
-    } finally {
-      c1.release();
-      c2.release();
-    }
+    // T2 publishes K while T1, which published K first, is still open: T2 waits for T1
+    // (advisory lock), so T2's seq is larger although it started its insert while T1 was open.
+    expect(await publishOverlapping(p, 'k.order', 'K')).toBe(true);
+    const { rows } = await p.query(`SELECT payload FROM sagabox.outbox WHERE key = 'K' ORDER BY seq`);
+    expect(rows.map((r) => r.payload)).toEqual(['first', 'second']);
   });
 
   it('refuses bad input with typed errors before any SQL', async () => {

@@ -40,3 +40,29 @@ export async function stuckInFailedTransaction(pool: pg.Pool, ms = 300): Promise
   const second = await sample();
   return [...first].filter(([pid, at]) => second.get(pid) === at).map(([pid]) => pid);
 }
+
+/**
+ * Two overlapping transactions on `pool` publish one key: T1 publishes `first` and stays
+ * open, then T2 publishes `second`. Resolves, once both have committed, to whether T2's
+ * publish was still waiting 150 ms after T1's publish (for T1's key lock).
+ */
+export async function publishOverlapping(pool: pg.Pool, topic: string, key: string): Promise<boolean> {
+  const c1 = await pool.connect();
+  const c2 = await pool.connect();
+  try {
+    await c1.query('BEGIN');
+    await c2.query('BEGIN');
+    await publish(c1, { topic, key, payload: 'first' });
+    let t2Done = false;
+    const t2 = publish(c2, { topic, key, payload: 'second' }).then(() => (t2Done = true));
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const waited = !t2Done;
+    await c1.query('COMMIT');
+    await t2;
+    await c2.query('COMMIT');
+    return waited;
+  } finally {
+    c1.release();
+    c2.release();
+  }
+}
