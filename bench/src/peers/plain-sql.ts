@@ -31,16 +31,15 @@ function insertFloor(id: string, label: string, sql: string, values: (n: number)
   };
 }
 
+// The smallest message row's INSERT and values, shared by (b) and its prepared diagnostic.
+const PLAIN_INSERT_SQL = 'INSERT INTO plain_messages (topic, payload) VALUES ($1, $2)';
+const plainValues = (n: number): unknown[] => ['bench.noop', JSON.stringify({ n })];
+
 /**
  * W1 (b): the business row plus the smallest message row, `(bigserial, topic text, payload
  * jsonb)`: the physical floor of writing a message, as issue 18 sets it.
  */
-export const plainSecondInsert = insertFloor(
-  'plain_insert',
-  'business + plain INSERT',
-  'INSERT INTO plain_messages (topic, payload) VALUES ($1, $2)',
-  (n) => ['bench.noop', JSON.stringify({ n })],
-);
+export const plainSecondInsert = insertFloor('plain_insert', 'business + plain INSERT', PLAIN_INSERT_SQL, plainValues);
 
 /** W1 (b'): the floor of earlier runs, a row keyed by a client's UUID with a created_at; not in the ratios. */
 export const plainUuidInsert = insertFloor(
@@ -58,7 +57,7 @@ export const plainUuidInsert = insertFloor(
 export const plainPreparedInsert = insertFloor(
   'plain_insert_prepared',
   'business + plain INSERT, prepared (diagnostic)',
-  'INSERT INTO plain_messages (topic, payload) VALUES ($1, $2)',
-  (n) => ['bench.noop', JSON.stringify({ n })],
+  PLAIN_INSERT_SQL,
+  plainValues,
   'bench_plain_insert',
 );

@@ -12,6 +12,9 @@ import { statementsFor } from '../shared/statements.js';
 // same queue key or the consumers' inbox: the outbox has no unique index on id, which
 // would cost every publish.
 
+// The key's lock ($3), as a condition that is always true once the lock is held.
+const KEY_LOCK = '(SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l)';
+
 // One message as the row `locked`, its key's lock taken ($1-$9 as `insertOutbox`).
 const LOCK_ONE = `
     WITH locked AS (
@@ -19,7 +22,7 @@ const LOCK_ONE = `
              $6::timestamptz AS run_at, $7::timestamptz AS expires_at, $8::smallint AS priority, $9::text AS group_key,
              1 AS ord
       WHERE $3::text IS NULL
-         OR (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l)
+         OR ${KEY_LOCK}
     )`;
 
 /** The statements of {@link publish} for one schema. */
@@ -32,7 +35,7 @@ export const publishSql = statementsFor((s) => ({
    * order is commit order per key. Writes nothing when a direct route matches: publish
    * then runs `routeOne`. $1-$9: id, topic, key, payload, headers, run_at, expires_at,
    * priority, group_key; $10, in the shapes that NOTIFY, the outbox channel (sent at
-   * commit). Indexed by slot, then by {@link outboxShape}: a message without a key, or a
+   * commit). Indexed by slot, then by {@link statementShape}: a message without a key, or a
    * publish that sends no NOTIFY, runs a statement without that part of the filter.
    * Nothing is returned: publish reads the count of rows written.
    */
@@ -56,18 +59,19 @@ export const publishSql = statementsFor((s) => ({
    * of rows written, none when no direct route matches any more or every queue had the
    * id, which publish then tells apart with `routeOne`. Each matching route's queue is
    * NOTIFYed from the subquery (kept, as it calls a volatile function), so also when its
-   * queue already had the id: a wake-up for nothing. Indexed by slot, then 1 for a
-   * message with a key (its lock is taken) and 0 for one without (no lock subplan).
+   * queue already had the id: a wake-up for nothing. Indexed by slot, then by
+   * {@link statementShape} without NOTIFY (which this statement decides by $10): 1 for a
+   * message with a key, whose lock is taken, 0 for one without.
    */
-  routeQueued: [0, 1, 2, 3].map((slot) => [false, true].map((keyed) => `
+  routeQueued: [0, 1, 2, 3].map((slot) => [0, 1].map((shape) => `
     INSERT INTO ${s}.queue_messages_${slot} (seq, queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
     OVERRIDING SYSTEM VALUE
     SELECT nextval('${s}.queue_messages_seq_seq'::regclass), r.queue, $1::uuid, ${slot}, $2::text, $3::text, $4::jsonb, $5::jsonb,
            coalesce($6::timestamptz, now()), $7::timestamptz, now(), $8::smallint, $9::text
     FROM (SELECT r.queue, CASE WHEN $10::boolean THEN pg_notify($11::text, r.queue) END AS notified
           FROM ${s}.direct_routes r
-          WHERE ('.' || $2::text) ~ r.topic_regex${keyed ? `
-            AND (SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l)` : ''}
+          WHERE ('.' || $2::text) ~ r.topic_regex${(shape & 1) !== 0 ? `
+            AND ${KEY_LOCK}` : ''}
           OFFSET 0) r
     ON CONFLICT (queue, id, part) DO NOTHING`)),
 
@@ -87,10 +91,10 @@ export const publishSql = statementsFor((s) => ({
 }));
 
 /**
- * Which `insertOutbox` statement of a slot a message takes: +1 when it has a key (its
- * lock is taken), +2 when the publish sends the outbox NOTIFY ($10).
+ * Which statement of a slot (`insertOutbox`, `routeQueued`) a message takes: +1 when it
+ * has a key (its lock is taken), +2 when the publish sends the outbox NOTIFY ($10).
  */
-export function outboxShape(keyed: boolean, notify: boolean): number {
+export function statementShape(keyed: boolean, notify: boolean): number {
   return (keyed ? 1 : 0) + (notify ? 2 : 0);
 }
 
@@ -101,7 +105,7 @@ export function outboxShape(keyed: boolean, notify: boolean): number {
 // PostgreSQL sets up every subplan of the plan on each execution, run or not.
 function insertOutboxSlot(s: string, slot: number, shape: number): string {
   const filter = [`NOT EXISTS (SELECT 1 FROM ${s}.direct_routes r WHERE ('.' || $2::text) ~ r.topic_regex)`];
-  if ((shape & 1) !== 0) filter.push('(SELECT true FROM (SELECT pg_advisory_xact_lock(hashtextextended($3::text, 7337105))) l)');
+  if ((shape & 1) !== 0) filter.push(KEY_LOCK);
   if ((shape & 2) !== 0) filter.push(`(SELECT true FROM (SELECT pg_notify($10::text, '')) n)`);
   return `
       INSERT INTO ${s}.outbox_${slot} (seq, id, part, topic, key, payload, headers, run_at, expires_at, priority, group_key)
