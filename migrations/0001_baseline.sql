@@ -117,6 +117,11 @@ CREATE INDEX half_message_decisions_other_decided_at ON half_message_decisions_o
 -- Topics that publish writes straight into a queue of the producer's own database, in
 -- its transaction: no outbox row, no relay. Publish reads this small table on every
 -- call, so a route change takes effect in the caller's snapshot.
+--
+-- Partitioned, with no partition until add_direct_route creates the one, DEFAULT, that
+-- holds every route: until then the planner proves the table empty and publish's plan
+-- has no scan of it to set up on each execution, which would otherwise cost a
+-- schema without direct routes on every publish.
 CREATE TABLE direct_routes (
   -- The topic pattern as given ('orders.created', 'orders.*', 'orders.#').
   pattern     text        NOT NULL CHECK (length(pattern) BETWEEN 1 AND 255),
@@ -126,7 +131,50 @@ CREATE TABLE direct_routes (
   topic_regex text        NOT NULL,
   created_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (pattern, queue)
-);
+) PARTITION BY LIST (queue);
+
+-- Adds a direct route (and its queue), creating direct_routes' partition with the first
+-- route. The creation takes ACCESS EXCLUSIVE on direct_routes, which every transaction
+-- that has published since its start holds a share of: it waits for them to end, and
+-- publishes wait behind it. Each attempt waits p_wait_ms at most, then lets publishes
+-- through for as long before the next; after p_attempts it raises lock_not_available.
+-- Holding the lock, the creation is seen by every later publish statement (their cached
+-- plans are invalidated before the lock is released), so a route counts from its commit
+-- as before. The partition stays when the last route is removed: dropping it would need
+-- the same lock again, for a check that then costs a few microseconds a publish.
+CREATE FUNCTION add_direct_route(p_pattern text, p_queue text, p_regex text, p_wait_ms integer, p_attempts integer)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+  v_timeout text := current_setting('lock_timeout');
+  v_attempt integer := 0;
+BEGIN
+  WHILE to_regclass('direct_routes_all') IS NULL LOOP
+    v_attempt := v_attempt + 1;
+    BEGIN
+      PERFORM set_config('lock_timeout', p_wait_ms || 'ms', true);
+      LOCK TABLE direct_routes IN ACCESS EXCLUSIVE MODE;
+      -- A concurrent first route may have created it while this waited.
+      CREATE TABLE IF NOT EXISTS direct_routes_all PARTITION OF direct_routes DEFAULT;
+      PERFORM set_config('lock_timeout', v_timeout, true);
+    EXCEPTION WHEN lock_not_available THEN
+      PERFORM set_config('lock_timeout', v_timeout, true);
+      IF v_attempt >= p_attempts THEN
+        RAISE EXCEPTION 'add_direct_route: direct_routes stayed busy through % attempts of % ms (a long transaction that published holds it)',
+          p_attempts, p_wait_ms USING ERRCODE = 'lock_not_available';
+      END IF;
+      PERFORM pg_sleep(p_wait_ms / 1000.0);
+    END;
+  END LOOP;
+  -- After the partition: its foreign key locks queues against writes, so a caller holding
+  -- a queue row it inserted could deadlock with a second first route.
+  INSERT INTO queues (name) VALUES (p_queue) ON CONFLICT (name) DO NOTHING;
+  INSERT INTO direct_routes (pattern, queue, topic_regex) VALUES (p_pattern, p_queue, p_regex)
+  ON CONFLICT (pattern, queue) DO NOTHING;
+END
+$$;
 
 -- Messages delivered to a queue. Delivery is idempotent by (queue, id): a relay that dies
 -- after delivering but before deleting its outbox row re-delivers into ON CONFLICT DO
@@ -563,6 +611,7 @@ DROP FUNCTION rotate_outbox(timestamptz, integer, integer, integer);
 DROP FUNCTION rotate_queue_messages(timestamptz, integer, integer, integer);
 DROP FUNCTION rotate_ring(text, timestamptz, integer, integer, integer);
 DROP FUNCTION queue_part(uuid);
+DROP FUNCTION add_direct_route(text, text, text, integer, integer);
 DROP TABLE direct_routes;
 DROP TABLE half_message_decisions;
 DROP TABLE outbox;

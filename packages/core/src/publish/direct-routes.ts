@@ -27,6 +27,13 @@ export interface DirectRoute extends QueueRoute {
  * through the outbox and the relay. Creates the queue when it does not exist. Adding
  * a route that exists is a no-op.
  *
+ * A schema's first direct route turns on the route check that every publish then runs
+ * (until then publish skips it). Adding it waits for the transactions that have
+ * published to end, and publishes wait behind it, in attempts of 100 ms with as long
+ * between them; when a long transaction that published stays open through 50
+ * attempts, the call fails with PostgreSQL's `lock_not_available` (55P03). Later routes
+ * wait for nothing.
+ *
  * @throws {SagaboxError} `INVALID_TOPIC` for a malformed pattern, `INVALID_QUEUE_NAME`.
  * @example
  * await addDirectRoute(pool, { topic: 'orders.*', queue: 'billing' });
@@ -36,13 +43,14 @@ export async function addDirectRoute(db: Executor, route: QueueRoute, options: A
   const regex = topicPatternRegex(route?.topic);
   const queue = validateQueueName(route.queue);
   const s = quoteSchema(options.schema ?? DEFAULT_SCHEMA);
-  await toRunQuery(db)(
-    `WITH q AS (INSERT INTO ${s}.queues (name) VALUES ($2) ON CONFLICT (name) DO NOTHING)
-     INSERT INTO ${s}.direct_routes (pattern, queue, topic_regex) VALUES ($1, $2, $3)
-     ON CONFLICT (pattern, queue) DO NOTHING`,
-    [route.topic, queue, regex],
-  );
+  await toRunQuery(db)(`SELECT ${s}.add_direct_route($1, $2, $3, $4, $5)`, [route.topic, queue, regex, FIRST_ROUTE_WAIT_MS, FIRST_ROUTE_ATTEMPTS]);
 }
+
+// The first route of a schema creates direct_routes' partition, which waits for the
+// transactions that have published to end while new publishes wait behind it (see
+// add_direct_route in the migration): in short attempts, so publishers stall briefly.
+const FIRST_ROUTE_WAIT_MS = 100;
+const FIRST_ROUTE_ATTEMPTS = 50;
 
 /**
  * Removes a direct route; messages of its topic published after the commit go to the
