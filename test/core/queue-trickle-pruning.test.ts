@@ -36,8 +36,9 @@ describe('queue_messages under a trickle', () => {
     await p.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA sagabox TO ${role}`);
     await p.query(`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA sagabox TO ${role}`);
     await addDirectRoute(p, { topic: 'trickle.t2', queue: 't2' });
-    const app = pool(12);
-    app.on('connect', (c) => void c.query(`SET ROLE ${role}`));
+    // The role from the connection's start: a SET ROLE sent on 'connect' would race the
+    // pool's first query on that client.
+    const app = pool(12, { options: `-c role=${role}` });
     let handled = 0;
     const errors: unknown[] = [];
     const logger = captureLogger();

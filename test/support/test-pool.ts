@@ -4,14 +4,14 @@ import { createTestDatabase, type TestDatabase } from '@sagabox/testing';
 
 /**
  * A fresh migrated database for this test file, plus a tracker of pools: every pool
- * made through `pool()` is ended after the file, and a test fails if one is left with
+ * made through `pool()` (more pg settings in `config`) is ended after the file, and a test fails if one is left with
  * checked-out clients (a leaked worker or transaction).
  */
-export async function useDatabase(): Promise<{ db: TestDatabase; pool: (max?: number) => pg.Pool; count: (sql: string, values?: unknown[]) => Promise<number> }> {
+export async function useDatabase(): Promise<{ db: TestDatabase; pool: (max?: number, config?: pg.PoolConfig) => pg.Pool; count: (sql: string, values?: unknown[]) => Promise<number> }> {
   const db = await createTestDatabase();
   const pools: pg.Pool[] = [];
-  const pool = (max = 10): pg.Pool => {
-    const p = new pg.Pool({ connectionString: db.url, max, connectionTimeoutMillis: 10_000 });
+  const pool = (max = 10, config: pg.PoolConfig = {}): pg.Pool => {
+    const p = new pg.Pool({ connectionString: db.url, max, connectionTimeoutMillis: 10_000, ...config });
     p.on('error', () => {});
     pools.push(p);
     return p;
