@@ -118,7 +118,7 @@ CREATE INDEX half_message_decisions_other_decided_at ON half_message_decisions_o
 -- its transaction: no outbox row, no relay. Publish reads this small table on every
 -- call, so a route change takes effect in the caller's snapshot.
 --
--- Partitioned, with no partition until add_direct_route creates the one, DEFAULT, that
+-- Partitioned, with no partition until direct_routes_partition creates the one, DEFAULT, that
 -- holds every route: until then the planner proves the table empty and publish's plan
 -- has no scan of it to set up on each execution, which would otherwise cost a
 -- schema without direct routes on every publish.
@@ -133,16 +133,19 @@ CREATE TABLE direct_routes (
   PRIMARY KEY (pattern, queue)
 ) PARTITION BY LIST (queue);
 
--- Adds a direct route (and its queue), creating direct_routes' partition with the first
--- route. The creation takes ACCESS EXCLUSIVE on direct_routes, which every transaction
--- that has published since its start holds a share of: it waits for them to end, and
--- publishes wait behind it. Each attempt waits p_wait_ms at most, then lets publishes
--- through for as long before the next; after p_attempts it raises lock_not_available.
--- Holding the lock, the creation is seen by every later publish statement (their cached
--- plans are invalidated before the lock is released), so a route counts from its commit
--- as before. The partition stays when the last route is removed: dropping it would need
--- the same lock again, for a check that then costs a few microseconds a publish.
-CREATE FUNCTION add_direct_route(p_pattern text, p_queue text, p_regex text, p_wait_ms integer, p_attempts integer)
+-- Creates direct_routes' partition, which a schema's first direct route needs (publish
+-- calls nothing here; addDirectRoute calls this before inserting its route). The creation
+-- takes ACCESS EXCLUSIVE on direct_routes, which every transaction that has published
+-- since its start holds a share of: it waits for them to end, and publishes wait behind
+-- it. Each attempt waits p_wait_ms at most, then lets publishes through for as long
+-- before the next; after p_attempts it raises lock_not_available. Holding the lock, the
+-- creation is seen by every later publish statement (their cached plans are invalidated
+-- before the lock is released), so a route counts from its commit as before. The
+-- partition stays when the last route is removed: dropping it would need the same lock
+-- again, for a check that then costs a few microseconds a publish. SECURITY DEFINER,
+-- since only the table's owner may add a partition; it adds no route, so adding one
+-- still takes INSERT on direct_routes.
+CREATE FUNCTION direct_routes_partition(p_wait_ms integer, p_attempts integer)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
@@ -162,17 +165,12 @@ BEGIN
     EXCEPTION WHEN lock_not_available THEN
       PERFORM set_config('lock_timeout', v_timeout, true);
       IF v_attempt >= p_attempts THEN
-        RAISE EXCEPTION 'add_direct_route: direct_routes stayed busy through % attempts of % ms (a long transaction that published holds it)',
+        RAISE EXCEPTION 'direct_routes_partition: direct_routes stayed busy through % attempts of % ms (a long transaction that published holds it)',
           p_attempts, p_wait_ms USING ERRCODE = 'lock_not_available';
       END IF;
       PERFORM pg_sleep(p_wait_ms / 1000.0);
     END;
   END LOOP;
-  -- After the partition: its foreign key locks queues against writes, so a caller holding
-  -- a queue row it inserted could deadlock with a second first route.
-  INSERT INTO queues (name) VALUES (p_queue) ON CONFLICT (name) DO NOTHING;
-  INSERT INTO direct_routes (pattern, queue, topic_regex) VALUES (p_pattern, p_queue, p_regex)
-  ON CONFLICT (pattern, queue) DO NOTHING;
 END
 $$;
 
@@ -611,7 +609,7 @@ DROP FUNCTION rotate_outbox(timestamptz, integer, integer, integer);
 DROP FUNCTION rotate_queue_messages(timestamptz, integer, integer, integer);
 DROP FUNCTION rotate_ring(text, timestamptz, integer, integer, integer);
 DROP FUNCTION queue_part(uuid);
-DROP FUNCTION add_direct_route(text, text, text, integer, integer);
+DROP FUNCTION direct_routes_partition(integer, integer);
 DROP TABLE direct_routes;
 DROP TABLE half_message_decisions;
 DROP TABLE outbox;

@@ -4,7 +4,6 @@ import { addDirectRoute, listDirectRoutes, removeDirectRoute } from '@sagabox/co
 import { migrateUp } from '@sagabox/core/migrate';
 import { publish } from '@sagabox/core';
 import { publishSql } from '../../packages/core/src/publish/publish-sql.js';
-import { topicPatternRegex } from '../../packages/core/src/publish/topic-name.js';
 import { useDatabase } from '../support/test-pool.js';
 
 // direct_routes has no partition until a schema's first route: publish's plan then reads
@@ -118,16 +117,14 @@ describe('the first direct route of a schema', () => {
     }
   });
 
-  it('gives up with lock_not_available when a transaction that published stays open, leaving nothing behind', async () => {
+  it('gives up with lock_not_available when a transaction that published stays open, creating nothing', async () => {
     const schema = await freshSchema();
     const holder = await p.connect();
     try {
       await holder.query('BEGIN');
       await publish(holder, { topic: 'stuck.t', payload: {} }, { schema });
       const started = Date.now();
-      const err = await p
-        .query(`SELECT ${schema}.add_direct_route($1, $2, $3, $4, $5)`, ['stuck.#', 'stuck-q', topicPatternRegex('stuck.#'), 50, 3])
-        .catch((e: unknown) => e);
+      const err = await p.query(`SELECT ${schema}.direct_routes_partition($1, $2)`, [50, 3]).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: '55P03' });
       expect(String((err as Error).message)).toContain('3 attempts of 50 ms');
       // Three waits and two pauses between them.
@@ -137,7 +134,24 @@ describe('the first direct route of a schema', () => {
       holder.release();
     }
     expect(await partitions(schema)).toBe(0);
-    expect(await count(`SELECT count(*) AS n FROM ${schema}.queues WHERE name = 'stuck-q'`)).toBe(0);
+  });
+
+  it('still takes INSERT on direct_routes: a role without it gets the partition but no route', async () => {
+    const schema = await freshSchema();
+    const role = `first_route_reader_${process.pid}`;
+    await p.query(`CREATE ROLE ${role}`);
+    try {
+      await p.query(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
+      await p.query(`GRANT SELECT ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
+      const reader = pool(1, { options: `-c role=${role}` });
+      const err = await addDirectRoute(reader, { topic: 'priv.#', queue: 'priv-q' }, { schema }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: '42501' });
+      expect(await partitions(schema)).toBe(1);
+      expect(await listDirectRoutes(p, { schema })).toEqual([]);
+    } finally {
+      await p.query(`DROP OWNED BY ${role}`);
+      await p.query(`DROP ROLE ${role}`);
+    }
   });
 
   it('is added once by two callers at once, and both routes are kept', async () => {

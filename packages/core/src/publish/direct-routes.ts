@@ -32,7 +32,8 @@ export interface DirectRoute extends QueueRoute {
  * published to end, and publishes wait behind it, in attempts of 100 ms with as long
  * between them; when a long transaction that published stays open through 50
  * attempts, the call fails with PostgreSQL's `lock_not_available` (55P03). Later routes
- * wait for nothing.
+ * wait for nothing. The caller's role needs INSERT on `direct_routes` and `queues`; the
+ * table's partition is created by a SECURITY DEFINER function, `direct_routes_partition`.
  *
  * @throws {SagaboxError} `INVALID_TOPIC` for a malformed pattern, `INVALID_QUEUE_NAME`.
  * @example
@@ -43,12 +44,20 @@ export async function addDirectRoute(db: Executor, route: QueueRoute, options: A
   const regex = topicPatternRegex(route?.topic);
   const queue = validateQueueName(route.queue);
   const s = quoteSchema(options.schema ?? DEFAULT_SCHEMA);
-  await toRunQuery(db)(`SELECT ${s}.add_direct_route($1, $2, $3, $4, $5)`, [route.topic, queue, regex, FIRST_ROUTE_WAIT_MS, FIRST_ROUTE_ATTEMPTS]);
+  const run = toRunQuery(db);
+  await run(`SELECT ${s}.direct_routes_partition($1, $2)`, [FIRST_ROUTE_WAIT_MS, FIRST_ROUTE_ATTEMPTS]);
+  await run(
+    `WITH q AS (INSERT INTO ${s}.queues (name) VALUES ($2) ON CONFLICT (name) DO NOTHING)
+     INSERT INTO ${s}.direct_routes (pattern, queue, topic_regex) VALUES ($1, $2, $3)
+     ON CONFLICT (pattern, queue) DO NOTHING`,
+    [route.topic, queue, regex],
+  );
 }
 
 // The first route of a schema creates direct_routes' partition, which waits for the
 // transactions that have published to end while new publishes wait behind it (see
-// add_direct_route in the migration): in short attempts, so publishers stall briefly.
+// direct_routes_partition in the migration): in short attempts, so publishers stall
+// briefly. Later calls find the partition and return at once.
 const FIRST_ROUTE_WAIT_MS = 100;
 const FIRST_ROUTE_ATTEMPTS = 50;
 
