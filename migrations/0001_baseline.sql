@@ -118,10 +118,9 @@ CREATE INDEX half_message_decisions_other_decided_at ON half_message_decisions_o
 -- its transaction: no outbox row, no relay. Publish reads this small table on every
 -- call, so a route change takes effect in the caller's snapshot.
 --
--- Partitioned, with no partition until direct_routes_partition creates the one, DEFAULT, that
--- holds every route: until then the planner proves the table empty and publish's plan
--- has no scan of it to set up on each execution, which would otherwise cost a
--- schema without direct routes on every publish.
+-- Partitioned, with no partition until the first route (direct_routes_partition): until
+-- then the planner proves the table empty, and publish's plan sets up no scan of it on
+-- each execution.
 CREATE TABLE direct_routes (
   -- The topic pattern as given ('orders.created', 'orders.*', 'orders.#').
   pattern     text        NOT NULL CHECK (length(pattern) BETWEEN 1 AND 255),
@@ -133,18 +132,15 @@ CREATE TABLE direct_routes (
   PRIMARY KEY (pattern, queue)
 ) PARTITION BY LIST (queue);
 
--- Creates direct_routes' partition, which a schema's first direct route needs (publish
--- calls nothing here; addDirectRoute calls this before inserting its route). The creation
--- takes ACCESS EXCLUSIVE on direct_routes, which every transaction that has published
--- since its start holds a share of: it waits for them to end, and publishes wait behind
--- it. Each attempt waits p_wait_ms at most, then lets publishes through for as long
--- before the next; after p_attempts it raises lock_not_available. Holding the lock, the
--- creation is seen by every later publish statement (their cached plans are invalidated
--- before the lock is released), so a route counts from its commit as before. The
--- partition stays when the last route is removed: dropping it would need the same lock
--- again, for a check that then costs a few microseconds a publish. SECURITY DEFINER,
--- since only the table's owner may add a partition; it adds no route, so adding one
--- still takes INSERT on direct_routes.
+-- Creates direct_routes' one partition, for a schema's first direct route (addDirectRoute
+-- calls it before inserting the route). It takes ACCESS EXCLUSIVE on direct_routes, of
+-- which every transaction that has published holds a share until it ends: it waits for
+-- them and publishes wait behind it, so each attempt waits p_wait_ms at most and the
+-- next comes as long after; after p_attempts it raises lock_not_available. Under that
+-- lock every cached publish plan is invalidated before a later statement runs, so a
+-- route counts from its commit. The partition stays when the last route goes (dropping
+-- it would take the same lock). SECURITY DEFINER: only the owner may add a partition;
+-- adding a route still takes the caller's own INSERT.
 CREATE FUNCTION direct_routes_partition(p_wait_ms integer, p_attempts integer)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER

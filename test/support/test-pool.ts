@@ -4,8 +4,9 @@ import { createTestDatabase, type TestDatabase } from '@sagabox/testing';
 
 /**
  * A fresh migrated database for this test file, plus a tracker of pools: every pool
- * made through `pool()` (more pg settings in `config`) is ended after the file, and a test fails if one is left with
- * checked-out clients (a leaked worker or transaction).
+ * made through `pool()` (with more pg settings in `config`) is ended after the file,
+ * and a test fails if one is left with checked-out clients (a leaked worker or
+ * transaction).
  */
 export async function useDatabase(): Promise<{ db: TestDatabase; pool: (max?: number, config?: pg.PoolConfig) => pg.Pool; count: (sql: string, values?: unknown[]) => Promise<number> }> {
   const db = await createTestDatabase();
