@@ -159,7 +159,7 @@ BEGIN
       CREATE TABLE IF NOT EXISTS direct_routes_all PARTITION OF direct_routes DEFAULT;
       PERFORM set_config('lock_timeout', v_timeout, true);
     EXCEPTION WHEN lock_not_available THEN
-      PERFORM set_config('lock_timeout', v_timeout, true);
+      -- The block's rollback has already put lock_timeout back.
       IF v_attempt >= p_attempts THEN
         RAISE EXCEPTION 'direct_routes_partition: direct_routes stayed busy through % attempts of % ms (a long transaction that published holds it)',
           p_attempts, p_wait_ms USING ERRCODE = 'lock_not_available';

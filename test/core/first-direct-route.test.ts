@@ -37,8 +37,7 @@ async function publishOn(c: pg.ClientBase, schema: string, topic: string): Promi
 
 /** The plan of publish's outbox statement (slot 0, no key, no NOTIFY) for `topic`. */
 async function outboxPlan(schema: string, topic: string): Promise<string> {
-  const statement = publishSql(schema).insertOutbox[0]![0]!;
-  const text = typeof statement === 'string' ? statement : (statement as { text: string }).text;
+  const text = publishSql(schema).insertOutbox[0]![0]!;
   const values = ['00000000-0000-7000-8000-000000000000', topic, null, '{}', '{}', null, null, 0, null];
   const c = await p.connect();
   try {
