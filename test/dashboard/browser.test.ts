@@ -168,6 +168,17 @@ describe('dashboard in headless Chromium, under /ops of an app', () => {
     await page.screenshot({ path: DOCS('dashboard.png'), fullPage: true });
     await confirm(pause, 'cancel');
     expect((await queueStats(p, { queues: ['orders'] }))[0]!.pausedAt).toBeNull();
+    // A press held across two refreshes still clicks: the refresh keeps the button.
+    const box = (await page.locator(pause).boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    const refreshes = async () => Number(await page.locator('body').getAttribute('data-refreshes'));
+    const before = await refreshes();
+    await waitFor('two refreshes', async () => (await refreshes()) >= before + 2, 10_000);
+    await page.mouse.up();
+    await page.locator(testid('confirm-dialog')).waitFor({ state: 'visible', timeout: 5_000 });
+    await page.locator(testid('confirm-cancel')).click();
+    await page.locator(testid('confirm-dialog')).waitFor({ state: 'hidden' });
     await confirm(pause, 'ok');
     await page.locator('tr[data-queue="orders"][data-paused="true"]').waitFor({ timeout: 10_000 });
     expect((await queueStats(p, { queues: ['orders'] }))[0]!.pausedAt).not.toBeNull();

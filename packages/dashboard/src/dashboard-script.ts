@@ -53,10 +53,21 @@ function age(ms) {
   return (ms / 3600000).toFixed(1) + "h";
 }
 function time(iso) { return iso ? new Date(iso).toLocaleTimeString() : "-"; }
+// Chromium drops a click whose pressed element leaves the document before the release,
+// so a refresh must not swap out a button under the pointer: a row that shows the same
+// item (same attributes, same cell count) is patched in place, and only its changed
+// cells are replaced. Its listeners act on the item its attributes name.
 function fill(testid, rows, emptyText, colspan) {
   const body = $('[data-testid="' + testid + '"] tbody');
-  body.replaceChildren(...rows);
-  if (rows.length === 0) { const td = el("td", emptyText, "empty"); td.colSpan = colspan; body.appendChild(row([td])); }
+  if (rows.length === 0) { const td = el("td", emptyText, "empty"); td.colSpan = colspan; rows = [row([td])]; }
+  const old = Array.from(body.rows);
+  rows.forEach((tr, i) => {
+    const was = old[i];
+    if (!was) body.appendChild(tr);
+    else if (was.cells.length !== tr.cells.length || !was.cloneNode(false).isEqualNode(tr.cloneNode(false))) was.replaceWith(tr);
+    else Array.from(tr.cells).forEach((td, j) => { if (!was.cells[j].isEqualNode(td)) was.replaceChild(td, was.cells[j]); });
+  });
+  for (const gone of old.slice(rows.length)) gone.remove();
 }
 function notice(text) { $("#notice").textContent = text || ""; }
 
