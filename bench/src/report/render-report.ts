@@ -102,12 +102,14 @@ export function renderReport(results: Results): string {
   out.push(`- ${env.postgres} on the same machine, default durability: ${Object.entries(env.postgresSettings).map(([k, v]) => `${k}=${v}`).join(', ')}`);
   out.push(`- Versions: ${Object.entries(env.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   if (results.loadAverage !== undefined) {
-    out.push(`- 1-minute load average before / after: ${results.loadAverage.before.toFixed(2)} / ${results.loadAverage.after.toFixed(2)} (anything else running on the machine skews all numbers)`);
+    out.push(`- 1-minute load average before / after: ${results.loadAverage.before.toFixed(2)} / ${results.loadAverage.after.toFixed(2)} (the figure after includes the benchmark's own clients, backends and brokers; anything else running on the machine skews all numbers)`);
   }
-  if (results.loadAverage !== undefined && Math.max(results.loadAverage.before, results.loadAverage.after) > env.cores) {
+  // Only the load before the run tells of other work: the load after counts the run's own
+  // processes, which on a machine with few cores exceed its cores by themselves.
+  if (results.loadAverage !== undefined && results.loadAverage.before > env.cores) {
     out.push(
       '',
-      `> **Busy machine:** the load average exceeded the ${env.cores} cores during this run, so other work competed with the benchmark; absolute numbers are low and even ratios are noisy. Re-run on a quiet machine before drawing conclusions.`,
+      `> **Busy machine:** the load average exceeded the ${env.cores} cores before this run started, so other work competed with the benchmark; absolute numbers are low and even ratios are noisy. Re-run on a quiet machine before drawing conclusions.`,
     );
   }
   if (results.sagaboxSkipped !== undefined) out.push('', `**sagabox skipped:** ${results.sagaboxSkipped}`);
