@@ -54,20 +54,24 @@ function age(ms) {
 }
 function time(iso) { return iso ? new Date(iso).toLocaleTimeString() : "-"; }
 // Chromium drops a click whose pressed element leaves the document before the release,
-// so a refresh must not swap out a button under the pointer: a row that shows the same
-// item (same attributes, same cell count) is patched in place, and only its changed
-// cells are replaced. Its listeners act on the item its attributes name.
+// so a refresh must not swap out what is under the pointer: a row that shows the same item
+// (the same attributes) is patched in place, down to its text, and only elements that
+// changed are replaced. Kept elements keep their listeners, which act on the item the
+// row's attributes name.
 function fill(testid, rows, emptyText, colspan) {
   const body = $('[data-testid="' + testid + '"] tbody');
   if (rows.length === 0) { const td = el("td", emptyText, "empty"); td.colSpan = colspan; rows = [row([td])]; }
-  const old = Array.from(body.rows);
-  rows.forEach((tr, i) => {
-    const was = old[i];
-    if (!was) body.appendChild(tr);
-    else if (was.cells.length !== tr.cells.length || !was.cloneNode(false).isEqualNode(tr.cloneNode(false))) was.replaceWith(tr);
-    else Array.from(tr.cells).forEach((td, j) => { if (!was.cells[j].isEqualNode(td)) was.replaceChild(td, was.cells[j]); });
-  });
-  for (const gone of old.slice(rows.length)) gone.remove();
+  patchChildren(body, rows);
+}
+function patchChildren(parent, next) {
+  const old = Array.from(parent.childNodes);
+  next.forEach((n, i) => { if (old[i]) patch(old[i], n); else parent.appendChild(n); });
+  for (const gone of old.slice(next.length)) gone.remove();
+}
+function patch(was, now) {
+  if (was.nodeType === Node.TEXT_NODE && now.nodeType === Node.TEXT_NODE) { if (was.data !== now.data) was.data = now.data; }
+  else if (was.nodeType !== Node.ELEMENT_NODE || !was.cloneNode(false).isEqualNode(now.cloneNode(false))) was.replaceWith(now);
+  else patchChildren(was, Array.from(now.childNodes));
 }
 function notice(text) { $("#notice").textContent = text || ""; }
 
