@@ -7,7 +7,8 @@
 // drops a database sagabox_w1split_<pid>. Variants are listed in VARIANTS below; their
 // texts copy publish's outbox statement (publish-sql.ts) and its parts, so this is a
 // diagnostic to rerun by hand, not a measure of what publish sends today (the bench's
-// sagabox_statement row is).
+// sagabox_statement row is). The ob_* and qm_* variants write the outbox's and the queue's
+// row into stand-alone copies of a slot's table (TABLES), with or without its indexes.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
@@ -31,7 +32,30 @@ const VARIANTS = {
   noroutes: [`${COLUMNS} SELECT ${ROW} WHERE ${KEY_LOCK} AND ${NOTIFY}`, (n) => [...nine(n), null], true],
   selectonly: [`${COLUMNS} SELECT ${ROW} WHERE $3::text IS NULL`, nine, true],
   nocheck: [`${COLUMNS} VALUES (${ROW})`, nine, true],
+  // The outbox row with only its required columns (3 parameters).
+  outboxmin: [`INSERT INTO sagabox.outbox_1 (seq, id, part, topic, payload) OVERRIDING SYSTEM VALUE VALUES (nextval('sagabox.outbox_seq_seq'::regclass), $1::uuid, 1, $2::text, $3::jsonb)`, (n) => [randomUUID(), 'bench.noop', JSON.stringify({ n })], true],
 };
+const OUTBOX_COPY = 'LIKE sagabox.outbox_1 INCLUDING DEFAULTS INCLUDING CONSTRAINTS';
+const QUEUE_COPY = 'LIKE sagabox.queue_messages_1 INCLUDING DEFAULTS INCLUDING CONSTRAINTS';
+const QUEUE_PK = 'PRIMARY KEY (queue, id, part)';
+const QUEUE_CLAIM = (t) => `CREATE INDEX ON ${t} (queue, priority DESC, seq)`;
+const QUEUE_PARTIAL = (t) => [`CREATE INDEX ON ${t} (queue, key, seq) WHERE key IS NOT NULL`, `CREATE INDEX ON ${t} (queue, group_key, seq) WHERE group_key IS NOT NULL`];
+// name: the statements that make it
+const TABLES = {
+  ob_pk: [`CREATE TABLE ob_pk (${OUTBOX_COPY}, PRIMARY KEY (seq, part))`],
+  ob_all: [`CREATE TABLE ob_all (${OUTBOX_COPY}, PRIMARY KEY (seq, part))`, 'CREATE INDEX ON ob_all (key, seq) WHERE key IS NOT NULL',
+    "CREATE INDEX ON ob_all (check_at) WHERE state = 'prepared'", "CREATE UNIQUE INDEX ON ob_all (id, part) WHERE state = 'prepared'"],
+  obp_1: [`CREATE TABLE obp (${OUTBOX_COPY}, PRIMARY KEY (seq, part)) PARTITION BY LIST (part)`, 'CREATE TABLE obp_1 PARTITION OF obp FOR VALUES IN (1)'],
+  qm_full: [`CREATE TABLE qm_full (${QUEUE_COPY}, ${QUEUE_PK}) WITH (fillfactor = 50)`, QUEUE_CLAIM('qm_full'), ...QUEUE_PARTIAL('qm_full')],
+  qm_noclaim: [`CREATE TABLE qm_noclaim (${QUEUE_COPY}, ${QUEUE_PK}) WITH (fillfactor = 50)`, ...QUEUE_PARTIAL('qm_noclaim')],
+  qm_nopk: [`CREATE TABLE qm_nopk (${QUEUE_COPY}) WITH (fillfactor = 50)`, QUEUE_CLAIM('qm_nopk'), ...QUEUE_PARTIAL('qm_nopk')],
+  qm_noidx: [`CREATE TABLE qm_noidx (${QUEUE_COPY}) WITH (fillfactor = 50)`, ...QUEUE_PARTIAL('qm_noidx')],
+};
+for (const t of ['ob_pk', 'ob_all', 'obp_1']) VARIANTS[t] = [`INSERT INTO ${t} ${COLUMNS.slice(COLUMNS.indexOf('('))} VALUES (${ROW})`, nine, true];
+for (const t of ['qm_full', 'qm_noclaim', 'qm_nopk', 'qm_noidx']) {
+  VARIANTS[t] = [`INSERT INTO ${t} (seq, queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key) OVERRIDING SYSTEM VALUE
+    VALUES (nextval('sagabox.queue_messages_seq_seq'::regclass), 'bench', $1::uuid, 1, $2::text, $3::text, $4::jsonb, $5::jsonb, coalesce($6::timestamptz, now()), $7::timestamptz, now(), $8::smallint, $9::text)`, nine, true];
+}
 
 const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['floor', 'floorprep', 'full', 'routesonly', 'nocheck'];
 for (const n of names) if (!(n in VARIANTS)) throw new Error(`no variant ${n}; known: ${Object.keys(VARIANTS).join(', ')}`);
@@ -93,6 +117,7 @@ try {
   await setup.connect();
   await setup.query('CREATE TABLE orders (id bigserial PRIMARY KEY, customer text NOT NULL, amount int NOT NULL, created_at timestamptz NOT NULL DEFAULT now())');
   await setup.query('CREATE TABLE plain_messages (id bigserial PRIMARY KEY, topic text NOT NULL, payload jsonb NOT NULL)');
+  for (const name of names) for (const sql of TABLES[name] ?? []) await setup.query(sql);
   await setup.end();
   const results = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 1; r <= ROUNDS; r++) {
