@@ -166,6 +166,29 @@ describe('direct routes', () => {
     expect(Math.max(...seen.map((s, i) => s.at - sent[i]!.at))).toBeLessThan(2_000);
   });
 
+  it("wakes an idle worker even when the process's outbox publish has just taken the NOTIFY window", async () => {
+    await addDirectRoute(p, { topic: 'wake2.#', queue: 'd-wake2' });
+    // Published before the worker starts: its start-up drain takes it, and publish now
+    // knows the topic as routed.
+    await inTx((c) => publish(c, { topic: 'wake2.up', payload: { n: 0 } }));
+    const seen: number[] = [];
+    const worker = createWorker({
+      pool: p, queue: 'd-wake2', pollIntervalMs: 3_600_000,
+      handler: async (m) => void seen.push((m.payload as { n: number }).n),
+    });
+    workers.push(worker);
+    await worker.start();
+    await waitFor('the first message', () => seen.length === 1, 5_000, 5);
+    await new Promise((r) => setTimeout(r, 300)); // past its lingering: asleep until a NOTIFY
+    const window = { notifyThrottleMs: 60_000 };
+    await inTx(async (c) => {
+      await publish(c, { topic: 'nowhere.x', payload: {} }, window); // the outbox's NOTIFY
+      await publish(c, { topic: 'wake2.up', payload: { n: 1 } }, window); // the queue's own
+    });
+    await waitFor('the second message', () => seen.length === 2, 5_000, 5);
+    expect(seen).toEqual([0, 1]);
+  });
+
   it('keeps per-key commit order across concurrent producers, and each message is handled once', async () => {
     await addDirectRoute(p, { topic: 'ord.#', queue: 'd-ord' });
     await p.query('CREATE TABLE d_effects (seq bigserial, key text, n int, message_id uuid UNIQUE)');

@@ -171,9 +171,11 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
               return { handled: claimed, full, ...(waitMs === null ? {} : { retryInMs: waitMs }) };
             },
             pollIntervalMs: o.pollIntervalMs,
-            // Publishers send at most one NOTIFY per 2 ms (notifyThrottleMs), so a message
-            // committed just after a notified one may come without a hint: a slot that
-            // has just worked looks again 4 and 8 ms later before waiting for the poll.
+            // Publishers send at most one NOTIFY per 2 ms (notifyThrottleMs; 10 ms while
+            // their publishes come less than 1 ms apart, when these looks keep finding
+            // work), so a message committed just after a notified one may come without a
+            // hint: a slot that has just worked looks again 4 and 8 ms later before
+            // waiting for the poll.
             lingerMs: 4,
             lingerChecks: 2,
             logger: log,
