@@ -17,24 +17,21 @@ const MAX_KEYS = 10_000;
  * uses the plain window, so a consumer that has gone back to sleep is woken as before.
  */
 export class NotifyThrottle {
-  private readonly lastNotify = new Map<string, number>();
-  private readonly lastPublish = new Map<string, number>();
+  /** Per key: when it last published and when it last sent a NOTIFY. */
+  private readonly seen = new Map<string, { publish: number; notify: number }>();
 
   /** Records a publish of `key` at `now` (ms); true when it sends the NOTIFY. */
   take(key: string, now: number, windowMs: number): boolean {
-    const previous = this.lastPublish.get(key);
-    remember(this.lastPublish, key, now);
-    const last = this.lastNotify.get(key);
-    if (last !== undefined) {
-      const dense = previous !== undefined && now - previous < DENSE_GAP_MS;
-      if (now - last < windowMs * (dense ? DENSE_WINDOW_FACTOR : 1)) return false;
+    const last = this.seen.get(key);
+    if (last === undefined) {
+      if (this.seen.size >= MAX_KEYS) this.seen.clear();
+      this.seen.set(key, { publish: now, notify: now });
+      return true;
     }
-    remember(this.lastNotify, key, now);
+    const dense = now - last.publish < DENSE_GAP_MS;
+    last.publish = now;
+    if (now - last.notify < windowMs * (dense ? DENSE_WINDOW_FACTOR : 1)) return false;
+    last.notify = now;
     return true;
   }
-}
-
-function remember(map: Map<string, number>, key: string, now: number): void {
-  if (map.size >= MAX_KEYS && !map.has(key)) map.clear();
-  map.set(key, now);
 }
