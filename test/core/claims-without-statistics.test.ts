@@ -166,3 +166,81 @@ describe('claims on tables never analysed', () => {
     }
   });
 });
+
+// The claims merge the four ring slots in claim order, and a merge reads the first
+// passing row of every slot before it returns one. When every row of a slot waits behind
+// its key's head in another slot (a keyed backlog spanning slots, as any backlog older
+// than a second does), a head-of-key test inside the slot's scan read that slot whole at
+// every claim: tens of thousands of probes for a batch of 100.
+describe('claims of a keyed backlog that spans the ring slots', () => {
+  // The first HEADS rows (every key's first rows) in slot 3, the later ones in slots 0-2.
+  const HEADS = 1_000;
+  const slotOf = `CASE WHEN g <= ${HEADS} THEN 3 ELSE g % 3 END::smallint`;
+  const key = `'order-' || (g % 500)`;
+
+  it('the relay reads about a batch of the outbox per claim, and delivers each key in order', async () => {
+    await p.query(
+      `INSERT INTO sagabox.outbox (id, part, topic, key, payload)
+       SELECT gen_random_uuid(), ${slotOf}, 'orders.placed', ${key}, jsonb_build_object('n', g)
+       FROM generate_series(1, $1::int) g ORDER BY g`,
+      [BACKLOG],
+    );
+    await p.query('ANALYZE sagabox.outbox');
+    const seen = new Map<string, number>();
+    let outOfOrder = 0;
+    const sink: Destination = {
+      name: 'sink', external: true, matches: () => true,
+      async deliver(messages) {
+        for (const m of messages) {
+          const n = (JSON.parse(m.payload) as { n: number }).n;
+          if ((seen.get(m.key!) ?? 0) > n) outOfOrder++;
+          seen.set(m.key!, n);
+        }
+      },
+    };
+    const { pool: rp, sent } = recordingPool();
+    try {
+      const relay = track(createRelay({ pool: rp, destinations: [sink], listen: false, batchSize: 100 }));
+      let delivered = 0;
+      for (let i = 0; i < 3; i++) delivered += await relay.runOnce();
+      expect(delivered).toBe(300);
+      expect(outOfOrder).toBe(0);
+      const claims = await explainClaims(sent, 'outbox');
+      expect(claims.length).toBeGreaterThanOrEqual(3);
+      expectIndexWalks(claims, 'outbox');
+    } finally {
+      await rp.end();
+    }
+  });
+
+  it('the worker reads about a batch of the queue per claim, unlimited and limited claims alike', async () => {
+    await p.query(`INSERT INTO sagabox.queues (name) VALUES ('spread')`);
+    await p.query(
+      `INSERT INTO sagabox.queue_messages (queue, id, part, topic, key, payload, created_at)
+       SELECT 'spread', gen_random_uuid(), ${slotOf}, 'job', ${key}, jsonb_build_object('n', g), now()
+       FROM generate_series(1, $1::int) g ORDER BY g`,
+      [BACKLOG],
+    );
+    await p.query('ANALYZE sagabox.queue_messages');
+    const { pool: rp, sent } = recordingPool();
+    try {
+      let handled = 0;
+      const worker = track(createWorker({
+        pool: rp, queue: 'spread', listen: false, concurrency: 2, pollIntervalMs: 20, maxBatchSize: 100,
+        handler: async () => {
+          handled++;
+        },
+      }));
+      await worker.start();
+      await waitFor('a few claims handled', () => handled >= 200, 20_000);
+      await worker.stop();
+      const claims = await explainClaims(sent, 'queue_messages');
+      // Priority aging is due on the first claim: the worker claims with both statements.
+      expect(claims.some((cl) => cl.limited)).toBe(true);
+      expect(claims.some((cl) => !cl.limited)).toBe(true);
+      expectIndexWalks(claims.filter((cl) => cl.byIndex), 'queue_messages');
+    } finally {
+      await rp.end();
+    }
+  });
+});

@@ -12,19 +12,27 @@ export const relaySql = statementsFor((s) => ({
    * slots (rotate_outbox) and seq one order across them: the plan merges the slots'
    * primary keys in seq order and stops after a batch. `part` names the row's slot for
    * the statements that finish it.
+   *
+   * The head-of-key test sits in a lateral subquery, which keeps it out of the slots'
+   * scans: the merge reads the first row of every slot before it returns one, and a slot
+   * whose rows all wait behind their keys' heads in another slot (a keyed backlog that
+   * spans slots) would be read whole, probe by probe, at every claim. Above the merge,
+   * the test runs once per row in seq order, and only rows that pass it are locked.
    */
   claim: `
     SELECT o.seq, o.part, o.id, o.topic, o.key, o.payload::text AS payload, o.headers::text AS headers,
            ${epochMs('o.run_at')} AS run_at_ms, ${epochMs('o.expires_at')} AS expires_at_ms, o.attempts,
            ${epochMs('o.created_at')} AS created_at_ms, o.priority, o.group_key
     FROM ${s}.outbox o
+    CROSS JOIN LATERAL (
+      SELECT WHERE o.key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM ${s}.outbox p WHERE p.key = o.key AND p.seq < o.seq)
+      OFFSET 0) head
     WHERE o.state = 'ready'
       AND o.available_at <= coalesce($2::timestamptz, now())
-      AND (o.key IS NULL OR NOT EXISTS (
-            SELECT 1 FROM ${s}.outbox p WHERE p.key = o.key AND p.seq < o.seq))
     ORDER BY o.seq
     LIMIT $1
-    FOR UPDATE SKIP LOCKED`,
+    FOR UPDATE OF o SKIP LOCKED`,
 
   /**
    * Removes the delivered rows of one slot: $1 their seqs. One statement per slot a

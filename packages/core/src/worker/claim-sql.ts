@@ -76,6 +76,32 @@ const leaseRows = (s: string): string => {
     )`;
 };
 
+/**
+ * The claims' tests against earlier messages of the same queue, for the row `m`: the
+ * head-of-key rule and, with `groupWindow` (the limited claim, whose CTE `pre` gives
+ * group_max), the group window. They are a lateral subquery, not part of the scan's
+ * filter: the claim merges the ring slots' claim indexes, and the merge reads the first
+ * passing row of every slot before it returns one, so a slot whose rows all wait behind
+ * earlier ones in another slot (a keyed backlog that spans slots) would be read whole,
+ * probe by probe, at every claim. Joined above the merge, the tests run once per row in
+ * claim order, and only rows that pass them are locked.
+ */
+function inOrder(s: string, groupWindow: boolean): string {
+  const tests = [`(m.key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM ${s}.queue_messages p
+          WHERE p.queue = m.queue AND p.key = m.key AND p.seq < m.seq))`];
+  if (groupWindow) {
+    tests.push(`(m.group_key IS NULL OR (SELECT group_max FROM pre) IS NULL OR (
+          SELECT count(*) FROM (
+            SELECT 1 FROM ${s}.queue_messages p
+            WHERE p.queue = m.queue AND p.group_key = m.group_key AND p.seq < m.seq
+            LIMIT (SELECT group_max FROM pre)) e) < (SELECT group_max FROM pre))`);
+  }
+  return `
+        SELECT WHERE ${tests.join('\n          AND ')}
+        OFFSET 0`;
+}
+
 export const claimSql = statementsFor((s) => ({
   /**
    * The claim of a queue with no flow limit in force: no flow functions, no bucket or
@@ -101,16 +127,14 @@ export const claimSql = statementsFor((s) => ({
     ), c AS (
       SELECT m.tableoid, m.ctid
       FROM ${s}.queue_messages m
+      CROSS JOIN LATERAL (${inOrder(s, false)}) in_order
       WHERE (SELECT lean FROM g)
         AND m.queue = $1
         AND m.run_at <= now()
         AND (m.locked_until IS NULL OR m.locked_until < now())
-        AND (m.key IS NULL OR NOT EXISTS (
-              SELECT 1 FROM ${s}.queue_messages p
-              WHERE p.queue = m.queue AND p.key = m.key AND p.seq < m.seq))
       ORDER BY m.priority DESC, m.seq
       LIMIT ${batchLimit(batchSize)}
-      FOR UPDATE SKIP LOCKED
+      FOR UPDATE OF m SKIP LOCKED
     ), ${leaseRows(s)}
     SELECT u.*, false AS counted, NULL::float8 AS wait_ms, g.lean, g.aging_only FROM g LEFT JOIN u ON true`,
 
@@ -149,25 +173,18 @@ export const claimSql = statementsFor((s) => ({
     ), c0 AS (
       SELECT m.tableoid, m.ctid, m.seq, m.priority, m.group_key
       FROM ${s}.queue_messages m
+      CROSS JOIN LATERAL (${inOrder(s, true)}) in_order
       WHERE (SELECT ready FROM pre)
         -- An operator's pause (queues.paused_at): an uncorrelated test, so a One-Time Filter.
         AND NOT EXISTS (SELECT 1 FROM ${s}.queues pq WHERE pq.name = $1 AND pq.paused_at IS NOT NULL)
         AND m.queue = $1
         AND m.run_at <= now()
         AND (m.locked_until IS NULL OR m.locked_until < now())
-        AND (m.key IS NULL OR NOT EXISTS (
-              SELECT 1 FROM ${s}.queue_messages p
-              WHERE p.queue = m.queue AND p.key = m.key AND p.seq < m.seq))
-        AND (m.group_key IS NULL OR (SELECT group_max FROM pre) IS NULL OR (
-              SELECT count(*) FROM (
-                SELECT 1 FROM ${s}.queue_messages p
-                WHERE p.queue = m.queue AND p.group_key = m.group_key AND p.seq < m.seq
-                LIMIT (SELECT group_max FROM pre)) e) < (SELECT group_max FROM pre))
         AND (m.group_key IS NULL OR (SELECT group_tokens FROM pre) IS NULL
              OR coalesce(((SELECT group_tokens FROM pre) ->> m.group_key)::int, 1) >= 1)
       ORDER BY m.priority DESC, m.seq
       LIMIT ${batchLimit(batchSize)}
-      FOR UPDATE SKIP LOCKED
+      FOR UPDATE OF m SKIP LOCKED
     ), fq AS (
       SELECT f.*, pre.group_wait_ms
       FROM ${s}.flow_grant($1, (SELECT count(*)::int FROM c0), now()) f, pre,
