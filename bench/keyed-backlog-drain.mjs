@@ -1,0 +1,77 @@
+// A keyed backlog that built up while nothing drained it (a consumer or a broker down
+// for a while), drained by one relay (outbox -> queue) and then by one worker (its
+// defaults: concurrency 10, inbox on). Publish puts a message in the ring slot of its
+// id's time, a new slot about every second, so such a backlog spans every slot; the
+// rows here get the slots that messages published at RATE/s would have. Prints one
+// JSON line: messages/s of each drain.
+// Usage: BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres node bench/keyed-backlog-drain.mjs [messages] [keys] [rate] [core dir]
+// (needs `npm run build`; creates and drops a database sagabox_keyed_<pid>; [core dir]
+// is another checkout's packages/core, to compare two trees on one machine).
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+
+const base = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const MESSAGES = Number(process.argv[2] ?? 60_000);
+const KEYS = Number(process.argv[3] ?? 1_000);
+const RATE = Number(process.argv[4] ?? 500);
+const coreDir = process.argv[5];
+const load = (entry) => import(coreDir === undefined ? `@sagabox/core${entry}` : pathToFileURL(path.join(coreDir, 'dist', `${entry === '' ? 'index' : entry.slice(1)}.js`)).href);
+const { createRelay, createWorker } = await load('');
+const { migrateUp } = await load('/migrate');
+
+// The slot of the g-th message published at RATE/s: queue_part takes bits 10-11 of its
+// id's milliseconds.
+const slot = `((floor((g - 1) * 1000.0 / ${RATE})::bigint >> 10) & 3)::smallint`;
+
+const name = `sagabox_keyed_${process.pid}`;
+const admin = new pg.Client({ connectionString: base });
+await admin.connect();
+await admin.query(`CREATE DATABASE ${name}`);
+const url = new URL(base);
+url.pathname = `/${name}`;
+const pool = new pg.Pool({ connectionString: url.toString(), max: 12 });
+pool.on('error', () => {});
+
+/** Waits until `sql` counts no rows; returns the milliseconds since `started`. */
+async function drained(sql, started) {
+  for (;;) {
+    const { rows } = await pool.query(sql);
+    if (rows[0].n === 0) return performance.now() - started;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+try {
+  await migrateUp({ connectionString: url.toString(), schema: 'sagabox' });
+  await pool.query(
+    `INSERT INTO sagabox.outbox (id, part, topic, key, payload)
+     SELECT gen_random_uuid(), ${slot}, 'keyed.placed', 'k-' || (g % $1), jsonb_build_object('n', g)
+     FROM generate_series(1, $2::int) g ORDER BY g`,
+    [KEYS, MESSAGES],
+  );
+  await pool.query('VACUUM ANALYZE');
+  await pool.query('CHECKPOINT');
+  const relay = createRelay({ pool, routes: [{ topic: 'keyed.*', queue: 'q' }] });
+  let started = performance.now();
+  await relay.start();
+  const relayMs = await drained(`SELECT count(*)::int AS n FROM sagabox.outbox`, started);
+  await relay.stop();
+
+  // The relay moved the rows in seq order into the slots of their ids (random UUIDs
+  // here): give them the publish-time slots again.
+  await pool.query(`UPDATE sagabox.queue_messages SET part = ((floor((seq - 1) * 1000.0 / ${RATE})::bigint >> 10) & 3)::smallint`);
+  await pool.query('VACUUM ANALYZE');
+  await pool.query('CHECKPOINT');
+  const worker = createWorker({ pool, queue: 'q', concurrency: 10, handler: async () => {} });
+  started = performance.now();
+  await worker.start();
+  const workerMs = await drained(`SELECT count(*)::int AS n FROM sagabox.queue_messages`, started);
+  await worker.stop();
+  const perSecond = (ms) => Math.round((MESSAGES / ms) * 1000);
+  process.stdout.write(`${JSON.stringify({ core: coreDir ?? '@sagabox/core', messages: MESSAGES, keys: KEYS, rate: RATE, relayPerSecond: perSecond(relayMs), workerPerSecond: perSecond(workerMs) })}\n`);
+} finally {
+  await pool.end();
+  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.end();
+}
