@@ -7,16 +7,15 @@
 // Usage: BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres node bench/keyed-backlog-drain.mjs [messages] [keys] [rate] [core dir]
 // (needs `npm run build`; creates and drops a database sagabox_keyed_<pid>; [core dir]
 // is another checkout's packages/core, to compare two trees on one machine).
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { coreLoader, scratchDatabase } from './script-support.mjs';
 
 const base = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const MESSAGES = Number(process.argv[2] ?? 60_000);
 const KEYS = Number(process.argv[3] ?? 1_000);
 const RATE = Number(process.argv[4] ?? 500);
 const coreDir = process.argv[5];
-const load = (entry) => import(coreDir === undefined ? `@sagabox/core${entry}` : pathToFileURL(path.join(coreDir, 'dist', `${entry === '' ? 'index' : entry.slice(1)}.js`)).href);
+const load = coreLoader(coreDir);
 const { createRelay, createWorker } = await load('');
 const { migrateUp } = await load('/migrate');
 
@@ -24,13 +23,8 @@ const { migrateUp } = await load('/migrate');
 // id's milliseconds.
 const slot = `((floor((g - 1) * 1000.0 / ${RATE})::bigint >> 10) & 3)::smallint`;
 
-const name = `sagabox_keyed_${process.pid}`;
-const admin = new pg.Client({ connectionString: base });
-await admin.connect();
-await admin.query(`CREATE DATABASE ${name}`);
-const url = new URL(base);
-url.pathname = `/${name}`;
-const pool = new pg.Pool({ connectionString: url.toString(), max: 12 });
+const db = await scratchDatabase(base, 'sagabox_keyed');
+const pool = new pg.Pool({ connectionString: db.url, max: 12 });
 pool.on('error', () => {});
 
 /** Waits until `sql` counts no rows; returns the milliseconds since `started`. */
@@ -43,7 +37,7 @@ async function drained(sql, started) {
 }
 
 try {
-  await migrateUp({ connectionString: url.toString(), schema: 'sagabox' });
+  await migrateUp({ connectionString: db.url, schema: 'sagabox' });
   await pool.query(
     `INSERT INTO sagabox.outbox (id, part, topic, key, payload)
      SELECT gen_random_uuid(), ${slot}, 'keyed.placed', 'k-' || (g % $1), jsonb_build_object('n', g)
@@ -72,6 +66,5 @@ try {
   process.stdout.write(`${JSON.stringify({ core: coreDir ?? '@sagabox/core', messages: MESSAGES, keys: KEYS, rate: RATE, relayPerSecond: perSecond(relayMs), workerPerSecond: perSecond(workerMs) })}\n`);
 } finally {
   await pool.end();
-  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin.end();
+  await db.drop();
 }

@@ -5,28 +5,22 @@
 // Usage: BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres node bench/poison-drain.mjs [messages] [failing share] [core dir]
 // (needs `npm run build`; creates and drops a database sagabox_poison_<pid>; [core dir]
 // is another checkout's packages/core, to compare two trees on one machine).
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { coreLoader, scratchDatabase } from './script-support.mjs';
 
 const base = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const MESSAGES = Number(process.argv[2] ?? 20_000);
 const SHARE = Number(process.argv[3] ?? 0.01);
 const coreDir = process.argv[4];
-const load = (entry) => import(coreDir === undefined ? `@sagabox/core${entry}` : pathToFileURL(path.join(coreDir, 'dist', `${entry === '' ? 'index' : entry.slice(1)}.js`)).href);
+const load = coreLoader(coreDir);
 const { createWorker } = await load('');
 const { migrateUp } = await load('/migrate');
 
-const name = `sagabox_poison_${process.pid}`;
-const admin = new pg.Client({ connectionString: base });
-await admin.connect();
-await admin.query(`CREATE DATABASE ${name}`);
-const url = new URL(base);
-url.pathname = `/${name}`;
-const pool = new pg.Pool({ connectionString: url.toString(), max: 12 });
+const db = await scratchDatabase(base, 'sagabox_poison');
+const pool = new pg.Pool({ connectionString: db.url, max: 12 });
 pool.on('error', () => {});
 try {
-  await migrateUp({ connectionString: url.toString(), schema: 'sagabox' });
+  await migrateUp({ connectionString: db.url, schema: 'sagabox' });
   await pool.query(`INSERT INTO sagabox.queues (name) VALUES ('q')`);
   await pool.query(
     `INSERT INTO sagabox.queue_messages (queue, id, topic, payload, created_at)
@@ -58,6 +52,5 @@ try {
   process.stdout.write(`${JSON.stringify({ core: coreDir ?? '@sagabox/core', messages: MESSAGES, share: SHARE, ms: Math.round(ms), perSecond: Math.round((MESSAGES / ms) * 1000), calls, handledOnce: inbox.n })}\n`);
 } finally {
   await pool.end();
-  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin.end();
+  await db.drop();
 }

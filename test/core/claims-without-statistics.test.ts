@@ -102,6 +102,30 @@ function expectIndexWalks(claims: Claim[], table: string): void {
   }
 }
 
+/**
+ * Runs a worker on `queue` over a recording pool until it handled 200 messages, and
+ * returns the claims it sent, explained. Claims of up to 2 x 100 rows, which the hits
+ * bound of expectIndexWalks is set for.
+ */
+async function workerClaims(queue: string): Promise<Claim[]> {
+  const { pool: rp, sent } = recordingPool();
+  try {
+    let handled = 0;
+    const worker = track(createWorker({
+      pool: rp, queue, listen: false, concurrency: 2, pollIntervalMs: 20, maxBatchSize: 100,
+      handler: async () => {
+        handled++;
+      },
+    }));
+    await worker.start();
+    await waitFor('a few claims handled', () => handled >= 200, 20_000);
+    await worker.stop();
+    return await explainClaims(sent, 'queue_messages');
+  } finally {
+    await rp.end();
+  }
+}
+
 describe('claims on tables never analysed', () => {
   it('the relay claims from a backlog of 20,000 by walking the outbox in seq order', async () => {
     for (let n = 0; n < BACKLOG; n += 1_000) {
@@ -139,31 +163,15 @@ describe('claims on tables never analysed', () => {
       `SELECT c.reltuples FROM pg_partition_tree('sagabox.queue_messages') t JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf`,
     );
     expect(rows.map((r) => r.reltuples)).toEqual([-1, -1, -1, -1]);
-    const { pool: rp, sent } = recordingPool();
-    try {
-      let handled = 0;
-      const worker = track(createWorker({
-        // Claims of up to 2 x 100 rows, which the hits bound of expectIndexWalks is set for.
-        pool: rp, queue: 'backlog', listen: false, concurrency: 2, pollIntervalMs: 20, maxBatchSize: 100,
-        handler: async () => {
-          handled++;
-        },
-      }));
-      await worker.start();
-      await waitFor('a few claims handled', () => handled >= 200, 20_000);
-      await worker.stop();
-      const claims = await explainClaims(sent, 'queue_messages');
-      // Only the claims before the worker saw a full one are planned as the planner likes:
-      // each slot's first (the aging gate) and the one that found the backlog.
-      const byIndex = claims.filter((cl) => cl.byIndex);
-      expect(claims.length - byIndex.length).toBeLessThanOrEqual(4);
-      expect(byIndex.length).toBeGreaterThan(claims.length - byIndex.length);
-      expect(byIndex.some((cl) => cl.limited)).toBe(true);
-      expect(byIndex.some((cl) => !cl.limited)).toBe(true);
-      expectIndexWalks(byIndex, 'queue_messages');
-    } finally {
-      await rp.end();
-    }
+    const claims = await workerClaims('backlog');
+    // Only the claims before the worker saw a full one are planned as the planner likes:
+    // each slot's first (the aging gate) and the one that found the backlog.
+    const byIndex = claims.filter((cl) => cl.byIndex);
+    expect(claims.length - byIndex.length).toBeLessThanOrEqual(4);
+    expect(byIndex.length).toBeGreaterThan(claims.length - byIndex.length);
+    expect(byIndex.some((cl) => cl.limited)).toBe(true);
+    expect(byIndex.some((cl) => !cl.limited)).toBe(true);
+    expectIndexWalks(byIndex, 'queue_messages');
   });
 });
 
@@ -222,25 +230,10 @@ describe('claims of a keyed backlog that spans the ring slots', () => {
       [BACKLOG],
     );
     await p.query('ANALYZE sagabox.queue_messages');
-    const { pool: rp, sent } = recordingPool();
-    try {
-      let handled = 0;
-      const worker = track(createWorker({
-        pool: rp, queue: 'spread', listen: false, concurrency: 2, pollIntervalMs: 20, maxBatchSize: 100,
-        handler: async () => {
-          handled++;
-        },
-      }));
-      await worker.start();
-      await waitFor('a few claims handled', () => handled >= 200, 20_000);
-      await worker.stop();
-      const claims = await explainClaims(sent, 'queue_messages');
-      // Priority aging is due on the first claim: the worker claims with both statements.
-      expect(claims.some((cl) => cl.limited)).toBe(true);
-      expect(claims.some((cl) => !cl.limited)).toBe(true);
-      expectIndexWalks(claims.filter((cl) => cl.byIndex), 'queue_messages');
-    } finally {
-      await rp.end();
-    }
+    const claims = await workerClaims('spread');
+    // Priority aging is due on the first claim: the worker claims with both statements.
+    expect(claims.some((cl) => cl.limited)).toBe(true);
+    expect(claims.some((cl) => !cl.limited)).toBe(true);
+    expectIndexWalks(claims.filter((cl) => cl.byIndex), 'queue_messages');
   });
 });

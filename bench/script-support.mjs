@@ -1,0 +1,30 @@
+// What the stand-alone bench scripts share: loading @sagabox/core from this checkout or
+// another one, and a database of their own for one run.
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+
+/**
+ * An entry of @sagabox/core ('' for the package, '/migrate', ...): this checkout's, or
+ * the build in `coreDir` (another checkout's packages/core) to compare two trees.
+ */
+export function coreLoader(coreDir) {
+  return (entry) => import(coreDir === undefined ? `@sagabox/core${entry}` : pathToFileURL(path.join(coreDir, 'dist', `${entry === '' ? 'index' : entry.slice(1)}.js`)).href);
+}
+
+/** Creates the database `<prefix>_<pid>` on the server of `base`; `drop()` removes it. */
+export async function scratchDatabase(base, prefix) {
+  const name = `${prefix}_${process.pid}`;
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
