@@ -19,9 +19,15 @@ const load = coreLoader(coreDir);
 const { createRelay, createWorker } = await load('');
 const { migrateUp } = await load('/migrate');
 
-// The slot of the g-th message published at RATE/s: queue_part takes bits 10-11 of its
-// id's milliseconds.
-const slot = `((floor((g - 1) * 1000.0 / ${RATE})::bigint >> 10) & 3)::smallint`;
+// The slot of the n-th message (1-based) published at RATE/s: queue_part takes bits
+// 10-11 of its id's milliseconds.
+const slotOf = (n) => `((floor((${n} - 1) * 1000.0 / ${RATE})::bigint >> 10) & 3)::smallint`;
+
+/** Untimed, before a drain: statistics for the claim's plan, and the fill's pages written. */
+async function settle() {
+  await pool.query('VACUUM ANALYZE');
+  await pool.query('CHECKPOINT');
+}
 
 const db = await scratchDatabase(base, 'sagabox_keyed');
 const pool = new pg.Pool({ connectionString: db.url, max: 12 });
@@ -40,12 +46,11 @@ try {
   await migrateUp({ connectionString: db.url, schema: 'sagabox' });
   await pool.query(
     `INSERT INTO sagabox.outbox (id, part, topic, key, payload)
-     SELECT gen_random_uuid(), ${slot}, 'keyed.placed', 'k-' || (g % $1), jsonb_build_object('n', g)
+     SELECT gen_random_uuid(), ${slotOf('g')}, 'keyed.placed', 'k-' || (g % $1), jsonb_build_object('n', g)
      FROM generate_series(1, $2::int) g ORDER BY g`,
     [KEYS, MESSAGES],
   );
-  await pool.query('VACUUM ANALYZE');
-  await pool.query('CHECKPOINT');
+  await settle();
   const relay = createRelay({ pool, routes: [{ topic: 'keyed.*', queue: 'q' }] });
   let started = performance.now();
   await relay.start();
@@ -54,9 +59,8 @@ try {
 
   // The relay moved the rows in seq order into the slots of their ids (random UUIDs
   // here): give them the publish-time slots again.
-  await pool.query(`UPDATE sagabox.queue_messages SET part = ((floor((seq - 1) * 1000.0 / ${RATE})::bigint >> 10) & 3)::smallint`);
-  await pool.query('VACUUM ANALYZE');
-  await pool.query('CHECKPOINT');
+  await pool.query(`UPDATE sagabox.queue_messages SET part = ${slotOf('seq')}`);
+  await settle();
   const worker = createWorker({ pool, queue: 'q', concurrency: 10, handler: async () => {} });
   started = performance.now();
   await worker.start();
