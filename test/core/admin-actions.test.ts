@@ -22,6 +22,7 @@ import {
 } from '@sagabox/core/admin';
 import { useDatabase } from '../support/test-pool.js';
 import { attemptInRollback } from '../support/counting-client.js';
+import { schemaOption } from '../support/schema-option.js';
 
 const { pool, count } = await useDatabase();
 const p = pool(4);
@@ -249,7 +250,7 @@ describe('bad input: a typed error before any SQL, the caller transaction still 
   it('any filter and options: a result, or a typed error before any SQL (NOT_FOUND for an unknown queue after its lookup)', async () => {
     const anything = fc.anything({ maxDepth: 1, withBigInt: true, withNullPrototype: true });
     const filter = fc.record({
-      schema: fc.oneof(fc.constant('sagabox'), fc.string().filter((t) => !/^[a-z_][a-z0-9_]*$/.test(t)), anything),
+      schema: schemaOption(anything),
       queue: fc.oneof(fc.constantFrom('act', 'nope', 'bad queue'), fc.string(), anything),
       state: fc.oneof(fc.constantFrom('ready', 'retrying', 'scheduled', 'in_flight', 'prepared', 'dead'), anything),
       topic: fc.oneof(fc.constantFrom('act.mail', 'a..b'), fc.string(), anything),
@@ -288,7 +289,7 @@ describe('bad input: a typed error before any SQL, the caller transaction still 
       decision: fc.oneof(fc.constantFrom('commit', 'rollback', 'maybe'), anything),
       by: fc.oneof(fc.string({ unit: 'binary', maxLength: 300 }), anything),
       reason: fc.oneof(fc.string({ unit: 'binary', maxLength: 50 }), fc.string({ minLength: 1990, maxLength: 2010 }), anything),
-      schema: fc.oneof(fc.constant('sagabox'), fc.string().filter((t) => !/^[a-z_][a-z0-9_]*$/.test(t)), anything),
+      schema: schemaOption(anything),
     }, { requiredKeys: [] }) as fc.Arbitrary<OperatorDecisionOptions>;
     await fc.assert(
       fc.asyncProperty(fc.oneof(fc.uuid(), fc.string(), anything), decision, async (id, o) => {
@@ -310,7 +311,7 @@ describe('bad input: a typed error before any SQL, the caller transaction still 
       limit: fc.oneof(fc.integer({ min: -2, max: 2_000 }), anything),
       vacuumBlockedAfterMs: fc.oneof(fc.nat(), fc.double(), anything),
       now: fc.oneof(fc.date({ noInvalidDate: false }), anything),
-      schema: fc.oneof(fc.constant('sagabox'), fc.string().filter((t) => !/^[a-z_][a-z0-9_]*$/.test(t)), anything),
+      schema: schemaOption(anything),
     }, { requiredKeys: [] }) as fc.Arbitrary<AttentionOptions>;
     await fc.assert(
       fc.asyncProperty(attention, async (o) => {
