@@ -47,6 +47,21 @@ export function nextClaimSize(last: { size: number; claimed: number; elapsedMs: 
   return Math.min(last.max, last.size * 2);
 }
 
+/** How long a cap set by {@link slotSizeCap} holds after the short claim that set it. */
+export const SIZE_CAP_MS = 10_000;
+
+/**
+ * A cap on each slot's batch size after a large claim came back short while the worker
+ * held `held` rows: `claimed + held` is about how many messages could be in flight at
+ * once (in a keyed backlog, one per key: a key's head). A claim asking for more than
+ * are free reads the whole backlog looking for them, so the worker's slots together
+ * keep to half of that, and claims find their rows near the front of the backlog.
+ * @example slotSizeCap({ claimed: 300, held: 700, concurrency: 10, base: 10 }) // 50
+ */
+export function slotSizeCap(short: { claimed: number; held: number; concurrency: number; base: number }): number {
+  return Math.max(short.base, Math.floor((short.claimed + short.held) / (2 * short.concurrency)));
+}
+
 /** Options of {@link createClaimer}. */
 export interface ClaimerOptions {
   pool: pg.Pool;
@@ -121,6 +136,27 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   let backlog = false;
   /** Slots whose last batch was short only because it was the rest of a claim. */
   const remainders = new Set<string>();
+  /** Rows of each slot's batch under way, from claim to handled. */
+  const inSlots = new Map<string, number>();
+  /** The cap on a slot's size of an unlimited queue (see slotSizeCap), and until when it holds. */
+  let sizeCap = Number.POSITIVE_INFINITY;
+  let sizeCapUntil = 0;
+  const held = (): number => buffered() + [...inSlots.values()].reduce((n, k) => n + k, 0);
+  const slotSize = (slot: string): number => {
+    const size = sizes.get(slot) ?? batchSize;
+    if (sizeCap !== Number.POSITIVE_INFINITY && performance.now() >= sizeCapUntil) sizeCap = Number.POSITIVE_INFINITY;
+    return Math.min(size, sizeCap);
+  };
+  /** A claim larger than a base batch came back short: cap the slots' sizes (see slotSizeCap). */
+  const learn = (want: number, claimed: number, heldBefore: number): void => {
+    if (want <= batchSize || claimed >= want || claimed + heldBefore === 0) return;
+    const cap = slotSizeCap({ claimed, held: heldBefore, concurrency: o.concurrency, base: batchSize });
+    if (cap < o.maxBatchSize) {
+      if (cap !== sizeCap) log.debug({ sizeCap: cap, claimed, held: heldBefore }, 'a large claim came back short: capping batch sizes');
+      sizeCap = cap;
+      sizeCapUntil = performance.now() + SIZE_CAP_MS;
+    }
+  };
 
   /**
    * Runs a claim. `byIndex`: in a transaction of its own, planned by its index (see
@@ -221,8 +257,10 @@ export function createClaimer(o: ClaimerOptions): Claimer {
       try {
         await releasing;
         const want = backlog ? Math.min(size * o.concurrency, 10_000) : size;
+        const heldBefore = held();
         const got = await claimUnlimited(want);
         if (got === 'limited') return got;
+        learn(want, got.rows.length, heldBefore);
         backlog = got.rows.length >= want;
         if (got.rows.length > 0) buffer.push({ ...got, claimedAt: performance.now() });
         return got.rows.length;
@@ -233,6 +271,7 @@ export function createClaimer(o: ClaimerOptions): Claimer {
 
   return {
     handled(slot, last) {
+      inSlots.delete(slot);
       const claimed = remainders.delete(slot) ? last.size : last.claimed;
       const next = nextClaimSize({ ...last, claimed, base: batchSize, max: o.maxBatchSize });
       if (next === batchSize) sizes.delete(slot);
@@ -241,37 +280,49 @@ export function createClaimer(o: ClaimerOptions): Claimer {
     async release() {
       sizes.clear();
       remainders.clear();
+      inSlots.clear();
+      sizeCap = Number.POSITIVE_INFINITY;
       backlog = false;
       // A claim ahead may still run: its rows are released with the rest.
       await filling?.catch(() => undefined);
       await releaseRows(buffer.splice(0));
     },
     async claim(slot, share) {
-      const size = sizes.get(slot) ?? batchSize;
-      if (share) {
-        if (buffer.length > 0) await dropStale();
-        const taken = take(slot, size);
-        if (taken) return taken;
-        // Under a backlog one claim fills the buffer for every slot.
-        while (backlog && performance.now() >= limitedUntil) {
-          const got = await fill(size);
-          if (got === 'limited') return claimLimited(slot);
-          const next = take(slot, size);
-          if (next) return next;
-          // Nothing to claim; or the other slots took what the claim got: claim again.
-          if (got === 0) return { rows: [], waitMs: null, size };
-        }
-      }
-      // A trickle: the slot claims its own batch, beside the other slots' claims. Waiting
-      // for a claim already running would not do: it may have begun before the message
-      // this slot was woken for committed, and come back without it.
-      if (performance.now() < limitedUntil) return claimLimited(slot);
-      await releasing;
-      const got = await claimUnlimited(size);
-      if (got === 'limited') return claimLimited(slot);
-      // A full claim: a backlog is waiting, and the next claims fill the buffer.
-      if (share && got.rows.length >= size) backlog = true;
-      return got.rows.length === 0 ? { rows: [], waitMs: null, size } : { rows: got.rows, lease: { token: got.token, slot, counted: false }, size };
+      // A slot claims when its last batch is over, whether or not handled() was told.
+      inSlots.delete(slot);
+      const claim = await claimFor(slot, share);
+      if (share && claim.rows.length > 0) inSlots.set(slot, claim.rows.length);
+      return claim;
     },
   };
+
+  async function claimFor(slot: string, share: boolean): Promise<Claim> {
+    const size = slotSize(slot);
+    if (share) {
+      if (buffer.length > 0) await dropStale();
+      const taken = take(slot, size);
+      if (taken) return taken;
+      // Under a backlog one claim fills the buffer for every slot.
+      while (backlog && performance.now() >= limitedUntil) {
+        const got = await fill(size);
+        if (got === 'limited') return claimLimited(slot);
+        const next = take(slot, size);
+        if (next) return next;
+        // Nothing to claim; or the other slots took what the claim got: claim again.
+        if (got === 0) return { rows: [], waitMs: null, size };
+      }
+    }
+    // A trickle: the slot claims its own batch, beside the other slots' claims. Waiting
+    // for a claim already running would not do: it may have begun before the message
+    // this slot was woken for committed, and come back without it.
+    if (performance.now() < limitedUntil) return claimLimited(slot);
+    await releasing;
+    const heldBefore = held();
+    const got = await claimUnlimited(size);
+    if (got === 'limited') return claimLimited(slot);
+    learn(size, got.rows.length, heldBefore);
+    // A full claim: a backlog is waiting, and the next claims fill the buffer.
+    if (share && got.rows.length >= size) backlog = true;
+    return got.rows.length === 0 ? { rows: [], waitMs: null, size } : { rows: got.rows, lease: { token: got.token, slot, counted: false }, size };
+  }
 }
