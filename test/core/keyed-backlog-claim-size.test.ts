@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { createWorker } from '@sagabox/core';
+import { createRelay, createWorker, type Destination } from '@sagabox/core';
 import { useDatabase } from '../support/test-pool.js';
 import { stopAfterEach } from '../support/stop-after-each.js';
 import { waitFor } from '../support/wait-for.js';
@@ -9,16 +9,17 @@ const { db, pool } = await useDatabase();
 const p = pool(3);
 const { track } = stopAfterEach();
 
-/** Rows read from queue_messages' partitions so far, by sequential and index scans (flushed statistics). */
-async function rowsRead(): Promise<number> {
+/** Rows read from the partitions of `ring` so far, by sequential and index scans (flushed statistics). */
+async function rowsRead(ring: 'queue_messages' | 'outbox'): Promise<number> {
   const c = await p.connect();
   try {
     await c.query('SELECT pg_stat_clear_snapshot()');
     const { rows } = await c.query<{ n: string }>(
       `SELECT (SELECT coalesce(sum(seq_tup_read), 0) FROM pg_stat_user_tables
-               WHERE schemaname = 'sagabox' AND relname LIKE 'queue\\_messages\\__')
+               WHERE schemaname = 'sagabox' AND relname ~ ('^' || $1 || '_[0-3]$'))
             + (SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes
-               WHERE schemaname = 'sagabox' AND relname LIKE 'queue\\_messages\\__') AS n`,
+               WHERE schemaname = 'sagabox' AND relname ~ ('^' || $1 || '_[0-3]$')) AS n`,
+      [ring],
     );
     return Number(rows[0]!.n);
   } finally {
@@ -27,11 +28,11 @@ async function rowsRead(): Promise<number> {
 }
 
 /** The statistics once every backend of an ended pool has flushed them: two reads a while apart agree. */
-async function settledRowsRead(): Promise<number> {
+async function settledRowsRead(ring: 'queue_messages' | 'outbox'): Promise<number> {
   let last = -1;
   return waitFor('the statistics to settle', async () => {
     await new Promise((r) => setTimeout(r, 300));
-    const now = await rowsRead();
+    const now = await rowsRead(ring);
     const settled = now === last;
     last = now;
     return settled ? now + 1 : 0; // + 1: zero rows read is an answer too
@@ -54,7 +55,7 @@ describe('a keyed backlog with fewer keys than the slots could take', () => {
       [MESSAGES, KEYS],
     );
     await p.query('ANALYZE sagabox.queue_messages');
-    const before = await settledRowsRead();
+    const before = await settledRowsRead('queue_messages');
 
     // Its own pool, ended after the drain: a backend flushes its statistics as it exits.
     const wp = new pg.Pool({ connectionString: db.url, max: 12 });
@@ -84,8 +85,47 @@ describe('a keyed backlog with fewer keys than the slots could take', () => {
     expect(handled).toBe(MESSAGES);
     expect(outOfOrder).toBe(0);
     expect(await p.query(`SELECT 1 FROM sagabox.queue_messages`).then((r) => r.rowCount)).toBe(0);
-    const perMessage = ((await settledRowsRead()) - before) / MESSAGES;
+    const perMessage = ((await settledRowsRead('queue_messages')) - before) / MESSAGES;
     // Without the cap, a short claim at every fill reads what is left of the backlog.
     expect(perMessage).toBeLessThan(30);
+  });
+});
+
+// The relay's claims take one row per key (the next leaves only after its head has), so
+// a claim of 200 from a backlog of 100 keys comes back short having read the whole
+// outbox. The next claims ask for what the keys can give and stop near the front.
+describe('an outbox backlog of fewer keys than a relay batch', () => {
+  it('is relayed in key order, each message once, by claims sized to the keys after the first short one', async () => {
+    const MESSAGES = 2_000;
+    const KEYS = 100;
+    await p.query(
+      `INSERT INTO sagabox.outbox (id, topic, key, payload)
+       SELECT gen_random_uuid(), 'keyed.placed', 'k-' || (g % $2), jsonb_build_object('n', g)
+       FROM generate_series(1, $1::int) g ORDER BY g`,
+      [MESSAGES, KEYS],
+    );
+    const last = new Map<string, number>();
+    let outOfOrder = 0;
+    const sink: Destination = {
+      name: 'sink', external: true, matches: () => true,
+      async deliver(messages) {
+        for (const m of messages) {
+          const n = (JSON.parse(m.payload) as { n: number }).n;
+          if ((last.get(m.key!) ?? 0) >= n) outOfOrder++;
+          last.set(m.key!, n);
+        }
+      },
+    };
+    // Defaults: batches of 200, two in flight.
+    const relay = track(createRelay({ pool: p, destinations: [sink], listen: false }));
+    const batches: number[] = [];
+    for (let n = await relay.runOnce(); n > 0; n = await relay.runOnce()) batches.push(n);
+
+    expect(batches.reduce((a, b) => a + b, 0)).toBe(MESSAGES);
+    expect(outOfOrder).toBe(0);
+    // 100 heads, then claims of a quarter of them (two batches in flight keep to half).
+    expect(batches[0]).toBe(KEYS);
+    expect(Math.max(...batches.slice(1))).toBe(KEYS / 4);
+    expect(batches.length).toBeLessThanOrEqual(1 + (MESSAGES - KEYS) / (KEYS / 4) + 4);
   });
 });

@@ -24,6 +24,7 @@ import { startDeliverySpans } from './delivery-spans.js';
 import { prepared } from '../shared/prepared.js';
 import { pipelined, type PipelinedStatement } from '../shared/pipelined.js';
 import { CLAIM_PLAN_BY_INDEX, CLAIM_PLAN_DONE } from '../shared/claim-plan.js';
+import { createClaimSizeCap } from '../shared/claim-size-cap.js';
 import { createRingRotation } from '../shared/ring-rotation.js';
 import { errorText } from '../shared/error-text.js';
 import { checkWaitForDatabaseMs, DEFAULT_WAIT_FOR_DATABASE_MS, retryWhileUnreachable, waitForDatabase } from '../shared/wait-for-database.js';
@@ -35,6 +36,8 @@ export const DEFAULT_RELAY_BATCH_SIZE = 200;
  * the next is claimed (and the one before is removed and committed).
  */
 export const DEFAULT_RELAY_BATCHES_IN_FLIGHT = 2;
+/** The smallest claim a relay makes while a keyed backlog caps its claims (see claim-size-cap.ts). */
+const RELAY_CLAIM_FLOOR = 10;
 /** Default polling interval of the relay when no NOTIFY wakes it, in milliseconds. */
 export const DEFAULT_RELAY_POLL_INTERVAL_MS = 1_000;
 /** Default retry policy of failed deliveries. */
@@ -460,14 +463,26 @@ export function createRelay(options: RelayOptions): Relay {
     client: pg.PoolClient;
     release(err?: Error): void;
     rows: ClaimedRow[];
+    /** The claim's size. */
+    asked: number;
   }
+
+  // A keyed backlog gives one row per key at a time, and a claim asking for more reads
+  // the whole outbox looking for them: claims keep to what the last short one showed.
+  const claimSize = createClaimSizeCap({ floor: Math.min(RELAY_CLAIM_FLOOR, o.batchSize), max: o.batchSize, parallel: o.batchesInFlight, logger: log });
+  /** Rows of the batches claimed and not yet committed. */
+  let rowsInFlight = 0;
 
   /** Opens a transaction and claims a batch in it; {@link finishBatch} delivers it and commits. */
   const claimBatch = async (): Promise<Claimed> => {
     const { client, release } = await checkoutClient(o.pool, log);
+    const asked = claimSize.apply(o.batchSize);
+    const held = rowsInFlight;
     try {
-      const [, , claimed] = await pipelined(client, ['BEGIN', CLAIM_PLAN_BY_INDEX, prepared(sql.claim, [o.batchSize, null]), CLAIM_PLAN_DONE]);
-      return { client, release, rows: claimed!.rows as ClaimedRow[] };
+      const [, , claimed] = await pipelined(client, ['BEGIN', CLAIM_PLAN_BY_INDEX, prepared(sql.claim, [asked, null]), CLAIM_PLAN_DONE]);
+      const rows = claimed!.rows as ClaimedRow[];
+      claimSize.learn(asked, rows.length, held);
+      return { client, release, rows, asked };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
       release(err as Error);
@@ -541,6 +556,7 @@ export function createRelay(options: RelayOptions): Relay {
     const claimed = await claimBatch();
     const n = claimed.rows.length;
     rotation.claimed(n);
+    rowsInFlight += n;
     const done: Promise<void> = finishBatch(claimed).then(
       () => undefined,
       (error: unknown) => {
@@ -548,8 +564,11 @@ export function createRelay(options: RelayOptions): Relay {
       },
     );
     inFlight.add(done);
-    void done.then(() => inFlight.delete(done));
-    const full = n >= o.batchSize;
+    void done.then(() => {
+      inFlight.delete(done);
+      rowsInFlight -= n;
+    });
+    const full = n >= claimed.asked;
     if (!full || !started) await Promise.all(inFlight);
     else if (inFlight.size >= o.batchesInFlight) await Promise.race(inFlight);
     throwBackgroundFailure();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextClaimSize, SLOW_BATCH_MS, slotSizeCap } from './claimer.js';
+import { nextClaimSize, SLOW_BATCH_MS } from './claimer.js';
 
 describe('nextClaimSize', () => {
   const base = 10;
@@ -19,20 +19,5 @@ describe('nextClaimSize', () => {
 
   it('keeps fixed batches fixed', () => {
     expect(nextClaimSize({ size: 10, claimed: 10, elapsedMs: 1, base: 10, max: 10 })).toBe(10);
-  });
-});
-
-describe('slotSizeCap', () => {
-  it('keeps the slots together to half of what a short claim and the rows held show could be in flight', () => {
-    // 1,000 keys: 300 free heads claimed while 700 rows were held.
-    expect(slotSizeCap({ claimed: 300, held: 700, concurrency: 10, base: 10 })).toBe(50);
-    // Every head in flight: the claim found nothing.
-    expect(slotSizeCap({ claimed: 0, held: 4_000, concurrency: 10, base: 10 })).toBe(200);
-    expect(slotSizeCap({ claimed: 1_000, held: 0, concurrency: 1, base: 10 })).toBe(500);
-  });
-
-  it('never goes below the base size', () => {
-    expect(slotSizeCap({ claimed: 3, held: 40, concurrency: 10, base: 10 })).toBe(10);
-    expect(slotSizeCap({ claimed: 0, held: 0, concurrency: 4, base: 25 })).toBe(25);
   });
 });

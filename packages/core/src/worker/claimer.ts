@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { checkoutClient } from '../shared/checkout-client.js';
 import { CLAIM_PLAN_BY_INDEX_NO_JIT } from '../shared/claim-plan.js';
+import { createClaimSizeCap } from '../shared/claim-size-cap.js';
 import type { Logger } from '../shared/logger.js';
 import { pipelined } from '../shared/pipelined.js';
 import { prepared } from '../shared/prepared.js';
@@ -45,21 +46,6 @@ export function nextClaimSize(last: { size: number; claimed: number; elapsedMs: 
   if (last.claimed < last.size) return last.base;
   if (last.elapsedMs > SLOW_BATCH_MS) return Math.max(last.base, Math.floor(last.size / 2));
   return Math.min(last.max, last.size * 2);
-}
-
-/** How long a cap set by {@link slotSizeCap} holds after the short claim that set it. */
-export const SIZE_CAP_MS = 10_000;
-
-/**
- * A cap on each slot's batch size after a large claim came back short while the worker
- * held `held` rows: `claimed + held` is about how many messages could be in flight at
- * once (in a keyed backlog, one per key: a key's head). A claim asking for more than
- * are free reads the whole backlog looking for them, so the worker's slots together
- * keep to half of that, and claims find their rows near the front of the backlog.
- * @example slotSizeCap({ claimed: 300, held: 700, concurrency: 10, base: 10 }) // 50
- */
-export function slotSizeCap(short: { claimed: number; held: number; concurrency: number; base: number }): number {
-  return Math.max(short.base, Math.floor((short.claimed + short.held) / (2 * short.concurrency)));
 }
 
 /** Options of {@link createClaimer}. */
@@ -138,25 +124,10 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   const remainders = new Set<string>();
   /** Rows of each slot's batch under way, from claim to handled. */
   const inSlots = new Map<string, number>();
-  /** The cap on a slot's size of an unlimited queue (see slotSizeCap), and until when it holds. */
-  let sizeCap = Number.POSITIVE_INFINITY;
-  let sizeCapUntil = 0;
+  /** Sizes a keyed backlog can give (see claim-size-cap.ts). */
+  const sizeCap = createClaimSizeCap({ floor: batchSize, max: o.maxBatchSize, parallel: o.concurrency, logger: log });
   const held = (): number => buffered() + [...inSlots.values()].reduce((n, k) => n + k, 0);
-  const slotSize = (slot: string): number => {
-    const size = sizes.get(slot) ?? batchSize;
-    if (sizeCap !== Number.POSITIVE_INFINITY && performance.now() >= sizeCapUntil) sizeCap = Number.POSITIVE_INFINITY;
-    return Math.min(size, sizeCap);
-  };
-  /** A claim larger than a base batch came back short: cap the slots' sizes (see slotSizeCap). */
-  const learn = (want: number, claimed: number, heldBefore: number): void => {
-    if (want <= batchSize || claimed >= want || claimed + heldBefore === 0) return;
-    const cap = slotSizeCap({ claimed, held: heldBefore, concurrency: o.concurrency, base: batchSize });
-    if (cap < o.maxBatchSize) {
-      if (cap !== sizeCap) log.debug({ sizeCap: cap, claimed, held: heldBefore }, 'a large claim came back short: capping batch sizes');
-      sizeCap = cap;
-      sizeCapUntil = performance.now() + SIZE_CAP_MS;
-    }
-  };
+  const slotSize = (slot: string): number => sizeCap.apply(sizes.get(slot) ?? batchSize);
 
   /**
    * Runs a claim. `byIndex`: in a transaction of its own, planned by its index (see
@@ -260,7 +231,7 @@ export function createClaimer(o: ClaimerOptions): Claimer {
         const heldBefore = held();
         const got = await claimUnlimited(want);
         if (got === 'limited') return got;
-        learn(want, got.rows.length, heldBefore);
+        sizeCap.learn(want, got.rows.length, heldBefore);
         backlog = got.rows.length >= want;
         if (got.rows.length > 0) buffer.push({ ...got, claimedAt: performance.now() });
         return got.rows.length;
@@ -281,7 +252,7 @@ export function createClaimer(o: ClaimerOptions): Claimer {
       sizes.clear();
       remainders.clear();
       inSlots.clear();
-      sizeCap = Number.POSITIVE_INFINITY;
+      sizeCap.reset();
       backlog = false;
       // A claim ahead may still run: its rows are released with the rest.
       await filling?.catch(() => undefined);
@@ -320,7 +291,7 @@ export function createClaimer(o: ClaimerOptions): Claimer {
     const heldBefore = held();
     const got = await claimUnlimited(size);
     if (got === 'limited') return claimLimited(slot);
-    learn(size, got.rows.length, heldBefore);
+    sizeCap.learn(size, got.rows.length, heldBefore);
     // A full claim: a backlog is waiting, and the next claims fill the buffer.
     if (share && got.rows.length >= size) backlog = true;
     return got.rows.length === 0 ? { rows: [], waitMs: null, size } : { rows: got.rows, lease: { token: got.token, slot, counted: false }, size };
