@@ -4,6 +4,7 @@ import { createRelay, createWorker, publish, type Destination } from '@sagabox/c
 import { useDatabase } from '../support/test-pool.js';
 import { stopAfterEach } from '../support/stop-after-each.js';
 import { waitFor } from '../support/wait-for.js';
+import { keyOrderSink } from '../support/key-order-sink.js';
 
 const { db, pool } = await useDatabase();
 const p = pool(3);
@@ -194,25 +195,14 @@ describe('claims of a keyed backlog that spans the ring slots', () => {
       [BACKLOG],
     );
     await p.query('ANALYZE sagabox.outbox');
-    const seen = new Map<string, number>();
-    let outOfOrder = 0;
-    const sink: Destination = {
-      name: 'sink', external: true, matches: () => true,
-      async deliver(messages) {
-        for (const m of messages) {
-          const n = (JSON.parse(m.payload) as { n: number }).n;
-          if ((seen.get(m.key!) ?? 0) > n) outOfOrder++;
-          seen.set(m.key!, n);
-        }
-      },
-    };
+    const { sink, outOfOrder } = keyOrderSink();
     const { pool: rp, sent } = recordingPool();
     try {
       const relay = track(createRelay({ pool: rp, destinations: [sink], listen: false, batchSize: 100 }));
       let delivered = 0;
       for (let i = 0; i < 3; i++) delivered += await relay.runOnce();
       expect(delivered).toBe(300);
-      expect(outOfOrder).toBe(0);
+      expect(outOfOrder()).toBe(0);
       const claims = await explainClaims(sent, 'outbox');
       expect(claims.length).toBeGreaterThanOrEqual(3);
       expectIndexWalks(claims, 'outbox');

@@ -1,9 +1,10 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { createRelay, createWorker, type Destination } from '@sagabox/core';
+import { createRelay, createWorker } from '@sagabox/core';
 import { useDatabase } from '../support/test-pool.js';
 import { stopAfterEach } from '../support/stop-after-each.js';
 import { waitFor } from '../support/wait-for.js';
+import { keyOrderSink } from '../support/key-order-sink.js';
 
 const { db, pool } = await useDatabase();
 const p = pool(3);
@@ -104,25 +105,14 @@ describe('an outbox backlog of fewer keys than a relay batch', () => {
        FROM generate_series(1, $1::int) g ORDER BY g`,
       [MESSAGES, KEYS],
     );
-    const last = new Map<string, number>();
-    let outOfOrder = 0;
-    const sink: Destination = {
-      name: 'sink', external: true, matches: () => true,
-      async deliver(messages) {
-        for (const m of messages) {
-          const n = (JSON.parse(m.payload) as { n: number }).n;
-          if ((last.get(m.key!) ?? 0) >= n) outOfOrder++;
-          last.set(m.key!, n);
-        }
-      },
-    };
+    const { sink, outOfOrder } = keyOrderSink();
     // Defaults: batches of 200, two in flight.
     const relay = track(createRelay({ pool: p, destinations: [sink], listen: false }));
     const batches: number[] = [];
     for (let n = await relay.runOnce(); n > 0; n = await relay.runOnce()) batches.push(n);
 
     expect(batches.reduce((a, b) => a + b, 0)).toBe(MESSAGES);
-    expect(outOfOrder).toBe(0);
+    expect(outOfOrder()).toBe(0);
     // 100 heads, then claims of a quarter of them (two batches in flight keep to half).
     expect(batches[0]).toBe(KEYS);
     expect(Math.max(...batches.slice(1))).toBe(KEYS / 4);
