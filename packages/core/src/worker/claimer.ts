@@ -91,7 +91,9 @@ export interface Claimer {
  * others, so a slot woken for a new message never waits on a claim that began before it
  * committed. When the
  * unlimited claim's guard finds a limit, each slot claims its own batch with the
- * limited claim for a while (see claim-sql.ts).
+ * limited claim for a while (see claim-sql.ts). A large claim that came back short caps
+ * the slots' sizes for a while: a keyed backlog gives one row per key at a time, and a
+ * claim asking for more reads the whole backlog (see claim-size-cap.ts).
  */
 export function createClaimer(o: ClaimerOptions): Claimer {
   const { pool, queue, name, leaseMs, batchSize } = o;
@@ -267,6 +269,7 @@ export function createClaimer(o: ClaimerOptions): Claimer {
     },
   };
 
+  /** A batch for `slot`: from the buffer, from a claim filling it, or from a claim of the slot's own. */
   async function claimFor(slot: string, share: boolean): Promise<Claim> {
     const size = slotSize(slot);
     if (share) {
