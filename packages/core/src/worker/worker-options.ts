@@ -110,7 +110,9 @@ export interface WorkerOptions<P = unknown> {
    * full and its batches take under a second, its next claim takes twice as many, up to
    * this; a claim that comes back short (the backlog is gone) brings it back to
    * `batchSize`, a batch slower than a second halves it. Fewer, larger claims cost the database less per message; a
-   * trickle still goes one small claim at a time. Applies to queues with no flow limit
+   * trickle still goes one small claim at a time. A keyed backlog with fewer free keys
+   * than the slots would claim caps the sizes lower for a while (docs/operations.md,
+   * "Keys and concurrency"). Applies to queues with no flow limit
    * in force (limited queues claim `batchSize`). Default {@link DEFAULT_WORKER_MAX_BATCH_SIZE}
    * when `batchSize` is not given, else `batchSize` (fixed batches).
    */
