@@ -4,8 +4,6 @@ import type { Destination } from '@sagabox/core';
 export interface KeyOrderSink {
   /** A relay destination that takes every topic. */
   sink: Destination;
-  /** Messages delivered so far. */
-  delivered(): number;
   /** Messages delivered after a later (or the same) `n` of their key: out of order, or twice. */
   outOfOrder(): number;
 }
@@ -16,7 +14,6 @@ export interface KeyOrderSink {
  */
 export function keyOrderSink(): KeyOrderSink {
   const last = new Map<string, number>();
-  let delivered = 0;
   let outOfOrder = 0;
   const sink: Destination = {
     name: 'sink', external: true, matches: () => true,
@@ -25,9 +22,8 @@ export function keyOrderSink(): KeyOrderSink {
         const n = (JSON.parse(m.payload) as { n: number }).n;
         if ((last.get(m.key!) ?? 0) >= n) outOfOrder++;
         last.set(m.key!, n);
-        delivered++;
       }
     },
   };
-  return { sink, delivered: () => delivered, outOfOrder: () => outOfOrder };
+  return { sink, outOfOrder: () => outOfOrder };
 }
