@@ -202,6 +202,11 @@ CREATE TABLE queue_messages (
   last_error   text,
   created_at   timestamptz NOT NULL, -- when the producer published it
   enqueued_at  timestamptz NOT NULL DEFAULT now(),
+  -- Due further ahead than a worker's poll (a delayed message, a retry's backoff): kept
+  -- out of queue_messages_claim, which every claim walks in order, until a worker's
+  -- sweep (readyScheduled) clears it shortly before run_at. Only ever set on rows whose
+  -- run_at is ahead, so a row left set is late, never lost: the sweep finds it by run_at.
+  scheduled    boolean     NOT NULL DEFAULT false,
   PRIMARY KEY (queue, id, part),
   -- One CHECK for the row: PostgreSQL evaluates each constraint apart, at a fixed cost.
   CONSTRAINT queue_messages_row_check CHECK (
@@ -217,8 +222,11 @@ CREATE TABLE queue_messages_0 PARTITION OF queue_messages FOR VALUES IN (0) WITH
 CREATE TABLE queue_messages_1 PARTITION OF queue_messages FOR VALUES IN (1) WITH (fillfactor = 50);
 CREATE TABLE queue_messages_2 PARTITION OF queue_messages FOR VALUES IN (2) WITH (fillfactor = 50);
 CREATE TABLE queue_messages_3 PARTITION OF queue_messages FOR VALUES IN (3) WITH (fillfactor = 50);
--- The worker claim walks this index in order.
-CREATE INDEX queue_messages_claim ON queue_messages (queue, priority DESC, seq);
+-- The worker claim walks this index in order; scheduled rows are not in it, so a million
+-- messages due tomorrow cost a claim nothing today.
+CREATE INDEX queue_messages_claim ON queue_messages (queue, priority DESC, seq) WHERE NOT scheduled;
+-- The sweep's way to the scheduled rows that are coming due.
+CREATE INDEX queue_messages_scheduled ON queue_messages (queue, run_at) WHERE scheduled;
 -- Head-of-key test in the worker claim.
 CREATE INDEX queue_messages_key_seq ON queue_messages (queue, key, seq) WHERE key IS NOT NULL;
 -- Group window test in the claim: "how many earlier messages has my group?"
@@ -495,7 +503,8 @@ BEGIN
 
   -- Aging, at most once per interval per queue (the UPDATE of aged_at picks one winner).
   -- Among equal priorities the older goes first, so a message of priority p is claimed
-  -- within about (top - p + 1) intervals.
+  -- within about (top - p + 1) intervals. Scheduled rows are not waiting for a worker
+  -- yet: they age once they are in the claim index.
   IF q.priority_aging_ms IS NOT NULL
      AND (q.aged_at IS NULL OR q.aged_at <= p_now - q.priority_aging_ms * interval '1 millisecond') THEN
     UPDATE queues SET aged_at = p_now
@@ -504,9 +513,9 @@ BEGIN
       UPDATE queue_messages m SET priority = m.priority + 1
       WHERE m.queue = p_queue AND m.id IN (
         SELECT a.id FROM queue_messages a
-        WHERE a.queue = p_queue AND a.lease_token IS NULL
+        WHERE a.queue = p_queue AND NOT a.scheduled AND a.lease_token IS NULL
           AND a.enqueued_at <= p_now - q.priority_aging_ms * interval '1 millisecond'
-          AND a.priority < (SELECT max(t.priority) FROM queue_messages t WHERE t.queue = p_queue AND t.lease_token IS NULL)
+          AND a.priority < (SELECT max(t.priority) FROM queue_messages t WHERE t.queue = p_queue AND NOT t.scheduled AND t.lease_token IS NULL)
         FOR UPDATE SKIP LOCKED);
     END IF;
   END IF;

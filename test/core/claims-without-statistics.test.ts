@@ -55,7 +55,8 @@ async function explainClaims(sent: Map<pg.Client, (string | pg.QueryConfig)[]>, 
   try {
     for (const list of sent.values()) {
       for (let i = 0; i < list.length; i++) {
-        if (!/SKIP LOCKED/.test(text(list[i]!)) || !text(list[i]!).includes(`sagabox".${table}`)) continue;
+        // Claims, not the worker's sweep of scheduled rows (which locks rows too).
+        if (!/SKIP LOCKED/.test(text(list[i]!)) || !text(list[i]!).includes(`sagabox".${table}`) || text(list[i]!).includes('SET scheduled = false')) continue;
         // What its transaction ran before it (nothing when the claim ran on its own).
         const earlier = list.slice(0, i).map(text);
         const begin = earlier.lastIndexOf('BEGIN');

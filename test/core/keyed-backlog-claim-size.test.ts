@@ -5,39 +5,11 @@ import { useDatabase } from '../support/test-pool.js';
 import { stopAfterEach } from '../support/stop-after-each.js';
 import { waitFor } from '../support/wait-for.js';
 import { keyOrderSink } from '../support/key-order-sink.js';
+import { settledRowsRead } from '../support/rows-read.js';
 
 const { db, pool } = await useDatabase();
 const p = pool(3);
 const { track } = stopAfterEach();
-
-/** Rows read from queue_messages' partitions so far, by sequential and index scans (flushed statistics). */
-async function rowsRead(): Promise<number> {
-  const c = await p.connect();
-  try {
-    await c.query('SELECT pg_stat_clear_snapshot()');
-    const { rows } = await c.query<{ n: string }>(
-      `SELECT (SELECT coalesce(sum(seq_tup_read), 0) FROM pg_stat_user_tables
-               WHERE schemaname = 'sagabox' AND relname ~ '^queue_messages_[0-3]$')
-            + (SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes
-               WHERE schemaname = 'sagabox' AND relname ~ '^queue_messages_[0-3]$') AS n`,
-    );
-    return Number(rows[0]!.n);
-  } finally {
-    c.release();
-  }
-}
-
-/** The statistics once every backend of an ended pool has flushed them: two reads a while apart agree. */
-async function settledRowsRead(): Promise<number> {
-  let last = -1;
-  return waitFor('the statistics to settle', async () => {
-    await new Promise((r) => setTimeout(r, 300));
-    const now = await rowsRead();
-    const settled = now === last;
-    last = now;
-    return settled ? now + 1 : 0; // + 1: zero rows read is an answer too
-  }).then((n) => n - 1);
-}
 
 // A keyed backlog has one claimable message per key: its head. Ten slots claiming up to
 // 400 each ask for more heads than 1,000 keys have, and a claim that cannot fill its LIMIT
@@ -55,7 +27,7 @@ describe('a keyed backlog with fewer keys than the slots could take', () => {
       [MESSAGES, KEYS],
     );
     await p.query('ANALYZE sagabox.queue_messages');
-    const before = await settledRowsRead();
+    const before = await settledRowsRead(p);
 
     // Its own pool, ended after the drain: a backend flushes its statistics as it exits.
     const wp = new pg.Pool({ connectionString: db.url, max: 12 });
@@ -85,7 +57,7 @@ describe('a keyed backlog with fewer keys than the slots could take', () => {
     expect(handled).toBe(MESSAGES);
     expect(outOfOrder).toBe(0);
     expect(await p.query(`SELECT 1 FROM sagabox.queue_messages`).then((r) => r.rowCount)).toBe(0);
-    const perMessage = ((await settledRowsRead()) - before) / MESSAGES;
+    const perMessage = ((await settledRowsRead(p)) - before) / MESSAGES;
     // Without the cap, a short claim at every fill reads what is left of the backlog.
     expect(perMessage).toBeLessThan(30);
   });

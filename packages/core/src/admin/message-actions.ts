@@ -112,7 +112,7 @@ function actionSql(schema: string, queue: boolean, action: Action, dryRun: boole
   let change: string;
   if (action === 'retry') {
     change = queue
-      ? `done AS (UPDATE ${table} m SET run_at = now() FROM target WHERE ${match} RETURNING m.id)`
+      ? `done AS (UPDATE ${table} m SET run_at = now(), scheduled = false FROM target WHERE ${match} RETURNING m.id)`
       : `done AS (UPDATE ${table} m SET available_at = now() FROM target WHERE ${match} RETURNING m.id)`;
   } else if (action === 'delete') {
     change = `done AS (DELETE FROM ${table} m USING target WHERE ${match} RETURNING m.id)`;

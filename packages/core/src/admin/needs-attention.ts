@@ -30,8 +30,9 @@ export interface AttentionOptions {
   /** Age from which a held snapshot counts as blocking vacuum, in milliseconds (see `storageHealth`). Default 5 minutes. */
   vacuumBlockedAfterMs?: number;
   /**
-   * Most messages looked at in each queue, in claim order (priority, then seq), and at
-   * the head of the outbox, 1 to 1,000,000. Default {@link DEFAULT_ATTENTION_SCAN_LIMIT}
+   * Most messages looked at in each queue, in claim order (priority, then seq), and as
+   * many of its scheduled ones (due later, by run time), and at the head of the outbox,
+   * 1 to 1,000,000. Default {@link DEFAULT_ATTENTION_SCAN_LIMIT}
    * (10,000). Queues longer than this are named in {@link AttentionReport.beyondScan}.
    */
   scanLimit?: number;
@@ -88,9 +89,9 @@ export interface AttentionReport {
  *
  * No index serves the lease and attempts lists (one on columns every claim rewrites
  * would make each claim a non-HOT update), so they look only at the first `scanLimit`
- * messages of each queue in claim order, and of the outbox in seq order: a claim takes
- * from the head, so leased and retried messages are there unless a deep backlog of
- * delayed or blocked messages is ahead of them. `beyondScan` says where the scan was cut.
+ * messages of each queue in claim order (and as many of its scheduled ones, by run
+ * time), and of the outbox in seq order: a claim takes from the head, so leased and
+ * retried messages are there unless a deep backlog of blocked messages is ahead of them. `beyondScan` says where the scan was cut.
  *
  * @throws {SagaboxError} `INVALID_OPTIONS` naming every bad option, `INVALID_SCHEMA_NAME` (before any SQL).
  * @example
@@ -138,8 +139,9 @@ export async function needsAttention(db: Executor, options: AttentionOptions = {
   // Each probe walks the head it would have scanned once more: bounded like the lists.
   const [cut] = await run<{ queues: string[]; outbox: boolean }>(
     `${queueHeads(s, '$1')}
-     SELECT coalesce((SELECT array_agg(qs.queue ORDER BY qs.queue) FROM qs WHERE qs.queue IS NOT NULL AND EXISTS (
-              SELECT 1 FROM ${s}.queue_messages m WHERE m.queue = qs.queue ORDER BY m.priority DESC, m.seq OFFSET $1 LIMIT 1)), '{}') AS queues,
+     SELECT coalesce((SELECT array_agg(qs.queue ORDER BY qs.queue) FROM qs WHERE qs.queue IS NOT NULL AND (EXISTS (
+              SELECT 1 FROM ${s}.queue_messages m WHERE m.queue = qs.queue AND NOT m.scheduled ORDER BY m.priority DESC, m.seq OFFSET $1 LIMIT 1)
+              OR EXISTS (SELECT 1 FROM ${s}.queue_messages m WHERE m.queue = qs.queue AND m.scheduled ORDER BY m.run_at OFFSET $1 LIMIT 1))), '{}') AS queues,
             EXISTS (SELECT 1 FROM ${s}.outbox ORDER BY seq OFFSET $1 LIMIT 1) AS outbox`,
     [scanLimit],
   );
@@ -171,9 +173,11 @@ export async function needsAttention(db: Executor, options: AttentionOptions = {
 }
 
 /**
- * `qs`: the queues that hold messages, one index probe each (a skip scan of
- * queue_messages_claim, not a scan of the table); `head`: the first `scanLimit`
- * messages of each in claim order. `scanLimit` is the bind parameter named.
+ * `qs`: the queues that hold messages, one index probe each (a skip scan of the
+ * primary key, not a scan of the table); `head`: the first `scanLimit` messages of each
+ * in claim order (queue_messages_claim), and its first `scanLimit` scheduled ones by run
+ * time (queue_messages_scheduled), which the claim index does not hold. `scanLimit` is
+ * the bind parameter named.
  */
 function queueHeads(s: string, scanLimit: string): string {
   return `WITH RECURSIVE qs AS (
@@ -182,7 +186,9 @@ function queueHeads(s: string, scanLimit: string): string {
        SELECT (SELECT m.queue FROM ${s}.queue_messages m WHERE m.queue > qs.queue ORDER BY m.queue LIMIT 1) FROM qs WHERE qs.queue IS NOT NULL
      ), head AS (
        SELECT h.* FROM qs CROSS JOIN LATERAL (
-         SELECT * FROM ${s}.queue_messages m WHERE m.queue = qs.queue ORDER BY m.priority DESC, m.seq LIMIT ${scanLimit}::int) h
+         (SELECT * FROM ${s}.queue_messages m WHERE m.queue = qs.queue AND NOT m.scheduled ORDER BY m.priority DESC, m.seq LIMIT ${scanLimit}::int)
+         UNION ALL
+         (SELECT * FROM ${s}.queue_messages m WHERE m.queue = qs.queue AND m.scheduled ORDER BY m.run_at LIMIT ${scanLimit}::int)) h
        WHERE qs.queue IS NOT NULL
      )`;
 }

@@ -1,3 +1,4 @@
+import { scheduledFrom } from '../shared/scheduled.js';
 import { statementsFor } from '../shared/statements.js';
 
 // A keyed message takes a transaction-level advisory lock on its key before its row gets
@@ -64,10 +65,10 @@ export const publishSql = statementsFor((s) => ({
    * message with a key, whose lock is taken, 0 for one without.
    */
   routeQueued: [0, 1, 2, 3].map((slot) => [0, 1].map((shape) => `
-    INSERT INTO ${s}.queue_messages_${slot} (seq, queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
+    INSERT INTO ${s}.queue_messages_${slot} (seq, queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled)
     OVERRIDING SYSTEM VALUE
     SELECT nextval('${s}.queue_messages_seq_seq'::regclass), r.queue, $1::uuid, ${slot}, $2::text, $3::text, $4::jsonb, $5::jsonb,
-           coalesce($6::timestamptz, now()), $7::timestamptz, now(), $8::smallint, $9::text
+           coalesce($6::timestamptz, now()), $7::timestamptz, now(), $8::smallint, $9::text, ${scheduledFrom('$6::timestamptz')}
     FROM (SELECT r.queue, CASE WHEN $10::boolean THEN pg_notify($11::text, r.queue) END AS notified
           FROM ${s}.direct_routes r
           WHERE ('.' || $2::text) ~ r.topic_regex${(shape & 1) !== 0 ? `
@@ -122,8 +123,9 @@ function routeLocked(s: string): string {
   return `, routed AS (
       SELECT i.*, r.queue FROM locked i JOIN ${s}.direct_routes r ON ('.' || i.topic) ~ r.topic_regex
     ), queued AS (
-      INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
-      SELECT queue, id, ${s}.queue_part(id), topic, key, payload, headers, coalesce(run_at, now()), expires_at, now(), priority, group_key
+      INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled)
+      SELECT queue, id, ${s}.queue_part(id), topic, key, payload, headers, coalesce(run_at, now()), expires_at, now(), priority, group_key,
+             ${scheduledFrom('run_at')}
       FROM routed ORDER BY ord
       ON CONFLICT (queue, id, part) DO NOTHING
       RETURNING id, queue

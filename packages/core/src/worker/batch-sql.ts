@@ -1,3 +1,4 @@
+import { SCHEDULED_AHEAD_MS } from '../shared/scheduled.js';
 import { statementsFor } from '../shared/statements.js';
 import { QUEUE_PARTS } from './claim-sql.js';
 
@@ -150,6 +151,7 @@ export const batchSql = statementsFor((s) => ({
   retryLater: `
     UPDATE ${s}.queue_messages m
     SET run_at = now() + f.delay_ms * interval '1 millisecond',
+        scheduled = f.delay_ms > ${SCHEDULED_AHEAD_MS},
         lease_token = NULL, locked_until = NULL, locked_by = NULL,
         last_error = f.error
     FROM unnest($2::uuid[], $3::double precision[], $4::text[]) AS f(id, delay_ms, error)

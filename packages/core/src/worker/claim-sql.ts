@@ -1,4 +1,5 @@
 import { epochMs } from '../shared/epoch-ms.js';
+import { SCHEDULED_AHEAD_MS } from '../shared/scheduled.js';
 import { statementsFor } from '../shared/statements.js';
 
 /**
@@ -46,6 +47,9 @@ function batchLimit(batchSize: number): number {
  */
 const sinceDue = `extract(epoch FROM now() - CASE WHEN m.run_at = m.enqueued_at THEN m.created_at
                                                   ELSE greatest(m.created_at, m.run_at) END)::float8 * 1000 AS since_due_ms`;
+
+/** The most scheduled rows one sweep readies (see `readyScheduled`): a bounded transaction. */
+export const SWEEP_LIMIT = 1_000;
 
 /** The ring slots of queue_messages (its partitions queue_messages_0 to _3, see queue_part). */
 export const QUEUE_PARTS = 4;
@@ -104,6 +108,29 @@ function inOrder(s: string, groupWindow: boolean): string {
 
 export const claimSql = statementsFor((s) => ({
   /**
+   * The sweep of scheduled rows (see queue_messages.scheduled): clears the flag of up to
+   * {@link SWEEP_LIMIT} rows of queue $1 due within {@link SCHEDULED_AHEAD_MS}, which puts
+   * them in the claim index before they are due. Rows another transaction holds are
+   * skipped, for the next sweep. Returns `cleared`; the limit reached means more may be
+   * waiting. Committed
+   * asynchronously like the claims: a sweep lost in a crash leaves its rows scheduled,
+   * for the next sweep to clear again.
+   */
+  readyScheduled: `
+    WITH due AS (
+      SELECT m.tableoid, m.ctid FROM ${s}.queue_messages m
+      WHERE m.queue = $1 AND m.scheduled AND m.run_at <= now() + interval '${SCHEDULED_AHEAD_MS} milliseconds'
+      LIMIT ${SWEEP_LIMIT}
+      FOR UPDATE OF m SKIP LOCKED
+    ), ${Array.from({ length: QUEUE_PARTS }, (_, i) => `c${i} AS (
+      UPDATE ${s}.queue_messages_${i} m SET scheduled = false
+      WHERE m.ctid = ANY(ARRAY(SELECT due.ctid FROM due WHERE due.tableoid = '${s}.queue_messages_${i}'::regclass))
+      RETURNING 1
+    )`).join(', ')}
+    SELECT ${Array.from({ length: QUEUE_PARTS }, (_, i) => `(SELECT count(*) FROM c${i})`).join(' + ')} AS cleared,
+           set_config('synchronous_commit', 'off', true) AS async_commit`,
+
+  /**
    * The claim of a queue with no flow limit in force: no flow functions, no bucket or
    * lease rows. It claims only while the queue row shows no limit, no pause and no
    * priority aging due (read in the claim's own snapshot, so a limit set at run time
@@ -130,6 +157,7 @@ export const claimSql = statementsFor((s) => ({
       CROSS JOIN LATERAL (${inOrder(s, false)}) in_order
       WHERE (SELECT lean FROM g)
         AND m.queue = $1
+        AND NOT m.scheduled
         AND m.run_at <= now()
         AND (m.locked_until IS NULL OR m.locked_until < now())
       ORDER BY m.priority DESC, m.seq
@@ -178,6 +206,7 @@ export const claimSql = statementsFor((s) => ({
         -- An operator's pause (queues.paused_at): an uncorrelated test, so a One-Time Filter.
         AND NOT EXISTS (SELECT 1 FROM ${s}.queues pq WHERE pq.name = $1 AND pq.paused_at IS NOT NULL)
         AND m.queue = $1
+        AND NOT m.scheduled
         AND m.run_at <= now()
         AND (m.locked_until IS NULL OR m.locked_until < now())
         AND (m.group_key IS NULL OR (SELECT group_tokens FROM pre) IS NULL

@@ -7,7 +7,7 @@ import type { Logger } from '../shared/logger.js';
 import { pipelined } from '../shared/pipelined.js';
 import { prepared } from '../shared/prepared.js';
 import type { ClaimedRow, Lease } from './batch-handler.js';
-import { claimSql } from './claim-sql.js';
+import { claimSql, SWEEP_LIMIT } from './claim-sql.js';
 import { queueSql } from './queue-sql.js';
 
 /** The claim's rows: messages, or one row of NULLs (id null) when nothing was claimed. */
@@ -62,6 +62,8 @@ export interface ClaimerOptions {
   maxBatchSize: number;
   /** The worker's slots: under a backlog one claim of an unlimited queue serves them all. */
   concurrency: number;
+  /** At most this often, in milliseconds, a claim first readies the scheduled messages coming due (see `readyScheduled`). */
+  sweepEveryMs: number;
   logger: Logger;
 }
 
@@ -129,6 +131,9 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   /** Sizes a keyed backlog can give (see claim-size-cap.ts). */
   const sizeCap = createClaimSizeCap({ floor: batchSize, max: o.maxBatchSize, parallel: o.concurrency, logger: log });
   const held = (): number => buffered() + [...inSlots.values()].reduce((n, k) => n + k, 0);
+  /** When the next claim sweeps scheduled messages (0: now), and the sweep under way. */
+  let sweepAt = 0;
+  let sweeping: Promise<void> | undefined;
   const slotSize = (slot: string): number => sizeCap.apply(sizes.get(slot) ?? batchSize);
 
   /**
@@ -269,8 +274,30 @@ export function createClaimer(o: ClaimerOptions): Claimer {
     },
   };
 
+  /**
+   * Readies the scheduled messages coming due, when a sweep is due: the slot that starts
+   * it waits for it, so a message already due is claimable by its claim; the others
+   * claim meanwhile. A full sweep leaves the next one due at once.
+   */
+  function sweep(): Promise<void> | undefined {
+    if (sweeping || performance.now() < sweepAt) return undefined;
+    sweepAt = performance.now() + o.sweepEveryMs;
+    sweeping = (async () => {
+      try {
+        const { rows } = await pool.query<{ cleared: string }>(prepared(sql.readyScheduled, [queue]));
+        if (Number(rows[0]?.cleared ?? 0) >= SWEEP_LIMIT) sweepAt = 0;
+      } catch (err) {
+        log.warn({ err }, 'sweep of scheduled messages failed; the next sweep tries again');
+      } finally {
+        sweeping = undefined;
+      }
+    })();
+    return sweeping;
+  }
+
   /** A batch for `slot`: from the buffer, from a claim filling it, or from a claim of the slot's own. */
   async function claimFor(slot: string, share: boolean): Promise<Claim> {
+    await sweep();
     const size = slotSize(slot);
     if (share) {
       if (buffer.length > 0) await dropStale();

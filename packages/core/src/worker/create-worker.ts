@@ -14,6 +14,7 @@ import { createTrickleVacuum } from './trickle-vacuum.js';
 import type { Verdict } from './verdict.js';
 import { SagaboxError } from '../shared/errors.js';
 import { waitForDatabase } from '../shared/wait-for-database.js';
+import { SCHEDULED_AHEAD_MS } from '../shared/scheduled.js';
 
 export * from './worker-options.js';
 import { resolveWorkerOptions, type Worker, type WorkerEvents, type WorkerOptions } from './worker-options.js';
@@ -57,7 +58,10 @@ export function createWorker<P = unknown>(options: WorkerOptions<P>): Worker {
   const log = o.logger.child({ component: 'worker', worker: o.name, queue, schema: o.schema });
   warnIfConnectUnbounded(pool, log);
   const sql = queueSql(o.schema);
-  const claimer = createClaimer({ pool, schema: o.schema, queue, name: o.name, leaseMs: o.leaseMs, batchSize, maxBatchSize: o.maxBatchSize, concurrency: o.concurrency, logger: log });
+  const claimer = createClaimer({ pool, schema: o.schema, queue, name: o.name, leaseMs: o.leaseMs, batchSize, maxBatchSize: o.maxBatchSize, concurrency: o.concurrency,
+    // Rows are readied SCHEDULED_AHEAD_MS before they are due, so a sweep at least every
+    // half of that readies each in time; a longer poll interval sweeps at each poll.
+    sweepEveryMs: Math.min(o.pollIntervalMs, SCHEDULED_AHEAD_MS / 2), logger: log });
   const trickleVacuum = o.trickleVacuum ? createTrickleVacuum({ pool, schema: o.schema, logger: log }) : undefined;
   const rotation = createRingRotation({ pool, logger: log, ring: 'queue_messages', rotate: sql.rotate });
   const events = new EventEmitter<WorkerEvents>();
