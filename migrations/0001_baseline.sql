@@ -202,10 +202,10 @@ CREATE TABLE queue_messages (
   last_error   text,
   created_at   timestamptz NOT NULL, -- when the producer published it
   enqueued_at  timestamptz NOT NULL DEFAULT now(),
-  -- Due further ahead than a worker's poll (a delayed message, a retry's backoff): kept
-  -- out of queue_messages_claim, which every claim walks in order, until a worker's
-  -- sweep (readyScheduled) clears it shortly before run_at. Only ever set on rows whose
-  -- run_at is ahead, so a row left set is late, never lost: the sweep finds it by run_at.
+  -- Due more than 2 s ahead when written (a delayed message, a retry's longer backoff):
+  -- kept out of queue_messages_claim, which every claim walks in order, until a worker's
+  -- sweep (readyScheduled) clears it shortly before run_at. A row left set past run_at
+  -- is late, never lost: the next sweep finds it by run_at.
   scheduled    boolean     NOT NULL DEFAULT false,
   PRIMARY KEY (queue, id, part),
   -- One CHECK for the row: PostgreSQL evaluates each constraint apart, at a fixed cost.

@@ -91,7 +91,8 @@ export interface AttentionReport {
  * would make each claim a non-HOT update), so they look only at the first `scanLimit`
  * messages of each queue in claim order (and as many of its scheduled ones, by run
  * time), and of the outbox in seq order: a claim takes from the head, so leased and
- * retried messages are there unless a deep backlog of blocked messages is ahead of them. `beyondScan` says where the scan was cut.
+ * retried messages are there unless a deep backlog of blocked messages is ahead of them.
+ * `beyondScan` says where the scan was cut.
  *
  * @throws {SagaboxError} `INVALID_OPTIONS` naming every bad option, `INVALID_SCHEMA_NAME` (before any SQL).
  * @example

@@ -112,9 +112,8 @@ export const claimSql = statementsFor((s) => ({
    * {@link SWEEP_LIMIT} rows of queue $1 due within {@link SCHEDULED_AHEAD_MS}, which puts
    * them in the claim index before they are due. Rows another transaction holds are
    * skipped, for the next sweep. Returns `cleared`; the limit reached means more may be
-   * waiting. Committed
-   * asynchronously like the claims: a sweep lost in a crash leaves its rows scheduled,
-   * for the next sweep to clear again.
+   * waiting. Committed asynchronously like the claims: a sweep lost in a crash leaves its
+   * rows scheduled, for the next sweep to clear again.
    */
   readyScheduled: `
     WITH due AS (

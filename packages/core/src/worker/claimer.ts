@@ -95,7 +95,9 @@ export interface Claimer {
  * unlimited claim's guard finds a limit, each slot claims its own batch with the
  * limited claim for a while (see claim-sql.ts). A large claim that came back short caps
  * the slots' sizes for a while: a keyed backlog gives one row per key at a time, and a
- * claim asking for more reads the whole backlog (see claim-size-cap.ts).
+ * claim asking for more reads the whole backlog (see claim-size-cap.ts). At most once
+ * per `sweepEveryMs` a claim first readies the queue's scheduled messages coming due,
+ * which the claims' index does not hold (see `readyScheduled`).
  */
 export function createClaimer(o: ClaimerOptions): Claimer {
   const { pool, queue, name, leaseMs, batchSize } = o;
