@@ -38,6 +38,25 @@ describe('createClaimSizeCap', () => {
     expect(cap.apply(200)).toBe(200);
   });
 
+  it('keeps one claim for every slot to what would bring the rows in flight to half of what a short claim showed, and to one slot at least', () => {
+    vi.useFakeTimers({ toFake: ['performance'] });
+    const cap = make();
+    expect(cap.applyTogether(400, 200, 0)).toBe(400);
+    expect(cap.room(10_000)).toBe(Number.POSITIVE_INFINITY);
+    cap.learn(200, 10, 90); // 100 keys, 90 of them in flight: 50 together
+    expect(cap.room(20)).toBe(30);
+    expect(cap.room(90)).toBe(-40);
+    expect(cap.applyTogether(400, 25, 20)).toBe(30);
+    expect(cap.applyTogether(20, 25, 20)).toBe(20);
+    expect(cap.applyTogether(400, 25, 90)).toBe(25);
+    vi.advanceTimersByTime(CLAIM_SIZE_CAP_MS);
+    expect(cap.applyTogether(400, 200, 90)).toBe(400);
+    expect(cap.room(90)).toBe(Number.POSITIVE_INFINITY);
+    cap.learn(200, 10, 90);
+    cap.reset();
+    expect(cap.applyTogether(400, 200, 90)).toBe(400);
+  });
+
   it('learns nothing from a trickle, a full claim, a claim no larger than the floor, or a cap of the largest claim', () => {
     const cap = make();
     cap.learn(200, 3, 0); // a trickle: a few rows, nothing in flight

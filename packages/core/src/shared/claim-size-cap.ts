@@ -30,6 +30,16 @@ export interface ClaimSizeCapOptions {
 export interface ClaimSizeCap {
   /** `size`, or less while a cap holds. */
   apply(size: number): number;
+  /**
+   * The size of one claim for every slot, `want` (the slots' sizes together), while `held`
+   * rows are in flight: while a cap holds, no more than would bring the rows in flight to
+   * half of what the short claim showed could be, and never less than `size` (one slot's).
+   * A fill asking for more than the free keys give reads the whole backlog, and the
+   * floor of each slot's size can add up to more than the keys: 10 slots of 10 with 100.
+   */
+  applyTogether(want: number, size: number, held: number): number;
+  /** While a cap holds, how many more rows than `held` it would let be in flight (else infinity). */
+  room(held: number): number;
   /** A claim asked for `asked` rows and got `claimed` while `held` rows were in flight. */
   learn(asked: number, claimed: number, held: number): void;
   reset(): void;
@@ -43,11 +53,24 @@ export interface ClaimSizeCap {
  */
 export function createClaimSizeCap(o: ClaimSizeCapOptions): ClaimSizeCap {
   let cap = Number.POSITIVE_INFINITY;
+  /** Half of what the short claim showed could be in flight at once, while the cap holds. */
+  let together = Number.POSITIVE_INFINITY;
   let until = 0;
+  const expire = (): void => {
+    if (cap !== Number.POSITIVE_INFINITY && performance.now() >= until) cap = together = Number.POSITIVE_INFINITY;
+  };
   return {
     apply(size) {
-      if (cap !== Number.POSITIVE_INFINITY && performance.now() >= until) cap = Number.POSITIVE_INFINITY;
+      expire();
       return Math.min(size, cap);
+    },
+    applyTogether(want, size, held) {
+      expire();
+      return Math.min(want, Math.max(size, together - held));
+    },
+    room(held) {
+      expire();
+      return together - held;
     },
     learn(asked, claimed, held) {
       if (asked <= o.floor || claimed >= asked || (claimed < o.floor && held === 0)) return;
@@ -55,10 +78,11 @@ export function createClaimSizeCap(o: ClaimSizeCapOptions): ClaimSizeCap {
       if (next >= o.max) return;
       if (next !== cap) o.logger.debug({ claimSizeCap: next, claimed, held }, 'a large claim came back short: capping claim sizes');
       cap = next;
+      together = Math.floor((claimed + held) / 2);
       until = performance.now() + CLAIM_SIZE_CAP_MS;
     },
     reset() {
-      cap = Number.POSITIVE_INFINITY;
+      cap = together = Number.POSITIVE_INFINITY;
     },
   };
 }

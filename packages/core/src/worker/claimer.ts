@@ -224,8 +224,10 @@ export function createClaimer(o: ClaimerOptions): Claimer {
     // A short batch that is only the rest of a claim says nothing about the backlog.
     if (rows.length < size && backlog) remainders.add(slot);
     // Under a backlog the next claim starts while half a claim is still buffered, so the
-    // slots do not all wait for it (one claim runs at a time).
-    if (backlog && filling === undefined && buffered() < (size * o.concurrency) / 2) {
+    // slots do not all wait for it (one claim runs at a time); not while a keyed backlog's
+    // cap leaves no room for a slot's batch: its rows are not free yet, and a claim that
+    // comes back short reads the whole backlog.
+    if (backlog && filling === undefined && buffered() < (size * o.concurrency) / 2 && sizeCap.room(held()) >= size) {
       fill(size).catch((err: unknown) => log.warn({ err }, 'claiming ahead failed; the next claim tries again'));
     }
     return { rows, lease: { token: head.token, slot, counted: false }, size };
@@ -236,8 +238,8 @@ export function createClaimer(o: ClaimerOptions): Claimer {
     (filling ??= (async () => {
       try {
         await releasing;
-        const want = backlog ? Math.min(size * o.concurrency, 10_000) : size;
         const heldBefore = held();
+        const want = backlog ? sizeCap.applyTogether(Math.min(size * o.concurrency, 10_000), size, heldBefore) : size;
         const got = await claimUnlimited(want);
         if (got === 'limited') return got;
         sizeCap.learn(want, got.rows.length, heldBefore);
