@@ -23,10 +23,9 @@ CREATE TABLE queues (
   group_max_in_flight   integer          CHECK (group_max_in_flight BETWEEN 1 AND 1000000),
   group_rate_per_second double precision CHECK (group_rate_per_second > 0 AND group_rate_per_second <= 1000000),
   group_burst           integer          CHECK (group_burst BETWEEN 1 AND 1000000),
-  -- Every priority_aging_ms, waiting messages that old and below the highest waiting
-  -- priority move up one level, so low priorities are not starved. NULL: strict.
+  -- What one level of priority is worth in waiting (see queue_messages.claim_rank), so
+  -- low priorities are not starved. NULL: strict priorities.
   priority_aging_ms     integer          DEFAULT 60000 CHECK (priority_aging_ms BETWEEN 100 AND 86400000),
-  aged_at               timestamptz,
   -- An operator's pause: while set, every claim of the queue takes nothing; deliveries
   -- keep arriving and wait. NULL: running.
   paused_at             timestamptz
@@ -207,6 +206,12 @@ CREATE TABLE queue_messages (
   -- sweep (readyScheduled) clears it shortly before run_at. A row left set past run_at
   -- is late, never lost: the next sweep finds it by run_at.
   scheduled    boolean     NOT NULL DEFAULT false,
+  -- Claim order, lowest first, then seq: the millisecond the message became due less
+  -- priority x the queue's priority_aging_ms (2^40 when NULL: strict), so a message that
+  -- has waited that long goes ahead of a newcomer one level above it. Fixed when
+  -- written: priorities age without rows being rewritten. sagabox's writers set it (see
+  -- claim-rank.ts); the default, for rows written by hand, is priority 0's.
+  claim_rank   bigint      NOT NULL DEFAULT (date_part('epoch', now()) * 1000)::bigint,
   PRIMARY KEY (queue, id, part),
   -- One CHECK for the row: PostgreSQL evaluates each constraint apart, at a fixed cost.
   CONSTRAINT queue_messages_row_check CHECK (
@@ -224,7 +229,7 @@ CREATE TABLE queue_messages_2 PARTITION OF queue_messages FOR VALUES IN (2) WITH
 CREATE TABLE queue_messages_3 PARTITION OF queue_messages FOR VALUES IN (3) WITH (fillfactor = 50);
 -- The worker claim walks this index in order; scheduled rows are not in it, so a million
 -- messages due tomorrow cost a claim nothing today.
-CREATE INDEX queue_messages_claim ON queue_messages (queue, priority DESC, seq) WHERE NOT scheduled;
+CREATE INDEX queue_messages_claim ON queue_messages (queue, claim_rank, seq) WHERE NOT scheduled;
 -- The sweep's way to the scheduled rows that are coming due.
 CREATE INDEX queue_messages_scheduled ON queue_messages (queue, run_at) WHERE scheduled;
 -- Head-of-key test in the worker claim.
@@ -478,7 +483,7 @@ $$;
 
 -- A limited queue's claim locks its candidates first, in parallel with other claimers,
 -- and takes the queue's row lock only in flow_grant, to cut the batch. flow_prepare runs
--- before, unlocked: aging (skipping rows others hold) and the group limits the scan needs.
+-- before, unlocked: the group limits the scan needs.
 CREATE FUNCTION flow_prepare(p_queue text, p_now timestamptz)
 RETURNS TABLE (
   ready        boolean,          -- always true: the claim gates its scan on this row
@@ -499,25 +504,6 @@ BEGIN
   IF NOT FOUND THEN
     RETURN QUERY SELECT true, NULL::int, NULL::jsonb, NULL::float8;
     RETURN;
-  END IF;
-
-  -- Aging, at most once per interval per queue (the UPDATE of aged_at picks one winner).
-  -- Among equal priorities the older goes first, so a message of priority p is claimed
-  -- within about (top - p + 1) intervals. Scheduled rows are not waiting for a worker
-  -- yet: they age once they are in the claim index.
-  IF q.priority_aging_ms IS NOT NULL
-     AND (q.aged_at IS NULL OR q.aged_at <= p_now - q.priority_aging_ms * interval '1 millisecond') THEN
-    UPDATE queues SET aged_at = p_now
-    WHERE name = p_queue AND (aged_at IS NULL OR aged_at <= p_now - q.priority_aging_ms * interval '1 millisecond');
-    IF FOUND THEN
-      UPDATE queue_messages m SET priority = m.priority + 1
-      WHERE m.queue = p_queue AND m.id IN (
-        SELECT a.id FROM queue_messages a
-        WHERE a.queue = p_queue AND NOT a.scheduled AND a.lease_token IS NULL
-          AND a.enqueued_at <= p_now - q.priority_aging_ms * interval '1 millisecond'
-          AND a.priority < (SELECT max(t.priority) FROM queue_messages t WHERE t.queue = p_queue AND NOT t.scheduled AND t.lease_token IS NULL)
-        FOR UPDATE SKIP LOCKED);
-    END IF;
   END IF;
 
   IF q.group_rate_per_second IS NOT NULL THEN

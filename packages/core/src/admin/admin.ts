@@ -1,3 +1,4 @@
+import { claimRankFrom } from '../shared/claim-rank.js';
 import { InvalidOptionsError, SagaboxError } from '../shared/errors.js';
 import { isStorableText } from '../publish/message-label.js';
 import { toRunQuery, type Executor } from '../shared/executor.js';
@@ -257,8 +258,10 @@ export async function replayDeadLetters(db: Executor, filter: DeadLetterFilter =
          AND NOT EXISTS (SELECT 1 FROM ${s}.outbox o WHERE o.id = d.id)
        RETURNING *
      ), to_queue AS (
-       INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, group_key, payload, headers, priority, created_at)
-       SELECT queue, id, ${s}.queue_part(id), topic, key, group_key, payload, headers, priority, created_at FROM picked WHERE source = 'queue'
+       INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, group_key, payload, headers, priority, created_at, claim_rank)
+       SELECT queue, id, ${s}.queue_part(id), topic, key, group_key, payload, headers, priority, created_at,
+              ${claimRankFrom(s, 'queue', 'priority', 'now()')}
+       FROM picked WHERE source = 'queue'
        RETURNING queue
      ), to_outbox AS (
        INSERT INTO ${s}.outbox (id, topic, key, group_key, priority, payload, headers, created_at)

@@ -4,6 +4,7 @@ import { DEFAULT_SCHEMA, quoteSchema } from '../shared/schema-name.js';
 import { validateQueueName } from '../publish/topic-name.js';
 import type { AdminOptions } from '../admin/admin.js';
 import { describeValue } from '../shared/describe-value.js';
+import { levelMsOf } from '../shared/claim-rank.js';
 
 /** Default priority aging, in milliseconds: waiting messages move up one priority level per minute. */
 export const DEFAULT_PRIORITY_AGING_MS = 60_000;
@@ -30,9 +31,12 @@ export interface QueueLimits {
   /** Bucket size per group. Default (null): max(1, ceil(groupRatePerSecond / 10)). */
   groupBurst: number | null;
   /**
-   * Anti-starvation: every this many milliseconds, waiting messages at least this old
-   * and below the highest waiting priority move up one level. `null`: strict
-   * priorities. Default {@link DEFAULT_PRIORITY_AGING_MS}.
+   * Anti-starvation: what one level of priority is worth in waiting. A message goes
+   * ahead of a message one level above it that became due this many milliseconds later
+   * (n levels: n times as long), so a low priority that has waited long enough passes
+   * newcomers of every higher one. `null`: strict priorities. Default
+   * {@link DEFAULT_PRIORITY_AGING_MS}. A change applies to the messages waiting in the
+   * queue too (they are re-ranked with it).
    */
   priorityAgingMs: number | null;
 }
@@ -123,9 +127,24 @@ export async function setQueueLimits(
   const given = FIELD_NAMES.filter((f) => limits[f] !== undefined);
   await run(`INSERT INTO ${s}.queues (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, [name]);
   const sets = given.map((f, i) => `${FIELDS[f].column} = $${i + 2}`);
+  // A new priorityAgingMs re-ranks the queue's messages of priorities other than 0 in the
+  // same statement (claim_rank holds priority x the old value). The old row is read FOR
+  // UPDATE before the update (which joins it), so of two changes at once the second sees
+  // the first's value.
   const [row] = await run<LimitsRow>(
     sets.length > 0
-      ? `UPDATE ${s}.queues SET ${sets.join(', ')} WHERE name = $1 RETURNING ${COLUMNS}`
+      ? `WITH old AS (
+           SELECT priority_aging_ms FROM ${s}.queues WHERE name = $1 FOR UPDATE
+         ), changed AS (
+           UPDATE ${s}.queues q SET ${sets.join(', ')} FROM old WHERE q.name = $1
+           RETURNING ${COLUMNS.split(', ').map((c) => `q.${c}`).join(', ')}
+         ), reranked AS (
+           UPDATE ${s}.queue_messages m
+           SET claim_rank = m.claim_rank + m.priority * (${levelMsOf('old')} - ${levelMsOf('changed')})
+           FROM old, changed
+           WHERE m.queue = $1 AND m.priority <> 0 AND old.priority_aging_ms IS DISTINCT FROM changed.priority_aging_ms
+         )
+         SELECT * FROM changed`
       : `SELECT ${COLUMNS} FROM ${s}.queues WHERE name = $1`,
     [name, ...given.map((f) => limits[f])],
   );

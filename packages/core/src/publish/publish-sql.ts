@@ -1,3 +1,4 @@
+import { claimRankFrom } from '../shared/claim-rank.js';
 import { scheduledFrom } from '../shared/scheduled.js';
 import { statementsFor } from '../shared/statements.js';
 
@@ -61,14 +62,15 @@ export const publishSql = statementsFor((s) => ({
    * id, which publish then tells apart with `routeOne`. Each matching route's queue is
    * NOTIFYed from the subquery (kept, as it calls a volatile function), so also when its
    * queue already had the id: a wake-up for nothing. Indexed by slot, then by
-   * {@link statementShape} without NOTIFY (which this statement decides by $10): 1 for a
-   * message with a key, whose lock is taken, 0 for one without.
+   * {@link queuedShape} (NOTIFY is decided by $10): a message of priority 0 runs a
+   * statement that does not read its queue's aging (see claim-rank.ts).
    */
-  routeQueued: [0, 1, 2, 3].map((slot) => [0, 1].map((shape) => `
-    INSERT INTO ${s}.queue_messages_${slot} (seq, queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled)
+  routeQueued: [0, 1, 2, 3].map((slot) => [0, 1, 2, 3].map((shape) => `
+    INSERT INTO ${s}.queue_messages_${slot} (seq, queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled, claim_rank)
     OVERRIDING SYSTEM VALUE
     SELECT nextval('${s}.queue_messages_seq_seq'::regclass), r.queue, $1::uuid, ${slot}, $2::text, $3::text, $4::jsonb, $5::jsonb,
-           coalesce($6::timestamptz, now()), $7::timestamptz, now(), $8::smallint, $9::text, ${scheduledFrom('$6::timestamptz')}
+           coalesce($6::timestamptz, now()), $7::timestamptz, now(), $8::smallint, $9::text, ${scheduledFrom('$6::timestamptz')},
+           ${claimRankFrom(s, 'r.queue', (shape & 2) !== 0 ? '$8::smallint' : null, 'coalesce($6::timestamptz, now())')}
     FROM (SELECT r.queue, CASE WHEN $10::boolean THEN pg_notify($11::text, r.queue) END AS notified
           FROM ${s}.direct_routes r
           WHERE ('.' || $2::text) ~ r.topic_regex${(shape & 1) !== 0 ? `
@@ -92,11 +94,16 @@ export const publishSql = statementsFor((s) => ({
 }));
 
 /**
- * Which statement of a slot (`insertOutbox`, `routeQueued`) a message takes: +1 when it
+ * Which `insertOutbox` statement of a slot a message takes: +1 when it
  * has a key (its lock is taken), +2 when the publish sends the outbox NOTIFY ($10).
  */
 export function statementShape(keyed: boolean, notify: boolean): number {
   return (keyed ? 1 : 0) + (notify ? 2 : 0);
+}
+
+/** Which `routeQueued` statement of a slot a message takes: +1 when it has a key, +2 when its priority is not 0. */
+export function queuedShape(keyed: boolean, prioritized: boolean): number {
+  return (keyed ? 1 : 0) + (prioritized ? 2 : 0);
 }
 
 // The single-message outbox insert into slot `slot`'s partition (see `insertOutbox`). The
@@ -123,9 +130,9 @@ function routeLocked(s: string): string {
   return `, routed AS (
       SELECT i.*, r.queue FROM locked i JOIN ${s}.direct_routes r ON ('.' || i.topic) ~ r.topic_regex
     ), queued AS (
-      INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled)
+      INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled, claim_rank)
       SELECT queue, id, ${s}.queue_part(id), topic, key, payload, headers, coalesce(run_at, now()), expires_at, now(), priority, group_key,
-             ${scheduledFrom('run_at')}
+             ${scheduledFrom('run_at')}, ${claimRankFrom(s, 'queue', 'priority', 'coalesce(run_at, now())')}
       FROM routed ORDER BY ord
       ON CONFLICT (queue, id, part) DO NOTHING
       RETURNING id, queue

@@ -4,6 +4,7 @@ import { InvalidOptionsError } from '../shared/errors.js';
 import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
 import { prepared } from '../shared/prepared.js';
 import { queueChannel } from '../shared/channels.js';
+import { claimRankFrom } from '../shared/claim-rank.js';
 import { scheduledFrom } from '../shared/scheduled.js';
 import { statementsFor } from '../shared/statements.js';
 import { topicMatcher, validateQueueName } from '../publish/topic-name.js';
@@ -26,9 +27,9 @@ const destinationSql = statementsFor((s) => ({
   // rows) a no-op. One NOTIFY per queue per batch wakes that queue's workers.
   enqueue: `
     WITH inserted AS (
-      INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled)
+      INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled, claim_rank)
       SELECT q, id, ${s}.queue_part(id), topic, key, payload, headers, coalesce(run_at, now()), expires_at, created_at, priority, group_key,
-             ${scheduledFrom('run_at')}
+             ${scheduledFrom('run_at')}, ${claimRankFrom(s, 'q', 'priority', 'coalesce(run_at, created_at)')}
       FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
                   $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $11::smallint[], $12::text[])
         AS t(q, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)

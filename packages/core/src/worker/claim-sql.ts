@@ -131,23 +131,19 @@ export const claimSql = statementsFor((s) => ({
 
   /**
    * The claim of a queue with no flow limit in force: no flow functions, no bucket or
-   * lease rows. It claims only while the queue row shows no limit, no pause and no
-   * priority aging due (read in the claim's own snapshot, so a limit set at run time
-   * stops it at once); otherwise it claims nothing and returns one row with lean = false
-   * (aging_only: false only because aging is due, which one limited claim settles), and
-   * the worker claims with `limited`. With nothing to claim: one row of NULLs, lean true.
+   * lease rows. It claims only while the queue row shows no limit and no pause (read in
+   * the claim's own snapshot, so a limit set at run time stops it at once); otherwise it
+   * claims nothing and returns one row with lean = false, and the worker claims with
+   * `limited`. With nothing to claim: one row of NULLs, lean true.
    */
   unlimited: (batchSize: number): string => `
     WITH g AS (
-      SELECT coalesce(NOT (f.limited OR f.aging), true) AS lean,
-             coalesce(f.aging AND NOT f.limited, false) AS aging_only,
+      SELECT coalesce(NOT f.limited, true) AS lean,
              set_config('synchronous_commit', 'off', true) AS async_commit
       FROM (SELECT) one LEFT JOIN LATERAL (
         SELECT (q.max_in_flight IS NOT NULL OR q.rate_per_second IS NOT NULL
                 OR q.group_max_in_flight IS NOT NULL OR q.group_rate_per_second IS NOT NULL
-                OR q.paused_at IS NOT NULL) AS limited,
-               (q.priority_aging_ms IS NOT NULL
-                AND (q.aged_at IS NULL OR q.aged_at <= now() - q.priority_aging_ms * interval '1 millisecond')) AS aging
+                OR q.paused_at IS NOT NULL) AS limited
         FROM ${s}.queues q WHERE q.name = $1
       ) f ON true
     ), c AS (
@@ -159,18 +155,17 @@ export const claimSql = statementsFor((s) => ({
         AND NOT m.scheduled
         AND m.run_at <= now()
         AND (m.locked_until IS NULL OR m.locked_until < now())
-      ORDER BY m.priority DESC, m.seq
+      ORDER BY m.claim_rank, m.seq
       LIMIT ${batchLimit(batchSize)}
       FOR UPDATE OF m SKIP LOCKED
     ), ${leaseRows(s)}
-    SELECT u.*, false AS counted, NULL::float8 AS wait_ms, g.lean, g.aging_only FROM g LEFT JOIN u ON true`,
+    SELECT u.*, false AS counted, NULL::float8 AS wait_ms, g.lean FROM g LEFT JOIN u ON true`,
 
   /**
    * The claim of a queue with flow limits (migration 0001: flow_prepare, flow_grant), in
    * three steps:
-   * 1. pre (flow_prepare, no lock): priority aging, and the group limits the scan needs.
-   *    The scan is gated on its row (One-Time Filter), so aging is done before the scan
-   *    locks anything.
+   * 1. pre (flow_prepare, no lock): the group limits the scan needs. The scan is gated
+   *    on its row (One-Time Filter).
    * 2. c0: the scan locks up to a batch of candidates FOR UPDATE SKIP LOCKED, in parallel
    *    with other claimers, and applies the group rules:
    *    - group window: a grouped message is claimable only when fewer than group_max
@@ -198,7 +193,7 @@ export const claimSql = statementsFor((s) => ({
     WITH pre AS (
       SELECT * FROM ${s}.flow_prepare($1, now())
     ), c0 AS (
-      SELECT m.tableoid, m.ctid, m.seq, m.priority, m.group_key
+      SELECT m.tableoid, m.ctid, m.seq, m.claim_rank, m.group_key
       FROM ${s}.queue_messages m
       CROSS JOIN LATERAL (${inOrder(s, true)}) in_order
       WHERE (SELECT ready FROM pre)
@@ -210,7 +205,7 @@ export const claimSql = statementsFor((s) => ({
         AND (m.locked_until IS NULL OR m.locked_until < now())
         AND (m.group_key IS NULL OR (SELECT group_tokens FROM pre) IS NULL
              OR coalesce(((SELECT group_tokens FROM pre) ->> m.group_key)::int, 1) >= 1)
-      ORDER BY m.priority DESC, m.seq
+      ORDER BY m.claim_rank, m.seq
       LIMIT ${batchLimit(batchSize)}
       FOR UPDATE OF m SKIP LOCKED
     ), fq AS (
@@ -219,8 +214,8 @@ export const claimSql = statementsFor((s) => ({
            set_config('synchronous_commit', 'off', true) async_commit
     ), c AS (
       SELECT r.tableoid, r.ctid FROM (
-        SELECT c0.*, row_number() OVER (PARTITION BY c0.group_key ORDER BY c0.priority DESC, c0.seq) AS rn,
-               row_number() OVER (ORDER BY c0.priority DESC, c0.seq) AS n
+        SELECT c0.*, row_number() OVER (PARTITION BY c0.group_key ORDER BY c0.claim_rank, c0.seq) AS rn,
+               row_number() OVER (ORDER BY c0.claim_rank, c0.seq) AS n
         FROM c0
       ) r, fq
       WHERE r.n <= fq.quota
@@ -254,6 +249,6 @@ export const claimSql = statementsFor((s) => ({
       WHERE queue = $1 AND slot_token = $5::uuid AND locked_until > now()
         AND NOT EXISTS (SELECT 1 FROM u) AND (SELECT counted FROM fq)
     )
-    SELECT u.*, fq.counted, coalesce(fq.wait_ms, fq.group_wait_ms) AS wait_ms, true AS lean, false AS aging_only
+    SELECT u.*, fq.counted, coalesce(fq.wait_ms, fq.group_wait_ms) AS wait_ms, true AS lean
     FROM fq LEFT JOIN u ON true`,
 }));

@@ -17,10 +17,8 @@ interface ClaimResultRow extends Omit<ClaimedRow, 'id'> {
   counted: boolean;
   /** A flow limit binds: when nothing was claimed, try again after this long. */
   wait_ms: number | null;
-  /** False when the unlimited claim found a limit in force (or aging due) and claimed nothing. */
+  /** False when the unlimited claim found a limit in force and claimed nothing. */
   lean: boolean;
-  /** With lean = false: only because priority aging is due, which one limited claim settles. */
-  aging_only: boolean;
 }
 
 /**
@@ -166,12 +164,9 @@ export function createClaimer(o: ClaimerOptions): Claimer {
     const result = await runClaim(prepared(unlimitedText(size), [queue, token, name, leaseMs]), backlog);
     const guard = result[0];
     if (guard?.lean === false) {
-      // A limit in force, a pause, or aging due (once a priorityAgingMs: one limited
-      // claim does it, and the next claim is unlimited again).
-      if (!guard.aging_only) {
-        log.debug({ claim: 'limited' }, 'flow limits in force: claiming with the limited statement');
-        limitedUntil = performance.now() + LIMITED_CLAIM_SPELL_MS;
-      }
+      // A limit in force, or a pause.
+      log.debug({ claim: 'limited' }, 'flow limits in force: claiming with the limited statement');
+      limitedUntil = performance.now() + LIMITED_CLAIM_SPELL_MS;
       return 'limited';
     }
     return { token, rows: result.filter((r): r is ClaimResultRow & ClaimedRow => r.id !== null) };
