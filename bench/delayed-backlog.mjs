@@ -7,9 +7,8 @@
 // Usage: node bench/delayed-backlog.mjs [delayed] [ready] [core dir]
 // (needs `npm run build`; BENCH_DATABASE_URL as the other scripts; PostgreSQL on this
 // machine, since its CPU is read from /proc; [core dir] is another checkout's packages/core).
-import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
-import { coreLoader, scratchDatabase } from './script-support.mjs';
+import { coreLoader, postgresCpuMs, scratchDatabase } from './script-support.mjs';
 
 const base = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DELAYED = Number(process.argv[2] ?? 1_000_000);
@@ -18,23 +17,6 @@ const coreDir = process.argv[4];
 const load = coreLoader(coreDir);
 const { createWorker } = await load('');
 const { migrateUp } = await load('/migrate');
-
-/** CPU time of every postgres process on this machine so far, in ms. */
-function postgresCpuMs() {
-  let ticks = 0;
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (!stat.includes('(postgres)')) continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // The process ended meanwhile.
-    }
-  }
-  return ticks * 10;
-}
 
 const db = await scratchDatabase(base, 'sagabox_delayed');
 const pool = new pg.Pool({ connectionString: db.url, max: 12 });

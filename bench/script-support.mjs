@@ -1,5 +1,6 @@
 // What the stand-alone bench scripts share: loading @sagabox/core from this checkout or
 // another one, and a database of their own for one run.
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
@@ -27,4 +28,21 @@ export async function scratchDatabase(base, prefix) {
       await admin.end();
     },
   };
+}
+
+/** CPU time of every postgres process on this machine so far, in ms. */
+export function postgresCpuMs() {
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (!stat.includes('(postgres)')) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return ticks * 10;
 }

@@ -6,7 +6,7 @@ import type { AdminOptions } from '../admin/admin.js';
 import { describeValue } from '../shared/describe-value.js';
 import { levelMsOf } from '../shared/claim-rank.js';
 
-/** Default priority aging, in milliseconds: waiting messages move up one priority level per minute. */
+/** Default priority aging, in milliseconds: a minute of waiting is worth one level of priority. */
 export const DEFAULT_PRIORITY_AGING_MS = 60_000;
 /** Largest count or rate a limit accepts. */
 export const MAX_FLOW_LIMIT = 1_000_000;

@@ -63,8 +63,9 @@ export interface OutboxMessage<P = unknown> {
   expiresAt?: Date;
   /**
    * Priority in its queue: higher is claimed first. An integer from -32768 to 32767;
-   * default 0. Waiting messages rise with age (see `priorityAgingMs` in
-   * `setQueueLimits`), so a stream of high ones does not starve low ones forever.
+   * default 0. Waiting counts too (see `priorityAgingMs` in `setQueueLimits`): a
+   * message that has waited long enough goes ahead of newer ones of higher priority, so
+   * a stream of high ones does not starve low ones forever.
    */
   priority?: number;
   /**

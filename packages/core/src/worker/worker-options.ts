@@ -56,7 +56,7 @@ export interface Message<P = unknown> {
   attempts: number;
   /** When the producer published it. */
   createdAt: Date;
-  /** Priority when claimed (the published one, raised by aging while it waited). */
+  /** The priority it was published with. */
   priority: number;
   /** Flow-control group given at publish, or null. */
   group: string | null;
