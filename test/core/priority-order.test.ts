@@ -37,11 +37,16 @@ async function enqueue(queue: string, messages: Omit<OutboxMessage, 'topic'>[], 
   return ids;
 }
 
-/** Claims the whole queue one message at a time with the worker's unlimited claim, in its order. */
-async function claimOrder(queue: string, n: number): Promise<string[]> {
+/**
+ * Claims the whole queue one message at a time, in its order, with the worker's unlimited
+ * claim or (`limited`, for a queue with a limit) its limited one.
+ */
+async function claimOrder(queue: string, n: number, limited: boolean): Promise<string[]> {
   const order: string[] = [];
   for (let i = 0; i < n; i++) {
-    const { rows } = await p.query<{ id: string | null }>(claimSql('sagabox').unlimited(1), [queue, randomUUID(), 'test', 60_000]);
+    const { rows } = limited
+      ? await p.query<{ id: string | null }>(claimSql('sagabox').limited(1), [queue, randomUUID(), 'test', 60_000, randomUUID()])
+      : await p.query<{ id: string | null }>(claimSql('sagabox').unlimited(1), [queue, randomUUID(), 'test', 60_000]);
     expect(rows).toHaveLength(1);
     order.push(rows[0]!.id!);
   }
@@ -49,7 +54,7 @@ async function claimOrder(queue: string, n: number): Promise<string[]> {
 }
 
 describe('priority order', () => {
-  it('claims by due time less priority x priorityAgingMs, ties in publish order, through the relay and direct routes, after a change of priorityAgingMs too', async () => {
+  it('claims by due time less priority x priorityAgingMs, ties in publish order: both claims, through the relay and direct routes, after a change of priorityAgingMs too', async () => {
     const base = Date.now() - 3_600_000;
     const aging = fc.constantFrom<number | null>(null, 100, 1_000, 60_000);
     await fc.assert(
@@ -58,9 +63,11 @@ describe('priority order', () => {
         aging,
         fc.option(aging, { nil: undefined }),
         fc.boolean(),
-        async (messages, agingMs, changedTo, direct) => {
+        fc.boolean(),
+        async (messages, agingMs, changedTo, direct, limited) => {
           const queue = `prio-${++queues}`;
-          await setQueueLimits(p, queue, { priorityAgingMs: agingMs });
+          // A limit that never binds makes the worker claim with the limited statement.
+          await setQueueLimits(p, queue, { priorityAgingMs: agingMs, ...(limited ? { maxInFlight: 1_000 } : {}) });
           const ids = await enqueue(queue, messages.map((m) => ({ payload: {}, priority: m.priority, availableAt: new Date(base + m.dueMs) })), direct);
           const final = changedTo === undefined ? agingMs : changedTo;
           if (changedTo !== undefined) await setQueueLimits(p, queue, { priorityAgingMs: changedTo });
@@ -69,7 +76,7 @@ describe('priority order', () => {
             .map((m, i) => ({ id: ids[i]!, rank: base + m.dueMs - m.priority * level, i }))
             .sort((a, b) => a.rank - b.rank || a.i - b.i)
             .map((m) => m.id);
-          expect(await claimOrder(queue, ids.length)).toEqual(expected);
+          expect(await claimOrder(queue, ids.length, limited)).toEqual(expected);
         },
       ),
       { numRuns: 40 },
