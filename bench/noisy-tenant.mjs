@@ -1,0 +1,61 @@
+// A noisy tenant: NOISY messages of group `noisy` enqueued ahead of OTHERS messages of 100
+// other groups, in a queue with a group limit (`inflight`: groupMaxInFlight 5; `rate`:
+// groupRatePerSecond 1), served by one worker (concurrency 10, a 5 ms handler). Measures
+// how long the other groups' messages take (cut off after 60 s) and PostgreSQL's CPU
+// meanwhile (cores). Prints one JSON line.
+// Usage: node bench/noisy-tenant.mjs [noisy] [others] [inflight|rate] [core dir]
+// (needs `npm run build`; BENCH_DATABASE_URL as the other scripts; PostgreSQL on this
+// machine, since its CPU is read from /proc; [core dir] is another checkout's packages/core).
+import pg from 'pg';
+import { coreLoader, postgresCpuMs, scratchDatabase } from './script-support.mjs';
+
+const base = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const NOISY = Number(process.argv[2] ?? 200_000);
+const OTHERS = Number(process.argv[3] ?? 2_000);
+const LIMIT = process.argv[4] ?? 'inflight';
+const coreDir = process.argv[5];
+const CUT_OFF_MS = 60_000;
+const load = coreLoader(coreDir);
+const { createWorker } = await load('');
+const { migrateUp } = await load('/migrate');
+const { setQueueLimits } = await load('/admin');
+
+const db = await scratchDatabase(base, 'sagabox_noisy');
+const pool = new pg.Pool({ connectionString: db.url, max: 12 });
+pool.on('error', () => {});
+try {
+  await migrateUp({ connectionString: db.url, schema: 'sagabox' });
+  await setQueueLimits(pool, 'q', LIMIT === 'rate' ? { groupRatePerSecond: 1 } : { groupMaxInFlight: 5 });
+  const insert = (n, group) => pool.query(
+    `INSERT INTO sagabox.queue_messages (queue, id, part, topic, payload, created_at, group_key)
+     SELECT 'q', gen_random_uuid(), (g % 4)::smallint, 'job', jsonb_build_object('n', g), now(), ${group}
+     FROM generate_series(1, $1::int) g ORDER BY g`,
+    [n],
+  );
+  await insert(NOISY, `'noisy'`);
+  await insert(OTHERS, `'g' || (g % 100)`);
+  await pool.query('VACUUM ANALYZE');
+
+  let others = 0;
+  const worker = createWorker({
+    pool, queue: 'q', concurrency: 10,
+    handler: async (m) => {
+      if (m.group !== 'noisy') others++;
+      await new Promise((r) => setTimeout(r, 5));
+    },
+  });
+  const cpu0 = postgresCpuMs();
+  const t0 = performance.now();
+  await worker.start();
+  while (others < OTHERS && performance.now() - t0 < CUT_OFF_MS) await new Promise((r) => setTimeout(r, 20));
+  const ms = performance.now() - t0;
+  const cores = (postgresCpuMs() - cpu0) / ms;
+  await worker.stop();
+  process.stdout.write(`${JSON.stringify({
+    core: coreDir ?? '@sagabox/core', noisy: NOISY, others: OTHERS, limit: LIMIT,
+    othersHandled: others, ms: Math.round(ms), cutOff: others < OTHERS, postgresCores: Number(cores.toFixed(2)),
+  })}\n`);
+} finally {
+  await pool.end();
+  await db.drop();
+}
