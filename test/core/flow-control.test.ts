@@ -257,10 +257,9 @@ describe('flow control', () => {
     }
   });
 
-  it('keeps maxInFlight while claimers scan in parallel and aging runs, without deadlocks', async () => {
-    // The scan runs before the queue lock and aging holds that lock while it updates
-    // waiting rows: aging must skip rows another claimer has locked, or the two wait
-    // for each other.
+  it('keeps maxInFlight while claimers scan in parallel over mixed priorities, without deadlocks', async () => {
+    // The scan locks its candidates before the grant takes the queue lock: two claimers
+    // must never wait for each other's rows and lock at once.
     await setQueueLimits(p, 'parallel', { maxInFlight: 3, priorityAgingMs: 100 });
     const ids = await fill('parallel', Array.from({ length: 150 }, (_, n) => ({ payload: { n }, priority: n % 3 })));
     const errors: unknown[] = [];
