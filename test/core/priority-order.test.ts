@@ -53,6 +53,16 @@ async function claimOrder(queue: string, n: number, limited: boolean): Promise<s
   return order;
 }
 
+/** Claims one message with the unlimited or the limited claim and acks it (deletes its row); null when none was claimable. */
+async function claimAndAck(queue: string, limited: boolean): Promise<string | null> {
+  const { rows } = limited
+    ? await p.query<{ id: string | null }>(claimSql('sagabox').limited(1), [queue, randomUUID(), 'test', 60_000, randomUUID()])
+    : await p.query<{ id: string | null }>(claimSql('sagabox').unlimited(1), [queue, randomUUID(), 'test', 60_000]);
+  const id = rows[0]?.id ?? null;
+  if (id !== null) await p.query('DELETE FROM sagabox.queue_messages WHERE queue = $1 AND id = $2', [queue, id]);
+  return id;
+}
+
 describe('priority order', () => {
   it('claims by due time less priority x priorityAgingMs, ties in publish order: both claims, through the relay and direct routes, after a change of priorityAgingMs too', async () => {
     const base = Date.now() - 3_600_000;
@@ -80,6 +90,39 @@ describe('priority order', () => {
         },
       ),
       { numRuns: 40 },
+    );
+  });
+
+  it('keeps per-key order over priorities and aging: a claim takes, in rank order, only messages whose key has no earlier one left', async () => {
+    const base = Date.now() - 3_600_000;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({
+          priority: fc.integer({ min: -3, max: 3 }),
+          dueMs: fc.integer({ min: 0, max: 300_000 }),
+          key: fc.option(fc.constantFrom('a', 'b', 'c'), { nil: undefined }),
+        }), { minLength: 1, maxLength: 20 }),
+        fc.constantFrom<number | null>(null, 1_000, 60_000),
+        fc.boolean(),
+        fc.boolean(),
+        async (messages, agingMs, direct, limited) => {
+          const queue = `keyed-${++queues}`;
+          await setQueueLimits(p, queue, { priorityAgingMs: agingMs, ...(limited ? { maxInFlight: 1_000 } : {}) });
+          const ids = await enqueue(queue, messages.map((m) => ({
+            payload: {}, priority: m.priority, availableAt: new Date(base + m.dueMs), ...(m.key ? { key: m.key } : {}),
+          })), direct);
+          const level = agingMs ?? STRICT_PRIORITY_MS;
+          let left = messages.map((m, i) => ({ id: ids[i]!, key: m.key, rank: base + m.dueMs - m.priority * level, i }));
+          for (let n = 0; n < messages.length; n++) {
+            const heads = left.filter((m) => m.key === undefined || !left.some((e) => e.key === m.key && e.i < m.i));
+            const next = heads.sort((a, b) => a.rank - b.rank || a.i - b.i)[0]!;
+            expect(await claimAndAck(queue, limited)).toBe(next.id);
+            left = left.filter((m) => m !== next);
+          }
+          expect(await claimAndAck(queue, limited)).toBeNull();
+        },
+      ),
+      { numRuns: 30 },
     );
   });
 
