@@ -9,8 +9,8 @@ import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 
 // Claim order with priorities: a message goes ahead of one a level above it that became
-// due priorityAgingMs later (strict priorities: never), ties in publish order. Each
-// message's place is fixed when it is written, so aging rewrites no row.
+// due more than priorityAgingMs later (strict priorities: never), ties in publish order.
+// Each message's place is fixed when it is written, so aging rewrites no row.
 
 const { pool } = await useDatabase();
 const p = pool(8);

@@ -32,9 +32,9 @@ export interface QueueLimits {
   groupBurst: number | null;
   /**
    * Anti-starvation: what one level of priority is worth in waiting. A message goes
-   * ahead of a message one level above it that became due this many milliseconds later
-   * (n levels: n times as long), so a low priority that has waited long enough passes
-   * newcomers of every higher one. `null`: strict priorities. Default
+   * ahead of a message one level above it that became due more than this many
+   * milliseconds later (n levels: n times as long), so a low priority that has waited
+   * long enough passes newcomers of every higher one. `null`: strict priorities. Default
    * {@link DEFAULT_PRIORITY_AGING_MS}. A change applies to the messages waiting in the
    * queue too (they are re-ranked with it).
    */
