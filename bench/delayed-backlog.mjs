@@ -7,22 +7,14 @@
 // Usage: node bench/delayed-backlog.mjs [delayed] [ready] [core dir]
 // (needs `npm run build`; BENCH_DATABASE_URL as the other scripts; PostgreSQL on this
 // machine, since its CPU is read from /proc; [core dir] is another checkout's packages/core).
-import pg from 'pg';
-import { coreLoader, postgresCpuMs, scratchDatabase } from './script-support.mjs';
+import { migratedScratch, postgresCpuMs } from './script-support.mjs';
 
-const base = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DELAYED = Number(process.argv[2] ?? 1_000_000);
 const READY = Number(process.argv[3] ?? 20_000);
 const coreDir = process.argv[4];
-const load = coreLoader(coreDir);
+const { load, pool, close } = await migratedScratch('sagabox_delayed', coreDir);
 const { createWorker } = await load('');
-const { migrateUp } = await load('/migrate');
-
-const db = await scratchDatabase(base, 'sagabox_delayed');
-const pool = new pg.Pool({ connectionString: db.url, max: 12 });
-pool.on('error', () => {});
 try {
-  await migrateUp({ connectionString: db.url, schema: 'sagabox' });
   const { rowCount } = await pool.query(
     `SELECT 1 FROM information_schema.columns WHERE table_schema = 'sagabox' AND table_name = 'queue_messages' AND column_name = 'scheduled'`,
   );
@@ -59,6 +51,5 @@ try {
   await worker.stop();
   process.stdout.write(`${JSON.stringify({ core: coreDir ?? '@sagabox/core', scheduledColumn: scheduled, delayed: DELAYED, ready: READY, idlePostgresCores: Number(idleCores.toFixed(3)), drainPerSecond })}\n`);
 } finally {
-  await pool.end();
-  await db.drop();
+  await close();
 }

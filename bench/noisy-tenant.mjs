@@ -6,25 +6,17 @@
 // Usage: node bench/noisy-tenant.mjs [noisy] [others] [inflight|rate] [core dir]
 // (needs `npm run build`; BENCH_DATABASE_URL as the other scripts; PostgreSQL on this
 // machine, since its CPU is read from /proc; [core dir] is another checkout's packages/core).
-import pg from 'pg';
-import { coreLoader, postgresCpuMs, scratchDatabase } from './script-support.mjs';
+import { migratedScratch, postgresCpuMs } from './script-support.mjs';
 
-const base = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const NOISY = Number(process.argv[2] ?? 200_000);
 const OTHERS = Number(process.argv[3] ?? 2_000);
 const LIMIT = process.argv[4] ?? 'inflight';
 const coreDir = process.argv[5];
 const CUT_OFF_MS = 60_000;
-const load = coreLoader(coreDir);
+const { load, pool, close } = await migratedScratch('sagabox_noisy', coreDir);
 const { createWorker } = await load('');
-const { migrateUp } = await load('/migrate');
 const { setQueueLimits } = await load('/admin');
-
-const db = await scratchDatabase(base, 'sagabox_noisy');
-const pool = new pg.Pool({ connectionString: db.url, max: 12 });
-pool.on('error', () => {});
 try {
-  await migrateUp({ connectionString: db.url, schema: 'sagabox' });
   await setQueueLimits(pool, 'q', LIMIT === 'rate' ? { groupRatePerSecond: 1 } : { groupMaxInFlight: 5 });
   const insert = (n, group) => pool.query(
     `INSERT INTO sagabox.queue_messages (queue, id, part, topic, payload, created_at, group_key)
@@ -56,6 +48,5 @@ try {
     othersHandled: others, ms: Math.round(ms), cutOff: others < OTHERS, postgresCores: Number(cores.toFixed(2)),
   })}\n`);
 } finally {
-  await pool.end();
-  await db.drop();
+  await close();
 }

@@ -5,22 +5,14 @@
 // Usage: BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres node bench/poison-drain.mjs [messages] [failing share] [core dir]
 // (needs `npm run build`; creates and drops a database sagabox_poison_<pid>; [core dir]
 // is another checkout's packages/core, to compare two trees on one machine).
-import pg from 'pg';
-import { coreLoader, scratchDatabase } from './script-support.mjs';
+import { migratedScratch } from './script-support.mjs';
 
-const base = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const MESSAGES = Number(process.argv[2] ?? 20_000);
 const SHARE = Number(process.argv[3] ?? 0.01);
 const coreDir = process.argv[4];
-const load = coreLoader(coreDir);
+const { load, pool, close } = await migratedScratch('sagabox_poison', coreDir);
 const { createWorker } = await load('');
-const { migrateUp } = await load('/migrate');
-
-const db = await scratchDatabase(base, 'sagabox_poison');
-const pool = new pg.Pool({ connectionString: db.url, max: 12 });
-pool.on('error', () => {});
 try {
-  await migrateUp({ connectionString: db.url, schema: 'sagabox' });
   await pool.query(`INSERT INTO sagabox.queues (name) VALUES ('q')`);
   await pool.query(
     `INSERT INTO sagabox.queue_messages (queue, id, topic, payload, created_at)
@@ -51,6 +43,5 @@ try {
   const { rows: [inbox] } = await pool.query(`SELECT count(*)::int AS n FROM sagabox.inbox`);
   process.stdout.write(`${JSON.stringify({ core: coreDir ?? '@sagabox/core', messages: MESSAGES, share: SHARE, ms: Math.round(ms), perSecond: Math.round((MESSAGES / ms) * 1000), calls, handledOnce: inbox.n })}\n`);
 } finally {
-  await pool.end();
-  await db.drop();
+  await close();
 }

@@ -12,25 +12,17 @@
 // Usage: node bench/priority-aging.mjs [backlog] [levels] [aging ms] [seconds] [core dir]
 // (needs `npm run build`; BENCH_DATABASE_URL as the other scripts; PostgreSQL on this
 // machine, since its CPU is read from /proc; [core dir] is another checkout's packages/core).
-import pg from 'pg';
-import { coreLoader, postgresCpuMs, scratchDatabase } from './script-support.mjs';
+import { migratedScratch, postgresCpuMs } from './script-support.mjs';
 
-const base = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const BACKLOG = Number(process.argv[2] ?? 1_000_000);
 const LEVELS = Number(process.argv[3] ?? 4);
 const AGING = Number(process.argv[4] ?? 1_000);
 const SECONDS = Number(process.argv[5] ?? 20);
 const coreDir = process.argv[6];
-const load = coreLoader(coreDir);
+const { load, pool, close } = await migratedScratch('sagabox_aging', coreDir);
 const { createWorker } = await load('');
-const { migrateUp } = await load('/migrate');
 const { setQueueLimits } = await load('/admin');
-
-const db = await scratchDatabase(base, 'sagabox_aging');
-const pool = new pg.Pool({ connectionString: db.url, max: 12 });
-pool.on('error', () => {});
 try {
-  await migrateUp({ connectionString: db.url, schema: 'sagabox' });
   const { rowCount } = await pool.query(
     `SELECT 1 FROM information_schema.columns WHERE table_schema = 'sagabox' AND table_name = 'queue_messages' AND column_name = 'claim_rank'`,
   );
@@ -81,6 +73,5 @@ try {
     rowsRewrittenBeyondHandling: Math.max(0, Math.round(rewritten)), postgresCores: Number(cores.toFixed(3)),
   })}\n`);
 } finally {
-  await pool.end();
-  await db.drop();
+  await close();
 }

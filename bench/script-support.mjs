@@ -46,3 +46,28 @@ export function postgresCpuMs() {
   }
   return ticks * 10;
 }
+
+/**
+ * A migrated database of its own for one run of a script, `<prefix>_<pid>` on the server of
+ * BENCH_DATABASE_URL (default: the machine's PostgreSQL), with a pool of 12 and `load`
+ * for the entries of @sagabox/core (this checkout's, or the build in `coreDir`).
+ * `close()` ends the pool and drops the database.
+ */
+export async function migratedScratch(prefix, coreDir) {
+  const load = coreLoader(coreDir);
+  const { migrateUp } = await load('/migrate');
+  const db = await scratchDatabase(process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', prefix);
+  const pool = new pg.Pool({ connectionString: db.url, max: 12 });
+  pool.on('error', () => {});
+  const close = async () => {
+    await pool.end();
+    await db.drop();
+  };
+  try {
+    await migrateUp({ connectionString: db.url, schema: 'sagabox' });
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { load, db, pool, close };
+}
