@@ -211,7 +211,7 @@ CREATE TABLE queue_messages (
   -- has waited that long goes ahead of a newcomer one level above it. Fixed when
   -- written: priorities age without rows being rewritten. sagabox's writers set it (see
   -- claim-rank.ts); the default, for rows written by hand, is priority 0's.
-  claim_rank   bigint      NOT NULL DEFAULT (date_part('epoch', now()) * 1000)::bigint,
+  claim_rank   bigint      NOT NULL DEFAULT round(date_part('epoch', date_trunc('milliseconds', now())) * 1000)::bigint,
   PRIMARY KEY (queue, id, part),
   -- One CHECK for the row: PostgreSQL evaluates each constraint apart, at a fixed cost.
   CONSTRAINT queue_messages_row_check CHECK (

@@ -37,28 +37,25 @@ async function enqueue(queue: string, messages: Omit<OutboxMessage, 'topic'>[], 
   return ids;
 }
 
-/**
- * Claims the whole queue one message at a time, in its order, with the worker's unlimited
- * claim or (`limited`, for a queue with a limit) its limited one.
- */
-async function claimOrder(queue: string, n: number, limited: boolean): Promise<string[]> {
-  const order: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const { rows } = limited
-      ? await p.query<{ id: string | null }>(claimSql('sagabox').limited(1), [queue, randomUUID(), 'test', 60_000, randomUUID()])
-      : await p.query<{ id: string | null }>(claimSql('sagabox').unlimited(1), [queue, randomUUID(), 'test', 60_000]);
-    expect(rows).toHaveLength(1);
-    order.push(rows[0]!.id!);
-  }
-  return order;
-}
-
-/** Claims one message with the unlimited or the limited claim and acks it (deletes its row); null when none was claimable. */
-async function claimAndAck(queue: string, limited: boolean): Promise<string | null> {
+/** Claims one message with the worker's unlimited claim or (`limited`, for a queue with a limit) its limited one; null when none was claimable. */
+async function claimOne(queue: string, limited: boolean): Promise<string | null> {
   const { rows } = limited
     ? await p.query<{ id: string | null }>(claimSql('sagabox').limited(1), [queue, randomUUID(), 'test', 60_000, randomUUID()])
     : await p.query<{ id: string | null }>(claimSql('sagabox').unlimited(1), [queue, randomUUID(), 'test', 60_000]);
-  const id = rows[0]?.id ?? null;
+  expect(rows).toHaveLength(1);
+  return rows[0]!.id;
+}
+
+/** Claims the whole queue one message at a time, in its order. */
+async function claimOrder(queue: string, n: number, limited: boolean): Promise<string[]> {
+  const order: string[] = [];
+  for (let i = 0; i < n; i++) order.push((await claimOne(queue, limited))!);
+  return order;
+}
+
+/** Claims one message and acks it (deletes its row); null when none was claimable. */
+async function claimAndAck(queue: string, limited: boolean): Promise<string | null> {
+  const id = await claimOne(queue, limited);
   if (id !== null) await p.query('DELETE FROM sagabox.queue_messages WHERE queue = $1 AND id = $2', [queue, id]);
   return id;
 }

@@ -4,10 +4,9 @@ import { DEFAULT_SCHEMA, quoteSchema } from '../shared/schema-name.js';
 import { validateQueueName } from '../publish/topic-name.js';
 import type { AdminOptions } from '../admin/admin.js';
 import { describeValue } from '../shared/describe-value.js';
-import { levelMsOf } from '../shared/claim-rank.js';
+import { DEFAULT_PRIORITY_AGING_MS, levelMsOf } from '../shared/claim-rank.js';
 
-/** Default priority aging, in milliseconds: a minute of waiting is worth one level of priority. */
-export const DEFAULT_PRIORITY_AGING_MS = 60_000;
+export { DEFAULT_PRIORITY_AGING_MS };
 /** Largest count or rate a limit accepts. */
 export const MAX_FLOW_LIMIT = 1_000_000;
 /** Shortest and longest `priorityAgingMs` accepted, in milliseconds (100 ms to one day). */
@@ -96,6 +95,7 @@ export function limitsFromRow(row: Partial<LimitsRow>): QueueLimits {
 }
 
 const COLUMNS = FIELD_NAMES.map((n) => FIELDS[n].column).join(', ');
+const COLUMNS_OF_Q = FIELD_NAMES.map((n) => `q.${FIELDS[n].column}`).join(', ');
 
 /**
  * Sets flow-control limits of a queue, at run time: every worker's next claim obeys
@@ -137,7 +137,7 @@ export async function setQueueLimits(
            SELECT priority_aging_ms FROM ${s}.queues WHERE name = $1 FOR UPDATE
          ), changed AS (
            UPDATE ${s}.queues q SET ${sets.join(', ')} FROM old WHERE q.name = $1
-           RETURNING ${COLUMNS.split(', ').map((c) => `q.${c}`).join(', ')}
+           RETURNING ${COLUMNS_OF_Q}
          ), reranked AS (
            UPDATE ${s}.queue_messages m
            SET claim_rank = m.claim_rank + m.priority * (${levelMsOf('old')} - ${levelMsOf('changed')})

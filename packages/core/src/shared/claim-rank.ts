@@ -1,4 +1,7 @@
-import { DEFAULT_PRIORITY_AGING_MS } from '../flow-control/queue-limits.js';
+import { epochMs } from './epoch-ms.js';
+
+/** Default priority aging, in milliseconds: a minute of waiting is worth one level of priority. */
+export const DEFAULT_PRIORITY_AGING_MS = 60_000;
 
 /**
  * What one level of priority is worth under strict priorities (`priorityAgingMs: null`),
@@ -19,7 +22,7 @@ export const levelMsOf = (q: string): string => `coalesce(${q}.priority_aging_ms
  * for either case).
  */
 export function claimRankFrom(s: string, queue: string, priority: string | null, dueAt: string): string {
-  const dueMs = `(date_part('epoch', ${dueAt}) * 1000)::bigint`;
+  const dueMs = `${epochMs(dueAt)}::bigint`;
   if (priority === null) return dueMs;
   return `${dueMs} - CASE WHEN ${priority} = 0 THEN 0 ELSE ${priority}::bigint * coalesce(
              (SELECT ${levelMsOf('rq')} FROM ${s}.queues rq WHERE rq.name = ${queue}), ${DEFAULT_PRIORITY_AGING_MS}) END`;
