@@ -206,6 +206,13 @@ CREATE TABLE queue_messages (
   -- sweep (readyScheduled) clears it shortly before run_at. A row left set past run_at
   -- is late, never lost: the next sweep finds it by run_at.
   scheduled    boolean     NOT NULL DEFAULT false,
+  -- Kept out of queue_messages_claim as well: a grouped message written while its group
+  -- already had 2 x group_max_in_flight messages waiting (see held.ts). The claim would
+  -- only walk past it, as the group window refuses it, so a noisy group's backlog would
+  -- cost every claim of the queue its length. A claim that leases messages of the group
+  -- clears as many of its held rows, oldest first; the worker's sweep clears a group's
+  -- held rows that fall in its window (a publish that raced the group's draining).
+  held         boolean     NOT NULL DEFAULT false,
   -- Claim order, lowest first, then seq: the millisecond the message became due less
   -- priority x the queue's priority_aging_ms (2^40 when NULL: strict), so a message that
   -- has waited that long goes ahead of a newcomer one level above it. Fixed when
@@ -227,9 +234,12 @@ CREATE TABLE queue_messages_0 PARTITION OF queue_messages FOR VALUES IN (0) WITH
 CREATE TABLE queue_messages_1 PARTITION OF queue_messages FOR VALUES IN (1) WITH (fillfactor = 50);
 CREATE TABLE queue_messages_2 PARTITION OF queue_messages FOR VALUES IN (2) WITH (fillfactor = 50);
 CREATE TABLE queue_messages_3 PARTITION OF queue_messages FOR VALUES IN (3) WITH (fillfactor = 50);
--- The worker claim walks this index in order; scheduled rows are not in it, so a million
--- messages due tomorrow cost a claim nothing today.
-CREATE INDEX queue_messages_claim ON queue_messages (queue, claim_rank, seq) WHERE NOT scheduled;
+-- The worker claim walks this index in order; scheduled and held rows are not in it, so a
+-- million messages due tomorrow, or a million of one group over its limit, cost a claim
+-- nothing today.
+CREATE INDEX queue_messages_claim ON queue_messages (queue, claim_rank, seq) WHERE NOT scheduled AND NOT held;
+-- The held rows of each group, oldest first: what a claim or the sweep clears.
+CREATE INDEX queue_messages_held ON queue_messages (queue, group_key, seq) WHERE held;
 -- The sweep's way to the scheduled rows that are coming due.
 CREATE INDEX queue_messages_scheduled ON queue_messages (queue, run_at) WHERE scheduled;
 -- Head-of-key test in the worker claim.

@@ -119,7 +119,7 @@ describe('direct routes', () => {
     const { rows } = await p.query<{ seq: string }>(`SELECT pg_get_serial_sequence('sagabox.queue_messages', 'seq') AS seq`);
     expect(rows[0]!.seq).toBe('sagabox.queue_messages_seq_seq');
     const texts = publishSql('sagabox').routeQueued.flat();
-    expect(texts).toHaveLength(16);
+    expect(texts).toHaveLength(32);
     expect(texts.every((text) => text.includes(`nextval('"sagabox".queue_messages_seq_seq'::regclass)`))).toBe(true);
   });
 

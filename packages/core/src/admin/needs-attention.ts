@@ -141,7 +141,7 @@ export async function needsAttention(db: Executor, options: AttentionOptions = {
   const [cut] = await run<{ queues: string[]; outbox: boolean }>(
     `${queueHeads(s, '$1')}
      SELECT coalesce((SELECT array_agg(qs.queue ORDER BY qs.queue) FROM qs WHERE qs.queue IS NOT NULL AND (EXISTS (
-              SELECT 1 FROM ${s}.queue_messages m WHERE m.queue = qs.queue AND NOT m.scheduled ORDER BY m.claim_rank, m.seq OFFSET $1 LIMIT 1)
+              SELECT 1 FROM ${s}.queue_messages m WHERE m.queue = qs.queue AND NOT m.scheduled AND NOT m.held ORDER BY m.claim_rank, m.seq OFFSET $1 LIMIT 1)
               OR EXISTS (SELECT 1 FROM ${s}.queue_messages m WHERE m.queue = qs.queue AND m.scheduled ORDER BY m.run_at OFFSET $1 LIMIT 1))), '{}') AS queues,
             EXISTS (SELECT 1 FROM ${s}.outbox ORDER BY seq OFFSET $1 LIMIT 1) AS outbox`,
     [scanLimit],
@@ -187,7 +187,7 @@ function queueHeads(s: string, scanLimit: string): string {
        SELECT (SELECT m.queue FROM ${s}.queue_messages m WHERE m.queue > qs.queue ORDER BY m.queue LIMIT 1) FROM qs WHERE qs.queue IS NOT NULL
      ), head AS (
        SELECT h.* FROM qs CROSS JOIN LATERAL (
-         (SELECT * FROM ${s}.queue_messages m WHERE m.queue = qs.queue AND NOT m.scheduled ORDER BY m.claim_rank, m.seq LIMIT ${scanLimit}::int)
+         (SELECT * FROM ${s}.queue_messages m WHERE m.queue = qs.queue AND NOT m.scheduled AND NOT m.held ORDER BY m.claim_rank, m.seq LIMIT ${scanLimit}::int)
          UNION ALL
          (SELECT * FROM ${s}.queue_messages m WHERE m.queue = qs.queue AND m.scheduled ORDER BY m.run_at LIMIT ${scanLimit}::int)) h
        WHERE qs.queue IS NOT NULL

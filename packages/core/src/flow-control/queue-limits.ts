@@ -5,6 +5,8 @@ import { validateQueueName } from '../publish/topic-name.js';
 import type { AdminOptions } from '../admin/admin.js';
 import { describeValue } from '../shared/describe-value.js';
 import { DEFAULT_PRIORITY_AGING_MS, levelMsOf } from '../shared/claim-rank.js';
+import { HELD_WINDOW_FACTOR } from '../shared/held.js';
+import { eachSlot, eachSlotCount } from '../shared/queue-slots.js';
 
 export { DEFAULT_PRIORITY_AGING_MS };
 /** Largest count or rate a limit accepts. */
@@ -82,7 +84,7 @@ export function checkQueueLimits(limits: Partial<QueueLimits>): Partial<QueueLim
   return limits;
 }
 
-type LimitsRow = Record<(typeof FIELDS)[Field]['column'], number | null>;
+type LimitsRow = Record<(typeof FIELDS)[Field]['column'], number | null> & { old_group_max?: number | null };
 
 /** Maps a `queues` row to {@link QueueLimits}. */
 export function limitsFromRow(row: Partial<LimitsRow>): QueueLimits {
@@ -134,10 +136,10 @@ export async function setQueueLimits(
   const [row] = await run<LimitsRow>(
     sets.length > 0
       ? `WITH old AS (
-           SELECT priority_aging_ms FROM ${s}.queues WHERE name = $1 FOR UPDATE
+           SELECT priority_aging_ms, group_max_in_flight FROM ${s}.queues WHERE name = $1 FOR UPDATE
          ), changed AS (
            UPDATE ${s}.queues q SET ${sets.join(', ')} FROM old WHERE q.name = $1
-           RETURNING ${COLUMNS_OF_Q}
+           RETURNING ${COLUMNS_OF_Q}, old.group_max_in_flight AS old_group_max
          ), reranked AS (
            UPDATE ${s}.queue_messages m
            SET claim_rank = m.claim_rank + m.priority * (${levelMsOf('old')} - ${levelMsOf('changed')})
@@ -148,8 +150,36 @@ export async function setQueueLimits(
       : `SELECT ${COLUMNS} FROM ${s}.queues WHERE name = $1`,
     [name, ...given.map((f) => limits[f])],
   );
+  // A group limit set or removed holds or clears the rows past each group's window (see
+  // held.ts); a change of its value leaves them to the claims and the sweep.
+  if (row && (row.old_group_max === null) !== (row.group_max_in_flight === null)) {
+    await run(row.group_max_in_flight === null ? releaseAll(s) : holdTails(s), [name]);
+  }
   return limitsFromRow(row!);
 }
+
+/** Clears every held row of queue $1: its group limit is gone. */
+const releaseAll = (s: string): string => `
+  WITH picked AS (SELECT m.tableoid, m.ctid FROM ${s}.queue_messages m WHERE m.queue = $1 AND m.held FOR UPDATE OF m)
+  , ${eachSlot(s, 'r', 'picked', 'held = false')}
+  SELECT ${eachSlotCount('r')} AS released`;
+
+/**
+ * Holds the rows of queue $1 past each group's window (a backlog published before the
+ * limit): those not leased nor tried yet, behind the first HELD_WINDOW_FACTOR x
+ * group_max_in_flight of their group.
+ */
+const holdTails = (s: string): string => `
+  WITH ranked AS (
+    SELECT m.tableoid, m.ctid, m.lease_token, m.attempts, m.held,
+           row_number() OVER (PARTITION BY m.group_key ORDER BY m.seq) AS rn
+    FROM ${s}.queue_messages m WHERE m.queue = $1 AND m.group_key IS NOT NULL
+  ), picked AS (
+    SELECT r.tableoid, r.ctid FROM ranked r, ${s}.queues q
+    WHERE q.name = $1 AND r.rn > ${HELD_WINDOW_FACTOR} * q.group_max_in_flight
+      AND r.lease_token IS NULL AND r.attempts = 0 AND NOT r.held
+  ), ${eachSlot(s, 'h', 'picked', 'held = true')}
+  SELECT ${eachSlotCount('h')} AS held`;
 
 /**
  * The flow-control limits of a queue (all `null` but `priorityAgingMs` for a queue

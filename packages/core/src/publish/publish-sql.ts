@@ -1,3 +1,4 @@
+import { heldFrom } from '../shared/held.js';
 import { claimRankFrom } from '../shared/claim-rank.js';
 import { scheduledFrom } from '../shared/scheduled.js';
 import { statementsFor } from '../shared/statements.js';
@@ -63,14 +64,16 @@ export const publishSql = statementsFor((s) => ({
    * NOTIFYed from the subquery (kept, as it calls a volatile function), so also when its
    * queue already had the id: a wake-up for nothing. Indexed by slot, then by
    * {@link queuedShape} (NOTIFY is decided by $10): a message of priority 0 runs a
-   * statement that does not read its queue's aging (see claim-rank.ts).
+   * statement that does not read its queue's aging (see claim-rank.ts), one without a
+   * group one that does not look for its group's limit (see held.ts).
    */
-  routeQueued: [0, 1, 2, 3].map((slot) => [0, 1, 2, 3].map((shape) => `
-    INSERT INTO ${s}.queue_messages_${slot} (seq, queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled, claim_rank)
+  routeQueued: [0, 1, 2, 3].map((slot) => Array.from({ length: 8 }, (_, shape) => `
+    INSERT INTO ${s}.queue_messages_${slot} (seq, queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled, claim_rank${(shape & 4) !== 0 ? ', held' : ''})
     OVERRIDING SYSTEM VALUE
     SELECT nextval('${s}.queue_messages_seq_seq'::regclass), r.queue, $1::uuid, ${slot}, $2::text, $3::text, $4::jsonb, $5::jsonb,
            coalesce($6::timestamptz, now()), $7::timestamptz, now(), $8::smallint, $9::text, ${scheduledFrom('$6::timestamptz')},
-           ${claimRankFrom(s, 'r.queue', (shape & 2) !== 0 ? '$8::smallint' : null, 'coalesce($6::timestamptz, now())')}
+           ${claimRankFrom(s, 'r.queue', (shape & 2) !== 0 ? '$8::smallint' : null, 'coalesce($6::timestamptz, now())')}${(shape & 4) !== 0 ? `,
+           ${heldFrom(s, 'r.queue', '$9::text', '0')}` : ''}
     FROM (SELECT r.queue, CASE WHEN $10::boolean THEN pg_notify($11::text, r.queue) END AS notified
           FROM ${s}.direct_routes r
           WHERE ('.' || $2::text) ~ r.topic_regex${(shape & 1) !== 0 ? `
@@ -101,9 +104,12 @@ export function statementShape(keyed: boolean, notify: boolean): number {
   return (keyed ? 1 : 0) + (notify ? 2 : 0);
 }
 
-/** Which `routeQueued` statement of a slot a message takes: +1 when it has a key, +2 when its priority is not 0. */
-export function queuedShape(keyed: boolean, prioritized: boolean): number {
-  return (keyed ? 1 : 0) + (prioritized ? 2 : 0);
+/**
+ * Which `routeQueued` statement of a slot a message takes: +1 when it has a key, +2 when
+ * its priority is not 0, +4 when it has a group.
+ */
+export function queuedShape(keyed: boolean, prioritized: boolean, grouped: boolean): number {
+  return (keyed ? 1 : 0) + (prioritized ? 2 : 0) + (grouped ? 4 : 0);
 }
 
 // The single-message outbox insert into slot `slot`'s partition (see `insertOutbox`). The
@@ -128,11 +134,13 @@ function insertOutboxSlot(s: string, slot: number, shape: number): string {
 // matches, or to the outbox when none does, and the channels are NOTIFYed.
 function routeLocked(s: string): string {
   return `, routed AS (
-      SELECT i.*, r.queue FROM locked i JOIN ${s}.direct_routes r ON ('.' || i.topic) ~ r.topic_regex
+      SELECT i.*, r.queue, row_number() OVER (PARTITION BY r.queue, i.group_key ORDER BY i.ord) - 1 AS earlier
+      FROM locked i JOIN ${s}.direct_routes r ON ('.' || i.topic) ~ r.topic_regex
     ), queued AS (
-      INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled, claim_rank)
+      INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled, claim_rank, held)
       SELECT queue, id, ${s}.queue_part(id), topic, key, payload, headers, coalesce(run_at, now()), expires_at, now(), priority, group_key,
-             ${scheduledFrom('run_at')}, ${claimRankFrom(s, 'queue', 'priority', 'coalesce(run_at, now())')}
+             ${scheduledFrom('run_at')}, ${claimRankFrom(s, 'queue', 'priority', 'coalesce(run_at, now())')},
+             ${heldFrom(s, 'routed.queue', 'routed.group_key', 'routed.earlier')}
       FROM routed ORDER BY ord
       ON CONFLICT (queue, id, part) DO NOTHING
       RETURNING id, queue

@@ -208,7 +208,7 @@ async function insert(db: Executor, encoded: EncodedMessage[], ids: string[], sc
   if (routed) {
     const m = encoded[0]!;
     const values = [m.id, m.topic, m.key, m.payload, m.headers, m.availableAt, m.expiresAt, m.priority, m.group, notify, queueChannel(schema)];
-    if ((await toRunCount(db)(sql.routeQueued[idSlot(m.id)]![queuedShape(m.key !== null, m.priority !== 0)]!, values, prepare)) > 0) return { ids, inserted: ids };
+    if ((await toRunCount(db)(sql.routeQueued[idSlot(m.id)]![queuedShape(m.key !== null, m.priority !== 0, m.group !== null)]!, values, prepare)) > 0) return { ids, inserted: ids };
     // Its routes were removed, or every queue had the id: the routing statement below
     // sends it to the outbox in the one case and writes nothing in the other.
   }

@@ -5,6 +5,7 @@ import { DEFAULT_SCHEMA, validateSchemaName } from '../shared/schema-name.js';
 import { prepared } from '../shared/prepared.js';
 import { queueChannel } from '../shared/channels.js';
 import { claimRankFrom } from '../shared/claim-rank.js';
+import { heldFrom } from '../shared/held.js';
 import { scheduledFrom } from '../shared/scheduled.js';
 import { statementsFor } from '../shared/statements.js';
 import { topicMatcher, validateQueueName } from '../publish/topic-name.js';
@@ -21,18 +22,21 @@ export async function registerQueues(db: pg.Pool | pg.ClientBase, schema: string
 const destinationSql = statementsFor((s) => ({
   // Registers the queues the routes name: $1 their names.
   ensureQueues: `INSERT INTO ${s}.queues (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`,
-  // One row per (queue, message): $1-$9 and $11-$12 one array per column, $10 the queue
-  // channel. Rows are inserted in array order, so within a batch seq follows the outbox's
-  // seq. ON CONFLICT makes a repeated delivery (the relay died before deleting its outbox
-  // rows) a no-op. One NOTIFY per queue per batch wakes that queue's workers.
+  // One row per (queue, message): $1-$9 and $11-$13 one array per column, $10 the queue
+  // channel; $13 counts the earlier rows of the batch with the row's queue and group (for
+  // `held`, see held.ts). Rows are inserted in array order, so within a batch seq follows
+  // the outbox's seq. ON CONFLICT makes a repeated delivery (the relay died before
+  // deleting its outbox rows) a no-op. One NOTIFY per queue per batch wakes that queue's
+  // workers.
   enqueue: `
     WITH inserted AS (
-      INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled, claim_rank)
+      INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled, claim_rank, held)
       SELECT q, id, ${s}.queue_part(id), topic, key, payload, headers, coalesce(run_at, now()), expires_at, created_at, priority, group_key,
-             ${scheduledFrom('run_at')}, ${claimRankFrom(s, 'q', 'priority', 'coalesce(run_at, created_at)')}
+             ${scheduledFrom('run_at')}, ${claimRankFrom(s, 'q', 'priority', 'coalesce(run_at, created_at)')},
+             ${heldFrom(s, 't.q', 't.group_key', 't.earlier')}
       FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
-                  $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $11::smallint[], $12::text[])
-        AS t(q, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key)
+                  $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $11::smallint[], $12::text[], $13::int[])
+        AS t(q, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, earlier)
       ON CONFLICT (queue, id, part) DO NOTHING
       RETURNING queue
     )
@@ -119,6 +123,8 @@ export function createQueueDestination(options: QueueDestinationOptions): Destin
       const cols: unknown[][] = [[], [], [], [], [], [], [], [], []];
       const priorities: number[] = [];
       const groups: (string | null)[] = [];
+      const earlier: number[] = [];
+      const seen = new Map<string, number>();
       for (const m of messages) {
         for (const q of route(m.topic)) {
           cols[0]!.push(q);
@@ -132,10 +138,18 @@ export function createQueueDestination(options: QueueDestinationOptions): Destin
           cols[8]!.push(m.createdAt);
           priorities.push(m.priority ?? 0);
           groups.push(m.group ?? null);
+          if (m.group === null || m.group === undefined) {
+            earlier.push(0);
+          } else {
+            const at = `${q}\0${m.group}`;
+            const n = seen.get(at) ?? 0;
+            earlier.push(n);
+            seen.set(at, n + 1);
+          }
         }
       }
       if (cols[0]!.length === 0) return;
-      await (remote ?? client).query(prepared(sql.enqueue, [...cols, queueChannel(schema), priorities, groups]));
+      await (remote ?? client).query(prepared(sql.enqueue, [...cols, queueChannel(schema), priorities, groups, earlier]));
     },
   };
 }

@@ -1,6 +1,10 @@
 import { epochMs } from '../shared/epoch-ms.js';
 import { SCHEDULED_AHEAD_MS } from '../shared/scheduled.js';
 import { statementsFor } from '../shared/statements.js';
+import { HELD_WINDOW_FACTOR } from '../shared/held.js';
+import { QUEUE_PARTS, eachSlot, eachSlotCount } from '../shared/queue-slots.js';
+
+export { QUEUE_PARTS };
 
 /**
  * A claim's batch size, as the literal its LIMIT is written with. A prepared claim
@@ -51,8 +55,9 @@ const sinceDue = `extract(epoch FROM now() - CASE WHEN m.run_at = m.enqueued_at 
 /** The most scheduled rows one sweep readies (see `readyScheduled`): a bounded transaction. */
 export const SWEEP_LIMIT = 1_000;
 
-/** The ring slots of queue_messages (its partitions queue_messages_0 to _3, see queue_part). */
-export const QUEUE_PARTS = 4;
+/** The most groups with held rows one sweep looks at (see `releaseHeld`); the next goes on from the last. */
+export const HELD_GROUPS_SWEPT = 500;
+
 
 /**
  * Both claims' last step: leases the rows the CTE `c` locked ($2 token, $3 worker name,
@@ -121,12 +126,54 @@ export const claimSql = statementsFor((s) => ({
       WHERE m.queue = $1 AND m.scheduled AND m.run_at <= now() + interval '${SCHEDULED_AHEAD_MS} milliseconds'
       LIMIT ${SWEEP_LIMIT}
       FOR UPDATE OF m SKIP LOCKED
-    ), ${Array.from({ length: QUEUE_PARTS }, (_, i) => `c${i} AS (
-      UPDATE ${s}.queue_messages_${i} m SET scheduled = false
-      WHERE m.ctid = ANY(ARRAY(SELECT due.ctid FROM due WHERE due.tableoid = '${s}.queue_messages_${i}'::regclass))
-      RETURNING 1
-    )`).join(', ')}
-    SELECT ${Array.from({ length: QUEUE_PARTS }, (_, i) => `(SELECT count(*) FROM c${i})`).join(' + ')} AS cleared,
+    ), ${eachSlot(s, 'c', 'due', 'scheduled = false')}
+    SELECT ${eachSlotCount('c')} AS cleared,
+           set_config('synchronous_commit', 'off', true) AS async_commit`,
+
+  /**
+   * The sweep's repair of held rows (see held.ts), for up to {@link HELD_GROUPS_SWEPT}
+   * groups of queue $1 that have held rows, in group order after $2 (text; '' from the
+   * first). A claim clears a group's held rows as it leases the group's messages, but it
+   * cannot clear a row whose publish had not committed yet: a group that drained meanwhile
+   * keeps a held row at the front of its window, which no claim would see. So the
+   * sweep clears, in each group whose oldest held row has fewer than group_max messages
+   * before it, the held rows among its first 2 x group_max; in a queue without a group
+   * limit (it was removed), every held row (up to {@link SWEEP_LIMIT} a group). Each group
+   * is one probe of queue_messages_held and at most group_max entries of the group's
+   * index. Returns `released` and `last`, the last group looked at, or NULL when none was
+   * left after it (the next sweep starts from the first).
+   */
+  releaseHeld: `
+    WITH RECURSIVE hg AS (
+      (SELECT m.group_key, m.seq FROM ${s}.queue_messages m
+       WHERE m.queue = $1 AND m.held AND m.group_key > $2::text ORDER BY m.group_key, m.seq LIMIT 1)
+      UNION ALL
+      SELECT n.group_key, n.seq FROM hg CROSS JOIN LATERAL (
+        SELECT m.group_key, m.seq FROM ${s}.queue_messages m
+        WHERE m.queue = $1 AND m.held AND m.group_key > hg.group_key ORDER BY m.group_key, m.seq LIMIT 1) n
+    ), looked AS (
+      SELECT * FROM hg LIMIT ${HELD_GROUPS_SWEPT}
+    ), lim AS (
+      SELECT (SELECT q.group_max_in_flight FROM ${s}.queues q WHERE q.name = $1) AS gmax
+    ), stalled AS (
+      SELECT l.group_key FROM looked l, lim
+      WHERE lim.gmax IS NULL OR (
+        SELECT count(*) FROM (
+          SELECT FROM ${s}.queue_messages p WHERE p.queue = $1 AND p.group_key = l.group_key AND p.seq < l.seq
+          LIMIT lim.gmax) e) < lim.gmax
+    ), picked AS (
+      SELECT h.tableoid, h.ctid FROM stalled g, lim CROSS JOIN LATERAL (
+        SELECT m.tableoid, m.ctid FROM ${s}.queue_messages m
+        WHERE m.queue = $1 AND m.held AND m.group_key = g.group_key
+          AND (lim.gmax IS NULL OR m.seq <= (
+                SELECT max(w.seq) FROM (
+                  SELECT p.seq FROM ${s}.queue_messages p WHERE p.queue = $1 AND p.group_key = g.group_key
+                  ORDER BY p.seq LIMIT ${HELD_WINDOW_FACTOR} * lim.gmax) w))
+        ORDER BY m.seq LIMIT ${SWEEP_LIMIT}
+        FOR UPDATE OF m SKIP LOCKED) h
+    ), ${eachSlot(s, 'r', 'picked', 'held = false')}
+    SELECT ${eachSlotCount('r')} AS released,
+           CASE WHEN (SELECT count(*) FROM looked) = ${HELD_GROUPS_SWEPT} THEN (SELECT max(group_key) FROM looked) END AS last,
            set_config('synchronous_commit', 'off', true) AS async_commit`,
 
   /**
@@ -153,6 +200,7 @@ export const claimSql = statementsFor((s) => ({
       WHERE (SELECT lean FROM g)
         AND m.queue = $1
         AND NOT m.scheduled
+        AND NOT m.held
         AND m.run_at <= now()
         AND (m.locked_until IS NULL OR m.locked_until < now())
       ORDER BY m.claim_rank, m.seq
@@ -201,6 +249,7 @@ export const claimSql = statementsFor((s) => ({
         AND NOT EXISTS (SELECT 1 FROM ${s}.queues pq WHERE pq.name = $1 AND pq.paused_at IS NOT NULL)
         AND m.queue = $1
         AND NOT m.scheduled
+        AND NOT m.held
         AND m.run_at <= now()
         AND (m.locked_until IS NULL OR m.locked_until < now())
         AND (m.group_key IS NULL OR (SELECT group_tokens FROM pre) IS NULL
@@ -221,7 +270,18 @@ export const claimSql = statementsFor((s) => ({
       WHERE r.n <= fq.quota
         AND (fq.group_tokens IS NULL OR r.group_key IS NULL
          OR r.rn <= coalesce((fq.group_tokens ->> r.group_key)::int, fq.group_burst))
-    ), ${leaseRows(s)}, spent AS (
+    ), ${leaseRows(s)}, unheld AS (
+      -- As many held rows of each group leased as it leased, oldest first (see held.ts):
+      -- the group's next messages join the claim index as its window moves on.
+      SELECT h.tableoid, h.ctid
+      FROM (SELECT u.group_key, count(*) AS n FROM u
+            WHERE u.group_key IS NOT NULL AND (SELECT group_max FROM pre) IS NOT NULL GROUP BY u.group_key) g
+      CROSS JOIN LATERAL (
+        SELECT m.tableoid, m.ctid FROM ${s}.queue_messages m
+        WHERE m.queue = $1 AND m.held AND m.group_key = g.group_key
+        ORDER BY m.seq LIMIT g.n
+        FOR UPDATE OF m SKIP LOCKED) h
+    ), ${eachSlot(s, 'unhold', 'unheld', 'held = false')}, spent AS (
       SELECT '' AS group_key, count(*)::float8 AS n FROM u, fq WHERE fq.rate IS NOT NULL HAVING count(*) > 0
       UNION ALL
       SELECT u.group_key, count(*)::float8 FROM u, fq WHERE fq.group_rate IS NOT NULL AND u.group_key IS NOT NULL GROUP BY u.group_key

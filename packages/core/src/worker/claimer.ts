@@ -133,6 +133,8 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   const held = (): number => buffered() + [...inSlots.values()].reduce((n, k) => n + k, 0);
   /** When the next claim sweeps scheduled messages (0: now), and the sweep under way. */
   let sweepAt = 0;
+  /** The group the next sweep's repair of held rows starts after (see `releaseHeld`). */
+  let heldAfter = '';
   let sweeping: Promise<void> | undefined;
   const slotSize = (slot: string): number => sizeCap.apply(sizes.get(slot) ?? batchSize);
 
@@ -274,7 +276,8 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   };
 
   /**
-   * Readies the scheduled messages coming due, when a sweep is due: the slot that starts
+   * Readies the scheduled messages coming due and clears held rows a claim missed, when
+   * a sweep is due: the slot that starts
    * it waits for it, so a message already due is claimable by its claim; the others
    * claim meanwhile. A full sweep leaves the next one due at once.
    */
@@ -285,8 +288,10 @@ export function createClaimer(o: ClaimerOptions): Claimer {
       try {
         const { rows } = await pool.query<{ cleared: string }>(prepared(sql.readyScheduled, [queue]));
         if (Number(rows[0]?.cleared ?? 0) >= SWEEP_LIMIT) sweepAt = 0;
+        const { rows: [repair] } = await pool.query<{ last: string | null }>(prepared(sql.releaseHeld, [queue, heldAfter]));
+        heldAfter = repair?.last ?? '';
       } catch (err) {
-        log.warn({ err }, 'sweep of scheduled messages failed; the next sweep tries again');
+        log.warn({ err }, 'sweep of scheduled and held messages failed; the next sweep tries again');
       } finally {
         sweeping = undefined;
       }
