@@ -1,4 +1,4 @@
-// A noisy tenant: NOISY messages of group `noisy` enqueued ahead of OTHERS messages of 100
+// A noisy tenant: NOISY messages of group `noisy` published ahead of OTHERS messages of 100
 // other groups, in a queue with a group limit (`inflight`: groupMaxInFlight 5; `rate`:
 // groupRatePerSecond 1), served by one worker (concurrency 10, a 5 ms handler). Measures
 // how long the other groups' messages take (cut off after 60 s) and PostgreSQL's CPU
@@ -14,18 +14,19 @@ const LIMIT = process.argv[4] ?? 'inflight';
 const coreDir = process.argv[5];
 const CUT_OFF_MS = 60_000;
 const { load, pool, close } = await migratedScratch('sagabox_noisy', coreDir);
-const { createWorker } = await load('');
-const { setQueueLimits } = await load('/admin');
+const { createWorker, publish } = await load('');
+const { setQueueLimits, addDirectRoute } = await load('/admin');
 try {
   await setQueueLimits(pool, 'q', LIMIT === 'rate' ? { groupRatePerSecond: 1 } : { groupMaxInFlight: 5 });
-  const insert = (n, group) => pool.query(
-    `INSERT INTO sagabox.queue_messages (queue, id, part, topic, payload, created_at, group_key)
-     SELECT 'q', gen_random_uuid(), (g % 4)::smallint, 'job', jsonb_build_object('n', g), now(), ${group}
-     FROM generate_series(1, $1::int) g ORDER BY g`,
-    [n],
-  );
-  await insert(NOISY, `'noisy'`);
-  await insert(OTHERS, `'g' || (g % 100)`);
+  // Published as a producer would, through a direct route, a thousand a call.
+  await addDirectRoute(pool, { topic: 'job', queue: 'q' });
+  const insert = async (n, group) => {
+    for (let i = 0; i < n; i += 1_000) {
+      await publish(pool, Array.from({ length: Math.min(1_000, n - i) }, (_, k) => ({ topic: 'job', payload: { n: i + k }, group: group(i + k) })));
+    }
+  };
+  await insert(NOISY, () => 'noisy');
+  await insert(OTHERS, (g) => `g${g % 100}`);
   await pool.query('VACUUM ANALYZE');
 
   let others = 0;

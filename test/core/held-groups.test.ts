@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { createRelay, createWorker, publish, type OutboxMessage, type Worker } from '@sagabox/core';
-import { addDirectRoute, setQueueLimits } from '@sagabox/core/admin';
+import { addDirectRoute, queueStats, setQueueLimits } from '@sagabox/core/admin';
 import { claimSql } from '../../packages/core/src/worker/claim-sql.js';
 import { HELD_WINDOW_FACTOR } from '../../packages/core/src/shared/held.js';
 import { useDatabase } from '../support/test-pool.js';
@@ -200,6 +200,8 @@ describe('held rows of a group over its limit', () => {
     expect((await rowsOf(queue)).some((r) => r.held)).toBe(false);
     await setQueueLimits(p, queue, { groupMaxInFlight: 2 });
     expect((await rowsOf(queue)).map((r) => r.held)).toEqual(expectedHeld(groups, 2));
+    const [stats] = await queueStats(p, { queues: [queue] });
+    expect(stats).toMatchObject({ ready: groups.length, held: expectedHeld(groups, 2).filter(Boolean).length });
     // A new value leaves the flags as they are; removing the limit clears them.
     await setQueueLimits(p, queue, { groupMaxInFlight: 3 });
     expect((await rowsOf(queue)).map((r) => r.held)).toEqual(expectedHeld(groups, 2));

@@ -26,7 +26,7 @@ export function registerQueuesCommands(program: Command, out: CommandOutput = pr
   const queuesCommand = addConnectionOptions(
     program
       .command('queues')
-      .description('depth of each queue: ready, in flight, retrying, scheduled, dead, oldest overdue age; flow limits (queues limits, queues set-limits)')
+      .description('depth of each queue: ready (held: of a group past its limit), in flight, retrying, scheduled, dead, oldest overdue age; flow limits (queues limits, queues set-limits)')
       .argument('[queue...]', 'only these queues')
       .option('--json', 'print JSON, for scripts'),
   );
@@ -55,8 +55,8 @@ export function registerQueuesCommands(program: Command, out: CommandOutput = pr
     if (flags.json) return out.write(`${JSON.stringify(stats)}\n`);
     if (health) out.write(vacuumWarning(health));
     const table = fitTable(
-      ['queue', 'ready', 'in flight', 'retrying', 'scheduled', 'dead', 'oldest'],
-      stats.map((s) => [s.pausedAt ? `${s.queue} (paused)` : s.queue, s.ready, s.inFlight, s.retrying, s.scheduled, s.dead, formatAge(s.oldestAgeMs)]),
+      ['queue', 'ready', 'held', 'in flight', 'retrying', 'scheduled', 'dead', 'oldest'],
+      stats.map((s) => [s.pausedAt ? `${s.queue} (paused)` : s.queue, s.ready, s.held, s.inFlight, s.retrying, s.scheduled, s.dead, formatAge(s.oldestAgeMs)]),
       outputWidth(out),
     );
     out.write(stats.length ? `${table}\n` : 'no queues yet\n');

@@ -19,6 +19,11 @@ export interface QueueStats {
   queue: string;
   /** Runnable now and not leased. */
   ready: number;
+  /**
+   * Of `ready`: messages of a group past its `groupMaxInFlight` window, waiting outside
+   * the claims' index until the group's earlier messages are claimed (see flow control).
+   */
+  held: number;
   /** Leased by a worker (being handled, or waiting for a dead worker's lease to run out). */
   inFlight: number;
   /** Waiting for their run time: `retrying` plus `scheduled`. */
@@ -50,17 +55,18 @@ export async function queueStats(db: Executor, options: AdminOptions & { queues?
   if (options.queues !== undefined && !Array.isArray(options.queues)) throw new InvalidOptionsError('queueStats', ['queues must be an array of queue names']);
   const queues = options.queues?.map((q) => validateQueueName(q)) ?? null;
   const rows = await toRunQuery(db)<{
-    queue: string; paused_at: Date | null; ready: number; in_flight: number; retrying: number; scheduled: number; dead: number; oldest_ms: number | null;
+    queue: string; paused_at: Date | null; ready: number; held: number; in_flight: number; retrying: number; scheduled: number; dead: number; oldest_ms: number | null;
   } & Parameters<typeof limitsFromRow>[0]>(
     `SELECT q.name AS queue, q.paused_at, q.max_in_flight, q.rate_per_second, q.burst, q.group_max_in_flight,
             q.group_rate_per_second, q.group_burst, q.priority_aging_ms,
-            coalesce(m.ready, 0)::int AS ready, coalesce(m.in_flight, 0)::int AS in_flight,
+            coalesce(m.ready, 0)::int AS ready, coalesce(m.held, 0)::int AS held, coalesce(m.in_flight, 0)::int AS in_flight,
             coalesce(m.retrying, 0)::int AS retrying, coalesce(m.scheduled, 0)::int AS scheduled,
             coalesce(d.dead, 0)::int AS dead, m.oldest_ms
      FROM ${s}.queues q
      LEFT JOIN (
        SELECT queue,
               count(*) FILTER (WHERE run_at <= now() AND (locked_until IS NULL OR locked_until < now())) AS ready,
+              count(*) FILTER (WHERE held AND run_at <= now()) AS held,
               count(*) FILTER (WHERE locked_until >= now()) AS in_flight,
               count(*) FILTER (WHERE run_at > now() AND attempts > 0 AND (locked_until IS NULL OR locked_until < now())) AS retrying,
               count(*) FILTER (WHERE run_at > now() AND attempts = 0 AND (locked_until IS NULL OR locked_until < now())) AS scheduled,
@@ -78,7 +84,7 @@ export async function queueStats(db: Executor, options: AdminOptions & { queues?
     if (unknown.length > 0) throw new SagaboxError('NOT_FOUND', `unknown queue(s): ${unknown.join(', ')}`, { details: { queues: unknown } });
   }
   return rows.map((r) => ({
-    queue: r.queue, ready: r.ready, inFlight: r.in_flight, delayed: r.retrying + r.scheduled, retrying: r.retrying, scheduled: r.scheduled, dead: r.dead,
+    queue: r.queue, ready: r.ready, held: r.held, inFlight: r.in_flight, delayed: r.retrying + r.scheduled, retrying: r.retrying, scheduled: r.scheduled, dead: r.dead,
     oldestAgeMs: r.oldest_ms === null ? null : Math.max(0, Math.round(r.oldest_ms)),
     limits: limitsFromRow(r),
     pausedAt: r.paused_at,

@@ -92,7 +92,8 @@ export interface AttentionReport {
  * messages of each queue in claim order (and as many of its scheduled ones, by run
  * time), and of the outbox in seq order: a claim takes from the head, so leased and
  * retried messages are there unless a deep backlog of blocked messages is ahead of them.
- * `beyondScan` says where the scan was cut.
+ * `beyondScan` says where the scan was cut. A group's held messages (docs/flow-control.md)
+ * were never tried, and are not looked at.
  *
  * @throws {SagaboxError} `INVALID_OPTIONS` naming every bad option, `INVALID_SCHEMA_NAME` (before any SQL).
  * @example
@@ -176,9 +177,9 @@ export async function needsAttention(db: Executor, options: AttentionOptions = {
 /**
  * `qs`: the queues that hold messages, one index probe each (a skip scan of the
  * primary key, not a scan of the table); `head`: the first `scanLimit` messages of each
- * in claim order (queue_messages_claim), and its first `scanLimit` scheduled ones by run
- * time (queue_messages_scheduled), which the claim index does not hold. `scanLimit` is
- * the bind parameter named.
+ * in claim order (queue_messages_claim, without the held rows), and its first `scanLimit`
+ * scheduled ones by run time (queue_messages_scheduled), which the claim index does not
+ * hold. `scanLimit` is the bind parameter named.
  */
 function queueHeads(s: string, scanLimit: string): string {
   return `WITH RECURSIVE qs AS (
