@@ -123,6 +123,24 @@ describe('flow control', () => {
     expect(await count(`SELECT count(*) AS n FROM sagabox.queue_leases WHERE queue = 'crash' AND locked_until > now()`)).toBe(0);
   });
 
+  it('a worker SIGKILLed mid-batch while groups have held messages: the others finish every group, each message once, never above the group limit, none left held', async () => {
+    await setQueueLimits(p, 'crash-groups', { groupMaxInFlight: 2 });
+    const ids = await fill('crash-groups', Array.from({ length: 60 }, (_, n) => ({ payload: { n }, group: `g${n % 3}` })));
+    // Each group: its first 4 (2 x 2) in the claim index, 16 held.
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'crash-groups' AND held`)).toBe(48);
+    const victim = startChild('flow-worker-child.mjs', { DATABASE_URL: db.url, QUEUE: 'crash-groups', CONCURRENCY: '4', BATCH_SIZE: '4', SLEEP_MS: '400', LEASE_MS: '1500' });
+    children.push(victim);
+    await victim.waitForLine(/^ready$/);
+    await waitFor('messages leased by the victim', async () =>
+      (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'crash-groups' AND lease_token IS NOT NULL AND locked_until > now()`)) >= 4);
+    await victim.kill('SIGKILL');
+    await startChildren('crash-groups', 2, { CONCURRENCY: '4', BATCH_SIZE: '2', SLEEP_MS: '10', LEASE_MS: '1500' });
+    await waitFor('all handled', async () => (await handled(ids)) === ids.length, 30_000);
+    expect(await count('SELECT count(*) AS n FROM runs WHERE id = ANY($1)', [ids])).toBe(ids.length); // once each
+    for (const g of ['g0', 'g1', 'g2']) expect(await maxOverlap(ids, g)).toBeLessThanOrEqual(2);
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = 'crash-groups'`)).toBe(0);
+  });
+
   it('serialises a group with a group limit of 1 while other groups proceed', async () => {
     await setQueueLimits(p, 'groups', { groupMaxInFlight: 1 });
     const noisy = await fill('groups', Array.from({ length: 10 }, (_, n) => ({ payload: { n }, group: 'noisy' })));
