@@ -1,9 +1,10 @@
 // A noisy tenant: NOISY messages of group `noisy` published ahead of OTHERS messages of 100
 // other groups, in a queue with a group limit (`inflight`: groupMaxInFlight 5; `rate`:
-// groupRatePerSecond 1), served by one worker (concurrency 10, a 5 ms handler). Measures
-// how long the other groups' messages take (cut off after 60 s) and PostgreSQL's CPU
-// meanwhile (cores). Prints one JSON line.
-// Usage: node bench/noisy-tenant.mjs [noisy] [others] [inflight|rate] [core dir]
+// groupRatePerSecond 1; `key`: no limit, the messages keyed by the same names instead of
+// grouped, so the noisy key's are handled one at a time, in order), served by one worker
+// (concurrency 10, a 5 ms handler). Measures how long the other groups' messages take
+// (cut off after 60 s) and PostgreSQL's CPU meanwhile (cores). Prints one JSON line.
+// Usage: node bench/noisy-tenant.mjs [noisy] [others] [inflight|rate|key] [core dir]
 // (needs `npm run build`; BENCH_DATABASE_URL as the other scripts; PostgreSQL on this
 // machine, since its CPU is read from /proc; [core dir] is another checkout's packages/core).
 import { migratedScratch, postgresCpuMs } from './script-support.mjs';
@@ -17,12 +18,13 @@ const { load, pool, close } = await migratedScratch('sagabox_noisy', coreDir);
 const { createWorker, publish } = await load('');
 const { setQueueLimits, addDirectRoute } = await load('/admin');
 try {
-  await setQueueLimits(pool, 'q', LIMIT === 'rate' ? { groupRatePerSecond: 1 } : { groupMaxInFlight: 5 });
+  if (LIMIT !== 'key') await setQueueLimits(pool, 'q', LIMIT === 'rate' ? { groupRatePerSecond: 1 } : { groupMaxInFlight: 5 });
   // Published as a producer would, through a direct route, a thousand a call.
   await addDirectRoute(pool, { topic: 'job', queue: 'q' });
   const insert = async (n, group) => {
     for (let i = 0; i < n; i += 1_000) {
-      await publish(pool, Array.from({ length: Math.min(1_000, n - i) }, (_, k) => ({ topic: 'job', payload: { n: i + k }, group: group(i + k) })));
+      await publish(pool, Array.from({ length: Math.min(1_000, n - i) }, (_, k) => (
+        LIMIT === 'key' ? { topic: 'job', payload: { n: i + k }, key: group(i + k) } : { topic: 'job', payload: { n: i + k }, group: group(i + k) })));
     }
   };
   await insert(NOISY, () => 'noisy');
@@ -33,7 +35,7 @@ try {
   const worker = createWorker({
     pool, queue: 'q', concurrency: 10,
     handler: async (m) => {
-      if (m.group !== 'noisy') others++;
+      if ((LIMIT === 'key' ? m.key : m.group) !== 'noisy') others++;
       await new Promise((r) => setTimeout(r, 5));
     },
   });

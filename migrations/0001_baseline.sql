@@ -127,6 +127,10 @@ CREATE TABLE direct_routes (
   -- The validated pattern compiled to an anchored regular expression over
   -- '.' || topic, so publish matches with one `~` per route.
   topic_regex text        NOT NULL,
+  -- HELD_WINDOW_FACTOR x its queue's group_max_in_flight (held.ts), kept here by
+  -- setQueueLimits and addDirectRoute so that a publish into a queue without a group
+  -- limit looks nothing more up; NULL when the queue has none.
+  held_window integer,
   created_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (pattern, queue)
 ) PARTITION BY LIST (queue);
@@ -246,6 +250,31 @@ CREATE INDEX queue_messages_scheduled ON queue_messages (queue, run_at) WHERE sc
 CREATE INDEX queue_messages_key_seq ON queue_messages (queue, key, seq) WHERE key IS NOT NULL;
 -- Group window test in the claim: "how many earlier messages has my group?"
 CREATE INDEX queue_messages_group_seq ON queue_messages (queue, group_key, seq) WHERE group_key IS NOT NULL;
+
+-- A new queue row's `held` (see queue_messages.held and held.ts), for a group p_group of
+-- p_queue whose limit keeps p_window messages of a group in the claim index (NULL: the
+-- queue has no group limit, false): true when the group has that many already, p_earlier
+-- of them written before it by the same statement (its snapshot does not see them). A
+-- group with a held row has as many, and the new row goes behind it: one probe of
+-- queue_messages_held, where a noisy group's publishes end up. Otherwise the count stops
+-- at the window, a few index entries. A function, so that only a message of a limited
+-- group runs these probes: as subqueries of publish's statement, every execution would
+-- open each partition and index they name.
+CREATE FUNCTION held_on_insert(p_queue text, p_group text, p_earlier bigint, p_window integer) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+  IF p_window IS NULL THEN
+    RETURN false;
+  ELSIF p_earlier >= p_window THEN
+    RETURN true;
+  END IF;
+  RETURN EXISTS (SELECT FROM queue_messages m WHERE m.queue = p_queue AND m.group_key = p_group AND m.held)
+      OR p_earlier + (SELECT count(*) FROM (
+           SELECT FROM queue_messages m WHERE m.queue = p_queue AND m.group_key = p_group LIMIT p_window - p_earlier) e) >= p_window;
+END
+$$;
 
 -- Empties the older slots of a ring (queue_messages or outbox) by TRUNCATE, which frees
 -- their dead rows even while a snapshot somewhere holds vacuum back. Not the clock's slot
@@ -609,6 +638,7 @@ DROP TABLE queue_messages;
 DROP FUNCTION rotate_outbox(timestamptz, integer, integer, integer);
 DROP FUNCTION rotate_queue_messages(timestamptz, integer, integer, integer);
 DROP FUNCTION rotate_ring(text, timestamptz, integer, integer, integer);
+DROP FUNCTION held_on_insert(text, text, bigint, integer);
 DROP FUNCTION queue_part(uuid);
 DROP FUNCTION direct_routes_partition(integer, integer);
 DROP TABLE direct_routes;

@@ -211,6 +211,25 @@ describe('held rows of a group over its limit', () => {
     await waitFor('all handled', async () => (await handled(queue)) === groups.length, 20_000);
   });
 
+  it('publish through a direct route follows a group limit set, changed and removed after the route was added', async () => {
+    const queue = fresh('route-first');
+    const topic = `${queue}.m`;
+    await addDirectRoute(p, { topic, queue });
+    const burst = async (n: number) => {
+      for (let i = 0; i < n; i++) await publish(p, { topic, payload: { i }, group: 'g' });
+      const rows = await rowsOf(queue);
+      await p.query('DELETE FROM sagabox.queue_messages WHERE queue = $1', [queue]);
+      return rows.map((r) => r.held);
+    };
+    expect(await burst(4)).toEqual([false, false, false, false]);
+    await setQueueLimits(p, queue, { groupMaxInFlight: 1 });
+    expect(await burst(4)).toEqual([false, false, true, true]);
+    await setQueueLimits(p, queue, { groupMaxInFlight: 2 });
+    expect(await burst(6)).toEqual([false, false, false, false, true, true]);
+    await setQueueLimits(p, queue, { groupMaxInFlight: null });
+    expect(await burst(4)).toEqual([false, false, false, false]);
+  });
+
   it('a held row whose group limit was removed while it was being written is cleared by the sweep', async () => {
     const queue = fresh('removed');
     await setQueueLimits(p, queue, { groupMaxInFlight: 1 });

@@ -5,7 +5,7 @@ import { validateQueueName } from '../publish/topic-name.js';
 import type { AdminOptions } from '../admin/admin.js';
 import { describeValue } from '../shared/describe-value.js';
 import { DEFAULT_PRIORITY_AGING_MS, levelMsOf } from '../shared/claim-rank.js';
-import { HELD_WINDOW_FACTOR } from '../shared/held.js';
+import { HELD_WINDOW_FACTOR, heldWindowOf } from '../shared/held.js';
 import { eachSlot, eachSlotCount } from '../shared/queue-slots.js';
 
 export { DEFAULT_PRIORITY_AGING_MS };
@@ -130,7 +130,8 @@ export async function setQueueLimits(
   await run(`INSERT INTO ${s}.queues (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, [name]);
   const sets = given.map((f, i) => `${FIELDS[f].column} = $${i + 2}`);
   // A new priorityAgingMs re-ranks the queue's messages of priorities other than 0 in the
-  // same statement (claim_rank holds priority x the old value). The old row is read FOR
+  // same statement (claim_rank holds priority x the old value); a new groupMaxInFlight is
+  // copied to the queue's direct routes, which publish reads it from (see held.ts). The old row is read FOR
   // UPDATE before the update (which joins it), so of two changes at once the second sees
   // the first's value.
   const [row] = await run<LimitsRow>(
@@ -140,6 +141,9 @@ export async function setQueueLimits(
          ), changed AS (
            UPDATE ${s}.queues q SET ${sets.join(', ')} FROM old WHERE q.name = $1
            RETURNING ${COLUMNS_OF_Q}, old.group_max_in_flight AS old_group_max
+         ), routed AS (
+           UPDATE ${s}.direct_routes r SET held_window = ${heldWindowOf('changed')}
+           FROM changed WHERE r.queue = $1 AND r.held_window IS DISTINCT FROM ${heldWindowOf('changed')}
          ), reranked AS (
            UPDATE ${s}.queue_messages m
            SET claim_rank = m.claim_rank + m.priority * (${levelMsOf('old')} - ${levelMsOf('changed')})

@@ -1,5 +1,6 @@
 import { toRunQuery, type Executor } from '../shared/executor.js';
 import { DEFAULT_SCHEMA, quoteSchema } from '../shared/schema-name.js';
+import { heldWindowOf } from '../shared/held.js';
 import { topicPatternRegex, validateQueueName } from './topic-name.js';
 import type { AdminOptions } from '../admin/admin.js';
 import type { QueueRoute } from '../relay/create-queue-destination.js';
@@ -48,7 +49,8 @@ export async function addDirectRoute(db: Executor, route: QueueRoute, options: A
   await run(`SELECT ${s}.direct_routes_partition($1, $2)`, [FIRST_ROUTE_WAIT_MS, FIRST_ROUTE_ATTEMPTS]);
   await run(
     `WITH q AS (INSERT INTO ${s}.queues (name) VALUES ($2) ON CONFLICT (name) DO NOTHING)
-     INSERT INTO ${s}.direct_routes (pattern, queue, topic_regex) VALUES ($1, $2, $3)
+     INSERT INTO ${s}.direct_routes (pattern, queue, topic_regex, held_window)
+     VALUES ($1, $2, $3, (SELECT ${heldWindowOf('hq')} FROM ${s}.queues hq WHERE hq.name = $2))
      ON CONFLICT (pattern, queue) DO NOTHING`,
     [route.topic, queue, regex],
   );

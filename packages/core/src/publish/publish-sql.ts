@@ -73,8 +73,8 @@ export const publishSql = statementsFor((s) => ({
     SELECT nextval('${s}.queue_messages_seq_seq'::regclass), r.queue, $1::uuid, ${slot}, $2::text, $3::text, $4::jsonb, $5::jsonb,
            coalesce($6::timestamptz, now()), $7::timestamptz, now(), $8::smallint, $9::text, ${scheduledFrom('$6::timestamptz')},
            ${claimRankFrom(s, 'r.queue', (shape & 2) !== 0 ? '$8::smallint' : null, 'coalesce($6::timestamptz, now())')}${(shape & 4) !== 0 ? `,
-           ${heldFrom(s, 'r.queue', '$9::text', '0')}` : ''}
-    FROM (SELECT r.queue, CASE WHEN $10::boolean THEN pg_notify($11::text, r.queue) END AS notified
+           ${heldFrom(s, 'r.held_window', 'r.queue', '$9::text', '0')}` : ''}
+    FROM (SELECT r.queue, r.held_window, CASE WHEN $10::boolean THEN pg_notify($11::text, r.queue) END AS notified
           FROM ${s}.direct_routes r
           WHERE ('.' || $2::text) ~ r.topic_regex${(shape & 1) !== 0 ? `
             AND ${KEY_LOCK}` : ''}
@@ -134,13 +134,13 @@ function insertOutboxSlot(s: string, slot: number, shape: number): string {
 // matches, or to the outbox when none does, and the channels are NOTIFYed.
 function routeLocked(s: string): string {
   return `, routed AS (
-      SELECT i.*, r.queue, row_number() OVER (PARTITION BY r.queue, i.group_key ORDER BY i.ord) - 1 AS earlier
+      SELECT i.*, r.queue, r.held_window, row_number() OVER (PARTITION BY r.queue, i.group_key ORDER BY i.ord) - 1 AS earlier
       FROM locked i JOIN ${s}.direct_routes r ON ('.' || i.topic) ~ r.topic_regex
     ), queued AS (
       INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled, claim_rank, held)
       SELECT queue, id, ${s}.queue_part(id), topic, key, payload, headers, coalesce(run_at, now()), expires_at, now(), priority, group_key,
              ${scheduledFrom('run_at')}, ${claimRankFrom(s, 'queue', 'priority', 'coalesce(run_at, now())')},
-             ${heldFrom(s, 'routed.queue', 'routed.group_key', 'routed.earlier')}
+             ${heldFrom(s, 'routed.held_window', 'routed.queue', 'routed.group_key', 'routed.earlier')}
       FROM routed ORDER BY ord
       ON CONFLICT (queue, id, part) DO NOTHING
       RETURNING id, queue

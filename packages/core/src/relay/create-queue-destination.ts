@@ -31,9 +31,9 @@ const destinationSql = statementsFor((s) => ({
   enqueue: `
     WITH inserted AS (
       INSERT INTO ${s}.queue_messages (queue, id, part, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, scheduled, claim_rank, held)
-      SELECT q, id, ${s}.queue_part(id), topic, key, payload, headers, coalesce(run_at, now()), expires_at, created_at, priority, group_key,
-             ${scheduledFrom('run_at')}, ${claimRankFrom(s, 'q', 'priority', 'coalesce(run_at, created_at)')},
-             ${heldFrom(s, 't.q', 't.group_key', 't.earlier')}
+      SELECT t.q, t.id, ${s}.queue_part(t.id), t.topic, t.key, t.payload, t.headers, coalesce(t.run_at, now()), t.expires_at, t.created_at,
+             t.priority, t.group_key, ${scheduledFrom('t.run_at')}, ${claimRankFrom(s, 't.q', 't.priority', 'coalesce(t.run_at, t.created_at)')},
+             ${heldFrom(s, null, 't.q', 't.group_key', 't.earlier')}
       FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
                   $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $11::smallint[], $12::text[], $13::int[])
         AS t(q, id, topic, key, payload, headers, run_at, expires_at, created_at, priority, group_key, earlier)

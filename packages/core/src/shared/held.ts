@@ -14,22 +14,24 @@
  */
 export const HELD_WINDOW_FACTOR = 2;
 
+/** SQL: the held window of the queue of the `queues` row alias `q` (NULL without a group limit). */
+export const heldWindowOf = (q: string): string => `${HELD_WINDOW_FACTOR} * ${q}.group_max_in_flight`;
+
 /**
- * SQL for a new queue row's `held`: true when the group `groupKey` (a text expression,
- * NULL for an ungrouped message) of queue `queue` has a group limit and already has
- * {@link HELD_WINDOW_FACTOR} x that many messages in the queue, counting `earlier`
- * (an integer expression: the rows of the same queue and group written before it by the
- * same statement, which its snapshot does not see). The count stops at the window, a
- * few index entries. A queue without a group limit is one probe of its `queues` row.
- * The three expressions must be qualified: the subqueries' own tables have a `queue`
- * and a `group_key` column that an unqualified name would mean.
+ * SQL for a new queue row's `held` (the migration's held_on_insert): true when the group
+ * `groupKey` (a text expression, NULL for an ungrouped message) of queue `queue` already
+ * has its held window of messages in the queue, counting `earlier` (an integer
+ * expression: the rows of the same queue and group written before it by the same
+ * statement, which its snapshot does not see). `window` is the queue's window
+ * ({@link heldWindowOf}; NULL: no group limit) when the statement has it at hand, as
+ * publish does from the direct route; null to look it up, for grouped messages only.
+ * A message without a group, or of a route whose queue has no group limit, calls nothing.
  */
-export function heldFrom(s: string, queue: string, groupKey: string, earlier: string): string {
-  return `CASE WHEN ${groupKey} IS NULL THEN false ELSE coalesce((
-             SELECT ${earlier} >= hq.w OR ${earlier} + (
-                      SELECT count(*) FROM (
-                        SELECT FROM ${s}.queue_messages hp WHERE hp.queue = ${queue} AND hp.group_key = ${groupKey}
-                        LIMIT hq.w) e) >= hq.w
-             FROM (SELECT ${HELD_WINDOW_FACTOR} * q.group_max_in_flight AS w FROM ${s}.queues q
-                   WHERE q.name = ${queue} AND q.group_max_in_flight IS NOT NULL) hq), false) END`;
+export function heldFrom(s: string, window: string | null, queue: string, groupKey: string, earlier: string): string {
+  if (window === null) {
+    return `CASE WHEN ${groupKey} IS NULL THEN false ELSE ${s}.held_on_insert(${queue}, ${groupKey}, ${earlier},
+               (SELECT ${heldWindowOf('hq')} FROM ${s}.queues hq WHERE hq.name = ${queue})) END`;
+  }
+  return `CASE WHEN ${groupKey} IS NULL OR ${window} IS NULL THEN false
+               ELSE ${s}.held_on_insert(${queue}, ${groupKey}, ${earlier}, ${window}) END`;
 }
