@@ -30,6 +30,18 @@ describe('sagabox relay, queues, outbox, dlq', () => {
     expect(unknown.stderr).toBe('sagabox: unknown queue(s): nope\n');
   });
 
+  it('shows a held column when a group has messages past its limit\'s window, and only then', async () => {
+    expect((await runCli(['queues', 'set-limits', 'cli-held', '--group-max-in-flight', '1', ...url])).code).toBe(0);
+    expect((await runCli(['routes', 'add', 'cli.held', 'cli-held', ...url])).code).toBe(0);
+    for (let n = 0; n < 5; n++) await publish(p, { topic: 'cli.held', payload: n, group: 'tenant' });
+    const table = (await runCli(['queues', 'cli-held', ...url])).stdout;
+    expect(table).toMatch(/queue\s*│\s*ready\s*│\s*held\s*│\s*in flight/);
+    expect(table).toMatch(/cli-held\s*│\s*5\s*│\s*3\s*│\s*0\s*│/); // 2 x 1 in the claims' index, 3 held
+    expect(JSON.parse((await runCli(['queues', 'cli-held', '--json', ...url])).stdout)).toEqual([expect.objectContaining({ ready: 5, held: 3 })]);
+    expect((await runCli(['queues', 'cli-q', ...url])).stdout).not.toMatch(/held/);
+    expect((await runCli(['routes', 'remove', 'cli.held', 'cli-held', ...url])).code).toBe(0);
+  });
+
   it('lists, shows, replays and purges dead letters, asking before destructive actions', async () => {
     // The unroutable message from the first test is a dead letter of the outbox.
     const list = JSON.parse((await runCli(['dlq', 'list', '--json', ...url])).stdout) as { deadId: string; reason: string; topic: string }[];

@@ -56,8 +56,9 @@ async function explainClaims(sent: Map<pg.Client, (string | pg.QueryConfig)[]>, 
   try {
     for (const list of sent.values()) {
       for (let i = 0; i < list.length; i++) {
-        // Claims, not the worker's sweep of scheduled rows (which locks rows too).
-        if (!/SKIP LOCKED/.test(text(list[i]!)) || !text(list[i]!).includes(`sagabox".${table}`) || text(list[i]!).includes('SET scheduled = false')) continue;
+        // Claims (they lease), not the worker's sweeps of scheduled and held rows (which lock rows too).
+        const sql = text(list[i]!);
+        if (!/SKIP LOCKED/.test(sql) || !sql.includes(`sagabox".${table}`) || (table === 'queue_messages' && !sql.includes('SET lease_token'))) continue;
         // What its transaction ran before it (nothing when the claim ran on its own).
         const earlier = list.slice(0, i).map(text);
         const begin = earlier.lastIndexOf('BEGIN');

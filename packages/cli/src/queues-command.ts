@@ -54,9 +54,12 @@ export function registerQueuesCommands(program: Command, out: CommandOutput = pr
     ] as const);
     if (flags.json) return out.write(`${JSON.stringify(stats)}\n`);
     if (health) out.write(vacuumWarning(health));
+    // `held` (of ready: a group's backlog past its limit) only when a queue has some.
+    const held = stats.some((s) => s.held > 0);
     const table = fitTable(
-      ['queue', 'ready', 'held', 'in flight', 'retrying', 'scheduled', 'dead', 'oldest'],
-      stats.map((s) => [s.pausedAt ? `${s.queue} (paused)` : s.queue, s.ready, s.held, s.inFlight, s.retrying, s.scheduled, s.dead, formatAge(s.oldestAgeMs)]),
+      ['queue', 'ready', ...(held ? ['held'] : []), 'in flight', 'retrying', 'scheduled', 'dead', 'oldest'],
+      stats.map((s) => [s.pausedAt ? `${s.queue} (paused)` : s.queue, s.ready, ...(held ? [s.held] : []), s.inFlight, s.retrying, s.scheduled, s.dead,
+        formatAge(s.oldestAgeMs)]),
       outputWidth(out),
     );
     out.write(stats.length ? `${table}\n` : 'no queues yet\n');
