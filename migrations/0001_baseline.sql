@@ -257,9 +257,9 @@ CREATE INDEX queue_messages_group_seq ON queue_messages (queue, group_key, seq) 
 -- of them written before it by the same statement (its snapshot does not see them). A
 -- group with a held row has as many, and the new row goes behind it: one probe of
 -- queue_messages_held, where a noisy group's publishes end up. Otherwise the count stops
--- at the window, a few index entries. A function, so that only a message of a limited
--- group runs these probes: as subqueries of publish's statement, every execution would
--- open each partition and index they name.
+-- at the window, a few index entries (a group without held rows is that short). A
+-- function, so that only a message of a limited group runs these probes: as subqueries of
+-- publish's statement, every execution would open each partition and index they name.
 CREATE FUNCTION held_on_insert(p_queue text, p_group text, p_earlier bigint, p_window integer) RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT

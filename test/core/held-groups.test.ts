@@ -202,8 +202,9 @@ describe('held rows of a group over its limit', () => {
     expect((await rowsOf(queue)).map((r) => r.held)).toEqual(expectedHeld(groups, 2));
     const [stats] = await queueStats(p, { queues: [queue] });
     expect(stats).toMatchObject({ ready: groups.length, held: expectedHeld(groups, 2).filter(Boolean).length });
-    // A new value leaves the flags as they are; removing the limit clears them.
+    // A new value, or none given, leaves the flags as they are; removing the limit clears them.
     await setQueueLimits(p, queue, { groupMaxInFlight: 3 });
+    await setQueueLimits(p, queue, {});
     expect((await rowsOf(queue)).map((r) => r.held)).toEqual(expectedHeld(groups, 2));
     await setQueueLimits(p, queue, { groupMaxInFlight: null });
     expect((await rowsOf(queue)).some((r) => r.held)).toBe(false);

@@ -5,7 +5,7 @@ import { validateQueueName } from '../publish/topic-name.js';
 import type { AdminOptions } from '../admin/admin.js';
 import { describeValue } from '../shared/describe-value.js';
 import { DEFAULT_PRIORITY_AGING_MS, levelMsOf } from '../shared/claim-rank.js';
-import { HELD_WINDOW_FACTOR, heldWindowOf } from '../shared/held.js';
+import { heldWindowOf } from '../shared/held.js';
 import { eachSlot, eachSlotCount } from '../shared/queue-slots.js';
 
 export { DEFAULT_PRIORITY_AGING_MS };
@@ -107,7 +107,9 @@ const COLUMNS_OF_Q = FIELD_NAMES.map((n) => `q.${FIELDS[n].column}`).join(', ');
  *
  * Batches already claimed when `maxInFlight` is first set do not count against it;
  * from then on every claim does. Publishing is never held back: a queue over its
- * limits buffers.
+ * limits buffers. Setting `groupMaxInFlight` where there was none also moves each
+ * group's waiting messages past its window out of the claims' way (held, see
+ * docs/flow-control.md), in this call; removing it brings them all back.
  *
  * @throws {InvalidOptionsError} `INVALID_OPTIONS` listing every problem (negative,
  *   fractional or absurd values, unknown fields); `INVALID_QUEUE_NAME`.
@@ -131,9 +133,9 @@ export async function setQueueLimits(
   const sets = given.map((f, i) => `${FIELDS[f].column} = $${i + 2}`);
   // A new priorityAgingMs re-ranks the queue's messages of priorities other than 0 in the
   // same statement (claim_rank holds priority x the old value); a new groupMaxInFlight is
-  // copied to the queue's direct routes, which publish reads it from (see held.ts). The old row is read FOR
-  // UPDATE before the update (which joins it), so of two changes at once the second sees
-  // the first's value.
+  // copied to the queue's direct routes, where publish reads it (see held.ts). The old row
+  // is read FOR UPDATE before the update (which joins it), so of two changes at once the
+  // second sees the first's value.
   const [row] = await run<LimitsRow>(
     sets.length > 0
       ? `WITH old AS (
@@ -156,7 +158,7 @@ export async function setQueueLimits(
   );
   // A group limit set or removed holds or clears the rows past each group's window (see
   // held.ts); a change of its value leaves them to the claims and the sweep.
-  if (row && (row.old_group_max === null) !== (row.group_max_in_flight === null)) {
+  if (row?.old_group_max !== undefined && (row.old_group_max === null) !== (row.group_max_in_flight === null)) {
     await run(row.group_max_in_flight === null ? releaseAll(s) : holdTails(s), [name]);
   }
   return limitsFromRow(row!);
@@ -169,9 +171,9 @@ const releaseAll = (s: string): string => `
   SELECT ${eachSlotCount('r')} AS released`;
 
 /**
- * Holds the rows of queue $1 past each group's window (a backlog published before the
- * limit): those not leased nor tried yet, behind the first HELD_WINDOW_FACTOR x
- * group_max_in_flight of their group.
+ * Holds the rows of queue $1 past each group's held window (a backlog published before
+ * the limit): those not leased nor tried yet, behind the first `heldWindowOf` of their
+ * group.
  */
 const holdTails = (s: string): string => `
   WITH ranked AS (
@@ -180,7 +182,7 @@ const holdTails = (s: string): string => `
     FROM ${s}.queue_messages m WHERE m.queue = $1 AND m.group_key IS NOT NULL
   ), picked AS (
     SELECT r.tableoid, r.ctid FROM ranked r, ${s}.queues q
-    WHERE q.name = $1 AND r.rn > ${HELD_WINDOW_FACTOR} * q.group_max_in_flight
+    WHERE q.name = $1 AND r.rn > ${heldWindowOf('q')}
       AND r.lease_token IS NULL AND r.attempts = 0 AND NOT r.held
   ), ${eachSlot(s, 'h', 'picked', 'held = true')}
   SELECT ${eachSlotCount('h')} AS held`;

@@ -58,7 +58,6 @@ export const SWEEP_LIMIT = 1_000;
 /** The most groups with held rows one sweep looks at (see `releaseHeld`); the next goes on from the last. */
 export const HELD_GROUPS_SWEPT = 500;
 
-
 /**
  * Both claims' last step: leases the rows the CTE `c` locked ($2 token, $3 worker name,
  * $4 lease ms), counting the attempt, and returns them as `u`, with the ctid of their
@@ -228,6 +227,8 @@ export const claimSql = statementsFor((s) => ({
    *    the quota; c keeps that many candidates in claim order, and per group no more than
    *    its tokens. Only the grant, the UPDATE and the lease and bucket rows run under the
    *    lock, not the scan.
+   * 4. unheld: for each group it leased, as many of the group's held rows (see held.ts)
+   *    leave the held tail, oldest first, so the claim index keeps the group's next ones.
    * The bucket rows' level is recomputed from their newest version (no other claimer can
    * have changed them: the queue lock is held), minus what was claimed. A batch of a
    * queue with max_in_flight is recorded in its slot's queue_leases row ($5): each claim
