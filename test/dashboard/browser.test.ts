@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createRelay, publish } from '@sagabox/core';
-import { halfMessageHistory, listDeadLetters, listHalfMessages, listMessages, outboxStats, queueStats } from '@sagabox/core/admin';
+import { halfMessageHistory, listDeadLetters, listHalfMessages, listMessages, outboxStats, queueStats, setQueueLimits } from '@sagabox/core/admin';
 import { countSagas, getSaga } from '@sagabox/saga';
 import { createDashboardHandler } from '@sagabox/dashboard';
 import { useDatabase } from '../support/test-pool.js';
@@ -39,6 +39,11 @@ beforeAll(async () => {
     );
   }
   seed = await seedDashboard(p);
+  // A queue whose one tenant is past its group limit's window: 2 of its 5 in the claims' index, 3 held.
+  await setQueueLimits(p, 'tenants', { groupMaxInFlight: 1 });
+  await publish(p, Array.from({ length: 5 }, (_, n) => ({ topic: 'shop.tenant', payload: { n }, group: 'acme' })));
+  const relay = createRelay({ pool: p, routes: [{ topic: 'shop.tenant', queue: 'tenants' }], listen: false });
+  while ((await relay.runOnce()) > 0);
   const dashboard = createDashboardHandler({
     pool: p, basePath: '/ops', refreshMs: 300,
     tokens: [
@@ -98,8 +103,12 @@ describe('dashboard in headless Chromium, under /ops of an app', () => {
     expect(await text(testid('who'))).toBe('viewer (read)');
     for (const q of await queueStats(p)) {
       const [name, ready, inFlight, retrying, scheduled, dead] = await cells(`tr[data-queue="${q.queue}"]`);
-      expect({ name, ready, inFlight, retrying, scheduled, dead }).toEqual({ name: q.queue, ready: String(q.ready), inFlight: String(q.inFlight), retrying: String(q.retrying), scheduled: String(q.scheduled), dead: String(q.dead) });
+      expect({ name, ready, inFlight, retrying, scheduled, dead }).toEqual({
+        name: q.queue, ready: q.held > 0 ? `${q.ready} ${q.held} held` : String(q.ready),
+        inFlight: String(q.inFlight), retrying: String(q.retrying), scheduled: String(q.scheduled), dead: String(q.dead),
+      });
     }
+    expect(await text(`tr[data-queue="tenants"] ${testid('queue-held')}`)).toBe('3 held');
     const outbox = await outboxStats(p);
     expect(await text(testid('outbox-ready'))).toBe(String(outbox.ready));
     expect(await text(testid('outbox-prepared'))).toBe(String(outbox.prepared));

@@ -40,7 +40,7 @@ export const DASHBOARD_CSS = `
   .pill { display:inline-block; padding:1px 8px; border-radius:999px; font-size:12px; font-weight:500; background:#eef0f4; }
   .pill.running, .pill.compensating, .pill.in_flight { background:#e6ebff; color:var(--info); }
   .pill.completed, .pill.ready { background:#e3f6ea; color:var(--ok); }
-  .pill.compensated, .pill.retrying, .pill.paused { background:#fff3dc; color:var(--warn); }
+  .pill.compensated, .pill.retrying, .pill.paused, .pill.held { background:#fff3dc; color:var(--warn); }
   .pill.failed { background:#fde5e5; color:var(--bad); }
   .statuses { display:flex; gap:8px; flex-wrap:wrap; margin-bottom:10px; }
   .up { color:var(--bad); } .down { color:var(--ok); }

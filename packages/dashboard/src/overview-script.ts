@@ -35,7 +35,15 @@ function renderOverview(o) {
             if (ok) await act(() => post("queues/" + encodeURIComponent(q.queue) + "/pause"));
           }, "queue-pause"));
     }
-    const tr = row([name, num(q.ready), num(q.inFlight), num(q.retrying), num(q.scheduled), num(q.dead), num(age(q.oldestAgeMs)), trend, actions]);
+    // Of ready: a group's messages past its groupMaxInFlight window, out of the claims' way.
+    const ready = num(q.ready);
+    if (q.held > 0) {
+      const held = el("span", " " + q.held + " held", "pill held");
+      held.title = "messages of groups past their groupMaxInFlight window: they wait outside the claims' index until the group's earlier ones are claimed";
+      held.dataset.testid = "queue-held";
+      ready.appendChild(held);
+    }
+    const tr = row([name, ready, num(q.inFlight), num(q.retrying), num(q.scheduled), num(q.dead), num(age(q.oldestAgeMs)), trend, actions]);
     tr.dataset.queue = q.queue;
     if (q.pausedAt) tr.dataset.paused = "true";
     return tr;
