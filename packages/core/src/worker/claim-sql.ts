@@ -227,8 +227,9 @@ export const claimSql = statementsFor((s) => ({
    *    the quota; c keeps that many candidates in claim order, and per group no more than
    *    its tokens. Only the grant, the UPDATE and the lease and bucket rows run under the
    *    lock, not the scan.
-   * 4. unheld: for each group it leased, as many of the group's held rows (see held.ts)
-   *    leave the held tail, oldest first, so the claim index keeps the group's next ones.
+   * 4. unheld (release_held): for each group it leased, as many of the group's held rows
+   *    (see held.ts) leave the held tail, oldest first, so the claim index keeps the
+   *    group's next ones.
    * The bucket rows' level is recomputed from their newest version (no other claimer can
    * have changed them: the queue lock is held), minus what was claimed. A batch of a
    * queue with max_in_flight is recorded in its slot's queue_leases row ($5): each claim
@@ -273,16 +274,12 @@ export const claimSql = statementsFor((s) => ({
          OR r.rn <= coalesce((fq.group_tokens ->> r.group_key)::int, fq.group_burst))
     ), ${leaseRows(s)}, unheld AS (
       -- As many held rows of each group leased as it leased, oldest first (see held.ts):
-      -- the group's next messages join the claim index as its window moves on.
-      SELECT h.tableoid, h.ctid
-      FROM (SELECT u.group_key, count(*) AS n FROM u
-            WHERE u.group_key IS NOT NULL AND (SELECT group_max FROM pre) IS NOT NULL GROUP BY u.group_key) g
-      CROSS JOIN LATERAL (
-        SELECT m.tableoid, m.ctid FROM ${s}.queue_messages m
-        WHERE m.queue = $1 AND m.held AND m.group_key = g.group_key
-        ORDER BY m.seq LIMIT g.n
-        FOR UPDATE OF m SKIP LOCKED) h
-    ), ${eachSlot(s, 'unhold', 'unheld', 'held = false')}, spent AS (
+      -- the group's next messages join the claim index as its window moves on. Read by
+      -- the final SELECT, so that it runs.
+      SELECT ${s}.release_held($1, array_agg(g.group_key), array_agg(g.n)) AS released
+      FROM (SELECT u.group_key, count(*)::int AS n FROM u WHERE u.group_key IS NOT NULL GROUP BY u.group_key) g
+      WHERE (SELECT group_max FROM pre) IS NOT NULL
+    ), spent AS (
       SELECT '' AS group_key, count(*)::float8 AS n FROM u, fq WHERE fq.rate IS NOT NULL HAVING count(*) > 0
       UNION ALL
       SELECT u.group_key, count(*)::float8 FROM u, fq WHERE fq.group_rate IS NOT NULL AND u.group_key IS NOT NULL GROUP BY u.group_key
@@ -310,6 +307,6 @@ export const claimSql = statementsFor((s) => ({
       WHERE queue = $1 AND slot_token = $5::uuid AND locked_until > now()
         AND NOT EXISTS (SELECT 1 FROM u) AND (SELECT counted FROM fq)
     )
-    SELECT u.*, fq.counted, coalesce(fq.wait_ms, fq.group_wait_ms) AS wait_ms, true AS lean
+    SELECT u.*, fq.counted, coalesce(fq.wait_ms, fq.group_wait_ms) AS wait_ms, true AS lean, (SELECT released FROM unheld) AS released
     FROM fq LEFT JOIN u ON true`,
 }));
