@@ -276,44 +276,29 @@ BEGIN
 END
 $$;
 
--- The limited claim's last step for a group limit (see held.ts): for each group
--- p_groups[i] of p_queue it leased p_counts[i] messages of, as many of the group's held
--- rows leave the held tail, oldest first; rows another transaction holds are skipped.
--- Returns how many. A function with JIT off, not part of the claim's text: a LIMIT per
--- group is planned for a tenth of the group, and a noisy group's tenth priced the claim
--- past jit_above_cost, compiled at every call for more than it then ran.
-CREATE FUNCTION release_held(p_queue text, p_groups text[], p_counts integer[]) RETURNS integer
+-- The held rows the limited claim clears (see held.ts): for each group p_groups[i] of
+-- p_queue it leased p_counts[i] messages of, as many of the group's held rows, oldest
+-- first, locked; rows another transaction holds are skipped. The claim updates them by
+-- ctid. A function with JIT off, not part of the claim's text: a LIMIT per group is
+-- planned for a tenth of the group, and a noisy group's tenth priced the claim past
+-- jit_above_cost, compiled at every call for more than it then ran. ROWS 10 keeps the
+-- claim's own estimate small for the same reason.
+CREATE FUNCTION held_to_release(p_queue text, p_groups text[], p_counts integer[])
+RETURNS TABLE (held_table oid, held_ctid tid)
 LANGUAGE plpgsql VOLATILE
+ROWS 10
 SET search_path FROM CURRENT
 SET jit = off
 AS $$
-DECLARE
-  v_released integer;
 BEGIN
-  WITH picked AS (
+  RETURN QUERY
     SELECT h.tableoid, h.ctid
     FROM unnest(p_groups, p_counts) AS g(group_key, n)
     CROSS JOIN LATERAL (
       SELECT m.tableoid, m.ctid FROM queue_messages m
       WHERE m.queue = p_queue AND m.held AND m.group_key = g.group_key
       ORDER BY m.seq LIMIT g.n
-      FOR UPDATE OF m SKIP LOCKED) h
-  ), r0 AS (
-    UPDATE queue_messages_0 m SET held = false
-    WHERE m.ctid = ANY(ARRAY(SELECT f.ctid FROM picked f WHERE f.tableoid = 'queue_messages_0'::regclass)) RETURNING 1
-  ), r1 AS (
-    UPDATE queue_messages_1 m SET held = false
-    WHERE m.ctid = ANY(ARRAY(SELECT f.ctid FROM picked f WHERE f.tableoid = 'queue_messages_1'::regclass)) RETURNING 1
-  ), r2 AS (
-    UPDATE queue_messages_2 m SET held = false
-    WHERE m.ctid = ANY(ARRAY(SELECT f.ctid FROM picked f WHERE f.tableoid = 'queue_messages_2'::regclass)) RETURNING 1
-  ), r3 AS (
-    UPDATE queue_messages_3 m SET held = false
-    WHERE m.ctid = ANY(ARRAY(SELECT f.ctid FROM picked f WHERE f.tableoid = 'queue_messages_3'::regclass)) RETURNING 1
-  )
-  SELECT (SELECT count(*) FROM r0) + (SELECT count(*) FROM r1) + (SELECT count(*) FROM r2) + (SELECT count(*) FROM r3)
-  INTO v_released;
-  RETURN v_released;
+      FOR UPDATE OF m SKIP LOCKED) h;
 END
 $$;
 
@@ -679,7 +664,7 @@ DROP TABLE queue_messages;
 DROP FUNCTION rotate_outbox(timestamptz, integer, integer, integer);
 DROP FUNCTION rotate_queue_messages(timestamptz, integer, integer, integer);
 DROP FUNCTION rotate_ring(text, timestamptz, integer, integer, integer);
-DROP FUNCTION release_held(text, text[], integer[]);
+DROP FUNCTION held_to_release(text, text[], integer[]);
 DROP FUNCTION held_on_insert(text, text, bigint, integer);
 DROP FUNCTION queue_part(uuid);
 DROP FUNCTION direct_routes_partition(integer, integer);

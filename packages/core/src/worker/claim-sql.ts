@@ -1,7 +1,7 @@
 import { epochMs } from '../shared/epoch-ms.js';
 import { SCHEDULED_AHEAD_MS } from '../shared/scheduled.js';
 import { statementsFor } from '../shared/statements.js';
-import { HELD_WINDOW_FACTOR } from '../shared/held.js';
+import { heldWindowOf } from '../shared/held.js';
 import { QUEUE_PARTS, eachSlot, eachSlotCount } from '../shared/queue-slots.js';
 
 export { QUEUE_PARTS };
@@ -153,7 +153,8 @@ export const claimSql = statementsFor((s) => ({
     ), looked AS (
       SELECT * FROM hg LIMIT ${HELD_GROUPS_SWEPT}
     ), lim AS (
-      SELECT (SELECT q.group_max_in_flight FROM ${s}.queues q WHERE q.name = $1) AS gmax
+      SELECT q.group_max_in_flight AS gmax, ${heldWindowOf('q')} AS w
+      FROM (SELECT) one LEFT JOIN ${s}.queues q ON q.name = $1
     ), stalled AS (
       SELECT l.group_key FROM looked l, lim
       WHERE lim.gmax IS NULL OR (
@@ -167,7 +168,7 @@ export const claimSql = statementsFor((s) => ({
           AND (lim.gmax IS NULL OR m.seq <= (
                 SELECT max(w.seq) FROM (
                   SELECT p.seq FROM ${s}.queue_messages p WHERE p.queue = $1 AND p.group_key = g.group_key
-                  ORDER BY p.seq LIMIT ${HELD_WINDOW_FACTOR} * lim.gmax) w))
+                  ORDER BY p.seq LIMIT lim.w) w))
         ORDER BY m.seq LIMIT ${SWEEP_LIMIT}
         FOR UPDATE OF m SKIP LOCKED) h
     ), ${eachSlot(s, 'r', 'picked', 'held = false')}
@@ -227,7 +228,7 @@ export const claimSql = statementsFor((s) => ({
    *    the quota; c keeps that many candidates in claim order, and per group no more than
    *    its tokens. Only the grant, the UPDATE and the lease and bucket rows run under the
    *    lock, not the scan.
-   * 4. unheld (release_held): for each group it leased, as many of the group's held rows
+   * 4. unheld (held_to_release): for each group it leased, as many of the group's held rows
    *    (see held.ts) leave the held tail, oldest first, so the claim index keeps the
    *    group's next ones.
    * The bucket rows' level is recomputed from their newest version (no other claimer can
@@ -274,12 +275,13 @@ export const claimSql = statementsFor((s) => ({
          OR r.rn <= coalesce((fq.group_tokens ->> r.group_key)::int, fq.group_burst))
     ), ${leaseRows(s)}, unheld AS (
       -- As many held rows of each group leased as it leased, oldest first (see held.ts):
-      -- the group's next messages join the claim index as its window moves on. Read by
-      -- the final SELECT, so that it runs.
-      SELECT ${s}.release_held($1, array_agg(g.group_key), array_agg(g.n)) AS released
-      FROM (SELECT u.group_key, count(*)::int AS n FROM u WHERE u.group_key IS NOT NULL GROUP BY u.group_key) g
+      -- the group's next messages join the claim index as its window moves on.
+      SELECT r.held_table AS tableoid, r.held_ctid AS ctid
+      FROM (SELECT array_agg(g.group_key) AS groups, array_agg(g.n) AS counts
+            FROM (SELECT u.group_key, count(*)::int AS n FROM u WHERE u.group_key IS NOT NULL GROUP BY u.group_key) g) a,
+           ${s}.held_to_release($1, a.groups, a.counts) r
       WHERE (SELECT group_max FROM pre) IS NOT NULL
-    ), spent AS (
+    ), ${eachSlot(s, 'unhold', 'unheld', 'held = false')}, spent AS (
       SELECT '' AS group_key, count(*)::float8 AS n FROM u, fq WHERE fq.rate IS NOT NULL HAVING count(*) > 0
       UNION ALL
       SELECT u.group_key, count(*)::float8 FROM u, fq WHERE fq.group_rate IS NOT NULL AND u.group_key IS NOT NULL GROUP BY u.group_key
@@ -307,6 +309,6 @@ export const claimSql = statementsFor((s) => ({
       WHERE queue = $1 AND slot_token = $5::uuid AND locked_until > now()
         AND NOT EXISTS (SELECT 1 FROM u) AND (SELECT counted FROM fq)
     )
-    SELECT u.*, fq.counted, coalesce(fq.wait_ms, fq.group_wait_ms) AS wait_ms, true AS lean, (SELECT released FROM unheld) AS released
+    SELECT u.*, fq.counted, coalesce(fq.wait_ms, fq.group_wait_ms) AS wait_ms, true AS lean
     FROM fq LEFT JOIN u ON true`,
 }));

@@ -277,9 +277,9 @@ export function createClaimer(o: ClaimerOptions): Claimer {
 
   /**
    * Readies the scheduled messages coming due and clears held rows a claim missed, when
-   * a sweep is due: the slot that starts
-   * it waits for it, so a message already due is claimable by its claim; the others
-   * claim meanwhile. A full sweep leaves the next one due at once.
+   * a sweep is due: the slot that starts it waits for it, so a message already due is
+   * claimable by its claim; the others claim meanwhile. A full sweep of scheduled
+   * messages leaves the next one due at once.
    */
   function sweep(): Promise<void> | undefined {
     if (sweeping || performance.now() < sweepAt) return undefined;
