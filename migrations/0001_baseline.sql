@@ -244,6 +244,9 @@ CREATE TABLE queue_messages_3 PARTITION OF queue_messages FOR VALUES IN (3) WITH
 CREATE INDEX queue_messages_claim ON queue_messages (queue, claim_rank, seq) WHERE NOT scheduled AND NOT held;
 -- The held rows of each group, oldest first: what a claim or the sweep clears.
 CREATE INDEX queue_messages_held ON queue_messages (queue, group_key, seq) WHERE held;
+-- The held rows of each key (an ungrouped message behind a deep backlog of its key, see
+-- held.ts), oldest first: what a claim or the sweep clears. Empty unless a key is hot.
+CREATE INDEX queue_messages_held_key ON queue_messages (queue, key, seq) WHERE held AND group_key IS NULL;
 -- The sweep's way to the scheduled rows that are coming due.
 CREATE INDEX queue_messages_scheduled ON queue_messages (queue, run_at) WHERE scheduled;
 -- Head-of-key test in the worker claim.
@@ -298,6 +301,57 @@ BEGIN
       SELECT m.tableoid, m.ctid FROM queue_messages m
       WHERE m.queue = p_queue AND m.held AND m.group_key = g.group_key
       ORDER BY m.seq LIMIT g.n
+      FOR UPDATE OF m SKIP LOCKED) h;
+END
+$$;
+
+-- The held rows of keys the claim leased the head of (see held.ts): for each key
+-- p_keys[i] of p_queue, its oldest held row, locked; rows another transaction holds are
+-- skipped. The claim updates them by ctid. A function with JIT off for the reason given
+-- at held_to_release.
+CREATE FUNCTION key_held_to_release(p_queue text, p_keys text[])
+RETURNS TABLE (held_table oid, held_ctid tid)
+LANGUAGE plpgsql VOLATILE
+ROWS 10
+SET search_path FROM CURRENT
+SET jit = off
+AS $$
+BEGIN
+  RETURN QUERY
+    SELECT h.tableoid, h.ctid
+    FROM unnest(p_keys) AS k(key)
+    CROSS JOIN LATERAL (
+      SELECT m.tableoid, m.ctid FROM queue_messages m
+      WHERE m.queue = p_queue AND m.key = k.key AND m.held AND m.group_key IS NULL
+      ORDER BY m.seq LIMIT 1
+      FOR UPDATE OF m SKIP LOCKED) h;
+END
+$$;
+
+-- The rows the worker's sweep holds for keys p_keys of p_queue (see held.ts): of each
+-- key's ungrouped rows in the claim index, never leased nor tried, oldest first, at most
+-- p_limit, locked (rows another transaction holds are skipped): those after its newest
+-- held row when it has one, so the walk starts where the last sweep stopped, else those
+-- after its first p_window. JIT off as for held_to_release.
+CREATE FUNCTION key_tails_to_hold(p_queue text, p_keys text[], p_window integer, p_limit integer)
+RETURNS TABLE (held_table oid, held_ctid tid)
+LANGUAGE plpgsql VOLATILE
+ROWS 100
+SET search_path FROM CURRENT
+SET jit = off
+AS $$
+BEGIN
+  RETURN QUERY
+    SELECT h.tableoid, h.ctid
+    FROM unnest(p_keys) AS k(key)
+    CROSS JOIN LATERAL (
+      SELECT max(x.seq) AS after FROM queue_messages x
+      WHERE x.queue = p_queue AND x.key = k.key AND x.held AND x.group_key IS NULL) t
+    CROSS JOIN LATERAL (
+      SELECT m.tableoid, m.ctid FROM queue_messages m
+      WHERE m.queue = p_queue AND m.key = k.key AND m.seq > coalesce(t.after, 0)
+        AND NOT m.held AND NOT m.scheduled AND m.group_key IS NULL AND m.lease_token IS NULL AND m.attempts = 0
+      ORDER BY m.seq OFFSET CASE WHEN t.after IS NULL THEN p_window ELSE 0 END LIMIT p_limit
       FOR UPDATE OF m SKIP LOCKED) h;
 END
 $$;
@@ -664,6 +718,8 @@ DROP TABLE queue_messages;
 DROP FUNCTION rotate_outbox(timestamptz, integer, integer, integer);
 DROP FUNCTION rotate_queue_messages(timestamptz, integer, integer, integer);
 DROP FUNCTION rotate_ring(text, timestamptz, integer, integer, integer);
+DROP FUNCTION key_tails_to_hold(text, text[], integer, integer);
+DROP FUNCTION key_held_to_release(text, text[]);
 DROP FUNCTION held_to_release(text, text[], integer[]);
 DROP FUNCTION held_on_insert(text, text, bigint, integer);
 DROP FUNCTION queue_part(uuid);

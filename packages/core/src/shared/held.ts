@@ -35,3 +35,31 @@ export function heldFrom(s: string, window: string | null, queue: string, groupK
   return `CASE WHEN ${groupKey} IS NULL OR ${window} IS NULL THEN false
                ELSE ${s}.held_on_insert(${queue}, ${groupKey}, ${earlier}, ${window}) END`;
 }
+
+/*
+ * A hot key is the same cliff through the head-of-key rule: only the oldest message of a
+ * key is claimable, and a claim walks every later one of the key that comes before the
+ * other messages in claim order. Publishing a keyed message does not look for its key's
+ * backlog (it would tax every keyed publish); the worker's sweep finds a key with more
+ * than HOT_KEY_ROWS messages among the first KEY_FRONT_SCANNED of the claim order and
+ * holds all but its first KEY_HELD_WINDOW of the key's ungrouped messages. A claim that leases a key's head clears
+ * its oldest held row, and the sweep clears held rows among a key's first KEY_HELD_WINDOW
+ * (a release a claim missed). A grouped message is held by its group's rules only.
+ */
+
+/** A hot key keeps this many of its oldest ungrouped messages in the claim index. */
+export const KEY_HELD_WINDOW = 4;
+
+/** How far into the claim order the sweep looks for hot keys: the rows a claim may walk. */
+export const KEY_FRONT_SCANNED = 1_000;
+
+/**
+ * A key with more of its ungrouped messages than this among the first
+ * {@link KEY_FRONT_SCANNED} of the claim order is held down to {@link KEY_HELD_WINDOW}:
+ * above the window, so a key with a few messages waiting is not held and cleared again
+ * message by message.
+ */
+export const HOT_KEY_ROWS = 4 * KEY_HELD_WINDOW;
+
+/** The most rows one sweep holds: a bounded transaction; the next sweep goes on. */
+export const KEY_HOLD_LIMIT = 5_000;

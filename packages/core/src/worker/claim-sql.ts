@@ -1,7 +1,7 @@
 import { epochMs } from '../shared/epoch-ms.js';
 import { SCHEDULED_AHEAD_MS } from '../shared/scheduled.js';
 import { statementsFor } from '../shared/statements.js';
-import { heldWindowOf } from '../shared/held.js';
+import { HOT_KEY_ROWS, KEY_FRONT_SCANNED, KEY_HELD_WINDOW, KEY_HOLD_LIMIT, heldWindowOf } from '../shared/held.js';
 import { QUEUE_PARTS, eachSlot, eachSlotCount } from '../shared/queue-slots.js';
 
 export { QUEUE_PARTS };
@@ -83,6 +83,20 @@ const leaseRows = (s: string): string => {
       ${parts.map((_, i) => `SELECT * FROM u${i}`).join(' UNION ALL ')}
     )`;
 };
+
+/**
+ * Both claims' step after the lease: for each key whose head `u` leased (an ungrouped
+ * message), its oldest held row joins the claim index (see held.ts), so a hot key keeps
+ * its window. Only in a queue with rows held for their key: one probe of
+ * queue_messages_held_key otherwise (a One-Time Filter).
+ */
+const unholdKeys = (s: string): string => `unheld_keys AS (
+      SELECT r.held_table AS tableoid, r.held_ctid AS ctid
+      FROM (SELECT array_agg(u.key) AS keys FROM u WHERE u.key IS NOT NULL AND u.group_key IS NULL) a,
+           ${s}.key_held_to_release($1, a.keys) r
+      WHERE a.keys IS NOT NULL
+        AND EXISTS (SELECT FROM ${s}.queue_messages h WHERE h.queue = $1 AND h.held AND h.group_key IS NULL)
+    ), ${eachSlot(s, 'unhold_key', 'unheld_keys', 'held = false')}`;
 
 /**
  * The claims' tests against earlier messages of the same queue, for the row `m`: the
@@ -177,6 +191,66 @@ export const claimSql = statementsFor((s) => ({
            set_config('synchronous_commit', 'off', true) AS async_commit`,
 
   /**
+   * The sweep's hold of hot keys (see held.ts): the keys of queue $1 with more than
+   * {@link HOT_KEY_ROWS} ungrouped messages among the first {@link KEY_FRONT_SCANNED} of
+   * the claim order (the rows a claim walks before it finds others) keep their first
+   * {@link KEY_HELD_WINDOW} in the claim index; up to {@link KEY_HOLD_LIMIT} of the rest
+   * are held, shared among the keys, the next sweep going on. Returns `held`. Committed
+   * asynchronously: a hold lost in a crash is only done again.
+   */
+  holdKeyTails: `
+    WITH front AS (
+      SELECT m.key, m.group_key FROM ${s}.queue_messages m
+      WHERE m.queue = $1 AND NOT m.scheduled AND NOT m.held
+      ORDER BY m.claim_rank, m.seq LIMIT ${KEY_FRONT_SCANNED}
+    ), hot AS (
+      SELECT array_agg(f.key) AS keys, count(*)::int AS n FROM (
+        SELECT f.key FROM front f WHERE f.key IS NOT NULL AND f.group_key IS NULL
+        GROUP BY f.key HAVING count(*) > ${HOT_KEY_ROWS}) f
+    ), picked AS (
+      SELECT r.held_table AS tableoid, r.held_ctid AS ctid
+      FROM hot, ${s}.key_tails_to_hold($1, hot.keys, ${KEY_HELD_WINDOW}, ${KEY_HOLD_LIMIT} / greatest(hot.n, 1)) r
+      WHERE hot.n > 0
+    ), ${eachSlot(s, 'h', 'picked', 'held = true')}
+    SELECT ${eachSlotCount('h')} AS held,
+           set_config('synchronous_commit', 'off', true) AS async_commit`,
+
+  /**
+   * The sweep's repair of rows held for their key (see held.ts), for up to
+   * {@link HELD_GROUPS_SWEPT} keys of queue $1 with held rows, in key order after $2
+   * (text; '' from the first): the held rows among each key's first
+   * {@link KEY_HELD_WINDOW} messages are cleared. A claim clears a key's oldest held row
+   * as it leases the key's head, but not a row held after it looked (the sweep's hold
+   * committing meanwhile), nor one whose key lost messages another way (expired,
+   * dead-lettered, deleted by an operator). Returns `released` and `last`, as
+   * `releaseHeld`.
+   */
+  releaseKeyHeld: `
+    WITH RECURSIVE hk AS (
+      (SELECT m.key FROM ${s}.queue_messages m
+       WHERE m.queue = $1 AND m.held AND m.group_key IS NULL AND m.key > $2::text ORDER BY m.key, m.seq LIMIT 1)
+      UNION ALL
+      SELECT n.key FROM hk CROSS JOIN LATERAL (
+        SELECT m.key FROM ${s}.queue_messages m
+        WHERE m.queue = $1 AND m.held AND m.group_key IS NULL AND m.key > hk.key ORDER BY m.key, m.seq LIMIT 1) n
+    ), looked AS (
+      SELECT * FROM hk LIMIT ${HELD_GROUPS_SWEPT}
+    ), picked AS (
+      SELECT h.tableoid, h.ctid FROM looked k CROSS JOIN LATERAL (
+        SELECT m.tableoid, m.ctid FROM ${s}.queue_messages m
+        WHERE m.queue = $1 AND m.key = k.key AND m.held AND m.group_key IS NULL
+          AND m.seq <= (
+                SELECT max(w.seq) FROM (
+                  SELECT p.seq FROM ${s}.queue_messages p WHERE p.queue = $1 AND p.key = k.key
+                  ORDER BY p.seq LIMIT ${KEY_HELD_WINDOW}) w)
+        ORDER BY m.seq LIMIT ${KEY_HELD_WINDOW}
+        FOR UPDATE OF m SKIP LOCKED) h
+    ), ${eachSlot(s, 'r', 'picked', 'held = false')}
+    SELECT ${eachSlotCount('r')} AS released,
+           CASE WHEN (SELECT count(*) FROM looked) = ${HELD_GROUPS_SWEPT} THEN (SELECT max(key) FROM looked) END AS last,
+           set_config('synchronous_commit', 'off', true) AS async_commit`,
+
+  /**
    * The claim of a queue with no flow limit in force: no flow functions, no bucket or
    * lease rows. It claims only while the queue row shows no limit and no pause (read in
    * the claim's own snapshot, so a limit set at run time stops it at once); otherwise it
@@ -206,7 +280,7 @@ export const claimSql = statementsFor((s) => ({
       ORDER BY m.claim_rank, m.seq
       LIMIT ${batchLimit(batchSize)}
       FOR UPDATE OF m SKIP LOCKED
-    ), ${leaseRows(s)}
+    ), ${leaseRows(s)}, ${unholdKeys(s)}
     SELECT u.*, false AS counted, NULL::float8 AS wait_ms, g.lean FROM g LEFT JOIN u ON true`,
 
   /**
@@ -281,7 +355,7 @@ export const claimSql = statementsFor((s) => ({
             FROM (SELECT u.group_key, count(*)::int AS n FROM u WHERE u.group_key IS NOT NULL GROUP BY u.group_key) g) a,
            ${s}.held_to_release($1, a.groups, a.counts) r
       WHERE (SELECT group_max FROM pre) IS NOT NULL
-    ), ${eachSlot(s, 'unhold', 'unheld', 'held = false')}, spent AS (
+    ), ${eachSlot(s, 'unhold', 'unheld', 'held = false')}, ${unholdKeys(s)}, spent AS (
       SELECT '' AS group_key, count(*)::float8 AS n FROM u, fq WHERE fq.rate IS NOT NULL HAVING count(*) > 0
       UNION ALL
       SELECT u.group_key, count(*)::float8 FROM u, fq WHERE fq.group_rate IS NOT NULL AND u.group_key IS NOT NULL GROUP BY u.group_key

@@ -3,12 +3,16 @@ import type pg from 'pg';
 import { checkoutClient } from '../shared/checkout-client.js';
 import { CLAIM_PLAN_BY_INDEX_NO_JIT } from '../shared/claim-plan.js';
 import { createClaimSizeCap } from '../shared/claim-size-cap.js';
+import { KEY_HOLD_LIMIT } from '../shared/held.js';
 import type { Logger } from '../shared/logger.js';
 import { pipelined } from '../shared/pipelined.js';
 import { prepared } from '../shared/prepared.js';
 import type { ClaimedRow, Lease } from './batch-handler.js';
 import { claimSql, SWEEP_LIMIT } from './claim-sql.js';
 import { queueSql } from './queue-sql.js';
+
+/** The most holds of hot keys one sweep runs (see `holdKeyTails`); a next sweep is then due at once. */
+const KEY_HOLD_ROUNDS = 10;
 
 /** The claim's rows: messages, or one row of NULLs (id null) when nothing was claimed. */
 interface ClaimResultRow extends Omit<ClaimedRow, 'id'> {
@@ -135,6 +139,8 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   let sweepAt = 0;
   /** The group the next sweep's repair of held rows starts after (see `releaseHeld`). */
   let heldAfter = '';
+  /** The key the next sweep's repair of rows held for their key starts after (see `releaseKeyHeld`). */
+  let keyHeldAfter = '';
   let sweeping: Promise<void> | undefined;
   const slotSize = (slot: string): number => sizeCap.apply(sizes.get(slot) ?? batchSize);
 
@@ -276,8 +282,8 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   };
 
   /**
-   * Readies the scheduled messages coming due and clears held rows a claim missed, when
-   * a sweep is due: the slot that starts it waits for it, so a message already due is
+   * Readies the scheduled messages coming due, clears held rows a claim missed and holds
+   * hot keys' backlogs (see held.ts), when a sweep is due: the slot that starts it waits for it, so a message already due is
    * claimable by its claim; the others claim meanwhile. A full sweep of scheduled
    * messages leaves the next one due at once.
    */
@@ -290,6 +296,15 @@ export function createClaimer(o: ClaimerOptions): Claimer {
         if (Number(rows[0]?.cleared ?? 0) >= SWEEP_LIMIT) sweepAt = 0;
         const { rows: [repair] } = await pool.query<{ last: string | null }>(prepared(sql.releaseHeld, [queue, heldAfter]));
         heldAfter = repair?.last ?? '';
+        // A hot key's backlog is held a bounded transaction at a time, within one sweep as
+        // long as each finds much to hold (every claim meanwhile walks what is left).
+        for (let round = 1; ; round += 1) {
+          const { rows: [hold] } = await pool.query<{ held: string }>(prepared(sql.holdKeyTails, [queue]));
+          if (Number(hold?.held ?? 0) < KEY_HOLD_LIMIT / 2) break;
+          if (round === KEY_HOLD_ROUNDS) { sweepAt = 0; break; }
+        }
+        const { rows: [keyRepair] } = await pool.query<{ last: string | null }>(prepared(sql.releaseKeyHeld, [queue, keyHeldAfter]));
+        keyHeldAfter = keyRepair?.last ?? '';
       } catch (err) {
         log.warn({ err }, 'sweep of scheduled and held messages failed; the next sweep tries again');
       } finally {
