@@ -62,4 +62,4 @@ export const KEY_FRONT_SCANNED = 1_000;
 export const HOT_KEY_ROWS = 4 * KEY_HELD_WINDOW;
 
 /** The most rows one sweep holds: a bounded transaction; the next sweep goes on. */
-export const KEY_HOLD_LIMIT = 5_000;
+export const KEY_HOLD_LIMIT = 20_000;

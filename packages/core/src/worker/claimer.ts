@@ -141,6 +141,12 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   let heldAfter = '';
   /** The key the next sweep's repair of rows held for their key starts after (see `releaseKeyHeld`). */
   let keyHeldAfter = '';
+  /**
+   * Claims wait for the sweep under way rather than walk a hot key's backlog meanwhile:
+   * until the first sweep is over (a worker starting on a backlog), and while the sweep
+   * holds a backlog in rounds.
+   */
+  let holdingKeys = true;
   let sweeping: Promise<void> | undefined;
   const slotSize = (slot: string): number => sizeCap.apply(sizes.get(slot) ?? batchSize);
 
@@ -283,9 +289,10 @@ export function createClaimer(o: ClaimerOptions): Claimer {
 
   /**
    * Readies the scheduled messages coming due, clears held rows a claim missed and holds
-   * hot keys' backlogs (see held.ts), when a sweep is due: the slot that starts it waits for it, so a message already due is
-   * claimable by its claim; the others claim meanwhile. A full sweep of scheduled
-   * messages leaves the next one due at once.
+   * hot keys' backlogs (see held.ts), when a sweep is due: the slot that starts it waits
+   * for it, so a message already due is claimable by its claim; the others claim
+   * meanwhile, except during the first sweep and a hold in rounds (`holdingKeys`). A full
+   * sweep of scheduled messages leaves the next one due at once.
    */
   function sweep(): Promise<void> | undefined {
     if (sweeping || performance.now() < sweepAt) return undefined;
@@ -297,17 +304,19 @@ export function createClaimer(o: ClaimerOptions): Claimer {
         const { rows: [repair] } = await pool.query<{ last: string | null }>(prepared(sql.releaseHeld, [queue, heldAfter]));
         heldAfter = repair?.last ?? '';
         // A hot key's backlog is held a bounded transaction at a time, within one sweep as
-        // long as each finds much to hold (every claim meanwhile walks what is left).
+        // long as each finds much to hold: every claim meanwhile would walk what is left.
         for (let round = 1; ; round += 1) {
           const { rows: [hold] } = await pool.query<{ held: string }>(prepared(sql.holdKeyTails, [queue]));
           if (Number(hold?.held ?? 0) < KEY_HOLD_LIMIT / 2) break;
           if (round === KEY_HOLD_ROUNDS) { sweepAt = 0; break; }
+          holdingKeys = true;
         }
         const { rows: [keyRepair] } = await pool.query<{ last: string | null }>(prepared(sql.releaseKeyHeld, [queue, keyHeldAfter]));
         keyHeldAfter = keyRepair?.last ?? '';
       } catch (err) {
         log.warn({ err }, 'sweep of scheduled and held messages failed; the next sweep tries again');
       } finally {
+        holdingKeys = false;
         sweeping = undefined;
       }
     })();
@@ -317,6 +326,7 @@ export function createClaimer(o: ClaimerOptions): Claimer {
   /** A batch for `slot`: from the buffer, from a claim filling it, or from a claim of the slot's own. */
   async function claimFor(slot: string, share: boolean): Promise<Claim> {
     await sweep();
+    if (holdingKeys) await sweeping;
     const size = slotSize(slot);
     if (share) {
       if (buffer.length > 0) await dropStale();
