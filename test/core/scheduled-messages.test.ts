@@ -72,8 +72,9 @@ describe('scheduled messages', () => {
       await wp.end();
     }
     expect(handled).toBe(10);
-    // Some 60 claims and 15 sweeps in 1.5 s; a claim walking the delayed rows reads 50,000.
-    expect((await settledRowsRead(p)) - before).toBeLessThan(2_000);
+    // Some 60 claims and 15 sweeps in 1.5 s (more on a loaded machine), each reading the
+    // trickle at the front of the claim order; one walking the delayed rows reads 50,000.
+    expect((await settledRowsRead(p)) - before).toBeLessThan(5_000);
     expect(await p.query(`SELECT 1 FROM sagabox.queue_messages WHERE queue = 'sched-idle'`).then((r) => r.rowCount)).toBe(DELAYED);
   });
 
