@@ -5,6 +5,7 @@ import { createRelay, createWorker, publish, type Worker } from '@sagabox/core';
 import { addDirectRoute, queueStats } from '@sagabox/core/admin';
 import { claimSql } from '../../packages/core/src/worker/claim-sql.js';
 import { HOT_KEY_ROWS, KEY_HELD_WINDOW, KEY_HOLD_LIMIT } from '../../packages/core/src/shared/held.js';
+import { startChild, type Child } from '../support/child.js';
 import { useDatabase } from '../support/test-pool.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -13,10 +14,12 @@ import { waitFor } from '../support/wait-for.js';
 // key moves on. The head-of-key rule never depends on the flag; what could break is
 // liveness (a held row nobody clears), order and once-only handling, and the claim's cost.
 
-const { pool, count } = await useDatabase();
+const { db, pool, count } = await useDatabase();
 const p = pool(12);
 const sql = claimSql('sagabox');
 await p.query('CREATE TABLE key_runs (n bigserial PRIMARY KEY, id uuid, queue text, key text, i int)');
+// What test/fixtures/worker-child.mjs writes (message_id, n), in the order committed.
+await p.query('CREATE TABLE effects (seq bigserial PRIMARY KEY, message_id uuid NOT NULL, n int)');
 const workers: Worker[] = [];
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.stop()));
@@ -87,6 +90,55 @@ async function handledOrder(queue: string): Promise<Map<string | null, number[]>
 }
 
 describe('rows held for a hot key', () => {
+  it('workers SIGKILLed again and again while hot keys are held and released, with a producer on: every message once, each key in order, none left held', async () => {
+    const queue = 'kill-hot';
+    const topic = `${queue}.m`;
+    await addDirectRoute(p, { topic, queue });
+    const keyOf = new Map<string, string>();
+    const next = new Map<string, number>();
+    const produce = async (perKey: number): Promise<void> => {
+      const messages = ['hot0', 'hot1', 'hot2', null].flatMap((key) => Array.from({ length: key === null ? 20 : perKey }, () => {
+        const k = key ?? 'none';
+        const n = next.get(k) ?? 0;
+        next.set(k, n + 1);
+        return { topic, payload: { n }, ...(key === null ? {} : { key }) };
+      }));
+      const { ids } = await publish(p, messages);
+      ids.forEach((id, i) => keyOf.set(id, messages[i]!.key ?? 'none'));
+    };
+    await produce(2_000);
+    let producing = true;
+    const producer = (async () => {
+      while (producing) {
+        await produce(40);
+        await new Promise((r) => setTimeout(r, 30));
+      }
+    })();
+    const env = { DATABASE_URL: db.url, QUEUE: queue, LEASE_MS: '1000', BATCH_SIZE: '10' };
+    try {
+      for (let round = 0; round < 5; round++) {
+        const victim: Child = startChild('worker-child.mjs', env);
+        await victim.waitForLine(/^ready$/);
+        await waitFor('rows held', async () => (await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = $1 AND held`, [queue])) > 0, 20_000);
+        await new Promise((r) => setTimeout(r, 100 + 150 * round));
+        await victim.kill('SIGKILL');
+      }
+    } finally {
+      producing = false;
+      await producer;
+    }
+    const last = startChild('worker-child.mjs', env);
+    await last.waitForLine(/^ready$/);
+    await waitFor('all handled', async () => (await count('SELECT count(*) AS n FROM effects')) === keyOf.size, 90_000);
+    await last.kill('SIGTERM');
+    expect(await count('SELECT count(DISTINCT message_id) AS n FROM effects')).toBe(keyOf.size);
+    const { rows } = await p.query<{ message_id: string; n: number }>('SELECT message_id, n FROM effects ORDER BY seq');
+    const order = new Map<string, number[]>();
+    for (const r of rows) order.set(keyOf.get(r.message_id)!, [...(order.get(keyOf.get(r.message_id)!) ?? []), r.n]);
+    for (const key of ['hot0', 'hot1', 'hot2']) expect(order.get(key)).toEqual(Array.from({ length: next.get(key)! }, (_, i) => i));
+    expect(await count(`SELECT count(*) AS n FROM sagabox.queue_messages WHERE queue = $1`, [queue])).toBe(0);
+  });
+
   it(`the sweep holds a key with more than ${HOT_KEY_ROWS} waiting down to its first ${KEY_HELD_WINDOW}, leaves the others alone, and a claim clears one held row per head it leases`, async () => {
     const queue = fresh('hold');
     const keys = [...Array.from({ length: 40 }, () => 'hot'), ...Array.from({ length: HOT_KEY_ROWS }, () => 'warm'), null, null, null];

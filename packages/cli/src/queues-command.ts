@@ -26,7 +26,7 @@ export function registerQueuesCommands(program: Command, out: CommandOutput = pr
   const queuesCommand = addConnectionOptions(
     program
       .command('queues')
-      .description('depth of each queue: ready (held: of a group past its limit), in flight, retrying, scheduled, dead, oldest overdue age; flow limits (queues limits, queues set-limits)')
+      .description('depth of each queue: ready (held: of a group past its limit or a hot key past its first four), in flight, retrying, scheduled, dead, oldest overdue age; flow limits (queues limits, queues set-limits)')
       .argument('[queue...]', 'only these queues')
       .option('--json', 'print JSON, for scripts'),
   );

@@ -39,7 +39,7 @@ function renderOverview(o) {
     const ready = num(q.ready);
     if (q.held > 0) {
       const held = el("span", " " + q.held + " held", "pill held");
-      held.title = "messages of groups past their groupMaxInFlight window: they wait outside the claims' index until the group's earlier ones are claimed";
+      held.title = "messages of groups past their groupMaxInFlight window or of hot keys past their first four: they wait outside the claims' index until the earlier ones are claimed";
       held.dataset.testid = "queue-held";
       ready.appendChild(held);
     }
