@@ -305,26 +305,33 @@ BEGIN
 END
 $$;
 
--- The held rows of keys the claim leased the head of (see held.ts): for each key
--- p_keys[i] of p_queue, its oldest held row, locked; rows another transaction holds are
--- skipped. The claim updates them by ctid. A function with JIT off for the reason given
--- at held_to_release.
-CREATE FUNCTION key_held_to_release(p_queue text, p_keys text[])
-RETURNS TABLE (held_table oid, held_ctid tid)
+-- Clears, for each key p_keys[i] of p_queue whose head a claim leased, its oldest held
+-- row (see held.ts): the key keeps its window in the claim index. A row another
+-- transaction holds is skipped. Returns the rows cleared. The claim calls it only in a
+-- queue with rows held for their key, so it updates here, row by row, rather than in
+-- the claim's text: an UPDATE there is set up on every partition at every claim.
+CREATE FUNCTION key_held_release(p_queue text, p_keys text[]) RETURNS integer
 LANGUAGE plpgsql VOLATILE
-ROWS 10
 SET search_path FROM CURRENT
 SET jit = off
 AS $$
+DECLARE
+  r record;
+  n integer := 0;
 BEGIN
-  RETURN QUERY
+  FOR r IN
     SELECT h.tableoid, h.ctid
     FROM unnest(p_keys) AS k(key)
     CROSS JOIN LATERAL (
       SELECT m.tableoid, m.ctid FROM queue_messages m
       WHERE m.queue = p_queue AND m.key = k.key AND m.held AND m.group_key IS NULL
       ORDER BY m.seq LIMIT 1
-      FOR UPDATE OF m SKIP LOCKED) h;
+      FOR UPDATE OF m SKIP LOCKED) h
+  LOOP
+    EXECUTE format('UPDATE %s SET held = false WHERE ctid = $1', r.tableoid::regclass) USING r.ctid;
+    n := n + 1;
+  END LOOP;
+  RETURN n;
 END
 $$;
 
@@ -719,7 +726,7 @@ DROP FUNCTION rotate_outbox(timestamptz, integer, integer, integer);
 DROP FUNCTION rotate_queue_messages(timestamptz, integer, integer, integer);
 DROP FUNCTION rotate_ring(text, timestamptz, integer, integer, integer);
 DROP FUNCTION key_tails_to_hold(text, text[], integer, integer);
-DROP FUNCTION key_held_to_release(text, text[]);
+DROP FUNCTION key_held_release(text, text[]);
 DROP FUNCTION held_to_release(text, text[], integer[]);
 DROP FUNCTION held_on_insert(text, text, bigint, integer);
 DROP FUNCTION queue_part(uuid);

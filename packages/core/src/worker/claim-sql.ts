@@ -88,15 +88,18 @@ const leaseRows = (s: string): string => {
  * Both claims' step after the lease: for each key whose head `u` leased (an ungrouped
  * message), its oldest held row joins the claim index (see held.ts), so a hot key keeps
  * its window. Only in a queue with rows held for their key: one probe of
- * queue_messages_held_key otherwise (a One-Time Filter).
+ * queue_messages_held_key otherwise (a One-Time Filter), and the function not called.
+ * Not a data-modifying CTE, so the claim's final SELECT names it (`keysReleased`).
  */
 const unholdKeys = (s: string): string => `unheld_keys AS (
-      SELECT r.held_table AS tableoid, r.held_ctid AS ctid
-      FROM (SELECT array_agg(u.key) AS keys FROM u WHERE u.key IS NOT NULL AND u.group_key IS NULL) a,
-           ${s}.key_held_to_release($1, a.keys) r
+      SELECT ${s}.key_held_release($1, a.keys) AS n
+      FROM (SELECT array_agg(u.key) AS keys FROM u WHERE u.key IS NOT NULL AND u.group_key IS NULL) a
       WHERE a.keys IS NOT NULL
         AND EXISTS (SELECT FROM ${s}.queue_messages h WHERE h.queue = $1 AND h.held AND h.group_key IS NULL)
-    ), ${eachSlot(s, 'unhold_key', 'unheld_keys', 'held = false')}`;
+    )`;
+
+/** The claims' FROM item that runs `unholdKeys`: one row, whatever it did. */
+const keysReleased = '(SELECT count(*) FROM unheld_keys) keys_released';
 
 /**
  * The claims' tests against earlier messages of the same queue, for the row `m`: the
@@ -281,7 +284,7 @@ export const claimSql = statementsFor((s) => ({
       LIMIT ${batchLimit(batchSize)}
       FOR UPDATE OF m SKIP LOCKED
     ), ${leaseRows(s)}, ${unholdKeys(s)}
-    SELECT u.*, false AS counted, NULL::float8 AS wait_ms, g.lean FROM g LEFT JOIN u ON true`,
+    SELECT u.*, false AS counted, NULL::float8 AS wait_ms, g.lean FROM g LEFT JOIN u ON true, ${keysReleased}`,
 
   /**
    * The claim of a queue with flow limits (migration 0001: flow_prepare, flow_grant), in
@@ -384,5 +387,5 @@ export const claimSql = statementsFor((s) => ({
         AND NOT EXISTS (SELECT 1 FROM u) AND (SELECT counted FROM fq)
     )
     SELECT u.*, fq.counted, coalesce(fq.wait_ms, fq.group_wait_ms) AS wait_ms, true AS lean
-    FROM fq LEFT JOIN u ON true`,
+    FROM fq LEFT JOIN u ON true, ${keysReleased}`,
 }));
