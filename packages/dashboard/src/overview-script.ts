@@ -35,7 +35,7 @@ function renderOverview(o) {
             if (ok) await act(() => post("queues/" + encodeURIComponent(q.queue) + "/pause"));
           }, "queue-pause"));
     }
-    // Of ready: a group's messages past its groupMaxInFlight window, out of the claims' way.
+    // Of ready: a group's messages past its groupMaxInFlight window and a hot key's past its first four, out of the claims' way.
     const ready = num(q.ready);
     if (q.held > 0) {
       const held = el("span", " " + q.held + " held", "pill held");

@@ -85,6 +85,34 @@ const leaseRows = (s: string): string => {
 };
 
 /**
+ * The sweeps' repairs of held rows start with these CTEs: `hv`, a skip scan over the
+ * values of `col` (text) that have rows matching `held` (a test of the row `m`, matching
+ * a partial index on (queue, col, seq)) in queue $1, after $2 (text; '' from the first),
+ * each value `v` with its oldest such row's `seq`; `looked`, the first
+ * {@link HELD_GROUPS_SWEPT} of them. One index probe a value.
+ */
+const heldValues = (s: string, col: string, held: string): string => `WITH RECURSIVE hv AS (
+      (SELECT m.${col} AS v, m.seq FROM ${s}.queue_messages m
+       WHERE m.queue = $1 AND ${held} AND m.${col} > $2::text ORDER BY m.${col}, m.seq LIMIT 1)
+      UNION ALL
+      SELECT n.v, n.seq FROM hv CROSS JOIN LATERAL (
+        SELECT m.${col} AS v, m.seq FROM ${s}.queue_messages m
+        WHERE m.queue = $1 AND ${held} AND m.${col} > hv.v ORDER BY m.${col}, m.seq LIMIT 1) n
+    ), looked AS (
+      SELECT * FROM hv LIMIT ${HELD_GROUPS_SWEPT}
+    )`;
+
+/**
+ * The repairs' end: clears the held flag of the rows of CTE `picked`, and returns
+ * `released` and `last`, the last value looked at when `looked` was full (the next sweep
+ * goes on after it), else NULL (the next starts from the first).
+ */
+const releasedAndLast = (s: string): string => `${eachSlot(s, 'r', 'picked', 'held = false')}
+    SELECT ${eachSlotCount('r')} AS released,
+           CASE WHEN (SELECT count(*) FROM looked) = ${HELD_GROUPS_SWEPT} THEN (SELECT max(v) FROM looked) END AS last,
+           set_config('synchronous_commit', 'off', true) AS async_commit`;
+
+/**
  * Both claims' step after the lease: for each key whose head `u` leased (an ungrouped
  * message), its oldest held row joins the claim index (see held.ts), so a hot key keeps
  * its window. Only in a queue with rows held for their key: one probe of
@@ -160,38 +188,26 @@ export const claimSql = statementsFor((s) => ({
    * left after it (the next sweep starts from the first).
    */
   releaseHeld: `
-    WITH RECURSIVE hg AS (
-      (SELECT m.group_key, m.seq FROM ${s}.queue_messages m
-       WHERE m.queue = $1 AND m.held AND m.group_key > $2::text ORDER BY m.group_key, m.seq LIMIT 1)
-      UNION ALL
-      SELECT n.group_key, n.seq FROM hg CROSS JOIN LATERAL (
-        SELECT m.group_key, m.seq FROM ${s}.queue_messages m
-        WHERE m.queue = $1 AND m.held AND m.group_key > hg.group_key ORDER BY m.group_key, m.seq LIMIT 1) n
-    ), looked AS (
-      SELECT * FROM hg LIMIT ${HELD_GROUPS_SWEPT}
-    ), lim AS (
+    ${heldValues(s, 'group_key', 'm.held')}, lim AS (
       SELECT q.group_max_in_flight AS gmax, ${heldWindowOf('q')} AS w
       FROM (SELECT) one LEFT JOIN ${s}.queues q ON q.name = $1
     ), stalled AS (
-      SELECT l.group_key FROM looked l, lim
+      SELECT l.v FROM looked l, lim
       WHERE lim.gmax IS NULL OR (
         SELECT count(*) FROM (
-          SELECT FROM ${s}.queue_messages p WHERE p.queue = $1 AND p.group_key = l.group_key AND p.seq < l.seq
+          SELECT FROM ${s}.queue_messages p WHERE p.queue = $1 AND p.group_key = l.v AND p.seq < l.seq
           LIMIT lim.gmax) e) < lim.gmax
     ), picked AS (
       SELECT h.tableoid, h.ctid FROM stalled g, lim CROSS JOIN LATERAL (
         SELECT m.tableoid, m.ctid FROM ${s}.queue_messages m
-        WHERE m.queue = $1 AND m.held AND m.group_key = g.group_key
+        WHERE m.queue = $1 AND m.held AND m.group_key = g.v
           AND (lim.gmax IS NULL OR m.seq <= (
                 SELECT max(w.seq) FROM (
-                  SELECT p.seq FROM ${s}.queue_messages p WHERE p.queue = $1 AND p.group_key = g.group_key
+                  SELECT p.seq FROM ${s}.queue_messages p WHERE p.queue = $1 AND p.group_key = g.v
                   ORDER BY p.seq LIMIT lim.w) w))
         ORDER BY m.seq LIMIT ${SWEEP_LIMIT}
         FOR UPDATE OF m SKIP LOCKED) h
-    ), ${eachSlot(s, 'r', 'picked', 'held = false')}
-    SELECT ${eachSlotCount('r')} AS released,
-           CASE WHEN (SELECT count(*) FROM looked) = ${HELD_GROUPS_SWEPT} THEN (SELECT max(group_key) FROM looked) END AS last,
-           set_config('synchronous_commit', 'off', true) AS async_commit`,
+    ), ${releasedAndLast(s)}`,
 
   /**
    * The sweep's hold of hot keys (see held.ts): the keys of queue $1 with more than
@@ -229,29 +245,17 @@ export const claimSql = statementsFor((s) => ({
    * `releaseHeld`.
    */
   releaseKeyHeld: `
-    WITH RECURSIVE hk AS (
-      (SELECT m.key FROM ${s}.queue_messages m
-       WHERE m.queue = $1 AND m.held AND m.group_key IS NULL AND m.key > $2::text ORDER BY m.key, m.seq LIMIT 1)
-      UNION ALL
-      SELECT n.key FROM hk CROSS JOIN LATERAL (
-        SELECT m.key FROM ${s}.queue_messages m
-        WHERE m.queue = $1 AND m.held AND m.group_key IS NULL AND m.key > hk.key ORDER BY m.key, m.seq LIMIT 1) n
-    ), looked AS (
-      SELECT * FROM hk LIMIT ${HELD_GROUPS_SWEPT}
-    ), picked AS (
+    ${heldValues(s, 'key', 'm.held AND m.group_key IS NULL')}, picked AS (
       SELECT h.tableoid, h.ctid FROM looked k CROSS JOIN LATERAL (
         SELECT m.tableoid, m.ctid FROM ${s}.queue_messages m
-        WHERE m.queue = $1 AND m.key = k.key AND m.held AND m.group_key IS NULL
+        WHERE m.queue = $1 AND m.key = k.v AND m.held AND m.group_key IS NULL
           AND m.seq <= (
                 SELECT max(w.seq) FROM (
-                  SELECT p.seq FROM ${s}.queue_messages p WHERE p.queue = $1 AND p.key = k.key
+                  SELECT p.seq FROM ${s}.queue_messages p WHERE p.queue = $1 AND p.key = k.v
                   ORDER BY p.seq LIMIT ${KEY_HELD_WINDOW}) w)
         ORDER BY m.seq LIMIT ${KEY_HELD_WINDOW}
         FOR UPDATE OF m SKIP LOCKED) h
-    ), ${eachSlot(s, 'r', 'picked', 'held = false')}
-    SELECT ${eachSlotCount('r')} AS released,
-           CASE WHEN (SELECT count(*) FROM looked) = ${HELD_GROUPS_SWEPT} THEN (SELECT max(key) FROM looked) END AS last,
-           set_config('synchronous_commit', 'off', true) AS async_commit`,
+    ), ${releasedAndLast(s)}`,
 
   /**
    * The claim of a queue with no flow limit in force: no flow functions, no bucket or
