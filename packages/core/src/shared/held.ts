@@ -42,9 +42,10 @@ export function heldFrom(s: string, window: string | null, queue: string, groupK
  * other messages in claim order. Publishing a keyed message does not look for its key's
  * backlog (it would tax every keyed publish); the worker's sweep finds a key with more
  * than HOT_KEY_ROWS messages among the first KEY_FRONT_SCANNED of the claim order and
- * holds all but its first KEY_HELD_WINDOW of the key's ungrouped messages. A claim that leases a key's head clears
- * its oldest held row, and the sweep clears held rows among a key's first KEY_HELD_WINDOW
- * (a release a claim missed). A grouped message is held by its group's rules only.
+ * holds all but the first KEY_HELD_WINDOW of its ungrouped messages. A claim that
+ * leases a key's head clears its oldest held row, and the sweep clears held rows among a
+ * key's first KEY_HELD_WINDOW (a release a claim missed). A grouped message is held by
+ * its group's rules only.
  */
 
 /** A hot key keeps this many of its oldest ungrouped messages in the claim index. */
@@ -61,5 +62,5 @@ export const KEY_FRONT_SCANNED = 1_000;
  */
 export const HOT_KEY_ROWS = 4 * KEY_HELD_WINDOW;
 
-/** The most rows one sweep holds: a bounded transaction; the next sweep goes on. */
+/** The most rows one hold (`holdKeyTails`) writes: a bounded transaction; the sweep runs another while each finds half as many. */
 export const KEY_HOLD_LIMIT = 20_000;
