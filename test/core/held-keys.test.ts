@@ -159,6 +159,12 @@ describe('rows held for a hot key', () => {
 
   it('a claim walks none of a hot key\'s held backlog of 100,000: its buffer reads do not grow with it, nor is it compiled', async () => {
     const queue = fresh('deep');
+    // A hold is an UPDATE: the rows' old versions stay in the claim index, dead, until
+    // vacuum (or the ring's rotation) removes them, and any snapshot in this database
+    // while they die (an autoanalyze, on a server with autovacuum on) keeps them there
+    // for a claim to walk. This test is about the live rows: no autovacuum on the queue,
+    // and a VACUUM before each look, a few looks at most.
+    for (let slot = 0; slot < 4; slot++) await p.query(`ALTER TABLE sagabox.queue_messages_${slot} SET (autovacuum_enabled = off)`);
     await p.query(
       `INSERT INTO sagabox.queue_messages (queue, id, topic, key, payload, created_at)
        SELECT $1, gen_random_uuid(), 't', 'hot', '{}', now() FROM generate_series(1, 100000)`, [queue]);
@@ -168,21 +174,27 @@ describe('rows held for a hot key', () => {
     const { rows: [first] } = await p.query<{ held: string }>(sql.holdKeyTails, [queue]);
     expect(Number(first!.held)).toBe(KEY_HOLD_LIMIT);
     expect(KEY_HOLD_LIMIT + (await holdAll(queue))).toBe(100_000 - KEY_HELD_WINDOW);
-    const client = await p.connect();
-    try {
-      await client.query('BEGIN');
-      const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number }; JIT?: unknown }] }>(
-        `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql.unlimited(10)}`, [queue, randomUUID(), 'test', 60_000]);
-      const explained = rows[0]!['QUERY PLAN'][0];
-      expect(explained.JIT).toBeUndefined();
-      const { rows: leased } = await client.query<{ key: string }>('SELECT key FROM sagabox.queue_messages WHERE queue = $1 AND locked_by = $2', [queue, 'test']);
-      await client.query('ROLLBACK');
-      expect(leased.map((r) => r.key).sort()).toEqual(['hot', ...Array.from({ length: 9 }, (_, n) => `quiet-${n}`)].sort());
-      // Walking the 99,996 held rows would read tens of thousands of buffers.
-      expect(explained.Plan['Shared Hit Blocks'] + explained.Plan['Shared Read Blocks']).toBeLessThan(1_500);
-    } finally {
-      client.release();
-    }
+    const claimOnce = async (): Promise<{ blocks: number; jit: unknown; keys: string[] }> => {
+      await p.query('VACUUM sagabox.queue_messages');
+      const client = await p.connect();
+      try {
+        await client.query('BEGIN');
+        const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number }; JIT?: unknown }] }>(
+          `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql.unlimited(10)}`, [queue, randomUUID(), 'test', 60_000]);
+        const explained = rows[0]!['QUERY PLAN'][0];
+        const { rows: leased } = await client.query<{ key: string }>('SELECT key FROM sagabox.queue_messages WHERE queue = $1 AND locked_by = $2', [queue, 'test']);
+        return { blocks: explained.Plan['Shared Hit Blocks'] + explained.Plan['Shared Read Blocks'], jit: explained.JIT, keys: leased.map((r) => r.key).sort() };
+      } finally {
+        await client.query('ROLLBACK');
+        client.release();
+      }
+    };
+    let claim = await claimOnce();
+    for (let look = 1; look < 5 && claim.blocks >= 1_500; look++) claim = await claimOnce();
+    expect(claim.jit).toBeUndefined();
+    expect(claim.keys).toEqual(['hot', ...Array.from({ length: 9 }, (_, n) => `quiet-${n}`)].sort());
+    // Walking the 99,996 held rows would read tens of thousands of buffers at every look.
+    expect(claim.blocks).toBeLessThan(1_500);
   });
 
   it('handles every message once, each key in publish order, with holds by the workers\' sweeps and rows held at random as a missed release would leave them, generated', async () => {
